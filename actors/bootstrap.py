@@ -1,0 +1,40 @@
+"""Open an agent's treasury: allocate capital to the buckets and set the risk state ACTIVE.
+
+It is one atomic, idempotent step (keyed on the agent), so running it twice, or from two
+processes at once, allocates once.
+"""
+
+from __future__ import annotations
+
+from messages.envelope import IdFactory, wrap
+from messages.keys import Keys
+from messages.schema import BUCKETS, CapitalAllocated
+from supervisor.atomic import AtomicSteps, CommitResult
+from supervisor.clock import DAY_MS
+
+TARGET_BP = {"reserve": 4000, "trading": 3500, "casino": 1500, "referral": 1000}
+
+
+def allocate(capital: int, targets_bp: dict[str, int] = TARGET_BP) -> dict[str, int]:
+    """Split capital by basis points; the rounding remainder goes to the reserve."""
+    parts = {b: capital * targets_bp[b] // 10_000 for b in BUCKETS}
+    parts["reserve"] += capital - sum(parts.values())
+    return parts
+
+
+def open_treasury(steps: AtomicSteps, agent: str, capital: int, *, now_ms: int, new_id: IdFactory,
+                  buckets: dict[str, int] | None = None) -> CommitResult:
+    keys: Keys = steps.keys
+    parts = buckets if buckets is not None else allocate(capital)
+    commit = steps.new_commit(agent)
+    for bucket in BUCKETS:
+        commit.hset(keys.ledger(agent), bucket, parts.get(bucket, 0))
+        commit.hset(keys.ledger(agent), f"{bucket}:reserved", 0)
+    total = sum(parts.values())
+    risk = keys.risk(agent)
+    for fld, value in (("state", "ACTIVE"), ("reason", "opened"), ("breaker", ""), ("until_ms", 0),
+                       ("peak", total), ("day_start", total), ("day", now_ms // DAY_MS)):
+        commit.hset(risk, fld, value)
+    event = wrap(CapitalAllocated(buckets=parts, total=total), agent=agent, now_ms=now_ms, new_id=new_id)
+    commit.emit(keys.events(agent), event)
+    return steps.commit(commit, f"open:{agent}", now_ms)

@@ -1,0 +1,166 @@
+"""CasinoBucket: the only writer of an agent's casino bucket; sizes, fences, places and settles bets.
+
+One actor serves every agent of the shards its worker leases (state lives in Redis, not in the
+actor). A bet goes: size with Kelly → reserve through the fence (refused once PAUSED/HALTED is
+committed) → place at the venue with the message id as client seed and idempotency key → settle
+(reserved stake out, gross payout in, journal, RiskGuard notified, stream entry acked) in one
+atomic step. If the worker dies after placing, the redelivered command finds its reservation,
+looks the bet up at the venue by client seed, and settles it once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import pykka
+
+from actors.casino_odds import game_id, true_odds, venue_params
+from actors.kelly import KellyResult, kelly_stake
+from actors.ledger import read_ledger
+from messages.envelope import IdFactory, wrap
+from messages.keys import Keys
+from messages.schema import BalancesChanged, BetFailed, BetRefused, BetSettled, KellySizing, PlaceBet, RiskControl
+from supervisor.atomic import AtomicSteps
+from supervisor.bus import Delivery, HandlerRejected
+from supervisor.clock import Clock
+from venue.errors import VenueRejected
+
+log = logging.getLogger(__name__)
+
+BET_CAP_BP = 200
+"""Breaker 6: no single bet above 2 % of the casino bucket."""
+
+
+def sizing_event(k: KellyResult) -> KellySizing:
+    return KellySizing(win_prob=str(k.win_prob), net_odds=str(k.net_odds), full_fraction=str(k.full_fraction),
+                       applied_fraction=str(k.applied_fraction), bankroll=k.bankroll, cap=k.cap, stake=k.stake,
+                       capped=k.capped, reason=k.reason)
+
+
+class CasinoBucket(pykka.ThreadingActor):
+    def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory, casino_for: Callable[[str], object]):
+        super().__init__()
+        self.steps = steps
+        self.keys: Keys = steps.keys
+        self.client = steps.client
+        self.clock = clock
+        self.new_id = new_id
+        self.casino_for = casino_for
+        self.control: dict[str, RiskControl] = {}
+
+    def on_receive(self, message):
+        if isinstance(message, Delivery):
+            return self.handle(message)
+        if isinstance(message, tuple) and message and message[0] == "control":
+            _, agent, control = message
+            self.control[agent] = control
+            return None
+        raise TypeError(f"CasinoBucket cannot handle {type(message).__name__}")
+
+    def handle(self, delivery: Delivery) -> None:
+        body = delivery.envelope.body
+        if isinstance(body, PlaceBet):
+            return self.place_bet(delivery, body)
+        raise HandlerRejected(f"the casino role does not handle {delivery.envelope.type}")
+
+    # ------------------------------------------------------------------ one bet
+
+    def place_bet(self, delivery: Delivery, bet: PlaceBet) -> None:
+        env = delivery.envelope
+        agent, now = env.agent, self.clock.now_ms()
+        ledger = read_ledger(self.client, self.keys, agent)
+        bankroll = ledger.available.get("casino", 0)
+        p_true, payout = true_odds(bet.game)
+        win_prob = bet.win_prob if bet.win_prob is not None else p_true
+        sizing = kelly_stake(win_prob, payout - 1, bankroll, bet.kelly, cap=f"{BET_CAP_BP}/10000")
+        if bet.fixed_stake is not None:
+            stake, reason_if_zero = bet.fixed_stake, "fixed stake of 0"
+        else:
+            stake, reason_if_zero = sizing.stake, sizing.reason
+        if stake == 0:
+            return self._refuse(delivery, "no_edge" if sizing.full_fraction <= 0 else "too_small", reason_if_zero, sizing)
+
+        reservation = self.steps.reserve(agent, env.id, "casino", stake, sizing.cap, now)
+        if reservation.status == "duplicate":
+            return self._ack_only(delivery)
+        if not reservation.granted:
+            reason = _refusal_reason(reservation.status, reservation.detail, stake, sizing.cap)
+            return self._refuse(delivery, reservation.status, reason, sizing, reservation.seq or None)
+        if reservation.status == "already_reserved":
+            stake = int(reservation.detail.split("|")[1])
+
+        casino = self.casino_for(agent)
+        game = game_id(bet.game)
+        try:
+            if reservation.status == "already_reserved":
+                result = casino.find_bet(env.id) or casino.place_bet_once(
+                    game, stake, venue_params(bet.game), client_seed=env.id, idempotency_key=env.id)
+            else:
+                result = casino.place_bet_once(game, stake, venue_params(bet.game), client_seed=env.id,
+                                               idempotency_key=env.id)
+        except VenueRejected as exc:
+            return self._release(delivery, stake, exc.code, str(exc))
+        # VenueUnavailable propagates: the bus retries later; the reservation stays until settled.
+        self._settle(delivery, stake, result, sizing)
+
+    # ------------------------------------------------------------------ commits
+
+    def _settle(self, delivery: Delivery, stake: int, result, sizing: KellyResult) -> None:
+        env = delivery.envelope
+        agent, now, k = env.agent, self.clock.now_ms(), self.keys
+        ledger = k.ledger(agent)
+        after = read_ledger(self.client, k, agent).available.get("casino", 0) + result.amount_won
+        settled = BetSettled(bet_id=result.bet_id, game=result.game, stake=stake, payout=result.amount_won,
+                             pnl=result.amount_won - stake, won=bool(result.won), roll=str(result.roll),
+                             bucket_after=after, sizing=sizing_event(sizing) if sizing.stake else None)
+        commit = self.steps.new_commit(agent)
+        commit.incr(ledger, "casino:reserved", -stake).incr(ledger, "casino", result.amount_won)
+        commit.hdel(k.reservations(agent), env.id)
+        commit.emit(k.events(agent), wrap(settled, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        commit.emit(k.agent_commands(agent, "risk"),
+                    wrap(BalancesChanged(cause=f"bet {result.bet_id}"), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
+        self._commit(commit, env.id, now)
+
+    def _release(self, delivery: Delivery, stake: int, code: str, reason: str) -> None:
+        env = delivery.envelope
+        agent, now, k = env.agent, self.clock.now_ms(), self.keys
+        commit = self.steps.new_commit(agent)
+        commit.incr(k.ledger(agent), "casino:reserved", -stake).incr(k.ledger(agent), "casino", stake)
+        commit.hdel(k.reservations(agent), env.id)
+        commit.emit(k.events(agent), wrap(BetFailed(code=code, reason=reason, stake=stake), agent=agent, now_ms=now,
+                                          new_id=self.new_id, cause=env))
+        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
+        self._commit(commit, env.id, now)
+
+    def _refuse(self, delivery: Delivery, code: str, reason: str, sizing: KellyResult | None, seq: int | None = None) -> None:
+        env = delivery.envelope
+        agent, now = env.agent, self.clock.now_ms()
+        refused = BetRefused(code=code, reason=reason, sizing=sizing_event(sizing) if sizing else None, fence_seq=seq)
+        commit = self.steps.new_commit(agent)
+        commit.emit(self.keys.events(agent), wrap(refused, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
+        self._commit(commit, env.id, now)
+
+    def _ack_only(self, delivery: Delivery) -> None:
+        commit = self.steps.new_commit(delivery.envelope.agent).ack(delivery.stream, delivery.group, delivery.entry_id)
+        self._commit(commit, delivery.envelope.id, self.clock.now_ms())
+
+    def _commit(self, commit, msg_id: str, now: int) -> None:
+        result = self.steps.commit(commit, msg_id, now)
+        if result.status == "refused":
+            raise RuntimeError(f"commit of {msg_id} refused: {result.reason}")
+
+
+def _refusal_reason(status: str, detail: str, stake: int, cap: int) -> str:
+    return {
+        "paused": f"treasury is PAUSED: {detail}",
+        "halted": f"treasury is HALTED: {detail}",
+        "bucket_halted": f"casino spending halted: {detail}",
+        "over_cap": f"stake {stake} exceeds the 2 % bet cap of {cap} micro-USD",
+        "insufficient": f"stake {stake} exceeds the casino bucket's available {detail} micro-USD",
+        "unknown_agent": "no risk state for this agent: refusing (fail closed)",
+        "unknown_bucket": "no casino bucket for this agent: refusing (fail closed)",
+        "unknown_state": f"unreadable risk state {detail!r}: refusing (fail closed)",
+    }.get(status, f"{status}: {detail}")

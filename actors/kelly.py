@@ -1,0 +1,111 @@
+"""Kelly bet sizing, in exact rational arithmetic.
+
+The same function serves the `treasury kelly` calculator and the casino and trading actors, so a
+user can ask "what would it bet?" and get the number the actors would use. Probabilities and odds
+are not money and may come in as floats or strings; they are turned into `Fraction`s so the
+result is exact and identical on every machine. The stake is integer micro-USD, floored to the
+cent (the venues' smallest step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from messages.errors import TreasuryError
+from messages.money import MAX_MICROS, floor_to_cent
+
+NAMED_FRACTIONS = {"full": Fraction(1), "half": Fraction(1, 2), "quarter": Fraction(1, 4)}
+DEFAULT_CAP = Fraction(2, 100)
+"""Hard cap: never more than 2 % of the bankroll on one bet."""
+
+
+class KellyInputError(TreasuryError, ValueError):
+    """A probability, odds, bankroll or fraction that Kelly cannot use."""
+
+
+@dataclass(frozen=True)
+class KellyResult:
+    """What the policy would stake, and why."""
+
+    win_prob: Fraction
+    net_odds: Fraction
+    full_fraction: Fraction
+    """f* = p − (1 − p)/b, before the fractional multiplier; ≤ 0 means no edge."""
+    applied_fraction: Fraction
+    """max(f*, 0) × the chosen fraction (full / half / quarter / F), before the cap."""
+    bankroll: int
+    cap: int
+    stake: int
+    capped: bool
+    reason: str
+
+    @property
+    def refused(self) -> bool:
+        return self.stake == 0
+
+
+def _exact(value: object, name: str) -> Fraction:
+    if isinstance(value, bool):
+        raise KellyInputError(f"{name}: {value!r} is not a number")
+    try:
+        result = Fraction(str(value)) if not isinstance(value, Fraction) else value
+    except (ValueError, ZeroDivisionError):
+        raise KellyInputError(f"{name}: {value!r} is not a finite number") from None
+    return result
+
+
+def parse_fraction(value: object) -> Fraction:
+    """'full' | 'half' | 'quarter' | a number in (0, 1]."""
+    if isinstance(value, str) and value.lower() in NAMED_FRACTIONS:
+        return NAMED_FRACTIONS[value.lower()]
+    fraction = _exact(value, "fraction")
+    if not 0 < fraction <= 1:
+        raise KellyInputError(f"fraction: {value!r} must be full, half, quarter or a number in (0, 1]")
+    return fraction
+
+
+def kelly_stake(
+    win_prob: object,
+    net_odds: object,
+    bankroll: int,
+    fraction: object = "half",
+    cap: object = DEFAULT_CAP,
+) -> KellyResult:
+    """Size one bet.
+
+    `win_prob` is p in [0, 1]; `net_odds` is b > 0 (a 1.99× gross payout has b = 0.99);
+    `bankroll` is micro-USD; `cap` is the largest share of the bankroll one bet may take.
+    A bet without an edge (f* ≤ 0) gets stake 0 and a reason saying so.
+    """
+    p = _exact(win_prob, "win-prob")
+    if not 0 <= p <= 1:
+        raise KellyInputError(f"win-prob: {win_prob!r} is outside [0, 1]")
+    b = _exact(net_odds, "net-odds")
+    if b <= 0:
+        raise KellyInputError(f"net-odds: {net_odds!r} must be greater than 0")
+    if isinstance(bankroll, bool) or not isinstance(bankroll, int) or not 0 <= bankroll <= MAX_MICROS:
+        raise KellyInputError(f"bankroll: {bankroll!r} must be a non-negative integer of micro-USD")
+    multiplier = parse_fraction(fraction)
+    cap_share = _exact(cap, "cap")
+    if not 0 < cap_share <= 1:
+        raise KellyInputError(f"cap: {cap!r} must be in (0, 1]")
+
+    full = p - (1 - p) / b
+    cap_micros = floor_to_cent(int(bankroll * cap_share))
+    if full <= 0:
+        edge = p * (b + 1) - 1
+        return KellyResult(p, b, full, Fraction(0), bankroll, cap_micros, 0, False,
+                           f"no edge: expected return {float(edge):+.4%} per unit staked (p={float(p):.4f}, b={float(b):.4f}), Kelly says 0")
+    applied = full * multiplier
+    raw = floor_to_cent(int(bankroll * applied))
+    stake = min(raw, cap_micros)
+    capped = raw > cap_micros
+    if stake == 0:
+        return KellyResult(p, b, full, applied, bankroll, cap_micros, 0, capped,
+                           "stake rounds to less than one cent of this bankroll")
+    if capped:
+        reason = f"Kelly {float(applied):.2%} of bankroll capped at {float(cap_share):.2%}"
+    else:
+        reason = f"Kelly {float(full):.2%} × {multiplier} = {float(applied):.2%} of bankroll"
+    return KellyResult(p, b, full, applied, bankroll, cap_micros, stake, capped, reason)

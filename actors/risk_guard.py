@@ -1,0 +1,105 @@
+"""RiskGuard: the only writer of an agent's risk state; trips breakers and broadcasts the result.
+
+It re-evaluates an agent whenever a balance changes (a `BalancesChanged` written in the same
+atomic step as the change), tracking the peak total and the total at the start of the UTC day.
+A state change is committed through the same keys the fence reads, with a fence sequence number,
+so once PAUSED or HALTED is committed no spend can be reserved; the control-stream broadcast then
+tells every spending actor to stop its loops.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pykka
+
+from actors.ledger import RiskView, read_ledger, read_risk
+from messages.envelope import Envelope, IdFactory, wrap
+from messages.keys import Keys
+from messages.schema import BalancesChanged, RiskControl, RiskStateChanged, SetRisk
+from supervisor.atomic import AtomicSteps
+from supervisor.bus import Delivery, HandlerRejected
+from supervisor.clock import DAY_MS, Clock
+from actors.policy.breakers import evaluate_totals, track_totals
+
+log = logging.getLogger(__name__)
+
+
+class RiskGuard(pykka.ThreadingActor):
+    def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory):
+        super().__init__()
+        self.steps = steps
+        self.keys: Keys = steps.keys
+        self.client = steps.client
+        self.clock = clock
+        self.new_id = new_id
+
+    def on_receive(self, message):
+        if isinstance(message, Delivery):
+            return self.handle(message)
+        raise TypeError(f"RiskGuard cannot handle {type(message).__name__}")
+
+    def handle(self, delivery: Delivery) -> None:
+        body = delivery.envelope.body
+        if isinstance(body, BalancesChanged):
+            return self.evaluate(delivery)
+        if isinstance(body, SetRisk):
+            return self.set_by_operator(delivery, body)
+        raise HandlerRejected(f"the risk role does not handle {delivery.envelope.type}")
+
+    def evaluate(self, delivery: Delivery) -> None:
+        env = delivery.envelope
+        agent, now = env.agent, self.clock.now_ms()
+        risk = read_risk(self.client, self.keys, agent)
+        if not risk.known:
+            raise HandlerRejected(f"agent {agent} has no risk state")
+        total = read_ledger(self.client, self.keys, agent).total
+        peak, day_start, day = track_totals(risk.peak, risk.day_start, risk.day, total, now)
+        commit = self.steps.new_commit(agent)
+        rk = self.keys.risk(agent)
+        commit.hset(rk, "peak", peak).hset(rk, "day_start", day_start).hset(rk, "day", day)
+        commit.hset(rk, "total", total)
+
+        state = risk.state
+        expired = state == "PAUSED" and 0 < risk.until_ms <= now
+        if state == "ACTIVE" or expired:
+            fired = evaluate_totals(total=total, peak=peak, day_start=day_start, now_ms=now)
+            if fired:
+                top = fired[0]
+                new_state = "HALTED" if top.action == "halt" else "PAUSED"
+                self._change(commit, env, risk, new_state, top.breaker, top.reason, top.until_ms or 0, total, peak, day_start)
+            elif expired:
+                self._change(commit, env, risk, "ACTIVE", "pause_expired", "pause expired; spending resumes",
+                             0, total, peak, day_start)
+        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
+        self.steps.commit(commit, env.id, now)
+
+    def set_by_operator(self, delivery: Delivery, cmd: SetRisk) -> None:
+        env = delivery.envelope
+        agent, now = env.agent, self.clock.now_ms()
+        risk = read_risk(self.client, self.keys, agent)
+        if not risk.known:
+            raise HandlerRejected(f"agent {agent} has no risk state")
+        commit = self.steps.new_commit(agent)
+        self._change(commit, env, risk, cmd.state, "operator", cmd.reason, cmd.until_ms or 0,
+                     int(self.client.hget(self.keys.risk(agent), "total") or risk.peak), risk.peak, risk.day_start)
+        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
+        self.steps.commit(commit, env.id, now)
+
+    def _change(self, commit, env: Envelope, risk: RiskView, state: str, breaker: str, reason: str, until_ms: int,
+                total: int, peak: int, day_start: int) -> None:
+        agent, now, k = env.agent, self.clock.now_ms(), self.keys
+        rk = k.risk(agent)
+        commit.next_seq(rk)
+        commit.hset(rk, "state", state).hset(rk, "reason", reason).hset(rk, "breaker", breaker)
+        commit.hset(rk, "until_ms", until_ms)
+        changed = RiskStateChanged(state=state, previous=risk.state or "ACTIVE", breaker=breaker, reason=reason,
+                                   total=total, peak=peak, day_start=day_start, until_ms=until_ms or None)
+        commit.emit(k.events(agent), wrap(changed, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        control = RiskControl(state=state, reason=reason, until_ms=until_ms or None)
+        commit.emit(k.control(k.shard(agent)), wrap(control, agent=agent, now_ms=now, new_id=self.new_id, cause=env),
+                    maxlen=10_000)
+        log.info("risk %s: %s -> %s (%s)", agent, risk.state, state, reason)
+
+
+__all__ = ["RiskGuard", "DAY_MS"]

@@ -1,0 +1,1 @@
+"""Typed messages, money, codec and key names. Pure: no I/O."""

@@ -1,0 +1,40 @@
+"""One codec for the bus: msgpack via msgspec, with one error for anything undecodable."""
+
+from __future__ import annotations
+
+import msgspec
+
+from messages.envelope import Envelope
+from messages.errors import MessageDecodeError
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Envelope)
+
+FIELD = b"m"
+"""The single stream-entry field that carries an encoded envelope."""
+
+
+def encode(envelope: Envelope) -> bytes:
+    return _encoder.encode(envelope)
+
+
+def decode(data: bytes) -> Envelope:
+    """Decode an envelope, or raise `MessageDecodeError` saying what is wrong with it."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise MessageDecodeError(f"expected bytes, got {type(data).__name__}")
+    try:
+        return _decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise MessageDecodeError(f"invalid message: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise MessageDecodeError(f"undecodable message: {exc}") from None
+
+
+def decode_entry(fields: dict) -> Envelope:
+    """Decode a stream entry's field map (the envelope is under field `m`)."""
+    data = fields.get(FIELD)
+    if data is None:
+        data = fields.get(FIELD.decode())
+    if data is None:
+        raise MessageDecodeError(f"stream entry has no '{FIELD.decode()}' field (fields: {sorted(map(str, fields))})")
+    return decode(data)

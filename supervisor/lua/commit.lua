@@ -1,0 +1,82 @@
+-- Apply one message's effects atomically, exactly once.
+--
+-- KEYS[1]   the agent's applied-message set (a sorted set scored by time)
+-- KEYS[2..] every other key an op names, by index (all in one cluster slot)
+-- ARGV[1]   message id (the unit of idempotency)
+-- ARGV[2]   now in ms (injected clock; used to score the applied set and trim it)
+-- ARGV[3]   msgpack list of ops; each op is a list whose first item names it (amounts are
+--           decimal strings, so micro-USD above 1e14 keep every digit):
+--   {"xack", key_index, group, entry_id}      acknowledge the consumed stream entry
+--   {"check", key_index, field, min}          abort (no change) if HGET < min (nil counts as 0)
+--   {"hincrby", key_index, field, delta, min} abort if the result would be < min
+--   {"hset", key_index, field, value}
+--   {"hdel", key_index, field}
+--   {"seq", key_index, field}                 HINCRBY field 1; later xadds carry "seq"
+--   {"xadd", key_index, maxlen, f1, v1, ...}  append an entry (MAXLEN ~ when maxlen > 0)
+-- ARGV[4]   retention of the applied set in ms
+--
+-- Returns {"ok", seq} or {"duplicate", 0}; or {"refused", reason} with nothing changed.
+-- Every check runs before any write, so a refusal changes nothing.
+local msg_id = ARGV[1]
+local now = tonumber(ARGV[2])
+local ops = cmsgpack.unpack(ARGV[3])
+local retention = tonumber(ARGV[4])
+
+local function ack_all()
+  for _, op in ipairs(ops) do
+    if op[1] == "xack" then redis.call("XACK", KEYS[op[2]], op[3], op[4]) end
+  end
+end
+
+if redis.call("ZSCORE", KEYS[1], msg_id) then
+  ack_all()
+  return {"duplicate", 0}
+end
+
+-- pass 1: checks (nothing written yet)
+local pending = {}
+for _, op in ipairs(ops) do
+  local name = op[1]
+  if name == "check" or name == "hincrby" then
+    local key = KEYS[op[2]]
+    local current = tonumber(redis.call("HGET", key, op[3]) or "0")
+    local ident = key .. "\0" .. op[3]
+    current = current + (pending[ident] or 0)
+    local delta = 0
+    local min = tonumber(op[4])
+    if name == "hincrby" then delta = tonumber(op[4]); min = tonumber(op[5]) end
+    if current + delta < min then
+      return {"refused", op[3] .. " would be " .. tostring(current + delta) .. ", below " .. tostring(min)}
+    end
+    pending[ident] = (pending[ident] or 0) + delta
+  end
+end
+
+-- pass 2: writes
+local seq = 0
+for _, op in ipairs(ops) do
+  local name = op[1]
+  local key = KEYS[op[2]]
+  if name == "hincrby" then
+    redis.call("HINCRBY", key, op[3], op[4])
+  elseif name == "hset" then
+    redis.call("HSET", key, op[3], op[4])
+  elseif name == "hdel" then
+    redis.call("HDEL", key, op[3])
+  elseif name == "seq" then
+    seq = redis.call("HINCRBY", key, op[3], 1)
+  elseif name == "xadd" then
+    local args = {"XADD", key}
+    if op[3] > 0 then
+      table.insert(args, "MAXLEN"); table.insert(args, "~"); table.insert(args, op[3])
+    end
+    table.insert(args, "*")
+    for i = 4, #op do table.insert(args, op[i]) end
+    if seq > 0 then table.insert(args, "seq"); table.insert(args, seq) end
+    redis.call(unpack(args))
+  end
+end
+redis.call("ZADD", KEYS[1], now, msg_id)
+if retention > 0 then redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", now - retention) end
+ack_all()
+return {"ok", seq}

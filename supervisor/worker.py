@@ -1,0 +1,160 @@
+"""A worker process: hosts one role's actor for every agent of its shards, fed by the bus.
+
+Run as `python -m supervisor.worker --role casino --redis-url URL ...` (the supervisor and the
+demo start it that way). SIGTERM or SIGINT finishes the batch in hand, then exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Callable
+
+import pykka
+
+from messages.envelope import random_ids
+from messages.keys import DEFAULT_SHARDS, Keys
+from supervisor.atomic import AtomicSteps
+from supervisor.bus import StreamBus, command_client
+from supervisor.clock import Clock, RedisClock, SystemClock
+from supervisor.control import ControlListener
+
+log = logging.getLogger("treasury.worker")
+
+HEARTBEAT_MS = 1000
+
+
+def make_clock(spec: str, client) -> Clock:
+    """`system`, or `redis:<key>` for a simulated clock shared by every process of a run."""
+    if spec == "system":
+        return SystemClock()
+    if spec.startswith("redis:"):
+        return RedisClock(client, spec.removeprefix("redis:"))
+    raise ValueError(f"unknown clock {spec!r} (use system or redis:<key>)")
+
+
+def casino_client_factory(client, keys: Keys, base_url: str) -> Callable[[str], object]:
+    from venue.client.casino import CasinoClient
+
+    cache: dict[str, CasinoClient] = {}
+
+    def casino_for(agent: str) -> CasinoClient:
+        if agent not in cache:
+            api_key = client.hget(keys.credentials(agent), "casino_key")
+            if api_key is None:
+                raise RuntimeError(f"no casino credentials for agent {agent}")
+            cache[agent] = CasinoClient(base_url, api_key.decode(), timeout_s=5.0)
+        return cache[agent]
+
+    return casino_for
+
+
+def build_actor(role: str, steps: AtomicSteps, clock: Clock, venues: dict[str, str]) -> pykka.ActorRef:
+    new_id = random_ids()
+    if role == "casino":
+        from actors.casino import CasinoBucket
+
+        return CasinoBucket.start(steps, clock, new_id, casino_client_factory(steps.client, steps.keys, venues["casino"]))
+    if role == "risk":
+        from actors.risk_guard import RiskGuard
+
+        return RiskGuard.start(steps, clock, new_id)
+    raise ValueError(f"unknown role {role!r}")
+
+
+class Worker:
+    def __init__(self, role: str, url: str, keys: Keys, shards: list[int], venues: dict[str, str], clock_spec: str,
+                 consumer: str | None = None, claim_idle_ms: int = 30_000):
+        self.role, self.url, self.keys, self.shards = role, url, keys, shards
+        self.client = command_client(url)
+        self.clock = make_clock(clock_spec, self.client)
+        self.steps = AtomicSteps(self.client, keys)
+        self.actor = build_actor(role, self.steps, self.clock, venues)
+        self.bus = StreamBus(url, keys, role, shards, self._dispatch, consumer=consumer, claim_idle_ms=claim_idle_ms)
+        self.control = ControlListener(url, keys, shards, self._on_control) if role != "risk" else None
+        self.stop_event = threading.Event()
+
+    def _dispatch(self, delivery) -> None:
+        self.actor.ask(delivery, timeout=120)
+
+    def _on_control(self, agent, control) -> None:
+        self.actor.tell(("control", agent, control))
+
+    def heartbeat(self) -> None:
+        key = f"{self.keys.prefix}:workers"
+        while not self.stop_event.wait(HEARTBEAT_MS / 1000):
+            self.beat(key)
+
+    def beat(self, key: str | None = None) -> None:
+        key = key or f"{self.keys.prefix}:workers"
+        info = {"pid": os.getpid(), "role": self.role, "shards": [self.shards[0], self.shards[-1], len(self.shards)],
+                "consumer": self.bus.consumer, "heartbeat_ms": SystemClock().now_ms(),
+                "processed": self.bus.processed, "dead_lettered": self.bus.dead_lettered}
+        try:
+            self.client.hset(key, self.bus.consumer, json.dumps(info))
+        except Exception as exc:  # noqa: BLE001 - a missed beat is not fatal
+            log.warning("heartbeat failed: %s", exc)
+
+    def run(self) -> int:
+        self.bus.ensure_groups()
+        threads = [threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True)]
+        if self.control:
+            threads.append(threading.Thread(target=self.control.run, args=(self.stop_event,), name="control", daemon=True))
+        for t in threads:
+            t.start()
+        self.beat()
+        try:
+            self.bus.run(self.stop_event)
+        finally:
+            self.stop_event.set()
+            self.actor.stop(timeout=30)
+            self.client.hdel(f"{self.keys.prefix}:workers", self.bus.consumer)
+            self.bus.close()
+        return 0
+
+
+def parse_shards(spec: str, total: int) -> list[int]:
+    """`all`, `3`, `0-15` or `0,5,9`."""
+    if spec == "all":
+        return list(range(total))
+    shards: list[int] = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        shards.extend(range(int(lo), int(hi or lo) + 1))
+    return shards
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="treasury-worker")
+    p.add_argument("--role", required=True, choices=["casino", "risk"])
+    p.add_argument("--redis-url", required=True)
+    p.add_argument("--prefix", default="tr")
+    p.add_argument("--shard-count", type=int, default=DEFAULT_SHARDS)
+    p.add_argument("--shards", default="all")
+    p.add_argument("--casino-url", default="")
+    p.add_argument("--clock", default="system")
+    p.add_argument("--consumer", default=None)
+    p.add_argument("--claim-idle-ms", type=int, default=30_000)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("TREASURY_LOG", "WARNING"), stream=sys.stderr,
+                        format=f"%(asctime)s {args.role}[%(process)d] %(levelname)s %(name)s: %(message)s")
+    keys = Keys(args.prefix, args.shard_count)
+    worker = Worker(args.role, args.redis_url, keys, parse_shards(args.shards, args.shard_count),
+                    {"casino": args.casino_url}, args.clock, args.consumer, args.claim_idle_ms)
+
+    def on_signal(signum, frame):
+        worker.stop_event.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(json.dumps({"ready": True, "role": args.role, "pid": os.getpid(), "consumer": worker.bus.consumer}), flush=True)
+    return worker.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
