@@ -20,9 +20,12 @@ from messages.schema import BalancesChanged, RiskControl, RiskStateChanged, SetR
 from supervisor.atomic import AtomicSteps
 from supervisor.bus import Delivery, HandlerRejected
 from supervisor.clock import DAY_MS, Clock
-from actors.policy.breakers import evaluate_totals, track_totals
+from actors.policy.breakers import RiskMarks, TotalsSnapshot, evaluate_totals
 
 log = logging.getLogger(__name__)
+
+STATE_ACTIONS = {"halt": "HALTED", "pause": "PAUSED"}
+"""Breaker actions that change the treasury-wide risk state (the others act on one bucket)."""
 
 
 class RiskGuard(pykka.ThreadingActor):
@@ -53,21 +56,27 @@ class RiskGuard(pykka.ThreadingActor):
         risk = read_risk(self.client, self.keys, agent)
         if not risk.known:
             raise HandlerRejected(f"agent {agent} has no risk state")
-        total = read_ledger(self.client, self.keys, agent).total
-        peak, day_start, day = track_totals(risk.peak, risk.day_start, risk.day, total, now)
+        ledger = read_ledger(self.client, self.keys, agent)
+        total = ledger.total
+        marks = RiskMarks(risk.peak, risk.day_start, risk.day).observe(total, now)
+        trading = ledger.bucket("trading")
+        trading_peak = max(int(self.client.hget(self.keys.risk(agent), "trading_peak") or 0), trading)
+        peak, day_start = marks.peak, marks.day_start
         commit = self.steps.new_commit(agent)
         rk = self.keys.risk(agent)
-        commit.hset(rk, "peak", peak).hset(rk, "day_start", day_start).hset(rk, "day", day)
-        commit.hset(rk, "total", total)
+        commit.hset(rk, "peak", peak).hset(rk, "day_start", day_start).hset(rk, "day", marks.day_start_day)
+        commit.hset(rk, "total", total).hset(rk, "trading_peak", trading_peak)
 
         state = risk.state
         expired = state == "PAUSED" and 0 < risk.until_ms <= now
         if state == "ACTIVE" or expired:
-            fired = evaluate_totals(total=total, peak=peak, day_start=day_start, now_ms=now)
+            snapshot = TotalsSnapshot(total=total, peak=peak, day_start=day_start, reserve=ledger.bucket("reserve"),
+                                      trading=trading, trading_peak=trading_peak)
+            fired = [r for r in evaluate_totals(snapshot, now) if r.action in STATE_ACTIONS]
             if fired:
                 top = fired[0]
-                new_state = "HALTED" if top.action == "halt" else "PAUSED"
-                self._change(commit, env, risk, new_state, top.breaker, top.reason, top.until_ms or 0, total, peak, day_start)
+                self._change(commit, env, risk, STATE_ACTIONS[top.action], top.breaker, top.reason, top.until_ms or 0,
+                             total, peak, day_start)
             elif expired:
                 self._change(commit, env, risk, "ACTIVE", "pause_expired", "pause expired; spending resumes",
                              0, total, peak, day_start)

@@ -35,6 +35,7 @@ class Commit:
     applied_key: str
     keys: list[str] = field(default_factory=list)
     ops: list[list[Any]] = field(default_factory=list)
+    payloads: list[bytes] = field(default_factory=list)
 
     def _index(self, key: str) -> int:
         if key not in self.keys:
@@ -53,8 +54,8 @@ class Commit:
         self.ops.append(["hincrby", self._index(key), fld, str(delta), str(minimum)])
         return self
 
-    def hset(self, key: str, fld: str, value: str | int | bytes) -> "Commit":
-        self.ops.append(["hset", self._index(key), fld, value if isinstance(value, bytes) else str(value)])
+    def hset(self, key: str, fld: str, value: str | int) -> "Commit":
+        self.ops.append(["hset", self._index(key), fld, str(value)])
         return self
 
     def hdel(self, key: str, fld: str) -> "Commit":
@@ -67,7 +68,9 @@ class Commit:
         return self
 
     def emit(self, stream: str, envelope: Envelope, maxlen: int = JOURNAL_MAXLEN) -> "Commit":
-        self.ops.append(["xadd", self._index(stream), maxlen, FIELD.decode(), encode(envelope)])
+        self.payloads.append(encode(envelope))
+        argv_index = 4 + len(self.payloads)  # ARGV[1..4] are fixed; payloads follow
+        self.ops.append(["xadd", self._index(stream), maxlen, FIELD.decode(), argv_index])
         return self
 
 
@@ -107,7 +110,7 @@ class AtomicSteps:
 
     def commit(self, commit: Commit, msg_id: str, now_ms: int) -> CommitResult:
         ops = msgspec.msgpack.encode(commit.ops)
-        result = self._commit(keys=[commit.applied_key, *commit.keys], args=[msg_id, now_ms, ops, APPLIED_RETENTION_MS])
+        result = self._commit(keys=[commit.applied_key, *commit.keys], args=[msg_id, now_ms, ops, APPLIED_RETENTION_MS, *commit.payloads])
         status = _text(result[0])
         if status == "refused":
             return CommitResult("refused", 0, _text(result[1]))

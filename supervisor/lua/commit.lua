@@ -12,8 +12,11 @@
 --   {"hset", key_index, field, value}
 --   {"hdel", key_index, field}
 --   {"seq", key_index, field}                 HINCRBY field 1; later xadds carry "seq"
---   {"xadd", key_index, maxlen, f1, v1, ...}  append an entry (MAXLEN ~ when maxlen > 0)
+--   {"xadd", key_index, maxlen, field, argv_index}  append an entry whose one field holds
+--                                             ARGV[argv_index] (MAXLEN ~ when maxlen > 0)
 -- ARGV[4]   retention of the applied set in ms
+-- ARGV[5..] binary payloads (encoded envelopes) named by xadd ops: Redis's msgpack library
+--           predates the bin type, so raw bytes travel as plain arguments
 --
 -- Returns {"ok", seq} or {"duplicate", 0}; or {"refused", reason} with nothing changed.
 -- Every check runs before any write, so a refusal changes nothing.
@@ -71,7 +74,7 @@ for _, op in ipairs(ops) do
       table.insert(args, "MAXLEN"); table.insert(args, "~"); table.insert(args, op[3])
     end
     table.insert(args, "*")
-    for i = 4, #op do table.insert(args, op[i]) end
+    table.insert(args, op[4]); table.insert(args, ARGV[op[5]])
     if seq > 0 then table.insert(args, "seq"); table.insert(args, seq) end
     redis.call(unpack(args))
   end

@@ -1,0 +1,105 @@
+"""The `treasury` command line.
+
+Every subcommand turns bad input into one line on stderr naming the bad value and a non-zero
+exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from messages.errors import TreasuryError
+
+
+def _cmd_kelly(args) -> int:
+    from actors.kelly import kelly_stake
+    from messages.money import format_usd, parse_usd
+
+    bankroll = parse_usd(args.bankroll, field="bankroll")
+    result = kelly_stake(args.win_prob, args.net_odds, bankroll, args.fraction, args.cap)
+    data = {
+        "win_prob": str(result.win_prob), "net_odds": str(result.net_odds),
+        "full_kelly": f"{float(result.full_fraction):.6f}", "applied_fraction": f"{float(result.applied_fraction):.6f}",
+        "bankroll": result.bankroll, "cap": result.cap, "stake": result.stake, "capped": result.capped,
+        "refused": result.refused, "reason": result.reason,
+    }
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Kelly sizing", show_header=False)
+    table.add_row("win probability", f"{float(result.win_prob):.4f}")
+    table.add_row("net odds (b)", f"{float(result.net_odds):.4f}")
+    table.add_row("full Kelly f*", f"{float(result.full_fraction):+.4%}")
+    table.add_row("applied fraction", f"{float(result.applied_fraction):.4%}")
+    table.add_row("bankroll", format_usd(result.bankroll))
+    table.add_row("cap", format_usd(result.cap))
+    table.add_row("stake", f"[bold]{format_usd(result.stake)}[/bold]" + ("  (refused)" if result.refused else ""))
+    table.add_row("why", result.reason)
+    Console().print(table)
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from supervisor.demo import run_demo
+    from supervisor.demo_view import render_summary
+
+    summary = run_demo(seed=args.seed, max_bets=args.max_bets)
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        render_summary(summary)
+    return 0
+
+
+def _cmd_sandbox(args, rest: list[str]) -> int:
+    from venue.sandbox.runner import main as sandbox_main
+
+    return sandbox_main(rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="treasury", description="Treasury manager for autonomous agents on Purple Flea.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="play a seeded session on the sandbox until a breaker fires")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--max-bets", type=int, default=1500)
+    demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+    kelly = sub.add_parser("kelly", help="the stake the Kelly policy would bet, and why")
+    kelly.add_argument("--win-prob", required=True, help="probability of winning, in [0, 1]")
+    kelly.add_argument("--net-odds", required=True, help="net odds b (> 0): a 1.99x payout is b = 0.99")
+    kelly.add_argument("--bankroll", required=True, help="bankroll in USD, e.g. 150 or 150.25")
+    kelly.add_argument("--fraction", default="half", help="full, half, quarter or a number in (0, 1]")
+    kelly.add_argument("--cap", default="0.02", help="largest share of the bankroll per bet (default 0.02)")
+    kelly.add_argument("--json", action="store_true")
+
+    sub.add_parser("sandbox", help="run the local sandbox venue (see `treasury sandbox --help`)", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] == "sandbox":
+        return _cmd_sandbox(None, argv[1:])
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "kelly":
+            return _cmd_kelly(args)
+        if args.command == "demo":
+            return _cmd_demo(args)
+    except TreasuryError as exc:
+        print(f"treasury {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

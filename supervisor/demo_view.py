@@ -1,0 +1,44 @@
+"""The demo summary for people (rich tables); `--json` prints the same data as one object."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from messages.money import format_usd
+
+
+def render_summary(s: dict) -> None:
+    console = Console()
+    bets = s["bets"]
+    t = Table(title=f"treasury demo — seed {s['seed']}, agent {s['agent']}", show_header=False)
+    t.add_row("capital", format_usd(s["capital"]))
+    t.add_row("bets placed", f"{bets['placed']} ({bets['won']} won, {bets['lost']} lost)")
+    t.add_row("bets refused", ", ".join(f"{k}: {v}" for k, v in bets["refused"].items()) or "none")
+    if bets["failed"]:
+        t.add_row("bets failed at venue", ", ".join(f"{k}: {v}" for k, v in bets["failed"].items()))
+    t.add_row("staked / paid out", f"{format_usd(s['staked'])} / {format_usd(s['paid_out'])}")
+    t.add_row("casino P&L", format_usd(s["pnl"]))
+    t.add_row("treasury total", format_usd(s["total"]))
+    risk = s["risk"]
+    t.add_row("risk state", f"[bold]{risk['state']}[/bold]" + (f" ({risk['breaker']})" if risk["breaker"] else ""))
+    t.add_row("why it stopped", s["stopped_because"])
+    if s.get("after_stop"):
+        a = s["after_stop"]
+        t.add_row("next bet", f"{a['type']} {a['code'] or ''}: {a['reason'] or ''}")
+    c = s.get("conservation")
+    if c:
+        t.add_row("casino bucket vs venue", f"{format_usd(c['casino_bucket'])} vs {format_usd(c['venue_casino_balance'])}"
+                  + (" ✓" if c["matches"] else " ✗ MISMATCH"))
+    t.add_row("journal events", str(s["journal_events"]))
+    console.print(t)
+    b = Table(title="buckets")
+    b.add_column("bucket")
+    b.add_column("balance", justify="right")
+    for name, amount in s["buckets"].items():
+        b.add_row(name, format_usd(amount))
+    console.print(b)
+    timing = s.get("timing", {})
+    if timing:
+        pids = ", ".join(f"{role} pid {w['pid']}" for role, w in timing.get("workers", {}).items())
+        console.print(f"[dim]{timing.get('wall_seconds')} s wall, redis {timing.get('redis')}, workers: {pids}[/dim]")

@@ -1,0 +1,115 @@
+"""Single-use nonces, so a signed command is applied at most once however often it is re-sent.
+
+A signature is valid until its expiry; within that window anyone who saw the command on the
+bus could publish it again. The verifier therefore claims the signature's nonce, atomically, as
+its last check: the first claim wins, every later one is a replay. A nonce only needs to be
+remembered until its command has expired (after that the expiry check refuses it anyway), so
+every record carries a time to live and the store stays bounded by traffic times the longest
+allowed signature lifetime.
+
+`grace_ms` is added to that lifetime to cover clocks: the verifiers decide expiry with their own
+clocks, which may lag each other, so a nonce is kept a little longer than its command lives.
+The Redis store sets a relative TTL (PX), never an absolute time, so a Redis host whose clock
+is ahead of the verifiers' cannot expire a nonce early.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from typing import Protocol, runtime_checkable
+
+from messages.keys import DEFAULT_SHARDS, shard_of
+
+DEFAULT_GRACE_MS = 30_000
+
+
+@runtime_checkable
+class NonceStore(Protocol):
+    def claim(self, key_id: str, nonce: str, expires_ms: int, now_ms: int, *, agent: str | None = None) -> bool:
+        """Record the nonce until `expires_ms` (plus grace); True the first time only, atomically.
+
+        `agent` is the command's agent: stores that partition by agent (Redis Cluster) use it to
+        place the record; a replay always names the same agent, since the agent is signed.
+        """
+        ...
+
+
+def _ttl_ms(expires_ms: int, now_ms: int, grace_ms: int) -> int:
+    return max(expires_ms - now_ms, 0) + grace_ms + 1
+
+
+class MemoryNonceStore:
+    """Nonces in a dict, for unit tests and single-process tools. Thread-safe.
+
+    Time is whatever `now_ms` the caller passes, so tests stay deterministic; expired records
+    are dropped as later claims move time forward.
+    """
+
+    def __init__(self, *, grace_ms: int = DEFAULT_GRACE_MS) -> None:
+        if grace_ms < 0:
+            raise ValueError("grace_ms must not be negative")
+        self._grace_ms = grace_ms
+        self._until: dict[tuple[str, str], int] = {}
+        self._expiry_heap: list[tuple[int, tuple[str, str]]] = []
+        self._lock = threading.Lock()
+
+    def claim(self, key_id: str, nonce: str, expires_ms: int, now_ms: int, *, agent: str | None = None) -> bool:
+        entry = (key_id, nonce)
+        with self._lock:
+            self._forget_expired(now_ms)
+            if entry in self._until:
+                return False
+            until = now_ms + _ttl_ms(expires_ms, now_ms, self._grace_ms)
+            self._until[entry] = until
+            heapq.heappush(self._expiry_heap, (until, entry))
+            return True
+
+    def _forget_expired(self, now_ms: int) -> None:
+        heap = self._expiry_heap
+        while heap and heap[0][0] <= now_ms:
+            until, entry = heapq.heappop(heap)
+            if self._until.get(entry) == until:
+                del self._until[entry]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._until)
+
+
+class RedisNonceStore:
+    """Nonces in Redis: one key per nonce, `SET key 1 NX PX ttl`, which is atomic on its own.
+
+    The key is `<prefix>:{S}:nonce:<key_id>:<nonce>`, where `S` is the shard of the command's
+    agent, so the record lives in the same Redis Cluster slot as the agent's other keys and a
+    future Lua step may claim the nonce together with the change it guards. Without an agent the
+    key is `<prefix>:nonce:<key_id>:<nonce>`.
+    """
+
+    def __init__(
+        self,
+        redis,
+        prefix: str = "tr",
+        *,
+        shards: int = DEFAULT_SHARDS,
+        grace_ms: int = DEFAULT_GRACE_MS,
+    ) -> None:
+        if grace_ms < 0:
+            raise ValueError("grace_ms must not be negative")
+        if shards <= 0:
+            raise ValueError("shard count must be positive")
+        self._redis = redis
+        self._prefix = prefix
+        self._shards = shards
+        self._grace_ms = grace_ms
+
+    def key(self, key_id: str, nonce: str, agent: str | None = None) -> str:
+        """The Redis key that records this nonce."""
+        if agent is None:
+            return f"{self._prefix}:nonce:{key_id}:{nonce}"
+        return f"{self._prefix}:{{{shard_of(agent, self._shards)}}}:nonce:{key_id}:{nonce}"
+
+    def claim(self, key_id: str, nonce: str, expires_ms: int, now_ms: int, *, agent: str | None = None) -> bool:
+        """Redis errors propagate: an unreachable store must not count as a fresh nonce."""
+        ttl = _ttl_ms(expires_ms, now_ms, self._grace_ms)
+        return bool(self._redis.set(self.key(key_id, nonce, agent), b"1", nx=True, px=ttl))
