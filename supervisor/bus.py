@@ -95,6 +95,7 @@ class StreamBus:
         retry_backoff_ms: int = 200,
         clock: Clock | None = None,
         new_id: IdFactory | None = None,
+        clients: tuple[redis.Redis, redis.Redis] | None = None,
     ):
         self.keys = keys
         self.role = role
@@ -110,8 +111,8 @@ class StreamBus:
         self.clock = clock or SystemClock()
         self.new_id = new_id or random_ids()
         self.streams = {keys.commands(s, role): s for s in shards}
-        self.client = command_client(url)
-        self.reader = blocking_client(url, block_ms)
+        # (command client, blocking reader): injected in unit tests (fakeredis), else made from url
+        self.client, self.reader = clients or (command_client(url), blocking_client(url, block_ms))
         self._retry_at: float | None = None
         self.processed = 0
         self.dead_lettered = 0
