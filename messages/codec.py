@@ -26,7 +26,8 @@ def decode(data: bytes) -> Envelope:
         return _decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise MessageDecodeError(f"invalid message: {exc}") from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # msgspec raises UnicodeDecodeError (not DecodeError) for a msgpack string that is not UTF-8
         raise MessageDecodeError(f"undecodable message: {exc}") from None
 
 

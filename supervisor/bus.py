@@ -32,6 +32,7 @@ from messages.errors import MessageDecodeError, TreasuryError
 from messages.keys import Keys
 from messages.schema import CommandRejected
 from supervisor.clock import Clock, SystemClock
+from supervisor.signing import CommandAuthError
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class StreamBus:
         clock: Clock | None = None,
         new_id: IdFactory | None = None,
         clients: tuple[redis.Redis, redis.Redis] | None = None,
+        gate=None,
     ):
         self.keys = keys
         self.role = role
@@ -113,6 +115,7 @@ class StreamBus:
         self.streams = {keys.commands(s, role): s for s in shards}
         # (command client, blocking reader): injected in unit tests (fakeredis), else made from url
         self.client, self.reader = clients or (command_client(url), blocking_client(url, block_ms))
+        self.gate = gate  # CommandGate, or None where every writer is trusted (unit tests)
         self._retry_at: float | None = None
         self.processed = 0
         self.dead_lettered = 0
@@ -230,6 +233,12 @@ class StreamBus:
                              f"delivered {deliveries} times without success (limit {self.max_deliveries})",
                              deliveries, envelope)
             return
+        if self.gate is not None:
+            try:
+                self.gate.check(envelope, entry_id)
+            except CommandAuthError as exc:
+                self.dead_letter(stream, entry_id, fields, str(exc), deliveries, envelope)
+                return
         delivery = Delivery(stream, self.group, entry_id, envelope, deliveries)
         try:
             self.handler(delivery)

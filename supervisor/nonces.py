@@ -26,8 +26,12 @@ DEFAULT_GRACE_MS = 30_000
 
 @runtime_checkable
 class NonceStore(Protocol):
-    def claim(self, key_id: str, nonce: str, expires_ms: int, now_ms: int, *, agent: str | None = None) -> bool:
+    def claim(self, key_id: str, nonce: str, expires_ms: int, now_ms: int, *, agent: str | None = None,
+              holder: str | None = None) -> bool:
         """Record the nonce until `expires_ms` (plus grace); True the first time only, atomically.
+
+        `holder` names the delivery that claims it (the stream entry id): the same holder claiming
+        again is a redelivery of the same entry after a crash, not a replay, and is let through.
 
         `agent` is the command's agent: stores that partition by agent (Redis Cluster) use it to
         place the record; a replay always names the same agent, since the agent is signed.
@@ -51,15 +55,18 @@ class MemoryNonceStore:
             raise ValueError("grace_ms must not be negative")
         self._grace_ms = grace_ms
         self._until: dict[tuple[str, str], int] = {}
+        self._holders: dict[tuple[str, str], str | None] = {}
         self._expiry_heap: list[tuple[int, tuple[str, str]]] = []
         self._lock = threading.Lock()
 
-    def claim(self, key_id: str, nonce: str, expires_ms: int, now_ms: int, *, agent: str | None = None) -> bool:
+    def claim(self, key_id: str, nonce: str, expires_ms: int, now_ms: int, *, agent: str | None = None,
+              holder: str | None = None) -> bool:
         entry = (key_id, nonce)
         with self._lock:
             self._forget_expired(now_ms)
             if entry in self._until:
-                return False
+                return holder is not None and self._holders.get(entry) == holder
+            self._holders[entry] = holder
             until = now_ms + _ttl_ms(expires_ms, now_ms, self._grace_ms)
             self._until[entry] = until
             heapq.heappush(self._expiry_heap, (until, entry))
@@ -71,6 +78,7 @@ class MemoryNonceStore:
             until, entry = heapq.heappop(heap)
             if self._until.get(entry) == until:
                 del self._until[entry]
+                self._holders.pop(entry, None)
 
     def __len__(self) -> int:
         with self._lock:
@@ -109,7 +117,12 @@ class RedisNonceStore:
             return f"{self._prefix}:nonce:{key_id}:{nonce}"
         return f"{self._prefix}:{{{shard_of(agent, self._shards)}}}:nonce:{key_id}:{nonce}"
 
-    def claim(self, key_id: str, nonce: str, expires_ms: int, now_ms: int, *, agent: str | None = None) -> bool:
+    def claim(self, key_id: str, nonce: str, expires_ms: int, now_ms: int, *, agent: str | None = None,
+              holder: str | None = None) -> bool:
         """Redis errors propagate: an unreachable store must not count as a fresh nonce."""
         ttl = _ttl_ms(expires_ms, now_ms, self._grace_ms)
-        return bool(self._redis.set(self.key(key_id, nonce, agent), b"1", nx=True, px=ttl))
+        key = self.key(key_id, nonce, agent)
+        value = (holder or "1").encode()
+        if self._redis.set(key, value, nx=True, px=ttl):
+            return True
+        return holder is not None and self._redis.get(key) == value

@@ -58,14 +58,16 @@ class WorkerProcess:
 
 def spawn_worker(role: str, redis_url: str, *, prefix: str, shard_count: int, casino_url: str = "",
                  clock: str = "system", shards: str = "all", consumer: str | None = None,
-                 extra: list[str] | None = None, ready_timeout_s: float = 20.0) -> WorkerProcess:
+                 extra: list[str] | None = None, env: dict[str, str] | None = None,
+                 ready_timeout_s: float = 20.0) -> WorkerProcess:
     """Start `python -m supervisor.worker` and wait for its ready line."""
     args = [sys.executable, "-m", "supervisor.worker", "--role", role, "--redis-url", redis_url, "--prefix", prefix,
             "--shard-count", str(shard_count), "--shards", shards, "--casino-url", casino_url, "--clock", clock]
     if consumer:
         args += ["--consumer", consumer]
     args += extra or []
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            env={**os.environ, **(env or {})})
     line = _readline_with_timeout(proc, ready_timeout_s)
     try:
         ready = json.loads(line)

@@ -226,6 +226,7 @@ def verify(
     nonces: NonceStore,
     required_scope: str = "agent",
     max_ttl_ms: int = MAX_TTL_MS,
+    holder: str | None = None,
 ) -> VerifiedCommand:
     """Check a command's signature and claim its nonce, or raise `CommandAuthError`.
 
@@ -267,7 +268,7 @@ def verify(
             f"{envelope.type} needs an {needed} key; key {parts.key_id!r} is an {key.scope} key",
         )
 
-    if not nonces.claim(parts.key_id, parts.nonce, parts.expires_ms, now_ms, agent=envelope.agent):
+    if not nonces.claim(parts.key_id, parts.nonce, parts.expires_ms, now_ms, agent=envelope.agent, holder=holder):
         raise CommandAuthError(REPLAYED, f"nonce {parts.nonce} of key {parts.key_id!r} was already used")
 
     return VerifiedCommand(

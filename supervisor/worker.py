@@ -22,7 +22,11 @@ from messages.keys import DEFAULT_SHARDS, Keys
 from supervisor.atomic import AtomicSteps
 from supervisor.bus import StreamBus, command_client
 from supervisor.clock import Clock, RedisClock, SystemClock
+from supervisor.command_gate import CommandGate
 from supervisor.control import ControlListener
+from supervisor.keyring import Keyring
+from supervisor.nonces import RedisNonceStore
+from messages.errors import ConfigError
 
 log = logging.getLogger("treasury.worker")
 
@@ -36,6 +40,15 @@ def make_clock(spec: str, client) -> Clock:
     if spec.startswith("redis:"):
         return RedisClock(client, spec.removeprefix("redis:"))
     raise ValueError(f"unknown clock {spec!r} (use system or redis:<key>)")
+
+
+def make_gate(client, keys: Keys, clock: Clock) -> CommandGate:
+    """Commands must be signed by a key from TREASURY_KEYS / TREASURY_KEYS_FILE."""
+    keyring = Keyring.from_env()
+    if not len(keyring):
+        raise ConfigError("no command keys configured (TREASURY_KEYS or TREASURY_KEYS_FILE); "
+                          "use --allow-unsigned only on a private Redis")
+    return CommandGate(keyring, RedisNonceStore(client, keys.prefix, shards=keys.shards), clock)
 
 
 def casino_client_factory(client, keys: Keys, base_url: str) -> Callable[[str], object]:
@@ -69,13 +82,14 @@ def build_actor(role: str, steps: AtomicSteps, clock: Clock, venues: dict[str, s
 
 class Worker:
     def __init__(self, role: str, url: str, keys: Keys, shards: list[int], venues: dict[str, str], clock_spec: str,
-                 consumer: str | None = None, claim_idle_ms: int = 30_000):
+                 consumer: str | None = None, claim_idle_ms: int = 30_000, allow_unsigned: bool = False):
         self.role, self.url, self.keys, self.shards = role, url, keys, shards
         self.client = command_client(url)
         self.clock = make_clock(clock_spec, self.client)
         self.steps = AtomicSteps(self.client, keys)
         self.actor = build_actor(role, self.steps, self.clock, venues)
-        self.bus = StreamBus(url, keys, role, shards, self._dispatch, consumer=consumer, claim_idle_ms=claim_idle_ms)
+        self.bus = StreamBus(url, keys, role, shards, self._dispatch, consumer=consumer, claim_idle_ms=claim_idle_ms,
+                             clock=self.clock, gate=None if allow_unsigned else make_gate(self.client, keys, self.clock))
         self.control = ControlListener(url, keys, shards, self._on_control) if role != "risk" else None
         self.stop_event = threading.Event()
 
@@ -140,12 +154,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clock", default="system")
     p.add_argument("--consumer", default=None)
     p.add_argument("--claim-idle-ms", type=int, default=30_000)
+    p.add_argument("--allow-unsigned", action="store_true", help="accept unsigned commands (private Redis only)")
     args = p.parse_args(argv)
     logging.basicConfig(level=os.environ.get("TREASURY_LOG", "WARNING"), stream=sys.stderr,
                         format=f"%(asctime)s {args.role}[%(process)d] %(levelname)s %(name)s: %(message)s")
     keys = Keys(args.prefix, args.shard_count)
     worker = Worker(args.role, args.redis_url, keys, parse_shards(args.shards, args.shard_count),
-                    {"casino": args.casino_url}, args.clock, args.consumer, args.claim_idle_ms)
+                    {"casino": args.casino_url}, args.clock, args.consumer, args.claim_idle_ms,
+                    args.allow_unsigned)
 
     def on_signal(signum, frame):
         worker.stop_event.set()

@@ -17,7 +17,9 @@ from messages.money import parse_usd
 from messages.schema import SetRisk
 from supervisor.atomic import AtomicSteps
 from supervisor.bus import command_client
+from supervisor.keyring import generate_key
 from supervisor.processes import spawn_worker
+from supervisor.signing import sign
 
 pytestmark = pytest.mark.redis
 
@@ -46,14 +48,16 @@ def test_no_bet_is_reserved_after_the_pause_commits(redis_url, keys, rclient):
     steps = AtomicSteps(command_client(redis_url), keys)
     open_treasury(steps, AGENT, parse_usd("1000000"), now_ms=0, new_id=seeded_ids(1),
                   buckets={"casino": parse_usd("1000000")})
-    risk_worker = spawn_worker("risk", redis_url, prefix=keys.prefix, shard_count=keys.shards)
+    key = generate_key("racer-key", "agent")
+    risk_worker = spawn_worker("risk", redis_url, prefix=keys.prefix, shard_count=keys.shards,
+                               env={"TREASURY_KEYS": key.env_entry()})
     bettors = [subprocess.Popen([sys.executable, "-c", BETTOR, redis_url, keys.prefix, f"b{n}", "300"],
                                 stdout=subprocess.PIPE, text=True) for n in range(2)]
     try:
         while rclient.hlen(keys.reservations(AGENT)) < 300:  # both bettors are in full flight
             time.sleep(0.005)
-        pause = wrap(SetRisk(state="PAUSED", reason="operator pause during a race"), agent=AGENT, now_ms=0,
-                     new_id=seeded_ids(2))
+        pause = sign(wrap(SetRisk(state="PAUSED", reason="operator pause during a race"), agent=AGENT,
+                          now_ms=int(time.time() * 1000), new_id=seeded_ids(2)), key, now_ms=int(time.time() * 1000))
         rclient.xadd(keys.agent_commands(AGENT, "risk"), {FIELD: encode(pause)})
         results = [json.loads(b.communicate(timeout=60)[0]) for b in bettors]
     finally:
