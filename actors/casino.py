@@ -164,3 +164,24 @@ def _refusal_reason(status: str, detail: str, stake: int, cap: int) -> str:
         "unknown_bucket": "no casino bucket for this agent: refusing (fail closed)",
         "unknown_state": f"unreadable risk state {detail!r}: refusing (fail closed)",
     }.get(status, f"{status}: {detail}")
+
+
+def casino_client_factory(client, keys: Keys, base_url: str) -> Callable[[str], object]:
+    """Per-agent casino clients, built from the API key kept in the agent's credentials hash."""
+    from venue.client.casino import CasinoClient
+
+    cache: dict[str, CasinoClient] = {}
+
+    def casino_for(agent: str) -> CasinoClient:
+        if agent not in cache:
+            api_key = client.hget(keys.credentials(agent), "casino_key")
+            if api_key is None:
+                raise HandlerRejected(f"no casino credentials for agent {agent}")
+            cache[agent] = CasinoClient(base_url, api_key.decode(), timeout_s=5.0)
+        return cache[agent]
+
+    return casino_for
+
+
+def build(steps: AtomicSteps, clock: Clock, new_id: IdFactory, venues: dict[str, str]) -> pykka.ActorRef:
+    return CasinoBucket.start(steps, clock, new_id, casino_client_factory(steps.client, steps.keys, venues["casino"]))

@@ -10,19 +10,33 @@ from messages.keys import Keys
 from messages.schema import BUCKETS
 
 
+HELD_KINDS = ("reserved", "locked", "margin", "in_transit")
+"""Money of a bucket that is not available but still the treasury's: `reserved` by an in-flight
+spend (the fence), `locked` in escrow, `margin` in open positions, `in_transit` between silos.
+Ledger fields are `<bucket>` (available) and `<bucket>:<kind>`."""
+
+
 @dataclass(frozen=True)
 class LedgerView:
-    """Bucket balances in micro-USD: what is available and what is reserved by in-flight spends."""
+    """Bucket balances in micro-USD: what is available, and what is held and in what form."""
 
     available: dict[str, int]
-    reserved: dict[str, int] = field(default_factory=dict)
+    held: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def reserved(self) -> dict[str, int]:
+        return {b: kinds.get("reserved", 0) for b, kinds in self.held.items()}
+
+    def held_by(self, bucket: str, kind: str) -> int:
+        return self.held.get(bucket, {}).get(kind, 0)
 
     @property
     def total(self) -> int:
-        return sum(self.available.values()) + sum(self.reserved.values())
+        return sum(self.available.values()) + sum(sum(k.values()) for k in self.held.values())
 
     def bucket(self, name: str) -> int:
-        return self.available.get(name, 0) + self.reserved.get(name, 0)
+        """Everything the bucket owns: available plus every held kind."""
+        return self.available.get(name, 0) + sum(self.held.get(name, {}).values())
 
     def known(self) -> bool:
         return bool(self.available)
@@ -31,15 +45,17 @@ class LedgerView:
 def read_ledger(client: redis.Redis, keys: Keys, agent: str) -> LedgerView:
     raw = client.hgetall(keys.ledger(agent))
     available: dict[str, int] = {}
-    reserved: dict[str, int] = {}
+    held: dict[str, dict[str, int]] = {}
     for k, v in raw.items():
         name = k.decode() if isinstance(k, bytes) else k
-        amount = int(v)
-        if name.endswith(":reserved"):
-            reserved[name.removesuffix(":reserved")] = amount
-        elif name in BUCKETS:
-            available[name] = amount
-    return LedgerView(available, reserved)
+        bucket, _, kind = name.partition(":")
+        if bucket not in BUCKETS or (kind and kind not in HELD_KINDS):
+            continue
+        if kind:
+            held.setdefault(bucket, {})[kind] = int(v)
+        else:
+            available[bucket] = int(v)
+    return LedgerView(available, held)
 
 
 @dataclass(frozen=True)

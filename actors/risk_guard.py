@@ -111,4 +111,5 @@ class RiskGuard(pykka.ThreadingActor):
         log.info("risk %s: %s -> %s (%s)", agent, risk.state, state, reason)
 
 
-__all__ = ["RiskGuard", "DAY_MS"]
+def build(steps: AtomicSteps, clock: Clock, new_id: IdFactory, venues: dict[str, str]) -> pykka.ActorRef:
+    return RiskGuard.start(steps, clock, new_id)

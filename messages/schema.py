@@ -3,29 +3,31 @@
 Every message is a frozen msgspec Struct in one tagged union; the tag (field `type`) is the
 class name, so an encoded message says what it is and the decoder refuses anything unknown.
 Money fields are integer micro-USD (`Micros`); probabilities and fractions are strings or floats
-because they are not money.
+because they are not money. This module holds the casino and risk messages and assembles the
+union; each other concern keeps its messages in its own module (`messages/*_msgs.py`), listed
+in `_CONCERNS` below.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import importlib
+from typing import Literal, Union
 
 import msgspec
 
-from messages.money import Micros, SignedMicros
-
-AgentId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
-MessageId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,80}$")]
-Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-Bucket = Literal["reserve", "trading", "casino", "referral"]
-RiskState = Literal["ACTIVE", "PAUSED", "HALTED"]
-KellyFraction = Literal["full", "half", "quarter"] | Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
-
-BUCKETS: tuple[str, ...] = ("reserve", "trading", "casino", "referral")
-
-
-class Message(msgspec.Struct, tag=True, tag_field="type", frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Base of every message body. Not sent on its own."""
+from messages.base import (  # noqa: F401 - re-exported
+    BUCKETS,
+    AgentId,
+    Bucket,
+    KellyFraction,
+    Message,
+    MessageId,
+    Micros,
+    Probability,
+    RiskState,
+    SignedMicros,
+)
+from typing import Annotated
 
 
 # ---------------------------------------------------------------- casino games (bet parameters)
@@ -171,7 +173,28 @@ class RiskControl(Message):
     until_ms: int | None = None
 
 
-Command = Allocate | PlaceBet | SetRisk | BalancesChanged
-Event = CapitalAllocated | BetSettled | BetRefused | BetFailed | RiskStateChanged | CommandRejected
-Control = RiskControl
-AnyMessage = Command | Event | Control
+CORE_MESSAGES: tuple[type, ...] = (
+    Allocate, PlaceBet, SetRisk, BalancesChanged,
+    CapitalAllocated, BetSettled, BetRefused, BetFailed, RiskStateChanged, CommandRejected,
+    RiskControl,
+)
+
+_CONCERNS = ("messages.treasury_msgs", "messages.trading_msgs", "messages.escrow_msgs")
+"""Modules that each export `MESSAGES: tuple[type, ...]`; a missing one is skipped."""
+
+
+def _concern_messages() -> tuple[type, ...]:
+    found: list[type] = []
+    for name in _CONCERNS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        found.extend(module.MESSAGES)
+    return tuple(found)
+
+
+ALL_MESSAGES: tuple[type, ...] = CORE_MESSAGES + _concern_messages()
+AnyMessage = Union[ALL_MESSAGES]  # type: ignore[valid-type]  # noqa: UP007 - built from a tuple

@@ -13,9 +13,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable
 
-import pykka
 
 from messages.envelope import random_ids
 from messages.keys import DEFAULT_SHARDS, Keys
@@ -23,6 +21,7 @@ from supervisor.atomic import AtomicSteps
 from supervisor.bus import StreamBus, command_client
 from supervisor.clock import Clock, RedisClock, SystemClock
 from supervisor.command_gate import CommandGate
+from supervisor.roles import ROLE_MODULES, build_actor
 from supervisor.control import ControlListener
 from supervisor.keyring import Keyring
 from supervisor.nonces import RedisNonceStore
@@ -51,35 +50,6 @@ def make_gate(client, keys: Keys, clock: Clock) -> CommandGate:
     return CommandGate(keyring, RedisNonceStore(client, keys.prefix, shards=keys.shards), clock)
 
 
-def casino_client_factory(client, keys: Keys, base_url: str) -> Callable[[str], object]:
-    from venue.client.casino import CasinoClient
-
-    cache: dict[str, CasinoClient] = {}
-
-    def casino_for(agent: str) -> CasinoClient:
-        if agent not in cache:
-            api_key = client.hget(keys.credentials(agent), "casino_key")
-            if api_key is None:
-                raise RuntimeError(f"no casino credentials for agent {agent}")
-            cache[agent] = CasinoClient(base_url, api_key.decode(), timeout_s=5.0)
-        return cache[agent]
-
-    return casino_for
-
-
-def build_actor(role: str, steps: AtomicSteps, clock: Clock, venues: dict[str, str]) -> pykka.ActorRef:
-    new_id = random_ids()
-    if role == "casino":
-        from actors.casino import CasinoBucket
-
-        return CasinoBucket.start(steps, clock, new_id, casino_client_factory(steps.client, steps.keys, venues["casino"]))
-    if role == "risk":
-        from actors.risk_guard import RiskGuard
-
-        return RiskGuard.start(steps, clock, new_id)
-    raise ValueError(f"unknown role {role!r}")
-
-
 class Worker:
     def __init__(self, role: str, url: str, keys: Keys, shards: list[int], venues: dict[str, str], clock_spec: str,
                  consumer: str | None = None, claim_idle_ms: int = 30_000, allow_unsigned: bool = False):
@@ -87,7 +57,7 @@ class Worker:
         self.client = command_client(url)
         self.clock = make_clock(clock_spec, self.client)
         self.steps = AtomicSteps(self.client, keys)
-        self.actor = build_actor(role, self.steps, self.clock, venues)
+        self.actor = build_actor(role, self.steps, self.clock, random_ids(), venues)
         self.bus = StreamBus(url, keys, role, shards, self._dispatch, consumer=consumer, claim_idle_ms=claim_idle_ms,
                              clock=self.clock, gate=None if allow_unsigned else make_gate(self.client, keys, self.clock))
         self.control = ControlListener(url, keys, shards, self._on_control) if role != "risk" else None
@@ -145,12 +115,14 @@ def parse_shards(spec: str, total: int) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="treasury-worker")
-    p.add_argument("--role", required=True, choices=["casino", "risk"])
+    p.add_argument("--role", required=True, choices=sorted(ROLE_MODULES))
     p.add_argument("--redis-url", required=True)
     p.add_argument("--prefix", default="tr")
     p.add_argument("--shard-count", type=int, default=DEFAULT_SHARDS)
     p.add_argument("--shards", default="all")
     p.add_argument("--casino-url", default="")
+    p.add_argument("--venue", action="append", default=[], metavar="NAME=URL",
+                   help="a venue service's base URL (casino, escrow, faucet, trading, wallet); repeatable")
     p.add_argument("--clock", default="system")
     p.add_argument("--consumer", default=None)
     p.add_argument("--claim-idle-ms", type=int, default=30_000)
@@ -160,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                         format=f"%(asctime)s {args.role}[%(process)d] %(levelname)s %(name)s: %(message)s")
     keys = Keys(args.prefix, args.shard_count)
     worker = Worker(args.role, args.redis_url, keys, parse_shards(args.shards, args.shard_count),
-                    {"casino": args.casino_url}, args.clock, args.consumer, args.claim_idle_ms,
+                    {"casino": args.casino_url, **dict(v.split("=", 1) for v in args.venue)}, args.clock, args.consumer, args.claim_idle_ms,
                     args.allow_unsigned)
 
     def on_signal(signum, frame):

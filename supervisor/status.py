@@ -1,0 +1,532 @@
+"""A snapshot of a deployment for operators: what each agent holds, its risk state, and how the
+workers and streams are doing.
+
+`collect_status` only reads, and returns plain JSON-ready data (money stays integer micro-USD),
+so the same snapshot feeds the rich view, `--json` and tests. It is built for deployments of
+thousands of agents: every per-agent read goes through pipelines in batches, so the number of
+round trips grows with the page size divided by the batch, never one per agent per section.
+
+The agents' venue credentials live next to their ledgers (`keys.credentials`); this module never
+names that key, so no API key can reach a status screen or a JSON dump. Free-form records
+(escrows, positions) are also scrubbed of any field whose name looks like a secret, in case a
+writer ever puts one there.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from fractions import Fraction
+from typing import Any, Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+import redis
+
+from actors.bootstrap import TARGET_BP
+from messages.codec import FIELD
+from messages.errors import TreasuryError
+from messages.keys import ROLES, Keys
+from messages.money import format_usd
+from messages.schema import BUCKETS
+
+BATCH = 500
+"""Agents read per pipeline round trip."""
+
+MAX_ITEMS = 50
+"""Escrows, positions and reservations listed per agent (the counts are always complete)."""
+
+DRIFT_LIMIT_BP = 500
+"""A bucket more than 5 % of the treasury away from its target is flagged (exactly 5 % is not)."""
+
+SUMMARY_CHARS = 160
+"""A journal event's summary is cut to one line of this length."""
+
+_SECRET_NAME = re.compile(r"(key|secret|token|passw|signature|credential|mnemonic|seed|private)", re.I)
+
+
+class RedisUnreachable(TreasuryError):
+    """Redis could not be reached or refused us: reported as one line, never a traceback."""
+
+
+# ---------------------------------------------------------------- connecting
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by `***`, so an error line never leaks it."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    auth = f"{user}:***@" if parts.password is not None else f"{user}@"
+    return urlunsplit((parts.scheme, auth + host, parts.path, parts.query, parts.fragment))
+
+
+def open_client(url: str, timeout_s: float = 3.0) -> redis.Redis:
+    """A client that has answered a PING, or `RedisUnreachable` saying why in one line."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s + 7)
+    except ValueError as exc:
+        raise RedisUnreachable(f"bad Redis URL {redact_url(url)}: {exc}") from None
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        client.close()
+        raise RedisUnreachable(f"cannot reach Redis at {redact_url(url)}: {_one_line(exc)}") from None
+    return client
+
+
+# ---------------------------------------------------------------- the snapshot
+
+
+def collect_status(
+    client: redis.Redis,
+    keys: Keys,
+    *,
+    agents: list[str] | None = None,
+    now_ms: int,
+    journal_tail: int = 10,
+    heartbeat_stale_ms: int = 5000,
+    limit: int | None = None,
+    offset: int = 0,
+) -> dict:
+    """Everything `treasury status` shows, as one JSON-serialisable dict.
+
+    Agents are `agents` if given, else the deployment's agent set, else whatever ledgers a SCAN
+    finds; they are sorted and `offset`/`limit` pick the page. `now_ms` is passed in (not read
+    from a clock) so ages are reproducible.
+    """
+    warnings: list[str] = []
+    if agents is not None:
+        names = list(dict.fromkeys(agents))
+        source = "given"
+    else:
+        names, source, found_in = discover_agents(client, keys)
+        for agent, shard in sorted(found_in.items()):
+            if shard != keys.shard(agent):
+                warnings.append(f"agent {agent} has a ledger in shard {shard} but shard count {keys.shards} "
+                                f"maps it to {keys.shard(agent)}: is --shard-count right?")
+        names.sort()
+    offset = max(0, offset)
+    page = names[offset:offset + limit] if limit is not None else names[offset:]
+    return {
+        "prefix": keys.prefix,
+        "shards": keys.shards,
+        "now_ms": now_ms,
+        "agents_total": len(names),
+        "agents_source": source,
+        "page": {"offset": offset, "limit": limit, "count": len(page)},
+        "agents": collect_agents(client, keys, page, now_ms=now_ms, journal_tail=journal_tail),
+        "deployment": collect_deployment(client, keys, now_ms=now_ms, heartbeat_stale_ms=heartbeat_stale_ms),
+        "warnings": warnings,
+    }
+
+
+def discover_agents(client: redis.Redis, keys: Keys) -> tuple[list[str], str, dict[str, int]]:
+    """Agent ids from the agent set, or failing that from the ledger keys a SCAN finds.
+
+    Returns the ids, where they came from (`set` or `scan`), and for scanned ids the shard their
+    ledger was found in (a different shard than the hash gives means a wrong shard count).
+    """
+    members = client.smembers(keys.agents())
+    if members:
+        return [_text(m) for m in members], "set", {}
+    pattern = re.compile(rf"^{re.escape(keys.prefix)}:\{{(\d+)\}}:ledger:(.+)$")
+    found: dict[str, int] = {}
+    for raw in client.scan_iter(match=f"{_glob_escape(keys.prefix)}:{{*}}:ledger:*", count=1000):
+        m = pattern.match(_text(raw))
+        if m:
+            found[m.group(2)] = int(m.group(1))
+    return list(found), "scan", found
+
+
+def escrows_key(keys: Keys, agent: str) -> str:
+    """The hash of an agent's open escrows (escrow id → msgpack or JSON record)."""
+    return f"{keys.prefix}:{{{keys.shard(agent)}}}:escrows:{agent}"
+
+
+def positions_key(keys: Keys, agent: str) -> str:
+    """The hash of an agent's open trading positions (position id → msgpack or JSON record)."""
+    return f"{keys.prefix}:{{{keys.shard(agent)}}}:positions:{agent}"
+
+
+def collect_agents(client: redis.Redis, keys: Keys, agents: list[str], *, now_ms: int,
+                   journal_tail: int = 10) -> list[dict]:
+    """One dict per agent, read with one pipeline per `BATCH` agents."""
+    out: list[dict] = []
+    per_agent = 7
+    for start in range(0, len(agents), BATCH):
+        chunk = agents[start:start + BATCH]
+        pipe = client.pipeline(transaction=False)
+        for agent in chunk:
+            pipe.hgetall(keys.ledger(agent))
+            pipe.hgetall(keys.risk(agent))
+            pipe.hgetall(keys.reservations(agent))
+            pipe.hgetall(escrows_key(keys, agent))
+            pipe.hgetall(positions_key(keys, agent))
+            pipe.xrevrange(keys.events(agent), count=max(1, journal_tail))
+            pipe.xlen(keys.events(agent))
+        replies = pipe.execute(raise_on_error=False)
+        for i, agent in enumerate(chunk):
+            r = replies[i * per_agent:(i + 1) * per_agent]
+            out.append(_agent_status(keys, agent, now_ms, journal_tail, *r))
+    return out
+
+
+def _agent_status(keys: Keys, agent: str, now_ms: int, journal_tail: int, ledger_raw, risk_raw, resv_raw,
+                  escrows_raw, positions_raw, events_raw, events_len) -> dict:
+    errors: list[str] = []
+    ledger = _hash(ledger_raw, "ledger", errors)
+    buckets, total = bucket_rows(ledger)
+    risk = risk_status(_hash(risk_raw, "risk", errors), now_ms)
+    events = [] if journal_tail <= 0 else _reply(events_raw, "journal", errors, [])
+    return {
+        "agent": agent,
+        "shard": keys.shard(agent),
+        "known": any(b in ledger for b in BUCKETS),
+        "total": total,
+        "buckets": buckets,
+        "max_drift_bp": max((abs(b["drift_bp"]) for b in buckets), default=0),
+        "drifted": any(b["drifted"] for b in buckets),
+        "risk": risk,
+        "reservations": reservation_rows(_hash(resv_raw, "reservations", errors), now_ms),
+        "escrows": record_rows(_hash(escrows_raw, "escrows", errors)),
+        "positions": record_rows(_hash(positions_raw, "positions", errors)),
+        "journal": {
+            "length": int(_reply(events_len, "journal length", errors, 0) or 0),
+            "events": [journal_row(entry_id, fields) for entry_id, fields in reversed(events or [])],
+        },
+        "errors": errors,
+    }
+
+
+# ---------------------------------------------------------------- buckets and risk
+
+
+def bucket_rows(ledger: dict[str, str]) -> tuple[list[dict], int]:
+    """Each bucket's balances and its share of the treasury against the target, in basis points.
+
+    Shares are rounded half-even to the basis point; `drifted` is decided on the exact fraction,
+    so a bucket at exactly 5 % off its target is not flagged, as in the rebalancing policy.
+    """
+    rows = []
+    for name in BUCKETS:
+        available = _int(ledger.get(name))
+        reserved = _int(ledger.get(f"{name}:reserved"))
+        rows.append({"bucket": name, "available": available, "reserved": reserved, "total": available + reserved})
+    total = sum(r["total"] for r in rows)
+    for r in rows:
+        target = TARGET_BP.get(r["bucket"], 0)
+        if total > 0:
+            exact = Fraction(r["total"] * 10_000, total)
+            actual = round(exact)
+            drifted = abs(exact - target) > DRIFT_LIMIT_BP
+        else:
+            actual, drifted = 0, False
+        r.update(target_bp=target, actual_bp=actual, drift_bp=(actual - target) if total > 0 else 0, drifted=drifted)
+    return rows, total
+
+
+def risk_status(raw: dict[str, str], now_ms: int) -> dict:
+    """The risk hash as the fence sees it: `effective` is what a spend would meet right now.
+
+    A PAUSE whose `until_ms` has passed lets spends through; a missing state refuses them
+    (fail closed), shown as UNKNOWN.
+    """
+    state = raw.get("state", "")
+    until = _int(raw.get("until_ms"))
+    if not state:
+        effective = "UNKNOWN"
+    elif state == "PAUSED" and 0 < until <= now_ms:
+        effective = "ACTIVE"
+    else:
+        effective = state
+    return {
+        "state": state or "UNKNOWN",
+        "effective": effective,
+        "breaker": raw.get("breaker", ""),
+        "reason": raw.get("reason", ""),
+        "until_ms": until,
+        "peak": _int(raw.get("peak")),
+        "day_start": _int(raw.get("day_start")),
+        "day": _int(raw.get("day")),
+        "trading_peak": _int(raw.get("trading_peak")),
+        "fence_seq": _int(raw.get("fence_seq")),
+        "halted_buckets": {k.removeprefix("halt:"): v for k, v in sorted(raw.items()) if k.startswith("halt:")},
+    }
+
+
+def reservation_rows(raw: dict[str, str], now_ms: int) -> dict:
+    """Spends reserved by the fence and not yet settled: `msg id → bucket|amount|seq|at_ms`."""
+    items = []
+    for msg_id, value in raw.items():
+        bucket, amount, seq, at = (value.split("|") + ["", "", "", ""])[:4]
+        at_ms = _int(at)
+        items.append({"msg_id": msg_id, "bucket": bucket, "amount": _int(amount), "seq": _int(seq),
+                      "at_ms": at_ms, "age_ms": max(0, now_ms - at_ms) if at_ms else None})
+    items.sort(key=lambda r: (r["at_ms"], r["seq"]))
+    return {"count": len(items), "amount": sum(r["amount"] for r in items), "items": items[:MAX_ITEMS]}
+
+
+def record_rows(raw: dict[str, Any]) -> dict:
+    """Open escrows or positions: each record decoded from JSON or msgpack, secrets scrubbed."""
+    items = []
+    for rid in sorted(raw):
+        record = decode_record(raw[rid])
+        items.append({"id": rid, **record} if isinstance(record, dict) else {"id": rid, "value": record})
+    amount = sum(r["amount"] for r in items if isinstance(r.get("amount"), int) and not isinstance(r["amount"], bool))
+    return {"count": len(items), "amount": amount, "items": items[:MAX_ITEMS]}
+
+
+def decode_record(data: bytes | str) -> Any:
+    """JSON or msgpack (whichever the writer used), made JSON-safe; anything else as text."""
+    blob = data.encode() if isinstance(data, str) else data
+    for decoder in (msgspec.json.decode, msgspec.msgpack.decode):
+        try:
+            return scrub(decoder(blob))
+        except (msgspec.DecodeError, TypeError, ValueError):
+            continue
+    return blob.decode("utf-8", "replace")[:SUMMARY_CHARS]
+
+
+def scrub(value: Any) -> Any:
+    """JSON-safe copy of a decoded record with secret-looking fields replaced by `***`."""
+    if isinstance(value, dict):
+        return {str(k): ("***" if _SECRET_NAME.search(str(k)) else scrub(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(v) for v in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+# ---------------------------------------------------------------- the journal
+
+
+def journal_row(entry_id: bytes | str, fields: dict) -> dict:
+    """One journal entry as type, time, causation and a one-line summary.
+
+    The envelope is read without the typed schema on purpose: a status screen must keep working
+    when a newer worker journals an event type this process does not know yet.
+    """
+    row: dict[str, Any] = {"entry_id": _text(entry_id), "msg_id": "", "type": "?", "created_ms": 0,
+                           "causation": None, "correlation": None, "summary": ""}
+    raw = fields.get(FIELD, fields.get(FIELD.decode()))
+    try:
+        env = msgspec.msgpack.decode(raw) if raw is not None else None
+    except msgspec.DecodeError as exc:
+        env = None
+        row["summary"] = f"undecodable entry: {exc}"[:SUMMARY_CHARS]
+    if not isinstance(env, dict) or not isinstance(env.get("body"), dict):
+        row["summary"] = row["summary"] or "entry without an envelope"
+        return row
+    body = env["body"]
+    row.update(msg_id=str(env.get("id", "")), type=str(body.get("type", "?")), created_ms=_int(env.get("created_ms")),
+               causation=env.get("causation"), correlation=env.get("correlation"))
+    try:
+        row["summary"] = summarize(body)
+    except Exception as exc:  # noqa: BLE001 - an odd body must not break the screen
+        row["summary"] = f"(unreadable {row['type']}: {exc})"
+    return row
+
+
+def summarize(body: dict) -> str:
+    """A one-line reading of an event body, amounts in dollars."""
+    kind = body.get("type")
+    if kind == "CapitalAllocated":
+        parts = ", ".join(f"{k} {format_usd(v)}" for k, v in body.get("buckets", {}).items())
+        text = f"allocated {format_usd(body['total'])}: {parts}"
+    elif kind == "BetSettled":
+        outcome = "won" if body.get("won") else "lost"
+        pnl = body["pnl"]
+        text = (f"{body.get('game')} stake {format_usd(body['stake'])} {outcome}, "
+                f"P&L {'+' if pnl >= 0 else ''}{format_usd(pnl)}, casino now {format_usd(body['bucket_after'])}")
+    elif kind == "BetRefused":
+        text = f"refused ({body.get('code')}): {body.get('reason')}"
+    elif kind == "BetFailed":
+        text = f"failed ({body.get('code')}): {body.get('reason')}; {format_usd(body['stake'])} released"
+    elif kind == "RiskStateChanged":
+        by = f" by {body['breaker']}" if body.get("breaker") else ""
+        text = f"{body.get('previous')} → {body.get('state')}{by}: {body.get('reason')}"
+    elif kind == "CommandRejected":
+        text = f"{body.get('command')} rejected: {body.get('reason')}"
+    else:
+        text = ", ".join(f"{k}={_short(v)}" for k, v in body.items()
+                         if k != "type" and not _SECRET_NAME.search(str(k)))
+    return _one_line(text)[:SUMMARY_CHARS]
+
+
+# ---------------------------------------------------------------- the deployment
+
+
+def collect_deployment(client: redis.Redis, keys: Keys, *, now_ms: int, heartbeat_stale_ms: int = 5000) -> dict:
+    """Workers, dead letters and command backlogs: three round trips whatever the shard count."""
+    return {
+        "workers": worker_rows(client.hgetall(f"{keys.prefix}:workers"), now_ms, heartbeat_stale_ms),
+        "dead": dead_rows(client, keys),
+        "backlog": backlog_rows(client, keys),
+    }
+
+
+def worker_rows(raw: dict, now_ms: int, stale_ms: int) -> list[dict]:
+    """Each worker's last heartbeat; a worker silent for longer than `stale_ms` is `stale`."""
+    rows = []
+    for name, value in raw.items():
+        consumer = _text(name)
+        try:
+            info = json.loads(value)
+            if not isinstance(info, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            rows.append({"consumer": consumer, "pid": None, "role": "?", "shards": None, "heartbeat_ms": 0,
+                         "age_ms": None, "processed": 0, "dead_lettered": 0, "stale": True,
+                         "error": "unreadable heartbeat"})
+            continue
+        beat = _int(info.get("heartbeat_ms"))
+        age = max(0, now_ms - beat) if beat else None
+        shards = info.get("shards")
+        rows.append({
+            "consumer": str(info.get("consumer") or consumer),
+            "pid": info.get("pid"),
+            "role": str(info.get("role", "?")),
+            "shards": list(shards) if isinstance(shards, list) else None,
+            "heartbeat_ms": beat,
+            "age_ms": age,
+            "processed": _int(info.get("processed")),
+            "dead_lettered": _int(info.get("dead_lettered")),
+            "stale": age is None or age > stale_ms,
+        })
+    rows.sort(key=lambda r: (r["role"], r["consumer"]))
+    return rows
+
+
+def dead_rows(client: redis.Redis, keys: Keys) -> list[dict]:
+    """Dead-stream length per shard (non-empty ones only) with its latest error."""
+    pipe = client.pipeline(transaction=False)
+    for shard in range(keys.shards):
+        pipe.xlen(keys.dead(shard))
+    lengths = pipe.execute(raise_on_error=False)
+    busy = [(s, int(n)) for s, n in enumerate(lengths) if isinstance(n, int) and n > 0]
+    if not busy:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for shard, _ in busy:
+        pipe.xrevrange(keys.dead(shard), count=1)
+    latest = pipe.execute(raise_on_error=False)
+    rows = []
+    for (shard, length), last in zip(busy, latest):
+        row: dict[str, Any] = {"shard": shard, "length": length, "last": None}
+        if isinstance(last, list) and last:
+            entry_id, fields = last[0]
+            f = {_text(k): v for k, v in fields.items()}
+            row["last"] = {"entry_id": _text(entry_id), "role": _text(f.get("role", b"")),
+                           "agent": _text(f.get("agent", b"")), "msg_id": _text(f.get("msg_id", b"")),
+                           "at_ms": _int(f.get("at_ms")), "deliveries": _int(f.get("deliveries")),
+                           "error": _one_line(_text(f.get("error", b"")))[:SUMMARY_CHARS]}
+        rows.append(row)
+    return rows
+
+
+def backlog_rows(client: redis.Redis, keys: Keys, roles: Iterable[str] = ROLES) -> dict:
+    """Per role, over every shard: entries in the command streams, pending (delivered, not acked)
+    and lag (not yet delivered) for the role's consumer group.
+
+    `lag` is null when Redis cannot tell (before 7.0, or after entries were deleted); a stream
+    with entries but no group is counted in `ungrouped`, since nothing will ever read it.
+    """
+    roles = list(roles)
+    pipe = client.pipeline(transaction=False)
+    for role in roles:
+        for shard in range(keys.shards):
+            stream = keys.commands(shard, role)
+            pipe.xlen(stream)
+            pipe.xinfo_groups(stream)
+    replies = pipe.execute(raise_on_error=False)
+    out: dict[str, dict] = {}
+    i = 0
+    for role in roles:
+        acc = {"streams": 0, "entries": 0, "pending": 0, "lag": 0, "ungrouped": 0, "busy_shards": []}
+        lag_known = True
+        for shard in range(keys.shards):
+            length, groups = replies[i], replies[i + 1]
+            i += 2
+            if not isinstance(length, int) or (length == 0 and isinstance(groups, Exception)):
+                continue  # no such stream
+            acc["streams"] += 1
+            acc["entries"] += length
+            group = next((g for g in groups if _text(g.get("name", b"")) == f"g:{role}"), None) \
+                if isinstance(groups, list) else None
+            if group is None:
+                if length:
+                    acc["ungrouped"] += 1
+                    acc["busy_shards"].append({"shard": shard, "pending": 0, "lag": length})
+                    acc["lag"] += length
+                continue
+            pending = _int(group.get("pending"))
+            lag = group.get("lag")
+            acc["pending"] += pending
+            if lag is None:
+                lag_known = False
+            else:
+                acc["lag"] += int(lag)
+            if pending or lag:
+                acc["busy_shards"].append({"shard": shard, "pending": pending, "lag": lag})
+        if not lag_known:
+            acc["lag"] = None
+        if acc["streams"]:
+            out[role] = acc
+    return out
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _hash(reply: Any, what: str, errors: list[str]) -> dict[str, Any]:
+    value = _reply(reply, what, errors, {})
+    if not isinstance(value, dict):
+        return {}
+    return {_text(k): (v if what in ("escrows", "positions") else _text(v)) for k, v in value.items()}
+
+
+def _reply(reply: Any, what: str, errors: list[str], default: Any) -> Any:
+    if isinstance(reply, Exception):
+        errors.append(f"{what}: {_one_line(reply)}")
+        return default
+    return reply
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{…}"
+    if isinstance(value, list):
+        return f"[{len(value)}]"
+    return str(value)
+
+
+def _one_line(value: Any) -> str:
+    return " ".join(str(value).split())
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
