@@ -9,13 +9,15 @@ How the plan is built, and why:
 * Every bucket's adjustment is `target − balance` (targets from `allocate`, so they sum to the
   total exactly). An adjustment under the minimum move ($10) is not made; that money stays in
   the reserve's account, which absorbs the difference so the plan still conserves the total.
-* Money is routed through the reserve. Surpluses go into the reserve first, then the reserve pays
-  the deficits. This is the "reserve first" rule made structural: the reserve is topped up (past
-  its floor, to its target) before any other bucket receives a cent, every move is one bucket's
-  whole adjustment (so none is under $10), and the reserve — which only grows before it shrinks
-  — can never go negative. When only one bucket gives, or only one receives, moves are made
-  directly instead, since no hub is needed. Moves are ledger entries; physical transfers are
-  netted per silo afterwards, so routing through the reserve costs no extra on-chain transfer.
+* When a single bucket gives (or a single bucket receives), it is paired directly with each
+  bucket on the other side, the reserve first. When two give and two receive, money goes through
+  the reserve: every surplus in first, then the reserve pays the deficits. Either way the reserve
+  is topped up (past its floor, to its target) before any other bucket receives a cent; every
+  move is one bucket's whole adjustment, so none is under $10 (a reserve adjustment under $10 is
+  skipped); and the reserve, which only grows before it shrinks, cannot go negative. Moves are
+  ledger entries; physical transfers are netted per silo afterwards, so a hop through the
+  reserve costs no extra on-chain transfer. (In a treasury under about $75 the $10 minimum can
+  leave a target unreachable; there a move its source cannot fund is trimmed or dropped.)
 * If money must leave the trading bucket while it holds open positions, the plan says so with
   `close_positions_first`: margin posted on the venue cannot be moved, and shrinking the free
   collateral of a cross-margined account pulls the liquidation prices closer, so the positions
