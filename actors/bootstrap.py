@@ -6,20 +6,14 @@ processes at once, allocates once.
 
 from __future__ import annotations
 
+from actors.policy.buckets import TARGETS_BP, allocate
 from messages.envelope import IdFactory, wrap
 from messages.keys import Keys
 from messages.schema import BUCKETS, CapitalAllocated
 from supervisor.atomic import AtomicSteps, CommitResult
 from supervisor.clock import DAY_MS
 
-TARGET_BP = {"reserve": 4000, "trading": 3500, "casino": 1500, "referral": 1000}
-
-
-def allocate(capital: int, targets_bp: dict[str, int] = TARGET_BP) -> dict[str, int]:
-    """Split capital by basis points; the rounding remainder goes to the reserve."""
-    parts = {b: capital * targets_bp[b] // 10_000 for b in BUCKETS}
-    parts["reserve"] += capital - sum(parts.values())
-    return parts
+TARGET_BP = TARGETS_BP  # the targets as the status views import them
 
 
 def open_treasury(steps: AtomicSteps, agent: str, capital: int, *, now_ms: int, new_id: IdFactory,

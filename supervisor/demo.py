@@ -9,6 +9,7 @@ the same story. Time is a simulated clock shared by every process (30 s per bet)
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import time
@@ -20,11 +21,13 @@ from messages.codec import FIELD, encode
 from messages.envelope import seeded_ids, wrap
 from messages.keys import DEFAULT_SHARDS, Keys
 from messages.money import parse_usd
-from messages.schema import BetFailed, BetRefused, BetSettled, CoinFlip, Dice, Multiplier, PlaceBet
+from messages.schema import BetFailed, BetRefused, BetSettled, CoinFlip, Dice, Multiplier, PlaceBet, RiskStateChanged
 from supervisor.atomic import AtomicSteps
 from supervisor.bus import command_client
-from supervisor.clock import DAY_MS, RedisClock
+from supervisor.clock import RedisClock
 from supervisor.journal import JournalFollower, wait_caught_up
+from supervisor.keyring import generate_key
+from supervisor.signing import sign
 from supervisor.processes import redis_for_run, spawn_worker
 
 DEMO_START_MS = 1_767_258_000_000  # 2026-01-01T09:00:00Z
@@ -69,8 +72,8 @@ def next_bet(rng: random.Random) -> PlaceBet:
 
 
 def run_demo(seed: int = 7, capital_usd: str = "1000", max_bets: int = 1500) -> dict:
-    from venue.client.casino import CasinoClient
     from venue.client import SandboxAdmin
+    from venue.client.casino import CasinoClient
     from venue.sandbox.runner import start_sandbox
 
     started = time.monotonic()
@@ -87,18 +90,23 @@ def run_demo(seed: int = 7, capital_usd: str = "1000", max_bets: int = 1500) -> 
         casino_url = sandbox.urls["casino"]
         registration = CasinoClient(casino_url).register()
         open_treasury(steps, AGENT, capital, now_ms=clock.now_ms(), new_id=new_id)
+        # Paper mode: a simulated deposit brings the venue's casino balance (which already holds
+        # the $1 faucet claim made at registration) up to exactly the casino bucket.
         casino_bucket = read_ledger(client, keys, AGENT).available["casino"]
-        SandboxAdmin(sandbox.urls).credit_casino(registration.agent_id, casino_bucket)
+        already = CasinoClient(casino_url, registration.api_key).balance().balance
+        SandboxAdmin(casino_url).credit(registration.agent_id, casino_bucket - already)
         client.hset(keys.credentials(AGENT), mapping={"casino_agent_id": registration.agent_id,
-                                                      "casino_key": registration.api_key})
+                                                      "casino_key": registration.api_key.reveal()})
 
-        common = dict(prefix=prefix, shard_count=DEFAULT_SHARDS, casino_url=casino_url, clock=f"redis:{prefix}:clock")
+        signing_key = generate_key("demo-agent-key", "agent")
+        common = dict(prefix=prefix, shard_count=DEFAULT_SHARDS, casino_url=casino_url, clock=f"redis:{prefix}:clock",
+                      env={"TREASURY_KEYS": signing_key.env_entry()})
         workers = [spawn_worker("casino", url, **common), spawn_worker("risk", url, **common)]
         try:
-            tally, stop_reason, probe = _play(client, keys, clock, new_id, seed, max_bets)
+            tally, stop_reason, probe, journal = _play(client, keys, clock, new_id, seed, max_bets, signing_key)
         finally:
             exit_codes = {w.role: w.terminate() for w in workers}
-        summary = _summary(client, keys, seed, capital, tally, stop_reason, probe)
+        summary = _summary(client, keys, seed, capital, tally, stop_reason, probe, journal)
         venue_balance = CasinoClient(casino_url, registration.api_key).balance().balance
         casino_total = read_ledger(client, keys, AGENT).bucket("casino")
         summary["conservation"] = {
@@ -114,15 +122,19 @@ def run_demo(seed: int = 7, capital_usd: str = "1000", max_bets: int = 1500) -> 
         return summary
 
 
-def _play(client, keys: Keys, clock: RedisClock, new_id, seed: int, max_bets: int):
+def _play(client, keys: Keys, clock: RedisClock, new_id, seed: int, max_bets: int, signing_key):
     rng = random.Random(seed)
     follower = JournalFollower(client, keys, AGENT)
     tally = Tally()
     cmd_stream = keys.agent_commands(AGENT, "casino")
     risk_stream = keys.agent_commands(AGENT, "risk")
+    counter = itertools.count()
+    env_nonce_prefix = f"demo{seed:08d}"  # reproducible nonces: the demo's JSON must not vary
 
     def send(bet: PlaceBet):
-        env = wrap(bet, agent=AGENT, now_ms=clock.now_ms(), new_id=new_id)
+        now = clock.now_ms()
+        env = sign(wrap(bet, agent=AGENT, now_ms=now, new_id=new_id), signing_key, now_ms=now,
+                   nonce=f"{env_nonce_prefix}{next(counter):012d}")
         client.xadd(cmd_stream, {FIELD: encode(env)})
         outcome = follower.wait_for(env.id, (BetSettled, BetRefused, BetFailed))
         wait_caught_up(client, risk_stream, "g:risk")  # RiskGuard has judged this bet
@@ -135,14 +147,20 @@ def _play(client, keys: Keys, clock: RedisClock, new_id, seed: int, max_bets: in
         risk = read_risk(client, keys, AGENT)
         if risk.state != "ACTIVE":
             probe = send(next_bet(rng))  # one more bet: the fence must refuse it
-            return tally, f"breaker {risk.breaker} fired: {risk.reason}", probe
-    return tally, f"bet limit of {max_bets} reached with no breaker fired", None
+            return tally, f"breaker {risk.breaker} fired: {risk.reason}", probe, follower.seen
+    return tally, f"bet limit of {max_bets} reached with no breaker fired", None, follower.seen
 
 
-def _summary(client, keys: Keys, seed: int, capital: int, tally: Tally, stop_reason: str, probe) -> dict:
+def breakers_fired(journal) -> list[dict]:
+    """Every risk-state change in the journal, with how long it holds (None: until an operator)."""
+    return [{"breaker": e.body.breaker, "state": e.body.state, "reason": e.body.reason,
+             "hours": (e.body.until_ms - e.created_ms) / 3_600_000 if e.body.until_ms else None}
+            for e in journal if isinstance(e.body, RiskStateChanged)]
+
+
+def _summary(client, keys: Keys, seed: int, capital: int, tally: Tally, stop_reason: str, probe, journal) -> dict:
     ledger = read_ledger(client, keys, AGENT)
     risk = read_risk(client, keys, AGENT)
-    paused_at = None
     return {
         "seed": seed,
         "agent": AGENT,
@@ -155,8 +173,8 @@ def _summary(client, keys: Keys, seed: int, capital: int, tally: Tally, stop_rea
         "buckets": {b: ledger.bucket(b) for b in sorted(ledger.available)},
         "total": ledger.total,
         "risk": {"state": risk.state, "breaker": risk.breaker, "reason": risk.reason, "peak": risk.peak,
-                 "day_start": risk.day_start,
-                 "paused_for_hours": (risk.until_ms - clock_now(client, keys)) / 3_600_000 if risk.until_ms else None},
+                 "day_start": risk.day_start},
+        "breakers_fired": breakers_fired(journal),
         "stopped_because": stop_reason,
         "after_stop": ({"type": type(probe).__name__, "code": getattr(probe, "code", None),
                         "reason": getattr(probe, "reason", None)} if probe is not None else None),
@@ -164,8 +182,4 @@ def _summary(client, keys: Keys, seed: int, capital: int, tally: Tally, stop_rea
     }
 
 
-def clock_now(client, keys: Keys) -> int:
-    return int(client.get(f"{keys.prefix}:clock"))
 
-
-__all__ = ["run_demo", "DAY_MS"]

@@ -22,6 +22,9 @@ def render_summary(s: dict) -> None:
     t.add_row("treasury total", format_usd(s["total"]))
     risk = s["risk"]
     t.add_row("risk state", f"[bold]{risk['state']}[/bold]" + (f" ({risk['breaker']})" if risk["breaker"] else ""))
+    for fired in s.get("breakers_fired", []):
+        hold = f"{fired['hours']:g} h" if fired["hours"] is not None else "until an operator resumes"
+        t.add_row("breaker fired", f"{fired['breaker']} → {fired['state']} for {hold}")
     t.add_row("why it stopped", s["stopped_because"])
     if s.get("after_stop"):
         a = s["after_stop"]

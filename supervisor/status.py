@@ -196,8 +196,8 @@ def _agent_status(keys: Keys, agent: str, now_ms: int, journal_tail: int, ledger
         "drifted": any(b["drifted"] for b in buckets),
         "risk": risk,
         "reservations": reservation_rows(_hash(resv_raw, "reservations", errors), now_ms),
-        "escrows": record_rows(_hash(escrows_raw, "escrows", errors)),
-        "positions": record_rows(_hash(positions_raw, "positions", errors)),
+        "escrows": record_rows(_hash(escrows_raw, "escrows", errors), "amount"),
+        "positions": record_rows(_hash(positions_raw, "positions", errors), "margin"),
         "journal": {
             "length": int(_reply(events_len, "journal length", errors, 0) or 0),
             "events": [journal_row(entry_id, fields) for entry_id, fields in reversed(events or [])],
@@ -274,14 +274,18 @@ def reservation_rows(raw: dict[str, str], now_ms: int) -> dict:
     return {"count": len(items), "amount": sum(r["amount"] for r in items), "items": items[:MAX_ITEMS]}
 
 
-def record_rows(raw: dict[str, Any]) -> dict:
-    """Open escrows or positions: each record decoded from JSON or msgpack, secrets scrubbed."""
+def record_rows(raw: dict[str, Any], money_field: str) -> dict:
+    """Open escrows or positions: each record decoded from JSON or msgpack, secrets scrubbed.
+
+    `money_field` names the integer micro-USD field summed over every record (`amount` locked in
+    escrows, `margin` posted for positions), so the totals stay right past `MAX_ITEMS`.
+    """
     items = []
     for rid in sorted(raw):
         record = decode_record(raw[rid])
         items.append({"id": rid, **record} if isinstance(record, dict) else {"id": rid, "value": record})
-    amount = sum(r["amount"] for r in items if isinstance(r.get("amount"), int) and not isinstance(r["amount"], bool))
-    return {"count": len(items), "amount": amount, "items": items[:MAX_ITEMS]}
+    total = sum(v for r in items if isinstance(v := r.get(money_field), int) and not isinstance(v, bool))
+    return {"count": len(items), money_field: total, "items": items[:MAX_ITEMS]}
 
 
 def decode_record(data: bytes | str) -> Any:
@@ -330,7 +334,7 @@ def journal_row(entry_id: bytes | str, fields: dict) -> dict:
         return row
     body = env["body"]
     row.update(msg_id=str(env.get("id", "")), type=str(body.get("type", "?")), created_ms=_int(env.get("created_ms")),
-               causation=env.get("causation"), correlation=env.get("correlation"))
+               causation=scrub(env.get("causation")), correlation=scrub(env.get("correlation")))
     try:
         row["summary"] = summarize(body)
     except Exception as exc:  # noqa: BLE001 - an odd body must not break the screen
@@ -368,7 +372,7 @@ def summarize(body: dict) -> str:
 
 
 def collect_deployment(client: redis.Redis, keys: Keys, *, now_ms: int, heartbeat_stale_ms: int = 5000) -> dict:
-    """Workers, dead letters and command backlogs: three round trips whatever the shard count."""
+    """Workers, dead letters and command backlogs: at most four round trips whatever the shard count."""
     return {
         "workers": worker_rows(client.hgetall(f"{keys.prefix}:workers"), now_ms, heartbeat_stale_ms),
         "dead": dead_rows(client, keys),

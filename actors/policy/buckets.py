@@ -17,7 +17,7 @@ import msgspec
 from actors.kelly import KellyInputError, parse_fraction
 from messages.errors import ConfigError, TreasuryError
 from messages.money import CENT, MAX_MICROS, MICRO, format_usd, to_decimal
-from messages.schema import BUCKETS
+from messages.base import BUCKETS
 
 BP_SCALE = 10_000
 """Basis points in a whole."""

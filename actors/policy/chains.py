@@ -11,7 +11,7 @@ dashboard or a rebalance does not hammer the RPCs, and valued in integer micro-U
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -95,7 +95,7 @@ class BalanceCache:
         require_int(now_ms, "now_ms", minimum=0)
         return BalanceCache(self.ttl_ms, {**self.entries, key: Cached(value, now_ms)})
 
-    def stale(self, keys: list[Hashable] | tuple[Hashable, ...], now_ms: int) -> tuple[Hashable, ...]:
+    def stale(self, keys: Iterable[Hashable], now_ms: int) -> tuple[Hashable, ...]:
         """The keys among `keys` that need a new read."""
         return tuple(key for key in keys if not self.fresh(key, now_ms))
 

@@ -26,7 +26,7 @@ How the plan is built, and why:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -40,7 +40,7 @@ from actors.policy.buckets import (
     exceeds_share,
     require_int,
 )
-from messages.schema import BUCKETS
+from messages.base import BUCKETS
 
 REBALANCE_AFTER: frozenset[str] = frozenset({"emergency_rebalance", "stop_session", "halt_trading"})
 """Breaker actions after which the buckets are rebalanced: money was freed or the reserve is short."""
@@ -109,9 +109,9 @@ def drifted(balances: Mapping[str, int], policy: Policy = DEFAULT_POLICY) -> boo
 # ---------------------------------------------------------------- the other triggers
 
 
-def schedule_due(last_run_ms: int | None, now_ms: int, interval_ms: int = DEFAULT_POLICY.rebalance_interval_ms) -> bool:
+def schedule_due(last_run_ms: int | None, now_ms: int, policy: Policy = DEFAULT_POLICY) -> bool:
     """Trigger: the scheduled rebalance is due (never ran, or last run + interval ≤ now)."""
-    return last_run_ms is None or last_run_ms + interval_ms <= now_ms
+    return last_run_ms is None or last_run_ms + policy.rebalance_interval_ms <= now_ms
 
 
 def big_win(win: int, bucket_before: int, policy: Policy = DEFAULT_POLICY) -> bool:
@@ -140,7 +140,7 @@ def before_escrow(amount: int, reserve: int, policy: Policy = DEFAULT_POLICY) ->
 # ---------------------------------------------------------------- the plan
 
 
-def apply_moves(balances: Mapping[str, int], moves: tuple[Move, ...] | list[Move]) -> dict[str, int]:
+def apply_moves(balances: Mapping[str, int], moves: Iterable[Move]) -> dict[str, int]:
     """The balances after applying `moves` in order; refuses a move that would overdraw its source."""
     result = dict(balances)
     for move in moves:
