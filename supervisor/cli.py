@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     kelly.add_argument("--json", action="store_true")
 
     sub.add_parser("sandbox", help="run the local sandbox venue (see `treasury sandbox --help`)", add_help=False)
+
+    from supervisor.status_view import add_status_arguments
+    from supervisor.watch import add_watch_arguments
+
+    add_status_arguments(sub.add_parser("status", help="buckets, risk, escrows, positions, events and workers"))
+    add_watch_arguments(sub.add_parser("watch", help="the status, live"))
     return parser
 
 
@@ -94,6 +100,14 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_kelly(args)
         if args.command == "demo":
             return _cmd_demo(args)
+        if args.command == "status":
+            from supervisor.status_view import status_main
+
+            return status_main(args)
+        if args.command == "watch":
+            from supervisor.watch import watch_main
+
+            return watch_main(args)
     except TreasuryError as exc:
         print(f"treasury {args.command}: error: {exc}", file=sys.stderr)
         return 2

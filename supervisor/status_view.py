@@ -31,7 +31,8 @@ DETAIL_MAX_AGENTS = 3
 DEFAULT_LIMIT = 50
 """Agents per page on the command line: a screen, not ten thousand rows."""
 
-STATE_STYLE = {"ACTIVE": "bold green", "PAUSED": "bold yellow", "HALTED": "bold white on red", "UNKNOWN": "bold magenta"}
+STATE_STYLE = {"ACTIVE": "bold green", "PAUSED": "bold yellow", "HALTED": "bold white on red",
+               "UNKNOWN": "bold magenta"}
 
 
 # ---------------------------------------------------------------- formatting
@@ -324,9 +325,12 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
 
 def snapshot(client: redis.Redis, args: argparse.Namespace, now_ms: int) -> dict:
     """`collect_status` with the options of a parsed command line (missing ones take defaults)."""
+    agents = getattr(args, "agent", None) or None
+    if isinstance(agents, str):
+        agents = [agents]
     return collect_status(
         client, Keys(args.prefix, args.shard_count),
-        agents=getattr(args, "agent", None) or None,
+        agents=agents,
         now_ms=now_ms,
         journal_tail=getattr(args, "events", 10),
         heartbeat_stale_ms=getattr(args, "stale_ms", 5000),

@@ -73,12 +73,15 @@ def watch_main(args: argparse.Namespace, *, clock: Clock | None = None, console:
                 if iterations is None or done < iterations:
                     sleep(interval)
             return 0
-        with Live(Text("reading…", style="dim"), console=console or Console(), auto_refresh=False) as live:
+        console = console or Console()
+        with Live(Text("reading…", style="dim"), console=console, auto_refresh=False) as live:
             while iterations is None or done < iterations:
                 live.update(frame(client, args, clock.now_ms()), refresh=True)
                 done += 1
                 if iterations is None or done < iterations:
                     sleep(interval)
+        if not console.is_terminal:
+            console.line()  # piped: Live leaves the last frame without its final newline
         return 0
     except KeyboardInterrupt:
         return 0
