@@ -116,6 +116,9 @@ class StreamBus:
         # (command client, blocking reader): injected in unit tests (fakeredis), else made from url
         self.client, self.reader = clients or (command_client(url), blocking_client(url, block_ms))
         self.gate = gate  # CommandGate, or None where every writer is trusted (unit tests)
+        self._wanted_shards: set[int] | None = None
+        self.last_loop = time.monotonic()  # liveness: a loop stuck longer than a handler timeout is hung
+        self._shard_lock = threading.Lock()
         self._retry_at: float | None = None
         self.processed = 0
         self.dead_lettered = 0
@@ -131,6 +134,28 @@ class StreamBus:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
+    # ------------------------------------------------------------------ shard leases
+
+    def request_shards(self, shards: Iterable[int]) -> None:
+        """Ask the bus (from another thread) to serve exactly these shards from its next poll."""
+        with self._shard_lock:
+            self._wanted_shards = set(shards)
+
+    def _apply_requested_shards(self) -> None:
+        with self._shard_lock:
+            wanted, self._wanted_shards = self._wanted_shards, None
+        if wanted is None:
+            return
+        current = set(self.streams.values())
+        gained = wanted - current
+        self.streams = {self.keys.commands(s, self.role): s for s in sorted(wanted)}
+        if gained:
+            adopted = [self.keys.commands(s, self.role) for s in gained]
+            self.ensure_groups()
+            # The shard's previous worker is gone (lease expired) or let it go between batches:
+            # whatever it left pending is ours now, at once, in order.
+            self.claim_stale(streams=adopted, min_idle_ms=0)
+
     # ------------------------------------------------------------------ main loop
 
     def run(self, stop: threading.Event) -> None:
@@ -139,7 +164,12 @@ class StreamBus:
         self.drain_own_pending()
         next_claim = 0.0
         while not stop.is_set():
+            self.last_loop = time.monotonic()
             try:
+                self._apply_requested_shards()
+                if not self.streams:
+                    stop.wait(self.block_ms / 1000)
+                    continue
                 now = time.monotonic()
                 if now >= next_claim:
                     self.claim_stale()
@@ -188,14 +218,15 @@ class StreamBus:
                 start = entries[-1][0]
         return handled
 
-    def claim_stale(self) -> int:
+    def claim_stale(self, streams: Iterable[str] | None = None, min_idle_ms: int | None = None) -> int:
         """Take over entries a dead consumer left pending longer than `claim_idle_ms`."""
         handled = 0
-        for stream in self.streams:
+        idle = self.claim_idle_ms if min_idle_ms is None else min_idle_ms
+        for stream in list(self.streams if streams is None else streams):
             start = "0-0"
             for _ in range(100):  # bounded: at most 100 batches per call
                 next_start, entries, deleted = _autoclaim(self.client, stream, self.group, self.consumer,
-                                                          self.claim_idle_ms, start, self.batch)
+                                                          idle, start, self.batch)
                 for entry_id in deleted:
                     log.warning("bus %s: pending entry %s was deleted from %s", self.role, entry_id, stream)
                 if entries:
@@ -218,6 +249,7 @@ class StreamBus:
     # ------------------------------------------------------------------ one entry
 
     def _process(self, stream: str, entry_id: str | bytes, fields: dict | None, deliveries: int) -> None:
+        self.last_loop = time.monotonic()
         entry_id = _s(entry_id)
         stream = _s(stream)
         if not fields:

@@ -15,7 +15,6 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from actors.bootstrap import open_treasury
 from actors.ledger import read_ledger, read_risk
 from messages.codec import FIELD, encode
 from messages.envelope import seeded_ids, wrap
@@ -27,6 +26,7 @@ from supervisor.bus import command_client
 from supervisor.clock import RedisClock
 from supervisor.journal import JournalFollower, wait_caught_up
 from supervisor.keyring import generate_key
+from supervisor.paper import open_paper_casino_agent
 from supervisor.signing import sign
 from supervisor.processes import redis_for_run, spawn_worker
 
@@ -72,7 +72,6 @@ def next_bet(rng: random.Random) -> PlaceBet:
 
 
 def run_demo(seed: int = 7, capital_usd: str = "1000", max_bets: int = 1500) -> dict:
-    from venue.client import SandboxAdmin
     from venue.client.casino import CasinoClient
     from venue.sandbox.runner import start_sandbox
 
@@ -88,15 +87,8 @@ def run_demo(seed: int = 7, capital_usd: str = "1000", max_bets: int = 1500) -> 
         new_id = seeded_ids(seed, prefix="cmd")
 
         casino_url = sandbox.urls["casino"]
-        registration = CasinoClient(casino_url).register()
-        open_treasury(steps, AGENT, capital, now_ms=clock.now_ms(), new_id=new_id)
-        # Paper mode: a simulated deposit brings the venue's casino balance (which already holds
-        # the $1 faucet claim made at registration) up to exactly the casino bucket.
-        casino_bucket = read_ledger(client, keys, AGENT).available["casino"]
-        already = CasinoClient(casino_url, registration.api_key).balance().balance
-        SandboxAdmin(casino_url).credit(registration.agent_id, casino_bucket - already)
-        client.hset(keys.credentials(AGENT), mapping={"casino_agent_id": registration.agent_id,
-                                                      "casino_key": registration.api_key.reveal()})
+        open_paper_casino_agent(steps, AGENT, capital, casino_url, now_ms=clock.now_ms(), new_id=new_id)
+        casino_key = client.hget(keys.credentials(AGENT), "casino_key").decode()
 
         signing_key = generate_key("demo-agent-key", "agent")
         common = dict(prefix=prefix, shard_count=DEFAULT_SHARDS, casino_url=casino_url, clock=f"redis:{prefix}:clock",
@@ -107,7 +99,7 @@ def run_demo(seed: int = 7, capital_usd: str = "1000", max_bets: int = 1500) -> 
         finally:
             exit_codes = {w.role: w.terminate() for w in workers}
         summary = _summary(client, keys, seed, capital, tally, stop_reason, probe, journal)
-        venue_balance = CasinoClient(casino_url, registration.api_key).balance().balance
+        venue_balance = CasinoClient(casino_url, casino_key).balance().balance
         casino_total = read_ledger(client, keys, AGENT).bucket("casino")
         summary["conservation"] = {
             "casino_bucket": casino_total, "venue_casino_balance": venue_balance,

@@ -68,7 +68,7 @@ def spawn_worker(role: str, redis_url: str, *, prefix: str, shard_count: int, ca
     args += extra or []
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                             env={**os.environ, **(env or {})})
-    line = _readline_with_timeout(proc, ready_timeout_s)
+    line = readline_with_timeout(proc, ready_timeout_s)
     try:
         ready = json.loads(line)
     except json.JSONDecodeError:
@@ -77,7 +77,7 @@ def spawn_worker(role: str, redis_url: str, *, prefix: str, shard_count: int, ca
     return WorkerProcess(role, proc, ready["consumer"])
 
 
-def _readline_with_timeout(proc: subprocess.Popen, timeout_s: float) -> str:
+def readline_with_timeout(proc: subprocess.Popen, timeout_s: float) -> str:
     import selectors
 
     sel = selectors.DefaultSelector()

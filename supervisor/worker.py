@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 
 from messages.envelope import random_ids
@@ -24,6 +25,7 @@ from supervisor.command_gate import CommandGate
 from supervisor.roles import ROLE_MODULES, build_actor
 from supervisor.control import ControlListener
 from supervisor.keyring import Keyring
+from supervisor.leases import ShardLeases
 from supervisor.nonces import RedisNonceStore
 from messages.errors import ConfigError
 
@@ -52,7 +54,8 @@ def make_gate(client, keys: Keys, clock: Clock) -> CommandGate:
 
 class Worker:
     def __init__(self, role: str, url: str, keys: Keys, shards: list[int], venues: dict[str, str], clock_spec: str,
-                 consumer: str | None = None, claim_idle_ms: int = 30_000, allow_unsigned: bool = False):
+                 consumer: str | None = None, claim_idle_ms: int = 30_000, allow_unsigned: bool = False,
+                 lease_shards: bool = False, lease_ms: int = 10_000):
         self.role, self.url, self.keys, self.shards = role, url, keys, shards
         self.client = command_client(url)
         self.clock = make_clock(clock_spec, self.client)
@@ -60,8 +63,11 @@ class Worker:
         self.actor = build_actor(role, self.steps, self.clock, random_ids(), venues)
         self.bus = StreamBus(url, keys, role, shards, self._dispatch, consumer=consumer, claim_idle_ms=claim_idle_ms,
                              clock=self.clock, gate=None if allow_unsigned else make_gate(self.client, keys, self.clock))
-        self.control = ControlListener(url, keys, shards, self._on_control) if role != "risk" else None
+        # every worker hears every shard's broadcasts: leased shards move, the fan-out must not miss one
+        self.control = ControlListener(url, keys, range(keys.shards), self._on_control) if role != "risk" else None
         self.stop_event = threading.Event()
+        self.leases = (ShardLeases(self.client, keys.prefix, role, keys.shards, self.bus.consumer, lease_ms)
+                       if lease_shards else None)
 
     def _dispatch(self, delivery) -> None:
         self.actor.ask(delivery, timeout=120)
@@ -72,12 +78,34 @@ class Worker:
     def heartbeat(self) -> None:
         key = f"{self.keys.prefix}:workers"
         while not self.stop_event.wait(HEARTBEAT_MS / 1000):
+            self.refresh_leases()
             self.beat(key)
+
+    def loop_age_ms(self) -> int:
+        return int((time.monotonic() - self.bus.last_loop) * 1000)
+
+    def refresh_leases(self) -> None:
+        if self.leases is None:
+            return
+        if self.loop_age_ms() > self.leases.lease_ms // 2:
+            return  # the bus is stuck: let the leases lapse so another worker takes the shards over
+        try:
+            gained, lost = self.leases.refresh(SystemClock().now_ms())
+        except Exception as exc:  # noqa: BLE001 - unreachable Redis: serve nothing we cannot renew
+            log.warning("lease refresh failed: %s", exc)
+            self.leases.owned.clear()
+            gained, lost = set(), {-1}
+        if gained or lost:
+            self.shards = sorted(self.leases.owned)
+            self.bus.request_shards(self.shards)
 
     def beat(self, key: str | None = None) -> None:
         key = key or f"{self.keys.prefix}:workers"
-        info = {"pid": os.getpid(), "role": self.role, "shards": [self.shards[0], self.shards[-1], len(self.shards)],
+        shards = self.shards
+        info = {"pid": os.getpid(), "role": self.role,
+                "shards": [shards[0], shards[-1], len(shards)] if shards else [None, None, 0],
                 "consumer": self.bus.consumer, "heartbeat_ms": SystemClock().now_ms(),
+                "loop_age_ms": self.loop_age_ms(),
                 "processed": self.bus.processed, "dead_lettered": self.bus.dead_lettered}
         try:
             self.client.hset(key, self.bus.consumer, json.dumps(info))
@@ -85,6 +113,10 @@ class Worker:
             log.warning("heartbeat failed: %s", exc)
 
     def run(self) -> int:
+        if self.leases is not None:
+            self.shards = []
+            self.bus.streams = {}
+            self.refresh_leases()
         self.bus.ensure_groups()
         threads = [threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True)]
         if self.control:
@@ -97,6 +129,8 @@ class Worker:
         finally:
             self.stop_event.set()
             self.actor.stop(timeout=30)
+            if self.leases is not None:
+                self.leases.release_all()
             self.client.hdel(f"{self.keys.prefix}:workers", self.bus.consumer)
             self.bus.close()
         return 0
@@ -119,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--redis-url", required=True)
     p.add_argument("--prefix", default="tr")
     p.add_argument("--shard-count", type=int, default=DEFAULT_SHARDS)
-    p.add_argument("--shards", default="all")
+    p.add_argument("--shards", default="all", help="all, auto (leased, shared with other workers), 3, 0-15 or 0,5,9")
+    p.add_argument("--lease-ms", type=int, default=10_000)
     p.add_argument("--casino-url", default="")
     p.add_argument("--venue", action="append", default=[], metavar="NAME=URL",
                    help="a venue service's base URL (casino, escrow, faucet, trading, wallet); repeatable")
@@ -131,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("TREASURY_LOG", "WARNING"), stream=sys.stderr,
                         format=f"%(asctime)s {args.role}[%(process)d] %(levelname)s %(name)s: %(message)s")
     keys = Keys(args.prefix, args.shard_count)
-    worker = Worker(args.role, args.redis_url, keys, parse_shards(args.shards, args.shard_count),
+    auto = args.shards == "auto"
+    worker = Worker(args.role, args.redis_url, keys, [] if auto else parse_shards(args.shards, args.shard_count),
                     {"casino": args.casino_url, **dict(v.split("=", 1) for v in args.venue)}, args.clock, args.consumer, args.claim_idle_ms,
-                    args.allow_unsigned)
+                    args.allow_unsigned, lease_shards=auto, lease_ms=args.lease_ms)
 
     def on_signal(signum, frame):
         worker.stop_event.set()

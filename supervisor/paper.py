@@ -1,0 +1,39 @@
+"""Paper-mode funding: the sandbox's stand-in for real deposits.
+
+In paper mode the venue silos start empty; a simulated deposit (the sandbox's admin route) puts
+exactly what the ledger says each venue-held bucket owns into the venue, so the ledger and the
+venue agree from the first bet. The casino silo also holds the $1 the registration's faucet
+claim may have credited, which the deposit tops up rather than ignores.
+"""
+
+from __future__ import annotations
+
+from actors.bootstrap import open_treasury
+from actors.ledger import read_ledger
+from messages.envelope import IdFactory
+from supervisor.atomic import AtomicSteps
+
+
+def open_paper_casino_agent(steps: AtomicSteps, agent: str, capital: int, casino_url: str, *, now_ms: int,
+                            new_id: IdFactory) -> str:
+    """Register at the sandbox casino, open the treasury, fund the casino silo to the casino bucket.
+
+    Idempotent: an agent whose credentials exist is left as it is. Returns the casino agent id.
+    """
+    from venue.client import SandboxAdmin
+    from venue.client.casino import CasinoClient
+
+    keys, client = steps.keys, steps.client
+    known = client.hget(keys.credentials(agent), "casino_agent_id")
+    if known is not None:
+        return known.decode()
+    registration = CasinoClient(casino_url).register()
+    open_treasury(steps, agent, capital, now_ms=now_ms, new_id=new_id)
+    casino_bucket = read_ledger(client, keys, agent).available["casino"]
+    already = CasinoClient(casino_url, registration.api_key).balance().balance
+    if casino_bucket > already:
+        SandboxAdmin(casino_url).credit(registration.agent_id, casino_bucket - already)
+    client.hset(keys.credentials(agent), mapping={"casino_agent_id": registration.agent_id,
+                                                  "casino_key": registration.api_key.reveal()})
+    client.sadd(keys.agents(), agent)
+    return registration.agent_id
