@@ -62,6 +62,21 @@ def _cmd_sandbox(args, rest: list[str]) -> int:
     return sandbox_main(rest)
 
 
+def _find_running_deployment() -> None:
+    """Point REDIS_URL at the Redis a running `treasury up` wrote down, when none is set."""
+    import os
+
+    from supervisor.deployment import DEFAULT_DATA_DIR, redis_url_file
+
+    if os.environ.get("REDIS_URL"):
+        return
+    from pathlib import Path
+
+    f = redis_url_file(Path(os.environ.get("TREASURY_DATA_DIR", DEFAULT_DATA_DIR)))
+    if f.exists():
+        os.environ["REDIS_URL"] = f.read_text().strip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="treasury", description="Treasury manager for autonomous agents on Purple Flea.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,6 +99,25 @@ def build_parser() -> argparse.ArgumentParser:
     from supervisor.status_view import add_status_arguments
     from supervisor.watch import add_watch_arguments
 
+    from supervisor.commands import add_cmd_arguments
+    from supervisor.up import add_up_arguments
+
+    add_up_arguments(sub.add_parser("up", help="run a deployment: Redis, the venue (sandbox in paper mode), workers"))
+    add_cmd_arguments(sub.add_parser("cmd", help="publish a signed command (bet, pause, resume, pay, ...)"))
+    agent = sub.add_parser("agent", help="manage the agents of a deployment")
+    agent_sub = agent.add_subparsers(dest="agent_cmd", required=True)
+    add = agent_sub.add_parser("add", help="register an agent and allocate its capital")
+    add.add_argument("name")
+    add.add_argument("--capital", required=True, help="USD")
+    add.add_argument("--redis-url", default=None)
+    add.add_argument("--prefix", default="tr")
+    agent_sub.add_parser("list", help="the agents of the deployment").add_argument("--prefix", default="tr")
+    keys_p = sub.add_parser("keys", help="command signing keys")
+    keys_sub = keys_p.add_subparsers(dest="keys_cmd", required=True)
+    new = keys_sub.add_parser("new", help="create a key and add it to a key file")
+    new.add_argument("--id", required=True)
+    new.add_argument("--scope", choices=["agent", "operator"], default="agent")
+    new.add_argument("--file", required=True)
     add_status_arguments(sub.add_parser("status", help="buckets, risk, escrows, positions, events and workers"))
     add_watch_arguments(sub.add_parser("watch", help="the status, live"))
     return parser
@@ -91,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _find_running_deployment()
     parser = build_parser()
     if argv and argv[0] == "sandbox":
         return _cmd_sandbox(None, argv[1:])
@@ -100,6 +135,24 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_kelly(args)
         if args.command == "demo":
             return _cmd_demo(args)
+        if args.command == "up":
+            from supervisor.up import up_main
+
+            return up_main(args)
+        if args.command == "cmd":
+            from supervisor.commands import cmd_main
+
+            return cmd_main(args)
+        if args.command == "agent":
+            from supervisor.agents_cli import agent_main
+
+            return agent_main(args)
+        if args.command == "keys":
+            from supervisor.keyring import add_key_to_file, generate_key
+
+            add_key_to_file(args.file, generate_key(args.id, args.scope))
+            print(f"added {args.scope} key {args.id} to {args.file}")
+            return 0
         if args.command == "status":
             from supervisor.status_view import status_main
 

@@ -43,7 +43,7 @@ class EmbeddedRedis:
 
     def __init__(self, data_dir: str | os.PathLike | None = None, port: int | None = None, appendonly: bool = True):
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="treasury-redis-")
-        self.data_dir = Path(data_dir or self._tmp.name)
+        self.data_dir = Path(data_dir or self._tmp.name).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or _free_port()
         self.appendonly = appendonly
@@ -57,7 +57,8 @@ class EmbeddedRedis:
         args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
                 "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
                 "--protected-mode", "yes", "--loglevel", "warning", "--logfile", str(self.data_dir / "redis.log")]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # own session: stopped by its owner after the workers have drained, not by a terminal's Ctrl-C
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=1)
         while time.monotonic() < deadline:

@@ -20,6 +20,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+_ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -41,6 +49,7 @@ class ShardLeases:
     def __post_init__(self) -> None:
         self._renew = self.client.register_script(_RENEW)
         self._release = self.client.register_script(_RELEASE)
+        self._acquire = self.client.register_script(_ACQUIRE)
 
     def key(self, shard: int) -> str:
         return f"{self.prefix}:lease:{self.role}:{shard}"
@@ -71,7 +80,8 @@ class ShardLeases:
                 shard = (start + i) % self.shard_count
                 if shard in self.owned:
                     continue
-                if self.client.set(self.key(shard), self.owner, nx=True, px=self.lease_ms):
+                # a free shard, or one our own previous incarnation held (restarted under the same name)
+                if self._acquire(keys=[self.key(shard)], args=[self.owner, self.lease_ms]):
                     gained.add(shard)
                     self.owned.add(shard)
                     if len(self.owned) >= fair:

@@ -66,8 +66,11 @@ def spawn_worker(role: str, redis_url: str, *, prefix: str, shard_count: int, ca
     if consumer:
         args += ["--consumer", consumer]
     args += extra or []
+    # Own session: a terminal's Ctrl-C reaches only the supervisor, which then stops the workers
+    # in order (drain first), instead of every process at once.
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {}), "TREASURY_PARENT_PID": str(os.getpid())},
+                            start_new_session=True)
     line = readline_with_timeout(proc, ready_timeout_s)
     try:
         ready = json.loads(line)

@@ -77,7 +77,12 @@ class Worker:
 
     def heartbeat(self) -> None:
         key = f"{self.keys.prefix}:workers"
+        parent = int(os.environ.get("TREASURY_PARENT_PID", "0"))
         while not self.stop_event.wait(HEARTBEAT_MS / 1000):
+            if parent and os.getppid() != parent:
+                log.warning("the supervisor (pid %d) is gone: draining and exiting", parent)
+                self.stop_event.set()
+                break
             self.refresh_leases()
             self.beat(key)
 

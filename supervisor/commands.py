@@ -1,0 +1,192 @@
+"""`treasury cmd ...`: publish a signed command to Redis, as any other program may.
+
+Each subcommand builds one typed message, wraps it in an envelope, signs it with a key from the
+deployment's keyring (the operator key where the command needs one) and XADDs it to the role's
+command stream of the agent's shard. `--wait` follows the agent's journal until the command's
+terminal event (done or refused) and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import msgspec
+
+from messages.codec import FIELD, encode
+from messages.envelope import random_ids, wrap
+from messages.errors import ConfigError
+from messages.money import parse_usd
+from messages.schema import CoinFlip, CommandRejected, Dice, Multiplier, PlaceBet, SetRisk
+from supervisor.bus import command_client
+from supervisor.clock import SystemClock
+from supervisor.deployment import default_redis_url, load_deployment, load_keyring
+from supervisor.journal import JournalFollower
+from supervisor.keyring import Keyring, SigningKey, scope_covers
+from supervisor.signing import required_scope_for, sign
+
+
+def _bet(a):
+    if a.game == "coin_flip":
+        game = CoinFlip(side=a.side)
+    elif a.game == "dice":
+        game = Dice(direction=a.direction, threshold=a.threshold)
+    else:
+        game = Multiplier(target=a.target)
+    fixed = parse_usd(a.fixed_stake, field="fixed-stake") if a.fixed_stake is not None else None
+    return "casino", PlaceBet(game=game, win_prob=a.win_prob, kelly=a.kelly, fixed_stake=fixed)
+
+
+def _risk(state):
+    def build(a):
+        until = SystemClock().now_ms() + int(a.hours * 3_600_000) if getattr(a, "hours", None) else None
+        return "risk", SetRisk(state=state, reason=a.reason, until_ms=until)
+    return build
+
+
+def _pay(a):
+    from messages.escrow_msgs import CreateEscrow
+
+    return "escrow", CreateEscrow(counterparty=a.to, amount=parse_usd(a.amount, field="amount"),
+                                  description=a.description, timeout_hours=a.timeout_hours)
+
+
+def _release(a):
+    from messages.escrow_msgs import ReleaseEscrow
+
+    return "escrow", ReleaseEscrow(escrow_id=a.escrow_id, proof=a.proof)
+
+
+def _dispute(a):
+    from messages.escrow_msgs import DisputeEscrow
+
+    return "escrow", DisputeEscrow(escrow_id=a.escrow_id, reason=a.reason)
+
+
+def _rebalance(a):
+    from messages.treasury_msgs import Rebalance
+
+    return "rebalancer", Rebalance(trigger="operator", reason=a.reason)
+
+
+def _set_policy(a):
+    from messages.treasury_msgs import SetPolicy
+
+    settings = {}
+    for item in a.settings:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"policy setting {item!r} is not NAME=VALUE")
+        settings[name] = int(value) if value.lstrip("-").isdigit() else value
+    return "rebalancer", SetPolicy(settings=settings)
+
+
+def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--redis-url", default=None)
+    p.add_argument("--prefix", default="tr")
+    p.add_argument("--key-id", default=None, help="sign with this key (default: the first key with enough scope)")
+    p.add_argument("--wait", action="store_true", help="wait for the command's outcome and print it")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--json", action="store_true")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    bet = sub.add_parser("bet", help="size and place one casino bet")
+    bet.add_argument("agent")
+    bet.add_argument("--game", choices=["coin_flip", "dice", "multiplier"], default="coin_flip")
+    bet.add_argument("--side", choices=["heads", "tails"], default="heads")
+    bet.add_argument("--direction", choices=["over", "under"], default="over")
+    bet.add_argument("--threshold", type=int, default=50)
+    bet.add_argument("--target", type=float, default=2.0)
+    bet.add_argument("--win-prob", type=float, default=None, help="your own estimate of the chance to win")
+    bet.add_argument("--kelly", default="half")
+    bet.add_argument("--fixed-stake", default=None, help="USD: bet this amount even with no edge (2 %% cap applies)")
+    bet.set_defaults(build=_bet)
+
+    for name, state, text in (("pause", "PAUSED", "pause all spending"), ("halt", "HALTED", "halt for manual review"),
+                              ("resume", "ACTIVE", "resume (from HALTED needs the operator key)")):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("agent")
+        s.add_argument("--reason", required=True)
+        if name == "pause":
+            s.add_argument("--hours", type=float, default=None, help="resume by itself after this long")
+        s.set_defaults(build=_risk(state))
+
+    pay = sub.add_parser("pay", help="pay another agent through escrow")
+    pay.add_argument("agent")
+    pay.add_argument("--to", required=True, help="the counterparty's casino agent id (ag_...)")
+    pay.add_argument("--amount", required=True, help="USD")
+    pay.add_argument("--description", required=True)
+    pay.add_argument("--timeout-hours", type=int, default=24)
+    pay.set_defaults(build=_pay)
+
+    release = sub.add_parser("release", help="release an escrow with proof of delivery")
+    release.add_argument("agent")
+    release.add_argument("escrow_id")
+    release.add_argument("--proof", required=True)
+    release.set_defaults(build=_release)
+
+    dispute = sub.add_parser("dispute", help="dispute an escrow")
+    dispute.add_argument("agent")
+    dispute.add_argument("escrow_id")
+    dispute.add_argument("--reason", required=True)
+    dispute.set_defaults(build=_dispute)
+
+    rebalance = sub.add_parser("rebalance", help="rebalance the buckets now")
+    rebalance.add_argument("agent")
+    rebalance.add_argument("--reason", default="operator request")
+    rebalance.set_defaults(build=_rebalance)
+
+    policy = sub.add_parser("set-policy", help="change policy settings (operator key)")
+    policy.add_argument("agent")
+    policy.add_argument("settings", nargs="+", metavar="NAME=VALUE")
+    policy.set_defaults(build=_set_policy)
+
+
+def pick_key(keyring: Keyring, scope: str, key_id: str | None) -> SigningKey:
+    if key_id:
+        key = keyring.get(key_id)
+        if key is None:
+            raise ConfigError(f"no key {key_id!r} in the keyring")
+        return key
+    for key in keyring:
+        if scope_covers(key.scope, scope):
+            return key
+    raise ConfigError(f"this command needs a key of scope {scope!r}; the keyring has none")
+
+
+TERMINAL_SUFFIXES = ("Settled", "Refused", "Failed", "Rejected", "Created", "Released", "Disputed", "Changed",
+                     "Opened", "Closed", "Completed", "Compensated", "Synced", "Applied")
+
+
+def cmd_main(args: argparse.Namespace) -> int:
+    url = args.redis_url or default_redis_url()
+    client = command_client(url)
+    keys, _venues, _mode = load_deployment(client, args.prefix)
+    role, body = args.build(args)
+    now = SystemClock().now_ms()
+    envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())
+    key = pick_key(load_keyring(), required_scope_for(body), args.key_id)
+    envelope = sign(envelope, key, now_ms=now)
+    follower = JournalFollower(client, keys, args.agent)
+    follower.last_id = client.xinfo_stream(keys.events(args.agent))["last-generated-id"] \
+        if client.exists(keys.events(args.agent)) else b"0-0"
+    entry = client.xadd(keys.agent_commands(args.agent, role), {FIELD: encode(envelope)})
+    sent = {"sent": envelope.type, "id": envelope.id, "agent": args.agent, "role": role, "entry": entry.decode(),
+            "key": key.key_id}
+    if not args.wait:
+        print(json.dumps(sent) if args.json else f"sent {envelope.type} {envelope.id} to {role} (signed by {key.key_id})")
+        return 0
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        for event in follower.poll(block_ms=200):
+            if event.causation == envelope.id and type(event.body).__name__.endswith(TERMINAL_SUFFIXES):
+                outcome = {**sent, "outcome": type(event.body).__name__, "event": msgspec.to_builtins(event.body)}
+                if args.json:
+                    print(json.dumps(outcome))
+                else:
+                    print(f"{envelope.type} {envelope.id}: {outcome['outcome']} {json.dumps(outcome['event'])}")
+                return 1 if isinstance(event.body, CommandRejected) else 0
+    print(f"treasury cmd: no outcome for {envelope.id} within {args.timeout:g} s (it stays queued)", file=sys.stderr)
+    return 3
