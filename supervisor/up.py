@@ -32,6 +32,8 @@ def add_up_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes per role (default 1)")
     p.add_argument("--roles", default=None, help="comma-separated roles (default: every installed role)")
     p.add_argument("--live", action="store_true", help="use the real Purple Flea services instead of the sandbox")
+    p.add_argument("--venues-from", default=None, metavar="URL",
+                   help="a sandbox already running at URL (e.g. http://sandbox:8800): services at URL/<name>")
     p.add_argument("--seed", type=int, default=0, help="sandbox seed (paper mode)")
     p.add_argument("--prefix", default="tr")
     p.add_argument("--shard-count", type=int, default=DEFAULT_SHARDS)
@@ -66,6 +68,10 @@ def up_main(args: argparse.Namespace) -> int:
         try:
             if args.live:
                 venues, mode = dict(REAL_VENUES), "live"
+            elif args.venues_from:
+                root = args.venues_from.rstrip("/")
+                venues, mode = {name: f"{root}/{name}" for name in REAL_VENUES}, "paper"
+                console.print(f"sandbox   paper mode, at {root}")
             else:
                 sandbox, venues = start_sandbox_process(args.seed, d / "sandbox.sqlite3")
                 mode = "paper"
