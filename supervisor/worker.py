@@ -27,7 +27,9 @@ from supervisor.control import ControlListener
 from supervisor.keyring import Keyring
 from supervisor.leases import ShardLeases
 from supervisor.nonces import RedisNonceStore
-from messages.errors import ConfigError
+import pykka
+
+from messages.errors import ConfigError, TreasuryError
 
 log = logging.getLogger("treasury.worker")
 
@@ -60,9 +62,10 @@ class Worker:
         self.client = command_client(url)
         self.clock = make_clock(clock_spec, self.client)
         self.steps = AtomicSteps(self.client, keys)
+        gate = None if allow_unsigned else make_gate(self.client, keys, self.clock)  # before any thread starts
         self.actor = build_actor(role, self.steps, self.clock, random_ids(), venues)
         self.bus = StreamBus(url, keys, role, shards, self._dispatch, consumer=consumer, claim_idle_ms=claim_idle_ms,
-                             clock=self.clock, gate=None if allow_unsigned else make_gate(self.client, keys, self.clock))
+                             clock=self.clock, gate=gate)
         # every worker hears every shard's broadcasts: leased shards move, the fan-out must not miss one
         self.control = ControlListener(url, keys, range(keys.shards), self._on_control) if role != "risk" else None
         self.stop_event = threading.Event()
@@ -172,9 +175,14 @@ def main(argv: list[str] | None = None) -> int:
                         format=f"%(asctime)s {args.role}[%(process)d] %(levelname)s %(name)s: %(message)s")
     keys = Keys(args.prefix, args.shard_count)
     auto = args.shards == "auto"
-    worker = Worker(args.role, args.redis_url, keys, [] if auto else parse_shards(args.shards, args.shard_count),
+    try:
+        worker = Worker(args.role, args.redis_url, keys, [] if auto else parse_shards(args.shards, args.shard_count),
                     {"casino": args.casino_url, **dict(v.split("=", 1) for v in args.venue)}, args.clock, args.consumer, args.claim_idle_ms,
-                    args.allow_unsigned, lease_shards=auto, lease_ms=args.lease_ms)
+                        args.allow_unsigned, lease_shards=auto, lease_ms=args.lease_ms)
+    except TreasuryError as exc:
+        pykka.ActorRegistry.stop_all()
+        print(f"treasury worker {args.role}: error: {exc}", file=sys.stderr)
+        return 2
 
     def on_signal(signum, frame):
         worker.stop_event.set()
