@@ -12,6 +12,9 @@ import pytest
 from venue.client import CasinoClient, SandboxAdmin
 from venue.errors import VenueRejected
 
+HTTP = httpx.Client(timeout=10)
+"""One pooled client for raw calls (a fresh client per call costs a TLS context)."""
+
 API = "/api/v1"
 
 
@@ -19,7 +22,7 @@ def raw(handle, agent, method, path, **kwargs):
     headers = kwargs.pop("headers", {})
     if agent is not None:
         headers["authorization"] = f"Bearer {agent.client._key.reveal()}"
-    return httpx.request(method, handle.urls["casino"] + API + path, headers=headers, **kwargs)
+    return HTTP.request(method, handle.urls["casino"] + API + path, headers=headers, **kwargs)
 
 
 def error_of(response, status):
@@ -31,7 +34,7 @@ def error_of(response, status):
 
 
 def test_register_shapes_ids_and_keys(sandbox):
-    r = httpx.post(sandbox.urls["casino"] + API + "/auth/register", json={})
+    r = HTTP.post(sandbox.urls["casino"] + API + "/auth/register", json={})
     assert r.status_code == 201
     body = r.json()
     assert body["agent_id"].startswith("ag_") and len(body["agent_id"]) == 15
@@ -46,7 +49,7 @@ def test_register_shapes_ids_and_keys(sandbox):
 
 
 def test_register_tolerates_a_bad_body_and_claims_the_faucet(sandbox):
-    r = httpx.post(sandbox.urls["casino"] + API + "/auth/register", content=b"not json")
+    r = HTTP.post(sandbox.urls["casino"] + API + "/auth/register", content=b"not json")
     assert r.status_code == 201
     client = CasinoClient(sandbox.urls["casino"], r.json()["api_key"])
     balance = client.balance()
@@ -60,9 +63,9 @@ def test_register_tolerates_a_bad_body_and_claims_the_faucet(sandbox):
                                          ("/kelly/config", "PUT"), ("/stats/pay", "POST")])
 def test_auth_is_required(sandbox, path, method):
     url = sandbox.urls["casino"] + API + path
-    assert error_of(httpx.request(method, url, json={}), 401) == "unauthorized"
+    assert error_of(HTTP.request(method, url, json={}), 401) == "unauthorized"
     bad = {"authorization": "Bearer sk_live_" + "0" * 48}
-    assert error_of(httpx.request(method, url, json={}, headers=bad), 401) == "unauthorized"
+    assert error_of(HTTP.request(method, url, json={}, headers=bad), 401) == "unauthorized"
 
 
 def test_balance_and_ledger(sandbox, funded_agent):
@@ -132,7 +135,8 @@ def test_withdraw_completed_and_pending_review(sandbox, funded_agent):
 
 def test_pay_errors_and_transfer(sandbox, funded_agent):
     a, b = funded_agent(sandbox, 10), funded_agent(sandbox, 0)
-    cases = [({"amount": 1}, 400, "invalid_request"), ({"to_agent_id": b.agent_id, "amount": "1"}, 400, "invalid_request"),
+    cases = [({"amount": 1}, 400, "invalid_request"),
+             ({"to_agent_id": b.agent_id, "amount": "1"}, 400, "invalid_request"),
              ({"to_agent_id": b.agent_id, "amount": 0.001}, 400, "invalid_amount"),
              ({"to_agent_id": a.agent_id, "amount": 1}, 400, "same_agent"),
              ({"to_agent_id": "ag_000000000000", "amount": 1}, 404, "recipient_not_found"),
@@ -199,7 +203,8 @@ def test_kelly_limit(sandbox, funded_agent):
     assert limits["risk_factor"] == 1.0 and limits["limits"]["coin_flip"]["max_bet"] > 0
     assert agent.client.balance().risk_factor == 1.0
     big = bankroll // 2 // 10_000 * 10_000
-    assert agent.client.bet("coin_flip", big, {"side": "tails"}, client_seed="big", idempotency_key="b").amount_bet == big
+    placed = agent.client.bet("coin_flip", big, {"side": "tails"}, client_seed="big", idempotency_key="b")
+    assert placed.amount_bet == big
 
 
 def test_payouts_are_gross_and_match_the_real_tables(sandbox, funded_agent):
@@ -366,7 +371,7 @@ def test_find_bet_uses_the_csv_export_when_history_lacks_client_seeds(sandbox, f
     bet = agent.client.bet("coin_flip", 1_000_000, {"side": "tails"}, client_seed="csv-only", idempotency_key="c")
 
     def strip_seeds(request: httpx.Request) -> httpx.Response:
-        upstream = httpx.request(request.method, str(request.url), headers=dict(request.headers),
+        upstream = HTTP.request(request.method, str(request.url), headers=dict(request.headers),
                                  content=request.content)
         if request.url.path.endswith("/bets/history"):
             body = upstream.json()
@@ -385,3 +390,22 @@ def test_find_bet_uses_the_csv_export_when_history_lacks_client_seeds(sandbox, f
 def test_admin_credit_returns_new_balance(sandbox, funded_agent):
     agent = funded_agent(sandbox, 0)
     assert SandboxAdmin(sandbox.urls["casino"]).credit(agent.agent_id, 2_500_000) == 3_500_000
+
+
+def test_the_key_stays_out_of_logs_over_real_http(sandbox, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    client = CasinoClient(sandbox.urls["casino"], backoff_s=0.001)
+    registration = client.register()
+    key = registration.api_key.reveal()
+    SandboxAdmin(sandbox.root_url).credit(registration.agent_id, 10_000_000)
+    client.balance()
+    client.bet("coin_flip", 1_000_000, {"side": "heads"}, client_seed="log", idempotency_key="log")
+    with pytest.raises(VenueRejected) as info:
+        client.bet("coin_flip", 900_000_000, {"side": "heads"}, client_seed="log2", idempotency_key="log2")
+    texts = [record.getMessage() for record in caplog.records] + [str(info.value), repr(info.value), repr(client),
+                                                                  repr(registration)]
+    assert any("HTTP Request" in t or "send_request" in t for t in texts)  # logging was on
+    assert not [t for t in texts if key in t or key[8:] in t]
+    client.close()

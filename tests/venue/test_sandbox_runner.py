@@ -18,27 +18,30 @@ from venue.sandbox.clock import iso
 from venue.sandbox.runner import SandboxContext, build_services
 from venue.sandbox.store import Store
 
+HTTP = httpx.Client(timeout=10)
+"""One pooled client for raw calls (a fresh client per call costs a TLS context)."""
+
 
 def test_services_are_mounted_at_their_roots(sandbox):
     assert {"casino", "escrow", "faucet"} <= set(sandbox.urls)
     for name, url in sandbox.urls.items():
         assert url == f"{sandbox.root_url}/{name}"
-    assert httpx.get(f"{sandbox.urls['escrow']}/escrow/stats").status_code == 200
-    assert httpx.get(f"{sandbox.urls['faucet']}/faucet/stats").status_code == 200
+    assert HTTP.get(f"{sandbox.urls['escrow']}/escrow/stats").status_code == 200
+    assert HTTP.get(f"{sandbox.urls['faucet']}/faucet/stats").status_code == 200
 
 
 def test_unknown_routes_answer_json_404(sandbox):
     for url in (f"{sandbox.root_url}/nowhere", f"{sandbox.urls['casino']}/api/v1/nope",
                 f"{sandbox.urls['faucet']}/claim", f"{sandbox.urls['casino']}/api/v1/games/roulette"):
-        r = httpx.post(url, json={})
+        r = HTTP.post(url, json={})
         assert r.status_code == 404, url
         assert r.json()["error"] == "not_found"
     # a wrong method is a 404 too, as on Hono
-    assert httpx.get(f"{sandbox.urls['faucet']}/faucet/claim").json()["error"] == "not_found"
+    assert HTTP.get(f"{sandbox.urls['faucet']}/faucet/claim").json()["error"] == "not_found"
 
 
 def test_responses_carry_info_field(sandbox):
-    body = httpx.get(f"{sandbox.urls['escrow']}/escrow/stats").json()
+    body = HTTP.get(f"{sandbox.urls['escrow']}/escrow/stats").json()
     assert body["_info"]["sandbox"] is True
 
 
@@ -69,7 +72,7 @@ def test_a_service_is_added_by_one_registry_line(tmp_path, monkeypatch):
 
     monkeypatch.setitem(SERVICE_FACTORIES, "echo", create_app)
     with start_sandbox(seed=5, state_path=str(tmp_path / "s.sqlite")) as handle:
-        assert httpx.get(handle.urls["echo"] + "/ping").json() == {"seed": 5}
+        assert HTTP.get(handle.urls["echo"] + "/ping").json() == {"seed": 5}
 
 
 def test_rng_and_ids_are_derived_from_the_seed(tmp_path):
@@ -141,19 +144,19 @@ def test_admin_health_clock_and_faults(fresh_sandbox):
     settings = admin.set_faults(error_rate=0.25, seed=3)
     assert settings["config"]["error_rate"] == 0.25
     assert admin.faults()["config"]["seed"] == 3
-    r = httpx.post(f"{fresh_sandbox.root_url}/_sandbox/faults", json={"error_rate": 2})
+    r = HTTP.post(f"{fresh_sandbox.root_url}/_sandbox/faults", json={"error_rate": 2})
     assert r.status_code == 400 and r.json()["error"] == "invalid_faults"
-    r = httpx.post(f"{fresh_sandbox.root_url}/_sandbox/faults", json={"bogus": 1})
+    r = HTTP.post(f"{fresh_sandbox.root_url}/_sandbox/faults", json={"bogus": 1})
     assert r.status_code == 400
-    r = httpx.post(f"{fresh_sandbox.root_url}/_sandbox/clock/advance", json={"ms": -1})
+    r = HTTP.post(f"{fresh_sandbox.root_url}/_sandbox/clock/advance", json={"ms": -1})
     assert r.status_code == 400 and r.json()["error"] == "invalid_ms"
 
 
 def test_admin_credit_errors(fresh_sandbox):
     url = f"{fresh_sandbox.root_url}/_sandbox/casino/credit"
-    assert httpx.post(url, json={"agent_id": "ag_000000000000", "amount": 5}).json()["error"] == "agent_not_found"
-    assert httpx.post(url, json={"agent_id": "ag_x", "amount": -5}).json()["error"] == "invalid_request"
-    assert httpx.post(url, content=b"{nope").json()["error"] == "invalid_json"
+    assert HTTP.post(url, json={"agent_id": "ag_000000000000", "amount": 5}).json()["error"] == "agent_not_found"
+    assert HTTP.post(url, json={"agent_id": "ag_x", "amount": -5}).json()["error"] == "invalid_request"
+    assert HTTP.post(url, content=b"{nope").json()["error"] == "invalid_json"
 
 
 def test_idempotency_keys_are_logged_not_deduplicated(fresh_sandbox, funded_agent):
@@ -226,7 +229,7 @@ def test_cli_prints_one_json_line_and_exits_cleanly_on_sigterm(tmp_path):
         line = proc.stdout.readline()
         urls = json.loads(line)
         assert {"casino", "escrow", "faucet"} <= set(urls)
-        assert httpx.get(urls["escrow"] + "/escrow/stats").status_code == 200
+        assert HTTP.get(urls["escrow"] + "/escrow/stats").status_code == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         assert proc.stdout.read() == ""  # exactly one line

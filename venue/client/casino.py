@@ -205,7 +205,8 @@ class CasinoClient(ServiceClient):
     def _recovered(self, bet_id: str, game: str, amount: int, amount_won: int, won: bool, multiplier: str,
                    client_seed: str, result_hash: str | None) -> BetResult:
         return BetResult(bet_id=bet_id, game=game, amount_bet=amount, amount_won=amount_won, won=won,
-                         payout_multiplier=multiplier, roll=_roll_of(result_hash), new_balance=int(self.balance().balance),
+                         payout_multiplier=multiplier, roll=_roll_of(result_hash),
+                         new_balance=int(self.balance().balance),
                          client_seed=client_seed, result_hash=result_hash, recovered=True)
 
     def place_bet_once(self, game: str, amount: int, params: dict[str, Any], *, client_seed: str,
@@ -236,7 +237,8 @@ class CasinoClient(ServiceClient):
                 found = self.find_bet(client_seed)
             except (VenueUnavailable, VenueRateLimited) as exc:
                 raise VenueUnavailable(
-                    self.service, f"bet {client_seed!r}: outcome unknown ({last.message}; lookup failed: {exc.message})",
+                    self.service,
+                    f"bet {client_seed!r}: outcome unknown ({last.message}; lookup failed: {exc.message})",
                     code="outcome_unknown", details={"client_seed": client_seed}) from None
             if found is not None:
                 return found

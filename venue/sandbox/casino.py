@@ -328,7 +328,8 @@ def _active_seed(ctx: SandboxContext, conn: sqlite3.Connection, agent_id: str) -
     generation = int(conn.execute("SELECT COALESCE(MAX(generation), -1) + 1 FROM casino_seeds WHERE agent_id = ?",
                                   (agent_id,)).fetchone()[0])
     seed = ctx.derive_hex(f"casino.server_seed:{agent_id}:{generation}", 32)
-    conn.execute("INSERT INTO casino_seeds(agent_id, generation, seed, seed_hash, nonce, active) VALUES (?, ?, ?, ?, 0, 1)",
+    conn.execute("INSERT INTO casino_seeds(agent_id, generation, seed, seed_hash, nonce, active) "
+                 "VALUES (?, ?, ?, ?, 0, 1)",
                  (agent_id, generation, seed, hashlib.sha256(seed.encode()).hexdigest()))
     return conn.execute("SELECT * FROM casino_seeds WHERE agent_id = ? AND generation = ?",
                         (agent_id, generation)).fetchone()
@@ -715,7 +716,8 @@ class Casino:
             conn.execute("UPDATE casino_agents SET total_withdrawn = total_withdrawn + ? WHERE id = ?",
                          (micros, agent["id"]))
             conn.execute("INSERT INTO casino_withdrawals(id, agent_id, amount, fee, chain, token, address, status, "
-                         "tx_hash, created_ms, completed_ms) VALUES (?, ?, ?, ?, 'base', 'USDC', ?, 'completed', ?, ?, ?)",
+                         "tx_hash, created_ms, completed_ms) "
+                         "VALUES (?, ?, ?, ?, 'base', 'USDC', ?, 'completed', ?, ?, ?)",
                          (withdrawal_id, agent["id"], micros, WITHDRAW_FEE, address, tx_hash, now, now))
         return self.ok({"status": "completed", **common, "token": "USDC", "tx_hash": tx_hash,
                         "explorer": f"https://basescan.org/tx/{tx_hash}", "new_balance": wire(after)})
@@ -840,7 +842,8 @@ class Casino:
             offset = max(int(query.get("offset", "0")), 0)
         except ValueError:
             offset = 0
-        sql = f"SELECT * FROM casino_bets WHERE {' AND '.join(clauses)} ORDER BY created_ms DESC, seq DESC LIMIT ? OFFSET ?"
+        sql = (f"SELECT * FROM casino_bets WHERE {' AND '.join(clauses)} "
+               "ORDER BY created_ms DESC, seq DESC LIMIT ? OFFSET ?")
         return self.store.all(sql, [*params, limit, offset])
 
     async def history(self, request: Request) -> Response:
@@ -848,7 +851,8 @@ class Casino:
         rows = self._history_rows(request, agent["id"], 200)
         total = self.store.scalar("SELECT COUNT(*) FROM casino_bets WHERE agent_id = ?", (agent["id"],), 0)
         bets = [{
-            "id": r["id"], "game": r["game"], "amount": wire_cents(r["amount"]), "amount_won": wire_cents(r["amount_won"]),
+            "id": r["id"], "game": r["game"], "amount": wire_cents(r["amount"]),
+            "amount_won": wire_cents(r["amount_won"]),
             "multiplier": r["payout_multiplier"], "won": bool(r["won"]),
             "net": wire_cents(r["amount_won"] - r["amount"]) if r["amount_won"] >= r["amount"]
             else -wire_cents(r["amount"] - r["amount_won"]),
@@ -867,7 +871,8 @@ class Casino:
                          "server_seed_hash", "client_seed", "nonce", "result_hash", "timestamp_utc"])
         for r in rows:
             writer.writerow([r["id"], r["game"], f"{wire_cents(r['amount']):.2f}", f"{wire_cents(r['amount_won']):.2f}",
-                             f"{(r['amount_won'] - r['amount']) / MICRO:.2f}", repr(js_round(r["payout_multiplier"], 4)),
+                             f"{(r['amount_won'] - r['amount']) / MICRO:.2f}",
+                             repr(js_round(r["payout_multiplier"], 4)),
                              "true" if r["won"] else "false", r["server_seed_hash"], r["client_seed"], r["nonce"],
                              r["result_hash"], iso(r["created_ms"])])
         return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
@@ -885,7 +890,8 @@ class Casino:
         if not is_js_number(rf) or not 0.1 <= rf <= 1.0:
             raise ApiError(400, "invalid_risk_factor", "risk_factor must be between 0.1 and 1.0")
         self.store.execute("UPDATE casino_agents SET risk_factor = ? WHERE id = ?", (float(rf), agent["id"]))
-        return self.ok({"risk_factor": float(rf), "new_limits": kelly_limits(bankroll_float(agent["balance"]), float(rf))})
+        limits = kelly_limits(bankroll_float(agent["balance"]), float(rf))
+        return self.ok({"risk_factor": float(rf), "new_limits": limits})
 
     async def seed_hash(self, request: Request) -> Response:
         agent = self.agent(request)
@@ -897,7 +903,8 @@ class Casino:
     async def verify(self, request: Request) -> Response:
         agent = self.agent(request)
         body = await read_json(request, strict=True)
-        bet = self.store.one("SELECT * FROM casino_bets WHERE id = ? AND agent_id = ?", (body.get("bet_id"), agent["id"]))
+        bet = self.store.one("SELECT * FROM casino_bets WHERE id = ? AND agent_id = ?",
+                             (body.get("bet_id"), agent["id"]))
         if bet is None:
             raise ApiError(404, "bet_not_found", "No such bet for this agent")
         seed = self.store.one("SELECT * FROM casino_seeds WHERE agent_id = ? AND generation = ?",

@@ -95,7 +95,8 @@ def percent(micros: int, rate: str) -> int:
 def _event(ctx: SandboxContext, conn: sqlite3.Connection, escrow_id: str, event: str, actor: str | None,
            note: str) -> None:
     now = ctx.clock.now_ms()
-    conn.execute("INSERT INTO escrow_events(id, escrow_id, event, actor_id, note, created_ms) VALUES (?, ?, ?, ?, ?, ?)",
+    conn.execute("INSERT INTO escrow_events(id, escrow_id, event, actor_id, note, created_ms) "
+                 "VALUES (?, ?, ?, ?, ?, ?)",
                  (f"{escrow_id}_{event}_{now}", escrow_id, event, actor, note, now))
 
 

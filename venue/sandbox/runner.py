@@ -7,6 +7,11 @@ services before they are written.
 The server listens on 127.0.0.1 (an ephemeral port unless told otherwise) in a daemon thread, so
 tests and the supervisor can start a sandbox in-process; `main()` is the `treasury sandbox` CLI,
 which prints one JSON line of base URLs and serves until SIGTERM/SIGINT.
+
+It also holds the small toolkit every service module uses to answer like the real APIs:
+`ApiError` and `reply` (error JSON, the `_info` field, JSON.stringify's null for NaN/Infinity),
+`read_json` (strict or lenient bodies), `bearer`, and money on the wire (`wire`, `wire_cents`,
+`amount_from_wire`).
 """
 
 from __future__ import annotations
@@ -38,11 +43,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 
+from messages.errors import MoneyError
+from messages.money import CENT, to_venue_amount, usd_from_venue
 from venue.sandbox.clock import Clock, SystemClock
 from venue.sandbox.faults import FaultConfig, FaultInjector, FaultMiddleware
 from venue.sandbox.store import Store
-from messages.errors import MoneyError
-from messages.money import CENT, to_venue_amount, usd_from_venue
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +69,7 @@ class SandboxContext:
     faults: FaultConfig
     urls: dict[str, str] = field(default_factory=dict)
     injector: FaultInjector | None = field(default=None, repr=False)
-    _rngs: dict[str, random.Random] = field(default_factory=dict, repr=False)
+    _rngs: dict[str, random.Random] = field(default_factory=dict, init=False, repr=False)
 
     def rng_for(self, name: str) -> random.Random:
         """A random stream of its own per name, derived from the seed (the same object each call)."""
@@ -307,6 +312,7 @@ def start_sandbox(
     faults: FaultConfig | None = None,
     port: int = 0,
     clock: Clock | None = None,
+    host: str = HOST,
 ) -> SandboxHandle:
     """Start every available service on one server and return once it accepts connections."""
     tmpdir = None
@@ -320,16 +326,20 @@ def start_sandbox(
     try:
         apps = build_services(ctx)
         app = build_app(ctx, apps)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets that say so, and without
+        # it every response waits ~40 ms for a delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, port))
+        sock.bind((host, port))
     except BaseException:
         store.close()
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
         raise
     bound_port = sock.getsockname()[1]
-    logging.getLogger("uvicorn.error").addFilter(_QuietDropFilter())
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietDropFilter) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(_QuietDropFilter())
     config = uvicorn.Config(app, http="h11", lifespan="off", log_config=None, log_level="warning",
                             access_log=False, timeout_graceful_shutdown=1, timeout_keep_alive=5)
     server = uvicorn.Server(config)
@@ -352,7 +362,8 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Run the local Purple Flea sandbox (paper mode).")
     p.add_argument("--seed", type=int, default=0, help="seed for ids, server seeds and faults")
     p.add_argument("--state", default=None, help="SQLite state file (default: a temporary file)")
-    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: ephemeral)")
+    p.add_argument("--port", type=int, default=0, help="port (default: ephemeral)")
+    p.add_argument("--host", default=HOST, help="address to listen on (default 127.0.0.1; 0.0.0.0 in a container)")
     p.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 500")
     p.add_argument("--latency-ms", type=int, default=0, help="latency added to every response")
     p.add_argument("--drop-rate", type=float, default=0.0, help="share of connections dropped")
@@ -376,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with start_sandbox(seed=args.seed, state_path=args.state, faults=faults, port=args.port) as handle:
+        with start_sandbox(seed=args.seed, state_path=args.state, faults=faults, port=args.port,
+                           host=args.host) as handle:
             sys.stdout.write(json.dumps(handle.urls) + "\n")
             sys.stdout.flush()
             while not stop.wait(0.5):

@@ -1,0 +1,156 @@
+"""Shared set-up for the EscrowManager tests: a real Redis, a sandbox on loopback, two casino agents.
+
+The treasury agent opens with a $400 reserve and a $100 casino bucket; the sandbox casino balance
+holds the casino bucket plus a $200 reserve float (paper mode: a simulated deposit), so escrows
+have reserve money to draw on. Commands are XADDed to the escrow role's stream and delivered to
+the actor as the bus would (`send`), and can be delivered again (`redeliver`) as after a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from actors.bootstrap import open_treasury
+from actors.escrow_manager import EscrowManager
+from actors.escrow_store import escrows_key, load_escrows
+from actors.escrow_venue import escrow_venue_factory
+from actors.ledger import read_ledger
+from messages.codec import FIELD, encode
+from messages.envelope import Envelope, seeded_ids, wrap
+from messages.money import MICRO
+from supervisor.atomic import AtomicSteps
+from supervisor.bus import Delivery, command_client
+from supervisor.clock import ManualClock
+from supervisor.journal import read_journal
+from venue.client import CasinoClient, EscrowClient, SandboxAdmin
+from venue.sandbox import ManualClock as VenueClock
+from venue.sandbox import start_sandbox
+
+USD = MICRO
+AGENT = "esc-agent"
+RESERVE = 400 * USD
+CASINO_BUCKET = 100 * USD
+FLOAT = 200 * USD
+FAST = {"backoff_s": 0.001, "max_backoff_s": 0.01}
+GROUP = "g:escrow"
+
+
+@dataclass
+class World:
+    steps: AtomicSteps
+    keys: object
+    client: object
+    sandbox: object
+    admin: SandboxAdmin
+    clock: ManualClock
+    creator_id: str
+    creator_key: str
+    counterparty_id: str
+    counterparty_key: str
+    new_id: object = field(default_factory=lambda: seeded_ids(42, prefix="c"))
+    actors: list = field(default_factory=list)
+    venues: list = field(default_factory=list)
+
+    # ---------------------------------------------------------------- the actor
+
+    def start_actor(self, venue_for=None, steps=None):
+        venue_for = venue_for or self.venue_factory()
+        ref = EscrowManager.start(steps or self.steps, self.clock, seeded_ids(len(self.actors) + 7, prefix="e"),
+                                  venue_for)
+        self.actors.append(ref)
+        return ref
+
+    def venue_factory(self):
+        return escrow_venue_factory(self.client, self.keys, self.sandbox.urls["escrow"], self.sandbox.urls["casino"],
+                                    **FAST)
+
+    # ---------------------------------------------------------------- commands
+
+    def enqueue(self, body) -> Envelope:
+        """XADD a command to the escrow role's stream, for a bus to deliver."""
+        env = wrap(body, agent=AGENT, now_ms=self.clock.now_ms(), new_id=self.new_id)
+        self.client.xadd(self.keys.agent_commands(AGENT, "escrow"), {FIELD: encode(env)})
+        return env
+
+    def publish(self, body) -> Delivery:
+        """XADD a command and read it as the bus's consumer group would: a Delivery to hand over."""
+        env = self.enqueue(body)
+        stream = self.keys.agent_commands(AGENT, "escrow")
+        reply = self.client.xreadgroup(GROUP, "test", {stream: ">"}, count=1)
+        entry_id = reply[0][1][0][0].decode()
+        return Delivery(stream, GROUP, entry_id, env, 1)
+
+    def send(self, actor, body) -> Envelope:
+        delivery = self.publish(body)
+        actor.ask(delivery)
+        return delivery.envelope
+
+    def redeliver(self, actor, delivery: Delivery) -> None:
+        again = Delivery(delivery.stream, delivery.group, delivery.entry_id, delivery.envelope, delivery.deliveries + 1)
+        actor.ask(again)
+
+    # ---------------------------------------------------------------- what to look at
+
+    def ledger(self):
+        return read_ledger(self.client, self.keys, AGENT)
+
+    def journal(self, causation: str | None = None):
+        events = read_journal(self.client, self.keys, AGENT)
+        return [e.body for e in events if causation is None or e.causation == causation]
+
+    def escrows(self):
+        return {r.escrow_id: r for r in load_escrows(self.client, self.keys, AGENT)}
+
+    def venue_escrows(self) -> list:
+        return self.sandbox.ctx.store.all("SELECT * FROM escrows WHERE creator_id = ? ORDER BY created_ms, id",
+                                          (self.creator_id,))
+
+    def venue_balance(self, agent_id: str | None = None) -> int:
+        from venue.sandbox.casino import balance_of
+
+        return balance_of(self.sandbox.ctx, agent_id or self.creator_id)
+
+    def escrow_client(self, key: str) -> EscrowClient:
+        client = EscrowClient(self.sandbox.urls["escrow"], key, casino_url=self.sandbox.urls["casino"], **FAST)
+        self.venues.append(client)
+        return client
+
+    def pending(self) -> int:
+        return self.client.xpending(self.keys.agent_commands(AGENT, "escrow"), GROUP)["pending"]
+
+    def risk_commands(self) -> int:
+        return self.client.xlen(self.keys.agent_commands(AGENT, "risk"))
+
+    def escrows_key(self) -> str:
+        return escrows_key(self.keys, AGENT)
+
+
+@pytest.fixture
+def world(redis_url, keys, rclient):
+    clock = ManualClock()
+    sandbox = start_sandbox(seed=5, clock=VenueClock(clock.now_ms()))
+    admin = SandboxAdmin(sandbox.root_url)
+    casino = CasinoClient(sandbox.urls["casino"], **FAST)
+    creator = casino.register()
+    counterparty = CasinoClient(sandbox.urls["casino"], **FAST).register()
+    already = CasinoClient(sandbox.urls["casino"], creator.api_key, **FAST).balance().balance
+    admin.credit(creator.agent_id, CASINO_BUCKET + FLOAT - already)
+    steps = AtomicSteps(command_client(redis_url), keys)
+    open_treasury(steps, AGENT, RESERVE + CASINO_BUCKET, now_ms=clock.now_ms(), new_id=seeded_ids(1),
+                  buckets={"reserve": RESERVE, "casino": CASINO_BUCKET})
+    rclient.hset(keys.credentials(AGENT), mapping={"casino_agent_id": creator.agent_id,
+                                                   "casino_key": creator.api_key.reveal()})
+    rclient.xgroup_create(keys.agent_commands(AGENT, "escrow"), GROUP, id="0", mkstream=True)
+    w = World(steps=steps, keys=keys, client=rclient, sandbox=sandbox, admin=admin, clock=clock,
+              creator_id=creator.agent_id, creator_key=creator.api_key.reveal(),
+              counterparty_id=counterparty.agent_id, counterparty_key=counterparty.api_key.reveal())
+    yield w
+    for ref in w.actors:
+        ref.stop()
+    for client in w.venues:
+        client.close()
+    casino.close()
+    admin.close()
+    sandbox.stop()
