@@ -16,7 +16,17 @@ import pykka
 from actors.ledger import RiskView, read_ledger, read_risk
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.keys import Keys
-from messages.schema import BalancesChanged, RiskControl, RiskStateChanged, SetRisk
+from messages.schema import (
+    BalancesChanged,
+    BreakerFired,
+    BucketHalted,
+    BucketResumed,
+    CommandRejected,
+    ResumeBucket,
+    RiskControl,
+    RiskStateChanged,
+    SetRisk,
+)
 from supervisor.atomic import AtomicSteps
 from supervisor.bus import Delivery, HandlerRejected
 from supervisor.clock import DAY_MS, Clock
@@ -25,6 +35,9 @@ from actors.policy.breakers import RiskMarks, TotalsSnapshot, evaluate_totals
 log = logging.getLogger(__name__)
 
 STATE_ACTIONS = {"halt": "HALTED", "pause": "PAUSED"}
+
+REBALANCE_REQUEST_EVERY_MS = 3600 * 1000
+"""An unanswered emergency rebalance is asked for again at most this often."""
 """Breaker actions that change the treasury-wide risk state (the others act on one bucket)."""
 
 
@@ -48,6 +61,8 @@ class RiskGuard(pykka.ThreadingActor):
             return self.evaluate(delivery)
         if isinstance(body, SetRisk):
             return self.set_by_operator(delivery, body)
+        if isinstance(body, ResumeBucket):
+            return self.resume_bucket(delivery, body)
         raise HandlerRejected(f"the risk role does not handle {delivery.envelope.type}")
 
     def evaluate(self, delivery: Delivery) -> None:
@@ -69,10 +84,13 @@ class RiskGuard(pykka.ThreadingActor):
 
         state = risk.state
         expired = state == "PAUSED" and 0 < risk.until_ms <= now
+        snapshot = TotalsSnapshot(total=total, peak=peak, day_start=day_start, reserve=ledger.bucket("reserve"),
+                                  trading=trading, trading_peak=trading_peak)
+        results = evaluate_totals(snapshot, now)
+        # Bucket-level breakers act in every state: closing positions is right even while paused.
+        self._bucket_actions(commit, env, risk, [r for r in results if r.action not in STATE_ACTIONS], now)
         if state == "ACTIVE" or expired:
-            snapshot = TotalsSnapshot(total=total, peak=peak, day_start=day_start, reserve=ledger.bucket("reserve"),
-                                      trading=trading, trading_peak=trading_peak)
-            fired = [r for r in evaluate_totals(snapshot, now) if r.action in STATE_ACTIONS]
+            fired = [r for r in results if r.action in STATE_ACTIONS]
             if fired:
                 top = fired[0]
                 self._change(commit, env, risk, STATE_ACTIONS[top.action], top.breaker, top.reason, top.until_ms or 0,
@@ -80,6 +98,62 @@ class RiskGuard(pykka.ThreadingActor):
             elif expired:
                 self._change(commit, env, risk, "ACTIVE", "pause_expired", "pause expired; spending resumes",
                              0, total, peak, day_start)
+        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
+        self.steps.commit(commit, env.id, now)
+
+    def _bucket_actions(self, commit, env: Envelope, risk: RiskView, results, now: int) -> None:
+        """Breakers that act on one bucket or ask for a rebalance, each acted on once.
+
+        Trading drawdown halts the trading bucket (the fence then refuses its spends) and asks the
+        trading actor to close every position, durably, in this same commit. A reserve under its
+        floor asks the Rebalancer for an emergency rebalance, at most once an hour.
+        """
+        agent, k = env.agent, self.keys
+        rk = k.risk(agent)
+        for result in results:
+            if result.action == "halt_trading" and "trading" not in risk.halted_buckets:
+                from messages.trading_msgs import CloseAllPositions
+
+                commit.hset(rk, "halt:trading", result.reason)
+                commit.emit(k.events(agent), wrap(BucketHalted(bucket="trading", breaker=result.breaker,
+                                                               reason=result.reason),
+                                                  agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+                commit.emit(k.agent_commands(agent, "trading"),
+                            wrap(CloseAllPositions(reason=result.reason, reply_to=None), agent=agent, now_ms=now,
+                                 new_id=self.new_id, cause=env))
+                commit.emit(k.control(k.shard(agent)), wrap(RiskControl(state=risk.state or "ACTIVE",
+                                                                        reason=result.reason),
+                                                            agent=agent, now_ms=now, new_id=self.new_id, cause=env),
+                            maxlen=10_000)
+            elif result.action == "emergency_rebalance":
+                last = int(self.client.hget(rk, "rebalance_requested_ms") or 0)
+                if now - last < REBALANCE_REQUEST_EVERY_MS:
+                    continue
+                from messages.treasury_msgs import Rebalance
+
+                commit.hset(rk, "rebalance_requested_ms", now)
+                commit.emit(k.events(agent), wrap(BreakerFired(breaker=result.breaker, action=result.action,
+                                                               reason=result.reason),
+                                                  agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+                commit.emit(k.agent_commands(agent, "rebalancer"),
+                            wrap(Rebalance(trigger=result.breaker, reason=result.reason), agent=agent, now_ms=now,
+                                 new_id=self.new_id, cause=env))
+
+    def resume_bucket(self, delivery: Delivery, cmd: ResumeBucket) -> None:
+        env = delivery.envelope
+        agent, now, k = env.agent, self.clock.now_ms(), self.keys
+        risk = read_risk(self.client, k, agent)
+        commit = self.steps.new_commit(agent)
+        if cmd.bucket in risk.halted_buckets:
+            commit.hdel(k.risk(agent), f"halt:{cmd.bucket}")
+            if cmd.bucket == "trading":  # measure the next drawdown from here, not from the old peak
+                commit.hset(k.risk(agent), "trading_peak", read_ledger(self.client, k, agent).bucket("trading"))
+            commit.emit(k.events(agent), wrap(BucketResumed(bucket=cmd.bucket, reason=cmd.reason), agent=agent,
+                                              now_ms=now, new_id=self.new_id, cause=env))
+        else:
+            commit.emit(k.events(agent), wrap(CommandRejected(command="ResumeBucket",
+                                                              reason=f"the {cmd.bucket} bucket is not halted"),
+                                              agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self.steps.commit(commit, env.id, now)
 

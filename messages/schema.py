@@ -155,6 +155,34 @@ class RiskStateChanged(Message):
     until_ms: int | None = None
 
 
+class ResumeBucket(Message):
+    """An operator lifts a bucket's halt (e.g. trading after its drawdown breaker)."""
+
+    bucket: Bucket
+    reason: str
+
+
+class BucketHalted(Message):
+    """A bucket-level breaker fired: spending from `bucket` stops until an operator resumes it."""
+
+    bucket: Bucket
+    breaker: str
+    reason: str
+
+
+class BucketResumed(Message):
+    bucket: Bucket
+    reason: str
+
+
+class BreakerFired(Message):
+    """A breaker whose action is not a state change (an emergency rebalance), and what was asked."""
+
+    breaker: str
+    action: str
+    reason: str
+
+
 class CommandRejected(Message):
     """A command that decoded but could not be applied (unknown agent, invalid for its state)."""
 
@@ -174,8 +202,9 @@ class RiskControl(Message):
 
 
 CORE_MESSAGES: tuple[type, ...] = (
-    Allocate, PlaceBet, SetRisk, BalancesChanged,
+    Allocate, PlaceBet, SetRisk, BalancesChanged, ResumeBucket,
     CapitalAllocated, BetSettled, BetRefused, BetFailed, RiskStateChanged, CommandRejected,
+    BucketHalted, BucketResumed, BreakerFired,
     RiskControl,
 )
 
