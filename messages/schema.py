@@ -76,6 +76,13 @@ class PlaceBet(Message):
     fixed_stake: Micros | None = None
 
 
+class StartSession(Message):
+    """Open a casino session with a budget: bets are sized on the session's balance, and losing
+    half of the budget stops the session and sends what is left to the reserve."""
+
+    budget: Micros
+
+
 class SetRisk(Message):
     """An operator sets the risk state (pause, halt, resume). Resuming from HALTED needs an operator."""
 
@@ -134,6 +141,19 @@ class BetRefused(Message):
     reason: str
     sizing: KellySizing | None = None
     fence_seq: int | None = None
+
+
+class SessionStarted(Message):
+    session: str
+    budget: Micros
+
+
+class SessionStopped(Message):
+    session: str
+    breaker: str
+    reason: str
+    budget: Micros
+    remaining: Micros
 
 
 class BetFailed(Message):
@@ -202,7 +222,8 @@ class RiskControl(Message):
 
 
 CORE_MESSAGES: tuple[type, ...] = (
-    Allocate, PlaceBet, SetRisk, BalancesChanged, ResumeBucket,
+    Allocate, PlaceBet, StartSession, SetRisk, BalancesChanged, ResumeBucket,
+    SessionStarted, SessionStopped,
     CapitalAllocated, BetSettled, BetRefused, BetFailed, RiskStateChanged, CommandRejected,
     BucketHalted, BucketResumed, BreakerFired,
     RiskControl,

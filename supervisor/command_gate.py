@@ -1,8 +1,14 @@
 """The gate every command passes before an actor sees it: signature, expiry, scope, nonce.
 
-Commands come from outside (operators, other agents) and must be signed. The one exception is
-an internal poke such as `BalancesChanged`: it carries no authority (it only makes RiskGuard
-re-read the ledger, which the atomic steps alone write), so a forged one can change nothing.
+Commands come from outside (operators, other agents) and must be signed. The exception is the
+internal messages the actors send each other inside their atomic commits. Each of them carries
+no authority of its own: the actor that receives it decides from the state in Redis, which only
+the atomic steps write — RiskGuard re-reads the ledger on `BalancesChanged`; the Rebalancer
+re-checks its trigger on `Rebalance`; a transfer leg is honoured only if it matches the saga's
+record and consumes its one-shot token; a tick only runs what is due. A forged one changes
+nothing that a real one would not. `CloseAllPositions` (sent by RiskGuard and the Rebalancer) is
+the one whose forgery would have an effect — closing positions early, with no money leaving the
+treasury — so Redis itself must be protected (ACLs, TLS); see docs/commands-auth.md.
 """
 
 from __future__ import annotations
@@ -13,7 +19,11 @@ from supervisor.keyring import Keyring
 from supervisor.nonces import NonceStore
 from supervisor.signing import verify
 
-INTERNAL_POKES = frozenset({"BalancesChanged"})
+INTERNAL_POKES = frozenset({
+    "BalancesChanged", "Rebalance", "RebalanceTick", "CheckExits", "SyncEscrows", "SweepReferrals",
+    "DebitLeg", "CreditLeg", "CompensateLeg", "LandTransit", "CloseAllPositions",
+    "PositionsClosedAll", "FundsDebited", "FundsMoved", "FundsReturned", "TransitLanded", "LegFailed",
+})
 
 
 class CommandGate:

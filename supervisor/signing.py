@@ -193,7 +193,12 @@ def sign(
     return msgspec.structs.replace(envelope, signature=format_signature(key.key_id, expires_ms, nonce, mac))
 
 
-AGENT_COMMANDS: frozenset[str] = frozenset({"Allocate", "PlaceBet", "SetRisk"})
+AGENT_COMMANDS: frozenset[str] = frozenset({
+    "Allocate", "PlaceBet", "StartSession", "SetRisk",
+    "CreateEscrow", "ReleaseEscrow", "DisputeEscrow", "SyncEscrows",
+    "OpenPosition", "ClosePosition", "CloseAllPositions", "CheckExits",
+    "Rebalance", "RebalanceTick", "SweepReferrals", "ReinvestReferrals",
+})
 """Body types an agent key may sign. Everything else needs an operator key.
 
 An allow-list, so that a command type added later (a policy change, say) needs an operator key
