@@ -20,7 +20,22 @@ from actors.kelly import KellyResult, kelly_stake
 from actors.ledger import read_ledger
 from messages.envelope import IdFactory, wrap
 from messages.keys import Keys
-from messages.schema import BalancesChanged, BetFailed, BetRefused, BetSettled, KellySizing, PlaceBet, RiskControl
+from actors.policy.breakers import casino_session
+from actors.transfers import handle_transfer
+from messages.money import MAX_MICROS, format_usd
+from messages.schema import (
+    BalancesChanged,
+    BetFailed,
+    BetRefused,
+    BetSettled,
+    CommandRejected,
+    KellySizing,
+    PlaceBet,
+    RiskControl,
+    SessionStarted,
+    SessionStopped,
+    StartSession,
+)
 from supervisor.atomic import AtomicSteps
 from supervisor.bus import Delivery, HandlerRejected
 from supervisor.clock import Clock
@@ -59,10 +74,44 @@ class CasinoBucket(pykka.ThreadingActor):
         raise TypeError(f"CasinoBucket cannot handle {type(message).__name__}")
 
     def handle(self, delivery: Delivery) -> None:
+        if handle_transfer(self, delivery):
+            return None
         body = delivery.envelope.body
         if isinstance(body, PlaceBet):
             return self.place_bet(delivery, body)
+        if isinstance(body, StartSession):
+            return self.start_session(delivery, body)
         raise HandlerRejected(f"the casino role does not handle {delivery.envelope.type}")
+
+    # ------------------------------------------------------------------ sessions
+
+    def session_key(self, agent: str) -> str:
+        return self.keys._k(self.keys.shard(agent), "session", agent)
+
+    def read_session(self, agent: str) -> dict[str, str]:
+        raw = self.client.hgetall(self.session_key(agent))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def start_session(self, delivery: Delivery, cmd: StartSession) -> None:
+        """A new session replaces a stopped one; its budget must be in the casino bucket."""
+        env = delivery.envelope
+        agent, now = env.agent, self.clock.now_ms()
+        available = read_ledger(self.client, self.keys, agent).available.get("casino", 0)
+        commit = self.steps.new_commit(agent)
+        if cmd.budget == 0 or cmd.budget > available:
+            commit.emit(self.keys.events(agent), wrap(
+                CommandRejected(command="StartSession",
+                                reason=f"budget {format_usd(cmd.budget)} must be above 0 and within the casino "
+                                       f"bucket's available {format_usd(available)}"),
+                agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        else:
+            key = self.session_key(agent)
+            for name, value in (("id", env.id), ("budget", cmd.budget), ("pnl", 0), ("state", "open"), ("reason", "")):
+                commit.hset(key, name, value)
+            commit.emit(self.keys.events(agent), wrap(SessionStarted(session=env.id, budget=cmd.budget), agent=agent,
+                                                      now_ms=now, new_id=self.new_id, cause=env))
+        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
+        self._commit(commit, env.id, now)
 
     # ------------------------------------------------------------------ one bet
 
@@ -70,10 +119,18 @@ class CasinoBucket(pykka.ThreadingActor):
         env = delivery.envelope
         agent, now = env.agent, self.clock.now_ms()
         ledger = read_ledger(self.client, self.keys, agent)
-        bankroll = ledger.available.get("casino", 0)
+        bucket_available = ledger.available.get("casino", 0)
+        session = self.read_session(agent)
+        if session.get("state") == "stopped":
+            return self._refuse(delivery, "session_stopped", f"the casino session is stopped: {session['reason']}",
+                                None)
+        # In a session, Kelly sizes on the session's balance; the 2 % cap is always on the bucket.
+        bankroll = (min(int(session["budget"]) + int(session["pnl"]), bucket_available) if session
+                    else bucket_available)
         p_true, payout = true_odds(bet.game)
         win_prob = bet.win_prob if bet.win_prob is not None else p_true
-        sizing = kelly_stake(win_prob, payout - 1, bankroll, bet.kelly, cap=f"{BET_CAP_BP}/10000")
+        sizing = kelly_stake(win_prob, payout - 1, max(bankroll, 0), bet.kelly, cap=f"{BET_CAP_BP}/10000")
+        cap = bucket_available * BET_CAP_BP // 10_000
         if bet.fixed_stake is not None:
             stake, reason_if_zero = bet.fixed_stake, "fixed stake of 0"
         else:
@@ -81,11 +138,11 @@ class CasinoBucket(pykka.ThreadingActor):
         if stake == 0:
             return self._refuse(delivery, "no_edge" if sizing.full_fraction <= 0 else "too_small", reason_if_zero, sizing)
 
-        reservation = self.steps.reserve(agent, env.id, "casino", stake, sizing.cap, now)
+        reservation = self.steps.reserve(agent, env.id, "casino", stake, cap, now)
         if reservation.status == "duplicate":
             return self._ack_only(delivery)
         if not reservation.granted:
-            reason = _refusal_reason(reservation.status, reservation.detail, stake, sizing.cap)
+            reason = _refusal_reason(reservation.status, reservation.detail, stake, cap)
             return self._refuse(delivery, reservation.status, reason, sizing, reservation.seq or None)
         if reservation.status == "already_reserved":
             stake = int(reservation.detail.split("|")[1])
@@ -120,8 +177,34 @@ class CasinoBucket(pykka.ThreadingActor):
         commit.emit(k.events(agent), wrap(settled, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         commit.emit(k.agent_commands(agent, "risk"),
                     wrap(BalancesChanged(cause=f"bet {result.bet_id}"), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        self._session_after_bet(commit, env, result.amount_won - stake, now)
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
+
+    def _session_after_bet(self, commit, env, pnl: int, now: int) -> None:
+        """Count the bet in the open session; at −50 % stop it and send the rest to the reserve."""
+        agent = env.agent
+        session = self.read_session(agent)
+        if session.get("state") != "open":
+            return
+        key = self.session_key(agent)
+        budget = int(session["budget"])
+        balance = budget + int(session["pnl"]) + pnl
+        commit.incr(key, "pnl", pnl, minimum=-MAX_MICROS)
+        stop = casino_session(budget, balance)
+        if stop is None:
+            return
+        remaining = max(balance, 0)
+        commit.hset(key, "state", "stopped").hset(key, "reason", stop.reason)
+        commit.emit(self.keys.events(agent), wrap(
+            SessionStopped(session=session["id"], breaker=stop.breaker, reason=stop.reason, budget=budget,
+                           remaining=remaining), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        if remaining:
+            from messages.treasury_msgs import Rebalance
+
+            commit.emit(self.keys.agent_commands(agent, "rebalancer"), wrap(
+                Rebalance(trigger="casino_session", reason=stop.reason, bucket="casino", amount=remaining),
+                agent=agent, now_ms=now, new_id=self.new_id, cause=env))
 
     def _release(self, delivery: Delivery, stake: int, code: str, reason: str) -> None:
         env = delivery.envelope

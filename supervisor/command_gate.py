@@ -23,6 +23,7 @@ INTERNAL_POKES = frozenset({
     "BalancesChanged", "Rebalance", "RebalanceTick", "CheckExits", "SyncEscrows", "SweepReferrals",
     "DebitLeg", "CreditLeg", "CompensateLeg", "LandTransit", "CloseAllPositions",
     "PositionsClosedAll", "FundsDebited", "FundsMoved", "FundsReturned", "TransitLanded", "LegFailed",
+    "ReinvestReferrals", "MoveReferralIncome",
 })
 
 

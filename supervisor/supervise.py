@@ -25,6 +25,7 @@ from messages.schema import RiskControl, RiskStateChanged
 from supervisor.atomic import AtomicSteps
 from supervisor.clock import Clock, SystemClock
 from supervisor.processes import WorkerProcess, spawn_worker
+from supervisor.scheduler import Scheduler
 
 log = logging.getLogger("treasury.supervisor")
 
@@ -55,6 +56,7 @@ class SupervisorConfig:
     base_backoff_s: float = 0.5
     max_backoff_s: float = 30.0
     check_every_s: float = 0.25
+    ticks: bool = True
 
 
 class Supervisor:
@@ -76,6 +78,7 @@ class Supervisor:
         self.slots = [WorkerSlot(role, i, f"{role}-{host}-{i}") for role in roles
                       for i in range(config.workers_per_role)]
         self.alerts: list[dict] = []
+        self.scheduler = Scheduler(self.client, keys, self.clock, roles) if config.ticks else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -89,6 +92,11 @@ class Supervisor:
         try:
             while not stop.wait(self.config.check_every_s):
                 self.check_once()
+                if self.scheduler is not None:
+                    try:
+                        self.scheduler.run_once()
+                    except redis.RedisError as exc:
+                        log.warning("scheduler: %s", exc)
         finally:
             self.shutdown()
 
