@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from messages.errors import MoneyError
+from messages.money import usd_from_venue
 from venue.client.base import Secret, ServiceClient
 from venue.client.wallet_types import (
     NATIVE_DECIMALS,
@@ -284,7 +285,7 @@ class WalletClient(ServiceClient):
             pending = exc.details.get("pending_usd")
             if exc.code != "insufficient_balance" or before.pending_usd is None or not isinstance(pending, (int, float)):
                 raise
-            grew = round(pending * 1_000_000) - before.pending_usd
+            grew = usd_from_venue(pending, field="pending_usd") - before.pending_usd
             if grew <= 0:
                 raise
             return ReferralWithdrawal(withdrawal_id="", amount_usd=grew, status="pending", address=address,

@@ -36,7 +36,6 @@ Not modelled: confirmations and reorgs, ERC-20 tokens other than USDC, Monero vi
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import random
@@ -523,7 +522,7 @@ class WalletSandbox:
                             "note": note if isinstance(note, str) else None}}
 
     def saved_addresses(self, agent: Any) -> list[Any]:
-        return self.store.all("SELECT * FROM wallet_saved_addresses WHERE agent_id = ? ORDER BY created_ms, id",
+        return self.store.all("SELECT * FROM wallet_saved_addresses WHERE agent_id = ? ORDER BY rowid",
                               (agent["id"],))
 
     def portfolio(self, agent: Any) -> dict[str, Any]:

@@ -1,0 +1,559 @@
+"""ReferralBucket: brings referral commissions into the treasury, each exactly once, and reinvests them.
+
+Where the money is (see `actors/policy/referral.py`): casino commissions are credited straight to
+the casino balance (ledger reason `referral_commission_l<n>:<bet>`); wallet and trading
+commissions wait at those services until withdrawn — the whole available amount, at least $1 —
+and the payout then stays `pending` until someone pays it by hand.
+
+So the weekly sweep:
+
+- reads the casino ledger for commission credits newer than the last one counted, and credits
+  them to the referral bucket at once (the money is already in a treasury balance);
+- reads wallet and trading `/referral/stats`, asks for a payout of whatever is withdrawable, and
+  credits what was earned since the last count to `referral:in_transit`: the treasury's money,
+  not yet in hand. It becomes available when the payout lands (the wallet reports paid payouts;
+  trading does not, so `ReferralPayoutLanded` confirms those).
+
+Exactly once: for each source the state hash keeps a watermark of the venue's own cumulative
+figure already counted (total earned; for the casino, the newest ledger entry seen). A sweep
+credits only what lies beyond it, and moves it in the same atomic commit as the credit, so a
+re-run finds nothing new and a redelivery after a crash finds the watermark where it was. The
+watermark moves by compare-and-set (two bounded increments, see `_advance`), so even two sweeps
+racing from different processes cannot both count the same commission.
+
+Reinvestment (quarterly, or once the income is above $100) sends the income 70 % to the reserve
+and 30 % to trading, split exactly by the policy, as a `MoveReferralIncome` command to the
+rebalancer, which coordinates every move between buckets; the actor then takes part in that
+move like any bucket actor, carrying out the legs addressed to the referral bucket
+(`actors/transfers.py`). Only income is reinvested: the bucket's allocated capital stays, and what
+the rebalancer moves out of it on its own is not counted twice (`income` is capped by what is
+available).
+
+`referral:in_transit` is shared with the transfer saga: both mean money on its way into the
+referral bucket, and each removes only what it put there (the sweep by its per-source counters).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pykka
+import redis
+
+from actors.chain_view import read_addresses
+from actors.ledger import RiskView, read_ledger, read_risk
+from actors.policy.buckets import DEFAULT_POLICY, Policy
+from actors.policy.referral import SWEEP_SOURCES, WITHDRAW_MIN, plan_reinvest, reinvest_due, sweep_due, sweepable
+from actors.transfers import handle_transfer
+from messages.envelope import IdFactory, wrap
+from messages.keys import Keys
+from messages.referral_msgs import (
+    MoveReferralIncome,
+    ReferralPayoutConfirmed,
+    ReferralPayoutLanded,
+    ReferralReinvested,
+    ReferralReinvestSkipped,
+    ReferralSwept,
+    ReferralSweepSkipped,
+    ReinvestReferrals,
+    SweepReferrals,
+)
+from messages.schema import BalancesChanged, RiskControl
+from supervisor.atomic import AtomicSteps, Commit
+from supervisor.bus import Delivery, HandlerRejected
+from supervisor.clock import Clock
+from venue.errors import VenueRejected
+
+log = logging.getLogger(__name__)
+
+COMMISSION_PREFIX = "referral_commission_"
+"""Reason of a casino ledger credit that is a referral commission."""
+
+LEDGER_PAGE = 50
+"""The casino ledger endpoint shows this many newest entries."""
+
+HELD_AT = ("casino", "chain")
+"""Where referral income sits once in hand: the casino balance, or the treasury's own address."""
+
+MOVER_ROLE = "rebalancer"
+
+UNBOUNDED = 10**18
+"""A bound no watermark reaches (the money limit is 10^15 micro-USD)."""
+
+
+def state_key(keys: Keys, agent: str) -> str:
+    """The referral bucket's own bookkeeping: watermarks, money in transit by source, income."""
+    return keys._k(keys.shard(agent), "referral", agent)
+
+
+# ---------------------------------------------------------------- state
+
+
+@dataclass(frozen=True)
+class ReferralState:
+    last_sweep_ms: int | None = None
+    last_reinvest_ms: int | None = None
+    earned: dict[str, int] = field(default_factory=dict)
+    """Per source, the venue's cumulative commission figure already counted."""
+    casino_entry: int = 0
+    """Number of the newest casino ledger entry seen by a sweep."""
+    in_transit: dict[str, int] = field(default_factory=dict)
+    landed: dict[str, int] = field(default_factory=dict)
+    """Per payout source, the cumulative amount counted as landed."""
+    income: int = 0
+    """Referral income in hand (available in the referral bucket) and not yet reinvested."""
+    held_at: dict[str, int] = field(default_factory=dict)
+    paid_ids: frozenset[str] = frozenset()
+
+
+def read_state(client: redis.Redis, keys: Keys, agent: str) -> ReferralState:
+    raw = {_text(k): _text(v) for k, v in client.hgetall(state_key(keys, agent)).items()}
+
+    def num(name: str) -> int:
+        return int(raw.get(name) or 0)
+
+    def opt(name: str) -> int | None:
+        return int(raw[name]) if raw.get(name) else None
+
+    sources = ("casino", *SWEEP_SOURCES)
+    return ReferralState(
+        last_sweep_ms=opt("last_sweep_ms"),
+        last_reinvest_ms=opt("last_reinvest_ms"),
+        earned={s: num(f"{s}:earned") for s in sources},
+        casino_entry=num("casino:entry"),
+        in_transit={s: num(f"{s}:in_transit") for s in SWEEP_SOURCES},
+        landed={s: num(f"{s}:landed") for s in SWEEP_SOURCES},
+        income=num("income"),
+        held_at={h: num(f"at:{h}") for h in HELD_AT},
+        paid_ids=frozenset(k.removeprefix("paid:") for k in raw if k.startswith("paid:")),
+    )
+
+
+def _advance(commit: Commit, key: str, fld: str, old: int, new: int) -> None:
+    """Move a watermark from `old` to `new`, refusing the whole commit unless it still reads `old`.
+
+    The commit script offers bounded increments only, so equality is two bounds: `fld + Δ ≥ new`
+    holds iff `fld ≥ old`, and on the mirror `fld:neg − Δ ≥ −new` holds iff `fld ≤ old`.
+    """
+    if new == old:
+        return
+    delta = new - old
+    commit.incr(key, fld, delta, minimum=new)
+    commit.incr(key, f"{fld}:neg", -delta, minimum=-new)
+
+
+def _bump(commit: Commit, key: str, fld: str, delta: int) -> None:
+    """Add to a watermark that `_advance` also guards, keeping its mirror in step."""
+    commit.incr(key, fld, delta)
+    commit.incr(key, f"{fld}:neg", -delta, minimum=-UNBOUNDED)
+
+
+# ---------------------------------------------------------------- venue readings
+
+
+@dataclass(frozen=True)
+class ReferralVenues:
+    """The clients of one agent's accounts (None where it has none) and where payouts go."""
+
+    casino: object | None = None
+    wallet: object | None = None
+    trading: object | None = None
+    payout_address: str | None = None
+
+    def payout_client(self, source: str) -> object | None:
+        return {"wallet": self.wallet, "trading": self.trading}[source]
+
+
+@dataclass(frozen=True)
+class PayoutReading:
+    """A wallet or trading referral account: cumulative earned, withdrawable now, paid out (if told)."""
+
+    earned: int
+    available: int
+    paid: int | None = None
+
+
+@dataclass(frozen=True)
+class CasinoReading:
+    """Commission credits past the watermark: itemised from the ledger page, plus `beyond_page`
+    (from the cumulative referral stats) when the page cannot reach back to the watermark."""
+
+    credits: tuple[tuple[int, int], ...]
+    newest_entry: int
+    beyond_page: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(amount for _, amount in self.credits) + self.beyond_page
+
+
+def read_casino(casino, state: ReferralState) -> CasinoReading:
+    entries = casino.ledger()
+    numbers = [_entry_number(e.id) for e in entries]
+    if any(n is None for n in numbers):
+        # Ids that do not order: fall back on the cumulative figure alone.
+        stats = casino.referral_stats()
+        return CasinoReading((), state.casino_entry, max(0, int(stats.total_earned) - state.earned["casino"]))
+    last = state.casino_entry
+    credits = tuple(sorted(
+        (n, int(e.amount)) for e, n in zip(entries, numbers)
+        if n > last and e.type == "credit" and (e.reason or "").startswith(COMMISSION_PREFIX)
+    ))
+    newest = max([last, *numbers])
+    beyond = 0
+    if len(entries) >= LEDGER_PAGE and min(numbers) > last:
+        # A full page that starts after the watermark: older unseen entries may hold commissions.
+        stats = casino.referral_stats()
+        beyond = max(0, int(stats.total_earned) - state.earned["casino"] - sum(a for _, a in credits))
+    return CasinoReading(credits, newest, beyond)
+
+
+def read_payout(client) -> PayoutReading:
+    """The wallet's `available_usd` still includes queued payouts (`pending_usd` says how much);
+    trading's does not, and reports no paid figure."""
+    stats = client.referral_stats()
+    available = int(stats.available_usd or 0) - int(getattr(stats, "pending_usd", None) or 0)
+    paid = getattr(stats, "total_withdrawn_usd", None)
+    return PayoutReading(earned=int(stats.total_earned_usd), available=max(0, available),
+                         paid=None if paid is None else int(paid))
+
+
+# ---------------------------------------------------------------- the actor
+
+
+class ReferralBucket(pykka.ThreadingActor):
+    def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory,
+                 venues_for: Callable[[str], ReferralVenues], policy: Policy = DEFAULT_POLICY):
+        super().__init__()
+        self.steps = steps
+        self.keys: Keys = steps.keys
+        self.client = steps.client
+        self.clock = clock
+        self.new_id = new_id
+        self.venues_for = venues_for
+        self.policy = policy
+        self.control: dict[str, RiskControl] = {}
+
+    def on_receive(self, message):
+        if isinstance(message, Delivery):
+            return self.handle(message)
+        if isinstance(message, tuple) and message and message[0] == "control":
+            _, agent, control = message
+            self.control[agent] = control
+            return None
+        raise TypeError(f"ReferralBucket cannot handle {type(message).__name__}")
+
+    def handle(self, delivery: Delivery) -> None:
+        if handle_transfer(self, delivery):
+            return None  # a leg of a move into or out of the referral bucket (the rebalancer's saga)
+        body = delivery.envelope.body
+        if isinstance(body, SweepReferrals):
+            return self.sweep(delivery)
+        if isinstance(body, ReinvestReferrals):
+            return self.reinvest(delivery)
+        if isinstance(body, ReferralPayoutLanded):
+            return self.payout_landed(delivery, body)
+        raise HandlerRejected(f"the referral role does not handle {delivery.envelope.type}")
+
+    # ------------------------------------------------------------------ sweep
+
+    def sweep(self, delivery: Delivery) -> None:
+        env = delivery.envelope
+        agent, now = env.agent, self.clock.now_ms()
+        if self._applied(agent, env.id):
+            return self._ack_only(delivery)
+        if not read_ledger(self.client, self.keys, agent).known():
+            raise HandlerRejected(f"agent {agent} has no treasury: onboard it first")
+        state = read_state(self.client, self.keys, agent)
+        if not sweep_due(state.last_sweep_ms, now, self.policy):
+            next_due = state.last_sweep_ms + self.policy.referral_sweep_interval_ms
+            return self._sweep_skipped(delivery, state, "not_due", next_due, {}, record=False)
+
+        venues = self.venues_for(agent)
+        casino = read_casino(venues.casino, state) if venues.casino is not None else None
+        payouts = {src: read_payout(venues.payout_client(src)) for src in SWEEP_SOURCES
+                   if venues.payout_client(src) is not None}
+
+        withdrawals, withdrawal_ids = self._withdraw(env.id, agent, venues, payouts)
+        credited: dict[str, int] = {}
+        below: dict[str, int] = {}
+        for src, reading in payouts.items():
+            new = reading.earned - state.earned[src]
+            if new <= 0:
+                continue
+            if new >= WITHDRAW_MIN or withdrawals.get(src, 0) > 0:
+                credited[src] = new
+            else:
+                below[src] = new
+        landed = self._landed(state, payouts, credited)
+        casino_credit = casino.total if casino is not None else 0
+
+        if not (credited or landed or withdrawals or casino_credit):
+            available = {src: r.available for src, r in payouts.items()}
+            return self._sweep_skipped(delivery, state, "below_minimum",
+                                       now + self.policy.referral_sweep_interval_ms, available, record=True,
+                                       casino=casino)
+        self._commit_sweep(delivery, state, casino, payouts, credited, landed, withdrawals, withdrawal_ids, below)
+
+    def _withdraw(self, msg_id: str, agent: str, venues: ReferralVenues,
+                  payouts: dict[str, PayoutReading]) -> tuple[dict[str, int], dict[str, str]]:
+        """Ask every source holding $1 or more to pay out. A refusal for lack of balance means an
+        earlier attempt of this sweep already asked (the venue keeps no idempotency key)."""
+        amounts: dict[str, int] = {}
+        ids: dict[str, str] = {}
+        due = sweepable({src: r.available for src, r in payouts.items()})
+        if due and not venues.payout_address:
+            log.warning("agent %s: no payout address; referral income left at %s", agent, ", ".join(due))
+            return amounts, ids
+        for src in due:
+            client = venues.payout_client(src)
+            try:
+                result = client.referral_withdraw(venues.payout_address, idempotency_key=f"{msg_id}-{src}")
+            except VenueRejected as exc:
+                if exc.code != "insufficient_balance":
+                    log.warning("agent %s: %s referral withdrawal refused (%s)", agent, src, exc.code)
+                continue
+            if result.amount_usd > 0:
+                amounts[src] = int(result.amount_usd)
+                ids[src] = result.withdrawal_id
+        return amounts, ids
+
+    @staticmethod
+    def _landed(state: ReferralState, payouts: dict[str, PayoutReading], credited: dict[str, int]) -> dict[str, int]:
+        """Payouts the venue reports paid since the last count, never more than is in transit."""
+        landed: dict[str, int] = {}
+        for src, reading in payouts.items():
+            if reading.paid is None:
+                continue
+            in_transit = state.in_transit[src] + credited.get(src, 0)
+            amount = min(reading.paid - state.landed[src], in_transit)
+            if amount > 0:
+                landed[src] = amount
+        return landed
+
+    def _commit_sweep(self, delivery: Delivery, state: ReferralState, casino: CasinoReading | None,
+                      payouts: dict[str, PayoutReading], credited: dict[str, int], landed: dict[str, int],
+                      withdrawals: dict[str, int], withdrawal_ids: dict[str, str], below: dict[str, int]) -> None:
+        env = delivery.envelope
+        agent, now, k = env.agent, self.clock.now_ms(), self.keys
+        ledger, st = k.ledger(agent), state_key(k, agent)
+        commit = self.steps.new_commit(agent)
+        casino_credit = casino.total if casino is not None else 0
+        income = state.income + casino_credit + sum(landed.values())
+        in_transit = sum(state.in_transit.values()) + sum(credited.values()) - sum(landed.values())
+
+        if casino is not None:
+            if casino_credit:
+                commit.incr(ledger, "referral", casino_credit)
+                commit.incr(st, "income", casino_credit).incr(st, "at:casino", casino_credit)
+            _advance(commit, st, "casino:earned", state.earned["casino"], state.earned["casino"] + casino_credit)
+            _advance(commit, st, "casino:entry", state.casino_entry, casino.newest_entry)
+        for src, amount in credited.items():
+            commit.incr(ledger, "referral:in_transit", amount)
+            commit.incr(st, f"{src}:in_transit", amount)
+            _advance(commit, st, f"{src}:earned", state.earned[src], payouts[src].earned)
+        for src, amount in landed.items():
+            commit.incr(ledger, "referral:in_transit", -amount).incr(ledger, "referral", amount)
+            commit.incr(st, f"{src}:in_transit", -amount).incr(st, "income", amount).incr(st, "at:chain", amount)
+            _advance(commit, st, f"{src}:landed", state.landed[src], state.landed[src] + amount)
+        commit.hset(st, "last_sweep_ms", now)
+
+        credits = {**({"casino": casino_credit} if casino_credit else {}), **credited}
+        swept = ReferralSwept(credited=credits, withdrawals=withdrawals, withdrawal_ids=withdrawal_ids, landed=landed,
+                              below_minimum=below, in_transit=in_transit, income=income)
+        commit.emit(k.events(agent), wrap(swept, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        if credits or landed:
+            cause = f"referral sweep: credited {credits}, landed {landed}"
+            commit.emit(k.agent_commands(agent, "risk"),
+                        wrap(BalancesChanged(cause=cause), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
+        self._commit(commit, env.id, now)
+        log.info("agent %s referral sweep: credited %s, withdrawals %s, landed %s", agent, credits, withdrawals, landed)
+
+    def _sweep_skipped(self, delivery: Delivery, state: ReferralState, reason: str, next_due: int | None,
+                       available: dict[str, int], *, record: bool, casino: CasinoReading | None = None) -> None:
+        """Journal a sweep that moved nothing. A sweep that ran (`record`) still counts as the
+        week's sweep, and the casino watermark follows the ledger past non-commission entries."""
+        env = delivery.envelope
+        agent, now, k = env.agent, self.clock.now_ms(), self.keys
+        commit = self.steps.new_commit(agent)
+        if record:
+            st = state_key(k, agent)
+            commit.hset(st, "last_sweep_ms", now)
+            if casino is not None:
+                _advance(commit, st, "casino:entry", state.casino_entry, casino.newest_entry)
+        skipped = ReferralSweepSkipped(reason=reason, next_due_ms=next_due, available=available)
+        commit.emit(k.events(agent), wrap(skipped, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
+        self._commit(commit, env.id, now)
+
+    # ------------------------------------------------------------------ payouts landing
+
+    def payout_landed(self, delivery: Delivery, body: ReferralPayoutLanded) -> None:
+        env = delivery.envelope
+        agent, now, k = env.agent, self.clock.now_ms(), self.keys
+        if self._applied(agent, env.id):
+            return self._ack_only(delivery)
+        state = read_state(self.client, k, agent)
+        if body.withdrawal_id and body.withdrawal_id in state.paid_ids:
+            return self._ack_only(delivery, env.id)
+        if body.amount <= 0 or body.amount > state.in_transit[body.source]:
+            raise HandlerRejected(f"{body.amount} micro-USD landed from {body.source}, but "
+                                  f"{state.in_transit[body.source]} is in transit from there")
+        ledger, st = k.ledger(agent), state_key(k, agent)
+        commit = self.steps.new_commit(agent)
+        commit.incr(ledger, "referral:in_transit", -body.amount).incr(ledger, "referral", body.amount)
+        commit.incr(st, f"{body.source}:in_transit", -body.amount)
+        _bump(commit, st, f"{body.source}:landed", body.amount)
+        commit.incr(st, "income", body.amount).incr(st, "at:chain", body.amount)
+        if body.withdrawal_id:
+            commit.hset(st, f"paid:{body.withdrawal_id}", body.amount)
+        confirmed = ReferralPayoutConfirmed(source=body.source, amount=body.amount, withdrawal_id=body.withdrawal_id)
+        commit.emit(k.events(agent), wrap(confirmed, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        commit.emit(k.agent_commands(agent, "risk"), wrap(BalancesChanged(cause=f"referral payout landed from "
+                                                                                f"{body.source}"),
+                                                           agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
+        self._commit(commit, env.id, now)
+
+    # ------------------------------------------------------------------ reinvest
+
+    def reinvest(self, delivery: Delivery) -> None:
+        env = delivery.envelope
+        agent, now, k = env.agent, self.clock.now_ms(), self.keys
+        if self._applied(agent, env.id):
+            return self._ack_only(delivery)
+        state = read_state(self.client, k, agent)
+        available = read_ledger(self.client, k, agent).available.get("referral", 0)
+        income = min(state.income, available)
+        blocked = _blocked(read_risk(self.client, k, agent), now)
+        if blocked:
+            return self._reinvest_skipped(delivery, "risk_state", income, blocked)
+        if not reinvest_due(state.last_reinvest_ms, now, income, self.policy):
+            reason = "below_minimum" if income == 0 else "not_due"
+            return self._reinvest_skipped(delivery, reason, income, "no income in hand" if income == 0 else
+                                          f"next quarter or above {self.policy.referral_reinvest_threshold}")
+        moves = plan_reinvest(income, self.policy)
+        if not moves:
+            return self._reinvest_skipped(delivery, "below_minimum", income,
+                                          f"under the minimum move of {self.policy.min_move}")
+        parts = {"reserve": 0, "trading": 0}
+        for move in moves:
+            parts[move.dest] += move.amount
+        held = _draw(state.held_at, income)
+
+        st = state_key(k, agent)
+        commit = self.steps.new_commit(agent)
+        commit.incr(st, "income", -income)
+        for place in HELD_AT:
+            if held.get(place):
+                commit.incr(st, f"at:{place}", -held[place])
+        commit.hset(st, "last_reinvest_ms", now)
+        done = ReferralReinvested(amount=income, to_reserve=parts["reserve"], to_trading=parts["trading"],
+                                  held_at=held, via=MOVER_ROLE)
+        move = MoveReferralIncome(to_reserve=parts["reserve"], to_trading=parts["trading"], held_at=held,
+                                  reason="referral reinvest")
+        commit.emit(k.events(agent), wrap(done, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        commit.emit(k.agent_commands(agent, MOVER_ROLE),
+                    wrap(move, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
+        self._commit(commit, env.id, now)
+        log.info("agent %s reinvests referral income %s: reserve %s, trading %s", agent, income, parts["reserve"],
+                 parts["trading"])
+
+    def _reinvest_skipped(self, delivery: Delivery, reason: str, income: int, detail: str) -> None:
+        env = delivery.envelope
+        agent, now = env.agent, self.clock.now_ms()
+        commit = self.steps.new_commit(agent)
+        skipped = ReferralReinvestSkipped(reason=reason, income=income, detail=detail)
+        commit.emit(self.keys.events(agent), wrap(skipped, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
+        self._commit(commit, env.id, now)
+
+    # ------------------------------------------------------------------ commits
+
+    def _applied(self, agent: str, msg_id: str) -> bool:
+        """Already committed (a redelivery after the commit): do not touch the venues again."""
+        return self.client.zscore(self.keys.applied(agent), msg_id) is not None
+
+    def _ack_only(self, delivery: Delivery, msg_id: str | None = None) -> None:
+        commit = self.steps.new_commit(delivery.envelope.agent).ack(delivery.stream, delivery.group, delivery.entry_id)
+        self._commit(commit, msg_id or delivery.envelope.id, self.clock.now_ms())
+
+    def _commit(self, commit: Commit, msg_id: str, now: int) -> None:
+        result = self.steps.commit(commit, msg_id, now)
+        if result.status == "refused":
+            # A watermark moved under us (another sweep committed first): retry from fresh state.
+            raise RuntimeError(f"commit of {msg_id} refused: {result.reason}")
+
+
+def _blocked(risk: RiskView, now: int) -> str:
+    """Why money must not move now ('' when it may): not ACTIVE, or the referral bucket halted."""
+    if not risk.known:
+        return "no risk state for this agent"
+    if risk.state == "HALTED" or (risk.state == "PAUSED" and (risk.until_ms == 0 or now < risk.until_ms)):
+        return f"treasury is {risk.state}: {risk.reason}"
+    if "referral" in risk.halted_buckets:
+        return f"referral bucket halted: {risk.halted_buckets['referral']}"
+    return ""
+
+
+def _draw(held_at: dict[str, int], amount: int) -> dict[str, int]:
+    """Which places `amount` of income is taken from: the casino balance first (the least safe
+    home for reserve money), then the treasury's address; what no counter covers is `unknown`."""
+    drawn: dict[str, int] = {}
+    left = amount
+    for place in HELD_AT:
+        take = min(left, max(0, held_at.get(place, 0)))
+        if take:
+            drawn[place] = take
+            left -= take
+    if left:
+        drawn["unknown"] = left
+    return drawn
+
+
+def _entry_number(entry_id: object) -> int | None:
+    if isinstance(entry_id, int) and not isinstance(entry_id, bool):
+        return entry_id
+    if isinstance(entry_id, str) and entry_id.isdigit():
+        return int(entry_id)
+    return None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# ---------------------------------------------------------------- wiring
+
+
+def referral_venue_factory(client: redis.Redis, keys: Keys, venues: dict[str, str]) -> Callable[[str], ReferralVenues]:
+    """Per-agent clients built from the keys in the credentials hash; payouts go to the agent's
+    own EVM address (base), the chain both wallet and trading pay referral withdrawals on."""
+    from venue.client.casino import CasinoClient
+    from venue.client.trading import TradingClient
+    from venue.client.wallet import WalletClient
+
+    makers = {"casino": CasinoClient, "wallet": WalletClient, "trading": TradingClient}
+    cache: dict[str, dict[str, object]] = {}
+
+    def venues_for(agent: str) -> ReferralVenues:
+        creds = {_text(k): _text(v) for k, v in client.hgetall(keys.credentials(agent)).items()}
+        if not creds:
+            raise HandlerRejected(f"no venue credentials for agent {agent}")
+        built = cache.setdefault(agent, {})
+        for service, maker in makers.items():
+            key = creds.get(f"{service}_key")
+            if key and service in venues and service not in built:
+                built[service] = maker(venues[service], key, timeout_s=5.0)
+        return ReferralVenues(casino=built.get("casino"), wallet=built.get("wallet"), trading=built.get("trading"),
+                              payout_address=read_addresses(client, keys, agent).get("base"))
+
+    return venues_for
+
+
+def build(steps: AtomicSteps, clock: Clock, new_id: IdFactory, venues: dict[str, str]) -> pykka.ActorRef:
+    return ReferralBucket.start(steps, clock, new_id, referral_venue_factory(steps.client, steps.keys, venues))

@@ -1,0 +1,130 @@
+"""Onboarding against the sandbox: once per venue, once per allocation, and no secret in sight."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+
+import pytest
+
+from actors.bootstrap import allocate
+from actors.chain_view import read_addresses
+from actors.onboarding import SERVICES
+from messages.money import parse_usd
+from supervisor.journal import read_journal
+from tests.actors.test_referral_support import clock, ledger, onboard, sandbox, steps  # noqa: F401 - fixtures
+from venue.client.casino import CasinoClient
+
+pytestmark = pytest.mark.redis
+
+
+def venue_accounts(sandbox) -> dict[str, int]:
+    store = sandbox.ctx.store
+    return {s: store.scalar(f"SELECT COUNT(*) FROM {s}_agents", (), 0) for s in SERVICES}
+
+
+def secrets_of(rclient, keys, agent) -> list[str]:
+    creds = {k.decode(): v.decode() for k, v in rclient.hgetall(keys.credentials(agent)).items()}
+    found = [v for k, v in creds.items() if k.endswith("_key") or k == "wallet_mnemonic"]
+    assert len(found) >= 4  # three API keys and the mnemonic (plus the Monero view key)
+    return found
+
+
+def journal_types(rclient, keys, agent) -> Counter:
+    return Counter(type(e.body).__name__ for e in read_journal(rclient, keys, agent))
+
+
+def test_onboarding_twice_registers_once_allocates_once_and_hides_every_secret(
+        steps, sandbox, clock, rclient, keys, caplog):
+    caplog.set_level(logging.DEBUG)
+    before = venue_accounts(sandbox)
+
+    first = onboard(steps, sandbox, "ada", clock)
+    second = onboard(steps, sandbox, "ada", clock)
+
+    assert first.registered == ("casino", "wallet", "trading") and second.registered == ()
+    assert first.allocation == "ok" and second.allocation == "duplicate"
+    assert first.wallet_created and not second.wallet_created
+    assert first.venue_agent_ids == second.venue_agent_ids
+    assert all(v.startswith("ag_") for v in first.venue_agent_ids.values())
+    after = venue_accounts(sandbox)
+    assert {s: after[s] - before[s] for s in SERVICES} == {"casino": 1, "wallet": 1, "trading": 1}
+
+    creds = {k.decode() for k in rclient.hgetall(keys.credentials("ada"))}
+    assert {"casino_agent_id", "casino_key", "trading_agent_id", "trading_key", "wallet_agent_id",
+            "wallet_key", "wallet_mnemonic"} <= creds
+    assert set(read_addresses(rclient, keys, "ada")) == {"base", "ethereum", "arbitrum", "bsc", "solana", "tron",
+                                                         "bitcoin", "monero"}
+
+    counts = journal_types(rclient, keys, "ada")
+    assert counts == Counter({"VenueRegistered": 3, "WalletCreated": 1, "FaucetChecked": 1,
+                              "CapitalAllocated": 1, "AgentOnboarded": 1})
+    book = ledger(rclient, keys, "ada")
+    assert {b: book[b] for b in allocate(parse_usd("1000"))} == allocate(parse_usd("1000"))
+    assert rclient.sismember(keys.agents(), "ada")
+
+    raw_journal = b"".join(v for _, f in rclient.xrange(keys.events("ada")) for v in f.values())
+    for secret in secrets_of(rclient, keys, "ada"):
+        assert secret.encode() not in raw_journal
+        assert secret not in caplog.text
+    assert "registered at casino" in caplog.text  # the log does speak, just not secrets
+
+
+def test_registration_claimed_the_faucet_so_the_balance_is_not_empty(steps, sandbox, clock, rclient, keys):
+    result = onboard(steps, sandbox, "bea", clock)
+    assert result.faucet == "not_empty"  # the casino's registration claimed the $1 already
+    checked = [e.body for e in read_journal(rclient, keys, "bea") if type(e.body).__name__ == "FaucetChecked"]
+    assert checked[0].casino_balance == 1_000_000
+
+
+class EmptyCasino(CasinoClient):
+    """A casino whose balance reads empty, as when registration's own claim has not landed yet."""
+
+    def balance(self):
+        real = super().balance()
+        return type(real)(agent_id=real.agent_id, balance=0)
+
+
+def test_an_empty_balance_claims_and_already_claimed_is_fine(steps, sandbox, clock, rclient, keys):
+    from venue.client.faucet import FaucetClient
+    from venue.client.trading import TradingClient
+    from venue.client.wallet import WalletClient
+
+    urls = sandbox.urls
+    clients = {"casino": EmptyCasino(urls["casino"]), "wallet": WalletClient(urls["wallet"]),
+               "trading": TradingClient(urls["trading"]), "faucet": FaucetClient(urls["faucet"])}
+    result = onboard(steps, sandbox, "cal", clock, clients=clients)
+    assert result.faucet == "already_claimed"
+    assert result.allocation == "ok"
+
+
+def test_a_late_rerun_never_reallocates_over_live_balances(steps, sandbox, clock, rclient, keys):
+    onboard(steps, sandbox, "dee", clock)
+    rclient.hincrby(keys.ledger("dee"), "casino", -5_000_000)  # the agent has been living since
+    live = ledger(rclient, keys, "dee")
+    rclient.delete(keys.applied("dee"))  # seven days on: the applied set has forgotten `open:dee`
+    again = onboard(steps, sandbox, "dee", clock)
+    assert again.allocation == "duplicate" and again.registered == ()
+    assert ledger(rclient, keys, "dee") == live
+
+
+def test_two_concurrent_onboardings_store_one_account_per_venue(steps, sandbox, clock, rclient, keys):
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(onboard(steps, sandbox, "eve", clock))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert results[0].venue_agent_ids == results[1].venue_agent_ids
+    counts = journal_types(rclient, keys, "eve")
+    assert counts["VenueRegistered"] == 3 and counts["CapitalAllocated"] == 1 and counts["AgentOnboarded"] == 1
+    assert sorted(r.allocation for r in results) == ["duplicate", "ok"]

@@ -1,0 +1,80 @@
+"""Shared pieces of the referral, onboarding and chain-view tests (no tests of its own).
+
+A sandbox on a still clock per test module; an agent onboarded through `onboard_agent`; and
+`deliver`/`redeliver`, which hand an actor a command the way the bus does: XADD to the role's
+stream, XREADGROUP as a consumer of the role's group, a `Delivery` with the entry id.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.onboarding import onboard_agent
+from messages.codec import FIELD, encode
+from messages.envelope import Envelope, seeded_ids
+from messages.money import parse_usd
+from supervisor.atomic import AtomicSteps
+from supervisor.bus import Delivery, command_client
+from supervisor.clock import ManualClock
+from venue.sandbox.clock import ManualClock as SandboxClock
+from venue.sandbox.runner import start_sandbox
+
+CONSUMER = "tester"
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    handle = start_sandbox(seed=11, clock=SandboxClock())
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def steps(redis_url, keys):
+    client = command_client(redis_url)
+    yield AtomicSteps(client, keys)
+    client.close()
+
+
+@pytest.fixture
+def clock():
+    return ManualClock()
+
+
+def onboard(steps, sandbox, agent: str, clock, capital: str = "1000", seed: int = 1, **kw):
+    return onboard_agent(steps, agent, parse_usd(capital), venues=sandbox.urls, now_ms=clock.now_ms(),
+                         new_id=seeded_ids(seed, prefix="o"), **kw)
+
+
+def _group(rclient, stream: str, role: str) -> str:
+    group = f"g:{role}"
+    try:
+        rclient.xgroup_create(stream, group, id="0", mkstream=True)
+    except Exception as exc:  # noqa: BLE001 - BUSYGROUP: the group exists
+        if "BUSYGROUP" not in str(exc):
+            raise
+    return group
+
+
+def deliver(rclient, keys, role: str, env: Envelope) -> Delivery:
+    """Publish `env` on the role's stream and take it as the bus would."""
+    stream = keys.agent_commands(env.agent, role)
+    group = _group(rclient, stream, role)
+    rclient.xadd(stream, {FIELD: encode(env)})
+    reply = rclient.xreadgroup(group, CONSUMER, {stream: ">"}, count=1)
+    entry_id = reply[0][1][0][0]
+    return Delivery(stream=stream, group=group, entry_id=entry_id.decode(), envelope=env, deliveries=1)
+
+
+def redeliver(delivery: Delivery) -> Delivery:
+    """The same stream entry handed over again (the consumer died before acknowledging it)."""
+    return Delivery(stream=delivery.stream, group=delivery.group, entry_id=delivery.entry_id,
+                    envelope=delivery.envelope, deliveries=delivery.deliveries + 1)
+
+
+def pending(rclient, keys, agent: str, role: str) -> int:
+    return rclient.xpending(keys.agent_commands(agent, role), f"g:{role}")["pending"]
+
+
+def ledger(rclient, keys, agent: str) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in rclient.hgetall(keys.ledger(agent)).items()}
