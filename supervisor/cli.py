@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from messages.errors import TreasuryError
+from messages.errors import ConfigError, TreasuryError
 
 
 def _cmd_kelly(args) -> int:
@@ -46,7 +46,22 @@ def _cmd_kelly(args) -> int:
 
 def _cmd_demo(args) -> int:
     from supervisor.demo import run_demo
-    from supervisor.demo_view import render_summary
+    from supervisor.demo_view import render_scenario, render_summary
+    from supervisor.scenarios import SCENARIOS, list_scenarios, run_scenario
+
+    if args.list_scenarios:
+        for name, text in list_scenarios():
+            print(f"{name:<22} {text}")
+        return 0
+    if args.scenario:
+        if args.scenario not in SCENARIOS:
+            raise ConfigError(f"unknown scenario {args.scenario!r}; `treasury demo --list-scenarios` names them")
+        summary = run_scenario(args.scenario, seed=args.seed)
+        if args.json:
+            print(json.dumps(summary, sort_keys=True))
+        else:
+            render_scenario(summary)
+        return 0
 
     summary = run_demo(seed=args.seed, max_bets=args.max_bets)
     if args.json:
@@ -85,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--max-bets", type=int, default=1500)
     demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    demo.add_argument("--scenario", default=None, help="tell one breaker's or rebalancing rule's story")
+    demo.add_argument("--list-scenarios", action="store_true", help="name the scenarios")
 
     kelly = sub.add_parser("kelly", help="the stake the Kelly policy would bet, and why")
     kelly.add_argument("--win-prob", required=True, help="probability of winning, in [0, 1]")

@@ -45,3 +45,25 @@ def render_summary(s: dict) -> None:
     if timing:
         pids = ", ".join(f"{role} pid {w['pid']}" for role, w in timing.get("workers", {}).items())
         console.print(f"[dim]{timing.get('wall_seconds')} s wall, redis {timing.get('redis')}, workers: {pids}[/dim]")
+
+
+def render_scenario(s: dict) -> None:
+    console = Console()
+    console.print(f"[bold]scenario {s['scenario']}[/bold] — seed {s['seed']}")
+    for line in s["story"]:
+        console.print(f"  • {line}")
+    t = Table(title="outcome", show_header=False)
+    risk = s["risk"]
+    t.add_row("treasury", f"[bold]{risk['state']}[/bold]" + (f" ({risk['breaker']}: {risk['reason']})"
+                                                                  if risk["breaker"] else ""))
+    for bucket, state in s["buckets_risk"].items():
+        t.add_row(f"  {bucket}", f"{format_usd(s['balances'][bucket])}  {state}")
+    for fired in s["breakers_fired"]:
+        t.add_row("breaker fired", f"{fired['breaker']} → {fired['action']}: {fired['reason']}")
+    c = s["conservation"]
+    t.add_row("ledger total", format_usd(c["ledger_total"]) + (f" ({format_usd(c['in_flight'])} in flight)"
+                                                               if c["in_flight"] else ""))
+    for silo, figures in c["silos"].items():
+        mark = "✓" if figures["venue"] == figures["ledger"] else "✗ MISMATCH"
+        t.add_row(f"{silo} silo", f"venue {format_usd(figures['venue'])} vs ledger {format_usd(figures['ledger'])} {mark}")
+    console.print(t)

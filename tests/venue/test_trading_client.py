@@ -13,7 +13,7 @@ from venue.client import SandboxAdmin
 from venue.client.trading import TradingClient
 from venue.client.trading_types import OpenedPosition, Position, PositionList
 from venue.errors import VenueNotApplied, VenueRejected, VenueUnavailable
-from venue.sandbox import FaultConfig, ManualClock, start_sandbox
+from venue.sandbox import ManualClock, start_sandbox
 
 MICRO = 1_000_000
 HTTP = httpx.Client(timeout=10.0)

@@ -73,6 +73,24 @@ class SandboxAdmin(ServiceClient):
     def run_escrow_timeouts(self) -> int:
         return int(self.request_json("POST", "/escrow/run-timeouts", body={}, auth=False)["refunded"])
 
+    # The trading service keeps its own admin routes at <root>/trading/_sandbox; "/../trading"
+    # resolves there from this client's <root>/_sandbox base.
+
+    def fund_trading(self, agent_id: str, micros: int) -> int:
+        """Simulate a collateral deposit on the exchange for a trading agent; returns its collateral."""
+        result = self.request_json("POST", "/../trading/_sandbox/fund",
+                                   body={"agent_id": agent_id, "amount_usd": to_venue_amount(micros)}, auth=False)
+        return int(result["collateral_micros"])
+
+    def trading_account(self, agent_id: str) -> dict[str, Any]:
+        """The exchange's view of a trading agent: free collateral, margin locked, open positions."""
+        return self.request_json("GET", f"/../trading/_sandbox/account/{agent_id}", auth=False)
+
+    def set_price(self, coin: str, price: str) -> str:
+        """Pin a market's price (the seeded walk resumes from it)."""
+        return str(self.request_json("POST", "/../trading/_sandbox/price", body={"coin": coin, "price": price},
+                                     auth=False)["price"])
+
     def health(self) -> dict[str, Any]:
         return self.request_json("GET", "/health", auth=False)
 

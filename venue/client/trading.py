@@ -204,12 +204,15 @@ class TradingClient(ServiceClient):
         """One `POST /trade/open`, sent once. `size_usd` is the NOTIONAL in micro-USD. The
         leverage is capped first (see `capped_leverage`). A `VenueUnavailable` means the outcome is
         unknown: use `open_position_once` unless you do the look-up yourself."""
+        return self._send_open(coin, side, size_usd, self.capped_leverage(coin, leverage), idempotency_key)
+
+    def _send_open(self, coin: str, side: str, size_usd: int, leverage: int, idempotency_key: str | None
+                   ) -> OpenedPosition:
         if side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}")
         if size_usd <= 0:
             raise MoneyError("size_usd must be positive")
-        body = {"coin": _ticker(coin), "side": side, "size_usd": to_venue_amount(size_usd),
-                "leverage": self.capped_leverage(coin, leverage)}
+        body = {"coin": _ticker(coin), "side": side, "size_usd": to_venue_amount(size_usd), "leverage": leverage}
         return self._post_once("/v1/trade/open", OpenedPosition.from_wire, body, idempotency_key=idempotency_key)
 
     def open_position_once(self, coin: str, side: str, size_usd: int, leverage: int | None = None, *,
@@ -221,12 +224,13 @@ class TradingClient(ServiceClient):
         was lost and the look-ups proved none happened, and `VenueUnavailable` when the outcome
         could not be established (the look-up itself failed): then nothing is retried."""
         key = idempotency_key or f"open-{uuid.uuid4()}"
+        capped = self.capped_leverage(coin, leverage)  # reads happen before anything is sent
         with self._open_lock:
             before = {p.position_id for p in self.positions(show_all=True).positions}
             last: VenueUnavailable | None = None
             for _ in range(max(1, attempts)):
                 try:
-                    return self.open_position(coin, side, size_usd, leverage, idempotency_key=key)
+                    return self._send_open(coin, side, size_usd, capped, key)
                 except VenueUnavailable as exc:
                     last = exc
                     self._wait_settle(exc)

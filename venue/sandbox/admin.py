@@ -20,7 +20,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from venue.sandbox.clock import Clock, iso
-from venue.sandbox.faults import ADMIN_PREFIX, FaultConfig
+from venue.sandbox.faults import ADMIN_PREFIX, FaultConfig, is_admin_path
 from venue.sandbox.runner import ApiError, SandboxContext, amount_from_wire, not_found_handlers, read_json
 from venue.sandbox.store import Store
 
@@ -80,7 +80,7 @@ class IdempotencyRecorder:
         self.log = log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].startswith(ADMIN_PREFIX):
+        if scope["type"] != "http" or scope["method"] != "POST" or is_admin_path(scope["path"]):
             await self.app(scope, receive, send)
             return
         key = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"idempotency-key"), None)

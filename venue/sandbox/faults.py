@@ -30,6 +30,11 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ADMIN_PREFIX = "/_sandbox"
+
+
+def is_admin_path(path: str) -> bool:
+    """The sandbox's own routes, at the root (`/_sandbox/...`) or under a service (`/trading/_sandbox/...`)."""
+    return path.startswith(ADMIN_PREFIX) or f"{ADMIN_PREFIX}/" in path
 GARBAGE_BODY = b"<html><body>502 Bad Gateway</body></html>\x00\xff"
 
 
@@ -116,7 +121,7 @@ class FaultMiddleware:
         self.injector = injector
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
+        if scope["type"] != "http" or is_admin_path(scope["path"]):
             await self.app(scope, receive, send)
             return
         kind, after = self.injector.draw()

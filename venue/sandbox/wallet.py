@@ -567,6 +567,8 @@ class WalletSandbox:
         if source is None:
             raise ApiError(400, "send_failed", "invalid private key")
         if chain in EVM:
+            if not isinstance(amount, str):  # ethers.parseUnits takes strings only
+                raise ApiError(400, "send_failed", "invalid BigNumberish string (amount must be a decimal string)")
             if not _EVM_ADDRESS.match(to):
                 raise ApiError(400, "send_failed", f'invalid address (argument="address", value="{to}")')
             if token:

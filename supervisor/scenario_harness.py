@@ -1,0 +1,210 @@
+"""What every `treasury demo --scenario` story runs on: Redis, the sandbox over HTTP, the worker
+processes of the roles it needs, one onboarded agent, a shared simulated clock, and helpers to
+send signed commands and wait until every actor has finished with them.
+
+A story sends one command at a time and waits for the whole system to be quiet (every consumer
+group of the agent's shard caught up) before the next, so the same seed always tells the same
+story, whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from typing import Iterator
+
+import msgspec
+
+from actors.ledger import read_ledger, read_risk
+from messages.codec import FIELD, encode
+from messages.envelope import Envelope, seeded_ids, wrap
+from messages.keys import DEFAULT_SHARDS, ROLES, Keys
+from supervisor.atomic import AtomicSteps
+from supervisor.bus import command_client
+from supervisor.clock import RedisClock
+from supervisor.journal import group_caught_up, read_journal
+from supervisor.keyring import generate_key
+from supervisor.processes import redis_for_run, spawn_worker
+from supervisor.signing import sign
+
+AGENT = "scenario-agent"
+START_MS = 1_767_258_000_000  # 2026-01-01T09:00:00Z
+
+
+class ScenarioRun:
+    def __init__(self, url: str, keys: Keys, sandbox, seed: int):
+        self.url, self.keys, self.sandbox, self.seed = url, keys, sandbox, seed
+        self.client = command_client(url)
+        self.steps = AtomicSteps(self.client, keys)
+        self.clock = RedisClock(self.client, f"{keys.prefix}:clock")
+        self.clock.set(START_MS)
+        self.new_id = seeded_ids(seed, prefix="cmd")
+        self.key = generate_key("scenario-key", "agent")
+        self.operator = generate_key("scenario-operator", "operator")
+        self._nonce = 0
+        self.workers = []
+        self.story: list[str] = []
+        self.capital = 0
+        self.paper_float = 0  # money credited to the casino silo beyond the casino bucket (the reserve's float)
+
+    # ------------------------------------------------------------------ set-up
+
+    def start_workers(self, roles: list[str]) -> None:
+        from supervisor.keyring import Keyring  # noqa: F401 - the env entry below is what workers read
+
+        env = {"TREASURY_KEYS": f"{self.key.env_entry()},{self.operator.env_entry()}"}
+        venues = [a for name, u in self.sandbox.urls.items() for a in ("--venue", f"{name}={u}")]
+        for role in roles:
+            self.workers.append(spawn_worker(role, self.url, prefix=self.keys.prefix, shard_count=self.keys.shards,
+                                             casino_url=self.sandbox.urls["casino"],
+                                             clock=f"redis:{self.keys.prefix}:clock", env=env, extra=venues))
+
+    def onboard(self, capital: int, buckets: dict[str, int] | None = None, *, casino_float: int = 0) -> None:
+        """Register at the venues, open the treasury, and fund the venue silos as deposits would."""
+        from actors.onboarding import onboard_agent
+        from supervisor.paper import fund_paper_silos
+
+        self.capital = capital
+        onboard_agent(self.steps, AGENT, capital, venues=self.sandbox.urls, now_ms=self.clock.now_ms(),
+                      new_id=self.new_id, buckets=buckets, create_wallet=False)
+        self.client.sadd(self.keys.agents(), AGENT)
+        fund_paper_silos(self.steps, AGENT, self.sandbox.urls, casino_float=casino_float)
+        self.paper_float = casino_float
+
+    # ------------------------------------------------------------------ driving
+
+    def send(self, role: str, body, *, operator: bool = False) -> list[Envelope]:
+        """Publish one signed command, wait until every actor is done, return what it caused."""
+        now = self.clock.now_ms()
+        self._nonce += 1
+        env = sign(wrap(body, agent=AGENT, now_ms=now, new_id=self.new_id), self.operator if operator else self.key,
+                   now_ms=now, nonce=f"scenario{self.seed:06d}n{self._nonce:010d}")
+        self.client.xadd(self.keys.agent_commands(AGENT, role), {FIELD: encode(env)})
+        self.settle()
+        return [e for e in self.journal() if e.correlation == env.correlation and e.id != env.id]
+
+    def settle(self, timeout_s: float = 60.0) -> None:
+        """Wait until every role's group on the agent's shard has handled everything, twice in a row."""
+        shard = self.keys.shard(AGENT)
+        streams = [(self.keys.commands(shard, role), f"g:{role}") for role in ROLES]
+        deadline = time.monotonic() + timeout_s
+        quiet = 0
+        while quiet < 2:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the actors did not settle")
+            if all(group_caught_up(self.client, s, g) for s, g in streams):
+                quiet += 1
+            else:
+                quiet = 0
+            time.sleep(0.02)
+
+    def advance(self, ms: int) -> None:
+        self.clock.advance(ms)
+
+    def journal(self) -> list[Envelope]:
+        return read_journal(self.client, self.keys, AGENT)
+
+    def say(self, line: str) -> None:
+        self.story.append(line)
+
+    # ------------------------------------------------------------------ the summary
+
+    def summary(self, name: str) -> dict:
+        ledger = read_ledger(self.client, self.keys, AGENT)
+        risk = read_risk(self.client, self.keys, AGENT)
+        journal = self.journal()
+        return {
+            "scenario": name,
+            "seed": self.seed,
+            "agent": AGENT,
+            "capital": self.capital,
+            "risk": {"state": risk.state, "breaker": risk.breaker, "reason": risk.reason},
+            "buckets_risk": {b: ("HALTED: " + risk.halted_buckets[b]) if b in risk.halted_buckets else "ACTIVE"
+                             for b in sorted(ledger.available)},
+            "casino_session": self._session(),
+            "breakers_fired": breakers_fired(journal),
+            "balances": {b: ledger.bucket(b) for b in sorted(ledger.available)},
+            "held": {b: dict(sorted(k.items())) for b, k in sorted(ledger.held.items()) if any(k.values())},
+            "conservation": self.conservation(ledger),
+            "story": self.story,
+            "journal_events": len(journal),
+        }
+
+    def _session(self) -> dict | None:
+        raw = self.client.hgetall(self.keys._k(self.keys.shard(AGENT), "session", AGENT))
+        return {k.decode(): v.decode() for k, v in sorted(raw.items())} or None
+
+    def conservation(self, ledger) -> dict:
+        """The ledger against the venue silos that hold its money, and the in-flight amounts."""
+        from venue.client import SandboxAdmin
+        from venue.client.casino import CasinoClient
+
+        creds = {k.decode(): v.decode() for k, v in self.client.hgetall(self.keys.credentials(AGENT)).items()}
+        casino_venue = CasinoClient(self.sandbox.urls["casino"], creds["casino_key"]).balance().balance
+        # The casino silo holds the casino bucket and what is left of the reserve's float there
+        # (escrows are funded from it and sit at the escrow service until released or refunded).
+        casino_ledger = ledger.bucket("casino") + self._float_left(ledger)
+        silos = {"casino": {"venue": casino_venue, "ledger": casino_ledger}}
+        if "trading_agent_id" in creds:
+            account = SandboxAdmin(self.sandbox.urls["casino"]).trading_account(creds["trading_agent_id"])
+            silos["trading"] = {"venue": account["collateral_micros"] + account["margin_locked_micros"],
+                                "ledger": ledger.bucket("trading")}
+        in_flight = sum(ledger.held_by(b, k) for b in ledger.held for k in ("reserved", "in_transit"))
+        return {"ledger_total": ledger.total, "in_flight": in_flight, "silos": silos,
+                "silos_match": all(s["venue"] == s["ledger"] for s in silos.values())}
+
+    def _float_left(self, ledger) -> int:
+        """The reserve float at the casino, less what escrows took out of it: still locked, paid out,
+        or kept as the fee of a refund."""
+        gone = 0
+        for env in self.journal():
+            kind = type(env.body).__name__
+            if kind == "EscrowReleased":
+                gone += env.body.amount
+            elif kind == "EscrowRefunded":
+                gone += env.body.fee
+        return self.paper_float - ledger.held_by("reserve", "locked") - gone
+
+    def close(self) -> dict:
+        codes = {w.role: w.terminate() for w in self.workers}
+        self.client.close()
+        return codes
+
+
+def breakers_fired(journal: list[Envelope]) -> list[dict]:
+    """Every breaker that acted, in order, with its reason — from the journal alone."""
+    fired = []
+    for env in journal:
+        body, kind = env.body, type(env.body).__name__
+        if kind == "RiskStateChanged" and body.breaker not in ("operator", "pause_expired"):
+            fired.append({"breaker": body.breaker, "action": body.state, "reason": body.reason})
+        elif kind == "BucketHalted":
+            fired.append({"breaker": body.breaker, "action": f"halt {body.bucket}", "reason": body.reason})
+        elif kind in ("BreakerFired",):
+            fired.append({"breaker": body.breaker, "action": body.action, "reason": body.reason})
+        elif kind == "SessionStopped":
+            fired.append({"breaker": body.breaker, "action": "stop session", "reason": body.reason})
+        elif kind == "BetRefused" and body.code == "over_cap":
+            fired.append({"breaker": "bet_size", "action": "reject", "reason": body.reason})
+        elif kind == "EscrowRefused" and body.code == "escrow_overcommit":
+            fired.append({"breaker": "escrow_lock", "action": "reject", "reason": body.reason})
+    return fired
+
+
+@contextlib.contextmanager
+def scenario_run(seed: int, roles: list[str]) -> Iterator[ScenarioRun]:
+    from venue.sandbox.runner import start_sandbox
+
+    with redis_for_run() as (url, embedded), start_sandbox(seed=seed) as sandbox:
+        keys = Keys("tr" if embedded else f"scn-{seed}-{os.getpid()}", DEFAULT_SHARDS)
+        run = ScenarioRun(url, keys, sandbox, seed)
+        try:
+            run.start_workers(roles)
+            yield run
+        finally:
+            run.close()
+
+
+def to_builtins(obj):
+    return msgspec.to_builtins(obj)
