@@ -380,7 +380,22 @@ class Rebalancer(pykka.ThreadingActor):
         holds, why = request_holds(req, balances_of(ledger), self._last_run(agent), now, self.policy_for(agent))
         if not holds:
             return self._skip(commit, env, req.trigger, why)
+        if req.trigger in BREAKER_ACTIONS and req.bucket not in (None, "reserve") and req.amount:
+            # the breaker named what it freed (a stopped casino session's remainder): to the reserve
+            move = Move(req.bucket, "reserve", req.amount, why)
+            return self.explicit(commit, env, req.trigger, why, [move], None, ledger, now)
         self.begin(commit, env, req.trigger, why, ledger, now)
+
+    def explicit(self, commit: Commit, env: Envelope, trigger: str, reason: str, moves: list[Move],
+                 origins: list[str] | None, ledger: LedgerView, now: int) -> None:
+        """Run moves decided elsewhere (by a breaker, by the referral policy): no drift plan and no
+        $10 minimum; the risk state and the available balances still decide what is allowed."""
+        risk = read_risk(self.client, self.keys, env.agent)
+        state = effective_state(risk, now)
+        if state not in ("ACTIVE", "PAUSED", "HALTED"):
+            return self._skip(commit, env, trigger, "no readable risk state for this agent: no move (fail closed)")
+        self._begin_moves(commit, env, self.new_id(), trigger, reason, moves, ledger, risk, state, first=True,
+                          min_move=1, origins=origins)
 
     def set_policy(self, commit: Commit, env: Envelope, cmd: SetPolicy) -> None:
         """Validate the whole resulting policy, then store the changed settings; or refuse, with why."""
@@ -399,10 +414,9 @@ class Rebalancer(pykka.ThreadingActor):
     def move_income(self, commit: Commit, env: Envelope, req, now: int) -> None:
         """The referral actor reinvests income: referral -> reserve first, then -> trading.
 
-        The split was decided by the referral policy, so no drift check and no $10 minimum here
-        (the referral actor applies it); the risk state still decides which moves are allowed.
-        Income already paid out on-chain sits in the wallet: it is drawn first, for the reserve,
-        so it needs no physical transfer; the rest leaves the casino balance.
+        The split was decided by the referral policy (which applies the minimum). Income already
+        paid out on-chain sits in the wallet: it is drawn first, for the reserve, so it needs no
+        physical transfer; the rest leaves the casino balance.
         """
         agent = env.agent
         ledger = read_ledger(self.client, self.keys, agent)
@@ -413,10 +427,6 @@ class Rebalancer(pykka.ThreadingActor):
         if active:
             return self._skip(commit, env, trigger, f"saga {active} is still running; the income stays in the "
                                                     "referral bucket for the next rebalance")
-        risk = read_risk(self.client, self.keys, agent)
-        state = effective_state(risk, now)
-        if state not in ("ACTIVE", "PAUSED", "HALTED"):
-            return self._skip(commit, env, trigger, "no readable risk state for this agent: no move (fail closed)")
         reason = f"referral income reinvested: {req.reason}"
         wallet = req.held_at.get("chain", 0)
         moves, origins = [], []
@@ -427,8 +437,7 @@ class Rebalancer(pykka.ThreadingActor):
                 if part > 0:
                     moves.append(Move("referral", dest, part, reason))
                     origins.append(origin)
-        self._begin_moves(commit, env, self.new_id(), trigger, reason, moves, ledger, risk, state, first=True,
-                          min_move=1, origins=origins)
+        self.explicit(commit, env, trigger, reason, moves, origins, ledger, now)
 
     def tick(self, commit: Commit, env: Envelope, now: int) -> None:
         agent = env.agent

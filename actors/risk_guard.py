@@ -74,7 +74,10 @@ class RiskGuard(pykka.ThreadingActor):
         ledger = read_ledger(self.client, self.keys, agent)
         total = ledger.total
         marks = RiskMarks(risk.peak, risk.day_start, risk.day).observe(total, now)
-        trading = ledger.bucket("trading")
+        # The trading bucket's performance: its value less what transfers moved in (a rebalance out
+        # of trading is not a trading loss).
+        net_in = int(self.client.hget(self.keys.flows(agent), "trading") or 0)
+        trading = ledger.bucket("trading") - net_in
         trading_peak = max(int(self.client.hget(self.keys.risk(agent), "trading_peak") or 0), trading)
         peak, day_start = marks.peak, marks.day_start
         commit = self.steps.new_commit(agent)
@@ -147,7 +150,8 @@ class RiskGuard(pykka.ThreadingActor):
         if cmd.bucket in risk.halted_buckets:
             commit.hdel(k.risk(agent), f"halt:{cmd.bucket}")
             if cmd.bucket == "trading":  # measure the next drawdown from here, not from the old peak
-                commit.hset(k.risk(agent), "trading_peak", read_ledger(self.client, k, agent).bucket("trading"))
+                net_in = int(self.client.hget(k.flows(agent), "trading") or 0)
+                commit.hset(k.risk(agent), "trading_peak", read_ledger(self.client, k, agent).bucket("trading") - net_in)
             commit.emit(k.events(agent), wrap(BucketResumed(bucket=cmd.bucket, reason=cmd.reason), agent=agent,
                                               now_ms=now, new_id=self.new_id, cause=env))
         else:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from actors.ledger import read_risk
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.keys import Keys
-from messages.money import format_usd
+from messages.money import MAX_MICROS, format_usd
 from messages.schema import BalancesChanged
 from messages.treasury_msgs import (
     CompensateLeg,
@@ -70,6 +70,14 @@ NO_RISK_STATE = "no risk state for this agent: no move (fail closed)"
 
 
 # ---------------------------------------------------------------- the saga hash
+
+
+def record_net_transfer(commit: Commit, flows_key: str, source: str, dest: str, amount: int) -> None:
+    """A bucket's value changes when money leaves it or enters its in-transit; count that as a
+    transfer (in `keys.flows(agent)`: money moved in, less money moved out, per bucket), so
+    RiskGuard does not mistake a rebalance out of trading for a trading loss."""
+    commit.incr(flows_key, source, -amount, minimum=-MAX_MICROS)
+    commit.incr(flows_key, dest, amount, minimum=-MAX_MICROS)
 
 
 def saga_key(keys: Keys, agent: str, saga: str) -> str:
@@ -234,6 +242,7 @@ class TransferLegs:
         commit.incr(skey, leg_field(leg.leg, "settle"), 1)          # exactly one credit or return
         commit.incr(skey, leg_field(leg.leg, "transit"), leg.amount)
         commit.incr(k.ledger(env.agent), f"{leg.dest}:in_transit", leg.amount)
+        record_net_transfer(commit, k.flows(env.agent), leg.source, leg.dest, leg.amount)
         event = FundsDebited(saga=leg.saga, leg=leg.leg, source=leg.source, dest=leg.dest, amount=leg.amount,
                              reason=leg.reason)
         self._announce(commit, env, event, f"debit of {leg.source} for saga {leg.saga}")
@@ -284,6 +293,7 @@ class TransferLegs:
         commit.incr(skey, leg_field(leg.leg, "transit"), -leg.amount).incr(skey, leg_field(leg.leg, "returned"), leg.amount)
         commit.incr(k.ledger(env.agent), f"{leg.dest}:in_transit", -leg.amount)
         commit.incr(k.ledger(env.agent), leg.source, leg.amount)
+        record_net_transfer(commit, k.flows(env.agent), leg.dest, leg.source, leg.amount)
         event = FundsReturned(saga=leg.saga, leg=leg.leg, source=leg.source, dest=leg.dest, amount=leg.amount,
                               reason=leg.reason)
         self._announce(commit, env, event, f"compensation of saga {leg.saga}")

@@ -61,6 +61,10 @@ class Keys:
         """The agent's venue ids and API keys (protect Redis with ACLs/TLS in production)."""
         return self._k(self.shard(agent), "venue", agent)
 
+    def flows(self, agent: str) -> str:
+        """Net transfers into each bucket (signed; not money the agent holds, so not in the ledger)."""
+        return self._k(self.shard(agent), "flows", agent)
+
     def failures(self, shard: int, role: str) -> str:
         return self._k(shard, "fails", role)
 

@@ -21,7 +21,7 @@ from supervisor.signing import verify
 
 INTERNAL_POKES = frozenset({
     "BalancesChanged", "Rebalance", "RebalanceTick", "CheckExits", "SyncEscrows", "SweepReferrals",
-    "DebitLeg", "CreditLeg", "CompensateLeg", "LandTransit", "CloseAllPositions",
+    "DebitLeg", "CreditLeg", "CompensateLeg", "CloseAllPositions",
     "PositionsClosedAll", "FundsDebited", "FundsMoved", "FundsReturned", "TransitLanded", "LegFailed",
     "ReinvestReferrals", "MoveReferralIncome",
 })

@@ -86,9 +86,11 @@ def bet_cap(run: ScenarioRun) -> None:
 def casino_session_stop(run: ScenarioRun) -> None:
     run.onboard(parse_usd("1000"))
     run.send("casino", StartSession(budget=parse_usd("40")))
-    run.say("the agent opens a $40 casino session and bets long shots on it")
+    run.say("the agent opens a $40 casino session and bets long shots it is sure of (p=0.2 at 10x)")
     session_key = run.keys._k(run.keys.shard(AGENT), "session", AGENT)
-    _bet_until(run, lambda: run.client.hget(session_key, "state") == b"stopped", 500)
+    n = _bet_until(run, lambda: run.client.hget(session_key, "state") == b"stopped", 1000,
+                   bet=lambda: PlaceBet(game=Multiplier(target=10.0), win_prob=0.2, kelly="full"))
+    run.say(f"{n} bets later the session is down half its budget")
     reason = run.client.hget(session_key, "reason").decode()
     run.say(f"the session stops: {reason}")
     refused = [e.body for e in run.send("casino", _long_shot()) if isinstance(e.body, BetRefused)]

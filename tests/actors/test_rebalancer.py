@@ -305,3 +305,13 @@ def test_an_operators_policy_change_is_validated_stored_and_used(h):
     h.send(RebalanceTick())
     h.pump()
     assert len(h.journal(RebalanceCompleted)) == 1 and buckets(h)["casino"] == usd("150")
+
+
+def test_a_stopped_casino_session_sends_its_remainder_to_the_reserve_not_a_refill(h):
+    # the session lost: the casino is now under its target, yet its remainder goes to the reserve
+    h.open(reserve="400", trading="350", casino="60", referral="100")
+    h.send(Rebalance(trigger="casino_session", reason="casino session down 60 %", bucket="casino",
+                     amount=usd("60")))
+    h.pump()
+    assert moves(h) == [("casino", "reserve", usd("60"))]
+    assert buckets(h)["casino"] == 0 and buckets(h)["reserve"] == usd("460")

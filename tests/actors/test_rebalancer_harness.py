@@ -16,7 +16,7 @@ from messages.money import parse_usd
 from supervisor.atomic import AtomicSteps
 from supervisor.bus import Delivery, HandlerRejected, StreamBus, command_client
 from supervisor.clock import ManualClock
-from supervisor.journal import read_journal
+from supervisor.journal import group_caught_up, read_journal
 
 try:
     from messages.trading_msgs import CloseAllPositions, PositionsClosedAll
@@ -119,6 +119,9 @@ class Harness:
         return env
 
     def pump_role(self, role: str) -> int:
+        stream = self.keys.agent_commands(self.agent, role)
+        if group_caught_up(self.client, stream, f"g:{role}"):
+            return 0  # nothing new: skip the blocking read (Redis times blocks out at its cron tick)
         return self.buses[role].poll_once(block_ms=1)
 
     def pump(self, roles=ROLES, max_rounds: int = 100) -> int:

@@ -138,3 +138,19 @@ def test_reserve_under_its_floor_asks_for_one_emergency_rebalance(guard):
     guard.clock.advance(3600 * 1000)
     guard.poke()
     assert len(guard.commands("rebalancer")) == 2  # asked again after an hour without a fix
+
+
+def test_a_rebalance_out_of_trading_is_not_a_trading_drawdown(guard):
+    from actors.transfers import record_net_transfer
+
+    c = guard.steps.new_commit(AGENT)  # the transfer legs move $100 from trading to the reserve
+    ledger = guard.keys.ledger(AGENT)
+    c.incr(ledger, "trading", -parse_usd("100")).incr(ledger, "reserve", parse_usd("100"))
+    record_net_transfer(c, guard.keys.flows(AGENT), "trading", "reserve", parse_usd("100"))
+    guard.steps.commit(c, "move-1", guard.clock.now_ms())
+    risk = guard.poke()
+    assert "trading" not in risk.halted_buckets  # $350 → $250 by transfer: no trading loss at all
+    guard.lose("trading", "70")  # a real loss of $70: exactly 20 % of the $350 peak performance
+    assert "trading" not in guard.poke().halted_buckets
+    risk = guard.lose("trading", "0.000001")
+    assert "trading" in risk.halted_buckets
