@@ -11,6 +11,8 @@ looks the bet up at the venue by client seed, and settles it once.
 from __future__ import annotations
 
 import logging
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Callable
 
 import pykka
@@ -22,7 +24,7 @@ from messages.envelope import IdFactory, wrap
 from messages.keys import Keys
 from actors.policy.breakers import casino_session
 from actors.transfers import handle_transfer
-from messages.money import MAX_MICROS, format_usd
+from messages.money import CENT, MAX_MICROS, floor_to_cent, format_usd
 from messages.schema import (
     BalancesChanged,
     BetFailed,
@@ -129,8 +131,11 @@ class CasinoBucket(pykka.ThreadingActor):
                     else bucket_available)
         p_true, payout = true_odds(bet.game)
         win_prob = bet.win_prob if bet.win_prob is not None else p_true
-        sizing = kelly_stake(win_prob, payout - 1, max(bankroll, 0), bet.kelly, cap=f"{BET_CAP_BP}/10000")
-        cap = bucket_available * BET_CAP_BP // 10_000
+        cap = floor_to_cent(bucket_available * BET_CAP_BP // 10_000)
+        bankroll = max(bankroll, 0)
+        # The 2 % cap is a share of the casino bucket, whatever bankroll (session) Kelly sizes on.
+        cap_share = Fraction(cap, bankroll) if bankroll > cap else Fraction(1)
+        sizing = kelly_stake(win_prob, payout - 1, bankroll, bet.kelly, cap=cap_share)
         if bet.fixed_stake is not None:
             stake, reason_if_zero = bet.fixed_stake, "fixed stake of 0"
         else:
@@ -167,17 +172,18 @@ class CasinoBucket(pykka.ThreadingActor):
         env = delivery.envelope
         agent, now, k = env.agent, self.clock.now_ms(), self.keys
         ledger = k.ledger(agent)
-        after = read_ledger(self.client, k, agent).available.get("casino", 0) + result.amount_won
-        settled = BetSettled(bet_id=result.bet_id, game=result.game, stake=stake, payout=result.amount_won,
-                             pnl=result.amount_won - stake, won=bool(result.won), roll=str(result.roll),
+        payout = gross_payout(stake, result.amount_won, result.payout_multiplier)
+        after = read_ledger(self.client, k, agent).available.get("casino", 0) + payout
+        settled = BetSettled(bet_id=result.bet_id, game=result.game, stake=stake, payout=payout,
+                             pnl=payout - stake, won=bool(result.won), roll=str(result.roll),
                              bucket_after=after, sizing=sizing_event(sizing) if sizing.stake else None)
         commit = self.steps.new_commit(agent)
-        commit.incr(ledger, "casino:reserved", -stake).incr(ledger, "casino", result.amount_won)
+        commit.incr(ledger, "casino:reserved", -stake).incr(ledger, "casino", payout)
         commit.hdel(k.reservations(agent), env.id)
         commit.emit(k.events(agent), wrap(settled, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         commit.emit(k.agent_commands(agent, "risk"),
                     wrap(BalancesChanged(cause=f"bet {result.bet_id}"), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
-        self._session_after_bet(commit, env, result.amount_won - stake, now)
+        self._session_after_bet(commit, env, payout - stake, now)
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
 
@@ -234,6 +240,23 @@ class CasinoBucket(pykka.ThreadingActor):
         result = self.steps.commit(commit, msg_id, now)
         if result.status == "refused":
             raise RuntimeError(f"commit of {msg_id} refused: {result.reason}")
+
+
+def gross_payout(stake: int, amount_won: int, multiplier: str) -> int:
+    """What the venue credited: stake × payout multiplier, to the micro.
+
+    The casino keeps balances at full precision but reports `amount_won` rounded to the cent, so
+    a ledger that booked the reported figure would drift from the venue by fractions of a cent
+    per bet. The multiplier it reports gives the exact credit; the reported amount stays the
+    authority when the two disagree by more than its rounding.
+    """
+    if amount_won <= 0:
+        return 0
+    try:
+        exact = int((Decimal(stake) * Decimal(multiplier)).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    except (InvalidOperation, ValueError):
+        return amount_won
+    return exact if abs(exact - amount_won) <= CENT // 2 else amount_won
 
 
 def _refusal_reason(status: str, detail: str, stake: int, cap: int) -> str:

@@ -144,15 +144,29 @@ class ScenarioRun:
         casino_venue = CasinoClient(self.sandbox.urls["casino"], creds["casino_key"]).balance().balance
         # The casino silo holds the casino bucket and what is left of the reserve's float there
         # (escrows are funded from it and sit at the escrow service until released or refunded).
-        casino_ledger = ledger.bucket("casino") + self._float_left(ledger)
+        # Rebalanced money whose physical transfer between silos is still pending sits where it was.
+        pending = self._pending_transfers()
+        casino_ledger = ledger.bucket("casino") + self._float_left(ledger) + pending.get("casino", 0)
         silos = {"casino": {"venue": casino_venue, "ledger": casino_ledger}}
         if "trading_agent_id" in creds:
             account = SandboxAdmin(self.sandbox.urls["casino"]).trading_account(creds["trading_agent_id"])
             silos["trading"] = {"venue": account["collateral_micros"] + account["margin_locked_micros"],
-                                "ledger": ledger.bucket("trading")}
+                                "ledger": ledger.bucket("trading") + pending.get("trading", 0)}
         in_flight = sum(ledger.held_by(b, k) for b in ledger.held for k in ("reserved", "in_transit"))
         return {"ledger_total": ledger.total, "in_flight": in_flight, "silos": silos,
                 "silos_match": all(s["venue"] == s["ledger"] for s in silos.values())}
+
+    def _pending_transfers(self) -> dict[str, int]:
+        """Per silo: money the ledger has moved away but that has not physically left it yet (+),
+        less money moved in that has not physically arrived (−)."""
+        net: dict[str, int] = {}
+        raw = self.client.hgetall(self.keys._k(self.keys.shard(AGENT), "silo_intents", AGENT))
+        for value in raw.values():
+            src, dst, amount, status = value.decode().split("|")
+            if status == "pending":
+                net[src] = net.get(src, 0) + int(amount)
+                net[dst] = net.get(dst, 0) - int(amount)
+        return net
 
     def _float_left(self, ledger) -> int:
         """The reserve float at the casino, less what escrows took out of it: still locked, paid out,

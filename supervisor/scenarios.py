@@ -14,7 +14,7 @@ from typing import Callable
 
 from actors.ledger import read_ledger, read_risk
 from messages.money import format_usd, parse_usd
-from messages.schema import BetRefused, BetSettled, BalancesChanged, Dice, Multiplier, PlaceBet, StartSession
+from messages.schema import BalancesChanged, BetRefused, BetSettled, CoinFlip, Dice, Multiplier, PlaceBet, StartSession
 from supervisor.clock import DAY_MS
 from supervisor.scenario_harness import AGENT, ScenarioRun, scenario_run
 
@@ -85,16 +85,18 @@ def bet_cap(run: ScenarioRun) -> None:
 
 def casino_session_stop(run: ScenarioRun) -> None:
     run.onboard(parse_usd("1000"))
-    run.send("casino", StartSession(budget=parse_usd("40")))
-    run.say("the agent opens a $40 casino session and bets long shots it is sure of (p=0.2 at 10x)")
+    run.send("casino", StartSession(budget=parse_usd("20")))
+    run.say("the agent opens a $20 casino session and bets coin flips it wrongly rates at 60 %, full Kelly")
     session_key = run.keys._k(run.keys.shard(AGENT), "session", AGENT)
     n = _bet_until(run, lambda: run.client.hget(session_key, "state") == b"stopped", 1000,
-                   bet=lambda: PlaceBet(game=Multiplier(target=10.0), win_prob=0.2, kelly="full"))
+                   bet=lambda: PlaceBet(game=CoinFlip(side="heads"), win_prob=0.6, kelly="full"))
     run.say(f"{n} bets later the session is down half its budget")
     reason = run.client.hget(session_key, "reason").decode()
     run.say(f"the session stops: {reason}")
     refused = [e.body for e in run.send("casino", _long_shot()) if isinstance(e.body, BetRefused)]
     run.say(f"the next bet is refused: {refused[0].code}")
+    reserve = read_ledger(run.client, run.keys, AGENT).bucket("reserve")
+    run.say(f"what was left of the session went to the reserve, now {format_usd(reserve)}")
 
 
 def reserve_floor(run: ScenarioRun) -> None:
