@@ -42,9 +42,11 @@ def open_paper_casino_agent(steps: AtomicSteps, agent: str, capital: int, casino
 def fund_paper_silos(steps: AtomicSteps, agent: str, venues: dict[str, str], *, casino_float: int = 0) -> None:
     """Deposit into each venue silo what the ledger says its buckets own there.
 
-    The casino silo gets the casino bucket (plus `casino_float`, the reserve's money parked at the
-    casino so escrows can be funded); the trading silo (exchange collateral) gets the trading
-    bucket. Registration's faucet dollar already in the casino is topped up, not added to.
+    The casino silo gets the casino and referral buckets (commissions land in the casino
+    balance) plus `casino_float`, the reserve's money parked at the casino so escrows can be
+    funded; the trading silo (exchange collateral) gets the trading bucket. Registration's faucet
+    dollar already in the casino is topped up, not added to. The reserve's home, on-chain USDC, is
+    not simulated here.
     """
     from venue.client import SandboxAdmin
     from venue.client.casino import CasinoClient
@@ -53,7 +55,7 @@ def fund_paper_silos(steps: AtomicSteps, agent: str, venues: dict[str, str], *, 
     creds = {k.decode(): v.decode() for k, v in client.hgetall(keys.credentials(agent)).items()}
     ledger = read_ledger(client, keys, agent)
     admin = SandboxAdmin(venues["casino"])
-    want = ledger.available.get("casino", 0) + casino_float
+    want = ledger.available.get("casino", 0) + ledger.available.get("referral", 0) + casino_float
     have = CasinoClient(venues["casino"], creds["casino_key"]).balance().balance
     if want > have:
         admin.credit(creds["casino_agent_id"], want - have)

@@ -17,6 +17,7 @@ from typing import Iterator
 import msgspec
 
 from actors.ledger import read_ledger, read_risk
+from actors.rebalancer import HOME_SILO
 from messages.codec import FIELD, encode
 from messages.envelope import Envelope, seeded_ids, wrap
 from messages.keys import DEFAULT_SHARDS, ROLES, Keys
@@ -142,16 +143,19 @@ class ScenarioRun:
 
         creds = {k.decode(): v.decode() for k, v in self.client.hgetall(self.keys.credentials(AGENT)).items()}
         casino_venue = CasinoClient(self.sandbox.urls["casino"], creds["casino_key"]).balance().balance
-        # The casino silo holds the casino bucket and what is left of the reserve's float there
+        # Each silo holds the buckets whose home it is (the referral bucket's commissions land in the
+        # casino balance); the casino silo also holds what is left of the reserve's float there
         # (escrows are funded from it and sit at the escrow service until released or refunded).
         # Rebalanced money whose physical transfer between silos is still pending sits where it was.
         pending = self._pending_transfers()
-        casino_ledger = ledger.bucket("casino") + self._float_left(ledger) + pending.get("casino", 0)
+        homed = {silo: sum(ledger.bucket(b) for b, home in HOME_SILO.items() if home == silo)
+                 for silo in ("casino", "trading")}
+        casino_ledger = homed["casino"] + self._float_left(ledger) + pending.get("casino", 0)
         silos = {"casino": {"venue": casino_venue, "ledger": casino_ledger}}
         if "trading_agent_id" in creds:
             account = SandboxAdmin(self.sandbox.urls["casino"]).trading_account(creds["trading_agent_id"])
             silos["trading"] = {"venue": account["collateral_micros"] + account["margin_locked_micros"],
-                                "ledger": ledger.bucket("trading") + pending.get("trading", 0)}
+                                "ledger": homed["trading"] + pending.get("trading", 0)}
         in_flight = sum(ledger.held_by(b, k) for b in ledger.held for k in ("reserved", "in_transit"))
         return {"ledger_total": ledger.total, "in_flight": in_flight, "silos": silos,
                 "silos_match": all(s["venue"] == s["ledger"] for s in silos.values())}
