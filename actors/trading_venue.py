@@ -10,12 +10,12 @@ Everything here answers one question for the actor: what happened to this positi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Callable, Iterable
 
 from actors.trading_book import OrderPlan, PositionRecord
 from messages.keys import Keys
-from messages.money import MICRO
+from messages.money import CENT, MICRO
 from supervisor.bus import HandlerRejected
 from venue.client.trading import TradingClient
 from venue.client.trading_types import ClosedPosition, ExitExecution, Position
@@ -50,9 +50,28 @@ class Settlement:
     reconstructed: bool = False
 
 
-def from_close(closed: ClosedPosition, tier: str) -> Settlement:
+def exact_pnl(record: PositionRecord, exit_price: object, reported: int) -> int:
+    """The P&L on the notional for the move from entry to exit, to the micro.
+
+    The venue keeps its account at full precision but reports `pnl` rounded to the cent, so a
+    ledger that booked the reported figure would drift from the exchange a fraction of a cent per
+    trade. The prices it reports give the exact figure; the reported one stays the authority when
+    the two disagree by more than its rounding (a partial fill, a different rule)."""
+    try:
+        entry, exit_ = Decimal(record.entry_price), Decimal(str(exit_price))
+        move = (exit_ - entry) / entry
+    except (InvalidOperation, ZeroDivisionError):
+        return reported
+    if record.side == "short":
+        move = -move
+    exact = int((Decimal(record.notional) / MICRO * move * MICRO).to_integral_value(rounding=ROUND_HALF_EVEN))
+    return exact if abs(exact - reported) <= CENT // 2 else reported
+
+
+def from_close(closed: ClosedPosition, tier: str, record: PositionRecord | None = None) -> Settlement:
     fee = estimated_fee(closed.size_usd, tier) if closed.reconstructed else closed.fee
-    return Settlement(closed.pnl, fee, str(closed.exit_price), reconstructed=closed.reconstructed)
+    pnl = exact_pnl(record, closed.exit_price, closed.pnl) if record is not None else closed.pnl
+    return Settlement(pnl, fee, str(closed.exit_price), reconstructed=closed.reconstructed)
 
 
 def from_execution(execution: ExitExecution, record: PositionRecord) -> Settlement:
@@ -60,7 +79,8 @@ def from_execution(execution: ExitExecution, record: PositionRecord) -> Settleme
     for a position the exchange no longer held (liquidated): its pnl never reached the account."""
     if execution.fee == 0:
         return liquidation(record, str(execution.exit_price))
-    return Settlement(execution.pnl, execution.fee, str(execution.exit_price))
+    return Settlement(exact_pnl(record, execution.exit_price, execution.pnl), execution.fee,
+                      str(execution.exit_price))
 
 
 def liquidation(record: PositionRecord, price: str) -> Settlement:
@@ -76,7 +96,7 @@ def resolve_gone(venue: TradingClient, record: PositionRecord, tier: str,
     listed = rows if rows is not None else venue.positions(show_all=True).positions
     row = next((p for p in listed if p.position_id == record.position_id), None)
     if row is not None and row.status != "open":
-        return from_close(ClosedPosition.from_position(row), tier)
+        return from_close(ClosedPosition.from_position(row), tier, record)
     price = row.current_price if row is not None and row.current_price is not None else venue.price(record.coin)
     return liquidation(record, str(price))
 
@@ -84,7 +104,7 @@ def resolve_gone(venue: TradingClient, record: PositionRecord, tier: str,
 def close_position(venue: TradingClient, record: PositionRecord, tier: str, key: str) -> Settlement:
     """Close at the market, exactly once; a position already gone is resolved, not an error."""
     try:
-        return from_close(venue.close_position_once(record.position_id, idempotency_key=key), tier)
+        return from_close(venue.close_position_once(record.position_id, idempotency_key=key), tier, record)
     except VenueRejected as exc:
         if exc.code not in GONE_CODES:
             raise
