@@ -10,8 +10,8 @@ the same story. Time is a simulated clock shared by every process (30 s per bet)
 from __future__ import annotations
 
 import itertools
-import os
 import random
+import uuid
 import time
 from dataclasses import dataclass, field
 
@@ -27,6 +27,7 @@ from supervisor.clock import RedisClock
 from supervisor.journal import JournalFollower, wait_caught_up
 from supervisor.keyring import generate_key
 from supervisor.paper import open_paper_casino_agent
+from supervisor.scenario_harness import forget_prefix
 from supervisor.signing import sign
 from supervisor.processes import redis_for_run, spawn_worker
 
@@ -78,7 +79,7 @@ def run_demo(seed: int = 7, capital_usd: str = "1000", max_bets: int = 1500) -> 
     started = time.monotonic()
     capital = parse_usd(capital_usd, field="capital")
     with redis_for_run() as (url, embedded), start_sandbox(seed=seed) as sandbox:
-        prefix = "tr" if embedded else f"demo-{seed}-{os.getpid()}"
+        prefix = "tr" if embedded else f"demo-{seed}-{uuid.uuid4().hex[:10]}"
         keys = Keys(prefix, DEFAULT_SHARDS)
         client = command_client(url)
         clock = RedisClock(client, f"{prefix}:clock")
@@ -111,6 +112,8 @@ def run_demo(seed: int = 7, capital_usd: str = "1000", max_bets: int = 1500) -> 
             "workers": {w.role: {"pid": w.pid, "exit_code": exit_codes[w.role]} for w in workers},
         }
         client.close()
+        if not embedded:
+            forget_prefix(url, prefix)
         return summary
 
 

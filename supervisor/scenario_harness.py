@@ -10,8 +10,8 @@ story, whatever the machine's speed.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
+import uuid
 from typing import Iterator
 
 import msgspec
@@ -215,13 +215,35 @@ def scenario_run(seed: int, roles: list[str]) -> Iterator[ScenarioRun]:
     from venue.sandbox.runner import start_sandbox
 
     with redis_for_run() as (url, embedded), start_sandbox(seed=seed) as sandbox:
-        keys = Keys("tr" if embedded else f"scn-{seed}-{os.getpid()}", DEFAULT_SHARDS)
+        # On a shared Redis every run gets its own prefix (never part of the summary).
+        keys = Keys("tr" if embedded else f"scn-{seed}-{uuid.uuid4().hex[:10]}", DEFAULT_SHARDS)
         run = ScenarioRun(url, keys, sandbox, seed)
         try:
             run.start_workers(roles)
             yield run
         finally:
             run.close()
+            if not embedded:
+                forget_prefix(url, keys.prefix)
+
+
+def forget_prefix(url: str, prefix: str) -> None:
+    """A run on a shared Redis leaves nothing behind."""
+    client = command_client(url)
+    for batch in _batches(client.scan_iter(match=f"{prefix}:*", count=1000), 500):
+        client.delete(*batch)
+    client.close()
+
+
+def _batches(items, size):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def to_builtins(obj):
