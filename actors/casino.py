@@ -23,6 +23,7 @@ from actors.ledger import read_ledger
 from messages.envelope import IdFactory, wrap
 from messages.keys import Keys
 from actors.policy.breakers import casino_session
+from actors.policy.drift import big_win
 from actors.transfers import handle_transfer
 from messages.money import CENT, MAX_MICROS, floor_to_cent, format_usd
 from messages.schema import (
@@ -173,7 +174,8 @@ class CasinoBucket(pykka.ThreadingActor):
         agent, now, k = env.agent, self.clock.now_ms(), self.keys
         ledger = k.ledger(agent)
         payout = gross_payout(stake, result.amount_won, result.payout_multiplier)
-        after = read_ledger(self.client, k, agent).available.get("casino", 0) + payout
+        before = read_ledger(self.client, k, agent)
+        after = before.available.get("casino", 0) + payout
         settled = BetSettled(bet_id=result.bet_id, game=result.game, stake=stake, payout=payout,
                              pnl=payout - stake, won=bool(result.won), roll=str(result.roll),
                              bucket_after=after, sizing=sizing_event(sizing) if sizing.stake else None)
@@ -184,6 +186,13 @@ class CasinoBucket(pykka.ThreadingActor):
         commit.emit(k.agent_commands(agent, "risk"),
                     wrap(BalancesChanged(cause=f"bet {result.bet_id}"), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         self._session_after_bet(commit, env, payout - stake, now)
+        if big_win(payout - stake, before.bucket("casino")):
+            from messages.treasury_msgs import Rebalance  # a win > 20 % of the bucket: rebalance it away
+
+            commit.emit(k.agent_commands(agent, "rebalancer"), wrap(
+                Rebalance(trigger="big_win", reason=f"bet {result.bet_id} won {format_usd(payout - stake)}",
+                          bucket="casino", amount=payout - stake, bucket_before=before.bucket("casino")),
+                agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
 

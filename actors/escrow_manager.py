@@ -43,6 +43,7 @@ from actors.escrow_venue import EscrowVenue, VenueFor, escrow_venue_factory
 from actors.ledger import read_ledger, read_risk
 from actors.policy.breakers import escrow_lock
 from actors.policy.buckets import DEFAULT_POLICY, Policy, usd
+from actors.policy.drift import before_escrow
 from actors.policy.escrow_rules import check_escrow, escrow_fee
 from messages.base import Message
 from messages.envelope import IdFactory, wrap
@@ -367,6 +368,14 @@ class EscrowManager(pykka.ThreadingActor):
             auto_release_at=record.auto_release_at, locked_after=locked_after, recovered=recovered, fence_seq=seq)]
         if recovered and created.status != "funded":  # found after a crash, and it has moved on since
             self._transition(commit, agent, record, created.status, events, source="venue")
+        reserve_before = read_ledger(self.client, k, agent).bucket("reserve")
+        if before_escrow(amount, reserve_before, self.policy):
+            # A large escrow: ask the Rebalancer to top the reserve up (it re-checks the trigger).
+            from messages.treasury_msgs import Rebalance
+
+            commit.emit(k.agent_commands(agent, "rebalancer"), wrap(
+                Rebalance(trigger="before_escrow", reason=f"escrow {record.escrow_id} locks {amount} micro-USD",
+                          amount=amount), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         self._finish(delivery, commit, events, balances_changed=True, cause=f"escrow {record.escrow_id} created")
 
     def _fail(self, delivery: Delivery, cmd: CreateEscrow, reserved: int, code: str, reason: str,

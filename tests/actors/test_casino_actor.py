@@ -1,0 +1,131 @@
+"""CasinoBucket on its own, with a scripted venue: the outcomes the real sandbox cannot be made
+to produce on demand (a big win, a lost answer) and what the actor does with each."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.bootstrap import open_treasury
+from actors.casino import CasinoBucket
+from actors.ledger import read_ledger
+from messages.codec import FIELD, decode, encode
+from messages.envelope import seeded_ids, wrap
+from messages.money import parse_usd
+from messages.schema import BetFailed, BetRefused, BetSettled, CoinFlip, Multiplier, PlaceBet, SessionStopped, StartSession
+from supervisor.atomic import AtomicSteps
+from supervisor.bus import StreamBus, command_client
+from supervisor.clock import ManualClock
+from venue.client.types import BetResult
+from venue.errors import VenueRejected, VenueUnavailable
+
+pytestmark = pytest.mark.redis
+
+AGENT = "scripted"
+
+
+class ScriptedCasino:
+    """Answers bets from a script: ("win", multiplier) | ("lose",) | ("reject", code) | ("lost",)."""
+
+    def __init__(self):
+        self.script: list[tuple] = []
+        self.placed: dict[str, BetResult] = {}
+        self.calls = 0
+
+    def _result(self, seed, game, amount, won, multiplier):
+        amount_won = amount * multiplier if won else 0
+        return BetResult(bet_id=f"bet-{len(self.placed)}", game=game, amount_bet=amount, amount_won=amount_won,
+                         won=won, payout_multiplier=str(multiplier), roll="1.00", new_balance=0, client_seed=seed)
+
+    def place_bet_once(self, game, amount, params, *, client_seed, idempotency_key, attempts=3):
+        self.calls += 1
+        step = self.script.pop(0)
+        if step[0] == "reject":
+            raise VenueRejected("casino", "refused", code=step[1], status=400)
+        won = step[0] == "win"
+        result = self._result(client_seed, game, amount, won, step[1] if won else 0)
+        self.placed[client_seed] = result
+        if step[0] == "lost":  # the venue took the bet, the answer never came back
+            raise VenueUnavailable("casino", "timed out", code="outcome_unknown", status=0)
+        return result
+
+    def find_bet(self, client_seed):
+        return self.placed.get(client_seed)
+
+
+@pytest.fixture
+def casino(redis_url, keys, rclient):
+    steps = AtomicSteps(command_client(redis_url), keys)
+    ids = seeded_ids(4)
+    open_treasury(steps, AGENT, parse_usd("1000"), now_ms=0, new_id=ids)
+    venue = ScriptedCasino()
+    actor = CasinoBucket.start(steps, ManualClock(0), ids, lambda agent: venue)
+    bus = StreamBus(redis_url, keys, "casino", [keys.shard(AGENT)], lambda d: actor.ask(d), block_ms=20,
+                    max_deliveries=5, retry_backoff_ms=1)
+    bus.ensure_groups()
+
+    def send(body):
+        rclient.xadd(keys.agent_commands(AGENT, "casino"),
+                     {FIELD: encode(wrap(body, agent=AGENT, now_ms=0, new_id=ids))})
+        while bus.poll_once(block_ms=20):
+            pass
+
+    def events(kind):
+        return [decode(f[FIELD]).body for _, f in rclient.xrange(keys.events(AGENT)) if isinstance(decode(f[FIELD]).body, kind)]
+
+    def commands(role):
+        return [decode(f[FIELD]).body for _, f in rclient.xrange(keys.agent_commands(AGENT, role))]
+
+    yield venue, send, events, commands, bus, steps
+    actor.stop()
+
+
+BELIEVER = PlaceBet(game=Multiplier(target=100.0), win_prob=0.05, kelly="full")
+
+
+def test_a_win_over_20_percent_of_the_bucket_asks_for_a_rebalance(casino):
+    venue, send, events, commands, *_ = casino
+    venue.script = [("win", 10), ("win", 100)]
+    send(BELIEVER)  # $3 × 10: a $27 win is 18 % of the $150 bucket
+    assert commands("rebalancer") == []
+    send(BELIEVER)  # $3.54 × 100: far beyond 20 %
+    [request] = commands("rebalancer")
+    assert (request.trigger, request.bucket) == ("big_win", "casino")
+    assert request.amount == events(BetSettled)[-1].pnl and request.bucket_before == parse_usd("177")
+
+
+def test_a_definite_venue_refusal_releases_the_reservation(casino):
+    venue, send, events, _, _, steps = casino
+    venue.script = [("reject", "kelly_limit_exceeded")]
+    send(BELIEVER)
+    [failed] = events(BetFailed)
+    assert failed.code == "kelly_limit_exceeded"
+    ledger = read_ledger(steps.client, steps.keys, AGENT)
+    assert ledger.bucket("casino") == parse_usd("150") and ledger.held_by("casino", "reserved") == 0
+
+
+def test_a_lost_answer_is_looked_up_on_redelivery_and_settled_once(casino):
+    venue, send, events, _, bus, steps = casino
+    venue.script = [("lost",)]
+    send(BELIEVER)  # the venue took it; the actor does not know, so the entry stays pending
+    ledger = read_ledger(steps.client, steps.keys, AGENT)
+    assert ledger.held_by("casino", "reserved") == parse_usd("3") and events(BetSettled) == []
+    bus.drain_own_pending()  # redelivered: the reservation exists, so it looks the bet up first
+    assert venue.calls == 1  # never placed a second time
+    [settled] = events(BetSettled)
+    assert settled.pnl == -parse_usd("3")
+    assert read_ledger(steps.client, steps.keys, AGENT).held_by("casino", "reserved") == 0
+
+
+def test_a_session_down_half_stops_and_sends_the_rest_to_the_reserve(casino):
+    venue, send, events, commands, *_ = casino
+    send(StartSession(budget=parse_usd("10")))
+    venue.script = [("lose",)] * 10
+    bet = PlaceBet(game=CoinFlip(), win_prob=0.6, kelly="full")  # f* ≈ 19.6 % of the session
+    while not events(SessionStopped):
+        send(bet)
+    [stopped] = events(SessionStopped)
+    assert stopped.budget == parse_usd("10") and stopped.remaining < parse_usd("5")
+    [request] = commands("rebalancer")
+    assert (request.trigger, request.amount) == ("casino_session", stopped.remaining)
+    send(bet)
+    assert events(BetRefused)[-1].code == "session_stopped"
