@@ -23,6 +23,7 @@ from messages.keys import DEFAULT_SHARDS, Keys
 from supervisor.bus import command_client
 from supervisor.deployment import REAL_VENUES, data_dir, ensure_keys, record_deployment, redis_url_file
 from supervisor.processes import readline_with_timeout, redis_for_run
+from supervisor.logs import configure_logging
 from supervisor.roles import available_roles
 from supervisor.supervise import Supervisor, SupervisorConfig
 
@@ -55,6 +56,7 @@ def start_sandbox_process(seed: int, state: Path) -> tuple[subprocess.Popen, dic
 
 def up_main(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
+    configure_logging("supervisor")
     d = data_dir(args.data_dir)
     keyfile = ensure_keys(d)
     roles = args.roles.split(",") if args.roles else available_roles()

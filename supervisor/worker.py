@@ -26,6 +26,7 @@ from supervisor.roles import ROLE_MODULES, build_actor
 from supervisor.control import ControlListener
 from supervisor.keyring import Keyring
 from supervisor.leases import ShardLeases
+from supervisor.logs import configure_logging
 from supervisor.nonces import RedisNonceStore
 import pykka
 
@@ -171,8 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--claim-idle-ms", type=int, default=30_000)
     p.add_argument("--allow-unsigned", action="store_true", help="accept unsigned commands (private Redis only)")
     args = p.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("TREASURY_LOG", "WARNING"), stream=sys.stderr,
-                        format=f"%(asctime)s {args.role}[%(process)d] %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.role)
     keys = Keys(args.prefix, args.shard_count)
     auto = args.shards == "auto"
     try:
