@@ -1,0 +1,91 @@
+"""`treasury up` end to end: SIGTERM drains and exits cleanly, and a second run on the same data
+dir resumes where the first stopped, including a command queued while it was down."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from actors.ledger import read_ledger
+from messages.keys import Keys
+from supervisor.deployment import load_keyring
+from supervisor.journal import read_journal
+
+pytestmark = pytest.mark.redis
+
+
+def treasury(*args, env, timeout=60, check=True):
+    return subprocess.run([sys.executable, "-m", "supervisor.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, check=check)
+
+
+def start_up(env, data_dir):
+    proc = subprocess.Popen([sys.executable, "-m", "supervisor.cli", "up", "--data-dir", str(data_dir),
+                             "--roles", "casino,risk", "--prefix", env["TEST_PREFIX"], "--shard-count", "8"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    workers_key = f"{env['TEST_PREFIX']}:workers"
+    import redis
+
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"treasury up exited: {proc.stderr.read()}")
+        if client.hlen(workers_key) >= 2:
+            return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("treasury up did not start its workers")
+
+
+def stop_up(proc):
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(30)
+    err = proc.stderr.read()
+    assert code == 0, err
+    assert "stopped" in err
+
+
+def test_up_stops_cleanly_and_resumes(tmp_path, redis_url, prefix, rclient):
+    env = {**os.environ, "REDIS_URL": redis_url, "TREASURY_DATA_DIR": str(tmp_path), "TEST_PREFIX": prefix}
+    env.pop("TREASURY_KEYS", None), env.pop("TREASURY_KEYS_FILE", None)
+    keys = Keys(prefix, 8)
+    first = start_up(env, tmp_path)
+    try:
+        out = treasury("agent", "add", "alice", "--capital", "1000", "--prefix", prefix, env=env).stdout
+        assert "capital $1,000.00 allocated" in out
+        bet = treasury("cmd", "--prefix", prefix, "--wait", "--json", "bet", "alice", "--game", "multiplier",
+                       "--target", "10", "--win-prob", "0.12", env=env)
+        assert json.loads(bet.stdout)["outcome"] == "BetSettled"
+    finally:
+        stop_up(first)
+    assert rclient.hlen(f"{prefix}:workers") == 0  # every worker drained and signed off
+    after_first = read_ledger(rclient, keys, "alice")
+
+    # While it is down, a signed command is queued (as any program may publish one).
+    queued = treasury("cmd", "--prefix", prefix, "--json", "bet", "alice", "--game", "multiplier", "--target", "10",
+                      "--win-prob", "0.12", env=env)
+    queued_id = json.loads(queued.stdout)["id"]
+
+    second = start_up(env, tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            outcomes = [e for e in read_journal(rclient, keys, "alice") if e.causation == queued_id]
+            if outcomes:
+                break
+            time.sleep(0.1)
+        assert [type(e.body).__name__ for e in outcomes][:1] == ["BetSettled"]
+        status = json.loads(treasury("status", "--prefix", prefix, "--shard-count", "8", "--json", env=env).stdout)
+        assert json.dumps(status).count("alice") >= 1
+    finally:
+        stop_up(second)
+    ledger = read_ledger(rclient, keys, "alice")
+    assert ledger.total == after_first.total + outcomes[0].body.pnl  # nothing lost, nothing applied twice
+    assert (tmp_path / "keys.json").exists() and len(load_keyring(tmp_path)) == 2
