@@ -17,6 +17,7 @@ from typing import Callable
 
 import pykka
 
+from actors.base import TreasuryActor
 from actors.casino_odds import game_id, true_odds, venue_params
 from actors.kelly import KellyResult, kelly_stake
 from actors.ledger import read_ledger
@@ -34,7 +35,6 @@ from messages.schema import (
     CommandRejected,
     KellySizing,
     PlaceBet,
-    RiskControl,
     SessionStarted,
     SessionStopped,
     StartSession,
@@ -56,25 +56,12 @@ def sizing_event(k: KellyResult) -> KellySizing:
                        capped=k.capped, reason=k.reason)
 
 
-class CasinoBucket(pykka.ThreadingActor):
-    def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory, casino_for: Callable[[str], object]):
-        super().__init__()
-        self.steps = steps
-        self.keys: Keys = steps.keys
-        self.client = steps.client
-        self.clock = clock
-        self.new_id = new_id
-        self.casino_for = casino_for
-        self.control: dict[str, RiskControl] = {}
+class CasinoBucket(TreasuryActor):
+    role = "casino"
 
-    def on_receive(self, message):
-        if isinstance(message, Delivery):
-            return self.handle(message)
-        if isinstance(message, tuple) and message and message[0] == "control":
-            _, agent, control = message
-            self.control[agent] = control
-            return None
-        raise TypeError(f"CasinoBucket cannot handle {type(message).__name__}")
+    def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory, casino_for: Callable[[str], object]):
+        super().__init__(steps, clock, new_id)
+        self.casino_for = casino_for
 
     def handle(self, delivery: Delivery) -> None:
         if handle_transfer(self, delivery):
@@ -84,7 +71,7 @@ class CasinoBucket(pykka.ThreadingActor):
             return self.place_bet(delivery, body)
         if isinstance(body, StartSession):
             return self.start_session(delivery, body)
-        raise HandlerRejected(f"the casino role does not handle {delivery.envelope.type}")
+        raise self.unhandled(delivery)
 
     # ------------------------------------------------------------------ sessions
 

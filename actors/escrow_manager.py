@@ -24,6 +24,7 @@ import logging
 import msgspec
 import pykka
 
+from actors.base import TreasuryActor
 from actors.escrow_money import LedgerMove, lock_cap, on_created, on_failed, on_refunded, on_released, to_reserve
 from actors.escrow_recovery import CreationUnresolved, find_or_prove_absent, ledger_head
 from actors.escrow_store import (
@@ -59,8 +60,8 @@ from messages.escrow_msgs import (
     ReleaseEscrow,
     SyncEscrows,
 )
-from messages.keys import Keys
-from messages.schema import BalancesChanged, RiskControl
+
+from messages.schema import BalancesChanged
 from supervisor.atomic import AtomicSteps, Commit
 from supervisor.bus import Delivery, HandlerRejected
 from supervisor.clock import Clock
@@ -75,29 +76,17 @@ OVERCOMMIT = "escrow_overcommit"
 """The refusal code of breaker 7 (escrow would lock more than 30 % of the reserve)."""
 
 
-class EscrowManager(pykka.ThreadingActor):
+class EscrowManager(TreasuryActor):
+    """Broadcasts need no action here: escrow runs no loops. New escrows are stopped by the fence,
+    releases by the risk state read at the time (see `release`)."""
+
+    role = "escrow"
+
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory, venue_for: VenueFor,
                  policy: Policy = DEFAULT_POLICY):
-        super().__init__()
-        self.steps = steps
-        self.keys: Keys = steps.keys
-        self.client = steps.client
-        self.clock = clock
-        self.new_id = new_id
+        super().__init__(steps, clock, new_id)
         self.venue_for = venue_for
         self.policy = policy
-        self.control: dict[str, RiskControl] = {}
-
-    def on_receive(self, message):
-        if isinstance(message, Delivery):
-            return self.handle(message)
-        if isinstance(message, tuple) and message and message[0] == "control":
-            # Nothing to stop: escrow runs no loops. New escrows are stopped by the fence, releases
-            # by the risk state read at the time (see `release`).
-            _, agent, control = message
-            self.control[agent] = control
-            return None
-        raise TypeError(f"EscrowManager cannot handle {type(message).__name__}")
 
     def handle(self, delivery: Delivery) -> None:
         body = delivery.envelope.body

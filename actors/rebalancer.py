@@ -30,6 +30,7 @@ import logging
 import msgspec
 import pykka
 
+from actors.base import TreasuryActor
 from actors.ledger import LedgerView, RiskView, read_ledger, read_risk
 from actors.policy.breakers import BreakerResult
 from actors.policy.buckets import DEFAULT_POLICY, Policy, PolicyError, bp_text, percent, usd
@@ -46,7 +47,7 @@ from actors.policy.drift import (
 )
 from actors.transfers import LegFacts, open_leg, read_leg, saga_key
 from messages.envelope import Envelope, IdFactory, wrap
-from messages.keys import Keys
+
 from messages.schema import BUCKETS
 from messages.treasury_msgs import (
     CompensateLeg,
@@ -280,26 +281,18 @@ def _decode_moves(text: str) -> list[tuple[str, str, int, int, str]]:
     return out
 
 
-class Rebalancer(pykka.ThreadingActor):
+class Rebalancer(TreasuryActor):
+    """Broadcasts need no action: the risk state is read from Redis at each decision."""
+
+    role = "rebalancer"
+
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory, *, policy: Policy = DEFAULT_POLICY,
                  stall_ms: int = STALL_MS, max_resends: int = MAX_RESENDS, hold_physical: bool = True):
-        super().__init__()
-        self.steps = steps
-        self.keys: Keys = steps.keys
-        self.client = steps.client
-        self.clock = clock
-        self.new_id = new_id
+        super().__init__(steps, clock, new_id)
         self.policy = policy
         self.stall_ms = stall_ms
         self.max_resends = max_resends
         self.hold_physical = hold_physical
-
-    def on_receive(self, message):
-        if isinstance(message, Delivery):
-            return self.handle(message)
-        if isinstance(message, tuple) and message and message[0] == "control":
-            return None  # the risk state is read from Redis at each decision
-        raise TypeError(f"Rebalancer cannot handle {type(message).__name__}")
 
     def handle(self, delivery: Delivery) -> None:
         body = delivery.envelope.body

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import pykka
 import redis
 
+from actors.base import TreasuryActor
 from actors.chain_view import read_addresses
 from actors.ledger import RiskView, read_ledger, read_risk
 from actors.policy.buckets import DEFAULT_POLICY, Policy
@@ -60,7 +61,7 @@ from messages.referral_msgs import (
     ReinvestReferrals,
     SweepReferrals,
 )
-from messages.schema import BalancesChanged, RiskControl
+from messages.schema import BalancesChanged
 from supervisor.atomic import AtomicSteps, Commit
 from supervisor.bus import Delivery, HandlerRejected
 from supervisor.clock import Clock
@@ -223,27 +224,14 @@ def read_payout(client) -> PayoutReading:
 # ---------------------------------------------------------------- the actor
 
 
-class ReferralBucket(pykka.ThreadingActor):
+class ReferralBucket(TreasuryActor):
+    role = "referral"
+
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory,
                  venues_for: Callable[[str], ReferralVenues], policy: Policy = DEFAULT_POLICY):
-        super().__init__()
-        self.steps = steps
-        self.keys: Keys = steps.keys
-        self.client = steps.client
-        self.clock = clock
-        self.new_id = new_id
+        super().__init__(steps, clock, new_id)
         self.venues_for = venues_for
         self.policy = policy
-        self.control: dict[str, RiskControl] = {}
-
-    def on_receive(self, message):
-        if isinstance(message, Delivery):
-            return self.handle(message)
-        if isinstance(message, tuple) and message and message[0] == "control":
-            _, agent, control = message
-            self.control[agent] = control
-            return None
-        raise TypeError(f"ReferralBucket cannot handle {type(message).__name__}")
 
     def handle(self, delivery: Delivery) -> None:
         if handle_transfer(self, delivery):
@@ -255,7 +243,7 @@ class ReferralBucket(pykka.ThreadingActor):
             return self.reinvest(delivery)
         if isinstance(body, ReferralPayoutLanded):
             return self.payout_landed(delivery, body)
-        raise HandlerRejected(f"the referral role does not handle {delivery.envelope.type}")
+        raise self.unhandled(delivery)
 
     # ------------------------------------------------------------------ sweep
 

@@ -11,32 +11,23 @@ from __future__ import annotations
 
 import pykka
 
-from actors.transfers import TransferLegs, handle_transfer
+from actors.base import TreasuryActor
+from actors.transfers import handle_transfer
 from messages.envelope import IdFactory
 from supervisor.atomic import AtomicSteps
-from supervisor.bus import Delivery, HandlerRejected
+from supervisor.bus import Delivery
 from supervisor.clock import Clock
 
 
-class ReserveBucket(pykka.ThreadingActor):
-    def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory):
-        super().__init__()
-        self.steps = steps
-        self.clock = clock
-        self.new_id = new_id
-        self._legs = TransferLegs(steps, clock, new_id)
+class ReserveBucket(TreasuryActor):
+    """Broadcasts need no action: the fence refuses moves out of the reserve once PAUSED."""
 
-    def on_receive(self, message):
-        if isinstance(message, Delivery):
-            return self.handle(message)
-        if isinstance(message, tuple) and message and message[0] == "control":
-            return None  # nothing to stop: the fence refuses moves out of the reserve once PAUSED
-        raise TypeError(f"ReserveBucket cannot handle {type(message).__name__}")
+    role = "reserve"
 
     def handle(self, delivery: Delivery) -> None:
-        if handle_transfer(self._legs, delivery):
+        if handle_transfer(self, delivery):
             return None
-        raise HandlerRejected(f"the reserve role does not handle {delivery.envelope.type}")
+        raise self.unhandled(delivery)
 
 
 def build(steps: AtomicSteps, clock: Clock, new_id: IdFactory, venues: dict[str, str]) -> pykka.ActorRef:

@@ -13,9 +13,10 @@ import logging
 
 import pykka
 
+from actors.base import TreasuryActor
 from actors.ledger import RiskView, read_ledger, read_risk
 from messages.envelope import Envelope, IdFactory, wrap
-from messages.keys import Keys
+
 from messages.schema import (
     BalancesChanged,
     BreakerFired,
@@ -29,7 +30,7 @@ from messages.schema import (
 )
 from supervisor.atomic import AtomicSteps
 from supervisor.bus import Delivery, HandlerRejected
-from supervisor.clock import DAY_MS, Clock
+from supervisor.clock import Clock
 from actors.policy.breakers import RiskMarks, TotalsSnapshot, evaluate_totals
 
 log = logging.getLogger(__name__)
@@ -41,19 +42,8 @@ REBALANCE_REQUEST_EVERY_MS = 3600 * 1000
 """Breaker actions that change the treasury-wide risk state (the others act on one bucket)."""
 
 
-class RiskGuard(pykka.ThreadingActor):
-    def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory):
-        super().__init__()
-        self.steps = steps
-        self.keys: Keys = steps.keys
-        self.client = steps.client
-        self.clock = clock
-        self.new_id = new_id
-
-    def on_receive(self, message):
-        if isinstance(message, Delivery):
-            return self.handle(message)
-        raise TypeError(f"RiskGuard cannot handle {type(message).__name__}")
+class RiskGuard(TreasuryActor):
+    role = "risk"
 
     def handle(self, delivery: Delivery) -> None:
         body = delivery.envelope.body
@@ -63,7 +53,7 @@ class RiskGuard(pykka.ThreadingActor):
             return self.set_by_operator(delivery, body)
         if isinstance(body, ResumeBucket):
             return self.resume_bucket(delivery, body)
-        raise HandlerRejected(f"the risk role does not handle {delivery.envelope.type}")
+        raise self.unhandled(delivery)
 
     def evaluate(self, delivery: Delivery) -> None:
         env = delivery.envelope

@@ -44,6 +44,7 @@ from actors.trading_book import (
     settled_amount,
 )
 from actors.trading_sizing import Refusal, VenueFacts, plan_order
+from actors.base import TreasuryActor
 from actors.transfers import handle_transfer
 from actors.trading_venue import (
     GONE_CODES,
@@ -59,8 +60,8 @@ from actors.trading_venue import (
     trading_client_factory,
 )
 from messages.envelope import Envelope, IdFactory, wrap
-from messages.keys import Keys
-from messages.schema import BalancesChanged, RiskControl
+
+from messages.schema import BalancesChanged
 from messages.trading_msgs import (
     CheckExits,
     CloseAllPositions,
@@ -74,7 +75,7 @@ from messages.trading_msgs import (
     TradeSizing,
 )
 from supervisor.atomic import AtomicSteps, Commit
-from supervisor.bus import Delivery, HandlerRejected
+from supervisor.bus import Delivery
 from supervisor.clock import Clock
 from venue.client.trading import TradingClient
 from venue.client.trading_types import ClosedPosition, OpenedPosition, Position
@@ -91,32 +92,19 @@ def venue_price(value: Decimal) -> Decimal:
     return Decimal(repr(float(value)))
 
 
-class TradingBucket(pykka.ThreadingActor):
+class TradingBucket(TreasuryActor):
+    role = "trading"
+
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory,
                  trading_for: Callable[[str], TradingClient], policy: Policy = DEFAULT_POLICY):
-        super().__init__()
-        self.steps = steps
-        self.keys: Keys = steps.keys
-        self.client = steps.client
-        self.clock = clock
-        self.new_id = new_id
+        super().__init__(steps, clock, new_id)
         self.trading_for = trading_for
         self.policy = policy
-        self.control: dict[str, RiskControl] = {}
 
     def on_stop(self) -> None:
         close = getattr(self.trading_for, "close", None)
         if close is not None:
             close()
-
-    def on_receive(self, message):
-        if isinstance(message, Delivery):
-            return self.handle(message)
-        if isinstance(message, tuple) and message and message[0] == "control":
-            _, agent, control = message
-            self.control[agent] = control
-            return None
-        raise TypeError(f"TradingBucket cannot handle {type(message).__name__}")
 
     def handle(self, delivery: Delivery) -> None:
         if handle_transfer(self, delivery):
@@ -130,7 +118,7 @@ class TradingBucket(pykka.ThreadingActor):
             return self.close_one(delivery, body)
         if isinstance(body, CloseAllPositions):
             return self.close_all(delivery, body)
-        raise HandlerRejected(f"the trading role does not handle {delivery.envelope.type}")
+        raise self.unhandled(delivery)
 
     # ------------------------------------------------------------------ open
 

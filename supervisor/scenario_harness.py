@@ -52,8 +52,6 @@ class ScenarioRun:
     # ------------------------------------------------------------------ set-up
 
     def start_workers(self, roles: list[str]) -> None:
-        from supervisor.keyring import Keyring  # noqa: F401 - the env entry below is what workers read
-
         env = {"TREASURY_KEYS": f"{self.key.env_entry()},{self.operator.env_entry()}"}
         venues = [a for name, u in self.sandbox.urls.items() for a in ("--venue", f"{name}={u}")]
         for role in roles:

@@ -20,7 +20,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from venue.sandbox.clock import Clock, iso
-from venue.sandbox.faults import ADMIN_PREFIX, FaultConfig, is_admin_path
+from venue.sandbox.faults import FaultConfig, is_admin_path
 from venue.sandbox.runner import ApiError, SandboxContext, amount_from_wire, not_found_handlers, read_json
 from venue.sandbox.store import Store
 
