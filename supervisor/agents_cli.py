@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from messages.envelope import random_ids
-from messages.errors import ConfigError
 from messages.money import format_usd, parse_usd
 from supervisor.atomic import AtomicSteps
 from supervisor.bus import command_client
@@ -21,12 +21,20 @@ def agent_main(args: argparse.Namespace) -> int:
             print(agent)
         return 0
     capital = parse_usd(args.capital, field="capital")
-    if mode != "paper":
-        raise ConfigError("live onboarding needs the agent's venue accounts: register them and store their keys "
-                          "(see docs/referral-and-onboarding.md)")
-    from supervisor.paper import open_paper_casino_agent
+    from actors.onboarding import onboard_agent
 
-    casino_id = open_paper_casino_agent(AtomicSteps(client, keys), args.name, capital, venues["casino"],
-                                        now_ms=SystemClock().now_ms(), new_id=random_ids())
-    print(f"agent {args.name}: casino account {casino_id}, capital {format_usd(capital)} allocated")
+    steps = AtomicSteps(client, keys)
+    print(f"onboarding {args.name}: registering at casino, wallet and trading ...", file=sys.stderr)
+    result = onboard_agent(steps, args.name, capital, venues=venues, now_ms=SystemClock().now_ms(),
+                           new_id=random_ids())
+    client.sadd(keys.agents(), args.name)
+    if mode == "paper":
+        from supervisor.paper import fund_paper_silos
+
+        fund_paper_silos(steps, args.name, venues)
+        funded = "the sandbox silos funded to match"
+    else:
+        funded = "deposit the capital to the venues; the reconciler compares them with the ledger"
+    ids = ", ".join(f"{service} {venue_id}" for service, venue_id in sorted(result.venue_agent_ids.items()))
+    print(f"agent {args.name}: {ids}; capital {format_usd(capital)} allocated ({result.allocation}); {funded}")
     return 0
