@@ -20,7 +20,7 @@ from actors.ledger import read_ledger, read_risk
 from actors.rebalancer import HOME_SILO
 from messages.codec import FIELD, encode
 from messages.envelope import Envelope, seeded_ids, wrap
-from messages.keys import DEFAULT_SHARDS, ROLES, Keys
+from messages.keys import DEFAULT_SHARDS, Keys
 from supervisor.atomic import AtomicSteps
 from supervisor.bus import command_client
 from supervisor.clock import RedisClock
@@ -45,6 +45,7 @@ class ScenarioRun:
         self.operator = generate_key("scenario-operator", "operator")
         self._nonce = 0
         self.workers = []
+        self.roles: list[str] = []
         self.story: list[str] = []
         self.capital = 0
         self.paper_float = 0  # money credited to the casino silo beyond the casino bucket (the reserve's float)
@@ -54,6 +55,7 @@ class ScenarioRun:
     def start_workers(self, roles: list[str]) -> None:
         env = {"TREASURY_KEYS": f"{self.key.env_entry()},{self.operator.env_entry()}"}
         venues = [a for name, u in self.sandbox.urls.items() for a in ("--venue", f"{name}={u}")]
+        self.roles = list(roles)
         for role in roles:
             self.workers.append(spawn_worker(role, self.url, prefix=self.keys.prefix, shard_count=self.keys.shards,
                                              casino_url=self.sandbox.urls["casino"],
@@ -84,9 +86,10 @@ class ScenarioRun:
         return [e for e in self.journal() if e.correlation == env.correlation and e.id != env.id]
 
     def settle(self, timeout_s: float = 60.0) -> None:
-        """Wait until every role's group on the agent's shard has handled everything, twice in a row."""
+        """Wait until every running role's group on the agent's shard has handled everything, twice in
+        a row. (A role the story does not run keeps its messages queued, as it would while down.)"""
         shard = self.keys.shard(AGENT)
-        streams = [(self.keys.commands(shard, role), f"g:{role}") for role in ROLES]
+        streams = [(self.keys.commands(shard, role), f"g:{role}") for role in self.roles]
         deadline = time.monotonic() + timeout_s
         quiet = 0
         while quiet < 2:

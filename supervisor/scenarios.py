@@ -129,10 +129,14 @@ def escrow_overcommit(run: ScenarioRun) -> None:
     for amount in ("80", "40"):
         events = run.send("escrow", CreateEscrow(counterparty=counterparty, amount=parse_usd(amount),
                                                  description=f"pay for work worth ${amount}", timeout_hours=24))
-        outcome = events[-1].body
-        run.say(f"an escrow of ${amount}: {type(outcome).__name__}"
-                + (f" — {outcome.reason}" if hasattr(outcome, "reason") and not hasattr(outcome, "escrow_id") or
-                   type(outcome).__name__ == "EscrowRefused" else ""))
+        outcome = next(e.body for e in events if type(e.body).__name__ in ("EscrowCreated", "EscrowRefused"))
+        if type(outcome).__name__ == "EscrowCreated":
+            run.say(f"an escrow of ${amount}: created, {format_usd(outcome.locked_after)} now locked")
+        else:
+            run.say(f"an escrow of ${amount}: refused — {outcome.reason}")
+        asked = [e.body for e in events if type(e.body).__name__ in ("RebalancePlanned", "RebalanceSkipped")]
+        if asked:
+            run.say(f"  (a large escrow asks the Rebalancer to top the reserve up: {type(asked[0]).__name__})")
 
 
 def trading_drawdown(run: ScenarioRun) -> None:
@@ -171,7 +175,8 @@ SCENARIOS: dict[str, tuple[Callable[[ScenarioRun], None], list[str], str]] = {
     "reserve-floor": (reserve_floor, ["risk", "rebalancer", "reserve", "casino", "trading", "referral"],
                       "a reserve under its 20 % floor triggers an emergency rebalance"),
     "bet-cap": (bet_cap, ["casino", "risk"], "no bet above 2 % of its bucket"),
-    "escrow-overcommit": (escrow_overcommit, ["escrow", "risk"], "no more than 30 % of the reserve locked in escrow"),
+    "escrow-overcommit": (escrow_overcommit, ["escrow", "risk", "rebalancer", "reserve", "casino", "trading",
+                                              "referral"], "no more than 30 % of the reserve locked in escrow"),
     "drift-rebalance": (drift_rebalance, ["rebalancer", "reserve", "casino", "trading", "referral", "risk"],
                         "a bucket more than 5 % off target is rebalanced, reserve first, moves of $10 or more"),
 }
