@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--id", required=True)
     new.add_argument("--scope", choices=["agent", "operator"], default="agent")
     new.add_argument("--file", required=True)
+    from supervisor.balances_cli import add_balances_arguments
+
+    add_balances_arguments(sub.add_parser("balances", help="an agent's money across the chains, in USD"))
     add_status_arguments(sub.add_parser("status", help="buckets, risk, escrows, positions, events and workers"))
     add_watch_arguments(sub.add_parser("watch", help="the status, live"))
     return parser
@@ -170,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
             add_key_to_file(args.file, generate_key(args.id, args.scope))
             print(f"added {args.scope} key {args.id} to {args.file}")
             return 0
+        if args.command == "balances":
+            from supervisor.balances_cli import balances_main
+
+            return balances_main(args)
         if args.command == "status":
             from supervisor.status_view import status_main
 

@@ -27,6 +27,11 @@ REAL_VENUES = {
 }
 
 
+def live_venues() -> dict[str, str]:
+    """The real services, each overridable with TREASURY_<SERVICE>_URL (a proxy, a staging host)."""
+    return {name: os.environ.get(f"TREASURY_{name.upper()}_URL", url) for name, url in REAL_VENUES.items()}
+
+
 def data_dir(path: str | None = None) -> Path:
     d = Path(path or os.environ.get("TREASURY_DATA_DIR", DEFAULT_DATA_DIR))
     d.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ claim may have credited, which the deposit tops up rather than ignores.
 from __future__ import annotations
 
 from actors.bootstrap import open_treasury
+from actors.chain_view import addresses_key
 from actors.ledger import read_ledger
 from messages.envelope import IdFactory
 from supervisor.atomic import AtomicSteps
@@ -44,9 +45,9 @@ def fund_paper_silos(steps: AtomicSteps, agent: str, venues: dict[str, str], *, 
 
     The casino silo gets the casino and referral buckets (commissions land in the casino
     balance) plus `casino_float`, the reserve's money parked at the casino so escrows can be
-    funded; the trading silo (exchange collateral) gets the trading bucket. Registration's faucet
-    dollar already in the casino is topped up, not added to. The reserve's home, on-chain USDC, is
-    not simulated here.
+    funded; the trading silo (exchange collateral) gets the trading bucket; the reserve's home,
+    USDC on Base at the agent's wallet address, gets the reserve. Registration's faucet dollar
+    already in the casino is topped up, not added to.
     """
     from venue.client import SandboxAdmin
     from venue.client.casino import CasinoClient
@@ -61,3 +62,7 @@ def fund_paper_silos(steps: AtomicSteps, agent: str, venues: dict[str, str], *, 
         admin.credit(creds["casino_agent_id"], want - have)
     if "trading_agent_id" in creds and ledger.available.get("trading", 0):
         admin.fund_trading(creds["trading_agent_id"], ledger.available["trading"])
+    base = client.hget(addresses_key(keys, agent), "base")
+    on_chain = ledger.available.get("reserve", 0) - casino_float  # the float is reserve money at the casino
+    if base is not None and on_chain > 0:  # the reserve's home: USDC on Base
+        admin.fund_wallet("base", base.decode(), on_chain)

@@ -17,6 +17,7 @@ from typing import Iterator
 import msgspec
 
 from actors.ledger import read_ledger, read_risk
+from actors.chain_view import addresses_key
 from actors.rebalancer import HOME_SILO
 from messages.codec import FIELD, encode
 from messages.envelope import Envelope, seeded_ids, wrap
@@ -68,7 +69,7 @@ class ScenarioRun:
 
         self.capital = capital
         onboard_agent(self.steps, AGENT, capital, venues=self.sandbox.urls, now_ms=self.clock.now_ms(),
-                      new_id=self.new_id, buckets=buckets, create_wallet=False)
+                      new_id=self.new_id, buckets=buckets)
         self.client.sadd(self.keys.agents(), AGENT)
         fund_paper_silos(self.steps, AGENT, self.sandbox.urls, casino_float=casino_float)
         self.paper_float = casino_float
@@ -157,6 +158,11 @@ class ScenarioRun:
             account = SandboxAdmin(self.sandbox.urls["casino"]).trading_account(creds["trading_agent_id"])
             silos["trading"] = {"venue": account["collateral_micros"] + account["margin_locked_micros"],
                                 "ledger": homed["trading"] + pending.get("trading", 0)}
+        base = self.client.hget(addresses_key(self.keys, AGENT), "base")
+        if base is not None:
+            admin = SandboxAdmin(self.sandbox.urls["casino"])
+            reserve_ledger = ledger.bucket("reserve") - self.paper_float + pending.get("wallet", 0)
+            silos["wallet"] = {"venue": admin.wallet_usdc("base", base.decode()), "ledger": reserve_ledger}
         in_flight = sum(ledger.held_by(b, k) for b in ledger.held for k in ("reserved", "in_transit"))
         return {"ledger_total": ledger.total, "in_flight": in_flight, "silos": silos,
                 "silos_match": all(s["venue"] == s["ledger"] for s in silos.values())}

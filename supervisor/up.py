@@ -21,7 +21,7 @@ from rich.console import Console
 from messages.errors import ConfigError
 from messages.keys import DEFAULT_SHARDS, Keys
 from supervisor.bus import command_client
-from supervisor.deployment import REAL_VENUES, data_dir, ensure_keys, record_deployment, redis_url_file
+from supervisor.deployment import REAL_VENUES, data_dir, live_venues, ensure_keys, record_deployment, redis_url_file
 from supervisor.processes import readline_with_timeout, redis_for_run
 from supervisor.logs import configure_logging
 from supervisor.roles import available_roles
@@ -69,7 +69,7 @@ def up_main(args: argparse.Namespace) -> int:
         redis_url_file(d).write_text(url)
         try:
             if args.live:
-                venues, mode = dict(REAL_VENUES), "live"
+                venues, mode = live_venues(), "live"
             elif args.venues_from:
                 root = args.venues_from.rstrip("/")
                 venues, mode = {name: f"{root}/{name}" for name in REAL_VENUES}, "paper"

@@ -91,6 +91,16 @@ class SandboxAdmin(ServiceClient):
         return str(self.request_json("POST", "/../trading/_sandbox/price", body={"coin": coin, "price": price},
                                      auth=False)["price"])
 
+    def fund_wallet(self, chain: str, address: str, units: int, token: str = "USDC") -> dict[str, Any]:
+        """Simulate an on-chain deposit to a wallet address (USDC units are micro-USD)."""
+        return self.request_json("POST", "/../wallet/_sandbox/fund",
+                                 body={"chain": chain, "address": address, "token": token, "units": units}, auth=False)
+
+    def wallet_usdc(self, chain: str, address: str) -> int:
+        """The USDC units (micro-USD) the simulated chain holds at `address`."""
+        return int(self.request_json("GET", "/../wallet/_sandbox/balances",
+                                     params={"chain": chain, "address": address}, auth=False)["USDC"])
+
     def health(self) -> dict[str, Any]:
         return self.request_json("GET", "/health", auth=False)
 
