@@ -101,11 +101,6 @@ def to_decimal(micros: int) -> Decimal:
     return (Decimal(micros) / MICRO).quantize(_SIX_PLACES)
 
 
-def to_venue_amount(micros: int) -> float:
-    """The JSON number a venue expects. Only called at the HTTP boundary, on cent-rounded stakes."""
-    return float(to_decimal(micros))
-
-
 def floor_to_cent(micros: int) -> int:
     """Round a stake down to whole cents, the smallest amount the venues accept exactly."""
     return (micros // CENT) * CENT

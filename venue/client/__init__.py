@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from messages.money import to_venue_amount
+from venue.wire import to_venue_amount
 from venue.client.base import DEFAULT_TIMEOUT_S, Secret, ServiceClient, UsdMicros
 from venue.client.casino import CasinoClient
 from venue.client.escrow import EscrowClient

@@ -16,7 +16,8 @@ import httpx
 import msgspec
 
 from messages.errors import MoneyError
-from messages.money import to_venue_amount, usd_from_venue
+from messages.money import usd_from_venue
+from venue.wire import to_venue_amount
 from venue.client.base import DEFAULT_TIMEOUT_S, ServiceClient, UsdMicros
 from venue.client.types import (
     BatchResult,

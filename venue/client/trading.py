@@ -28,7 +28,8 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from messages.errors import MoneyError
-from messages.money import MICRO, to_venue_amount
+from messages.money import MICRO
+from venue.wire import to_venue_amount
 from venue.client.base import Secret, ServiceClient
 from venue.client.trading_types import (
     CloseAllResult,

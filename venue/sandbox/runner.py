@@ -44,7 +44,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 
 from messages.errors import MoneyError
-from messages.money import CENT, to_venue_amount, usd_from_venue
+from messages.money import CENT, usd_from_venue
+from venue.wire import to_venue_amount
 from venue.sandbox.clock import Clock, SystemClock
 from venue.sandbox.faults import FaultConfig, FaultInjector, FaultMiddleware
 from venue.sandbox.store import Store
