@@ -1,16 +1,60 @@
-"""`treasury agent add|list`: the agents a deployment serves."""
+"""`treasury agent add|list`, and the agents file `treasury up --agents FILE` onboards at start."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tomllib
+from pathlib import Path
 
 from messages.envelope import random_ids
+from messages.errors import ConfigError
+from messages.keys import Keys
 from messages.money import format_usd, parse_usd
 from supervisor.atomic import AtomicSteps
 from supervisor.bus import command_client
 from supervisor.clock import SystemClock
 from supervisor.deployment import default_redis_url, load_deployment
+
+
+def add_agent(client, keys: Keys, venues: dict[str, str], mode: str, name: str, capital: int) -> str:
+    """Onboard one agent (idempotent: a known agent is neither registered nor funded again)."""
+    from actors.onboarding import onboard_agent
+
+    steps = AtomicSteps(client, keys)
+    result = onboard_agent(steps, name, capital, venues=venues, now_ms=SystemClock().now_ms(), new_id=random_ids())
+    client.sadd(keys.agents(), name)
+    if result.allocation != "ok":
+        funded = "already open, left as it was"
+    elif mode == "paper":
+        from supervisor.paper import fund_paper_silos
+
+        fund_paper_silos(steps, name, venues)
+        funded = "the sandbox silos funded to match"
+    else:
+        funded = "deposit the capital to the venues before the agent spends"
+    ids = ", ".join(f"{service} {venue_id}" for service, venue_id in sorted(result.venue_agent_ids.items()))
+    return f"agent {name}: {ids}; capital {format_usd(capital)} allocated ({result.allocation}); {funded}"
+
+
+def read_agents_file(path: str | Path) -> list[tuple[str, int]]:
+    """`{"agents": [{"name": "alice", "capital": "1000"}, ...]}` as JSON, or the same as TOML
+    (`[[agents]]` tables)."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text()) if p.suffix == ".toml" else json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"agents file {p}: {exc}") from None
+    agents = data.get("agents") if isinstance(data, dict) else None
+    if not isinstance(agents, list):
+        raise ConfigError(f"agents file {p}: expected a list under 'agents'")
+    out = []
+    for i, entry in enumerate(agents):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or "capital" not in entry:
+            raise ConfigError(f"agents file {p}: entry {i} needs a name and a capital")
+        out.append((entry["name"], parse_usd(entry["capital"], field=f"agents[{i}].capital")))
+    return out
 
 
 def agent_main(args: argparse.Namespace) -> int:
@@ -21,20 +65,6 @@ def agent_main(args: argparse.Namespace) -> int:
             print(agent)
         return 0
     capital = parse_usd(args.capital, field="capital")
-    from actors.onboarding import onboard_agent
-
-    steps = AtomicSteps(client, keys)
     print(f"onboarding {args.name}: registering at casino, wallet and trading ...", file=sys.stderr)
-    result = onboard_agent(steps, args.name, capital, venues=venues, now_ms=SystemClock().now_ms(),
-                           new_id=random_ids())
-    client.sadd(keys.agents(), args.name)
-    if mode == "paper":
-        from supervisor.paper import fund_paper_silos
-
-        fund_paper_silos(steps, args.name, venues)
-        funded = "the sandbox silos funded to match"
-    else:
-        funded = "deposit the capital to the venues; the reconciler compares them with the ledger"
-    ids = ", ".join(f"{service} {venue_id}" for service, venue_id in sorted(result.venue_agent_ids.items()))
-    print(f"agent {args.name}: {ids}; capital {format_usd(capital)} allocated ({result.allocation}); {funded}")
+    print(add_agent(client, keys, venues, mode, args.name, capital))
     return 0

@@ -41,6 +41,9 @@ def add_up_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-restarts", type=int, default=5, help="restarts of one worker within --restart-window")
     p.add_argument("--restart-window", type=float, default=60.0, help="seconds")
     p.add_argument("--stale-ms", type=int, default=5000, help="a worker whose heartbeat is older is restarted")
+    p.add_argument("--agents", default=None, metavar="FILE",
+                   help='agents to serve, onboarded at start if new: {"agents": [{"name": ..., "capital": ...}]} '
+                        "(JSON or TOML)")
 
 
 def start_sandbox_process(seed: int, state: Path) -> tuple[subprocess.Popen, dict[str, str]]:
@@ -81,6 +84,11 @@ def up_main(args: argparse.Namespace) -> int:
             keys = Keys(args.prefix, args.shard_count)
             client = command_client(url)
             record_deployment(client, keys, venues, mode)
+            if args.agents:
+                from supervisor.agents_cli import add_agent, read_agents_file
+
+                for name, capital in read_agents_file(args.agents):
+                    console.print(f"agent     {add_agent(client, keys, venues, mode, name, capital)}")
             config = SupervisorConfig(workers_per_role=args.workers, heartbeat_stale_ms=args.stale_ms,
                                       max_restarts=args.max_restarts, restart_window_s=args.restart_window)
             supervisor = Supervisor(url, keys, roles, venues, env={"TREASURY_KEYS_FILE": str(keyfile)}, config=config)
