@@ -175,6 +175,14 @@ class RiskStateChanged(Message):
     until_ms: int | None = None
 
 
+class RetrySpend(Message):
+    """An operator retries a spend that was dead-lettered while its funds stayed reserved (the venue
+    could not say whether it happened). The owning actor runs the original command again: it finds
+    its reservation, looks the spend up at the venue, and settles or places it — once."""
+
+    message_id: MessageId
+
+
 class ResumeBucket(Message):
     """An operator lifts a bucket's halt (e.g. trading after its drawdown breaker)."""
 
@@ -222,7 +230,7 @@ class RiskControl(Message):
 
 
 CORE_MESSAGES: tuple[type, ...] = (
-    Allocate, PlaceBet, StartSession, SetRisk, BalancesChanged, ResumeBucket,
+    Allocate, PlaceBet, StartSession, SetRisk, BalancesChanged, ResumeBucket, RetrySpend,
     SessionStarted, SessionStopped,
     CapitalAllocated, BetSettled, BetRefused, BetFailed, RiskStateChanged, CommandRejected,
     BucketHalted, BucketResumed, BreakerFired,

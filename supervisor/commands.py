@@ -83,6 +83,12 @@ def _set_policy(a):
     return "rebalancer", SetPolicy(settings=settings)
 
 
+def _retry(a):
+    from messages.schema import RetrySpend
+
+    return a.role, RetrySpend(message_id=a.message_id)
+
+
 def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-url", default=None)
     p.add_argument("--prefix", default="tr")
@@ -137,6 +143,12 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     rebalance.add_argument("agent")
     rebalance.add_argument("--reason", default="operator request")
     rebalance.set_defaults(build=_rebalance)
+
+    retry = sub.add_parser("retry", help="retry a dead-lettered spend whose funds are still reserved (operator key)")
+    retry.add_argument("agent")
+    retry.add_argument("message_id")
+    retry.add_argument("--role", default="casino", choices=["casino", "trading", "escrow"])
+    retry.set_defaults(build=_retry)
 
     policy = sub.add_parser("set-policy", help="change policy settings (operator key)")
     policy.add_argument("agent")
