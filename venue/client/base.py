@@ -130,11 +130,15 @@ class ServiceClient:
         backoff_s: float = 0.25,
         max_backoff_s: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        settle_s: float | None = None,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.settle_s = timeout_s if settle_s is None else settle_s
+        """How long to wait after a TIMED-OUT spend before looking it up (the server may still be
+        working on it). Other failures are looked up at once: the server has already answered."""
         self.retries = retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s

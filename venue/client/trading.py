@@ -78,20 +78,8 @@ class TradingClient(ServiceClient):
 
     service = "trading"
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | Secret | None = None,
-        *,
-        timeout_s: float = 5.0,
-        transport: Any = None,
-        settle_s: float | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(base_url, api_key, timeout_s=timeout_s, transport=transport, **options)
-        self.settle_s = timeout_s if settle_s is None else settle_s
-        """How long to wait after a TIMED-OUT spend before looking it up (the server may still be
-        working on it). Other failures are looked up at once: the server has already answered."""
+    def __init__(self, base_url: str, api_key: str | Secret | None = None, **options: Any) -> None:
+        super().__init__(base_url, api_key, **options)
         self._open_lock = threading.Lock()
         self._account: TradingAccount | None = None
         self._markets: dict[str, Market] | None = None

@@ -68,19 +68,6 @@ class WalletClient(ServiceClient):
 
     service = "wallet"
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | Secret | None = None,
-        *,
-        timeout_s: float = 5.0,
-        transport: Any = None,
-        settle_s: float | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(base_url, api_key, timeout_s=timeout_s, transport=transport, **options)
-        self.settle_s = timeout_s if settle_s is None else settle_s
-
     # ── plumbing ──────────────────────────────────────────────────────────────────────────
 
     def _parse(self, data: Any, build: Callable[[Any], T], where: str) -> T:
