@@ -45,6 +45,7 @@ from actors.trading_book import (
 )
 from actors.trading_sizing import Refusal, VenueFacts, plan_order
 from actors.base import TreasuryActor
+from messages.keys import Keys
 from actors.transfers import handle_transfer
 from actors.trading_venue import (
     GONE_CODES,
@@ -75,7 +76,7 @@ from messages.trading_msgs import (
     TradeSizing,
 )
 from supervisor.atomic import AtomicSteps, Commit
-from supervisor.bus import Delivery
+from supervisor.bus import Delivery, HandlerRejected
 from supervisor.clock import Clock
 from venue.client.trading import TradingClient
 from venue.client.trading_types import ClosedPosition, OpenedPosition, Position
@@ -84,6 +85,25 @@ from venue.errors import VenueRejected
 log = logging.getLogger(__name__)
 
 BUCKET = "trading"
+
+
+def close_all_refusal(client, keys: Keys, env) -> str | None:
+    """Why an unsigned `CloseAllPositions` must not be obeyed, or None if it may.
+
+    RiskGuard (after the trading drawdown breaker) and the Rebalancer (before moving trading
+    money) send it unsigned from inside their commits; either leaves a trace in Redis that only
+    the atomic steps write: `halt:trading` in the risk hash, or an active saga in its closing
+    stage. Anyone else must sign it (the gate has then verified the signature)."""
+    if env.signature is not None:
+        return None
+    if "trading" in read_risk(client, keys, env.agent).halted_buckets:
+        return None
+    shard = keys.shard(env.agent)
+    saga = client.hget(keys._k(shard, "rebal", env.agent), "active")
+    if saga is not None and client.hget(keys._k(shard, "saga", env.agent, saga.decode()), "state") == b"closing":
+        return None
+    return ("an unsigned CloseAllPositions is obeyed only while trading is halted or a rebalance waits for it; "
+            "sign it to close positions by hand")
 
 
 def venue_price(value: Decimal) -> Decimal:
@@ -285,6 +305,9 @@ class TradingBucket(TreasuryActor):
         """Close every booked position at the market (the venue's own close-all only marks its
         database and leaves the exchange positions open, so it is never used)."""
         env = delivery.envelope
+        refusal = close_all_refusal(self.client, self.keys, env)
+        if refusal:
+            raise HandlerRejected(refusal)
         records = read_positions(self.client, self.keys, env.agent)
         commit = self.steps.new_commit(env.agent)
         pnl = fees = 0

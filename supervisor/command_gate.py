@@ -6,9 +6,10 @@ no authority of its own: the actor that receives it decides from the state in Re
 the atomic steps write — RiskGuard re-reads the ledger on `BalancesChanged`; the Rebalancer
 re-checks its trigger on `Rebalance`; a transfer leg is honoured only if it matches the saga's
 record and consumes its one-shot token; a tick only runs what is due. A forged one changes
-nothing that a real one would not. `CloseAllPositions` (sent by RiskGuard and the Rebalancer) is
-the one whose forgery would have an effect — closing positions early, with no money leaving the
-treasury — so Redis itself must be protected (ACLs, TLS); see docs/commands-auth.md.
+nothing that a real one would not. `CloseAllPositions` would have an effect (closing positions
+early), so the trading actor honours an unsigned one only when the trading bucket is halted or a
+rebalance is waiting for it; from anyone else it must be signed. A poke that does carry a
+signature is verified like any command.
 """
 
 from __future__ import annotations
@@ -39,6 +40,6 @@ class CommandGate:
         The nonce is claimed for this stream entry: a redelivery of the same entry after a crash
         passes, the same signed command published again (a replay) does not.
         """
-        if envelope.type in INTERNAL_POKES:
-            return
+        if envelope.type in INTERNAL_POKES and envelope.signature is None:
+            return  # an actor's own message; a signed one (from a person or a program) is verified
         verify(envelope, self.keyring, now_ms=self.clock.now_ms(), nonces=self.nonces, holder=entry_id)

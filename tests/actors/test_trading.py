@@ -14,6 +14,7 @@ from messages.schema import BalancesChanged, RiskControl
 from messages.treasury_msgs import DebitLeg, FundsDebited
 from venue.client.trading import TradingClient
 from venue.errors import VenueRejected
+from supervisor.bus import HandlerRejected
 from messages.trading_msgs import (
     CheckExits,
     CloseAllPositions,
@@ -149,6 +150,7 @@ def test_close_all_closes_every_position_even_while_halted(harness):
     short = h.one(h.send(order(coin="ETH", side="short", notional=4_000 * USD)), PositionOpened)
     assert_books(h)
     h.set_risk(state="HALTED", reason="treasury drawdown")
+    h.set_risk(**{"halt:trading": "trading bucket 20 % below its peak"})  # RiskGuard's unsigned order
     h.set_price("BTC", "99000")
     h.set_price("ETH", "3030")
     d = h.send(CloseAllPositions(reason="trading drawdown breaker"))
@@ -165,9 +167,18 @@ def test_close_all_closes_every_position_even_while_halted(harness):
 
 def test_close_all_with_nothing_open_still_answers(harness):
     h = harness
-    done = h.one(h.send(CloseAllPositions(reason="rebalance")), PositionsClosedAll)
+    done = h.one(h.send(CloseAllPositions(reason="rebalance"), signed=True), PositionsClosedAll)
     assert (done.closed, done.pnl, done.fees) == (0, 0, 0)
     assert_books(h)
+
+
+def test_an_unsigned_close_all_without_a_halt_or_a_waiting_rebalance_is_refused(harness):
+    h = harness
+    h.set_price("BTC", "100000")
+    h.one(h.send(order()), PositionOpened)
+    with pytest.raises(HandlerRejected, match="unsigned CloseAllPositions"):
+        h.send(CloseAllPositions(reason="forged"))
+    assert len(h.positions()) == 1  # nothing was closed
 
 
 def test_a_tick_with_nothing_open_calls_no_venue(harness, monkeypatch):
@@ -186,9 +197,9 @@ def test_a_tick_with_nothing_open_calls_no_venue(harness, monkeypatch):
 def test_close_all_answers_the_coordinator_it_names(harness):
     h = harness
     keys = h.steps.keys
-    h.send(CloseAllPositions(reason="rebalance"))
-    h.send(CloseAllPositions(reason="drawdown", reply_to="risk"))
-    h.send(CloseAllPositions(reason="journal only", reply_to=None))
+    h.send(CloseAllPositions(reason="rebalance"), signed=True)
+    h.send(CloseAllPositions(reason="drawdown", reply_to="risk"), signed=True)
+    h.send(CloseAllPositions(reason="journal only", reply_to=None), signed=True)
     reasons = {role: [decode_entry(f).body.reason for _, f in h.rclient.xrange(keys.agent_commands(h.agent, role))]
                for role in ("rebalancer", "risk")}
     assert reasons == {"rebalancer": ["rebalance"], "risk": ["drawdown"]}

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import httpx
+import msgspec
 import pytest
 
 from actors.bootstrap import open_treasury
@@ -65,16 +66,19 @@ class Harness:
     def stream(self) -> str:
         return self.steps.keys.agent_commands(self.agent, "trading")
 
-    def deliver(self, body) -> Delivery:
-        """XADD a command and read it back through the group, as the bus would hand it over."""
+    def deliver(self, body, signed: bool = False) -> Delivery:
+        """XADD a command and read it back through the group, as the bus would hand it over.
+        `signed`: as if it came from outside with a signature the gate has verified."""
         env = wrap(body, agent=self.agent, now_ms=self.clock.now_ms(), new_id=self.new_id)
+        if signed:
+            env = msgspec.structs.replace(env, signature="v1.verified-by-the-gate")
         self.rclient.xadd(self.stream, {FIELD: encode(env)})
         reply = self.rclient.xreadgroup(self.group, "tester", {self.stream: ">"}, count=1)
         entry_id, fields = reply[0][1][0]
         return Delivery(self.stream, self.group, entry_id.decode(), decode_entry(fields), 1)
 
-    def send(self, body) -> Delivery:
-        delivery = self.deliver(body)
+    def send(self, body, signed: bool = False) -> Delivery:
+        delivery = self.deliver(body, signed)
         self.actor.ask(delivery)
         return delivery
 
