@@ -63,8 +63,8 @@ class SetPolicy(Message):
 # ---------------------------------------------------------------- the legs (to the bucket roles)
 
 
-class DebitLeg(Message):
-    """To the source bucket's role: take `amount` out of `source` into `<dest>:in_transit`."""
+class LegOfMove(Message):
+    """The fields every message about one leg of a move carries (not sent on its own)."""
 
     saga: MessageId
     leg: LegIndex
@@ -74,90 +74,61 @@ class DebitLeg(Message):
     reason: str
 
 
-class CreditLeg(Message):
+class LegLanding(Message):
+    """The fields of a message about a held part of a leg landing in its silo (not sent on its own)."""
+
+    saga: MessageId
+    leg: LegIndex
+    bucket: Bucket
+    amount: Micros
+    reason: str
+
+
+
+class DebitLeg(LegOfMove):
+    """To the source bucket's role: take `amount` out of `source` into `<dest>:in_transit`."""
+
+
+class CreditLeg(LegOfMove):
     """To the destination bucket's role: move the leg's money from `<dest>:in_transit` into
     `dest`, except `hold`, which stays in transit until a physical deposit lands (`LandTransit`)."""
 
-    saga: MessageId
-    leg: LegIndex
-    source: Bucket
-    dest: Bucket
-    amount: Micros
-    reason: str
     hold: Micros = 0
 
 
-class CompensateLeg(Message):
+class CompensateLeg(LegOfMove):
     """To the source bucket's role: the credit failed; put the money in transit back in `source`.
 
     Only a leg whose credit never happened is returned, so a compensation racing a late credit
     cannot undo it."""
 
-    saga: MessageId
-    leg: LegIndex
-    source: Bucket
-    dest: Bucket
-    amount: Micros
-    reason: str
 
-
-class LandTransit(Message):
+class LandTransit(LegLanding):
     """To the destination bucket's role: a held part of a leg physically arrived in the
     destination's silo; make it available. Sent by whatever watches the silo's deposits."""
 
-    saga: MessageId
-    leg: LegIndex
-    bucket: Bucket
-    amount: Micros
-    reason: str
 
 
 # ---------------------------------------------------------------- leg events (journal, and the answer to the Rebalancer)
 
 
-class FundsDebited(Message):
+class FundsDebited(LegOfMove):
     """The source's actor took the money out of `source`; it is in `<dest>:in_transit` now."""
 
-    saga: MessageId
-    leg: LegIndex
-    source: Bucket
-    dest: Bucket
-    amount: Micros
-    reason: str
 
-
-class FundsMoved(Message):
+class FundsMoved(LegOfMove):
     """The move is done: the destination's actor credited it (`held` of it waits in transit for a
     physical deposit)."""
 
-    saga: MessageId
-    leg: LegIndex
-    source: Bucket
-    dest: Bucket
-    amount: Micros
-    reason: str
     held: Micros = 0
 
 
-class FundsReturned(Message):
+class FundsReturned(LegOfMove):
     """A compensated leg: the money in transit went back to `source`."""
 
-    saga: MessageId
-    leg: LegIndex
-    source: Bucket
-    dest: Bucket
-    amount: Micros
-    reason: str
 
-
-class TransitLanded(Message):
+class TransitLanded(LegLanding):
     """A held part of a leg landed in its silo and became available in `bucket`."""
-
-    saga: MessageId
-    leg: LegIndex
-    bucket: Bucket
-    amount: Micros
-    reason: str
 
 
 class LegFailed(Message):
