@@ -15,7 +15,7 @@ import time
 
 import msgspec
 
-from messages.codec import FIELD, encode
+from messages.codec import FIELD, decode, encode
 from messages.envelope import random_ids, wrap
 from messages.errors import ConfigError
 from messages.money import parse_usd
@@ -179,6 +179,7 @@ def cmd_main(args: argparse.Namespace) -> int:
     role, body = args.build(args)
     now = SystemClock().now_ms()
     envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())
+    decode(encode(envelope))  # validate here, as a worker would: a bad value is refused before it is sent
     key = pick_key(load_keyring(), required_scope_for(body), args.key_id)
     envelope = sign(envelope, key, now_ms=now)
     follower = JournalFollower(client, keys, args.agent)

@@ -91,3 +91,25 @@ def test_up_stops_cleanly_and_resumes(tmp_path, redis_url, prefix, rclient):
     ledger = read_ledger(rclient, keys, "alice")
     assert ledger.total == after_first.total + outcomes[0].body.pnl  # nothing lost, nothing applied twice
     assert (tmp_path / "keys.json").exists() and len(load_keyring(tmp_path)) == 2
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["pay", "alice", "--to", "bogus", "--amount", "5", "--description", "x y z"], "at `$.body.counterparty`"),
+    (["pay", "alice", "--to", "ag_0123456789ab", "--amount", "-5", "--description", "xyz"], "amount: -5 is negative"),
+    (["bet", "alice", "--win-prob", "1.7"], "at `$.body.win_prob`"),
+    (["bet", "alice", "--fixed-stake", "nan"], "fixed-stake: NaN is not a finite amount"),
+    (["resume", "alice", "--reason", "r"], "this command needs a key of scope 'operator'"),
+])
+def test_bad_commands_are_refused_at_the_cli_in_one_line_and_nothing_is_sent(tmp_path, redis_url, prefix, rclient, argv,
+                                                                             words):
+    from supervisor.deployment import record_deployment
+    from supervisor.keyring import generate_key
+
+    keys = Keys(prefix, 8)
+    record_deployment(rclient, keys, {"casino": "http://127.0.0.1:9"}, "paper")
+    env = {**os.environ, "REDIS_URL": redis_url, "TREASURY_KEYS": generate_key("only-agent", "agent").env_entry()}
+    env.pop("TREASURY_KEYS_FILE", None)
+    proc = treasury("cmd", "--prefix", prefix, *argv, env=env, check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr
+    assert not [k for k in rclient.scan_iter(match=f"{prefix}:*cmd*")]  # nothing was published
