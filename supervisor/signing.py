@@ -194,7 +194,7 @@ def sign(
 
 
 AGENT_COMMANDS: frozenset[str] = frozenset({
-    "Allocate", "PlaceBet", "StartSession", "SetRisk",
+    "Allocate", "PlaceBet", "StartSession", "SetRisk", "BalancesChanged",
     "CreateEscrow", "ReleaseEscrow", "DisputeEscrow", "SyncEscrows",
     "OpenPosition", "ClosePosition", "CloseAllPositions", "CheckExits",
     "Rebalance", "RebalanceTick", "SweepReferrals", "ReinvestReferrals",
