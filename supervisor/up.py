@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from supervisor.deployment import REAL_VENUES, data_dir, live_venues, ensure_key
 from supervisor.processes import readline_with_timeout, redis_for_run
 from supervisor.logs import configure_logging
 from supervisor.roles import available_roles
+from supervisor.signals import stop_on_signals
 from supervisor.supervise import Supervisor, SupervisorConfig
 
 
@@ -64,8 +64,7 @@ def up_main(args: argparse.Namespace) -> int:
     keyfile = ensure_keys(d)
     roles = args.roles.split(",") if args.roles else available_roles()
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop_on_signals(stop)
     sandbox = None
     with redis_for_run(str(d / "redis")) as (url, embedded):
         console.print(f"redis     {'embedded, AOF on, in ' + str(d / 'redis') if embedded else url}")

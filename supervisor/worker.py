@@ -10,7 +10,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -27,6 +26,7 @@ from supervisor.control import ControlListener
 from supervisor.keyring import Keyring
 from supervisor.leases import ShardLeases
 from supervisor.logs import configure_logging
+from supervisor.signals import stop_on_signals
 from supervisor.nonces import RedisNonceStore
 import pykka
 
@@ -184,11 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"treasury worker {args.role}: error: {exc}", file=sys.stderr)
         return 2
 
-    def on_signal(signum, frame):
-        worker.stop_event.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(worker.stop_event)
     print(json.dumps({"ready": True, "role": args.role, "pid": os.getpid(), "consumer": worker.bus.consumer}), flush=True)
     return worker.run()
 

@@ -46,6 +46,7 @@ from starlette.routing import BaseRoute, Mount
 from messages.errors import MoneyError
 from messages.money import CENT, usd_from_venue
 from venue.wire import to_venue_amount
+from supervisor.signals import stop_on_signals
 from venue.sandbox.clock import Clock, SystemClock
 from venue.sandbox.faults import FaultConfig, FaultInjector, FaultMiddleware
 from venue.sandbox.store import Store
@@ -386,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = stop_on_signals(stop)  # via a thread: set() from a handler can deadlock on the wait below
     try:
         with start_sandbox(seed=args.seed, state_path=args.state, faults=faults, port=args.port,
                            host=args.host) as handle:
