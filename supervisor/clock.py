@@ -20,7 +20,8 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that moves only when told to (thread-safe)."""
+    """A clock that moves only when told to (thread-safe); `advance` only goes forward.
+    The sandbox's services use it too (`venue/sandbox/clock.py`)."""
 
     def __init__(self, start_ms: int = 1_767_225_600_000):  # 2026-01-01T00:00:00Z
         self._now = start_ms
@@ -31,6 +32,8 @@ class ManualClock:
             return self._now
 
     def advance(self, ms: int) -> int:
+        if ms < 0:
+            raise ValueError("time only moves forward")
         with self._lock:
             self._now += ms
             return self._now

@@ -15,13 +15,22 @@ from messages.envelope import IdFactory
 from supervisor.atomic import AtomicSteps
 
 
+def top_up_casino(casino_url: str, casino_agent_id: str, api_key, want: int) -> None:
+    """Bring the agent's casino balance up to `want` with a simulated deposit (never down)."""
+    from venue.client import SandboxAdmin
+    from venue.client.casino import CasinoClient
+
+    have = CasinoClient(casino_url, api_key).balance().balance
+    if want > have:
+        SandboxAdmin(casino_url).credit(casino_agent_id, want - have)
+
+
 def open_paper_casino_agent(steps: AtomicSteps, agent: str, capital: int, casino_url: str, *, now_ms: int,
                             new_id: IdFactory) -> str:
     """Register at the sandbox casino, open the treasury, fund the casino silo to the casino bucket.
 
     Idempotent: an agent whose credentials exist is left as it is. Returns the casino agent id.
     """
-    from venue.client import SandboxAdmin
     from venue.client.casino import CasinoClient
 
     keys, client = steps.keys, steps.client
@@ -30,10 +39,8 @@ def open_paper_casino_agent(steps: AtomicSteps, agent: str, capital: int, casino
         return known.decode()
     registration = CasinoClient(casino_url).register()
     open_treasury(steps, agent, capital, now_ms=now_ms, new_id=new_id)
-    casino_bucket = read_ledger(client, keys, agent).available["casino"]
-    already = CasinoClient(casino_url, registration.api_key).balance().balance
-    if casino_bucket > already:
-        SandboxAdmin(casino_url).credit(registration.agent_id, casino_bucket - already)
+    top_up_casino(casino_url, registration.agent_id, registration.api_key,
+                  read_ledger(client, keys, agent).available["casino"])
     client.hset(keys.credentials(agent), mapping={"casino_agent_id": registration.agent_id,
                                                   "casino_key": registration.api_key.reveal()})
     client.sadd(keys.agents(), agent)
@@ -50,16 +57,13 @@ def fund_paper_silos(steps: AtomicSteps, agent: str, venues: dict[str, str], *, 
     already in the casino is topped up, not added to.
     """
     from venue.client import SandboxAdmin
-    from venue.client.casino import CasinoClient
 
     keys, client = steps.keys, steps.client
     creds = {k.decode(): v.decode() for k, v in client.hgetall(keys.credentials(agent)).items()}
     ledger = read_ledger(client, keys, agent)
     admin = SandboxAdmin(venues["casino"])
-    want = ledger.available.get("casino", 0) + ledger.available.get("referral", 0) + casino_float
-    have = CasinoClient(venues["casino"], creds["casino_key"]).balance().balance
-    if want > have:
-        admin.credit(creds["casino_agent_id"], want - have)
+    top_up_casino(venues["casino"], creds["casino_agent_id"], creds["casino_key"],
+                  ledger.available.get("casino", 0) + ledger.available.get("referral", 0) + casino_float)
     if "trading_agent_id" in creds and ledger.available.get("trading", 0):
         admin.fund_trading(creds["trading_agent_id"], ledger.available["trading"])
     base = client.hget(addresses_key(keys, agent), "base")

@@ -11,6 +11,8 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
+from supervisor.clock import ManualClock
+
 
 @runtime_checkable
 class Clock(Protocol):
@@ -41,25 +43,10 @@ class SystemClock:
         return self.now_ms()
 
 
-class ManualClock:
-    """Time that stands still until told to move: deterministic tests."""
-
-    def __init__(self, start_ms: int = 1_767_225_600_000) -> None:  # 2026-01-01T00:00:00Z
-        self._now = start_ms
-        self._lock = threading.Lock()
-
-    def now_ms(self) -> int:
-        return self._now
-
-    def advance(self, ms: int) -> int:
-        if ms < 0:
-            raise ValueError("time only moves forward")
-        with self._lock:
-            self._now += ms
-            return self._now
-
-
 def iso(ms: int) -> str:
     """`1767225600000` → `"2026-01-01T00:00:00.000Z"`, the venues' timestamp format."""
     stamp = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+__all__ = ["Clock", "ManualClock", "SystemClock", "iso"]  # ManualClock: the treasury's deterministic clock, shared
