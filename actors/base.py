@@ -12,11 +12,11 @@ import pykka
 
 from messages.codec import decode
 from messages.envelope import Envelope, IdFactory
-from messages.keys import Keys
 from messages.schema import RetrySpend, RiskControl
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import Delivery, HandlerRejected
-from supervisor.clock import Clock
+from runtime.atomic import AtomicSteps
+from runtime.bus import Delivery, HandlerRejected
+from runtime.clock import Clock
+from runtime.keys import Keys
 
 
 class TreasuryActor(pykka.ThreadingActor):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from actors.policy.buckets import TARGETS_BP, allocate
 from messages.envelope import IdFactory, wrap
-from messages.keys import Keys
 from messages.schema import BUCKETS, CapitalAllocated
-from supervisor.atomic import AtomicSteps, CommitResult
-from supervisor.clock import DAY_MS
+from runtime.atomic import AtomicSteps, CommitResult
+from runtime.clock import DAY_MS
+from runtime.keys import Keys
 
 TARGET_BP = TARGETS_BP  # the targets as the status views import them
 

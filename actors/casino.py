@@ -21,11 +21,10 @@ from actors.base import TreasuryActor
 from actors.casino_odds import game_id, true_odds, venue_params
 from actors.kelly import KellyResult, kelly_stake
 from actors.ledger import read_ledger
-from messages.envelope import IdFactory, wrap
-from messages.keys import Keys
 from actors.policy.breakers import casino_session
 from actors.policy.drift import big_win
 from actors.transfers import handle_transfer
+from messages.envelope import IdFactory, wrap
 from messages.money import CENT, MAX_MICROS, floor_to_cent, format_usd
 from messages.schema import (
     BalancesChanged,
@@ -39,9 +38,10 @@ from messages.schema import (
     SessionStopped,
     StartSession,
 )
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import Delivery, HandlerRejected
-from supervisor.clock import Clock
+from runtime.atomic import AtomicSteps
+from runtime.bus import Delivery, HandlerRejected
+from runtime.clock import Clock
+from runtime.keys import Keys
 from venue.errors import VenueRejected
 
 log = logging.getLogger(__name__)

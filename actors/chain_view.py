@@ -31,10 +31,10 @@ import redis
 from actors.policy.buckets import BP_SCALE, DEFAULT_POLICY, Policy, PolicyError
 from actors.policy.chains import CHAINS, SWAP_FEE_BP, USDC, BalanceCache, Cached, chain, swap_min_out, total_usd
 from messages.envelope import IdFactory, wrap
-from messages.keys import Keys
 from messages.referral_msgs import ChainSwapPlaced, ChainSwapRefused
-from supervisor.atomic import AtomicSteps
-from supervisor.clock import Clock
+from runtime.atomic import AtomicSteps
+from runtime.clock import Clock
+from runtime.keys import Keys
 from venue.errors import VenueError, VenueRejected
 
 log = logging.getLogger(__name__)

@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 
 import redis
 
-from messages.keys import Keys
 from messages.schema import BUCKETS
-
+from runtime.keys import Keys
 
 HELD_KINDS = ("reserved", "locked", "margin", "in_transit")
 """Money of a bucket that is not available but still the treasury's: `reserved` by an in-flight

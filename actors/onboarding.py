@@ -20,9 +20,9 @@ from typing import Any
 from actors.bootstrap import open_treasury
 from actors.chain_view import addresses_key
 from messages.envelope import IdFactory, wrap
-from messages.keys import Keys
 from messages.referral_msgs import AgentOnboarded, FaucetChecked, VenueRegistered, WalletCreated
-from supervisor.atomic import AtomicSteps
+from runtime.atomic import AtomicSteps
+from runtime.keys import Keys
 from venue.errors import VenueRateLimited, VenueRejected
 
 log = logging.getLogger(__name__)

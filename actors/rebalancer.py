@@ -47,7 +47,6 @@ from actors.policy.drift import (
 )
 from actors.transfers import LegFacts, open_leg, read_leg, saga_key
 from messages.envelope import Envelope, IdFactory, wrap
-
 from messages.schema import BUCKETS
 from messages.treasury_msgs import (
     CompensateLeg,
@@ -70,9 +69,9 @@ from messages.treasury_msgs import (
     RebalanceTick,
     SetPolicy,
 )
-from supervisor.atomic import AtomicSteps, Commit
-from supervisor.bus import Delivery, HandlerRejected
-from supervisor.clock import Clock
+from runtime.atomic import AtomicSteps, Commit
+from runtime.bus import Delivery, HandlerRejected
+from runtime.clock import Clock
 
 try:  # the trading bucket's messages (another concern's module)
     from messages.trading_msgs import CloseAllPositions, PositionsClosedAll

@@ -49,22 +49,22 @@ from actors.policy.buckets import DEFAULT_POLICY, Policy
 from actors.policy.referral import SWEEP_SOURCES, WITHDRAW_MIN, plan_reinvest, reinvest_due, sweep_due, sweepable
 from actors.transfers import handle_transfer
 from messages.envelope import IdFactory, wrap
-from messages.keys import Keys
 from messages.referral_msgs import (
     MoveReferralIncome,
     ReferralPayoutConfirmed,
     ReferralPayoutLanded,
     ReferralReinvested,
     ReferralReinvestSkipped,
-    ReferralSwept,
     ReferralSweepSkipped,
+    ReferralSwept,
     ReinvestReferrals,
     SweepReferrals,
 )
 from messages.schema import BalancesChanged
-from supervisor.atomic import AtomicSteps, Commit
-from supervisor.bus import Delivery, HandlerRejected
-from supervisor.clock import Clock
+from runtime.atomic import AtomicSteps, Commit
+from runtime.bus import Delivery, HandlerRejected
+from runtime.clock import Clock
+from runtime.keys import Keys
 from venue.errors import VenueRejected
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ import pykka
 from actors.base import TreasuryActor
 from actors.transfers import handle_transfer
 from messages.envelope import IdFactory
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import Delivery
-from supervisor.clock import Clock
+from runtime.atomic import AtomicSteps
+from runtime.bus import Delivery
+from runtime.clock import Clock
 
 
 class ReserveBucket(TreasuryActor):

@@ -15,8 +15,8 @@ import pykka
 
 from actors.base import TreasuryActor
 from actors.ledger import RiskView, read_ledger, read_risk
+from actors.policy.breakers import RiskMarks, TotalsSnapshot, evaluate_totals
 from messages.envelope import Envelope, IdFactory, wrap
-
 from messages.schema import (
     BalancesChanged,
     BreakerFired,
@@ -28,10 +28,9 @@ from messages.schema import (
     RiskStateChanged,
     SetRisk,
 )
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import Delivery, HandlerRejected
-from supervisor.clock import Clock
-from actors.policy.breakers import RiskMarks, TotalsSnapshot, evaluate_totals
+from runtime.atomic import AtomicSteps
+from runtime.bus import Delivery, HandlerRejected
+from runtime.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 
 from actors.ledger import read_risk
 from messages.envelope import Envelope, IdFactory, wrap
-from messages.keys import Keys
 from messages.money import MAX_MICROS, format_usd
 from messages.schema import BalancesChanged
 from messages.treasury_msgs import (
@@ -54,9 +53,10 @@ from messages.treasury_msgs import (
     LegFailed,
     TransitLanded,
 )
-from supervisor.atomic import AtomicSteps, Commit
-from supervisor.bus import Delivery, HandlerRejected
-from supervisor.clock import Clock
+from runtime.atomic import AtomicSteps, Commit
+from runtime.bus import Delivery, HandlerRejected
+from runtime.clock import Clock
+from runtime.keys import Keys
 
 COORDINATOR = "rebalancer"
 """The role that receives every leg's answer."""

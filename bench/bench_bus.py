@@ -21,10 +21,10 @@ import redis  # noqa: E402
 
 from messages.codec import FIELD, encode  # noqa: E402
 from messages.envelope import seeded_ids, wrap  # noqa: E402
-from messages.keys import Keys  # noqa: E402
 from messages.schema import BalancesChanged  # noqa: E402
-from supervisor.atomic import AtomicSteps  # noqa: E402
-from supervisor.bus import StreamBus  # noqa: E402
+from runtime.atomic import AtomicSteps  # noqa: E402
+from runtime.bus import StreamBus  # noqa: E402
+from runtime.keys import Keys  # noqa: E402
 
 AGENT = "bench-agent"
 

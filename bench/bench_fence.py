@@ -22,9 +22,9 @@ import redis  # noqa: E402
 
 from actors.bootstrap import open_treasury  # noqa: E402
 from messages.envelope import seeded_ids, wrap  # noqa: E402
-from messages.keys import Keys  # noqa: E402
 from messages.schema import BalancesChanged, BetSettled  # noqa: E402
-from supervisor.atomic import AtomicSteps  # noqa: E402
+from runtime.atomic import AtomicSteps  # noqa: E402
+from runtime.keys import Keys  # noqa: E402
 
 
 def timed(fn, n: int) -> list[float]:

@@ -11,7 +11,7 @@ in `_CONCERNS` below.
 from __future__ import annotations
 
 import importlib
-from typing import Literal, Union
+from typing import Annotated, Literal, Union
 
 import msgspec
 
@@ -27,8 +27,6 @@ from messages.base import (  # noqa: F401 - re-exported
     RiskState,
     SignedMicros,
 )
-from typing import Annotated
-
 
 # ---------------------------------------------------------------- casino games (bet parameters)
 

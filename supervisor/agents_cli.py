@@ -10,11 +10,11 @@ from pathlib import Path
 
 from messages.envelope import random_ids
 from messages.errors import ConfigError
-from messages.keys import Keys
 from messages.money import format_usd, parse_usd
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import command_client
-from supervisor.clock import SystemClock
+from runtime.atomic import AtomicSteps
+from runtime.bus import command_client
+from runtime.clock import SystemClock
+from runtime.keys import Keys
 from supervisor.deployment import default_redis_url, load_deployment
 
 

@@ -10,8 +10,8 @@ import argparse
 import json
 
 from messages.money import format_usd
-from supervisor.bus import command_client
-from supervisor.clock import SystemClock
+from runtime.bus import command_client
+from runtime.clock import SystemClock
 from supervisor.deployment import default_redis_url, load_deployment
 
 

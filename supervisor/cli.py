@@ -72,7 +72,7 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_sandbox(args, rest: list[str]) -> int:
-    from venue.sandbox.runner import main as sandbox_main
+    from sandbox.runner import main as sandbox_main
 
     return sandbox_main(rest)
 
@@ -113,11 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("sandbox", help="run the local sandbox venue (see `treasury sandbox --help`)", add_help=False)
 
-    from supervisor.status_view import add_status_arguments
-    from supervisor.watch import add_watch_arguments
-
     from supervisor.commands import add_cmd_arguments
+    from supervisor.status_view import add_status_arguments
     from supervisor.up import add_up_arguments
+    from supervisor.watch import add_watch_arguments
 
     add_up_arguments(sub.add_parser("up", help="run a deployment: Redis, the venue (sandbox in paper mode), workers"))
     add_cmd_arguments(sub.add_parser("cmd", help="publish a signed command (bet, pause, resume, pay, ...)"))
@@ -168,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return agent_main(args)
         if args.command == "keys":
-            from supervisor.keyring import add_key_to_file, generate_key
+            from runtime.keyring import add_key_to_file, generate_key
 
             add_key_to_file(args.file, generate_key(args.id, args.scope))
             print(f"added {args.scope} key {args.id} to {args.file}")

@@ -20,12 +20,12 @@ from messages.envelope import random_ids, wrap
 from messages.errors import ConfigError
 from messages.money import parse_usd
 from messages.schema import CoinFlip, CommandRejected, Dice, Multiplier, PlaceBet, SetRisk
-from supervisor.bus import command_client
-from supervisor.clock import SystemClock
+from runtime.bus import command_client
+from runtime.clock import SystemClock
+from runtime.journal import JournalFollower
+from runtime.keyring import Keyring, SigningKey, scope_covers
+from runtime.signing import required_scope_for, sign
 from supervisor.deployment import default_redis_url, load_deployment, load_keyring
-from supervisor.journal import JournalFollower
-from supervisor.keyring import Keyring, SigningKey, scope_covers
-from supervisor.signing import required_scope_for, sign
 
 
 def _bet(a):

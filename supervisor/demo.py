@@ -11,25 +11,25 @@ from __future__ import annotations
 
 import itertools
 import random
-import uuid
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from actors.ledger import read_ledger, read_risk
 from messages.codec import FIELD, encode
 from messages.envelope import seeded_ids, wrap
-from messages.keys import DEFAULT_SHARDS, Keys
 from messages.money import parse_usd
 from messages.schema import BetFailed, BetRefused, BetSettled, CoinFlip, Dice, Multiplier, PlaceBet, RiskStateChanged
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import command_client
-from supervisor.clock import RedisClock
-from supervisor.journal import JournalFollower, wait_caught_up
-from supervisor.keyring import generate_key
+from runtime.atomic import AtomicSteps
+from runtime.bus import command_client
+from runtime.clock import RedisClock
+from runtime.journal import JournalFollower, wait_caught_up
+from runtime.keyring import generate_key
+from runtime.keys import DEFAULT_SHARDS, Keys
+from runtime.signing import sign
 from supervisor.paper import open_paper_casino_agent
-from supervisor.scenario_harness import forget_prefix
-from supervisor.signing import sign
 from supervisor.processes import redis_for_run, spawn_worker
+from supervisor.scenario_harness import forget_prefix
 
 DEMO_START_MS = 1_767_258_000_000  # 2026-01-01T09:00:00Z
 STEP_MS = 30_000
@@ -73,8 +73,8 @@ def next_bet(rng: random.Random) -> PlaceBet:
 
 
 def run_demo(seed: int = 7, capital_usd: str = "1000", max_bets: int = 1500) -> dict:
+    from sandbox.runner import start_sandbox
     from venue.client.casino import CasinoClient
-    from venue.sandbox.runner import start_sandbox
 
     started = time.monotonic()
     capital = parse_usd(capital_usd, field="capital")

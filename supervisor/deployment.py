@@ -14,8 +14,8 @@ from pathlib import Path
 import redis
 
 from messages.errors import ConfigError
-from messages.keys import Keys
-from supervisor.keyring import Keyring, add_key_to_file, generate_key
+from runtime.keyring import Keyring, add_key_to_file, generate_key
+from runtime.keys import Keys
 
 DEFAULT_DATA_DIR = ".treasury"
 REAL_VENUES = {

@@ -12,7 +12,7 @@ from actors.bootstrap import open_treasury
 from actors.chain_view import addresses_key
 from actors.ledger import read_ledger
 from messages.envelope import IdFactory
-from supervisor.atomic import AtomicSteps
+from runtime.atomic import AtomicSteps
 
 
 def top_up_casino(casino_url: str, casino_agent_id: str, api_key, want: int) -> None:

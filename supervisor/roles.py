@@ -11,8 +11,8 @@ import importlib
 ROLE_MODULES = {
     "casino": "actors.casino",
     "risk": "actors.risk_guard",
-    "trading": "actors.trading",
-    "escrow": "actors.escrow_manager",
+    "trading": "actors.trading.actor",
+    "escrow": "actors.escrow.manager",
     "reserve": "actors.reserve",
     "referral": "actors.referral",
     "rebalancer": "actors.rebalancer",

@@ -16,19 +16,19 @@ from typing import Iterator
 
 import msgspec
 
-from actors.ledger import read_ledger, read_risk
 from actors.chain_view import addresses_key
+from actors.ledger import read_ledger, read_risk
 from actors.rebalancer import HOME_SILO
 from messages.codec import FIELD, encode
 from messages.envelope import Envelope, seeded_ids, wrap
-from messages.keys import DEFAULT_SHARDS, Keys
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import command_client
-from supervisor.clock import RedisClock
-from supervisor.journal import group_caught_up, read_journal
-from supervisor.keyring import generate_key
+from runtime.atomic import AtomicSteps
+from runtime.bus import command_client
+from runtime.clock import RedisClock
+from runtime.journal import group_caught_up, read_journal
+from runtime.keyring import generate_key
+from runtime.keys import DEFAULT_SHARDS, Keys
+from runtime.signing import sign
 from supervisor.processes import redis_for_run, spawn_worker
-from supervisor.signing import sign
 
 AGENT = "scenario-agent"
 START_MS = 1_767_258_000_000  # 2026-01-01T09:00:00Z
@@ -219,7 +219,7 @@ def breakers_fired(journal: list[Envelope]) -> list[dict]:
 
 @contextlib.contextmanager
 def scenario_run(seed: int, roles: list[str]) -> Iterator[ScenarioRun]:
-    from venue.sandbox.runner import start_sandbox
+    from sandbox.runner import start_sandbox
 
     with redis_for_run() as (url, embedded), start_sandbox(seed=seed) as sandbox:
         # On a shared Redis every run gets its own prefix (never part of the summary).

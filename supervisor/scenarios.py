@@ -15,7 +15,7 @@ from typing import Callable
 from actors.ledger import read_ledger, read_risk
 from messages.money import format_usd, parse_usd
 from messages.schema import BalancesChanged, BetRefused, BetSettled, CoinFlip, Dice, Multiplier, PlaceBet, StartSession
-from supervisor.clock import DAY_MS
+from runtime.clock import DAY_MS
 from supervisor.scenario_harness import AGENT, ScenarioRun, scenario_run
 
 BET_STEP_MS = 60_000

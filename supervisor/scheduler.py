@@ -17,8 +17,8 @@ import redis
 
 from messages.codec import FIELD, encode
 from messages.envelope import Envelope
-from messages.keys import Keys
-from supervisor.clock import Clock
+from runtime.clock import Clock
+from runtime.keys import Keys
 
 log = logging.getLogger("treasury.scheduler")
 

@@ -26,9 +26,9 @@ import redis
 from actors.bootstrap import TARGET_BP
 from messages.codec import FIELD
 from messages.errors import TreasuryError
-from messages.keys import ROLES, Keys
 from messages.money import format_usd
 from messages.schema import BUCKETS
+from runtime.keys import ROLES, Keys
 
 BATCH = 500
 """Agents read per pipeline round trip."""

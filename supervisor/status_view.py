@@ -20,9 +20,9 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from messages.keys import DEFAULT_SHARDS, Keys
 from messages.money import format_usd
-from supervisor.clock import Clock, SystemClock
+from runtime.clock import Clock, SystemClock
+from runtime.keys import DEFAULT_SHARDS, Keys
 from supervisor.status import RedisUnreachable, collect_status, open_client
 
 DETAIL_MAX_AGENTS = 3

@@ -20,10 +20,10 @@ import redis
 
 from actors.ledger import read_risk
 from messages.envelope import random_ids, wrap
-from messages.keys import Keys
 from messages.schema import RiskControl, RiskStateChanged
-from supervisor.atomic import AtomicSteps
-from supervisor.clock import Clock, SystemClock
+from runtime.atomic import AtomicSteps
+from runtime.clock import Clock, SystemClock
+from runtime.keys import Keys
 from supervisor.processes import WorkerProcess, spawn_worker
 from supervisor.scheduler import Scheduler
 

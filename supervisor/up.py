@@ -18,13 +18,13 @@ from pathlib import Path
 from rich.console import Console
 
 from messages.errors import ConfigError
-from messages.keys import DEFAULT_SHARDS, Keys
-from supervisor.bus import command_client
-from supervisor.deployment import REAL_VENUES, data_dir, live_venues, ensure_keys, record_deployment, redis_url_file
-from supervisor.processes import readline_with_timeout, redis_for_run
+from runtime.bus import command_client
+from runtime.keys import DEFAULT_SHARDS, Keys
+from runtime.signals import stop_on_signals
+from supervisor.deployment import REAL_VENUES, data_dir, ensure_keys, live_venues, record_deployment, redis_url_file
 from supervisor.logs import configure_logging
+from supervisor.processes import readline_with_timeout, redis_for_run
 from supervisor.roles import available_roles
-from supervisor.signals import stop_on_signals
 from supervisor.supervise import Supervisor, SupervisorConfig
 
 

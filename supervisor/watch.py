@@ -17,9 +17,9 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
-from supervisor.clock import Clock, SystemClock
+from runtime.clock import Clock, SystemClock
 from supervisor.status import RedisUnreachable, open_client
-from supervisor.status_view import positive_int, add_connection_arguments, fail, snapshot, status_renderable, utc
+from supervisor.status_view import add_connection_arguments, fail, positive_int, snapshot, status_renderable, utc
 
 
 def _positive_float(text: str) -> float:

@@ -14,23 +14,22 @@ import sys
 import threading
 import time
 
-
-from messages.envelope import random_ids
-from messages.keys import DEFAULT_SHARDS, Keys
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import StreamBus, command_client
-from supervisor.clock import Clock, RedisClock, SystemClock
-from supervisor.command_gate import CommandGate
-from supervisor.roles import ROLE_MODULES, build_actor
-from supervisor.control import ControlListener
-from supervisor.keyring import Keyring
-from supervisor.leases import ShardLeases
-from supervisor.logs import configure_logging
-from supervisor.signals import stop_on_signals
-from supervisor.nonces import RedisNonceStore
 import pykka
 
+from messages.envelope import random_ids
 from messages.errors import ConfigError, TreasuryError
+from runtime.atomic import AtomicSteps
+from runtime.bus import StreamBus, command_client
+from runtime.clock import Clock, RedisClock, SystemClock
+from runtime.command_gate import CommandGate
+from runtime.control import ControlListener
+from runtime.keyring import Keyring
+from runtime.keys import DEFAULT_SHARDS, Keys
+from runtime.leases import ShardLeases
+from runtime.nonces import RedisNonceStore
+from runtime.signals import stop_on_signals
+from supervisor.logs import configure_logging
+from supervisor.roles import ROLE_MODULES, build_actor
 
 log = logging.getLogger("treasury.worker")
 

@@ -9,7 +9,7 @@ import uuid
 import pytest
 import redis
 
-from messages.keys import Keys
+from runtime.keys import Keys
 
 REDIS_TEST_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
 

@@ -15,9 +15,9 @@ from decimal import Decimal
 import msgspec
 
 from actors.kelly import KellyInputError, parse_fraction
+from messages.base import BUCKETS
 from messages.errors import ConfigError, TreasuryError
 from messages.money import CENT, MAX_MICROS, MICRO, format_usd, to_decimal
-from messages.base import BUCKETS
 
 BP_SCALE = 10_000
 """Basis points in a whole."""

@@ -11,10 +11,19 @@ from actors.ledger import read_ledger
 from messages.codec import FIELD, decode, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import parse_usd
-from messages.schema import BetFailed, BetRefused, BetSettled, CoinFlip, Multiplier, PlaceBet, SessionStopped, StartSession
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import StreamBus, command_client
-from supervisor.clock import ManualClock
+from messages.schema import (
+    BetFailed,
+    BetRefused,
+    BetSettled,
+    CoinFlip,
+    Multiplier,
+    PlaceBet,
+    SessionStopped,
+    StartSession,
+)
+from runtime.atomic import AtomicSteps
+from runtime.bus import StreamBus, command_client
+from runtime.clock import ManualClock
 from venue.client.types import BetResult
 from venue.errors import VenueRejected, VenueUnavailable
 

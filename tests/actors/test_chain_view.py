@@ -11,7 +11,7 @@ from actors.chain_view import ChainView, read_addresses, wallet_client_factory
 from actors.policy.buckets import PolicyError
 from actors.policy.chains import CHAINS
 from messages.envelope import seeded_ids
-from supervisor.journal import read_journal
+from runtime.journal import read_journal
 from tests.actors.test_referral_support import clock, onboard, sandbox, steps  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.redis

@@ -16,7 +16,14 @@ import itertools
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from actors.bootstrap import open_treasury
 from actors.casino import BET_CAP_BP
@@ -26,9 +33,9 @@ from actors.transfers import TransferLegs, open_leg, read_leg
 from messages.envelope import seeded_ids, wrap
 from messages.schema import BUCKETS
 from messages.treasury_msgs import CompensateLeg, CreditLeg, DebitLeg
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import Delivery, command_client
-from supervisor.clock import ManualClock
+from runtime.atomic import AtomicSteps
+from runtime.bus import Delivery, command_client
+from runtime.clock import ManualClock
 
 pytestmark = pytest.mark.redis
 

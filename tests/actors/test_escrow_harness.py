@@ -13,20 +13,20 @@ from dataclasses import dataclass, field
 import pytest
 
 from actors.bootstrap import open_treasury
-from actors.escrow_manager import EscrowManager
-from actors.escrow_store import escrows_key, load_escrows
-from actors.escrow_venue import escrow_venue_factory
+from actors.escrow.manager import EscrowManager
+from actors.escrow.store import escrows_key, load_escrows
+from actors.escrow.venue import escrow_venue_factory
 from actors.ledger import read_ledger
 from messages.codec import FIELD, encode
 from messages.envelope import Envelope, seeded_ids, wrap
 from messages.money import MICRO
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import Delivery, command_client
-from supervisor.clock import ManualClock
-from supervisor.journal import read_journal
+from runtime.atomic import AtomicSteps
+from runtime.bus import Delivery, command_client
+from runtime.clock import ManualClock
+from runtime.journal import read_journal
+from sandbox import ManualClock as VenueClock
+from sandbox import start_sandbox
 from venue.client import CasinoClient, EscrowClient, SandboxAdmin
-from venue.sandbox import ManualClock as VenueClock
-from venue.sandbox import start_sandbox
 
 USD = MICRO
 AGENT = "esc-agent"
@@ -108,7 +108,7 @@ class World:
                                           (self.creator_id,))
 
     def venue_balance(self, agent_id: str | None = None) -> int:
-        from venue.sandbox.casino import balance_of
+        from sandbox.casino import balance_of
 
         return balance_of(self.sandbox.ctx, agent_id or self.creator_id)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from actors.escrow_manager import OVERCOMMIT, build
+from actors.escrow.manager import OVERCOMMIT, build
 from messages.escrow_msgs import (
     CreateEscrow,
     DisputeEscrow,

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from actors.escrow_money import lock_cap, on_created, on_failed, on_refunded, on_released, to_reserve
+from actors.escrow.money import lock_cap, on_created, on_failed, on_refunded, on_released, to_reserve
 from actors.policy.breakers import escrow_lock
 from actors.policy.escrow_rules import escrow_fee
 from messages.codec import decode, encode
 from messages.envelope import seeded_ids, wrap
-from messages.escrow_msgs import CreateEscrow, DisputeEscrow, ReleaseEscrow
 from messages.errors import MessageDecodeError
+from messages.escrow_msgs import CreateEscrow, DisputeEscrow, ReleaseEscrow
 
 USD = 1_000_000
 amounts = st.integers(0, 10**12)

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from actors.escrow_store import creating_key, load_intent
-from actors.escrow_manager import OVERCOMMIT
+from actors.escrow.manager import OVERCOMMIT
+from actors.escrow.store import creating_key, load_intent
 from messages.escrow_msgs import (
     CreateEscrow,
     EscrowCreated,
@@ -23,8 +23,8 @@ from messages.escrow_msgs import (
     EscrowReleased,
     ReleaseEscrow,
 )
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import HandlerRejected, StreamBus
+from runtime.atomic import AtomicSteps
+from runtime.bus import HandlerRejected, StreamBus
 from tests.actors.test_escrow_harness import AGENT, CASINO_BUCKET, RESERVE, USD, world  # noqa: F401
 from venue.errors import VenueUnavailable
 

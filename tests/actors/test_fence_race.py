@@ -15,11 +15,11 @@ from messages.codec import FIELD, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import parse_usd
 from messages.schema import SetRisk
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import command_client
-from supervisor.keyring import generate_key
+from runtime.atomic import AtomicSteps
+from runtime.bus import command_client
+from runtime.keyring import generate_key
+from runtime.signing import sign
 from supervisor.processes import spawn_worker
-from supervisor.signing import sign
 
 pytestmark = pytest.mark.redis
 
@@ -27,9 +27,9 @@ AGENT = "racer"
 
 BETTOR = textwrap.dedent("""
     import json, sys
-    from messages.keys import Keys
-    from supervisor.atomic import AtomicSteps
-    from supervisor.bus import command_client
+    from runtime.keys import Keys
+    from runtime.atomic import AtomicSteps
+    from runtime.bus import command_client
     url, prefix, name, after_pause = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     steps = AtomicSteps(command_client(url), Keys(prefix=prefix, shards=4))
     granted, refused, i = [], {}, 0

@@ -12,7 +12,7 @@ from actors.bootstrap import allocate
 from actors.chain_view import read_addresses
 from actors.onboarding import SERVICES
 from messages.money import parse_usd
-from supervisor.journal import read_journal
+from runtime.journal import read_journal
 from tests.actors.test_referral_support import clock, ledger, onboard, sandbox, steps  # noqa: F401 - fixtures
 from venue.client.casino import CasinoClient
 

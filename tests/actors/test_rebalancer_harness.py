@@ -13,10 +13,10 @@ from actors.transfers import handle_transfer
 from messages.codec import FIELD, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import parse_usd
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import Delivery, HandlerRejected, StreamBus, command_client
-from supervisor.clock import ManualClock
-from supervisor.journal import group_caught_up, read_journal
+from runtime.atomic import AtomicSteps
+from runtime.bus import Delivery, HandlerRejected, StreamBus, command_client
+from runtime.clock import ManualClock
+from runtime.journal import group_caught_up, read_journal
 
 try:
     from messages.trading_msgs import CloseAllPositions, PositionsClosedAll

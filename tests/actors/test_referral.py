@@ -14,9 +14,10 @@ import pytest
 from actors.referral import ReferralBucket, build, referral_venue_factory, state_key
 from messages.envelope import seeded_ids, wrap
 from messages.referral_msgs import ReferralPayoutLanded, SweepReferrals
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import HandlerRejected
-from supervisor.journal import read_journal
+from runtime.atomic import AtomicSteps
+from runtime.bus import HandlerRejected
+from runtime.journal import read_journal
+from sandbox import casino as casino_sandbox
 from tests.actors.test_referral_support import (  # noqa: F401 - fixtures
     clock,
     deliver,
@@ -27,7 +28,6 @@ from tests.actors.test_referral_support import (  # noqa: F401 - fixtures
     sandbox,
     steps,
 )
-from venue.sandbox import casino as casino_sandbox
 
 pytestmark = pytest.mark.redis
 

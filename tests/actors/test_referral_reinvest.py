@@ -12,7 +12,7 @@ from messages.envelope import seeded_ids, wrap
 from messages.referral_msgs import MoveReferralIncome, ReinvestReferrals
 from messages.schema import SetRisk
 from messages.treasury_msgs import DebitLeg
-from supervisor.journal import read_journal
+from runtime.journal import read_journal
 from tests.actors.test_referral_support import clock, deliver, ledger, pending, redeliver, steps  # noqa: F401
 
 pytestmark = pytest.mark.redis
@@ -143,7 +143,7 @@ def test_the_bucket_carries_out_the_rebalancers_legs(steps, clock, actor, rclien
 
 
 def test_unknown_commands_are_rejected(steps, clock, actor, rclient, keys):
-    from supervisor.bus import HandlerRejected
+    from runtime.bus import HandlerRejected
 
     treasury(steps, clock, rclient, keys, 0)
     env = wrap(SetRisk(state="PAUSED", reason="x"), agent=AGENT, now_ms=clock.now_ms(), new_id=seeded_ids(4, "c"))

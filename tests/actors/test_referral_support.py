@@ -13,11 +13,11 @@ from actors.onboarding import onboard_agent
 from messages.codec import FIELD, encode
 from messages.envelope import Envelope, seeded_ids
 from messages.money import parse_usd
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import Delivery, command_client
-from supervisor.clock import ManualClock
-from venue.sandbox.clock import ManualClock as SandboxClock
-from venue.sandbox.runner import start_sandbox
+from runtime.atomic import AtomicSteps
+from runtime.bus import Delivery, command_client
+from runtime.clock import ManualClock
+from sandbox.clock import ManualClock as SandboxClock
+from sandbox.runner import start_sandbox
 
 CONSUMER = "tester"
 

@@ -19,9 +19,9 @@ from messages.schema import (
     RiskStateChanged,
     SetRisk,
 )
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import StreamBus, command_client
-from supervisor.clock import DAY_MS, ManualClock
+from runtime.atomic import AtomicSteps
+from runtime.bus import StreamBus, command_client
+from runtime.clock import DAY_MS, ManualClock
 
 pytestmark = pytest.mark.redis
 

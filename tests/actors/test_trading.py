@@ -11,10 +11,6 @@ import pytest
 from actors.transfers import open_leg
 from messages.codec import decode_entry
 from messages.schema import BalancesChanged, RiskControl
-from messages.treasury_msgs import DebitLeg, FundsDebited
-from venue.client.trading import TradingClient
-from venue.errors import VenueRejected
-from supervisor.bus import HandlerRejected
 from messages.trading_msgs import (
     CheckExits,
     CloseAllPositions,
@@ -24,8 +20,11 @@ from messages.trading_msgs import (
     PositionOpened,
     PositionsClosedAll,
 )
-from tests.actors.test_trading_harness import (  # noqa: F401 - fixtures
-    TRADING, USD, assert_books, exit_triggers, harness, order, venue)
+from messages.treasury_msgs import DebitLeg, FundsDebited
+from runtime.bus import HandlerRejected
+from tests.actors.test_trading_harness import TRADING, USD, assert_books, exit_triggers, harness, order, venue  # noqa: F401 - fixtures
+from venue.client.trading import TradingClient
+from venue.errors import VenueRejected
 
 pytestmark = pytest.mark.redis
 

@@ -18,20 +18,20 @@ import pytest
 
 from actors.bootstrap import open_treasury
 from actors.ledger import read_ledger
-from actors.trading import TradingBucket
-from actors.trading_book import plans_key, read_positions
-from actors.trading_venue import trading_client_factory
+from actors.trading.actor import TradingBucket
+from actors.trading.book import plans_key, read_positions
+from actors.trading.venue import trading_client_factory
 from messages.codec import FIELD, decode_entry, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import MICRO
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import Delivery, command_client
-from supervisor.clock import ManualClock
-from supervisor.journal import read_journal
 from messages.trading_msgs import OpenPosition, PositionClosed, PositionOpened
+from runtime.atomic import AtomicSteps
+from runtime.bus import Delivery, command_client
+from runtime.clock import ManualClock
+from runtime.journal import read_journal
+from sandbox import ManualClock as VenueClock
+from sandbox import start_sandbox
 from venue.client.trading import TradingClient
-from venue.sandbox import ManualClock as VenueClock
-from venue.sandbox import start_sandbox
 
 USD = MICRO
 TRADING = 10_000 * USD

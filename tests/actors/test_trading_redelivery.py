@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from actors.trading_book import plans_key
+from actors.trading.book import plans_key
 from messages.trading_msgs import CheckExits, ClosePosition, OrderRefused, PositionClosed, PositionOpened, StopMoved
-from tests.actors.test_trading_harness import (  # noqa: F401 - fixtures
-    TRADING, USD, Harness, assert_books, harness, order, venue)
+from tests.actors.test_trading_harness import TRADING, USD, Harness, assert_books, harness, order, venue  # noqa: F401 - fixtures
 from venue.client.trading import TradingClient
 from venue.errors import VenueUnavailable
 

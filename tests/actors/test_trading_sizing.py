@@ -6,15 +6,16 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from actors.trading_book import OrderPlan, PositionRecord, Trail, book_open, fee_allowance, settled_amount
-from actors.trading_sizing import Refusal, SizedOrder, VenueFacts, plan_order
-from actors.trading_venue import estimated_fee, exchange_holds
+from actors.trading.book import OrderPlan, PositionRecord, Trail, book_open, fee_allowance, settled_amount
+from actors.trading.sizing import Refusal, SizedOrder, VenueFacts, plan_order
+from actors.trading.venue import estimated_fee, exchange_holds
 from messages.money import MICRO
 from messages.trading_msgs import OpenPosition
+from sandbox.trading import fee_split
 from venue.client.trading_types import Position
-from venue.sandbox.trading import fee_split
 
 USD = MICRO
 BUCKET = 10_000 * USD

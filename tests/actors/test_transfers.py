@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from actors.rebalancer import silo_plan
 from actors.policy.drift import Move
+from actors.rebalancer import silo_plan
 from actors.transfers import TransferLegs, handle_transfer, open_leg, read_leg
 from messages.envelope import seeded_ids, wrap
 from messages.schema import CoinFlip, PlaceBet
@@ -29,7 +29,7 @@ from messages.treasury_msgs import (
     RebalanceTick,
     TransitLanded,
 )
-from supervisor.bus import Delivery, HandlerRejected
+from runtime.bus import Delivery, HandlerRejected
 from tests.actors.test_rebalancer_harness import AGENT, Harness, usd
 
 pytestmark = pytest.mark.redis

@@ -10,8 +10,8 @@ import pytest
 
 from messages.envelope import Envelope
 from messages.schema import CoinFlip, PlaceBet, SetRisk
-from supervisor.keyring import Keyring, SigningKey
-from supervisor.nonces import MemoryNonceStore
+from runtime.keyring import Keyring, SigningKey
+from runtime.nonces import MemoryNonceStore
 
 NOW_MS = 1_700_000_000_000
 """A fixed clock: every test passes time explicitly, so nothing depends on the wall clock."""

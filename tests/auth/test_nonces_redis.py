@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from messages.keys import Keys
-from supervisor.nonces import NonceStore, RedisNonceStore
-from supervisor.signing import CommandAuthError, sign, verify
+from runtime.keys import Keys
+from runtime.nonces import NonceStore, RedisNonceStore
+from runtime.signing import CommandAuthError, sign, verify
 
 pytestmark = pytest.mark.redis
 

@@ -30,7 +30,7 @@ from messages.schema import (
     RiskControl,
     SetRisk,
 )
-from supervisor.keyring import (
+from runtime.keyring import (
     KEYS_ENV,
     KEYS_FILE_ENV,
     Keyring,
@@ -40,12 +40,12 @@ from supervisor.keyring import (
     scope_covers,
     write_key_file,
 )
-from supervisor.nonces import MemoryNonceStore, NonceStore, RedisNonceStore
-from supervisor.signing import (
+from runtime.nonces import MemoryNonceStore, NonceStore, RedisNonceStore
+from runtime.signing import (
+    AGENT_COMMANDS,
     CODES,
     DEFAULT_TTL_MS,
     MAX_TTL_MS,
-    AGENT_COMMANDS,
     CommandAuthError,
     VerifiedCommand,
     canonical_envelope,

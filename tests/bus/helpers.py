@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import Delivery
+from runtime.atomic import AtomicSteps
+from runtime.bus import Delivery
 
 
 class CountingHandler:

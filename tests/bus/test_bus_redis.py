@@ -15,8 +15,8 @@ import pytest
 from messages.codec import FIELD, decode, encode
 from messages.envelope import seeded_ids, wrap
 from messages.schema import BalancesChanged, CommandRejected
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import StreamBus, command_client
+from runtime.atomic import AtomicSteps
+from runtime.bus import StreamBus, command_client
 from tests.bus.helpers import CountingHandler
 
 pytestmark = pytest.mark.redis
@@ -122,9 +122,9 @@ def test_failing_handler_is_retried_then_dead_lettered_with_a_journal_entry(redi
 
 CONSUMER_THAT_DIES = textwrap.dedent("""
     import os, signal, sys
-    from messages.keys import Keys
-    from supervisor.atomic import AtomicSteps
-    from supervisor.bus import StreamBus, command_client
+    from runtime.keys import Keys
+    from runtime.atomic import AtomicSteps
+    from runtime.bus import StreamBus, command_client
     from tests.bus.helpers import CountingHandler
     url, prefix, shard, die_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     keys = Keys(prefix=prefix, shards=4)

@@ -2,7 +2,8 @@
 
 import msgspec
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.policy.buckets import (
     DEFAULT_POLICY,

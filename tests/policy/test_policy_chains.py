@@ -3,7 +3,8 @@
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.policy.buckets import PolicyError
 from actors.policy.chains import CHAINS, BalanceCache, chain, swap_min_out, total_usd

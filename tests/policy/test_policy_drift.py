@@ -3,7 +3,8 @@
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.policy.breakers import BreakerResult, reserve_floor
 from actors.policy.buckets import DEFAULT_POLICY, Policy, PolicyError

@@ -1,7 +1,8 @@
 """Escrow rules: the fee rounds up, timeouts beyond 72 h are refused, refunds come back less the fee."""
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.policy.buckets import Policy, PolicyError
 from actors.policy.escrow_rules import (

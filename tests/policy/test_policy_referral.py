@@ -1,6 +1,7 @@
 """Referral income: weekly sweeps, quarterly (or threshold) reinvestment, the exact 70/30 split."""
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.policy.buckets import DAY_MS
 from actors.policy.drift import Move

@@ -4,7 +4,8 @@ from decimal import Decimal as D
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.policy.buckets import DEFAULT_POLICY, Policy, PolicyError, share_floor
 from actors.policy.trading_rules import TrailingStop, size_trade, stop_prices, validate_order

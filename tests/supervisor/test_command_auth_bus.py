@@ -9,13 +9,13 @@ import pytest
 from messages.codec import FIELD, decode, encode
 from messages.envelope import seeded_ids, wrap
 from messages.schema import BalancesChanged, CommandRejected, SetRisk
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import StreamBus, command_client
-from supervisor.clock import ManualClock
-from supervisor.command_gate import CommandGate
-from supervisor.keyring import Keyring, generate_key
-from supervisor.nonces import RedisNonceStore
-from supervisor.signing import sign
+from runtime.atomic import AtomicSteps
+from runtime.bus import StreamBus, command_client
+from runtime.clock import ManualClock
+from runtime.command_gate import CommandGate
+from runtime.keyring import Keyring, generate_key
+from runtime.nonces import RedisNonceStore
+from runtime.signing import sign
 from tests.bus.helpers import CountingHandler
 
 pytestmark = pytest.mark.redis

@@ -12,17 +12,17 @@ import pytest
 
 from messages.codec import FIELD, encode
 from messages.envelope import seeded_ids, wrap
-from messages.keys import Keys
 from messages.money import parse_usd
 from messages.schema import BetFailed, BetRefused, BetSettled, Multiplier, PlaceBet
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import command_client
-from supervisor.journal import read_journal
-from supervisor.keyring import generate_key
+from runtime.atomic import AtomicSteps
+from runtime.bus import command_client
+from runtime.journal import read_journal
+from runtime.keyring import generate_key
+from runtime.keys import Keys
+from runtime.signing import sign
+from sandbox.runner import start_sandbox
 from supervisor.paper import open_paper_casino_agent
 from supervisor.processes import spawn_worker
-from supervisor.signing import sign
-from venue.sandbox.runner import start_sandbox
 
 pytestmark = pytest.mark.redis
 

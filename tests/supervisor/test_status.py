@@ -16,8 +16,8 @@ from messages.codec import FIELD, decode
 from messages.envelope import seeded_ids, wrap
 from messages.money import parse_usd
 from messages.schema import BetRefused, BetSettled, RiskStateChanged
-from supervisor.atomic import AtomicSteps
-from supervisor.clock import ManualClock
+from runtime.atomic import AtomicSteps
+from runtime.clock import ManualClock
 from supervisor.status import collect_status, escrows_key, positions_key
 from supervisor.status_view import add_status_arguments, render_status, status_main
 from supervisor.watch import add_watch_arguments, watch_main

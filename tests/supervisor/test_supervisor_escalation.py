@@ -14,9 +14,9 @@ from actors.ledger import read_risk
 from messages.envelope import seeded_ids
 from messages.money import parse_usd
 from messages.schema import RiskStateChanged
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import command_client
-from supervisor.journal import read_journal
+from runtime.atomic import AtomicSteps
+from runtime.bus import command_client
+from runtime.journal import read_journal
 from supervisor.supervise import Supervisor, SupervisorConfig
 
 pytestmark = pytest.mark.redis

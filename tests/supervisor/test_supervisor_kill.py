@@ -15,16 +15,16 @@ from messages.codec import FIELD, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import parse_usd
 from messages.schema import BetFailed, BetRefused, BetSettled, CommandRejected, Multiplier, PlaceBet
-from supervisor.atomic import AtomicSteps
-from supervisor.bus import command_client
-from supervisor.journal import read_journal
-from supervisor.keyring import generate_key
+from runtime.atomic import AtomicSteps
+from runtime.bus import command_client
+from runtime.journal import read_journal
+from runtime.keyring import generate_key
+from runtime.signing import sign
+from sandbox.runner import start_sandbox
 from supervisor.paper import open_paper_casino_agent
-from supervisor.signing import sign
 from supervisor.supervise import Supervisor, SupervisorConfig
 from venue.client import SandboxAdmin
 from venue.client.casino import CasinoClient
-from venue.sandbox.runner import start_sandbox
 
 pytestmark = pytest.mark.redis
 

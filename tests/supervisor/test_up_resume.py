@@ -13,9 +13,9 @@ import time
 import pytest
 
 from actors.ledger import read_ledger
-from messages.keys import Keys
+from runtime.journal import read_journal
+from runtime.keys import Keys
 from supervisor.deployment import load_keyring
-from supervisor.journal import read_journal
 
 pytestmark = pytest.mark.redis
 
@@ -102,8 +102,8 @@ def test_up_stops_cleanly_and_resumes(tmp_path, redis_url, prefix, rclient):
 ])
 def test_bad_commands_are_refused_at_the_cli_in_one_line_and_nothing_is_sent(tmp_path, redis_url, prefix, rclient, argv,
                                                                              words):
+    from runtime.keyring import generate_key
     from supervisor.deployment import record_deployment
-    from supervisor.keyring import generate_key
 
     keys = Keys(prefix, 8)
     record_deployment(rclient, keys, {"casino": "http://127.0.0.1:9"}, "paper")

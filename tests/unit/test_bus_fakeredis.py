@@ -7,10 +7,10 @@ import pytest
 from actors.ledger import read_ledger, read_risk
 from messages.codec import FIELD, encode
 from messages.envelope import seeded_ids, wrap
-from messages.keys import Keys
 from messages.schema import BalancesChanged
-from supervisor.bus import HandlerRejected, StreamBus
-from supervisor.journal import group_caught_up
+from runtime.bus import HandlerRejected, StreamBus
+from runtime.journal import group_caught_up
+from runtime.keys import Keys
 
 KEYS = Keys("u", 4)
 AGENT = "ag-u"

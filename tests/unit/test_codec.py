@@ -1,12 +1,13 @@
 import msgspec
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from messages.codec import decode, decode_entry, encode
 from messages.envelope import seeded_ids, wrap
 from messages.errors import MessageDecodeError
-from messages.keys import Keys, shard_of
 from messages.schema import BetRefused, CoinFlip, Dice, Multiplier, PlaceBet
+from runtime.keys import Keys, shard_of
 
 
 def envelope(**kw):

@@ -1,7 +1,8 @@
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from actors.casino_odds import true_odds
 from actors.kelly import KellyInputError, kelly_stake

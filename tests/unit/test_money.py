@@ -1,7 +1,8 @@
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from messages.errors import MoneyError
 from messages.money import MAX_MICROS, floor_to_cent, format_usd, parse_usd, to_decimal, usd_from_venue

@@ -10,7 +10,7 @@ import time
 
 WAITER = textwrap.dedent("""
     import sys, threading
-    from supervisor.signals import stop_on_signals
+    from runtime.signals import stop_on_signals
     stop = threading.Event()
     stop_on_signals(stop)
     print("ready", flush=True)

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from sandbox import ManualClock, SandboxHandle, start_sandbox
 from venue.client import CasinoClient, SandboxAdmin
-from venue.sandbox import ManualClock, SandboxHandle, start_sandbox
 
 FAST = {"backoff_s": 0.001, "max_backoff_s": 0.01}
 """Client options for tests: retries without real waiting."""

@@ -263,7 +263,7 @@ def test_provably_fair_roll_recomputes(sandbox, funded_agent):
 
 
 def test_server_seed_rotates_every_1000_bets(fresh_sandbox, funded_agent):
-    from venue.sandbox.casino import SEED_ROTATION
+    from sandbox.casino import SEED_ROTATION
 
     agent = funded_agent(fresh_sandbox, 10)
     store = fresh_sandbox.ctx.store

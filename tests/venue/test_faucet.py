@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from sandbox.faucet import claim
 from venue.client import FaucetClient, SandboxAdmin
 from venue.errors import VenueRejected
-from venue.sandbox.faucet import claim
 
 HTTP = httpx.Client(timeout=10)
 """One pooled client for raw calls (a fresh client per call costs a TLS context)."""
@@ -53,7 +53,7 @@ def test_has_deposits_and_a_fresh_claim(fresh_sandbox, funded_agent):
 
 
 def test_claim_function_refuses_unknown_ids(fresh_sandbox):
-    from venue.sandbox.runner import ApiError
+    from sandbox.runner import ApiError
 
     with pytest.raises(ApiError) as info:
         claim(fresh_sandbox.ctx, 42, None, ip="x")

@@ -12,11 +12,11 @@ import threading
 import httpx
 import pytest
 
+from sandbox import SERVICE_FACTORIES, FaultConfig, ManualClock, SystemClock, start_sandbox
+from sandbox.clock import iso
+from sandbox.runner import SandboxContext, build_services
+from sandbox.store import Store
 from venue.client import CasinoClient, SandboxAdmin
-from venue.sandbox import SERVICE_FACTORIES, FaultConfig, ManualClock, SystemClock, start_sandbox
-from venue.sandbox.clock import iso
-from venue.sandbox.runner import SandboxContext, build_services
-from venue.sandbox.store import Store
 
 HTTP = httpx.Client(timeout=10)
 """One pooled client for raw calls (a fresh client per call costs a TLS context)."""
@@ -57,9 +57,9 @@ def test_missing_service_modules_are_skipped(tmp_path, monkeypatch):
 
 
 def _lazy_missing():
-    from venue.sandbox.runner import _lazy
+    from sandbox.runner import _lazy
 
-    return _lazy("venue.sandbox.does_not_exist")
+    return _lazy("sandbox.does_not_exist")
 
 
 def test_a_service_is_added_by_one_registry_line(tmp_path, monkeypatch):
@@ -221,7 +221,7 @@ def test_fault_config_validation():
 
 def test_cli_prints_one_json_line_and_exits_cleanly_on_sigterm(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from venue.sandbox.runner import main; sys.exit(main(sys.argv[1:]))",
+        [sys.executable, "-c", "import sys; from sandbox.runner import main; sys.exit(main(sys.argv[1:]))",
          "--seed", "4", "--state", str(tmp_path / "cli.sqlite"), "--error-rate", "0.0", "--latency-ms", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -240,7 +240,7 @@ def test_cli_prints_one_json_line_and_exits_cleanly_on_sigterm(tmp_path):
 
 
 def test_cli_rejects_bad_fault_settings(capsys):
-    from venue.sandbox.runner import main
+    from sandbox.runner import main
 
     assert main(["--error-rate", "0.7", "--drop-rate", "0.7"]) == 2
     assert "must not exceed" in capsys.readouterr().err

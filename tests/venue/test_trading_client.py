@@ -9,11 +9,11 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from sandbox import ManualClock, start_sandbox
 from venue.client import SandboxAdmin
 from venue.client.trading import TradingClient
 from venue.client.trading_types import OpenedPosition, Position, PositionList
 from venue.errors import VenueNotApplied, VenueRejected, VenueUnavailable
-from venue.sandbox import ManualClock, start_sandbox
 
 MICRO = 1_000_000
 HTTP = httpx.Client(timeout=10.0)

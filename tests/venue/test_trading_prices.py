@@ -7,8 +7,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from venue.sandbox.prices import MARKETS, SPOT_ASSETS, PriceBook, resolve_market
-from venue.sandbox.trading import exit_fires, fee_split, liquidation_price, limit_fills, pnl_of
+from sandbox.prices import MARKETS, SPOT_ASSETS, PriceBook, resolve_market
+from sandbox.trading import exit_fires, fee_split, limit_fills, liquidation_price, pnl_of
 
 MICRO = 1_000_000
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from venue.sandbox import ManualClock, start_sandbox
-from venue.sandbox.trading import fee_split
+from sandbox import ManualClock, start_sandbox
+from sandbox.trading import fee_split
 
 V1 = "/v1"
 MICRO = 1_000_000

@@ -8,11 +8,11 @@ import logging
 import httpx
 import pytest
 
+from sandbox import ManualClock, start_sandbox
 from venue.client import SandboxAdmin
 from venue.client.wallet import WalletClient
 from venue.client.wallet_types import CreatedWallet, from_base_units, to_base_units
 from venue.errors import VenueNotApplied, VenueRejected, VenueUnavailable
-from venue.sandbox import ManualClock, start_sandbox
 
 MICRO = 1_000_000
 HTTP = httpx.Client(timeout=10.0)

@@ -9,7 +9,7 @@ import os
 import httpx
 import pytest
 
-from venue.sandbox import ManualClock, start_sandbox
+from sandbox import ManualClock, start_sandbox
 
 V1 = "/v1"
 HTTP = httpx.Client(timeout=10.0)

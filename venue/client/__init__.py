@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import msgspec
 
-from venue.wire import to_venue_amount
 from venue.client.base import DEFAULT_TIMEOUT_S, Secret, ServiceClient, UsdMicros
 from venue.client.casino import CasinoClient
 from venue.client.escrow import EscrowClient
 from venue.client.faucet import FaucetClient
+from venue.wire import to_venue_amount
 
 SANDBOX_SERVICES = ("casino", "escrow", "faucet", "trading", "wallet")
 

@@ -17,7 +17,6 @@ import msgspec
 
 from messages.errors import MoneyError
 from messages.money import usd_from_venue
-from venue.wire import to_venue_amount
 from venue.client.base import DEFAULT_TIMEOUT_S, ServiceClient, UsdMicros
 from venue.client.types import (
     BatchResult,
@@ -43,6 +42,7 @@ from venue.client.types import (
     WithdrawResult,
 )
 from venue.errors import VenueNotApplied, VenueRateLimited, VenueRejected, VenueUnavailable
+from venue.wire import to_venue_amount
 
 API = "/api/v1"
 

@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 
 from messages.errors import MoneyError
 from messages.money import MICRO
-from venue.wire import to_venue_amount
 from venue.client.base import Secret, ServiceClient
 from venue.client.trading_types import (
     CloseAllResult,
@@ -50,6 +49,7 @@ from venue.client.trading_types import (
     TradingRegistration,
 )
 from venue.errors import VenueNotApplied, VenueRejected, VenueUnavailable
+from venue.wire import to_venue_amount
 
 T = TypeVar("T")
 

@@ -19,10 +19,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from venue.sandbox.clock import Clock, iso
-from venue.sandbox.faults import FaultConfig, is_admin_path
-from venue.sandbox.runner import ApiError, SandboxContext, amount_from_wire, not_found_handlers, read_json
-from venue.sandbox.store import Store
+from sandbox.clock import Clock, iso
+from sandbox.faults import FaultConfig, is_admin_path
+from sandbox.runner import ApiError, SandboxContext, amount_from_wire, not_found_handlers, read_json
+from sandbox.store import Store
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sandbox_idempotency (
@@ -134,7 +134,7 @@ def create_admin_app(ctx: SandboxContext, services: list[str], idem: Idempotency
             raise ApiError(400, "invalid_ms", "give ms and/or hours as non-negative numbers")
         ctx.clock.advance(total)
         if "escrow" in services:
-            from venue.sandbox.escrow import run_timeouts
+            from sandbox.escrow import run_timeouts
 
             run_timeouts(ctx)
         return await get_clock(request)
@@ -151,7 +151,7 @@ def create_admin_app(ctx: SandboxContext, services: list[str], idem: Idempotency
     async def casino_credit(request: Request) -> JSONResponse:
         if "casino" not in services:
             raise ApiError(404, "not_found", "casino is not running")
-        from venue.sandbox.casino import credit_deposit
+        from sandbox.casino import credit_deposit
 
         body = await read_json(request, strict=True)
         amount = amount_from_wire(body.get("amount"), allow_string=True)
@@ -165,7 +165,7 @@ def create_admin_app(ctx: SandboxContext, services: list[str], idem: Idempotency
     async def escrow_timeouts(request: Request) -> JSONResponse:
         if "escrow" not in services:
             raise ApiError(404, "not_found", "escrow is not running")
-        from venue.sandbox.escrow import run_timeouts
+        from sandbox.escrow import run_timeouts
 
         return JSONResponse({"refunded": run_timeouts(ctx)})
 

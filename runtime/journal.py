@@ -9,7 +9,7 @@ import redis
 
 from messages.codec import FIELD, decode
 from messages.envelope import Envelope
-from messages.keys import Keys
+from runtime.keys import Keys
 
 
 def read_journal(client: redis.Redis, keys: Keys, agent: str) -> list[Envelope]:

@@ -12,9 +12,9 @@ from typing import Callable, Iterable
 
 from messages.codec import decode_entry
 from messages.errors import MessageDecodeError
-from messages.keys import Keys
 from messages.schema import RiskControl
-from supervisor.bus import blocking_client
+from runtime.bus import blocking_client
+from runtime.keys import Keys
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-from supervisor.clock import ManualClock
+from runtime.clock import ManualClock
 
 
 @runtime_checkable

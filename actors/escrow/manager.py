@@ -8,13 +8,13 @@ creations in flight), so a restarted actor knows every open escrow.
   through the fence with breaker 7 as the cap; check the reserve's money is at the casino; write
   the intent; create at the venue (tagged with the message id); one commit locks the amount,
   stores the escrow, journals, tells RiskGuard and acks. A redelivered command whose intent
-  exists looks the escrow up before ever creating a second one (`actors.escrow_recovery`).
+  exists looks the escrow up before ever creating a second one (`actors.escrow.recovery`).
 - ReleaseEscrow / DisputeEscrow: call the venue, then commit; after a lost answer the venue's
   409 and a GET show what happened, and that is what is committed.
 - SyncEscrows: GET every open escrow and commit what changed at the venue (released elsewhere,
   refunded by timeout, disputed by the counterparty), all in one commit.
 
-How each step moves the money is in `actors.escrow_money`.
+How each step moves the money is in `actors.escrow.money`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import msgspec
 import pykka
 
 from actors.base import TreasuryActor
-from actors.escrow_money import LedgerMove, lock_cap, on_created, on_failed, on_refunded, on_released, to_reserve
-from actors.escrow_recovery import CreationUnresolved, find_or_prove_absent, ledger_head
-from actors.escrow_store import (
+from actors.escrow.money import LedgerMove, lock_cap, on_created, on_failed, on_refunded, on_released, to_reserve
+from actors.escrow.recovery import CreationUnresolved, find_or_prove_absent, ledger_head
+from actors.escrow.store import (
     RELEASABLE,
     CreatingIntent,
     EscrowRecord,
@@ -40,7 +40,7 @@ from actors.escrow_store import (
     load_intents,
     open_escrows,
 )
-from actors.escrow_venue import EscrowVenue, VenueFor, escrow_venue_factory
+from actors.escrow.venue import EscrowVenue, VenueFor, escrow_venue_factory
 from actors.ledger import read_ledger, read_risk
 from actors.policy.breakers import escrow_lock
 from actors.policy.buckets import DEFAULT_POLICY, Policy, usd
@@ -60,11 +60,10 @@ from messages.escrow_msgs import (
     ReleaseEscrow,
     SyncEscrows,
 )
-
 from messages.schema import BalancesChanged
-from supervisor.atomic import AtomicSteps, Commit
-from supervisor.bus import Delivery, HandlerRejected
-from supervisor.clock import Clock
+from runtime.atomic import AtomicSteps, Commit
+from runtime.bus import Delivery, HandlerRejected
+from runtime.clock import Clock
 from venue.client.escrow import tag_description
 from venue.client.types import Escrow as VenueEscrowView
 from venue.client.types import EscrowCreated as VenueEscrow

@@ -35,8 +35,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from messages.money import CENT, MICRO
-from venue.sandbox.clock import iso
-from venue.sandbox.runner import (
+from sandbox.clock import iso
+from sandbox.runner import (
     ApiError,
     SandboxContext,
     amount_from_wire,
@@ -566,7 +566,7 @@ class Casino:
         if agent is None:
             raise ApiError(401, "unauthorized", "Valid API key required (Authorization: Bearer sk_live_...)")
         if "escrow" in self.ctx.urls:
-            from venue.sandbox.escrow import run_timeouts
+            from sandbox.escrow import run_timeouts
 
             if run_timeouts(self.ctx):
                 agent = get_agent(self.store, agent["id"])
@@ -597,7 +597,7 @@ class Casino:
                 conn.execute("INSERT INTO casino_referrals(referrer_id, referred_id, created_ms) VALUES (?, ?, ?)",
                              (referrer, agent_id, now))
         if "faucet" in ctx.urls:
-            from venue.sandbox.faucet import claim
+            from sandbox.faucet import claim
 
             try:  # fire and forget, as the real registration does
                 claim(ctx, agent_id, None, ip="casino")

@@ -13,8 +13,8 @@ from typing import Callable
 
 import redis
 
-from messages.keys import Keys
-from supervisor.bus import HandlerRejected
+from runtime.bus import HandlerRejected
+from runtime.keys import Keys
 from venue.client.casino import CasinoClient
 from venue.client.escrow import EscrowClient
 

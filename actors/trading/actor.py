@@ -2,7 +2,7 @@
 settles perpetual positions.
 
 One actor serves every agent of its worker's shards (state lives in Redis). An order goes: size
-with Kelly and check every rule (`actors.trading_sizing`) → write its plan → reserve margin plus
+with Kelly and check every rule (`actors.trading.sizing`) → write its plan → reserve margin plus
 the fee allowance through the fence (refused once PAUSED/HALTED or `halt:trading` is committed) →
 open at the venue, exactly once, with the message id as idempotency key → place the stop-loss and
 take-profit at absolute prices from the fill → one commit: the reservation becomes posted margin
@@ -28,10 +28,11 @@ from typing import Callable
 import msgspec
 import pykka
 
+from actors.base import TreasuryActor
 from actors.ledger import read_ledger, read_risk
 from actors.policy.buckets import DEFAULT_POLICY, Policy
 from actors.policy.trading_rules import stop_prices
-from actors.trading_book import (
+from actors.trading.book import (
     OrderPlan,
     PositionRecord,
     Trail,
@@ -43,11 +44,8 @@ from actors.trading_book import (
     read_positions,
     settled_amount,
 )
-from actors.trading_sizing import Refusal, VenueFacts, plan_order
-from actors.base import TreasuryActor
-from messages.keys import Keys
-from actors.transfers import handle_transfer
-from actors.trading_venue import (
+from actors.trading.sizing import Refusal, VenueFacts, plan_order
+from actors.trading.venue import (
     GONE_CODES,
     Settlement,
     close_position,
@@ -60,8 +58,8 @@ from actors.trading_venue import (
     resolve_gone,
     trading_client_factory,
 )
+from actors.transfers import handle_transfer
 from messages.envelope import Envelope, IdFactory, wrap
-
 from messages.schema import BalancesChanged
 from messages.trading_msgs import (
     CheckExits,
@@ -75,9 +73,10 @@ from messages.trading_msgs import (
     StopMoved,
     TradeSizing,
 )
-from supervisor.atomic import AtomicSteps, Commit
-from supervisor.bus import Delivery, HandlerRejected
-from supervisor.clock import Clock
+from runtime.atomic import AtomicSteps, Commit
+from runtime.bus import Delivery, HandlerRejected
+from runtime.clock import Clock
+from runtime.keys import Keys
 from venue.client.trading import TradingClient
 from venue.client.trading_types import ClosedPosition, OpenedPosition, Position
 from venue.errors import VenueRejected

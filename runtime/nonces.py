@@ -19,7 +19,7 @@ import heapq
 import threading
 from typing import Protocol, runtime_checkable
 
-from messages.keys import DEFAULT_SHARDS, shard_of
+from runtime.keys import DEFAULT_SHARDS, shard_of
 
 DEFAULT_GRACE_MS = 30_000
 

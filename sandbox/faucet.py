@@ -16,9 +16,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from messages.money import MICRO
-from venue.sandbox import casino
-from venue.sandbox.clock import iso
-from venue.sandbox.runner import ApiError, SandboxContext, make_service_app, read_json, reply, wire
+from sandbox import casino
+from sandbox.clock import iso
+from sandbox.runner import ApiError, SandboxContext, make_service_app, read_json, reply, wire
 
 SERVICE = "faucet"
 CLAIM_AMOUNT = 1 * MICRO

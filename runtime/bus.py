@@ -29,10 +29,10 @@ import redis
 from messages.codec import FIELD, decode_entry, encode
 from messages.envelope import Envelope, IdFactory, random_ids, wrap
 from messages.errors import MessageDecodeError, TreasuryError
-from messages.keys import Keys
 from messages.schema import CommandRejected
-from supervisor.clock import Clock, SystemClock
-from supervisor.signing import CommandAuthError
+from runtime.clock import Clock, SystemClock
+from runtime.keys import Keys
+from runtime.signing import CommandAuthError
 
 log = logging.getLogger(__name__)
 

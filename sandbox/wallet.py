@@ -51,9 +51,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from messages.money import MICRO
-from venue.sandbox.clock import iso
-from venue.sandbox.prices import SPOT_ASSETS, PriceBook
-from venue.sandbox.runner import ApiError, SandboxContext, bearer, make_service_app, read_json, reply, wire_cents
+from sandbox.clock import iso
+from sandbox.prices import SPOT_ASSETS, PriceBook
+from sandbox.runner import ApiError, SandboxContext, bearer, make_service_app, read_json, reply, wire_cents
 
 log = logging.getLogger(__name__)
 
@@ -723,14 +723,14 @@ class WalletSandbox:
     def _deliver(self, row: Any) -> str:
         ref = self.store.scalar("SELECT tx_hash FROM wallet_transfers WHERE seq = ?", (row["transfer_seq"],))
         if row["service"] == "trading":
-            from venue.sandbox.trading import credit_deposit_address
+            from sandbox.trading import credit_deposit_address
 
             agent_id = credit_deposit_address(self.ctx, row["address"], row["micros"], ref=ref)
             if agent_id is None:
                 raise LookupError("no trading agent at that address")
             return agent_id
         if row["service"] == "casino":
-            from venue.sandbox.casino import credit_deposit
+            from sandbox.casino import credit_deposit
 
             if not row["agent_id"]:
                 raise LookupError("casino route without agent_id")

@@ -24,11 +24,10 @@ first, and the first covered everything since the head.
 
 from __future__ import annotations
 
+from actors.escrow.store import CreatingIntent
 from venue.client.casino import CasinoClient
 from venue.client.escrow import EscrowClient
 from venue.client.types import EscrowCreated as VenueEscrow
-
-from actors.escrow_store import CreatingIntent
 
 LEDGER_WINDOW = 50
 """How many entries `GET /auth/ledger` returns (newest first)."""

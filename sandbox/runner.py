@@ -45,11 +45,11 @@ from starlette.routing import BaseRoute, Mount
 
 from messages.errors import MoneyError
 from messages.money import CENT, usd_from_venue
+from runtime.signals import stop_on_signals
+from sandbox.clock import Clock, SystemClock
+from sandbox.faults import FaultConfig, FaultInjector, FaultMiddleware
+from sandbox.store import Store
 from venue.wire import to_venue_amount
-from supervisor.signals import stop_on_signals
-from venue.sandbox.clock import Clock, SystemClock
-from venue.sandbox.faults import FaultConfig, FaultInjector, FaultMiddleware
-from venue.sandbox.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -228,11 +228,11 @@ def _lazy(module: str) -> ServiceFactory:
 
 
 SERVICE_FACTORIES: dict[str, ServiceFactory] = {
-    "casino": _lazy("venue.sandbox.casino"),
-    "escrow": _lazy("venue.sandbox.escrow"),
-    "faucet": _lazy("venue.sandbox.faucet"),
-    "trading": _lazy("venue.sandbox.trading"),
-    "wallet": _lazy("venue.sandbox.wallet"),
+    "casino": _lazy("sandbox.casino"),
+    "escrow": _lazy("sandbox.escrow"),
+    "faucet": _lazy("sandbox.faucet"),
+    "trading": _lazy("sandbox.trading"),
+    "wallet": _lazy("sandbox.wallet"),
 }
 
 
@@ -253,7 +253,7 @@ def build_services(ctx: SandboxContext) -> dict[str, Starlette]:
 
 def build_app(ctx: SandboxContext, apps: dict[str, Starlette]) -> Any:
     """The ASGI app of the whole sandbox: services, admin routes, Idempotency-Key log, faults."""
-    from venue.sandbox.admin import IdempotencyLog, IdempotencyRecorder, create_admin_app
+    from sandbox.admin import IdempotencyLog, IdempotencyRecorder, create_admin_app
 
     idem_log = IdempotencyLog(ctx.store, ctx.clock)
     routes = [Mount(f"/{name}", app=app) for name, app in apps.items()]

@@ -22,8 +22,8 @@ import msgspec
 
 from actors.policy.buckets import share_ceil
 from actors.policy.trading_rules import TrailingStop
-from messages.keys import Keys
 from messages.trading_msgs import TradeSizing
+from runtime.keys import Keys
 
 FEE_ALLOWANCE_BP = 10
 """Reserved on top of the margin for the opening fee: the venue charges 5.5 bp of the notional

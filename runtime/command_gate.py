@@ -15,10 +15,10 @@ signature is verified like any command.
 from __future__ import annotations
 
 from messages.envelope import Envelope
-from supervisor.clock import Clock
-from supervisor.keyring import Keyring
-from supervisor.nonces import NonceStore
-from supervisor.signing import verify
+from runtime.clock import Clock
+from runtime.keyring import Keyring
+from runtime.nonces import NonceStore
+from runtime.signing import verify
 
 INTERNAL_POKES = frozenset({
     "BalancesChanged", "Rebalance", "RebalanceTick", "CheckExits", "SyncEscrows", "SweepReferrals",

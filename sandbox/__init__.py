@@ -6,9 +6,9 @@ random is derived from one seed. `/_sandbox/*` is the harness's own side door (d
 faults, Idempotency-Key log) and does not exist on the real services.
 """
 
-from venue.sandbox.clock import Clock, ManualClock, SystemClock
-from venue.sandbox.faults import FaultConfig
-from venue.sandbox.runner import SERVICE_FACTORIES, SandboxContext, SandboxHandle, main, start_sandbox
+from sandbox.clock import Clock, ManualClock, SystemClock
+from sandbox.faults import FaultConfig
+from sandbox.runner import SERVICE_FACTORIES, SandboxContext, SandboxHandle, main, start_sandbox
 
 __all__ = [
     "SERVICE_FACTORIES",

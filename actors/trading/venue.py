@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Callable, Iterable
 
-from actors.trading_book import OrderPlan, PositionRecord
-from messages.keys import Keys
+from actors.trading.book import OrderPlan, PositionRecord
 from messages.money import CENT, MICRO
-from supervisor.bus import HandlerRejected
+from runtime.bus import HandlerRejected
+from runtime.keys import Keys
 from venue.client.trading import TradingClient
 from venue.client.trading_types import ClosedPosition, ExitExecution, Position
 from venue.errors import VenueRejected

@@ -24,9 +24,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from messages.money import MICRO
-from venue.sandbox import casino
-from venue.sandbox.clock import iso
-from venue.sandbox.runner import (
+from sandbox import casino
+from sandbox.clock import iso
+from sandbox.runner import (
     ApiError,
     SandboxContext,
     amount_from_wire,

@@ -15,7 +15,7 @@ import redis
 
 from messages.codec import FIELD, encode
 from messages.envelope import Envelope
-from messages.keys import Keys
+from runtime.keys import Keys
 
 APPLIED_RETENTION_MS = 7 * 24 * 3600 * 1000
 """How long a message id is remembered for de-duplication (longer than any redelivery)."""
@@ -25,7 +25,7 @@ JOURNAL_MAXLEN = 0
 
 
 def _script(name: str) -> str:
-    return resources.files("supervisor").joinpath("lua", name).read_text()
+    return resources.files("runtime").joinpath("lua", name).read_text()
 
 
 @dataclass

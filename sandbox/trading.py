@@ -51,9 +51,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from messages.money import MICRO
-from venue.sandbox.clock import iso
-from venue.sandbox.prices import MARKETS, Market, PriceBook, resolve_market
-from venue.sandbox.runner import (
+from sandbox.clock import iso
+from sandbox.prices import MARKETS, Market, PriceBook, resolve_market
+from sandbox.runner import (
     ApiError,
     SandboxContext,
     amount_from_wire,

@@ -17,7 +17,7 @@ import msgspec
 from actors.kelly import KellyInputError
 from actors.policy.buckets import DEFAULT_POLICY, Policy, PolicyError, share_ceil, usd
 from actors.policy.trading_rules import size_trade, stop_prices, validate_order
-from actors.trading_book import fee_allowance
+from actors.trading.book import fee_allowance
 from messages.money import MICRO, floor_to_cent
 from messages.trading_msgs import OpenPosition, TradeSizing
 

@@ -34,8 +34,8 @@ import msgspec
 from messages.envelope import Envelope
 from messages.errors import ConfigError, TreasuryError
 from messages.schema import Message, SetRisk
-from supervisor.keyring import KEY_ID_RE, SCOPES, Keyring, Scope, SigningKey, scope_covers, scope_rank
-from supervisor.nonces import NonceStore
+from runtime.keyring import KEY_ID_RE, SCOPES, Keyring, Scope, SigningKey, scope_covers, scope_rank
+from runtime.nonces import NonceStore
 
 VERSION = "v1"
 DOMAIN = b"agent-treasury/command/v1\n"

@@ -10,7 +10,7 @@ or a refund moves the record to `escrows_closed`, the history.
 A second hash, `escrow_creating` (message id → intent), is the write-ahead note of a creation in
 flight: written before the venue is called, removed by the commit that settles the creation. A
 redelivered CreateEscrow that finds its intent knows the venue may already hold the escrow and
-must look it up before ever creating a second one (`actors.escrow_recovery`).
+must look it up before ever creating a second one (`actors.escrow.recovery`).
 
 Records are JSON (readable with redis-cli when something has to be untangled by hand); every
 amount in them is integer micro-USD. Writes go through `Commit.hset` / `hdel` only.
@@ -22,7 +22,7 @@ import msgspec
 import redis
 
 from messages.escrow_msgs import EscrowStatus
-from messages.keys import Keys
+from runtime.keys import Keys
 
 OPEN_STATUSES: frozenset[str] = frozenset({"funded", "completed", "disputed"})
 """Statuses whose money is still locked: a sync looks these up at the venue. A disputed escrow
@@ -66,7 +66,7 @@ class CreatingIntent(msgspec.Struct, frozen=True, kw_only=True):
 
     `ledger_head` is the id of the newest casino ledger entry seen just before the call ("" when
     the ledger was empty): if the escrow was created, its debit is newer than that entry, which
-    is what lets a lookup prove that it was NOT created (see `actors.escrow_recovery`).
+    is what lets a lookup prove that it was NOT created (see `actors.escrow.recovery`).
     """
 
     amount: int
