@@ -45,9 +45,12 @@ from actors.policy.drift import (
     plan_rebalance,
     schedule_due,
 )
+from actors.silo.planning import assign_legs
+from actors.silo.records import HeldLeg, encode_legs, intents_key, xfer_key
 from actors.transfers import LegFacts, open_leg, read_leg, saga_key
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.schema import BUCKETS
+from messages.silo_msgs import ExecuteSiloTransfers, MoveFunds
 from messages.treasury_msgs import (
     CompensateLeg,
     CreditLeg,
@@ -286,12 +289,15 @@ class Rebalancer(TreasuryActor):
     role = "rebalancer"
 
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory, *, policy: Policy = DEFAULT_POLICY,
-                 stall_ms: int = STALL_MS, max_resends: int = MAX_RESENDS, hold_physical: bool = True):
+                 stall_ms: int = STALL_MS, max_resends: int = MAX_RESENDS, hold_physical: bool = True,
+                 execute_silos: bool = True):
         super().__init__(steps, clock, new_id)
         self.policy = policy
         self.stall_ms = stall_ms
         self.max_resends = max_resends
         self.hold_physical = hold_physical
+        self.execute_silos = execute_silos
+        """Poke the `silo` role when a saga leaves physical transfers (it makes them)."""
 
     def handle(self, delivery: Delivery) -> None:
         body = delivery.envelope.body
@@ -303,6 +309,8 @@ class Rebalancer(TreasuryActor):
             return self._run(delivery, lambda c, now: self.tick(c, delivery.envelope, now))
         if isinstance(body, LEG_ANSWERS):
             return self._run(delivery, lambda c, now: self.answer(c, delivery.envelope, body.saga, now))
+        if isinstance(body, MoveFunds):
+            return self._run(delivery, lambda c, now: self.operator_move(c, delivery.envelope, body, now))
         if MoveReferralIncome is not None and isinstance(body, MoveReferralIncome):
             return self._run(delivery, lambda c, now: self.move_income(c, delivery.envelope, body, now))
         if PositionsClosedAll is not None and isinstance(body, PositionsClosedAll):
@@ -388,6 +396,22 @@ class Rebalancer(TreasuryActor):
             return self._skip(commit, env, trigger, "no readable risk state for this agent: no move (fail closed)")
         self._begin_moves(commit, env, self.new_id(), trigger, reason, moves, ledger, risk, state, first=True,
                           min_move=1, origins=origins)
+
+    def operator_move(self, commit: Commit, env: Envelope, cmd: MoveFunds, now: int) -> None:
+        """An operator's `MoveFunds`: the same saga as a rebalance move (fence, legs, and the
+        physical transfer when the buckets live in different silos). Answered in the journal by
+        `RebalancePlanned` then its outcome, or `RebalanceSkipped` with why."""
+        if cmd.source == cmd.dest:
+            raise HandlerRejected(f"a move from {cmd.source} to itself moves nothing")
+        ledger = read_ledger(self.client, self.keys, env.agent)
+        if not ledger.known():
+            raise HandlerRejected(f"agent {env.agent} has no ledger")
+        active = self._active(env.agent)
+        if active:
+            return self._skip(commit, env, "operator_move", f"saga {active} is still running: move again once it ends")
+        reason = f"operator move: {cmd.reason}"
+        self.explicit(commit, env, "operator_move", reason, [Move(cmd.source, cmd.dest, cmd.amount, reason)], None,
+                      ledger, now)
 
     def set_policy(self, commit: Commit, env: Envelope, cmd: SetPolicy) -> None:
         """Validate the whole resulting policy, then store the changed settings; or refuse, with why."""
@@ -628,12 +652,33 @@ class Rebalancer(TreasuryActor):
             if facts is not None and facts.settled == "credit":
                 done.append(Move(source, dest, amount, record.get("reason", "")))
                 origins.append(origin)
-        for n, (src, dst, amount) in enumerate(silo_plan(done, origins)[1]):
+        transfers = silo_plan(done, origins)[1]
+        carried = assign_legs(self._held_legs(agent, saga, record), transfers, HOME_SILO)
+        for n, ((src, dst, amount), legs) in enumerate(zip(transfers, carried)):
             intent = PhysicalTransferIntended(saga=saga, from_silo=src, to_silo=dst, amount=amount,
                                               route=ROUTES[(src, dst)], reason=record.get("reason", ""))
-            commit.hset(self.keys._k(k.shard(agent), "silo_intents", agent), f"{saga}:{n}", f"{src}|{dst}|{amount}|pending")
+            tid = f"{saga}:{n}"
+            xkey = xfer_key(k, agent, tid)
+            for fld, value in (("saga", saga), ("from_silo", src), ("to_silo", dst), ("amount", amount),
+                               ("route", ROUTES[(src, dst)]), ("legs", encode_legs(legs)), ("state", "pending"),
+                               ("hop", 0), ("attempts", 0), ("created_ms", self.clock.now_ms()),
+                               ("reason", record.get("reason", ""))):
+                commit.hset(xkey, fld, value)
+            commit.hset(intents_key(k, agent), tid, f"{src}|{dst}|{amount}|pending")
             commit.emit(k.events(agent), self._wrap(intent, env))
+        if transfers and self.execute_silos:
+            commit.emit(k.agent_commands(agent, "silo"),
+                        self._wrap(ExecuteSiloTransfers(reason=f"saga {saga} left {len(transfers)} transfer(s)"), env))
         log.info("rebalancer %s: saga %s %s", agent, saga, state)
+
+    def _held_legs(self, agent: str, saga: str, record: dict) -> list[HeldLeg]:
+        """The credited legs of the saga whose held part still waits for a deposit, in plan order."""
+        out = []
+        for i, (source, dest, _amount, _hold, _origin) in enumerate(_decode_moves(record.get("moves", ""))):
+            facts = read_leg(self.client, self.keys, agent, saga, i)
+            if facts is not None and facts.settled == "credit" and facts.landable > 0:
+                out.append(HeldLeg(i, source, dest, facts.landable))
+        return out
 
     # ------------------------------------------------------------------ sending
 

@@ -25,6 +25,7 @@ INTERNAL_POKES = frozenset({
     "DebitLeg", "CreditLeg", "CompensateLeg", "CloseAllPositions",
     "PositionsClosedAll", "FundsDebited", "FundsMoved", "FundsReturned", "TransitLanded", "LegFailed",
     "ReinvestReferrals", "MoveReferralIncome",
+    "ExecuteSiloTransfers", "SiloTick", "Reconcile", "LandHeld", "ReturnHeld", "BookFee", "BookIncome",
 })
 
 
