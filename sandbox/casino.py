@@ -264,6 +264,14 @@ def credit_deposit(ctx: SandboxContext, agent_id: str, micros: int, *, chain: st
             "tx_hash": tx_hash, "status": "credited", "new_balance": wire(after)}
 
 
+def pay_out_onchain(ctx: SandboxContext, address: str, micros: int) -> None:
+    """A completed withdrawal's USDC lands at `address` on the simulated Base chain (the real
+    casino sends it on-chain synchronously), so the wallet silo shows it."""
+    from sandbox.wallet import credit_onchain
+
+    credit_onchain(ctx, "base", address, "USDC", micros)
+
+
 def balance_of(ctx: SandboxContext, agent_id: str) -> int | None:
     """An agent's casino balance in micro-USD (None if unknown): for tests and the harness."""
     value = ctx.store.scalar("SELECT balance FROM casino_agents WHERE id = ?", (agent_id,))
@@ -719,6 +727,7 @@ class Casino:
                          "tx_hash, created_ms, completed_ms) "
                          "VALUES (?, ?, ?, ?, 'base', 'USDC', ?, 'completed', ?, ?, ?)",
                          (withdrawal_id, agent["id"], micros, WITHDRAW_FEE, address, tx_hash, now, now))
+        pay_out_onchain(self.ctx, address, micros)
         return self.ok({"status": "completed", **common, "token": "USDC", "tx_hash": tx_hash,
                         "explorer": f"https://basescan.org/tx/{tx_hash}", "new_balance": wire(after)})
 

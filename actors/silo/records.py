@@ -17,8 +17,8 @@ token fields the bucket actors consume:
 `<prefix>:{S}:silo_intents:<agent>`: transfer id → `from|to|amount|status` (`pending` until it
 left its silo, `sent` while in flight, then `landed` or `returned`): the per-agent index.
 `<prefix>:{S}:silo_income:<agent>`: a venue reference of outside income → its booking token.
-`<prefix>:{S}:silo_seen:<agent>`: venue references already explained (deposits of our transfers,
-income booked, deposits present before watching started).
+`<prefix>:{S}:silo_seen:<agent>` (hash, reference → what explains it): venue references already
+explained (deposits of our transfers, income booked, deposits present before watching started).
 """
 
 from __future__ import annotations

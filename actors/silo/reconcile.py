@@ -1,0 +1,98 @@
+"""Reconciliation: every silo's balance at its venue against what the ledger says it holds there.
+
+Pure arithmetic (`expected_by_silo`, `compare`) plus the read (`reconcile`). The ledger's figure
+for a silo is the whole value of the buckets whose home it is (`rebalancer.HOME_SILO`), corrected
+for silo transfers not finished: money the ledger already counts at the destination but that has
+not left the origin is added back to the origin; money sent and not yet landed is in flight,
+shown separately and counted in neither silo. Reserve money locked in escrow sits at the escrow
+service, in no silo. A balance that cannot be read is `unknown`, never 0. Nothing here changes
+the ledger: a difference is an operator's decision (`AdjustLedger`).
+"""
+
+from __future__ import annotations
+
+from actors.ledger import read_ledger
+from actors.silo.planning import HOPS
+from actors.silo.records import list_transfers
+from messages.money import format_usd
+from messages.silo_msgs import ReconciliationChecked, SiloCheck
+
+SILOS = ("wallet", "casino", "trading")
+DEFAULT_TOLERANCE = 10_000
+"""$0.01: the venues report money rounded to the cent."""
+
+HOME = {"reserve": "wallet", "trading": "trading", "casino": "casino", "referral": "casino"}
+
+
+def expected_by_silo(ledger, transfers) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:
+    """(ledger figure per silo, in flight per destination silo, notes per silo)."""
+    expected = {s: 0 for s in SILOS}
+    for bucket, silo in HOME.items():
+        expected[silo] += ledger.bucket(bucket)
+    notes: dict[str, list[str]] = {s: [] for s in SILOS}
+    locked = ledger.held_by("reserve", "locked")
+    if locked:
+        expected["wallet"] -= locked
+        notes["wallet"].append(f"{format_usd(locked)} locked in escrow is at the escrow service")
+    in_flight = {s: 0 for s in SILOS}
+    for t in transfers:
+        if t.state in ("landed", "returned"):
+            continue
+        hops = HOPS[(t.from_silo, t.to_silo)]
+        hop = t.int("hop")
+        at = hops[hop][0]
+        expected[t.to_silo] -= t.amount
+        if t.state == "pending":
+            expected[at] += t.amount
+            notes[at].append(f"transfer {t.id} has not left yet")
+        else:
+            in_flight[t.to_silo] += t.amount
+            notes[t.to_silo].append(f"transfer {t.id} is {t.state}")
+    return expected, in_flight, {s: "; ".join(n) for s, n in notes.items()}
+
+
+def compare(venue: dict[str, int | None], expected: dict[str, int], in_flight: dict[str, int],
+            notes: dict[str, str], tolerance: int) -> tuple[SiloCheck, ...]:
+    out = []
+    for silo in SILOS:
+        have = venue.get(silo)
+        if have is None:
+            out.append(SiloCheck(silo=silo, status="unknown", venue_micros=None, ledger_micros=expected[silo],
+                                 in_flight_micros=in_flight[silo], difference_micros=None, note=notes.get(silo, "")))
+            continue
+        diff = have - expected[silo]
+        out.append(SiloCheck(silo=silo, status="match" if abs(diff) <= tolerance else "differs", venue_micros=have,
+                             ledger_micros=expected[silo], in_flight_micros=in_flight[silo], difference_micros=diff,
+                             note=notes.get(silo, "")))
+    return tuple(out)
+
+
+def reconcile(client, keys, agent: str, venues, *, tolerance: int = DEFAULT_TOLERANCE,
+              reason: str = "on demand") -> ReconciliationChecked:
+    """Read every silo (through `venues.balance(silo)`) and compare with the ledger."""
+    balances, unread = {}, {}
+    for silo in SILOS:
+        value, note = venues.balance(silo)
+        balances[silo] = value
+        if value is None:
+            unread[silo] = note
+    ledger = read_ledger(client, keys, agent)
+    expected, in_flight, notes = expected_by_silo(ledger, list_transfers(client, keys, agent))
+    for silo, why in unread.items():
+        notes[silo] = "; ".join(filter(None, [f"balance unknown: {why}", notes.get(silo, "")]))
+    checks = compare(balances, expected, in_flight, notes, tolerance)
+    clean = all(c.status == "match" for c in checks)
+    alerted = any(c.status == "differs" for c in checks)
+    return ReconciliationChecked(reason=reason, silos=checks, clean=clean, tolerance_micros=tolerance, alerted=alerted)
+
+
+def describe(check: ReconciliationChecked) -> list[str]:
+    """One line per silo, for people."""
+    lines = []
+    for c in check.silos:
+        venue = "unknown" if c.venue_micros is None else format_usd(c.venue_micros)
+        diff = "" if c.difference_micros is None else f", difference {format_usd(c.difference_micros)}"
+        flight = f", in flight {format_usd(c.in_flight_micros)}" if c.in_flight_micros else ""
+        lines.append(f"{c.silo:8} {c.status:8} venue {venue}, ledger {format_usd(c.ledger_micros)}{flight}{diff}"
+                     + (f" ({c.note})" if c.note else ""))
+    return lines
