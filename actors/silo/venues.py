@@ -98,13 +98,22 @@ class AgentVenues:
         self.wallet_address = _text(addresses[b"base"]) if b"base" in addresses else None
         self.urls, self.paper = urls, paper
         self.key_provider = key_provider
-        clients = clients or {}
-        self.casino = clients.get("casino") or CasinoClient(urls["casino"], self.creds.get("casino_key"))
-        self.wallet = clients.get("wallet") or WalletClient(urls["wallet"], self.creds.get("wallet_key"))
-        self.trading = clients.get("trading") or (
-            TradingClient(urls["trading"], self.creds.get("trading_key")) if "trading" in urls else None)
+        factories = {"casino": CasinoClient, "wallet": WalletClient, "trading": TradingClient}
+        made = {}
+        for service, cls in factories.items():
+            given = (clients or {}).get(service)
+            if given is not None:  # a client made by the caller (tests): it gets the agent's key
+                if self.creds.get(f"{service}_key"):
+                    given.set_api_key(self.creds[f"{service}_key"])
+                made[service] = given
+            elif service in urls:
+                made[service] = cls(urls[service], self.creds.get(f"{service}_key"))
+        self.casino, self.wallet, self.trading = made["casino"], made["wallet"], made.get("trading")
+        self._own = clients is None
 
     def close(self) -> None:
+        if not self._own:
+            return
         for c in (self.casino, self.wallet, self.trading):
             if c is not None and hasattr(c, "close"):
                 c.close()
