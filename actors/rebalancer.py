@@ -45,8 +45,8 @@ from actors.policy.drift import (
     plan_rebalance,
     schedule_due,
 )
-from actors.silo.planning import assign_legs
-from actors.silo.records import HeldLeg, encode_legs, intents_key, xfer_key
+from actors.silo.planning import assign_legs, cover_transfers, weigh_moves
+from actors.silo.records import HeldLeg, encode_legs, intents_key, silo_state_key, xfer_key
 from actors.transfers import LegFacts, open_leg, read_leg, saga_key
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.schema import BUCKETS
@@ -96,6 +96,12 @@ STALL_MS = 5 * 60_000
 """A saga step with no progress for this long is resent (or, after `MAX_RESENDS`, given up)."""
 
 MAX_RESENDS = 2
+
+SURPLUS_FRESH_MS = 3_600_000
+"""A silo's surplus stands in for a transfer only if a reconciliation measured it this recently."""
+
+SURPLUS_MIN = 10_000
+"""Surpluses within the venues' cent rounding are not used."""
 
 LEG_ANSWERS = (FundsDebited, FundsMoved, FundsReturned, LegFailed)
 
@@ -395,7 +401,7 @@ class Rebalancer(TreasuryActor):
         if state not in ("ACTIVE", "PAUSED", "HALTED"):
             return self._skip(commit, env, trigger, "no readable risk state for this agent: no move (fail closed)")
         self._begin_moves(commit, env, self.new_id(), trigger, reason, moves, ledger, risk, state, first=True,
-                          min_move=1, origins=origins)
+                          min_move=1, origins=origins, weigh_fees=False)
 
     def operator_move(self, commit: Commit, env: Envelope, cmd: MoveFunds, now: int) -> None:
         """An operator's `MoveFunds`: the same saga as a rebalance move (fence, legs, and the
@@ -501,9 +507,12 @@ class Rebalancer(TreasuryActor):
 
     def _begin_moves(self, commit: Commit, env: Envelope, saga: str, trigger: str, reason: str,
                      planned_moves: tuple[Move, ...] | list[Move], ledger: LedgerView, risk: RiskView, state: str,
-                     first: bool, min_move: int | None = None, origins: list[str] | None = None) -> None:
+                     first: bool, min_move: int | None = None, origins: list[str] | None = None,
+                     weigh_fees: bool = True) -> None:
         """Send the first debit of the moves the state allows; `origins` names, per planned move,
-        the silo its money physically leaves from (default: the source bucket's home silo)."""
+        the silo its money physically leaves from (default: the source bucket's home silo).
+        `weigh_fees`: drop planned moves whose transfer fees exceed the policy's share (not for
+        moves decided elsewhere: a breaker's, the referral policy's, an operator's)."""
         agent, k = env.agent, self.keys
         skey = saga_key(k, agent, saga)
         moves, dropped, positions = allowed_moves(planned_moves, state, risk.halted_buckets, dict(ledger.available),
@@ -518,6 +527,17 @@ class Rebalancer(TreasuryActor):
                 saga=saga, reason=f"{reason}; {why}", moves=0, moved=0, held=0))
         origins = [origins[i] if origins else HOME_SILO[moves[n].source] for n, i in enumerate(positions)]
         holds = silo_plan(moves, origins)[0] if self.hold_physical else [0] * len(moves)
+        covered: dict[str, int] = {}
+        if self.hold_physical and any(holds):
+            moves, origins, holds, covered = self._weigh(agent, moves, origins, holds, dropped, weigh_fees)
+            if not moves:
+                why = "no move worth its cost: " + "; ".join(dropped)
+                if first:
+                    return self._skip(commit, env, trigger, f"{reason}; {why}")
+                return self._finish(commit, env, saga, "completed", RebalanceCompleted(
+                    saga=saga, reason=f"{reason}; {why}", moves=0, moved=0, held=0))
+        for silo, amount in covered.items():
+            commit.hset(skey, f"covered:{silo}", amount)
         for fld, value in (("trigger", trigger), ("reason", reason), ("state", "moving"),
                            ("moves", _encode_moves(moves, holds, origins)), ("cursor", 0),
                            ("updated_ms", self.clock.now_ms()), ("sends", 0)):
@@ -529,6 +549,30 @@ class Rebalancer(TreasuryActor):
         commit.emit(k.events(agent), self._wrap(planned, env))
         self._send_debit(commit, env, saga, 0, moves[0].source, moves[0].dest, moves[0].amount, holds[0], reason,
                          open_=True)
+
+    def _weigh(self, agent: str, moves: list[Move], origins: list[str], holds: list[int], dropped: list[str],
+               weigh_fees: bool = True):
+        """Drop moves whose transfer fees exceed the policy's share; let a destination silo's
+        surplus (from the last reconciliation) stand in for a transfer. Appends why to `dropped`."""
+        policy = self.policy_for(agent)
+        _, keep, _, why = weigh_moves(moves, holds, origins, HOME_SILO, {},
+                                      policy.max_transfer_fee_bp if weigh_fees else None)
+        dropped.extend(why)
+        moves = [m for m, k in zip(moves, keep, strict=True) if k]
+        origins = [o for o, k in zip(origins, keep, strict=True) if k]
+        holds = silo_plan(moves, origins)[0]
+        holds, _, covered, why = weigh_moves(moves, holds, origins, HOME_SILO, self._surplus(agent), None)
+        dropped.extend(why)
+        return moves, origins, holds, {s: a for s, a in covered.items() if a > 0}
+
+    def _surplus(self, agent: str) -> dict[str, int]:
+        """What each silo held beyond its buckets at the last clean-enough reconciliation (the silo
+        actor records it); nothing when no reconciliation is recent."""
+        raw = {_text(k): _text(v) for k, v in self.client.hgetall(silo_state_key(self.keys, agent)).items()}
+        at = int(raw.get("last_reconcile_ms", 0) or 0)
+        if not at or self.clock.now_ms() - at > SURPLUS_FRESH_MS:
+            return {}
+        return {k.removeprefix("surplus:"): int(v) for k, v in raw.items() if k.startswith("surplus:") and int(v) > SURPLUS_MIN}
 
     def _planned(self, saga, trigger, reason, moves, holds, close_first, state, before, dropped) -> RebalancePlanned:
         pairs = tuple(zip(moves, holds))
@@ -652,7 +696,8 @@ class Rebalancer(TreasuryActor):
             if facts is not None and facts.settled == "credit":
                 done.append(Move(source, dest, amount, record.get("reason", "")))
                 origins.append(origin)
-        transfers = silo_plan(done, origins)[1]
+        covered = {f.removeprefix("covered:"): int(v) for f, v in record.items() if f.startswith("covered:")}
+        transfers = cover_transfers(silo_plan(done, origins)[1], covered)
         carried = assign_legs(self._held_legs(agent, saga, record), transfers, HOME_SILO)
         for n, ((src, dst, amount), legs) in enumerate(zip(transfers, carried)):
             intent = PhysicalTransferIntended(saga=saga, from_silo=src, to_silo=dst, amount=amount,

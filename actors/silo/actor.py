@@ -401,7 +401,10 @@ class SiloExecutor(TreasuryActor):
     def reconcile_now(self, env: Envelope, venues: v.AgentVenues, reason: str):
         checked = reconcile(self.client, self.keys, env.agent, venues, tolerance=self.tolerance, reason=reason)
         commit = self.steps.new_commit(env.agent)
-        commit.hset(silo_state_key(self.keys, env.agent), "last_reconcile_ms", self.clock.now_ms())
+        state = silo_state_key(self.keys, env.agent)
+        commit.hset(state, "last_reconcile_ms", self.clock.now_ms())
+        for c in checked.silos:  # what a silo holds beyond its buckets: the planner may use it
+            commit.hset(state, f"surplus:{c.silo}", max(0, c.difference_micros or 0) if c.status != "unknown" else 0)
         self._event(commit, env, checked)
         self._commit(commit, self.new_id())
         if checked.alerted:

@@ -65,3 +65,51 @@ def transfer_fees(from_silo: str, to_silo: str, amount: int) -> int:
     withdrawal fee on each hop out of the casino. Gas is paid in the chain's coin and reported
     only by some sends; swap fees only on swapped (non-USDC) deposits."""
     return sum(CASINO_WITHDRAW_FEE for a, _b in HOPS[(from_silo, to_silo)] if a == "casino")
+
+
+def weigh_moves(moves, holds: list[int], origins: list[str], home: dict[str, str], surplus: dict[str, int],
+                max_fee_bp: int) -> tuple[list[int], list[bool], dict[str, int], list[str]]:
+    """Weigh each planned move's physical cost.
+
+    `moves` (source, dest, amount), `holds` (what each must wait for, from the netting) and
+    `origins` (the silo each leaves from). `surplus[silo]`: what the silo holds beyond its buckets
+    at the last reconciliation; `max_fee_bp` None: no fee check. Returns (new holds, keep per move, surplus used per silo, why
+    each change): a held part the destination's surplus covers needs no transfer (its hold
+    drops), and a move whose fees exceed `max_fee_bp` of it is not made."""
+    new_holds, keep, used, why = list(holds), [True] * len(moves), {s: 0 for s in surplus}, []
+    left = dict(surplus)
+    for i, m in enumerate(moves):
+        src, dst = origins[i], home[m.dest]
+        if src == dst or holds[i] <= 0:
+            continue
+        fee = transfer_fees(src, dst, holds[i])
+        if max_fee_bp is not None and fee * 10_000 > holds[i] * max_fee_bp:
+            keep[i] = False
+            why.append(f"{m.source} -> {m.dest} {_usd(m.amount)}: the {src} -> {dst} transfer's fees "
+                       f"({_usd(fee)}) exceed {max_fee_bp / 100:.2f} % of it")
+            continue
+        cover = min(left.get(dst, 0), holds[i])
+        if cover > 0:
+            left[dst] -= cover
+            used[dst] = used.get(dst, 0) + cover
+            new_holds[i] -= cover
+            why.append(f"{src} -> {dst} transfer of {_usd(cover)} skipped: the {dst} silo already holds that much "
+                       f"beyond its buckets")
+    return new_holds, keep, used, why
+
+
+def _usd(micros: int) -> str:
+    from messages.money import format_usd
+
+    return format_usd(micros)
+
+
+def cover_transfers(transfers: list[tuple[str, str, int]], covered: dict[str, int]) -> list[tuple[str, str, int]]:
+    """The netted transfers less what each destination's surplus covered (`weigh_moves`)."""
+    left, out = dict(covered), []
+    for src, dst, amount in transfers:
+        cut = min(left.get(dst, 0), amount)
+        left[dst] = left.get(dst, 0) - cut
+        if amount - cut > 0:
+            out.append((src, dst, amount - cut))
+    return out

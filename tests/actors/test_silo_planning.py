@@ -1,0 +1,100 @@
+"""The planner that weighs cost: pure functions, and the Rebalancer's plans on real Redis."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actors.policy.drift import Move
+from actors.silo.planning import assign_legs, cover_transfers, transfer_fees, weigh_moves
+from actors.silo.records import HeldLeg
+from messages.silo_msgs import MoveFunds, Reconcile
+from messages.treasury_msgs import RebalancePlanned, RebalanceSkipped, RebalanceTick, SetPolicy
+from tests.actors.silo_harness import SiloHarness
+from tests.actors.test_rebalancer_harness import usd
+
+HOME = {"reserve": "wallet", "trading": "trading", "casino": "casino", "referral": "casino"}
+
+
+def test_fees_known_in_advance():
+    assert transfer_fees("casino", "wallet", usd("10")) == usd("0.50")
+    assert transfer_fees("casino", "trading", usd("10")) == usd("0.50")   # one casino hop
+    assert transfer_fees("wallet", "casino", usd("10")) == 0
+
+
+def test_a_move_whose_fee_exceeds_the_share_is_dropped_with_why():
+    moves = [Move("casino", "reserve", usd("20"), ""), Move("casino", "reserve", usd("30"), "")]
+    _, keep, _, why = weigh_moves(moves, [usd("20"), usd("30")], ["casino", "casino"], HOME, {}, 200)
+    assert keep == [False, True]              # $0.50 is 2.5 % of $20, 1.67 % of $30
+    assert "exceed 2.00 %" in why[0]
+
+
+def test_a_destination_surplus_stands_in_for_the_transfer():
+    moves = [Move("reserve", "casino", usd("50"), "")]
+    holds, keep, used, why = weigh_moves(moves, [usd("50")], ["wallet"], HOME, {"casino": usd("30")}, None)
+    assert holds == [usd("20")] and keep == [True] and used == {"casino": usd("30")}
+    assert "skipped" in why[0]
+    assert cover_transfers([("wallet", "casino", usd("50"))], used) == [("wallet", "casino", usd("20"))]
+    assert cover_transfers([("wallet", "casino", usd("50"))], {"casino": usd("50")}) == []
+
+
+legs = st.lists(st.tuples(st.sampled_from(["reserve", "trading", "casino", "referral"]), st.integers(1, 10**9)),
+                min_size=0, max_size=6)
+transfers = st.lists(st.tuples(st.sampled_from(["wallet", "casino", "trading"]), st.integers(1, 10**9)),
+                     min_size=0, max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(legs, transfers)
+def test_assign_legs_carries_each_transfer_from_held_legs_into_its_silo_never_more(held_spec, xfer_spec):
+    held = [HeldLeg(i, "x", dest, amount) for i, (dest, amount) in enumerate(held_spec)]
+    xfers = [("src", dst, amount) for dst, amount in xfer_spec]
+    carried = assign_legs(held, xfers, HOME)
+    # oracle: per destination silo, what the transfers get is the held money into that silo, handed
+    # out in transfer order until it runs out
+    pool = {s: sum(g.held for g in held if HOME[g.dest] == s) for s in ("wallet", "casino", "trading")}
+    for (_, dst, amount), parts in zip(xfers, carried, strict=True):
+        want = min(amount, pool[dst])
+        pool[dst] -= want
+        assert sum(p.held for p in parts) == want
+        assert all(HOME[p.dest] == dst for p in parts)
+    for g in held:
+        assert sum(p.held for parts in carried for p in parts if p.leg == g.leg) <= g.held
+
+
+# ---------------------------------------------------------------- the Rebalancer's plans
+
+
+def test_drift_move_whose_fee_is_too_large_a_share_is_dropped(redis_url, keys):
+    h = SiloHarness(redis_url, keys)
+    try:
+        h.onboard(reserve="300", trading="350", casino="250", referral="100")
+        h.send(SetPolicy(settings={"max_transfer_fee_bp": 20}))       # 0.2 %: the $0.50 on $100 is 0.5 %
+        h.pump()
+        h.mark_run()
+        h.send(RebalanceTick())
+        h.pump()
+        skipped, = h.journal(RebalanceSkipped)
+        assert "exceed 0.20 %" in skipped.reason and "casino -> reserve" in skipped.reason
+        assert h.fields()["casino"] == usd("250")
+    finally:
+        h.close()
+
+
+def test_transfer_skipped_when_the_destination_silo_already_holds_the_money(redis_url, keys):
+    h = SiloHarness(redis_url, keys)
+    try:
+        h.onboard(reserve="500", trading="300", casino="100", referral="100")
+        h.admin.credit(h.creds()["casino_agent_id"], usd("60"))   # the casino silo holds $60 beyond its buckets
+        h.send(Reconcile(reason="before moving"), role="silo")
+        h.pump()
+        h.send(MoveFunds(source="reserve", dest="casino", amount=usd("100"), reason="fund escrows"))
+        h.pump()
+        planned, = h.journal(RebalancePlanned)
+        assert planned.moves[0].hold == usd("40")
+        assert any("transfer of $60.00 skipped" in d for d in planned.dropped)
+        (t,) = h.transfers()
+        assert (t.from_silo, t.to_silo, t.amount) == ("wallet", "casino", usd("40"))
+        assert h.fields()["casino"] == usd("160") and h.fields()["casino:in_transit"] == usd("40")
+    finally:
+        h.close()
