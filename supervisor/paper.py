@@ -14,7 +14,6 @@ from actors.ledger import read_ledger
 from messages.envelope import IdFactory
 from runtime.atomic import AtomicSteps
 
-
 PAPER_GAS_WEI = 10**16
 """0.01 ETH on Base: about 5,000 sends' gas in the sandbox."""
 

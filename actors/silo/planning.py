@@ -73,8 +73,8 @@ def weigh_moves(moves, holds: list[int], origins: list[str], home: dict[str, str
 
     `moves` (source, dest, amount), `holds` (what each must wait for, from the netting) and
     `origins` (the silo each leaves from). `surplus[silo]`: what the silo holds beyond its buckets
-    at the last reconciliation; `max_fee_bp` None: no fee check. Returns (new holds, keep per move, surplus used per silo, why
-    each change): a held part the destination's surplus covers needs no transfer (its hold
+    at the last reconciliation; `max_fee_bp` None: no fee check. Returns (new holds, keep per
+    move, surplus used per silo, why each change): a held part the destination's surplus covers needs no transfer (its hold
     drops), and a move whose fees exceed `max_fee_bp` of it is not made."""
     new_holds, keep, used, why = list(holds), [True] * len(moves), {s: 0 for s in surplus}, []
     left = dict(surplus)
