@@ -68,14 +68,14 @@ def transfer_fees(from_silo: str, to_silo: str, amount: int) -> int:
 
 
 def weigh_moves(moves, holds: list[int], origins: list[str], home: dict[str, str], surplus: dict[str, int],
-                max_fee_bp: int) -> tuple[list[int], list[bool], dict[str, int], list[str]]:
+                max_fee_bp: int | None) -> tuple[list[int], list[bool], dict[str, int], list[str]]:
     """Weigh each planned move's physical cost.
 
     `moves` (source, dest, amount), `holds` (what each must wait for, from the netting) and
     `origins` (the silo each leaves from). `surplus[silo]`: what the silo holds beyond its buckets
     at the last reconciliation; `max_fee_bp` None: no fee check. Returns (new holds, keep per
-    move, surplus used per silo, why each change): a held part the destination's surplus covers needs no transfer (its hold
-    drops), and a move whose fees exceed `max_fee_bp` of it is not made."""
+    move, surplus used per silo, why each change): a held part the destination's surplus covers
+    needs no transfer (its hold drops), and a move whose fees exceed `max_fee_bp` of it is not made."""
     new_holds, keep, used, why = list(holds), [True] * len(moves), {s: 0 for s in surplus}, []
     left = dict(surplus)
     for i, m in enumerate(moves):
