@@ -198,6 +198,7 @@ AGENT_COMMANDS: frozenset[str] = frozenset({
     "CreateEscrow", "ReleaseEscrow", "DisputeEscrow", "SyncEscrows",
     "OpenPosition", "ClosePosition", "CloseAllPositions", "CheckExits",
     "Rebalance", "RebalanceTick", "SweepReferrals", "ReinvestReferrals",
+    "SiloTick", "Reconcile", "ExecuteSiloTransfers",
 })
 """Body types an agent key may sign. Everything else needs an operator key.
 

@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_balances_arguments(sub.add_parser("balances", help="an agent's money across the chains, in USD"))
     add_status_arguments(sub.add_parser("status", help="buckets, risk, escrows, positions, events and workers"))
     add_watch_arguments(sub.add_parser("watch", help="the status, live"))
+    from supervisor.reconcile_cli import add_reconcile_arguments
+
+    add_reconcile_arguments(sub.add_parser("reconcile", help="every silo's venue balance against the ledger"))
     return parser
 
 
@@ -180,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
             from supervisor.status_view import status_main
 
             return status_main(args)
+        if args.command == "reconcile":
+            from supervisor.reconcile_cli import reconcile_main
+
+            return reconcile_main(args)
         if args.command == "watch":
             from supervisor.watch import watch_main
 

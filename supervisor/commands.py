@@ -155,6 +155,10 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     policy.add_argument("settings", nargs="+", metavar="NAME=VALUE")
     policy.set_defaults(build=_set_policy)
 
+    from supervisor.reconcile_cli import add_silo_commands
+
+    add_silo_commands(sub)
+
 
 def pick_key(keyring: Keyring, scope: str, key_id: str | None) -> SigningKey:
     if key_id:
@@ -169,7 +173,7 @@ def pick_key(keyring: Keyring, scope: str, key_id: str | None) -> SigningKey:
 
 
 TERMINAL_SUFFIXES = ("Settled", "Refused", "Failed", "Rejected", "Created", "Released", "Disputed", "Changed",
-                     "Opened", "Closed", "Completed", "Compensated", "Synced", "Applied")
+                     "Opened", "Closed", "Completed", "Compensated", "Synced", "Applied", "Adjusted", "Skipped", "Planned")
 
 
 def cmd_main(args: argparse.Namespace) -> int:

@@ -38,6 +38,7 @@ DEFAULT_TICKS = (
     Tick("referrals", "referral", 6 * 3_600_000, "messages.referral_msgs:SweepReferrals"),
     Tick("reinvest", "referral", 24 * 3_600_000, "messages.referral_msgs:ReinvestReferrals"),
     Tick("risk", "risk", 3_600_000, "messages.schema:BalancesChanged"),
+    Tick("silos", "silo", 60_000, "messages.silo_msgs:SiloTick"),
 )
 
 

@@ -445,4 +445,10 @@ class SiloExecutor(TreasuryActor):
 
 
 def build(steps: AtomicSteps, clock: Clock, new_id: IdFactory, venues: dict[str, str]) -> pykka.ActorRef:
-    return SiloExecutor.start(steps, clock, new_id, venues)
+    """Paper or live from the deployment record (`<prefix>:deployment`, field `mode`; paper when
+    absent). Live mode has no wallet key provider yet: wallet sends are then refused and the
+    held parts returned, never guessed."""
+    mode = steps.client.hget(f"{steps.keys.prefix}:deployment", "mode")
+    paper = mode is None or _text(mode) == "paper"
+    return SiloExecutor.start(steps, clock, new_id, venues, paper=paper,
+                              key_provider=v.sandbox_key_provider if paper else None)
