@@ -173,7 +173,8 @@ def pick_key(keyring: Keyring, scope: str, key_id: str | None) -> SigningKey:
 
 
 TERMINAL_SUFFIXES = ("Settled", "Refused", "Failed", "Rejected", "Created", "Released", "Disputed", "Changed",
-                     "Opened", "Closed", "Completed", "Compensated", "Synced", "Applied", "Adjusted", "Skipped", "Planned")
+                     "Opened", "Closed", "Completed", "Compensated", "Synced", "Applied", "Adjusted", "Skipped",
+                     "Planned")
 
 
 def cmd_main(args: argparse.Namespace) -> int:
