@@ -362,32 +362,31 @@ class SiloExecutor(TreasuryActor):
     # ------------------------------------------------------------------ outside income
 
     def watch_income(self, env: Envelope, venues: v.AgentVenues) -> None:
-        """Casino deposits that no transfer explains are money paid in from outside: income of the
-        casino bucket, booked once. The first look only records what is there (the deposits that
-        funded the agent were booked when its treasury was opened)."""
+        """Casino deposits that no transfer explains, escrow releases from other agents and casino
+        payments to this agent are money paid in from outside: income of the casino bucket (the
+        casino balance holds them), booked once per venue reference. The first look only records
+        what is there (the deposits that funded the agent were booked when its treasury was opened)."""
         agent, k = env.agent, self.keys
         if any(t.state in OPEN_STATES and t.to_silo == "casino" for t in list_transfers(self.client, k, agent)):
             return  # a deposit of ours may be on its way: nothing is income until it is explained
         try:
-            rows = venues.casino_deposits()
+            found = venues.outside_income()
         except Exception as exc:
-            log.info("silo %s: casino deposits unreadable (%s)", agent, exc)
+            log.info("silo %s: casino deposits or ledger unreadable (%s)", agent, exc)
             return
         state = silo_state_key(k, agent)
         seen = {_text(x) for x in self.client.hkeys(seen_key(k, agent))}
-        fresh = [r for r in rows if str(r.id) not in seen and r.status == "credited"]
+        fresh = [(ref, amount, why) for ref, amount, why in found if ref not in seen]
         if not self.client.hexists(state, "watch_from_ms"):
             if fresh:  # there before watching started: booked when the treasury was opened
-                self.client.hset(seen_key(k, agent), mapping={str(r.id): "before-watch" for r in fresh})
+                self.client.hset(seen_key(k, agent), mapping={ref: "before-watch" for ref, _, _ in fresh})
             self.client.hset(state, "watch_from_ms", self.clock.now_ms())
             return
-        for row in fresh:
-            ref = str(row.id)
+        for ref, amount, why in fresh:
             commit = self.steps.new_commit(agent)
-            commit.hset(income_key(k, agent), ref, int(row.amount)).hset(seen_key(k, agent), ref, "income")
-            self._to(commit, env, "casino", BookIncome(silo="casino", bucket="casino", amount=int(row.amount), ref=ref,
-                                                       reason=f"casino deposit {ref} that no transfer of the "
-                                                              f"treasury explains: paid in from outside"))
+            commit.hset(income_key(k, agent), ref, amount).hset(seen_key(k, agent), ref, "income")
+            self._to(commit, env, "casino", BookIncome(silo="casino", bucket="casino", amount=amount, ref=ref,
+                                                       reason=f"{why}: paid in from outside"))
             self._commit(commit, f"income:{agent}:{ref}")
 
     # ------------------------------------------------------------------ reconciliation

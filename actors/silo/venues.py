@@ -34,6 +34,9 @@ FOUND, ABSENT, UNKNOWN = "FOUND", "ABSENT", "UNKNOWN"
 PAGE = 50
 """Rows the casino's deposit and withdrawal lists return at most."""
 
+INCOME_REASONS = ("escrow_release", "pay_from:")
+"""Casino ledger credits paid by another agent (the counterparty side of an escrow, a casino payment)."""
+
 SLACK_MS = 5_000
 """Clock difference allowed between the treasury and a venue's `createdAt` (seconds on the wire)."""
 
@@ -252,5 +255,14 @@ class AgentVenues:
                 return Lookup(FOUND, ref=str(row.id), row=row, detail=f"deposit {row.id} credited {row.amount}")
         return Lookup(ABSENT, window=f"{len(rows)} newest deposits", detail="no matching credited deposit")
 
-    def casino_deposits(self) -> list:
-        return self.casino.deposits()
+    def outside_income(self) -> list[tuple[str, int, str]]:
+        """(reference, micro-USD, what it is) for every credited casino deposit and every casino
+        ledger credit paid by another agent (an escrow released to us, `POST /stats/pay` to us),
+        among the 50 newest of each. Raises `VenueError` when either list is unreadable."""
+        out = [(str(r.id), int(r.amount), f"casino deposit {r.id} that no transfer of the treasury explains")
+               for r in self.casino.deposits() if r.status == "credited"]
+        for e in self.casino.ledger():
+            reason = e.reason or ""
+            if getattr(e, "type", "credit") == "credit" and reason.startswith(INCOME_REASONS):
+                out.append((f"ledger:{e.id}", int(e.amount), f"casino credit {reason!r}"))
+        return out

@@ -169,3 +169,22 @@ def test_lost_withdrawal_answer_is_found_in_the_withdrawals_list(redis_url, keys
         assert reconcile(h).clean
     finally:
         h.close()
+
+
+def test_a_payment_from_another_agent_is_income_once(h):
+    from venue.client.casino import CasinoClient
+
+    h.onboard(reserve="500", trading="300", casino="100", referral="100")
+    h.send(SiloTick(), role="silo")
+    h.pump()
+    payer = CasinoClient(h.sandbox.urls["casino"])
+    payer.register()
+    h.admin.credit(payer.balance().agent_id, usd("30"))
+    payer.pay(h.creds()["casino_agent_id"], usd("12"), "for the dataset", idempotency_key="p1")
+    for _ in range(2):
+        h.send(SiloTick(), role="silo")
+        h.pump()
+    income, = h.journal(IncomeBooked)
+    assert income.amount == usd("12") and income.ref.startswith("ledger:") and "pay_from" in income.reason
+    assert h.fields()["casino"] == usd("112")
+    assert reconcile(h).clean
