@@ -8,7 +8,7 @@ the deposit, and then lands or returns the held part of each leg through the buc
 (`LandHeld`, `ReturnHeld`), books fees (`BookFee`) and outside income (`BookIncome`). Those four
 carry no authority of their own: each is honoured only against the transfer's record in Redis,
 written by the silo actor in the same commit that sent it, and consumes a one-shot token there
-(`docs/rebalancing.md`, "Silo transfers"). `MoveFunds` and `AdjustLedger` are operator commands.
+(`docs/rebalancing.md`, "Silo transfers"). `MoveFunds`, `PlaceFunds` and `AdjustLedger` are operator commands.
 """
 
 from __future__ import annotations
@@ -54,6 +54,17 @@ class MoveFunds(Message):
 
     source: Bucket
     dest: Bucket
+    amount: Annotated[int, msgspec.Meta(gt=0, le=10**15)]
+    reason: Reason
+
+
+class PlaceFunds(Message):
+    """Operator (to the `silo` role): move `amount` of `bucket`'s money to the `silo` without changing
+    the bucket (the reserve's money parked in the casino balance, so escrows can be funded from it;
+    `silo="wallet"` brings it home). Answered by the transfer's events."""
+
+    bucket: Literal["reserve"]
+    silo: Silo
     amount: Annotated[int, msgspec.Meta(gt=0, le=10**15)]
     reason: Reason
 
@@ -243,7 +254,7 @@ class AdjustRefused(Message):
 
 
 MESSAGES: tuple[type, ...] = (
-    ExecuteSiloTransfers, SiloTick, Reconcile, MoveFunds, AdjustLedger,
+    ExecuteSiloTransfers, SiloTick, Reconcile, MoveFunds, PlaceFunds, AdjustLedger,
     LandHeld, ReturnHeld, BookFee, BookIncome,
     SiloTransferSent, SiloTransferHeld, SiloTransferLanded, SiloTransferFailed, TransferHeldLanded, HeldReturned,
     FeeBooked, IncomeBooked, ReconciliationChecked, LedgerAdjusted, AdjustRefused,
@@ -254,4 +265,4 @@ INTERNAL_POKES: frozenset[str] = frozenset({
 })
 """Unsigned messages the actors send each other: each is honoured only against Redis state the
 silo actor's atomic commits wrote (a token per leg, fee and income ref); `Reconcile` only reads
-and journals. `MoveFunds` and `AdjustLedger` are operator commands and must be signed."""
+and journals. `MoveFunds`, `PlaceFunds` and `AdjustLedger` are operator commands and must be signed."""

@@ -71,6 +71,10 @@ def fund_paper_silos(steps: AtomicSteps, agent: str, venues: dict[str, str], *, 
         admin.fund_trading(creds["trading_agent_id"], ledger.available["trading"])
     base = client.hget(addresses_key(keys, agent), "base")
     on_chain = ledger.available.get("reserve", 0) - casino_float  # the float is reserve money at the casino
+    if casino_float:  # reserve money parked at the casino: where the reconciliation looks for it
+        from actors.silo.records import placement_key
+
+        client.hsetnx(placement_key(keys, agent), "reserve@casino", casino_float)
     if base is not None and on_chain > 0:  # the reserve's home: USDC on Base
         admin.fund_wallet("base", base.decode(), on_chain)
     if base is not None:  # gas for the silo transfers' sends (ETH on Base; not treasury money)

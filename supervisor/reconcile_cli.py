@@ -1,4 +1,4 @@
-"""`treasury reconcile AGENT [--json]` and the `treasury cmd move|adjust` builders.
+"""`treasury reconcile AGENT [--json]` and the `treasury cmd move|park|adjust` builders.
 
 `reconcile` reads every silo's balance at its venue (an unreadable one is `unknown`, never 0),
 compares it with what the ledger says the silo holds (in-flight transfers shown apart), journals
@@ -98,11 +98,18 @@ def _adjust(a):
     return a.bucket, AdjustLedger(bucket=a.bucket, amount=amount, reason=a.reason)
 
 
+def _park(a):
+    from messages.silo_msgs import PlaceFunds
+
+    return "silo", PlaceFunds(bucket="reserve", silo=a.silo, amount=parse_usd(a.amount, field="amount"),
+                              reason=a.reason)
+
+
 BUCKET_CHOICES = ["reserve", "trading", "casino", "referral"]
 
 
 def add_silo_commands(sub) -> None:
-    """The `move` and `adjust` subcommands of `treasury cmd` (both need the operator key)."""
+    """The `move`, `park` and `adjust` subcommands of `treasury cmd` (each needs the operator key)."""
     move = sub.add_parser("move", help="move money between buckets, physically across silos (operator key)")
     move.add_argument("agent")
     move.add_argument("--from", dest="source", required=True, choices=BUCKET_CHOICES)
@@ -110,6 +117,14 @@ def add_silo_commands(sub) -> None:
     move.add_argument("--amount", required=True, help="USD")
     move.add_argument("--reason", required=True)
     move.set_defaults(build=_move)
+
+    park = sub.add_parser("park", help="park reserve money in the casino balance, where escrows are funded from, "
+                                       "or bring it home with --silo wallet (operator key)")
+    park.add_argument("agent")
+    park.add_argument("--silo", required=True, choices=["casino", "wallet"])
+    park.add_argument("--amount", required=True, help="USD")
+    park.add_argument("--reason", required=True)
+    park.set_defaults(build=_park)
 
     adjust = sub.add_parser("adjust", help="settle a reconciliation difference in a bucket (operator key)")
     adjust.add_argument("agent")

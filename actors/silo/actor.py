@@ -20,7 +20,8 @@ Per transfer (each step one commit; `hop` walks casino <-> trading through the w
     review --casino completes it--> landed; --casino fails it--> returned
 
 Messages: `ExecuteSiloTransfers` (from the Rebalancer), `SiloTick` (schedule: also watches
-outside income and reconciles when due), `Reconcile` (on demand).
+outside income and reconciles when due), `Reconcile` (on demand), `PlaceFunds` (operator: park
+the reserve's money in the casino balance, where escrows are funded from, or bring it home).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import logging
 import pykka
 
 from actors.base import TreasuryActor
+from actors.ledger import read_ledger
 from actors.silo import venues as v
 from actors.silo.planning import HOPS
 from actors.silo.reconcile import DEFAULT_TOLERANCE, reconcile
@@ -40,6 +42,7 @@ from actors.silo.records import (
     income_key,
     intents_key,
     list_transfers,
+    placement_key,
     seen_key,
     silo_state_key,
     xfer_key,
@@ -51,6 +54,7 @@ from messages.silo_msgs import (
     BookIncome,
     ExecuteSiloTransfers,
     LandHeld,
+    PlaceFunds,
     Reconcile,
     ReturnHeld,
     SiloTick,
@@ -60,7 +64,7 @@ from messages.silo_msgs import (
     SiloTransferSent,
 )
 from runtime.atomic import AtomicSteps, Commit
-from runtime.bus import Delivery
+from runtime.bus import Delivery, HandlerRejected
 from runtime.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -102,8 +106,10 @@ class SiloExecutor(TreasuryActor):
     def handle(self, delivery: Delivery) -> None:
         env = delivery.envelope
         body = env.body
-        if not isinstance(body, (ExecuteSiloTransfers, SiloTick, Reconcile)):
+        if not isinstance(body, (ExecuteSiloTransfers, SiloTick, Reconcile, PlaceFunds)):
             raise self.unhandled(delivery)
+        if isinstance(body, PlaceFunds):
+            self.place(env, body)
         venues = self.venues(env.agent)
         try:
             if isinstance(body, Reconcile):
@@ -121,6 +127,37 @@ class SiloExecutor(TreasuryActor):
     def venues(self, agent: str) -> v.AgentVenues:
         return v.AgentVenues(self.client, self.keys, agent, self.urls, key_provider=self.key_provider,
                              paper=self.paper, clients=self.clients)
+
+    # ------------------------------------------------------------------ parking a bucket's money
+
+    def place(self, env: Envelope, cmd: PlaceFunds) -> None:
+        """Record a transfer of `cmd.bucket`'s money between its home silo and `cmd.silo`, with no
+        ledger leg: the bucket keeps it, the placement record says where it sits once it landed."""
+        home = HOME[cmd.bucket]
+        if cmd.silo == home:  # bring parked money home
+            parked = int(self.client.hget(placement_key(self.keys, env.agent), f"{cmd.bucket}@casino") or 0)
+            if parked < cmd.amount:
+                raise HandlerRejected(f"only {format_usd(parked)} of the {cmd.bucket} is parked at the casino, "
+                                      f"not {format_usd(cmd.amount)}")
+            src, dst, sign = "casino", home, -1
+        elif cmd.silo == "casino":
+            src, dst, sign = home, "casino", 1
+        else:
+            raise HandlerRejected(f"the {cmd.bucket}'s money can be parked at the casino only, not in {cmd.silo}")
+        ledger = read_ledger(self.client, self.keys, env.agent)
+        if sign > 0 and ledger.available.get(cmd.bucket, 0) < cmd.amount:
+            raise HandlerRejected(f"{cmd.bucket} has {format_usd(ledger.available.get(cmd.bucket, 0))} available, "
+                                  f"not {format_usd(cmd.amount)}")
+        tid = f"place:{env.id}"
+        xkey = xfer_key(self.keys, env.agent, tid)
+        commit = self.steps.new_commit(env.agent)
+        for fld, value in (("saga", env.id), ("from_silo", src), ("to_silo", dst), ("amount", cmd.amount),
+                           ("route", f"{cmd.bucket} money {src} -> {dst}: {cmd.reason}"), ("legs", ""),
+                           ("state", "pending"), ("hop", 0), ("attempts", 0), ("created_ms", self.clock.now_ms()),
+                           ("reason", cmd.reason), ("place_bucket", cmd.bucket), ("place_sign", sign)):
+            commit.hset(xkey, fld, value)
+        commit.hset(intents_key(self.keys, env.agent), tid, f"{src}|{dst}|{cmd.amount}|pending")
+        self._commit(commit, f"{tid}:placed")
 
     # ------------------------------------------------------------------ transfers
 
@@ -317,6 +354,9 @@ class SiloExecutor(TreasuryActor):
             self._commit(commit, f"{t.id}:hop:{hop}")
             return True
         commit.hset(xkey, "state", "landed").hset(xkey, "credited", credited).hset(xkey, "landed_ref", ref)
+        if t.text("place_bucket"):  # parked money: the bucket keeps it; it now sits elsewhere
+            commit.incr(placement_key(self.keys, env.agent), f"{t.text('place_bucket')}@casino",
+                        t.int("place_sign") * t.amount)
         commit.hset(intents_key(self.keys, env.agent), t.id, f"{t.from_silo}|{t.to_silo}|{t.amount}|landed")
         for g in t.legs:
             commit.hset(xkey, f"land:{g.leg}", g.held)
@@ -353,9 +393,12 @@ class SiloExecutor(TreasuryActor):
                   bucket: str | None = None) -> None:
         if fee <= 0:
             return
-        if bucket is None:  # the casino's fee comes out of the casino silo: a bucket that lives there
-            bucket = next((g.source for g in t.legs if HOME[g.source] == "casino"), "casino")
+        if bucket is None:  # the casino's fee comes out of the casino silo: a bucket whose money is there
+            bucket = t.text("place_bucket") or next((g.source for g in t.legs if HOME[g.source] == "casino"), "casino")
         key = f"{kind}:{t.int('hop')}"
+        if t.text("place_bucket") and kind == "casino_withdrawal":  # paid out of the money parked there
+            commit.incr(placement_key(self.keys, env.agent), f"{t.text('place_bucket')}@casino", -fee,
+                        minimum=-(10**15))
         commit.hset(xfer_key(self.keys, env.agent, t.id), f"fee:{key}", fee)
         self._to(commit, env, bucket, BookFee(transfer=t.id, bucket=bucket, amount=fee, kind=key, reason=reason))
 

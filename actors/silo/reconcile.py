@@ -4,8 +4,9 @@ Pure arithmetic (`expected_by_silo`, `compare`) plus the read (`reconcile`). The
 for a silo is the whole value of the buckets whose home it is (`rebalancer.HOME_SILO`), corrected
 for silo transfers not finished: money the ledger already counts at the destination but that has
 not left the origin is added back to the origin; money sent and not yet landed is in flight,
-shown separately and counted in neither silo. Reserve money locked in escrow sits at the escrow
-service, in no silo. A balance that cannot be read is `unknown`, never 0. Nothing here changes
+shown separately and counted in neither silo. Reserve money may be parked in the casino balance
+(`PlaceFunds`, where escrows are funded from); what escrows lock sits at the escrow service, in no
+silo. A balance that cannot be read is `unknown`, never 0. Nothing here changes
 the ledger: a difference is an operator's decision (`AdjustLedger`).
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from actors.ledger import read_ledger
 from actors.silo.planning import HOPS
-from actors.silo.records import list_transfers
+from actors.silo.records import list_transfers, placement_key
 from messages.money import format_usd
 from messages.silo_msgs import ReconciliationChecked, SiloCheck
 
@@ -24,24 +25,32 @@ DEFAULT_TOLERANCE = 10_000
 HOME = {"reserve": "wallet", "trading": "trading", "casino": "casino", "referral": "casino"}
 
 
-def expected_by_silo(ledger, transfers) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:
-    """(ledger figure per silo, in flight per destination silo, notes per silo)."""
+def expected_by_silo(ledger, transfers, parked: int = 0, escrow_spent: int = 0
+                     ) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:
+    """(ledger figure per silo, in flight per destination silo, notes per silo).
+
+    `parked`: the reserve's money parked at the casino (net landed `PlaceFunds`, the paper float);
+    `escrow_spent`: what escrows took out of it for good (released amounts, refund fees). Escrows
+    are funded from the casino balance, so what is locked comes out of the parked money."""
     expected = {s: 0 for s in SILOS}
     for bucket, silo in HOME.items():
         expected[silo] += ledger.bucket(bucket)
     notes: dict[str, list[str]] = {s: [] for s in SILOS}
     locked = ledger.held_by("reserve", "locked")
     if locked:
-        expected["wallet"] -= locked
         notes["wallet"].append(f"{format_usd(locked)} locked in escrow is at the escrow service")
+    float_left = parked - locked - escrow_spent
+    expected["wallet"] -= locked + float_left
+    expected["casino"] += float_left
+    if parked:
+        notes["casino"].append(f"{format_usd(float_left)} of the reserve is parked here")
     in_flight = {s: 0 for s in SILOS}
     for t in transfers:
         if t.state in ("landed", "returned"):
             continue
-        hops = HOPS[(t.from_silo, t.to_silo)]
-        hop = t.int("hop")
-        at = hops[hop][0]
-        expected[t.to_silo] -= t.amount
+        at = HOPS[(t.from_silo, t.to_silo)][t.int("hop")][0]
+        counted = t.from_silo if t.text("place_bucket") else t.to_silo  # where the ledger counts it now
+        expected[counted] -= t.amount
         if t.state == "pending":
             expected[at] += t.amount
             notes[at].append(f"transfer {t.id} has not left yet")
@@ -49,6 +58,21 @@ def expected_by_silo(ledger, transfers) -> tuple[dict[str, int], dict[str, int],
             in_flight[t.to_silo] += t.amount
             notes[t.to_silo].append(f"transfer {t.id} is {t.state}")
     return expected, in_flight, {s: "; ".join(n) for s, n in notes.items()}
+
+
+def escrow_outflows(client, keys, agent: str) -> int:
+    """What escrows took out of the reserve's parked money for good, from the journal: released
+    amounts and the fees kept on refunds."""
+    from runtime.journal import read_journal
+
+    spent = 0
+    for env in read_journal(client, keys, agent):
+        kind = type(env.body).__name__
+        if kind == "EscrowReleased":
+            spent += env.body.amount
+        elif kind == "EscrowRefunded":
+            spent += env.body.fee
+    return spent
 
 
 def compare(venue: dict[str, int | None], expected: dict[str, int], in_flight: dict[str, int],
@@ -77,7 +101,9 @@ def reconcile(client, keys, agent: str, venues, *, tolerance: int = DEFAULT_TOLE
         if value is None:
             unread[silo] = note
     ledger = read_ledger(client, keys, agent)
-    expected, in_flight, notes = expected_by_silo(ledger, list_transfers(client, keys, agent))
+    parked = int(client.hget(placement_key(keys, agent), "reserve@casino") or 0)
+    spent = escrow_outflows(client, keys, agent) if parked else 0
+    expected, in_flight, notes = expected_by_silo(ledger, list_transfers(client, keys, agent), parked, spent)
     for silo, why in unread.items():
         notes[silo] = "; ".join(filter(None, [f"balance unknown: {why}", notes.get(silo, "")]))
     checks = compare(balances, expected, in_flight, notes, tolerance)

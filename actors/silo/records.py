@@ -13,6 +13,7 @@ token fields the bucket actors consume:
 | `venue_ref`, `sent_ms`, `credited` | what the venue said, when, and how much the destination credited |
 | `land:<leg>`, `ret:<leg>` | one-shot tokens (micro-USD) that `LandHeld` / `ReturnHeld` consume (minimum 0) |
 | `fee:<kind>` | a fee to book (micro-USD), consumed by `BookFee` |
+| `place_bucket`, `place_sign` | a `PlaceFunds` transfer (no legs): the bucket, +1 away from home, −1 back |
 
 `<prefix>:{S}:silo_intents:<agent>`: transfer id → `from|to|amount|status` (`pending` until it
 left its silo, `sent` while in flight, then `landed` or `returned`): the per-agent index.
@@ -45,6 +46,12 @@ def income_key(keys: Keys, agent: str) -> str:
 
 def seen_key(keys: Keys, agent: str) -> str:
     return keys._k(keys.shard(agent), "silo_seen", agent)
+
+
+def placement_key(keys: Keys, agent: str) -> str:
+    """`<bucket>@<silo>` → micro-USD of the bucket's money parked away from its home silo (landed
+    `PlaceFunds` transfers, net; the paper float), written by the silo actor and paper onboarding."""
+    return keys._k(keys.shard(agent), "silo_place", agent)
 
 
 def silo_state_key(keys: Keys, agent: str) -> str:

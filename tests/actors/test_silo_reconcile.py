@@ -188,3 +188,32 @@ def test_a_payment_from_another_agent_is_income_once(h):
     assert income.amount == usd("12") and income.ref.startswith("ledger:") and "pay_from" in income.reason
     assert h.fields()["casino"] == usd("112")
     assert reconcile(h).clean
+
+
+def test_reserve_money_parked_at_the_casino_and_brought_home(h):
+    from messages.silo_msgs import PlaceFunds, SiloTransferLanded
+
+    h.onboard(reserve="500", trading="300", casino="100", referral="100")
+    casino0, wallet0 = h.casino_balance(), h.wallet_usdc()
+    h.send(PlaceFunds(bucket="reserve", silo="casino", amount=usd("100"), reason="escrow float"), role="silo")
+    h.pump()
+    assert h.wallet_usdc() == wallet0 - usd("100") and h.fields()["reserve"] == usd("500")
+    assert checks(reconcile(h))["casino"].in_flight_micros == usd("100")
+    assert reconcile(h).clean
+    h.advance(61_000)
+    h.send(SiloTick(), role="silo")
+    h.pump()
+    assert h.casino_balance() == casino0 + usd("100")
+    done = reconcile(h)
+    assert done.clean and checks(done)["casino"].ledger_micros == usd("300")
+    h.send(PlaceFunds(bucket="reserve", silo="wallet", amount=usd("60"), reason="back home"), role="silo")
+    h.pump()
+    assert len(h.journal(SiloTransferLanded)) == 2
+    fee, = h.journal(FeeBooked)
+    assert fee.bucket == "reserve" and fee.amount == usd("0.50")
+    assert h.fields()["reserve"] == usd("499.50") and h.wallet_usdc() == wallet0 - usd("40")
+    assert reconcile(h).clean
+    # more than is parked cannot come home: refused, nothing sent
+    h.send(PlaceFunds(bucket="reserve", silo="wallet", amount=usd("41"), reason="too much"), role="silo")
+    h.pump()
+    assert len(h.journal(SiloTransferLanded)) == 2 and reconcile(h).clean
