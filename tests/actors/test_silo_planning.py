@@ -5,9 +5,11 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from actors.ledger import LedgerView
 from actors.policy.drift import Move
 from actors.silo.planning import assign_legs, cover_transfers, transfer_fees, weigh_moves
-from actors.silo.records import HeldLeg
+from actors.silo.reconcile import SILOS, expected_by_silo
+from actors.silo.records import HeldLeg, Transfer
 from messages.silo_msgs import MoveFunds, Reconcile
 from messages.treasury_msgs import RebalancePlanned, RebalanceSkipped, RebalanceTick, SetPolicy
 from tests.actors.silo_harness import SiloHarness
@@ -98,3 +100,31 @@ def test_transfer_skipped_when_the_destination_silo_already_holds_the_money(redi
         assert h.fields()["casino"] == usd("160") and h.fields()["casino:in_transit"] == usd("40")
     finally:
         h.close()
+
+
+# ---------------------------------------------------------------- reconciliation arithmetic
+
+states = st.sampled_from(["pending", "sending", "sent", "review", "unknown", "landed", "returned"])
+routes = st.sampled_from([("wallet", "casino"), ("casino", "wallet"), ("wallet", "trading"), ("casino", "trading")])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["reserve", "trading", "casino", "referral"]), st.integers(0, 10**9),
+                       min_size=4, max_size=4),
+       st.integers(0, 10**8), st.integers(0, 10**8), st.integers(0, 10**8),
+       st.lists(st.tuples(routes, states, st.integers(1, 10**8), st.integers(0, 1), st.booleans()), max_size=5))
+def test_reconciliation_figures_add_up_to_the_ledger(buckets, locked, parked, spent, spec):
+    """Whatever the transfers' states, the silos' ledger figures plus what is in flight are the
+    ledger total less what is locked at the escrow service: money is placed, never made."""
+    ledger = LedgerView(available=dict(buckets), held={"reserve": {"locked": locked}})
+    transfers = []
+    for n, ((src, dst), state, amount, hop, place) in enumerate(spec):
+        fields = {"hop": str(hop if (src, dst) == ("casino", "trading") else 0)}
+        if place:
+            fields["place_bucket"] = "reserve"
+        transfers.append(Transfer(id=str(n), saga="s", from_silo=src, to_silo=dst, amount=amount, legs=[],
+                                  state=state, fields=fields))
+    expected, in_flight, _ = expected_by_silo(ledger, transfers, parked, spent)
+    assert sum(expected[s] for s in SILOS) + sum(in_flight.values()) == ledger.total - locked
+    moving = sum(t.amount for t in transfers if t.state not in ("pending", "landed", "returned"))
+    assert sum(in_flight.values()) == moving
