@@ -113,6 +113,7 @@ class SiloExecutor(TreasuryActor):
         venues = self.venues(env.agent)
         try:
             if isinstance(body, Reconcile):
+                self.work(env, venues)  # land what has arrived first: it is not a difference
                 self.reconcile_now(env, venues, body.reason)
             else:
                 self.work(env, venues)

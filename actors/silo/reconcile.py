@@ -76,7 +76,11 @@ def escrow_outflows(client, keys, agent: str) -> int:
 
 
 def compare(venue: dict[str, int | None], expected: dict[str, int], in_flight: dict[str, int],
-            notes: dict[str, str], tolerance: int) -> tuple[SiloCheck, ...]:
+            notes: dict[str, str], tolerance: int, arriving: dict[str, list[int]] | None = None
+            ) -> tuple[SiloCheck, ...]:
+    """Per silo: `match` within `tolerance`, or when the difference is exactly money in flight to
+    it (`arriving`: the amounts per destination) that the venue has already credited."""
+    arriving = arriving or {}
     out = []
     for silo in SILOS:
         have = venue.get(silo)
@@ -85,10 +89,23 @@ def compare(venue: dict[str, int | None], expected: dict[str, int], in_flight: d
                                  in_flight_micros=in_flight[silo], difference_micros=None, note=notes.get(silo, "")))
             continue
         diff = have - expected[silo]
-        out.append(SiloCheck(silo=silo, status="match" if abs(diff) <= tolerance else "differs", venue_micros=have,
-                             ledger_micros=expected[silo], in_flight_micros=in_flight[silo], difference_micros=diff,
-                             note=notes.get(silo, "")))
+        note = notes.get(silo, "")
+        status = "match" if abs(diff) <= tolerance else "differs"
+        if status == "differs" and arrived(diff, arriving.get(silo, []), tolerance):
+            status, note = "match", "; ".join(filter(None, [note, f"{format_usd(diff)} in flight already credited: "
+                                                                  f"it lands at the next watch"]))
+        out.append(SiloCheck(silo=silo, status=status, venue_micros=have, ledger_micros=expected[silo],
+                             in_flight_micros=in_flight[silo], difference_micros=diff, note=note))
     return tuple(out)
+
+
+def arrived(diff: int, amounts: list[int], tolerance: int) -> bool:
+    """Whether `diff` is what some of the in-flight transfers into a silo add up to (a deposit the
+    venue has credited and the watcher has not landed yet). Up to 12 transfers are weighed."""
+    sums = {0}
+    for amount in amounts[:12]:
+        sums |= {s + amount for s in sums}
+    return any(s and abs(diff - s) <= tolerance for s in sums)
 
 
 def reconcile(client, keys, agent: str, venues, *, tolerance: int = DEFAULT_TOLERANCE,
@@ -103,10 +120,15 @@ def reconcile(client, keys, agent: str, venues, *, tolerance: int = DEFAULT_TOLE
     ledger = read_ledger(client, keys, agent)
     parked = int(client.hget(placement_key(keys, agent), "reserve@casino") or 0)
     spent = escrow_outflows(client, keys, agent) if parked else 0
-    expected, in_flight, notes = expected_by_silo(ledger, list_transfers(client, keys, agent), parked, spent)
+    transfers = list_transfers(client, keys, agent)
+    expected, in_flight, notes = expected_by_silo(ledger, transfers, parked, spent)
     for silo, why in unread.items():
         notes[silo] = "; ".join(filter(None, [f"balance unknown: {why}", notes.get(silo, "")]))
-    checks = compare(balances, expected, in_flight, notes, tolerance)
+    arriving: dict[str, list[int]] = {}
+    for t in transfers:
+        if t.state in ("sent", "review", "sending", "unknown"):
+            arriving.setdefault(t.to_silo, []).append(t.amount)
+    checks = compare(balances, expected, in_flight, notes, tolerance, arriving)
     clean = all(c.status == "match" for c in checks)
     alerted = any(c.status == "differs" for c in checks)
     return ReconciliationChecked(reason=reason, silos=checks, clean=clean, tolerance_micros=tolerance, alerted=alerted)

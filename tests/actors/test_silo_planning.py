@@ -128,3 +128,16 @@ def test_reconciliation_figures_add_up_to_the_ledger(buckets, locked, parked, sp
     assert sum(expected[s] for s in SILOS) + sum(in_flight.values()) == ledger.total - locked
     moving = sum(t.amount for t in transfers if t.state not in ("pending", "landed", "returned"))
     assert sum(in_flight.values()) == moving
+
+
+def test_a_credited_deposit_not_yet_landed_is_not_a_difference():
+    from actors.silo.reconcile import compare
+
+    expected = {"wallet": 100, "casino": 250, "trading": 0}
+    in_flight = {"wallet": 0, "casino": 50 + 30, "trading": 0}
+    venue = {"wallet": 100, "casino": 250 + 30, "trading": 0}
+    checks = {c.silo: c for c in compare(venue, expected, in_flight, {}, 0, {"casino": [50, 30]})}
+    assert checks["casino"].status == "match" and "already credited" in checks["casino"].note
+    venue["casino"] = 250 + 20                    # no subset of the transfers explains $20
+    checks = {c.silo: c for c in compare(venue, expected, in_flight, {}, 0, {"casino": [50, 30]})}
+    assert checks["casino"].status == "differs" and checks["casino"].difference_micros == 20
