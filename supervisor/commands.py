@@ -174,7 +174,7 @@ def pick_key(keyring: Keyring, scope: str, key_id: str | None) -> SigningKey:
 
 TERMINAL_SUFFIXES = ("Settled", "Refused", "Failed", "Rejected", "Created", "Released", "Disputed", "Changed",
                      "Opened", "Closed", "Completed", "Compensated", "Synced", "Applied", "Adjusted", "Skipped",
-                     "Planned")
+                     "Planned", "Sent")
 
 
 def cmd_main(args: argparse.Namespace) -> int:
