@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Callable
 
 import pykka
+import redis
 
 from actors.base import TreasuryActor
 from actors.casino_odds import game_id, true_odds, venue_params
@@ -24,6 +25,7 @@ from actors.ledger import read_ledger
 from actors.policy.breakers import casino_session
 from actors.policy.drift import big_win
 from actors.transfers import handle_transfer
+from actors.venues import TIMEOUT_S, AgentClients
 from messages.envelope import IdFactory, wrap
 from messages.money import CENT, MAX_MICROS, floor_to_cent, format_usd
 from messages.schema import (
@@ -39,9 +41,10 @@ from messages.schema import (
     StartSession,
 )
 from runtime.atomic import AtomicSteps
-from runtime.bus import Delivery, HandlerRejected
+from runtime.bus import Delivery
 from runtime.clock import Clock
 from runtime.keys import Keys
+from venue.client.casino import CasinoClient
 from venue.errors import VenueRejected
 
 log = logging.getLogger(__name__)
@@ -274,21 +277,9 @@ def _refusal_reason(status: str, detail: str, stake: int, cap: int) -> str:
     }.get(status, f"{status}: {detail}")
 
 
-def casino_client_factory(client, keys: Keys, base_url: str) -> Callable[[str], object]:
-    """Per-agent casino clients, built from the API key kept in the agent's credentials hash."""
-    from venue.client.casino import CasinoClient
-
-    cache: dict[str, CasinoClient] = {}
-
-    def casino_for(agent: str) -> CasinoClient:
-        if agent not in cache:
-            api_key = client.hget(keys.credentials(agent), "casino_key")
-            if api_key is None:
-                raise HandlerRejected(f"no casino credentials for agent {agent}")
-            cache[agent] = CasinoClient(base_url, api_key.decode(), timeout_s=5.0)
-        return cache[agent]
-
-    return casino_for
+def casino_client_factory(client: redis.Redis, keys: Keys, base_url: str) -> AgentClients[CasinoClient]:
+    """Per-agent casino clients, built from `casino_key` in the agent's credentials hash."""
+    return AgentClients(client, keys, "casino", lambda key: CasinoClient(base_url, key, timeout_s=TIMEOUT_S))
 
 
 def build(steps: AtomicSteps, clock: Clock, new_id: IdFactory, venues: dict[str, str]) -> pykka.ActorRef:

@@ -48,6 +48,7 @@ from actors.ledger import RiskView, read_ledger, read_risk
 from actors.policy.buckets import DEFAULT_POLICY, Policy
 from actors.policy.referral import SWEEP_SOURCES, WITHDRAW_MIN, plan_reinvest, reinvest_due, sweep_due, sweepable
 from actors.transfers import handle_transfer
+from actors.venues import TIMEOUT_S, AgentClients
 from messages.envelope import IdFactory, wrap
 from messages.referral_msgs import (
     MoveReferralIncome,
@@ -65,6 +66,9 @@ from runtime.atomic import AtomicSteps, Commit
 from runtime.bus import Delivery, HandlerRejected
 from runtime.clock import Clock
 from runtime.keys import Keys
+from venue.client.casino import CasinoClient
+from venue.client.trading import TradingClient
+from venue.client.wallet import WalletClient
 from venue.errors import VenueRejected
 
 log = logging.getLogger(__name__)
@@ -521,23 +525,16 @@ def _text(value: bytes | str) -> str:
 def referral_venue_factory(client: redis.Redis, keys: Keys, venues: dict[str, str]) -> Callable[[str], ReferralVenues]:
     """Per-agent clients built from the keys in the credentials hash; payouts go to the agent's
     own EVM address (base), the chain both wallet and trading pay referral withdrawals on."""
-    from venue.client.casino import CasinoClient
-    from venue.client.trading import TradingClient
-    from venue.client.wallet import WalletClient
-
     makers = {"casino": CasinoClient, "wallet": WalletClient, "trading": TradingClient}
-    cache: dict[str, dict[str, object]] = {}
+    clients = {service: AgentClients(client, keys, service,
+                                     lambda key, url=venues[service], make=make: make(url, key, timeout_s=TIMEOUT_S))
+               for service, make in makers.items() if service in venues}
 
     def venues_for(agent: str) -> ReferralVenues:
-        creds = {_text(k): _text(v) for k, v in client.hgetall(keys.credentials(agent)).items()}
-        if not creds:
+        if not client.exists(keys.credentials(agent)):
             raise HandlerRejected(f"no venue credentials for agent {agent}")
-        built = cache.setdefault(agent, {})
-        for service, maker in makers.items():
-            key = creds.get(f"{service}_key")
-            if key and service in venues and service not in built:
-                built[service] = maker(venues[service], key, timeout_s=5.0)
-        return ReferralVenues(casino=built.get("casino"), wallet=built.get("wallet"), trading=built.get("trading"),
+        built = {service: clients[service].get(agent) if service in clients else None for service in makers}
+        return ReferralVenues(casino=built["casino"], wallet=built["wallet"], trading=built["trading"],
                               payout_address=read_addresses(client, keys, agent).get("base"))
 
     return venues_for
