@@ -24,7 +24,6 @@ from actors.kelly import KellyResult, kelly_stake
 from actors.ledger import read_ledger
 from actors.policy.breakers import casino_session
 from actors.policy.drift import big_win
-from actors.transfers import handle_transfer
 from actors.venues import TIMEOUT_S, AgentClients
 from messages.envelope import IdFactory, wrap
 from messages.money import CENT, MAX_MICROS, floor_to_cent, format_usd
@@ -60,21 +59,27 @@ def sizing_event(k: KellyResult) -> KellySizing:
 
 
 class CasinoBucket(TreasuryActor):
+    """The casino role: the only writer of each agent's casino bucket (ledger field `casino`, micro-USD).
+
+    Handles `PlaceBet` (size with Kelly from the casino bucket, cap the stake at the bet cap in
+    basis points of that bucket, reserve it through the fence, place it at the venue once, settle)
+    and `StartSession` (a session budget in micro-USD, taken from the casino bucket), plus the
+    transfer legs of rebalancing moves into or out of the bucket. Answers in the agent's journal:
+    `BetSettled` (stake and gross payout in micro-USD), `BetRefused` (code, reason, the Kelly
+    sizing), `BetFailed` (the venue refused; the reservation is released), `SessionStarted`,
+    `SessionStopped`. A settled bet also pokes RiskGuard (`BalancesChanged`) in the same commit.
+
+    `casino_for(agent)` gives the agent's `CasinoClient` (`casino_client_factory`, from the
+    `casino_key` in its credentials hash); a missing key raises `HandlerRejected` (dead-lettered).
+    """
+
     role = "casino"
+    handlers = {PlaceBet: "place_bet", StartSession: "start_session"}
+    transfer_legs = True
 
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory, casino_for: Callable[[str], object]):
         super().__init__(steps, clock, new_id)
         self.casino_for = casino_for
-
-    def handle(self, delivery: Delivery) -> None:
-        if handle_transfer(self, delivery):
-            return None
-        body = delivery.envelope.body
-        if isinstance(body, PlaceBet):
-            return self.place_bet(delivery, body)
-        if isinstance(body, StartSession):
-            return self.start_session(delivery, body)
-        raise self.unhandled(delivery)
 
     # ------------------------------------------------------------------ sessions
 
@@ -217,34 +222,17 @@ class CasinoBucket(TreasuryActor):
 
     def _release(self, delivery: Delivery, stake: int, code: str, reason: str) -> None:
         env = delivery.envelope
-        agent, now, k = env.agent, self.clock.now_ms(), self.keys
+        agent, k = env.agent, self.keys
         commit = self.steps.new_commit(agent)
         commit.incr(k.ledger(agent), "casino:reserved", -stake).incr(k.ledger(agent), "casino", stake)
         commit.hdel(k.reservations(agent), env.id)
-        commit.emit(k.events(agent), wrap(BetFailed(code=code, reason=reason, stake=stake), agent=agent, now_ms=now,
-                                          new_id=self.new_id, cause=env))
-        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, env.id, now)
+        self._deny(delivery, BetFailed(code=code, reason=reason, stake=stake), commit)
 
     def _refuse(
         self, delivery: Delivery, code: str, reason: str, sizing: KellyResult | None, seq: int | None = None
     ) -> None:
-        env = delivery.envelope
-        agent, now = env.agent, self.clock.now_ms()
         refused = BetRefused(code=code, reason=reason, sizing=sizing_event(sizing) if sizing else None, fence_seq=seq)
-        commit = self.steps.new_commit(agent)
-        commit.emit(self.keys.events(agent), wrap(refused, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
-        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, env.id, now)
-
-    def _ack_only(self, delivery: Delivery) -> None:
-        commit = self.steps.new_commit(delivery.envelope.agent).ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, delivery.envelope.id, self.clock.now_ms())
-
-    def _commit(self, commit, msg_id: str, now: int) -> None:
-        result = self.steps.commit(commit, msg_id, now)
-        if result.status == "refused":
-            raise RuntimeError(f"commit of {msg_id} refused: {result.reason}")
+        self._deny(delivery, refused)
 
 
 def gross_payout(stake: int, amount_won: int, multiplier: str) -> int:

@@ -80,24 +80,13 @@ class EscrowManager(TreasuryActor):
     releases by the risk state read at the time (see `release`)."""
 
     role = "escrow"
+    handlers = {CreateEscrow: "create", ReleaseEscrow: "release", DisputeEscrow: "dispute", SyncEscrows: "sync"}
 
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory, venue_for: VenueFor,
                  policy: Policy = DEFAULT_POLICY):
         super().__init__(steps, clock, new_id)
         self.venue_for = venue_for
         self.policy = policy
-
-    def handle(self, delivery: Delivery) -> None:
-        body = delivery.envelope.body
-        if isinstance(body, CreateEscrow):
-            return self.create(delivery, body)
-        if isinstance(body, ReleaseEscrow):
-            return self.release(delivery, body)
-        if isinstance(body, DisputeEscrow):
-            return self.dispute(delivery, body)
-        if isinstance(body, SyncEscrows):
-            return self.sync(delivery)
-        raise HandlerRejected(f"the escrow role does not handle {delivery.envelope.type}")
 
     # ------------------------------------------------------------------ create
 
@@ -252,7 +241,7 @@ class EscrowManager(TreasuryActor):
 
     # ------------------------------------------------------------------ sync
 
-    def sync(self, delivery: Delivery) -> None:
+    def sync(self, delivery: Delivery, cmd: SyncEscrows) -> None:
         env = delivery.envelope
         agent = env.agent
         records = open_escrows(self.client, self.keys, agent)
@@ -380,31 +369,18 @@ class EscrowManager(TreasuryActor):
 
     def _refuse(self, delivery: Delivery, code: str, reason: str, *, escrow_id: str | None = None,
                 amount: int | None = None, seq: int | None = None) -> None:
-        refused = EscrowRefused(code=code, reason=reason, escrow_id=escrow_id, amount=amount, fence_seq=seq)
-        self._finish(delivery, self.steps.new_commit(delivery.envelope.agent), [refused], balances_changed=False,
-                     cause="")
+        self._deny(delivery, EscrowRefused(code=code, reason=reason, escrow_id=escrow_id, amount=amount, fence_seq=seq))
 
     def _finish(self, delivery: Delivery, commit: Commit, events: list[Message], *, balances_changed: bool,
                 cause: str) -> None:
         """Journal `events`, notify RiskGuard if money moved, ack: all in `commit`, applied once."""
         env = delivery.envelope
-        agent, now, k = env.agent, self.clock.now_ms(), self.keys
         for event in events:
-            commit.emit(k.events(agent), wrap(event, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+            self._emit(commit, env, event)
         if balances_changed:
-            commit.emit(k.agent_commands(agent, "risk"),
-                        wrap(BalancesChanged(cause=cause), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+            self._emit(commit, env, BalancesChanged(cause=cause), self.keys.agent_commands(env.agent, "risk"))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, env.id, now)
-
-    def _ack_only(self, delivery: Delivery) -> None:
-        commit = self.steps.new_commit(delivery.envelope.agent).ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, delivery.envelope.id, self.clock.now_ms())
-
-    def _commit(self, commit: Commit, msg_id: str, now: int) -> None:
-        result = self.steps.commit(commit, msg_id, now)
-        if result.status == "refused":
-            raise RuntimeError(f"commit of {msg_id} refused: {result.reason}")
+        self._commit(commit, env.id)
 
     def _fence_refusal(self, status: str, detail: str, amount: int, locked: int, reserve_total: int) -> tuple[str, str]:
         if status == "over_cap":
