@@ -23,6 +23,7 @@ from actors.casino_odds import game_id, true_odds, venue_params
 from actors.kelly import KellyResult, kelly_stake
 from actors.ledger import read_ledger
 from actors.policy.breakers import casino_session
+from actors.policy.buckets import bp_text
 from actors.policy.drift import big_win
 from actors.venues import TIMEOUT_S, AgentClients
 from messages.envelope import IdFactory, wrap
@@ -145,10 +146,10 @@ class CasinoBucket(TreasuryActor):
         if reservation.status == "duplicate":
             return self._ack_only(delivery)
         if not reservation.granted:
-            reason = _refusal_reason(reservation.status, reservation.detail, stake, cap)
+            reason = reservation.denial("casino", stake, what="the stake", cap_name=f"{bp_text(BET_CAP_BP)} bet cap")
             return self._refuse(delivery, reservation.status, reason, sizing, reservation.seq or None)
-        if reservation.status == "already_reserved":
-            stake = int(reservation.detail.split("|")[1])
+        if reservation.record is not None:  # reserved by an earlier delivery: that stake stands
+            stake = reservation.record.amount
 
         casino = self.casino_for(agent)
         game = game_id(bet.game)
@@ -250,19 +251,6 @@ def gross_payout(stake: int, amount_won: int, multiplier: str) -> int:
     except (InvalidOperation, ValueError):
         return amount_won
     return exact if abs(exact - amount_won) <= CENT // 2 else amount_won
-
-
-def _refusal_reason(status: str, detail: str, stake: int, cap: int) -> str:
-    return {
-        "paused": f"treasury is PAUSED: {detail}",
-        "halted": f"treasury is HALTED: {detail}",
-        "bucket_halted": f"casino spending halted: {detail}",
-        "over_cap": f"stake {stake} exceeds the 2 % bet cap of {cap} micro-USD",
-        "insufficient": f"stake {stake} exceeds the casino bucket's available {detail} micro-USD",
-        "unknown_agent": "no risk state for this agent: refusing (fail closed)",
-        "unknown_bucket": "no casino bucket for this agent: refusing (fail closed)",
-        "unknown_state": f"unreadable risk state {detail!r}: refusing (fail closed)",
-    }.get(status, f"{status}: {detail}")
 
 
 def casino_client_factory(client: redis.Redis, keys: Keys, base_url: str) -> AgentClients[CasinoClient]:

@@ -54,7 +54,7 @@ from messages.treasury_msgs import (
     LegFailed,
     TransitLanded,
 )
-from runtime.atomic import AtomicSteps, Commit
+from runtime.atomic import AtomicSteps, Commit, FenceStatus, Reservation
 from runtime.bus import Delivery, HandlerRejected
 from runtime.clock import Clock
 from runtime.keys import Keys
@@ -221,8 +221,7 @@ class TransferLegs(Committer):
         if reservation.status == "duplicate":
             return self._ack_only(delivery)
         if not reservation.granted:
-            return self._refuse(delivery, leg, "debit", reservation.status,
-                                _fence_reason(reservation.status, reservation.detail, leg))
+            return self._refuse(delivery, leg, "debit", reservation.status, _fence_reason(reservation, leg))
         commit = self._debit_commit(delivery, leg)
         commit.incr(k.ledger(env.agent), f"{leg.source}:reserved", -leg.amount)
         commit.hdel(k.reservations(env.agent), env.id)
@@ -393,17 +392,12 @@ def handle_transfer(owner, delivery: Delivery) -> bool:
     return legs.handle(delivery)
 
 
-def _fence_reason(status: str, detail: str, leg: DebitLeg) -> str:
-    if status == "insufficient" and detail.lstrip("-").isdigit():
-        return f"{leg.source} has {format_usd(int(detail))} available, the move needs {format_usd(leg.amount)}"
-    return {
-        "paused": f"treasury is PAUSED ({detail}): only moves into the reserve are allowed",
-        "halted": f"treasury is HALTED ({detail}): only moves into the reserve are allowed",
-        "bucket_halted": f"{leg.source} is halted ({detail}): only moves into the reserve are allowed",
-        "unknown_agent": NO_RISK_STATE,
-        "unknown_bucket": f"no {leg.source} bucket for this agent: no move (fail closed)",
-        "unknown_state": f"unreadable risk state {detail!r}: no move (fail closed)",
-    }.get(status, f"{status}: {detail}")
+def _fence_reason(reservation: Reservation, leg: DebitLeg) -> str:
+    """The fence's denial of a debit leg; a risk state adds that moves into the reserve still run."""
+    reason = reservation.denial(leg.source, leg.amount, what="the move", fail_closed="no move (fail closed)")
+    if reservation.status in (FenceStatus.PAUSED, FenceStatus.HALTED, FenceStatus.BUCKET_HALTED):
+        reason += "; only moves into the reserve are allowed"
+    return reason
 
 
 def _text(value) -> str:

@@ -61,7 +61,7 @@ from messages.escrow_msgs import (
     SyncEscrows,
 )
 from messages.schema import BalancesChanged
-from runtime.atomic import AtomicSteps, Commit
+from runtime.atomic import AtomicSteps, Commit, FenceStatus, Reservation
 from runtime.bus import Delivery, HandlerRejected
 from runtime.clock import Clock
 from venue.client.escrow import tag_description
@@ -114,12 +114,11 @@ class EscrowManager(TreasuryActor):
         if reservation.status == "duplicate":
             return self._ack_only(delivery)
         if not reservation.granted:
-            code, reason = self._fence_refusal(reservation.status, reservation.detail, cmd.amount, locked,
-                                               reserve_total)
+            code, reason = self._fence_refusal(reservation, cmd.amount, reserved, locked, reserve_total)
             return self._refuse(delivery, code, reason, amount=cmd.amount, seq=reservation.seq or None)
         seq = reservation.seq or None
-        if reservation.status == "already_reserved":
-            reserved = int(reservation.detail.split("|")[1])
+        if reservation.record is not None:  # reserved by an earlier delivery: that amount stands
+            reserved = reservation.record.amount
             intent = load_intent(self.client, self.keys, agent, env.id)
             if intent is not None:  # the venue may have been called: look before creating again
                 try:
@@ -382,21 +381,17 @@ class EscrowManager(TreasuryActor):
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id)
 
-    def _fence_refusal(self, status: str, detail: str, amount: int, locked: int, reserve_total: int) -> tuple[str, str]:
-        if status == "over_cap":
+    def _fence_refusal(self, reservation: Reservation, amount: int, reserved: int, locked: int,
+                       reserve_total: int) -> tuple[str, str]:
+        """The refusal code and reason: over the cap is breaker 7 (escrow overcommit) with its own
+        reason; anything else is the fence's denial, for `reserved` (the escrow and its fee)."""
+        denial = reservation.denial("reserve", reserved, what=f"the escrow of {usd(amount)} with its fee",
+                                    cap_name="escrow cap")
+        if reservation.status == FenceStatus.OVER_CAP:
             fee = escrow_fee(amount, self.policy.escrow_fee_bp)
             breaker = escrow_lock(locked, amount, fee, reserve_total, limit_bp=self.policy.escrow_reserve_bp)
-            return OVERCOMMIT, breaker.reason if breaker else f"escrow {usd(amount)} is above the escrow cap {detail}"
-        return status, {
-            "paused": f"treasury is PAUSED: {detail}",
-            "halted": f"treasury is HALTED: {detail}",
-            "bucket_halted": f"reserve spending halted: {detail}",
-            "insufficient": f"escrow {usd(amount)} plus its fee exceeds the reserve's available {detail} micro-USD",
-            "unknown_agent": "no risk state for this agent: refusing (fail closed)",
-            "unknown_bucket": "no reserve bucket for this agent: refusing (fail closed)",
-            "unknown_state": f"unreadable risk state {detail!r}: refusing (fail closed)",
-            "invalid_amount": f"invalid escrow amount {amount}",
-        }.get(status, f"{status}: {detail}")
+            return OVERCOMMIT, breaker.reason if breaker else denial
+        return reservation.status, denial
 
 
 def _replace(record: EscrowRecord, **changes) -> EscrowRecord:

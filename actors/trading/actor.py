@@ -30,7 +30,7 @@ import pykka
 
 from actors.base import TreasuryActor
 from actors.ledger import read_ledger, read_risk
-from actors.policy.buckets import DEFAULT_POLICY, Policy
+from actors.policy.buckets import DEFAULT_POLICY, Policy, bp_text
 from actors.policy.trading_rules import stop_prices
 from actors.trading.book import (
     OrderPlan,
@@ -163,12 +163,13 @@ class TradingBucket(TreasuryActor):
         if reservation.status == "duplicate":
             return self._ack_only(delivery)
         if not reservation.granted:
-            reason = _fence_reason(reservation.status, reservation.detail, plan.held, plan.cap)
+            cap_name = f"{bp_text(self.policy.max_trade_margin_bp)} margin cap with fee allowance"
+            reason = reservation.denial(BUCKET, plan.held, what="the margin and fee allowance", cap_name=cap_name)
             return self._refuse(delivery, reservation.status, reason, sizing=plan.sizing, seq=reservation.seq or None,
                                 drop_plan=True)
         held = plan.held
-        if reservation.status == "already_reserved":
-            held = int(reservation.detail.split("|")[1])
+        if reservation.record is not None:  # reserved by an earlier delivery: that amount stands
+            held = reservation.record.amount
             found = find_opened(venue, plan, set(read_positions(self.client, self.keys, agent)))
             if found is not None:
                 return self._adopt(delivery, plan, held, found, venue)
@@ -472,19 +473,6 @@ def _exits(plan: OrderPlan, opened: OpenedPosition) -> tuple[Decimal, Decimal]:
         opened.entry_price, plan.side, Decimal(plan.stop_pct), Decimal(plan.take_profit_multiple)
     )
     return venue_price(stop), venue_price(target)
-
-
-def _fence_reason(status: str, detail: str, amount: int, cap: int) -> str:
-    return {
-        "paused": f"treasury is PAUSED: {detail}",
-        "halted": f"treasury is HALTED: {detail}",
-        "bucket_halted": f"trading halted: {detail}",
-        "over_cap": f"margin and fee allowance {amount} exceed the 10 % cap of {cap} micro-USD",
-        "insufficient": f"margin and fee allowance {amount} exceed the trading bucket's available {detail} micro-USD",
-        "unknown_agent": "no risk state for this agent: refusing (fail closed)",
-        "unknown_bucket": "no trading bucket for this agent: refusing (fail closed)",
-        "unknown_state": f"unreadable risk state {detail!r}: refusing (fail closed)",
-    }.get(status, f"{status}: {detail}")
 
 
 def build(steps: AtomicSteps, clock: Clock, new_id: IdFactory, venues: dict[str, str]) -> pykka.ActorRef:
