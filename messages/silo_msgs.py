@@ -28,18 +28,18 @@ Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 # ---------------------------------------------------------------- pokes to the "silo" role
 
 
-class ExecuteSiloTransfers(Message):
+class ExecuteSiloTransfers(Message, frozen=True):
     """Work on the agent's silo transfers now (sent by the Rebalancer when a saga leaves some)."""
 
     reason: str = ""
 
 
-class SiloTick(Message):
+class SiloTick(Message, frozen=True):
     """The schedule's poke: retry what may be retried, look lost answers up, watch deposits, and
     reconcile when it is due."""
 
 
-class Reconcile(Message):
+class Reconcile(Message, frozen=True):
     """Compare every silo's venue balance with the ledger now; answered by `ReconciliationChecked`."""
 
     reason: str = "on demand"
@@ -48,7 +48,7 @@ class Reconcile(Message):
 # ---------------------------------------------------------------- operator commands
 
 
-class MoveFunds(Message):
+class MoveFunds(Message, frozen=True):
     """Operator (to the `rebalancer` role): move `amount` from bucket `source` to bucket `dest` with
     the same saga as a rebalance move (fence, legs, physical transfer across silos)."""
 
@@ -58,7 +58,7 @@ class MoveFunds(Message):
     reason: Reason
 
 
-class PlaceFunds(Message):
+class PlaceFunds(Message, frozen=True):
     """Operator (to the `silo` role): move `amount` of `bucket`'s money to the `silo` without changing
     the bucket (the reserve's money parked in the casino balance, so escrows can be funded from it;
     `silo="wallet"` brings it home). Answered by the transfer's events."""
@@ -69,7 +69,7 @@ class PlaceFunds(Message):
     reason: Reason
 
 
-class AdjustLedger(Message):
+class AdjustLedger(Message, frozen=True):
     """Operator (to the bucket's role): add `amount` (negative: take away) to `bucket`'s available
     balance, to settle a reconciliation difference; journaled with its reason (`LedgerAdjusted`)."""
 
@@ -81,7 +81,7 @@ class AdjustLedger(Message):
 # ---------------------------------------------------------------- silo role -> bucket roles
 
 
-class LandHeld(Message):
+class LandHeld(Message, frozen=True):
     """To the destination bucket's role: the transfer's deposit was seen; make the leg's held part
     available. Honoured only up to the transfer record's `land:<leg>` token."""
 
@@ -93,7 +93,7 @@ class LandHeld(Message):
     reason: str
 
 
-class ReturnHeld(Message):
+class ReturnHeld(Message, frozen=True):
     """To the source bucket's role: the transfer failed or was never seen; put the leg's held part
     back in `source` (from `<dest>:in_transit`). Honoured only up to the record's `ret:<leg>` token."""
 
@@ -106,7 +106,7 @@ class ReturnHeld(Message):
     reason: str
 
 
-class BookFee(Message):
+class BookFee(Message, frozen=True):
     """To the bucket's role: a venue kept `amount` as a fee; it leaves the treasury. Honoured only
     up to the record's `fee:<kind>` token."""
 
@@ -117,7 +117,7 @@ class BookFee(Message):
     reason: str
 
 
-class BookIncome(Message):
+class BookIncome(Message, frozen=True):
     """To the bucket's role: money paid to the agent from outside (a deposit no transfer explains),
     booked once. Honoured only up to the `income:<agent>` token of `ref`."""
 
@@ -131,7 +131,7 @@ class BookIncome(Message):
 # ---------------------------------------------------------------- events (journal)
 
 
-class SiloTransferSent(Message):
+class SiloTransferSent(Message, frozen=True):
     """The venue took the transfer (`venue_ref`: tx hash or withdrawal id); `found` when a lost
     answer was proven by a look-up instead of the venue's answer."""
 
@@ -145,7 +145,7 @@ class SiloTransferSent(Message):
     found: bool = False
 
 
-class SiloTransferHeld(Message):
+class SiloTransferHeld(Message, frozen=True):
     """The transfer waits: `review` (the casino reviews withdrawals over $1,000), `unknown` (an
     answer was lost and the look-up could not prove it sent or absent: never resent), `unseen`
     (the destination cannot be read)."""
@@ -158,7 +158,7 @@ class SiloTransferHeld(Message):
     reason: str
 
 
-class SiloTransferLanded(Message):
+class SiloTransferLanded(Message, frozen=True):
     transfer: TransferId
     from_silo: Silo
     to_silo: Silo
@@ -167,7 +167,7 @@ class SiloTransferLanded(Message):
     venue_ref: str
 
 
-class SiloTransferFailed(Message):
+class SiloTransferFailed(Message, frozen=True):
     """The transfer did not happen (refused, impossible) or was not seen by the deadline: the held
     parts go back to their source buckets (`HeldReturned`)."""
 
@@ -179,7 +179,7 @@ class SiloTransferFailed(Message):
     reason: str
 
 
-class TransferHeldLanded(Message):
+class TransferHeldLanded(Message, frozen=True):
     transfer: TransferId
     saga: MessageId
     leg: LegIndex
@@ -188,7 +188,7 @@ class TransferHeldLanded(Message):
     reason: str
 
 
-class HeldReturned(Message):
+class HeldReturned(Message, frozen=True):
     transfer: TransferId
     saga: MessageId
     leg: LegIndex
@@ -198,7 +198,7 @@ class HeldReturned(Message):
     reason: str
 
 
-class FeeBooked(Message):
+class FeeBooked(Message, frozen=True):
     """Money that left the treasury as a venue's fee, with why."""
 
     transfer: TransferId
@@ -208,7 +208,7 @@ class FeeBooked(Message):
     reason: str
 
 
-class IncomeBooked(Message):
+class IncomeBooked(Message, frozen=True):
     silo: Silo
     bucket: Bucket
     amount: Micros
@@ -231,7 +231,7 @@ class SiloCheck(msgspec.Struct, frozen=True, kw_only=True):
     note: str = ""
 
 
-class ReconciliationChecked(Message):
+class ReconciliationChecked(Message, frozen=True):
     reason: str
     silos: tuple[SiloCheck, ...]
     clean: bool
@@ -239,7 +239,7 @@ class ReconciliationChecked(Message):
     alerted: bool = False
 
 
-class LedgerAdjusted(Message):
+class LedgerAdjusted(Message, frozen=True):
     bucket: Bucket
     amount: SignedMicros
     before: int
@@ -247,7 +247,7 @@ class LedgerAdjusted(Message):
     reason: str
 
 
-class AdjustRefused(Message):
+class AdjustRefused(Message, frozen=True):
     bucket: Bucket
     amount: SignedMicros
     reason: str

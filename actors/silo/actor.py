@@ -86,6 +86,8 @@ def _text(value) -> str:
 
 class SiloExecutor(TreasuryActor):
     role = "silo"
+    handlers = {ExecuteSiloTransfers: "_on_message", SiloTick: "_on_message", Reconcile: "_on_message",
+                PlaceFunds: "_on_message"}
 
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory, venues: dict[str, str], *,
                  key_provider=v.sandbox_key_provider, paper: bool = True, clients: dict | None = None,
@@ -103,11 +105,10 @@ class SiloExecutor(TreasuryActor):
 
     # ------------------------------------------------------------------ messages
 
-    def handle(self, delivery: Delivery) -> None:
+    def _on_message(self, delivery: Delivery, body) -> None:
+        """Every message works on the agent's transfers; a tick also watches income and reconciles
+        when due; `Reconcile` reconciles now; `PlaceFunds` records a transfer first."""
         env = delivery.envelope
-        body = env.body
-        if not isinstance(body, (ExecuteSiloTransfers, SiloTick, Reconcile, PlaceFunds)):
-            raise self.unhandled(delivery)
         if isinstance(body, PlaceFunds):
             self.place(env, body)
         venues = self.venues(env.agent)

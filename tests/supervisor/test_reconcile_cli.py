@@ -10,8 +10,8 @@ import pytest
 from actors.chain_view import addresses_key
 from supervisor.cli import main
 from supervisor.deployment import record_deployment
-from tests.actors.silo_harness import SiloHarness
-from tests.actors.test_rebalancer_harness import usd
+from tests.kit.rebalancer import usd
+from tests.kit.silo import SiloHarness
 
 
 @pytest.fixture
