@@ -83,8 +83,9 @@ def handle_silo_leg(owner, delivery: Delivery) -> bool:
     elif isinstance(body, BookIncome):
         commit.incr(income_key(k, env.agent), body.ref, -body.amount)
         commit.incr(ledger, body.bucket, body.amount)
-        # External flow: money paid in from outside is income of the bucket, not a trading or casino
-        # profit. It is recorded as a flow so the breakers do not read it as a gain.
+        # EXTERNAL FLOW (the one call site): money paid in from outside is income of the bucket, not
+        # a trading or casino profit, recorded as a flow so the breakers do not read it as a gain.
+        # Replace this line with the shared external-flow booking function once it is on main.
         commit.incr(k.flows(env.agent), body.bucket, body.amount, minimum=-(10**15))
         emit(IncomeBooked(silo=body.silo, bucket=body.bucket, amount=body.amount, ref=body.ref, reason=body.reason),
              f"outside income {body.ref}")
