@@ -387,9 +387,7 @@ def handle_transfer(owner, delivery: Delivery) -> bool:
     role or does not match its saga's record; anything else that raises is retried by the bus.
     """
     if not isinstance(delivery.envelope.body, LEG_TYPES):
-        from actors.silo.legs import handle_silo_leg  # the silo role's legs (land, return, fees, income)
-
-        return handle_silo_leg(owner, delivery)
+        return False
     legs = owner if isinstance(owner, TransferLegs) else TransferLegs(owner.steps, owner.clock, owner.new_id)
     return legs.handle(delivery)
 

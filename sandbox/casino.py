@@ -264,12 +264,16 @@ def credit_deposit(ctx: SandboxContext, agent_id: str, micros: int, *, chain: st
             "tx_hash": tx_hash, "status": "credited", "new_balance": wire(after)}
 
 
+ONCHAIN_PAYOUTS: list[Callable[[SandboxContext, str, int], None]] = []
+"""Where a completed withdrawal's USDC lands: the wallet sandbox registers its simulated Base
+chain here when it starts (the casino does not import the wallet)."""
+
+
 def pay_out_onchain(ctx: SandboxContext, address: str, micros: int) -> None:
     """A completed withdrawal's USDC lands at `address` on the simulated Base chain (the real
     casino sends it on-chain synchronously), so the wallet silo shows it."""
-    from sandbox.wallet import credit_onchain
-
-    credit_onchain(ctx, "base", address, "USDC", micros)
+    for payout in ONCHAIN_PAYOUTS:
+        payout(ctx, address, micros)
 
 
 def balance_of(ctx: SandboxContext, agent_id: str) -> int | None:

@@ -351,6 +351,10 @@ class WalletSandbox:
         self.forced_slippage_bps: int | None = None
         self.delay_overrides: dict[str, int] = {}
         """`service` or `service:chain` → deposit delay in ms (`POST /_sandbox/deposit-delay`)."""
+        from sandbox import casino
+
+        if _withdrawal_lands not in casino.ONCHAIN_PAYOUTS:  # casino withdrawals land on this chain
+            casino.ONCHAIN_PAYOUTS.append(_withdrawal_lands)
         self._deliver_lock = threading.Lock()
 
     def now(self) -> int:
@@ -1012,6 +1016,11 @@ def credit_onchain(ctx: SandboxContext, chain: str, address: str, token: str, un
             (tx_hash, chain, token, address, str(units), ctx.clock.now_ms()),
         )
     return tx_hash
+
+
+def _withdrawal_lands(ctx: SandboxContext, address: str, micros: int) -> None:
+    """A completed casino withdrawal: its USDC arrives at `address` on Base."""
+    credit_onchain(ctx, "base", address, "USDC", micros)
 
 
 class _Poller:

@@ -119,9 +119,9 @@ class ScenarioRun:
         journal = self.journal()
         extra = {}
         if "silo" in self.roles:
-            from supervisor.silo_scenario import silo_report
+            from supervisor.silo_report import silo_report
 
-            extra["silo"] = silo_report(self)
+            extra["silo"] = silo_report(self.client, self.keys, AGENT, journal)
         return extra | {
             "scenario": name,
             "seed": self.seed,

@@ -1,15 +1,14 @@
 """The `silo-transfer` story: money physically leaves the wallet and lands in the casino and the
 trading collateral through the sandbox's deposit path, a withdrawal back from the casino pays the
 casino's $0.50 fee, and the reconciliation is clean at the end. Its summary carries each silo's
-venue balance and ledger figure and every transfer with its fees (`silo_report`)."""
+venue balance and ledger figure and every transfer with its fees (`supervisor/silo_report.py`)."""
 
 from __future__ import annotations
 
 import time
 
-from actors.silo.records import list_transfers
 from messages.money import format_usd, parse_usd
-from supervisor.scenario_harness import AGENT, ScenarioRun
+from supervisor.scenario_harness import ScenarioRun
 
 DEPOSIT_DELAY_MS = 1_500
 """The sandbox's deposit poll in this story, in the sandbox's (wall-clock) milliseconds."""
@@ -61,31 +60,3 @@ def silo_transfer(run: ScenarioRun) -> None:
     run.send("silo", Reconcile(reason="after the transfers"))
     check = [e.body for e in run.journal() if type(e.body).__name__ == "ReconciliationChecked"][-1]
     run.say(f"reconciliation: {'clean' if check.clean else 'NOT clean'}")
-
-
-def silo_report(run: ScenarioRun) -> dict:
-    """Each silo's venue balance and ledger figure (the last reconciliation) and every transfer
-    with its fees, from the journal and the transfer records."""
-    journal = run.journal()
-    transfers = list_transfers(run.client, run.keys, AGENT)
-    number = {t.id: f"#{n}" for n, t in enumerate(sorted(transfers, key=lambda t: t.int("created_ms")))}
-    fees: dict[str, list[dict]] = {}
-    for env in journal:
-        if type(env.body).__name__ == "FeeBooked":
-            f = env.body
-            reason = f.reason.replace(f.transfer, number.get(f.transfer, "?"))  # saga ids are not seeded
-            fees.setdefault(f.transfer, []).append({"kind": f.kind, "bucket": f.bucket, "amount_micros": f.amount,
-                                                    "reason": reason})
-    checks = [env.body for env in journal if type(env.body).__name__ == "ReconciliationChecked"]
-    last = checks[-1] if checks else None
-    return {
-        "transfers": [{"n": number[t.id], "from_silo": t.from_silo, "to_silo": t.to_silo, "amount_micros": t.amount,
-                       "state": t.state, "credited_micros": t.int("credited"),
-                       "fees": fees.get(t.id, []), "fees_micros": sum(f["amount_micros"] for f in fees.get(t.id, []))}
-                      for t in sorted(transfers, key=lambda t: number[t.id])],
-        "reconciliation": None if last is None else {
-            "clean": last.clean, "tolerance_micros": last.tolerance_micros,
-            "silos": {c.silo: {"status": c.status, "venue_micros": c.venue_micros, "ledger_micros": c.ledger_micros,
-                               "in_flight_micros": c.in_flight_micros, "difference_micros": c.difference_micros}
-                      for c in last.silos}},
-    }

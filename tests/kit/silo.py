@@ -5,8 +5,11 @@ harness's ManualClock, so a deposit's 60 s poll delay is crossed by advancing th
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from actors.onboarding import onboard_agent
 from actors.silo.actor import SiloExecutor
+from actors.silo.legs import handle_silo_leg
 from actors.silo.records import list_transfers
 from messages.envelope import seeded_ids
 from sandbox import start_sandbox
@@ -17,6 +20,16 @@ from venue.client import SandboxAdmin
 SILO_ROLES = (*ROLES, "silo")
 
 
+def _with_silo_legs(handler, steps, clock, role: str):
+    """A stand-in bucket's handler that applies the silo legs first, as `TreasuryActor.handle` does."""
+    owner = SimpleNamespace(steps=steps, clock=clock, new_id=seeded_ids(41, prefix=role[:2]))
+
+    def handle(delivery):
+        if not handle_silo_leg(owner, delivery):
+            handler(delivery)
+    return handle
+
+
 class SiloHarness(Harness):
     def __init__(self, redis_url, keys, *, clients=None, deadline_ms: int = 30 * 60_000, seed: int = 5, **kw):
         super().__init__(redis_url, keys, hold_physical=True, **kw)
@@ -25,6 +38,8 @@ class SiloHarness(Harness):
         self.silo = SiloExecutor.start(self.steps, self.clock, seeded_ids(31, prefix="s"), self.sandbox.urls,
                                        clients=clients, deadline_ms=deadline_ms)
         self.buses["silo"] = self._bus("silo", lambda d: self.silo.ask(d))
+        for role in ("casino", "referral", "trading"):  # the stand-in buckets also take the silo legs
+            self.buses[role].handler = _with_silo_legs(self.buses[role].handler, self.steps, self.clock, role)
 
     def onboard(self, **buckets: str) -> dict[str, int]:
         parts = {name: usd(amount) for name, amount in buckets.items()}
