@@ -554,6 +554,8 @@ class Rebalancer(TreasuryActor):
                     saga=saga, reason=f"{reason}; {why}", moves=0, moved=0, held=0))
         for silo, amount in covered.items():
             commit.hset(skey, f"covered:{silo}", amount)
+            # the surplus is spoken for: a later plan before the next reconciliation cannot use it again
+            commit.incr(silo_state_key(k, agent), f"surplus:{silo}", -amount)
         for fld, value in (("trigger", trigger), ("reason", reason), ("state", "moving"),
                            ("moves", _encode_moves(moves, holds, origins)), ("cursor", 0),
                            ("updated_ms", self.clock.now_ms()), ("sends", 0)):

@@ -141,3 +141,20 @@ def test_a_credited_deposit_not_yet_landed_is_not_a_difference():
     venue["casino"] = 250 + 20                    # no subset of the transfers explains $20
     checks = {c.silo: c for c in compare(venue, expected, in_flight, {}, 0, {"casino": [50, 30]})}
     assert checks["casino"].status == "differs" and checks["casino"].difference_micros == 20
+
+
+def test_a_surplus_covers_one_transfer_only(redis_url, keys):
+    h = SiloHarness(redis_url, keys)
+    try:
+        h.onboard(reserve="500", trading="300", casino="100", referral="100")
+        h.admin.credit(h.creds()["casino_agent_id"], usd("60"))
+        h.send(Reconcile(reason="before moving"), role="silo")
+        h.pump()
+        for amount in ("50", "50"):
+            h.send(MoveFunds(source="reserve", dest="casino", amount=usd(amount), reason="fund escrows"))
+            h.pump()
+        first, second = h.journal(RebalancePlanned)
+        assert (first.moves[0].hold, second.moves[0].hold) == (0, usd("40"))   # $50 covered, then $10 of $50
+        assert [t.amount for t in h.transfers()] == [usd("40")]
+    finally:
+        h.close()
