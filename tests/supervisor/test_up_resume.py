@@ -61,7 +61,7 @@ def test_up_stops_cleanly_and_resumes(tmp_path, redis_url, prefix, rclient):
         out = treasury("agent", "add", "alice", "--capital", "1000", "--prefix", prefix, env=env).stdout
         assert "capital $1,000.00 allocated" in out
         chains = json.loads(treasury("balances", "alice", "--prefix", prefix, "--json", env=env).stdout)
-        assert chains["usdc_total"] == 400_000_000 and len(chains["chains"]) == 8  # the reserve, on Base
+        assert chains["usdc_total_micros"] == 400_000_000 and len(chains["chains"]) == 8  # the reserve, on Base
         bet = treasury("cmd", "--prefix", prefix, "--wait", "--json", "bet", "alice", "--game", "multiplier",
                        "--target", "10", "--win-prob", "0.12", env=env)
         assert json.loads(bet.stdout)["outcome"] == "BetSettled"
