@@ -47,9 +47,10 @@ def add_dead_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def reason_of(error: str) -> str:
-    """The kind of a dead entry's error: its text up to the first colon, at most 48 characters."""
-    head = error.split(":", 1)[0].strip() or "unknown"
-    return safe_text(head, 48)
+    """The kind of a dead entry's error (`supervisor.status.dead_reason`), safe to print."""
+    from supervisor.status import dead_reason
+
+    return safe_text(dead_reason(error))
 
 
 def _text(v) -> str:
