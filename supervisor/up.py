@@ -138,7 +138,7 @@ def start_sandbox_process(seed: int, state: Path,
 def up_main(args: argparse.Namespace) -> int:
     """Check the configuration, take the data directory's owner lock, stop what a dead owner left,
     then start Redis, the venue and the workers and supervise them until SIGTERM/SIGINT."""
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     plan = check_up_args(args)
     d = plan.data_dir
     with OwnerLock(d) as owner:
