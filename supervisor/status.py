@@ -363,7 +363,7 @@ def summarize(body: dict) -> str:
     elif kind == "CommandRejected":
         text = f"{body.get('command')} rejected: {body.get('reason')}"
     else:
-        text = ", ".join(f"{k}={_short(v)}" for k, v in body.items()
+        text = ", ".join(f"{k}={_money_or_short(k, v)}" for k, v in body.items()
                          if k != "type" and not _SECRET_NAME.search(str(k)))
     return _one_line(text)[:SUMMARY_CHARS]
 
@@ -604,6 +604,15 @@ def _int(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 0
+
+
+def _money_or_short(key: str, value: Any) -> str:
+    """A micro-USD field (`status_json.MONEY_KEYS`) in dollars, anything else as `_short`."""
+    from supervisor.status_json import MONEY_KEYS
+
+    if key in MONEY_KEYS and isinstance(value, int) and not isinstance(value, bool):
+        return format_usd(value)
+    return _short(value)
 
 
 def _short(value: Any) -> str:

@@ -23,8 +23,9 @@ from typing import Any
 MONEY_KEYS = frozenset({
     "total", "available", "reserved", "amount", "margin", "peak", "day_start", "trading_peak", "collateral",
     "pnl", "unrealized_pnl", "realized_pnl", "fee", "fee_open", "notional", "value", "stake", "bucket_after",
-    "budget", "capital", "returned", "held",
+    "budget", "capital", "returned", "held", "venue_fee", "net_to_counterparty", "credited",
 })
+"""Field names that hold integer micro-USD in the snapshot and the journal's event bodies."""
 
 
 def _is_int(value: Any) -> bool:

@@ -27,7 +27,7 @@ from runtime.keys import Keys
 from supervisor.cli_common import NoDeployment, add_deployment_arguments, find_redis_url, safe_text
 from supervisor.deployment import load_deployment
 from supervisor.status import collect_status, open_client, redact_url
-from supervisor.status_json import with_units
+from supervisor.status_json import MONEY_KEYS, with_units
 
 DETAIL_MAX_AGENTS = 3
 """Up to this many agents are drawn in full; more get one summary row each."""
@@ -93,7 +93,7 @@ def _money_or_value(key: str, value: Any) -> str:
     return str(value)
 
 
-_MONEY_FIELDS = {"amount", "margin", "collateral", "pnl", "unrealized_pnl", "realized_pnl", "fee", "notional", "value"}
+_MONEY_FIELDS = MONEY_KEYS
 
 
 # ---------------------------------------------------------------- pieces

@@ -195,14 +195,14 @@ def test_odd_data_does_not_break_the_snapshot(rclient, keys, deployment):
     rclient.hset(f"{keys.prefix}:workers", "broken", "{not json")
     rclient.xadd(keys.events("bob"), {FIELD: b"\xc1garbage"})
     future = {"id": "m-new", "agent": "bob", "created_ms": NOW, "causation": None, "correlation": "m-new",
-              "body": {"type": "EscrowOpened", "escrow_id": "e9", "amount": 5, "api_key": API_KEY}}
+              "body": {"type": "EscrowOpened", "escrow_id": "e9", "amount": 5_000_000, "api_key": API_KEY}}
     rclient.xadd(keys.events("bob"), {FIELD: msgspec.msgpack.encode(future)})
     status = collect_status(rclient, keys, now_ms=NOW)
     broken = next(w for w in status["deployment"]["workers"] if w["consumer"] == "broken")
     assert broken["stale"] is True and broken["error"] == "unreadable heartbeat"
     events = by_agent(status)["bob"]["journal"]["events"]
     assert events[-2]["type"] == "?" and events[-2]["summary"].startswith("undecodable entry")
-    assert (events[-1]["type"], events[-1]["summary"]) == ("EscrowOpened", "escrow_id=e9, amount=5")
+    assert (events[-1]["type"], events[-1]["summary"]) == ("EscrowOpened", "escrow_id=e9, amount=$5.00")
     assert API_KEY not in json.dumps(status)
 
 
