@@ -125,16 +125,28 @@ def agent_main(args: argparse.Namespace) -> int:
         if not rows:
             print("no agents yet: `treasury agent add NAME --capital USD`", file=sys.stderr)
             return 0
-        table = Table(title=f"{len(rows)} agents")
-        for column in ("agent", "casino id (pay --to)", "other venue ids", "state", "total"):
-            table.add_column(column, justify="right" if column == "total" else "left")
+        services = [s for s in ("casino", "trading") if any(s in row["venue_ids"] for row in rows)]
+        table = Table(title=f"{len(rows)} agents (`pay --to` takes the casino id)", title_justify="left")
+        def width(values) -> int:
+            return max((len(v) for v in values), default=1)
+
+        # every column but `why` keeps its full width; `why` takes what is left and is cut with …
+        table.add_column("agent", no_wrap=True, min_width=width(safe_text(r["agent"]) for r in rows))
+        for s in services:
+            table.add_column(f"{s} id", no_wrap=True, min_width=width(r["venue_ids"].get(s, "—") for r in rows))
+        table.add_column("state", no_wrap=True, min_width=width(r["state"] for r in rows))
+        table.add_column("total", justify="right", no_wrap=True,
+                         min_width=width(format_usd(r["total_micros"]) for r in rows))
         for row in rows:
             ids = row["venue_ids"]
-            others = " ".join(f"{s} {ids[s]}" for s in VENUE_SERVICES[1:] if s in ids)
-            state = row["state"] + (f" — {row['reason']}" if row["reason"] else "")
-            table.add_row(Text(safe_text(row["agent"])), Text(safe_text(ids.get("casino", "—"))),
-                          Text(safe_text(others)), Text(safe_text(state, 80)), format_usd(row["total_micros"]))
-        Console().print(table)
+            table.add_row(Text(safe_text(row["agent"])), *(Text(safe_text(ids.get(s, "—"))) for s in services),
+                          row["state"], format_usd(row["total_micros"]))
+        console = Console()
+        console.print(table)
+        for row in rows:
+            if row["state"] != "ACTIVE":
+                console.print(Text(f"{safe_text(row['agent'])} {row['state']}: {safe_text(row['reason'], 200)}"))
+        console.print(Text("every venue id, the wallet's too: `treasury agent list --json`", style="dim"))
         return 0
     print(f"onboarding {args.name}: registering at casino, wallet and trading ...", file=sys.stderr)
     print(add_agent(dep.client, dep.keys, dep.venues, dep.mode, args.name, capital))

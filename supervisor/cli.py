@@ -47,6 +47,7 @@ def _cmd_kelly(args) -> int:
 
 def _cmd_demo(args) -> int:
     from supervisor.demo import run_demo
+    from supervisor.status_json import label_units
     from supervisor.demo_view import render_scenario, render_summary
     from supervisor.scenarios import SCENARIOS, list_scenarios, run_scenario
 
@@ -59,14 +60,14 @@ def _cmd_demo(args) -> int:
             raise ConfigError(f"unknown scenario {args.scenario!r}; `treasury demo --list-scenarios` names them")
         summary = run_scenario(args.scenario, seed=args.seed)
         if args.json:
-            print(json.dumps(summary, sort_keys=True))
+            print(json.dumps(label_units(summary), sort_keys=True))
         else:
             render_scenario(summary)
         return 0
 
     summary = run_demo(seed=args.seed, max_bets=args.max_bets)
     if args.json:
-        print(json.dumps(summary, sort_keys=True))
+        print(json.dumps(label_units(summary), sort_keys=True))
     else:
         render_summary(summary)
     return 0
@@ -91,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="play a seeded session on the sandbox until a breaker fires")
     demo.add_argument("--seed", type=int, default=7, help="random seed, an integer (default 7)")
     demo.add_argument("--max-bets", type=positive_int, default=1500, help="bets at most (default 1500)")
-    demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    demo.add_argument("--json", action="store_true",
+                      help="print the summary as one JSON object (money in *_micros, integer micro-USD)")
     demo.add_argument("--scenario", default=None, help="tell one breaker's or rebalancing rule's story")
     demo.add_argument("--list-scenarios", action="store_true", help="name the scenarios")
 

@@ -28,6 +28,7 @@ from supervisor.cli_common import add_deployment_arguments, connect, data_dir_pa
 from supervisor.cmd_checks import check_cmd_args, check_policy_settings
 from supervisor.deployment import load_keyring
 from supervisor.status import summarize
+from supervisor.status_json import label_units, unlabel_units
 
 
 def _bet(a):
@@ -209,12 +210,13 @@ def cmd_main(args: argparse.Namespace) -> int:
     while time.monotonic() < deadline:
         for event in follower.poll(block_ms=200):
             if event.causation == envelope.id and type(event.body).__name__.endswith(TERMINAL_SUFFIXES):
-                outcome = {**sent, "outcome": type(event.body).__name__, "event": msgspec.to_builtins(event.body)}
+                outcome = {**sent, "outcome": type(event.body).__name__,
+                           "event": label_units(msgspec.to_builtins(event.body))}
                 if args.json:
                     print(json.dumps(outcome))
                 else:
                     print(f"{envelope.type} {envelope.id}: {outcome['outcome']}: "
-                          f"{safe_text(summarize(outcome['event']))}")
+                          f"{safe_text(summarize(unlabel_units(outcome['event'])))}")
                 return 1 if isinstance(event.body, CommandRejected) else 0
     print(f"treasury cmd: no outcome for {envelope.id} within {args.timeout:g} s (it stays queued)", file=sys.stderr)
     return 3

@@ -71,7 +71,9 @@ def entry_view(shard: int, entry_id: str, fields: dict, *, raw: bool = False) ->
         data = f.get("raw", b"")
         try:
             envelope = decode(data if isinstance(data, bytes) else data.encode())
-            out["message"] = msgspec.to_builtins(envelope)
+            from supervisor.status_json import label_units
+
+            out["message"] = label_units(msgspec.to_builtins(envelope))
             out["message"].pop("signature", None)
         except Exception as exc:  # noqa: BLE001 - a dead entry is often one that does not decode
             out["message"] = None

@@ -58,6 +58,18 @@ def _walk(value: Any, parent: str) -> Any:
     return value
 
 
+def label_units(value: Any) -> Any:
+    """Any JSON-ready value (an event body, a record) with its money fields renamed `*_micros`."""
+    return _walk(value, "body")
+
+
+def unlabel_units(value: Any) -> Any:
+    """`label_units` undone one level deep (for `status.summarize`, which reads the short names)."""
+    if not isinstance(value, dict):
+        return value
+    return {(k.removesuffix("_micros") if k.removesuffix("_micros") in MONEY_KEYS else k): v for k, v in value.items()}
+
+
 def with_units(status: dict) -> dict:
     """A copy of a `collect_status` snapshot with the units named (see the module docstring)."""
     return _walk(status, "")
