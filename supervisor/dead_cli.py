@@ -2,8 +2,8 @@
 
 An entry is named `SHARD/ENTRY` (`12/1733300000000-0`), as `list` prints it. `retry` asks the
 owning actor to run a dead-lettered spend again (a signed `RetrySpend`, operator key: the actor
-finds the spend's reservation and settles or places it, once); an entry that is not a spend with
-a message id cannot be retried, only dropped. `drop` removes entries from the dead stream (the
+finds the spend's reservation and settles or places it, once); an entry that is not a spend whose
+funds are still reserved cannot be retried, only dropped. `drop` removes entries from the dead stream (the
 journal keeps their `CommandRejected`). Text from the entries is shown with control characters
 escaped.
 """
@@ -157,6 +157,10 @@ def dead_main(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.entry} is not a dead-lettered spend ({view['role'] or 'no role'}, "
                           f"{'no message id' if not view['msg_id'] else view['msg_id']}): it cannot be retried; "
                           f"publish the command again, or `treasury dead drop {args.entry}`")
+    if not client.hexists(keys.reservations(view["agent"]), view["msg_id"]):
+        raise ConfigError(f"{args.entry}: no funds are reserved for message {view['msg_id']}, so there is no spend "
+                          f"to finish; publish the command again if it is still wanted, then "
+                          f"`treasury dead drop {args.entry}`")
     from supervisor.commands import cmd_main
 
     ns = argparse.Namespace(**vars(args))

@@ -18,7 +18,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def treasury(*args: str, env: dict[str, str] | None = None, cwd=None, timeout: float = 60) -> subprocess.CompletedProcess:
+def treasury(*args: str, env: dict[str, str] | None = None, cwd=None,
+             timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "supervisor.cli", *args], env=env if env is not None else clean_env(),
                           cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
