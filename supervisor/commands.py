@@ -95,8 +95,9 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     bet = sub.add_parser("bet", help="size and place one casino bet")
-    bet.add_argument("agent")
-    bet.add_argument("--game", choices=["coin_flip", "dice", "multiplier"], default="coin_flip")
+    bet.add_argument("agent", help="the agent\'s name")
+    bet.add_argument("--game", choices=["coin_flip", "dice", "multiplier"], default="coin_flip",
+                     help="the casino game (default coin_flip)")
     bet.add_argument("--side", choices=["heads", "tails"], default=None, help="coin_flip only (default heads)")
     bet.add_argument("--direction", choices=["over", "under"], default=None, help="dice only (default over)")
     bet.add_argument("--threshold", type=int, default=None, help="dice only: 1 to 99 (default 50)")
@@ -112,14 +113,14 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     for name, state, text in (("pause", "PAUSED", "pause all spending"), ("halt", "HALTED", "halt for manual review"),
                               ("resume", "ACTIVE", "resume (from HALTED needs the operator key)")):
         s = sub.add_parser(name, help=text)
-        s.add_argument("agent")
+        s.add_argument("agent", help="the agent\'s name")
         s.add_argument("--reason", required=True, help="why, for the journal: some text, at most 1 kB")
         if name == "pause":
             s.add_argument("--hours", type=float, default=None, help="resume by itself after this long")
         s.set_defaults(build=_risk(state))
 
     pay = sub.add_parser("pay", help="pay another agent through escrow")
-    pay.add_argument("agent")
+    pay.add_argument("agent", help="the agent\'s name")
     pay.add_argument("--to", required=True, help="the counterparty's casino agent id (ag_...)")
     pay.add_argument("--amount", required=True, help="USD, plain ASCII decimal, e.g. 12.50")
     pay.add_argument("--description", required=True, help="what the payment is for: 3 to 200 characters")
@@ -127,31 +128,31 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     pay.set_defaults(build=_pay)
 
     release = sub.add_parser("release", help="release an escrow with proof of delivery")
-    release.add_argument("agent")
-    release.add_argument("escrow_id")
+    release.add_argument("agent", help="the agent\'s name")
+    release.add_argument("escrow_id", help="the escrow's id (esc_...), as `treasury status` shows it")
     release.add_argument("--proof", required=True, help="proof of delivery, some text")
     release.set_defaults(build=_release)
 
     dispute = sub.add_parser("dispute", help="dispute an escrow")
-    dispute.add_argument("agent")
-    dispute.add_argument("escrow_id")
+    dispute.add_argument("agent", help="the agent\'s name")
+    dispute.add_argument("escrow_id", help="the escrow's id (esc_...), as `treasury status` shows it")
     dispute.add_argument("--reason", required=True, help="why, some text, at most 1 kB")
     dispute.set_defaults(build=_dispute)
 
     rebalance = sub.add_parser("rebalance", help="rebalance the buckets now")
-    rebalance.add_argument("agent")
+    rebalance.add_argument("agent", help="the agent\'s name")
     rebalance.add_argument("--reason", default="operator request", help="why, at most 1 kB")
     rebalance.set_defaults(build=_rebalance)
 
     retry = sub.add_parser("retry", help="retry a dead-lettered spend whose funds are still reserved (operator key)")
-    retry.add_argument("agent")
-    retry.add_argument("message_id")
+    retry.add_argument("agent", help="the agent\'s name")
+    retry.add_argument("message_id", help="the dead-lettered command's message id (`treasury dead list`)")
     retry.add_argument("--role", default="casino", choices=["casino", "trading", "escrow"],
                        help="the role whose spend it was (default casino)")
     retry.set_defaults(build=_retry)
 
     policy = sub.add_parser("set-policy", help="change policy settings (operator key)")
-    policy.add_argument("agent")
+    policy.add_argument("agent", help="the agent\'s name")
     policy.add_argument("settings", nargs="+", metavar="NAME=VALUE",
                         help="Policy names; units as the name says: *_bp basis points, *_ms milliseconds, "
                              "*_hours hours, money in micro-USD")

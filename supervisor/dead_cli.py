@@ -40,7 +40,7 @@ def add_dead_arguments(p: argparse.ArgumentParser) -> None:
     retry.add_argument("entry", help="SHARD/ENTRY as `dead list` prints it")
     retry.add_argument("--key-id", default=None, help="sign with this key (default: the first operator key)")
     drop = sub.add_parser("drop", help="remove entries from the dead stream")
-    drop.add_argument("entries", nargs="+", metavar="SHARD/ENTRY")
+    drop.add_argument("entries", nargs="+", metavar="SHARD/ENTRY", help="entries as `dead list` prints them")
     for s in (lst, show, retry, drop):
         add_deployment_arguments(s)
         s.add_argument("--json", action="store_true", help="JSON (times in *_ms, epoch milliseconds)")

@@ -41,7 +41,7 @@ def add_trade_arguments(p: argparse.ArgumentParser) -> None:
     op = sub.add_parser("open", help="open a position with its stop-loss and take-profit")
     op.add_argument("agent", help="the agent's name")
     op.add_argument("--coin", required=True, help="market, e.g. BTC")
-    op.add_argument("--side", required=True, choices=["long", "short"])
+    op.add_argument("--side", required=True, choices=["long", "short"], help="long or short")
     op.add_argument("--win-rate", required=True, help="the strategy's share of winning trades p, in (0, 1)")
     op.add_argument("--win-loss-ratio", required=True, help="average win / average loss b, more than 0")
     op.add_argument("--stop", required=True,

@@ -230,3 +230,22 @@ def test_one_kelly_syntax_for_bet_and_the_calculator(redis_url, prefix, rclient)
     entries = rclient.xrange(keys.agent_commands("alice", "casino"))
     assert [decode(f[FIELD]).body.kelly for _, f in entries] \
         == ["quarter", 0.25]
+
+
+def test_every_argument_has_help_text():
+    import argparse
+
+    from supervisor.cli import build_parser
+
+    missing = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*path, name])
+            elif not action.help and not isinstance(action, argparse._HelpAction):
+                missing.append(f"{' '.join(path)} {action.option_strings or action.dest}")
+
+    walk(build_parser(), ["treasury"])
+    assert missing == []
