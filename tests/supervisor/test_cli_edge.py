@@ -249,3 +249,16 @@ def test_every_argument_has_help_text():
 
     walk(build_parser(), ["treasury"])
     assert missing == []
+
+
+def test_ticks_skip_names_left_in_the_agent_set_by_older_versions(redis_url, prefix, rclient):
+    from messages.codec import FIELD, decode
+    from runtime.clock import ManualClock
+    from supervisor.scheduler import Scheduler
+
+    keys = Keys(prefix, 8)
+    rclient.sadd(keys.agents(), "alice", "ali ce", "\x1b[31m")
+    sent = Scheduler(rclient, keys, ManualClock(1_767_258_000_000), ["risk", "trading"]).run_once()
+    published = [decode(fields[FIELD]).agent for shard in range(8) for role in ("risk", "trading")
+                 for _, fields in rclient.xrange(keys.commands(shard, role))]
+    assert sent == len(published) > 0 and set(published) == {"alice"}
