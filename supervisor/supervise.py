@@ -85,13 +85,16 @@ class Supervisor:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
+    def start(self, on_spawn=None) -> None:
+        """Start every slot's worker; `on_spawn(slot)` after each (a progress bar)."""
         for slot in self.slots:
             self._spawn(slot)
+            if on_spawn is not None:
+                on_spawn(slot)
 
-    def run(self, stop) -> None:
+    def run(self, stop, on_spawn=None) -> None:
         """Start every worker, then watch them until `stop` (a threading.Event) is set."""
-        self.start()
+        self.start(on_spawn)
         try:
             while not stop.wait(self.config.check_every_s):
                 self.check_once()

@@ -14,6 +14,7 @@ killed stops the redis-server and sandbox that owner left, and removes its stale
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -193,9 +194,26 @@ def _run(args, plan: UpPlan, d: Path, keyfile: Path, console: Console, say, stop
                                       max_restarts=args.max_restarts, restart_window_s=args.restart_window)
             supervisor = Supervisor(url, keys, roles, venues, env={"TREASURY_KEYS_FILE": str(keyfile)}, config=config)
             console.print(f"workers   {args.workers} per role: {', '.join(roles)}; keys in {keyfile}")
-            console.print(f"running   owner pid {os.getpid()}; `treasury status --data-dir {d}` to look, "
-                          "Ctrl-C to stop")
-            supervisor.run(stop)
+            from supervisor.progress import progress
+
+            def running() -> None:
+                console.print(f"running   owner pid {os.getpid()}; `treasury status --data-dir {d}` to look, "
+                              "Ctrl-C to stop")
+
+            bar = contextlib.ExitStack()  # the bar lives while the workers start, not while they run
+            step = bar.enter_context(progress(console, "starting workers", len(supervisor.slots), prefix="worker    "))
+
+            def spawned(slot) -> None:
+                pid = slot.process.pid if slot.process is not None else None
+                step(f"{slot.consumer} pid {pid}" if pid else f"{slot.consumer} failed to start: {slot.last_exit}")
+                if slot is supervisor.slots[-1]:
+                    bar.close()
+                    running()
+
+            try:
+                supervisor.run(stop, on_spawn=spawned)
+            finally:
+                bar.close()
             console.print("stopped   every worker drained its batch and exited")
         finally:
             if sandbox is not None:
