@@ -1,10 +1,10 @@
 """What every `treasury` subcommand shares: one-line argument errors, finding the deployment,
 checked inputs, and text from data made safe for a terminal.
 
-Finding the deployment, in order: `--redis-url`; `$REDIS_URL`; the `redis.url` file a running
-`treasury up` keeps in its data directory (`--data-dir`, else `$TREASURY_DATA_DIR`, else
-`.treasury`). No deployment found is an error (`NoDeployment`, exit 2), never a silent read of
-some default Redis.
+Finding the deployment, in order: `--redis-url`; the `redis.url` of a `treasury up` running in
+the directory `--data-dir` names; `$REDIS_URL`; the `redis.url` of a running `treasury up` in
+`$TREASURY_DATA_DIR`, else `.treasury`. No deployment found is an error (`NoDeployment`, exit 2),
+never a silent read of some default Redis.
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ def add_deployment_arguments(p: argparse.ArgumentParser, *, prefix: bool = True)
                    help=f"the deployment's data directory (default ${DATA_DIR_ENV}, else {DEFAULT_DATA_DIR}); "
                         "its redis.url names the Redis of a running `treasury up`")
     p.add_argument("--redis-url", default=None, metavar="URL",
-                   help="the deployment's Redis (default $REDIS_URL, else the data directory's redis.url)")
+                   help="the deployment's Redis (default: the redis.url of a `treasury up` running in --data-dir, "
+                        "else $REDIS_URL, else the redis.url in $TREASURY_DATA_DIR or .treasury)")
     if prefix:
         p.add_argument("--prefix", default="tr", help="key prefix of the deployment (default tr)")
 
@@ -125,13 +126,19 @@ def data_dir_path(path: str | None = None) -> Path:
 
 def find_redis_url(args: argparse.Namespace) -> str:
     """The deployment's Redis URL (see the module docstring), or `NoDeployment` saying where it looked."""
-    url = getattr(args, "redis_url", None) or os.environ.get("REDIS_URL")
-    if url:
-        return url
-    d = data_dir_path(getattr(args, "data_dir", None))
-    f = d / "redis.url"
     from supervisor.ownership import owner_pid
 
+    if getattr(args, "redis_url", None):
+        return args.redis_url
+    explicit = getattr(args, "data_dir", None)
+    if explicit and owner_pid(Path(explicit)) is not None and (Path(explicit) / "redis.url").exists():
+        text = (Path(explicit) / "redis.url").read_text().strip()
+        if text:
+            return text
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"]
+    d = data_dir_path(explicit)
+    f = d / "redis.url"
     if f.exists():
         if owner_pid(d) is None:
             raise NoDeployment(f"the deployment in {d} is not running (its redis.url is left from a stopped run); "
