@@ -362,6 +362,17 @@ def summarize(body: dict) -> str:
         text = f"{body.get('previous')} → {body.get('state')}{by}: {body.get('reason')}"
     elif kind == "CommandRejected":
         text = f"{body.get('command')} rejected: {body.get('reason')}"
+    elif kind == "PositionOpened":
+        text = (f"{body.get('side')} {body.get('coin')} {format_usd(body['notional'])} at {body.get('entry_price')}, "
+                f"{body.get('leverage')}x, margin {format_usd(body['margin'])}, stop-loss {body.get('stop_loss')}, "
+                f"take-profit {body.get('take_profit')}; position {body.get('position_id')}")
+    elif kind == "PositionClosed":
+        pnl = body["pnl"]
+        text = (f"{body.get('side')} {body.get('coin')} closed at {body.get('exit_price')} ({body.get('reason')}), "
+                f"P&L {'+' if pnl >= 0 else ''}{format_usd(pnl)}, fee {format_usd(body['fee'])}")
+    elif kind == "EscrowCreated":
+        text = (f"escrow {body.get('escrow_id')}: {format_usd(body['amount'])} to {body.get('counterparty')} "
+                f"(fee {format_usd(body['fee'])}), times out in {body.get('timeout_hours')} h")
     else:
         text = ", ".join(f"{k}={_money_or_short(k, v)}" for k, v in body.items()
                          if k != "type" and not _SECRET_NAME.search(str(k)))
