@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 import msgspec
 
 from messages.errors import BadAgentId
-from messages.money import Micros, SignedMicros  # noqa: F401 - re-exported for message modules
+from messages.money import Micros as Micros  # re-exported for message modules
+from messages.money import SignedMicros as SignedMicros
 
 AGENT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}\Z"
 """The one rule for an agent's name: 1 to 64 of ASCII letters, digits, `_ . : -`. `\\Z`, not `$`,
@@ -38,4 +39,5 @@ BUCKETS: tuple[str, ...] = ("reserve", "trading", "casino", "referral")
 
 class Message(msgspec.Struct, tag=True, tag_field="type", frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base of every message body. Not sent on its own. Subclasses declare required fields first:
-    `kw_only` does not carry over to subclasses in msgspec."""
+    `kw_only` does not carry over to subclasses in msgspec. Subclasses repeat `frozen=True`: msgspec
+    inherits it anyway, but a type checker reads `dataclass_transform` per class (msgspec issue 657)."""

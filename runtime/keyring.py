@@ -277,7 +277,7 @@ class KeyFileWatch:
         self.last_error = ""
         self._stamp = self._read_stamp()
 
-    def _read_stamp(self) -> tuple | None:
+    def _read_stamp(self) -> tuple[object, ...] | None:
         if self.path is None:
             return None
         try:

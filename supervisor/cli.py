@@ -47,9 +47,9 @@ def _cmd_kelly(args) -> int:
 
 def _cmd_demo(args) -> int:
     from supervisor.demo import run_demo
-    from supervisor.status_json import label_units
     from supervisor.demo_view import render_scenario, render_summary
     from supervisor.scenarios import SCENARIOS, list_scenarios, run_scenario
+    from supervisor.status_json import label_units
 
     if args.list_scenarios:
         for name, text in list_scenarios():
