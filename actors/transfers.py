@@ -83,7 +83,7 @@ def record_net_transfer(commit: Commit, flows_key: str, source: str, dest: str, 
 
 def saga_key(keys: Keys, agent: str, saga: str) -> str:
     """`<prefix>:{S}:saga:<agent>:<saga>`: one hash per saga, in the agent's shard."""
-    return keys._k(keys.shard(agent), "saga", agent, saga)
+    return keys.saga(agent, saga)
 
 
 def leg_field(leg: int, name: str | None = None) -> str:

@@ -96,9 +96,8 @@ def close_all_refusal(client, keys: Keys, env) -> str | None:
         return None
     if "trading" in read_risk(client, keys, env.agent).halted_buckets:
         return None
-    shard = keys.shard(env.agent)
-    saga = client.hget(keys._k(shard, "rebal", env.agent), "active")
-    if saga is not None and client.hget(keys._k(shard, "saga", env.agent, saga.decode()), "state") == b"closing":
+    saga = client.hget(keys.rebalance(env.agent), "active")
+    if saga is not None and client.hget(keys.saga(env.agent, saga.decode()), "state") == b"closing":
         return None
     return ("an unsigned CloseAllPositions is obeyed only while trading is halted or a rebalance waits for it; "
             "sign it to close positions by hand")
