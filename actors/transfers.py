@@ -218,7 +218,7 @@ class TransferLegs(Committer):
         env, k = delivery.envelope, self.keys
         now = self.clock.now_ms()
         reservation = self.steps.reserve(env.agent, env.id, leg.source, leg.amount, leg.amount, now)
-        if reservation.status == "duplicate":
+        if reservation.status is FenceStatus.DUPLICATE:
             return self._ack_only(delivery)
         if not reservation.granted:
             return self._refuse(delivery, leg, "debit", reservation.status, _fence_reason(reservation, leg))

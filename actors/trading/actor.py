@@ -72,7 +72,7 @@ from messages.trading_msgs import (
     StopMoved,
     TradeSizing,
 )
-from runtime.atomic import AtomicSteps, Commit
+from runtime.atomic import AtomicSteps, Commit, FenceStatus
 from runtime.bus import Delivery, HandlerRejected
 from runtime.clock import Clock
 from runtime.keys import Keys
@@ -159,7 +159,7 @@ class TradingBucket(TreasuryActor):
             plan = plan_or_refusal
 
         reservation = self.steps.reserve(agent, env.id, BUCKET, plan.held, plan.cap, self.clock.now_ms())
-        if reservation.status == "duplicate":
+        if reservation.status is FenceStatus.DUPLICATE:
             return self._ack_only(delivery)
         if not reservation.granted:
             cap_name = f"{bp_text(self.policy.max_trade_margin_bp)} margin cap with fee allowance"
