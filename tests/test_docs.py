@@ -32,3 +32,19 @@ def test_the_module_tree_names_every_module():
     # package __init__ files need a line only when they hold more than the package marker
     on_disk = {f for f in files if not f.endswith("__init__.py")} | (listed & files)
     assert listed == on_disk
+
+
+def test_every_public_message_class_has_its_own_docstring():
+    import importlib
+    import inspect
+
+    import msgspec
+
+    missing = []
+    for name in ("base", "schema", "trading_msgs", "escrow_msgs", "referral_msgs", "treasury_msgs", "envelope"):
+        module = importlib.import_module(f"messages.{name}")
+        for cls_name, cls in vars(module).items():
+            if (inspect.isclass(cls) and issubclass(cls, msgspec.Struct) and cls.__module__ == module.__name__
+                    and not cls_name.startswith("_") and not cls.__dict__.get("__doc__")):
+                missing.append(f"{module.__name__}.{cls_name}")
+    assert missing == []
