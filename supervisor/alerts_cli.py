@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from runtime.keys import Keys
 from supervisor.cli_common import add_deployment_arguments, connect, positive_int, safe_text
 
 
@@ -23,9 +24,9 @@ def add_alerts_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object (times in *_ms, epoch milliseconds)")
 
 
-def read_alerts(client, prefix: str, limit: int) -> tuple[list[dict], int]:
+def read_alerts(client, keys: Keys, limit: int) -> tuple[list[dict], int]:
     """The newest `limit` alerts (each with its stream `id`), and how many the stream holds."""
-    key = f"{prefix}:alerts"
+    key = keys.alerts()
     out = []
     for entry_id, fields in client.xrevrange(key, count=limit):
         raw = fields.get(b"alert") or fields.get("alert") or b"{}"
@@ -43,7 +44,7 @@ def alerts_main(args: argparse.Namespace) -> int:
     from supervisor.status_view import utc
 
     dep = connect(args)
-    alerts, total = read_alerts(dep.client, dep.keys.prefix, args.limit)
+    alerts, total = read_alerts(dep.client, dep.keys, args.limit)
     if args.json:
         print(json.dumps({"total": total, "alerts": alerts}))
         return 0

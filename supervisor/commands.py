@@ -161,7 +161,7 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
 
 def _policy_overrides(client, keys, agent: str) -> dict[str, int | str]:
     """The agent's current policy overrides (`<prefix>:{S}:policy:<agent>`, written by the rebalancer)."""
-    raw = client.hgetall(keys._k(keys.shard(agent), "policy", agent))
+    raw = client.hgetall(keys.policy(agent))
     out: dict[str, int | str] = {}
     for k, v in raw.items():
         text = v.decode()

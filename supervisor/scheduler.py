@@ -59,7 +59,7 @@ class Scheduler:
         self._skipped: set[str] = set()
 
     def period_key(self, tick: Tick) -> str:
-        return f"{self.keys.prefix}:sched:{tick.name}"
+        return self.keys.schedule(tick.name)
 
     def _agents(self) -> list[str]:
         """The agent set, without names no message can carry (left by a version that did not

@@ -148,12 +148,12 @@ def discover_agents(client: redis.Redis, keys: Keys) -> tuple[list[str], str, di
 
 def escrows_key(keys: Keys, agent: str) -> str:
     """The hash of an agent's open escrows (escrow id → msgpack or JSON record)."""
-    return f"{keys.prefix}:{{{keys.shard(agent)}}}:escrows:{agent}"
+    return keys.escrows(agent)
 
 
 def positions_key(keys: Keys, agent: str) -> str:
     """The hash of an agent's open trading positions (position id → msgpack or JSON record)."""
-    return f"{keys.prefix}:{{{keys.shard(agent)}}}:positions:{agent}"
+    return keys.positions(agent)
 
 
 def collect_agents(client: redis.Redis, keys: Keys, agents: list[str], *, now_ms: int,
@@ -392,10 +392,10 @@ def collect_deployment(client: redis.Redis, keys: Keys, *, now_ms: int, heartbea
     """Workers (heartbeats joined with the supervisor's slots: uptime, restarts, last exit), dead
     letters (per shard and per reason), the latest alerts and command backlogs."""
     pipe = client.pipeline(transaction=False)
-    pipe.hgetall(f"{keys.prefix}:workers")
-    pipe.hgetall(f"{keys.prefix}:supervisor")
-    pipe.xrevrange(f"{keys.prefix}:alerts", count=ALERTS_SHOWN)
-    pipe.xlen(f"{keys.prefix}:alerts")
+    pipe.hgetall(keys.workers())
+    pipe.hgetall(keys.supervisor())
+    pipe.xrevrange(keys.alerts(), count=ALERTS_SHOWN)
+    pipe.xlen(keys.alerts())
     beats, slots_raw, alerts_raw, alerts_len = pipe.execute()
     workers = worker_rows(beats, now_ms, heartbeat_stale_ms)
     slots = slot_rows(slots_raw, now_ms)

@@ -122,7 +122,7 @@ class Supervisor:
     def slots_key(self) -> str:
         """`<prefix>:supervisor`: consumer → the slot's start time, restarts and last exit (JSON), for
         `treasury status`; deleted when the supervisor stops."""
-        return f"{self.keys.prefix}:supervisor"
+        return self.keys.supervisor()
 
     def publish_slot(self, slot: WorkerSlot) -> None:
         """Write one slot's state to `slots_key` (on every start and exit, not on a timer)."""
@@ -170,7 +170,7 @@ class Supervisor:
 
     def _heartbeats(self) -> dict[str, dict]:
         try:
-            raw = self.client.hgetall(f"{self.keys.prefix}:workers")
+            raw = self.client.hgetall(self.keys.workers())
         except redis.RedisError as exc:
             log.warning("cannot read heartbeats: %s", exc)
             return {}
@@ -225,7 +225,7 @@ class Supervisor:
         alert = {"at_ms": self.clock.now_ms(), "role": slot.role, "worker": slot.consumer, "reason": reason,
                  "halted": halted}
         self.alerts.append(alert)
-        self.client.xadd(f"{self.keys.prefix}:alerts", {"alert": json.dumps(alert)}, maxlen=10_000, approximate=True)
+        self.client.xadd(self.keys.alerts(), {"alert": json.dumps(alert)}, maxlen=10_000, approximate=True)
         log.error("ALERT %s", reason)
 
     def agents(self) -> list[str]:
