@@ -343,11 +343,11 @@ class Rebalancer(TreasuryActor):
 
     def state_key(self, agent: str) -> str:
         """`<prefix>:{S}:rebal:<agent>`: the active saga and the last run (written only here)."""
-        return self.keys._k(self.keys.shard(agent), "rebal", agent)
+        return self.keys.rebalance(agent)
 
     def policy_key(self, agent: str) -> str:
         """`<prefix>:{S}:policy:<agent>`: the operator's overrides of the default policy."""
-        return self.keys._k(self.keys.shard(agent), "policy", agent)
+        return self.keys.policy(agent)
 
     def _overrides(self, agent: str) -> dict[str, int | str]:
         raw = self.client.hgetall(self.policy_key(agent))

@@ -18,11 +18,13 @@ from messages.money import format_usd, parse_usd
 
 
 def add_reconcile_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("agent")
+    from supervisor.cli_common import add_deployment_arguments
+
+    p.add_argument("agent", help="the agent's name")
     p.add_argument("--tolerance", default="0.01", help="USD; a larger difference is an alert (default 0.01)")
-    p.add_argument("--redis-url", default=None)
-    p.add_argument("--prefix", default="tr")
-    p.add_argument("--json", action="store_true")
+    add_deployment_arguments(p)
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object: money in *_micros (integer micro-USD), unknown balances as null")
 
 
 def reconcile_main(args: argparse.Namespace) -> int:
@@ -30,16 +32,17 @@ def reconcile_main(args: argparse.Namespace) -> int:
 
     from actors.silo.reconcile import describe, reconcile
     from actors.silo.venues import AgentVenues
+    from messages.base import validate_agent_id
     from messages.envelope import random_ids, wrap
     from messages.errors import ConfigError
     from runtime.atomic import AtomicSteps
-    from runtime.bus import command_client
     from runtime.clock import SystemClock
-    from supervisor.deployment import default_redis_url, load_deployment
+    from supervisor.cli_common import connect
 
+    validate_agent_id(args.agent)
     tolerance = parse_usd(args.tolerance, field="tolerance")
-    client = command_client(args.redis_url or default_redis_url())
-    keys, venues, mode = load_deployment(client, args.prefix)
+    dep = connect(args)
+    client, keys, venues, mode = dep.client, dep.keys, dep.venues, dep.mode
     if not client.exists(keys.ledger(args.agent)):
         raise ConfigError(f"no agent {args.agent!r} in this deployment (`treasury agent list` names them)")
     silo_venues = AgentVenues(client, keys, args.agent, venues, paper=mode == "paper")
@@ -111,24 +114,25 @@ BUCKET_CHOICES = ["reserve", "trading", "casino", "referral"]
 def add_silo_commands(sub) -> None:
     """The `move`, `park` and `adjust` subcommands of `treasury cmd` (each needs the operator key)."""
     move = sub.add_parser("move", help="move money between buckets, physically across silos (operator key)")
-    move.add_argument("agent")
-    move.add_argument("--from", dest="source", required=True, choices=BUCKET_CHOICES)
-    move.add_argument("--to", dest="dest", required=True, choices=BUCKET_CHOICES)
-    move.add_argument("--amount", required=True, help="USD")
-    move.add_argument("--reason", required=True)
+    move.add_argument("agent", help="the agent's name")
+    move.add_argument("--from", dest="source", required=True, choices=BUCKET_CHOICES, help="the bucket money leaves")
+    move.add_argument("--to", dest="dest", required=True, choices=BUCKET_CHOICES, help="the bucket money enters")
+    move.add_argument("--amount", required=True, help="USD, e.g. 100 or 12.50")
+    move.add_argument("--reason", required=True, help="why, for the journal: some text, at most 1 kB")
     move.set_defaults(build=_move)
 
     park = sub.add_parser("park", help="park reserve money in the casino balance, where escrows are funded from, "
                                        "or bring it home with --silo wallet (operator key)")
-    park.add_argument("agent")
-    park.add_argument("--silo", required=True, choices=["casino", "wallet"])
-    park.add_argument("--amount", required=True, help="USD")
-    park.add_argument("--reason", required=True)
+    park.add_argument("agent", help="the agent's name")
+    park.add_argument("--silo", required=True, choices=["casino", "wallet"],
+                      help="casino: park reserve money there; wallet: bring parked money home")
+    park.add_argument("--amount", required=True, help="USD, e.g. 100 or 12.50")
+    park.add_argument("--reason", required=True, help="why, for the journal: some text, at most 1 kB")
     park.set_defaults(build=_park)
 
     adjust = sub.add_parser("adjust", help="settle a reconciliation difference in a bucket (operator key)")
-    adjust.add_argument("agent")
-    adjust.add_argument("--bucket", required=True, choices=BUCKET_CHOICES)
-    adjust.add_argument("--amount", required=True, help="USD, negative to take away")
-    adjust.add_argument("--reason", required=True)
+    adjust.add_argument("agent", help="the agent's name")
+    adjust.add_argument("--bucket", required=True, choices=BUCKET_CHOICES, help="the bucket to correct")
+    adjust.add_argument("--amount", required=True, help="USD to add, negative to take away (e.g. -25)")
+    adjust.add_argument("--reason", required=True, help="why, for the journal: some text, at most 1 kB")
     adjust.set_defaults(build=_adjust)

@@ -37,7 +37,7 @@ def xfer_key(keys: Keys, agent: str, transfer: str) -> str:
 
 
 def intents_key(keys: Keys, agent: str) -> str:
-    return keys._k(keys.shard(agent), "silo_intents", agent)
+    return keys.silo_intents(agent)
 
 
 def income_key(keys: Keys, agent: str) -> str:
