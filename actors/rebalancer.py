@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 
-import msgspec
 import pykka
 
 from actors.base import TreasuryActor
@@ -45,6 +44,7 @@ from actors.policy.drift import (
     plan_rebalance,
     schedule_due,
 )
+from actors.policy.effective import effective_policy, merge_policy, read_overrides
 from actors.transfers import LegFacts, open_leg, read_leg, saga_key
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.schema import BUCKETS
@@ -263,10 +263,6 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _setting(text: str) -> int | str:
-    return int(text) if text.lstrip("-").isdigit() else text
-
-
 def _encode_moves(moves: list[Move], holds: list[int], origins: list[str]) -> str:
     return ";".join(f"{m.source}|{m.dest}|{m.amount}|{h}|{o}" for m, h, o in zip(moves, holds, origins))
 
@@ -315,20 +311,9 @@ class Rebalancer(TreasuryActor):
         """`<prefix>:{S}:rebal:<agent>`: the active saga and the last run (written only here)."""
         return self.keys._k(self.keys.shard(agent), "rebal", agent)
 
-    def policy_key(self, agent: str) -> str:
-        """`<prefix>:{S}:policy:<agent>`: the operator's overrides of the default policy."""
-        return self.keys._k(self.keys.shard(agent), "policy", agent)
-
-    def _overrides(self, agent: str) -> dict[str, int | str]:
-        raw = self.client.hgetall(self.policy_key(agent))
-        return {_text(k): _setting(_text(v)) for k, v in raw.items()}
-
     def policy_for(self, agent: str) -> Policy:
-        """The default policy with the agent's overrides (validated when they were set)."""
-        overrides = self._overrides(agent)
-        if not overrides:
-            return self.policy
-        return Policy.load({**msgspec.structs.asdict(self.policy), **overrides})
+        """The agent's effective policy (`actors.policy.effective`): this actor's base with the overrides."""
+        return effective_policy(self.client, self.keys, agent, self.policy)
 
     def _saga(self, agent: str, saga: str) -> dict[str, str]:
         raw = self.client.hgetall(saga_key(self.keys, agent, saga))
@@ -390,16 +375,17 @@ class Rebalancer(TreasuryActor):
                           min_move=1, origins=origins)
 
     def set_policy(self, commit: Commit, env: Envelope, cmd: SetPolicy) -> None:
-        """Validate the whole resulting policy, then store the changed settings; or refuse, with why."""
-        merged = {**self._overrides(env.agent), **cmd.settings}
+        """Validate the whole resulting policy, then store the changed settings; or refuse, with why
+        (an unknown name, a wrong type or a value out of range changes nothing)."""
+        merged = {**read_overrides(self.client, self.keys, env.agent), **cmd.settings}
         try:
-            Policy.load({**msgspec.structs.asdict(self.policy), **merged})
+            merge_policy(merged, self.policy)
         except PolicyError as exc:
             refused = PolicyRefused(settings=dict(cmd.settings), reason=str(exc))
             commit.emit(self.keys.events(env.agent), self._wrap(refused, env))
             return None
         for name, value in cmd.settings.items():
-            commit.hset(self.policy_key(env.agent), name, value)
+            commit.hset(self.keys.policy(env.agent), name, value)
         changed = PolicyChanged(settings=dict(cmd.settings), policy=merged)
         commit.emit(self.keys.events(env.agent), self._wrap(changed, env))
 

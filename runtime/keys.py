@@ -65,6 +65,10 @@ class Keys:
         """Net transfers into each bucket (signed; not money the agent holds, so not in the ledger)."""
         return self._k(self.shard(agent), "flows", agent)
 
+    def policy(self, agent: str) -> str:
+        """The operator's `set-policy` overrides of the default policy (setting name -> value as text)."""
+        return self._k(self.shard(agent), "policy", agent)
+
     def failures(self, shard: int, role: str) -> str:
         return self._k(shard, "fails", role)
 
