@@ -22,7 +22,9 @@ from actors.casino_odds import game_id, true_odds, venue_params
 from actors.kelly import KellyResult, kelly_stake
 from actors.ledger import read_ledger
 from actors.policy.breakers import casino_session
+from actors.policy.buckets import Policy, bp_text, usd
 from actors.policy.drift import big_win
+from actors.policy.effective import effective_policy
 from actors.transfers import handle_transfer
 from messages.envelope import IdFactory, wrap
 from messages.money import CENT, MAX_MICROS, floor_to_cent, format_usd
@@ -45,10 +47,6 @@ from runtime.keys import Keys
 from venue.errors import VenueRejected
 
 log = logging.getLogger(__name__)
-
-BET_CAP_BP = 200
-"""Breaker 6: no single bet above 2 % of the casino bucket."""
-
 
 def sizing_event(k: KellyResult) -> KellySizing:
     return KellySizing(win_prob=str(k.win_prob), net_odds=str(k.net_odds), full_fraction=str(k.full_fraction),
@@ -114,14 +112,15 @@ class CasinoBucket(TreasuryActor):
         if session.get("state") == "stopped":
             return self._refuse(delivery, "session_stopped", f"the casino session is stopped: {session['reason']}",
                                 None)
-        # In a session, Kelly sizes on the session's balance; the 2 % cap is always on the bucket.
+        policy = effective_policy(self.client, self.keys, agent)
+        # In a session, Kelly sizes on the session's balance; the bet cap is always on the bucket.
         bankroll = (min(int(session["budget"]) + int(session["pnl"]), bucket_available) if session
                     else bucket_available)
         p_true, payout = true_odds(bet.game)
         win_prob = bet.win_prob if bet.win_prob is not None else p_true
-        cap = floor_to_cent(bucket_available * BET_CAP_BP // 10_000)
+        cap = floor_to_cent(bucket_available * policy.max_bet_bp // 10_000)
         bankroll = max(bankroll, 0)
-        # The 2 % cap is a share of the casino bucket, whatever bankroll (session) Kelly sizes on.
+        # The cap (max_bet_bp) is a share of the casino bucket, whatever bankroll (session) Kelly sizes on.
         cap_share = Fraction(cap, bankroll) if bankroll > cap else Fraction(1)
         sizing = kelly_stake(win_prob, payout - 1, bankroll, bet.kelly, cap=cap_share)
         if bet.fixed_stake is not None:
@@ -135,7 +134,7 @@ class CasinoBucket(TreasuryActor):
         if reservation.status == "duplicate":
             return self._ack_only(delivery)
         if not reservation.granted:
-            reason = _refusal_reason(reservation.status, reservation.detail, stake, cap)
+            reason = _refusal_reason(reservation.status, reservation.detail, stake, cap, policy)
             return self._refuse(delivery, reservation.status, reason, sizing, reservation.seq or None)
         if reservation.status == "already_reserved":
             stake = int(reservation.detail.split("|")[1])
@@ -193,7 +192,8 @@ class CasinoBucket(TreasuryActor):
         budget = int(session["budget"])
         balance = budget + int(session["pnl"]) + pnl
         commit.incr(key, "pnl", pnl, minimum=-MAX_MICROS)
-        stop = casino_session(budget, balance)
+        stop = casino_session(budget, balance,
+                              stop_bp=effective_policy(self.client, self.keys, agent).casino_session_stop_bp)
         if stop is None:
             return
         remaining = max(balance, 0)
@@ -255,12 +255,13 @@ def gross_payout(stake: int, amount_won: int, multiplier: str) -> int:
     return exact if abs(exact - amount_won) <= CENT // 2 else amount_won
 
 
-def _refusal_reason(status: str, detail: str, stake: int, cap: int) -> str:
+def _refusal_reason(status: str, detail: str, stake: int, cap: int, policy: Policy) -> str:
     return {
         "paused": f"treasury is PAUSED: {detail}",
         "halted": f"treasury is HALTED: {detail}",
         "bucket_halted": f"casino spending halted: {detail}",
-        "over_cap": f"stake {stake} exceeds the 2 % bet cap of {cap} micro-USD",
+        "over_cap": f"stake {usd(stake)} exceeds the {bp_text(policy.max_bet_bp)} bet cap of {usd(cap)} "
+                    f"(of the casino bucket's available balance)",
         "insufficient": f"stake {stake} exceeds the casino bucket's available {detail} micro-USD",
         "unknown_agent": "no risk state for this agent: refusing (fail closed)",
         "unknown_bucket": "no casino bucket for this agent: refusing (fail closed)",

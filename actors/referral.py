@@ -46,6 +46,7 @@ from actors.base import TreasuryActor
 from actors.chain_view import read_addresses
 from actors.ledger import RiskView, read_ledger, read_risk
 from actors.policy.buckets import DEFAULT_POLICY, Policy
+from actors.policy.effective import effective_policy
 from actors.policy.referral import SWEEP_SOURCES, WITHDRAW_MIN, plan_reinvest, reinvest_due, sweep_due, sweepable
 from actors.transfers import handle_transfer
 from messages.envelope import IdFactory, wrap
@@ -255,8 +256,9 @@ class ReferralBucket(TreasuryActor):
         if not read_ledger(self.client, self.keys, agent).known():
             raise HandlerRejected(f"agent {agent} has no treasury: onboard it first")
         state = read_state(self.client, self.keys, agent)
-        if not sweep_due(state.last_sweep_ms, now, self.policy):
-            next_due = state.last_sweep_ms + self.policy.referral_sweep_interval_ms
+        policy = effective_policy(self.client, self.keys, agent, self.policy)
+        if not sweep_due(state.last_sweep_ms, now, policy):
+            next_due = state.last_sweep_ms + policy.referral_sweep_interval_ms
             return self._sweep_skipped(delivery, state, "not_due", next_due, {}, record=False)
 
         venues = self.venues_for(agent)
@@ -281,7 +283,7 @@ class ReferralBucket(TreasuryActor):
         if not (credited or landed or withdrawals or casino_credit):
             available = {src: r.available for src, r in payouts.items()}
             return self._sweep_skipped(delivery, state, "below_minimum",
-                                       now + self.policy.referral_sweep_interval_ms, available, record=True,
+                                       now + policy.referral_sweep_interval_ms, available, record=True,
                                        casino=casino)
         self._commit_sweep(delivery, state, casino, payouts, credited, landed, withdrawals, withdrawal_ids, below)
 
@@ -419,14 +421,15 @@ class ReferralBucket(TreasuryActor):
         blocked = _blocked(read_risk(self.client, k, agent), now)
         if blocked:
             return self._reinvest_skipped(delivery, "risk_state", income, blocked)
-        if not reinvest_due(state.last_reinvest_ms, now, income, self.policy):
+        policy = effective_policy(self.client, k, agent, self.policy)
+        if not reinvest_due(state.last_reinvest_ms, now, income, policy):
             reason = "below_minimum" if income == 0 else "not_due"
             return self._reinvest_skipped(delivery, reason, income, "no income in hand" if income == 0 else
-                                          f"next quarter or above {self.policy.referral_reinvest_threshold}")
-        moves = plan_reinvest(income, self.policy)
+                                          f"next quarter or above {policy.referral_reinvest_threshold}")
+        moves = plan_reinvest(income, policy)
         if not moves:
             return self._reinvest_skipped(delivery, "below_minimum", income,
-                                          f"under the minimum move of {self.policy.min_move}")
+                                          f"under the minimum move of {policy.min_move}")
         parts = {"reserve": 0, "trading": 0}
         for move in moves:
             parts[move.dest] += move.amount

@@ -16,6 +16,7 @@ import pykka
 from actors.base import TreasuryActor
 from actors.ledger import RiskView, read_ledger, read_risk
 from actors.policy.breakers import RiskMarks, TotalsSnapshot, evaluate_totals
+from actors.policy.effective import effective_policy
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.schema import (
     BalancesChanged,
@@ -78,7 +79,7 @@ class RiskGuard(TreasuryActor):
         expired = state == "PAUSED" and 0 < risk.until_ms <= now
         snapshot = TotalsSnapshot(total=total, peak=peak, day_start=day_start, reserve=ledger.bucket("reserve"),
                                   trading=trading, trading_peak=trading_peak)
-        results = evaluate_totals(snapshot, now)
+        results = evaluate_totals(snapshot, now, effective_policy(self.client, self.keys, agent))
         # Bucket-level breakers act in every state: closing positions is right even while paused.
         self._bucket_actions(commit, env, risk, [r for r in results if r.action not in STATE_ACTIONS], now)
         if state == "ACTIVE" or expired:

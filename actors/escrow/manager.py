@@ -45,6 +45,7 @@ from actors.ledger import read_ledger, read_risk
 from actors.policy.breakers import escrow_lock
 from actors.policy.buckets import DEFAULT_POLICY, Policy, usd
 from actors.policy.drift import before_escrow
+from actors.policy.effective import effective_policy
 from actors.policy.escrow_rules import check_escrow, escrow_fee
 from messages.base import Message
 from messages.envelope import IdFactory, wrap
@@ -101,6 +102,10 @@ class EscrowManager(TreasuryActor):
 
     # ------------------------------------------------------------------ create
 
+    def policy_for(self, agent: str) -> Policy:
+        """The agent's effective policy (`actors.policy.effective`): this actor's base with the overrides."""
+        return effective_policy(self.client, self.keys, agent, self.policy)
+
     def create(self, delivery: Delivery, cmd: CreateEscrow) -> None:
         env = delivery.envelope
         agent, now = env.agent, self.clock.now_ms()
@@ -111,7 +116,8 @@ class EscrowManager(TreasuryActor):
         in_flight = sum(i.amount for m, i in load_intents(self.client, self.keys, agent).items() if m != env.id)
         locked = ledger.held_by("reserve", "locked") + in_flight
         reserve_total = ledger.bucket("reserve")
-        check = check_escrow(cmd.amount, cmd.timeout_hours, locked, reserve_total, self.policy)
+        policy = self.policy_for(agent)
+        check = check_escrow(cmd.amount, cmd.timeout_hours, locked, reserve_total, policy)
         problems = [(c, r) for c, r in zip(check.codes, check.reasons) if c != "escrow_lock"]
         if len(description) < 3:
             problems.append(("invalid_description", "the description needs at least 3 visible characters"))
@@ -119,14 +125,14 @@ class EscrowManager(TreasuryActor):
             return self._refuse(delivery, problems[0][0], "; ".join(r for _, r in problems), amount=cmd.amount)
 
         venue = self.venue_for(agent)  # no credentials: rejected before anything is reserved
-        reserved = to_reserve(cmd.amount, self.policy)
-        cap = lock_cap(reserve_total, locked, self.policy)
+        reserved = to_reserve(cmd.amount, policy)
+        cap = lock_cap(reserve_total, locked, policy)
         reservation = self.steps.reserve(agent, env.id, "reserve", reserved, cap, now)
         if reservation.status == "duplicate":
             return self._ack_only(delivery)
         if not reservation.granted:
             code, reason = self._fence_refusal(reservation.status, reservation.detail, cmd.amount, locked,
-                                               reserve_total)
+                                               reserve_total, policy)
             return self._refuse(delivery, code, reason, amount=cmd.amount, seq=reservation.seq or None)
         seq = reservation.seq or None
         if reservation.status == "already_reserved":
@@ -301,7 +307,7 @@ class EscrowManager(TreasuryActor):
                                          source=source))
             money = True
         elif status == "refunded":
-            move = on_refunded(record.amount, self.policy)
+            move = on_refunded(record.amount, self.policy_for(agent))
             self._move(commit, ledger, move)
             updated = _replace(record, status="refunded", closed_ms=now)
             events.append(EscrowRefunded(escrow_id=record.escrow_id, amount=record.amount,
@@ -339,7 +345,8 @@ class EscrowManager(TreasuryActor):
         amount = int(created.amount)
         if amount != cmd.amount:
             log.warning("escrow %s: venue locked %d micro-USD, %d asked", created.escrow_id, amount, cmd.amount)
-        fee = escrow_fee(amount, self.policy.escrow_fee_bp)
+        policy = self.policy_for(agent)
+        fee = escrow_fee(amount, policy.escrow_fee_bp)
         record = EscrowRecord(escrow_id=created.escrow_id, counterparty=created.counterparty_id or cmd.counterparty,
                               amount=amount, fee=fee, venue_fee=int(created.commission), status="funded",
                               timeout_hours=created.timeout_hours, auto_release_at=created.auto_release_at or "",
@@ -357,7 +364,7 @@ class EscrowManager(TreasuryActor):
         if recovered and created.status != "funded":  # found after a crash, and it has moved on since
             self._transition(commit, agent, record, created.status, events, source="venue")
         reserve_before = read_ledger(self.client, k, agent).bucket("reserve")
-        if before_escrow(amount, reserve_before, self.policy):
+        if before_escrow(amount, reserve_before, policy):
             # A large escrow: ask the Rebalancer to top the reserve up (it re-checks the trigger).
             from messages.treasury_msgs import Rebalance
 
@@ -406,10 +413,11 @@ class EscrowManager(TreasuryActor):
         if result.status == "refused":
             raise RuntimeError(f"commit of {msg_id} refused: {result.reason}")
 
-    def _fence_refusal(self, status: str, detail: str, amount: int, locked: int, reserve_total: int) -> tuple[str, str]:
+    def _fence_refusal(self, status: str, detail: str, amount: int, locked: int, reserve_total: int,
+                       policy: Policy) -> tuple[str, str]:
         if status == "over_cap":
-            fee = escrow_fee(amount, self.policy.escrow_fee_bp)
-            breaker = escrow_lock(locked, amount, fee, reserve_total, limit_bp=self.policy.escrow_reserve_bp)
+            fee = escrow_fee(amount, policy.escrow_fee_bp)
+            breaker = escrow_lock(locked, amount, fee, reserve_total, limit_bp=policy.escrow_reserve_bp)
             return OVERCOMMIT, breaker.reason if breaker else f"escrow {usd(amount)} is above the escrow cap {detail}"
         return status, {
             "paused": f"treasury is PAUSED: {detail}",

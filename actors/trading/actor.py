@@ -30,7 +30,8 @@ import pykka
 
 from actors.base import TreasuryActor
 from actors.ledger import read_ledger, read_risk
-from actors.policy.buckets import DEFAULT_POLICY, Policy
+from actors.policy.buckets import DEFAULT_POLICY, Policy, bp_text, usd
+from actors.policy.effective import effective_policy
 from actors.policy.trading_rules import stop_prices
 from actors.trading.book import (
     OrderPlan,
@@ -159,7 +160,8 @@ class TradingBucket(TreasuryActor):
         if reservation.status == "duplicate":
             return self._ack_only(delivery)
         if not reservation.granted:
-            reason = _fence_reason(reservation.status, reservation.detail, plan.held, plan.cap)
+            reason = _fence_reason(reservation.status, reservation.detail, plan.held, plan.cap,
+                                   effective_policy(self.client, self.keys, agent, self.policy))
             return self._refuse(delivery, reservation.status, reason, sizing=plan.sizing, seq=reservation.seq or None,
                                 drop_plan=True)
         held = plan.held
@@ -197,7 +199,7 @@ class TradingBucket(TreasuryActor):
             unknown = exc.code in ("market_not_found", "unknown_market")
             return Refusal("unknown_market" if unknown else exc.code or "venue_rejected", str(exc))
         bucket = read_ledger(self.client, self.keys, agent).bucket(BUCKET)
-        sized = plan_order(cmd, bucket, facts, self.policy)
+        sized = plan_order(cmd, bucket, facts, effective_policy(self.client, self.keys, agent, self.policy))
         if isinstance(sized, Refusal):
             return sized
         now = self.clock.now_ms()
@@ -487,12 +489,13 @@ def _exits(plan: OrderPlan, opened: OpenedPosition) -> tuple[Decimal, Decimal]:
     return venue_price(stop), venue_price(target)
 
 
-def _fence_reason(status: str, detail: str, amount: int, cap: int) -> str:
+def _fence_reason(status: str, detail: str, amount: int, cap: int, policy: Policy) -> str:
     return {
         "paused": f"treasury is PAUSED: {detail}",
         "halted": f"treasury is HALTED: {detail}",
         "bucket_halted": f"trading halted: {detail}",
-        "over_cap": f"margin and fee allowance {amount} exceed the 10 % cap of {cap} micro-USD",
+        "over_cap": f"margin and fee allowance {usd(amount)} exceeds the {bp_text(policy.max_trade_margin_bp)} cap "
+                    f"of {usd(cap)}",
         "insufficient": f"margin and fee allowance {amount} exceed the trading bucket's available {detail} micro-USD",
         "unknown_agent": "no risk state for this agent: refusing (fail closed)",
         "unknown_bucket": "no trading bucket for this agent: refusing (fail closed)",
