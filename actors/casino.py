@@ -30,10 +30,10 @@ from messages.envelope import IdFactory, wrap
 from messages.money import CENT, MAX_MICROS, floor_to_cent, format_usd
 from messages.schema import (
     BalancesChanged,
-    BetFailed,
     BetRefused,
+    BetRejected,
     BetSettled,
-    CommandRejected,
+    CommandRefused,
     KellySizing,
     PlaceBet,
     SessionStarted,
@@ -88,7 +88,7 @@ class CasinoBucket(TreasuryActor):
         commit = self.steps.new_commit(agent)
         if cmd.budget == 0 or cmd.budget > available:
             commit.emit(self.keys.events(agent), wrap(
-                CommandRejected(command="StartSession",
+                CommandRefused(command="StartSession",
                                 reason=f"budget {format_usd(cmd.budget)} must be above 0 and within the casino "
                                        f"bucket's available {format_usd(available)}"),
                 agent=agent, now_ms=now, new_id=self.new_id, cause=env))
@@ -214,7 +214,7 @@ class CasinoBucket(TreasuryActor):
         commit = self.steps.new_commit(agent)
         commit.incr(k.ledger(agent), "casino:reserved", -stake).incr(k.ledger(agent), "casino", stake)
         commit.hdel(k.reservations(agent), env.id)
-        commit.emit(k.events(agent), wrap(BetFailed(code=code, reason=reason, stake=stake), agent=agent, now_ms=now,
+        commit.emit(k.events(agent), wrap(BetRejected(code=code, reason=reason, stake=stake), agent=agent, now_ms=now,
                                           new_id=self.new_id, cause=env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)

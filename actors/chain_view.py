@@ -31,7 +31,7 @@ import redis
 from actors.policy.buckets import BP_SCALE, DEFAULT_POLICY, Policy, PolicyError
 from actors.policy.chains import CHAINS, SWAP_FEE_BP, USDC, BalanceCache, Cached, chain, swap_min_out, total_usd
 from messages.envelope import IdFactory, wrap
-from messages.referral_msgs import ChainSwapPlaced, ChainSwapRefused
+from messages.referral_msgs import ChainSwapPlaced, ChainSwapRefused, ChainSwapRejected
 from runtime.atomic import AtomicSteps
 from runtime.clock import Clock
 from runtime.keys import Keys
@@ -304,7 +304,7 @@ class ChainView:
                                 max_slippage_bps=slippage, min_output_amount=min_out, idempotency_key=key)
         except VenueRejected as exc:
             return self._refused(agent, key, spec.name, amount, min_out, slippage, quote.to_amount,
-                                 f"venue refused the order ({exc.code}): fill below the minimum")
+                                 f"venue refused the order ({exc.code}): fill below the minimum", by_venue=True)
         if order.expected_output < min_out:
             return self._refused(agent, key, spec.name, amount, min_out, slippage, quote.to_amount,
                                  f"order fills {order.expected_output} micro-USDC, below the minimum {min_out}")
@@ -324,9 +324,10 @@ class ChainView:
         return outcome
 
     def _refused(self, agent: str, key: str, name: str, amount: int, min_out: int, slippage: int,
-                 quote_out: int | None, reason: str) -> SwapOutcome:
+                 quote_out: int | None, reason: str, *, by_venue: bool = False) -> SwapOutcome:
         log.info("swap of %s %s for agent %s refused: %s", amount, name, agent, reason)
-        self._journal(agent, key, ChainSwapRefused(chain=name, from_token=CHAINS[name].native, amount=str(amount),
+        kind = ChainSwapRejected if by_venue else ChainSwapRefused
+        self._journal(agent, key, kind(chain=name, from_token=CHAINS[name].native, amount=str(amount),
                                                    min_out=min_out, slippage_bp=slippage, reason=reason,
                                                    quote_out=quote_out))
         return SwapOutcome("refused", name, amount, min_out, quote_out, reason=reason)

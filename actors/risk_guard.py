@@ -23,7 +23,7 @@ from messages.schema import (
     BreakerFired,
     BucketHalted,
     BucketResumed,
-    CommandRejected,
+    CommandRefused,
     ResumeBucket,
     RiskControl,
     RiskStateChanged,
@@ -145,7 +145,7 @@ class RiskGuard(TreasuryActor):
             commit.emit(k.events(agent), wrap(BucketResumed(bucket=cmd.bucket, reason=cmd.reason), agent=agent,
                                               now_ms=now, new_id=self.new_id, cause=env))
         else:
-            commit.emit(k.events(agent), wrap(CommandRejected(command="ResumeBucket",
+            commit.emit(k.events(agent), wrap(CommandRefused(command="ResumeBucket",
                                                               reason=f"the {cmd.bucket} bucket is not halted"),
                                               agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)

@@ -154,8 +154,8 @@ class SessionStopped(Message):
     remaining: Micros
 
 
-class BetFailed(Message):
-    """The venue refused or could not take a reserved bet; the reservation was released."""
+class BetRejected(Message):
+    """The venue refused a reserved bet (its error `code` and text); the reservation was released."""
 
     code: str
     reason: str
@@ -209,8 +209,10 @@ class BreakerFired(Message):
     reason: str
 
 
-class CommandRejected(Message):
-    """A command that decoded but could not be applied (unknown agent, invalid for its state)."""
+class CommandRefused(Message):
+    """A command the treasury did not apply, and why: refused by the gate (signature, scope, nonce),
+    undecodable or invalid, or refused by its handler (unknown agent, invalid for the state).
+    Written by the bus when it dead-letters the entry, or by an actor; ends every command."""
 
     command: str
     reason: str
@@ -230,7 +232,7 @@ class RiskControl(Message):
 CORE_MESSAGES: tuple[type, ...] = (
     Allocate, PlaceBet, StartSession, SetRisk, BalancesChanged, ResumeBucket, RetrySpend,
     SessionStarted, SessionStopped,
-    CapitalAllocated, BetSettled, BetRefused, BetFailed, RiskStateChanged, CommandRejected,
+    CapitalAllocated, BetSettled, BetRefused, BetRejected, RiskStateChanged, CommandRefused,
     BucketHalted, BucketResumed, BreakerFired,
     RiskControl,
 )

@@ -10,7 +10,7 @@ import zlib
 from dataclasses import dataclass
 
 DEFAULT_SHARDS = 64
-ROLES = ("casino", "risk", "reserve", "trading", "referral", "escrow", "rebalancer")
+from messages.catalogue import ROLES  # noqa: F401 - re-exported: the roles are a fact of the catalogue
 
 
 def shard_of(agent: str, shards: int = DEFAULT_SHARDS) -> int:

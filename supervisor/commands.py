@@ -2,8 +2,10 @@
 
 Each subcommand builds one typed message, wraps it in an envelope, signs it with a key from the
 deployment's keyring (the operator key where the command needs one) and XADDs it to the role's
-command stream of the agent's shard. `--wait` follows the agent's journal until the command's
-terminal event (done or refused) and prints it.
+command stream of the agent's shard (the role and the scope come from `messages/catalogue.py`).
+`--wait` follows the agent's journal until the command's terminal event, as the catalogue names
+them, and prints it as one line (`--json`: the event as JSON). Exit codes with `--wait`: 0 done,
+1 refused, rejected or failed (the reason is printed), 3 no outcome in time.
 """
 
 from __future__ import annotations
@@ -12,14 +14,18 @@ import argparse
 import json
 import sys
 import time
+from datetime import datetime, timezone
 
 import msgspec
 
+from actors.policy.buckets import PolicyError
+from actors.policy.effective import merge_policy, parse_setting
+from messages.catalogue import Outcome, facts_for, outcome_of
 from messages.codec import FIELD, decode, encode
 from messages.envelope import random_ids, wrap
 from messages.errors import ConfigError
-from messages.money import parse_usd
-from messages.schema import CoinFlip, CommandRejected, Dice, Multiplier, PlaceBet, SetRisk
+from messages.money import Micros, SignedMicros, format_usd, parse_usd
+from messages.schema import CoinFlip, CommandRefused, Dice, Multiplier, PlaceBet, RetrySpend, SetRisk
 from runtime.bus import command_client
 from runtime.clock import SystemClock
 from runtime.journal import JournalFollower
@@ -36,39 +42,39 @@ def _bet(a):
     else:
         game = Multiplier(target=a.target)
     fixed = parse_usd(a.fixed_stake, field="fixed-stake") if a.fixed_stake is not None else None
-    return "casino", PlaceBet(game=game, win_prob=a.win_prob, kelly=a.kelly, fixed_stake=fixed)
+    return PlaceBet(game=game, win_prob=a.win_prob, kelly=a.kelly, fixed_stake=fixed)
 
 
 def _risk(state):
     def build(a):
         until = SystemClock().now_ms() + int(a.hours * 3_600_000) if getattr(a, "hours", None) else None
-        return "risk", SetRisk(state=state, reason=a.reason, until_ms=until)
+        return SetRisk(state=state, reason=a.reason, until_ms=until)
     return build
 
 
 def _pay(a):
     from messages.escrow_msgs import CreateEscrow
 
-    return "escrow", CreateEscrow(counterparty=a.to, amount=parse_usd(a.amount, field="amount"),
+    return CreateEscrow(counterparty=a.to, amount=parse_usd(a.amount, field="amount"),
                                   description=a.description, timeout_hours=a.timeout_hours)
 
 
 def _release(a):
     from messages.escrow_msgs import ReleaseEscrow
 
-    return "escrow", ReleaseEscrow(escrow_id=a.escrow_id, proof=a.proof)
+    return ReleaseEscrow(escrow_id=a.escrow_id, proof=a.proof)
 
 
 def _dispute(a):
     from messages.escrow_msgs import DisputeEscrow
 
-    return "escrow", DisputeEscrow(escrow_id=a.escrow_id, reason=a.reason)
+    return DisputeEscrow(escrow_id=a.escrow_id, reason=a.reason)
 
 
 def _rebalance(a):
     from messages.treasury_msgs import Rebalance
 
-    return "rebalancer", Rebalance(trigger="operator", reason=a.reason)
+    return Rebalance(trigger="operator", reason=a.reason)
 
 
 def _set_policy(a):
@@ -79,14 +85,16 @@ def _set_policy(a):
         name, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"policy setting {item!r} is not NAME=VALUE")
-        settings[name] = int(value) if value.lstrip("-").isdigit() else value
-    return "rebalancer", SetPolicy(settings=settings)
+        settings[name] = parse_setting(value)
+    try:
+        merge_policy(settings)  # names, types and ranges as the Rebalancer checks them; nothing is sent
+    except PolicyError as exc:
+        raise ConfigError(f"set-policy: {exc}") from None
+    return SetPolicy(settings=settings)
 
 
 def _retry(a):
-    from messages.schema import RetrySpend
-
-    return a.role, RetrySpend(message_id=a.message_id)
+    return RetrySpend(message_id=a.message_id)
 
 
 def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
@@ -147,7 +155,7 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     retry = sub.add_parser("retry", help="retry a dead-lettered spend whose funds are still reserved (operator key)")
     retry.add_argument("agent")
     retry.add_argument("message_id")
-    retry.add_argument("--role", default="casino", choices=["casino", "trading", "escrow"])
+    retry.add_argument("--role", default=facts_for(RetrySpend).role, choices=facts_for(RetrySpend).roles)
     retry.set_defaults(build=_retry)
 
     policy = sub.add_parser("set-policy", help="change policy settings (operator key)")
@@ -168,15 +176,74 @@ def pick_key(keyring: Keyring, scope: str, key_id: str | None) -> SigningKey:
     raise ConfigError(f"this command needs a key of scope {scope!r}; the keyring has none")
 
 
-TERMINAL_SUFFIXES = ("Settled", "Refused", "Failed", "Rejected", "Created", "Released", "Disputed", "Changed",
-                     "Opened", "Closed", "Completed", "Compensated", "Synced", "Applied")
+EXIT_DONE, EXIT_NOT_DONE, EXIT_NO_OUTCOME = 0, 1, 3
+"""`--wait` exit codes: the command was done; it was refused, rejected or failed; no outcome in time."""
+
+
+def _role(body, args: argparse.Namespace) -> str:
+    """The stream the command goes to: the catalogue's role (a retry goes to the role the operator named)."""
+    facts = facts_for(body)
+    if isinstance(body, RetrySpend):
+        return args.role
+    return facts.role_for(body)
+
+
+def _field_text(name: str, value, annotation) -> str | None:
+    if value is None or isinstance(value, (msgspec.Struct, dict, list, tuple)):
+        return None
+    if annotation in _MONEY and isinstance(value, int):
+        return f"{name} {format_usd(value)}"
+    if name.endswith("_ms") and isinstance(value, int) and value > 10**11:
+        when = datetime.fromtimestamp(value / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"{name.removesuffix('_ms')} {when}"
+    return f"{name} {value}"
+
+
+_MONEY = (Micros, SignedMicros, Micros | None, SignedMicros | None)
+
+
+def describe(outcome: Outcome) -> str:
+    """A one-line reading of a terminal event for people: its kind and type, the `code` and `reason`
+    when it has them, then its other plain fields with money in dollars and times in UTC."""
+    body = outcome.event.body
+    fields = {f.name: f for f in msgspec.structs.fields(body)}
+    head = f"{outcome.kind}: {type(body).__name__}"
+    code, reason = getattr(body, "code", None), getattr(body, "reason", None)
+    if code:
+        head += f" ({code})"
+    if reason:
+        head += f": {reason}"
+    rest = [text for name, f in fields.items() if name not in ("code", "reason")
+            if (text := _field_text(name, getattr(body, name), f.type)) is not None]
+    return head + (f" [{', '.join(rest)}]" if rest else "")
+
+
+def wait_outcome(follower: JournalFollower, envelope, timeout_s: float) -> Outcome | None:
+    """The command's terminal event from the agent's journal, or None when none came in time.
+
+    The catalogue says which events end the command: those it caused, those of its correlation
+    for outcomes a later step causes, a `CommandRefused` of the entry itself, and for a command
+    that follows another message (a retry) that message's outcome.
+    """
+    facts = facts_for(envelope.body)
+    followed = getattr(envelope.body, facts.follows) if facts.follows else envelope.id
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for event in follower.poll(block_ms=200):
+            if isinstance(event.body, CommandRefused) and event.causation == envelope.id:
+                return Outcome("refused", event)
+            outcome = outcome_of(facts, followed, event)
+            if outcome is not None:
+                return outcome
+    return None
 
 
 def cmd_main(args: argparse.Namespace) -> int:
     url = args.redis_url or default_redis_url()
     client = command_client(url)
     keys, _venues, _mode = load_deployment(client, args.prefix)
-    role, body = args.build(args)
+    body = args.build(args)
+    role = _role(body, args)
     now = SystemClock().now_ms()
     envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())
     decode(encode(envelope))  # validate here, as a worker would: a bad value is refused before it is sent
@@ -189,17 +256,17 @@ def cmd_main(args: argparse.Namespace) -> int:
     sent = {"sent": envelope.type, "id": envelope.id, "agent": args.agent, "role": role, "entry": entry.decode(),
             "key": key.key_id}
     if not args.wait:
-        print(json.dumps(sent) if args.json else f"sent {envelope.type} {envelope.id} to {role} (signed by {key.key_id})")
-        return 0
-    deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline:
-        for event in follower.poll(block_ms=200):
-            if event.causation == envelope.id and type(event.body).__name__.endswith(TERMINAL_SUFFIXES):
-                outcome = {**sent, "outcome": type(event.body).__name__, "event": msgspec.to_builtins(event.body)}
-                if args.json:
-                    print(json.dumps(outcome))
-                else:
-                    print(f"{envelope.type} {envelope.id}: {outcome['outcome']} {json.dumps(outcome['event'])}")
-                return 1 if isinstance(event.body, CommandRejected) else 0
-    print(f"treasury cmd: no outcome for {envelope.id} within {args.timeout:g} s (it stays queued)", file=sys.stderr)
-    return 3
+        print(json.dumps(sent) if args.json
+              else f"sent {envelope.type} {envelope.id} to {role} (signed by {key.key_id})")
+        return EXIT_DONE
+    outcome = wait_outcome(follower, envelope, args.timeout)
+    if outcome is None:
+        print(f"treasury cmd: no outcome for {envelope.id} within {args.timeout:g} s (it stays queued)",
+              file=sys.stderr)
+        return EXIT_NO_OUTCOME
+    if args.json:
+        print(json.dumps({**sent, "outcome": outcome.kind, "event_type": type(outcome.event.body).__name__,
+                          "event": msgspec.to_builtins(outcome.event.body)}))
+    else:
+        print(f"{envelope.type} {envelope.id}: {describe(outcome)}")
+    return EXIT_DONE if outcome.done else EXIT_NOT_DONE

@@ -56,6 +56,7 @@ from messages.escrow_msgs import (
     EscrowDisputed,
     EscrowRefunded,
     EscrowRefused,
+    EscrowRejected,
     EscrowReleased,
     EscrowSynced,
     ReleaseEscrow,
@@ -173,7 +174,7 @@ class EscrowManager(TreasuryActor):
             created = venue.escrow.create(cmd.counterparty, cmd.amount, tagged, timeout_hours=cmd.timeout_hours,
                                           idempotency_key=env.id)
         except VenueRejected as exc:
-            return self._fail(delivery, cmd, reserved, exc.code or "rejected", str(exc), seq)
+            return self._fail(delivery, cmd, reserved, exc.code or "rejected", str(exc), seq, by_venue=True)
         # VenueUnavailable (outcome unknown) and VenueRateLimited propagate: the bus redelivers,
         # and the intent makes the next attempt look the escrow up first.
         self._settle_created(delivery, cmd, created, reserved, seq, recovered=False)
@@ -203,7 +204,8 @@ class EscrowManager(TreasuryActor):
             status = "released"
         except VenueRejected as exc:
             if exc.status != 409:
-                return self._refuse(delivery, exc.code or "rejected", str(exc), escrow_id=record.escrow_id)
+                return self._refuse(delivery, exc.code or "rejected", str(exc), escrow_id=record.escrow_id,
+                                    by_venue=True)
             status = venue.escrow.get_escrow(record.escrow_id).status  # released by an earlier attempt?
         refusal = None if status == "released" else (
             "invalid_status", f"escrow {record.escrow_id} is {status} at the venue: it cannot be released")
@@ -220,7 +222,8 @@ class EscrowManager(TreasuryActor):
             status = "disputed"
         except VenueRejected as exc:
             if exc.status != 409:
-                return self._refuse(delivery, exc.code or "rejected", str(exc), escrow_id=record.escrow_id)
+                return self._refuse(delivery, exc.code or "rejected", str(exc), escrow_id=record.escrow_id,
+                                    by_venue=True)
             status = venue.escrow.get_escrow(record.escrow_id).status  # disputed by an earlier attempt?
         refusal = None if status == "disputed" else (
             "invalid_status", f"escrow {record.escrow_id} is {status} at the venue: it cannot be disputed")
@@ -374,7 +377,7 @@ class EscrowManager(TreasuryActor):
         self._finish(delivery, commit, events, balances_changed=True, cause=f"escrow {record.escrow_id} created")
 
     def _fail(self, delivery: Delivery, cmd: CreateEscrow, reserved: int, code: str, reason: str,
-              seq: int | None) -> None:
+              seq: int | None, *, by_venue: bool = False) -> None:
         """The escrow was not created: the reservation goes back whole, and nothing else changes."""
         env = delivery.envelope
         agent, k = env.agent, self.keys
@@ -382,12 +385,15 @@ class EscrowManager(TreasuryActor):
         self._move(commit, k.ledger(agent), on_failed(reserved))
         commit.hdel(k.reservations(agent), env.id)
         commit.hdel(creating_key(k, agent), env.id)
-        refused = EscrowRefused(code=code, reason=reason, amount=cmd.amount, fence_seq=seq)
+        kind = EscrowRejected if by_venue else EscrowRefused
+        refused = kind(code=code, reason=reason, amount=cmd.amount, fence_seq=seq)
         self._finish(delivery, commit, [refused], balances_changed=False, cause="")
 
     def _refuse(self, delivery: Delivery, code: str, reason: str, *, escrow_id: str | None = None,
-                amount: int | None = None, seq: int | None = None) -> None:
-        refused = EscrowRefused(code=code, reason=reason, escrow_id=escrow_id, amount=amount, fence_seq=seq)
+                amount: int | None = None, seq: int | None = None, by_venue: bool = False) -> None:
+        """Journal the command's refusal: `EscrowRejected` when the venue refused it, else `EscrowRefused`."""
+        kind = EscrowRejected if by_venue else EscrowRefused
+        refused = kind(code=code, reason=reason, escrow_id=escrow_id, amount=amount, fence_seq=seq)
         self._finish(delivery, self.steps.new_commit(delivery.envelope.agent), [refused], balances_changed=False,
                      cause="")
 

@@ -68,6 +68,7 @@ from messages.trading_msgs import (
     ClosePosition,
     OpenPosition,
     OrderRefused,
+    OrderRejected,
     PositionClosed,
     PositionOpened,
     PositionsClosedAll,
@@ -177,7 +178,7 @@ class TradingBucket(TreasuryActor):
             opened = venue.open_position_once(plan.coin, plan.side, plan.notional, plan.leverage,
                                               idempotency_key=env.id)
         except VenueRejected as exc:
-            return self._release(delivery, plan, held, exc.code or "venue_rejected", str(exc))
+            return self._release(delivery, plan, held, exc.code or "venue_rejected", str(exc), by_venue=True)
         # VenueUnavailable propagates: the outcome is unknown, the bus retries, the retry looks it up.
         self._place_exits_and_book(delivery, plan, held, opened, venue)
 
@@ -275,14 +276,17 @@ class TradingBucket(TreasuryActor):
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
 
-    def _release(self, delivery: Delivery, plan: OrderPlan, held: int, code: str, reason: str) -> None:
-        """Nothing was opened: the reservation goes back to the available balance."""
+    def _release(self, delivery: Delivery, plan: OrderPlan, held: int, code: str, reason: str, *,
+                 by_venue: bool = False) -> None:
+        """Nothing was opened: the reservation goes back to the available balance; journaled as
+        `OrderRejected` when the venue refused the order, else `OrderRefused`."""
         env = delivery.envelope
         agent, k = env.agent, self.keys
         commit = self.steps.new_commit(agent)
         commit.incr(k.ledger(agent), f"{BUCKET}:reserved", -held).incr(k.ledger(agent), BUCKET, held)
         commit.hdel(k.reservations(agent), env.id).hdel(plans_key(k, agent), env.id)
-        self._emit(commit, env, OrderRefused(code=code, reason=reason, sizing=plan.sizing))
+        kind = OrderRejected if by_venue else OrderRefused
+        self._emit(commit, env, kind(code=code, reason=reason, sizing=plan.sizing))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, self.clock.now_ms())
 
