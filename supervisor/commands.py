@@ -265,7 +265,7 @@ def cmd_main(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_NO_OUTCOME
     if args.json:
-        print(json.dumps({**sent, "outcome": outcome.kind, "event_type": type(outcome.event.body).__name__,
+        print(json.dumps({**sent, "outcome": type(outcome.event.body).__name__, "kind": outcome.kind,
                           "event": msgspec.to_builtins(outcome.event.body)}))
     else:
         print(f"{envelope.type} {envelope.id}: {describe(outcome)}")

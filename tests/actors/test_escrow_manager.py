@@ -17,6 +17,7 @@ from messages.escrow_msgs import (
     EscrowDisputed,
     EscrowRefunded,
     EscrowRefused,
+    EscrowRejected,
     EscrowReleased,
     EscrowSynced,
     ReleaseEscrow,
@@ -262,7 +263,7 @@ def test_a_402_from_the_venue_releases_the_reservation(world):
         conn.execute("UPDATE casino_agents SET balance = ? WHERE id = ?", (USD, w.creator_id))
     before = w.ledger()
     env = create(w, actor, 10 * USD)
-    refused = only(w.journal(env.id), EscrowRefused)
+    refused = only(w.journal(env.id), EscrowRejected)  # the venue's refusal
     assert refused.code == "insufficient_balance" and "402" in refused.reason
     assert w.ledger() == before and before.total == TOTAL and w.venue_escrows() == []
     assert w.client.hlen(w.keys.reservations(AGENT)) == 0 and w.pending() == 0
