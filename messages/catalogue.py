@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from messages.base import Message
+from messages.envelope import Envelope
 from messages.escrow_msgs import (
     CreateEscrow,
     DisputeEscrow,
@@ -287,14 +288,14 @@ class Outcome:
     """A terminal event of one command: its kind and the event's envelope."""
 
     kind: OutcomeKind
-    event: object  # messages.envelope.Envelope (not imported: envelope imports the schema this module reads)
+    event: Envelope
 
     @property
     def done(self) -> bool:
         return self.kind == "done"
 
 
-def outcome_of(facts: CommandFacts, command_id: str, event) -> Outcome | None:
+def outcome_of(facts: CommandFacts, command_id: str, event: Envelope) -> Outcome | None:
     """The outcome `event` (an `Envelope` from the journal) gives the command `command_id`, if any.
 
     Direct outcomes must be caused by the command; `facts.later` ones carry its correlation id.

@@ -31,10 +31,10 @@ from typing import NamedTuple
 
 import msgspec
 
+from messages.base import Message
 from messages.catalogue import required_scope
 from messages.envelope import Envelope
 from messages.errors import ConfigError, TreasuryError
-from messages.schema import Message
 from runtime.keyring import KEY_ID_RE, SCOPES, Keyring, Scope, SigningKey, scope_covers, scope_rank
 from runtime.nonces import NonceStore
 
