@@ -65,7 +65,8 @@ class PlaceBet(Message):
 
     `win_prob` is the agent's own estimate of its chance; without it the game's true odds are
     used (which always have a house edge, so Kelly says 0). `fixed_stake` is the explicit opt-in
-    to bet a set amount even when Kelly says 0; the 2 % cap still applies.
+    to bet a set amount even when Kelly says 0; the bet cap (`max_bet_bp` of the agent's effective
+    policy, 2 % by default) still applies.
     """
 
     game: AnyGame

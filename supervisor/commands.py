@@ -115,7 +115,7 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     bet.add_argument("--target", type=float, default=2.0)
     bet.add_argument("--win-prob", type=float, default=None, help="your own estimate of the chance to win")
     bet.add_argument("--kelly", default="half")
-    bet.add_argument("--fixed-stake", default=None, help="USD: bet this amount even with no edge (2 %% cap applies)")
+    bet.add_argument("--fixed-stake", default=None, help="USD: bet this amount even with no edge (the bet cap applies)")
     bet.set_defaults(build=_bet)
 
     for name, state, text in (("pause", "PAUSED", "pause all spending"), ("halt", "HALTED", "halt for manual review"),
