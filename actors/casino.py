@@ -26,6 +26,7 @@ from actors.policy.buckets import Policy, bp_text, usd
 from actors.policy.drift import big_win
 from actors.policy.effective import effective_policy
 from actors.transfers import handle_transfer
+from messages.catalogue import role_of
 from messages.envelope import IdFactory, wrap
 from messages.money import CENT, MAX_MICROS, floor_to_cent, format_usd
 from messages.schema import (
@@ -169,13 +170,13 @@ class CasinoBucket(TreasuryActor):
         commit.incr(ledger, "casino:reserved", -stake).incr(ledger, "casino", payout)
         commit.hdel(k.reservations(agent), env.id)
         commit.emit(k.events(agent), wrap(settled, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
-        commit.emit(k.agent_commands(agent, "risk"),
+        commit.emit(k.agent_commands(agent, role_of(BalancesChanged)),
                     wrap(BalancesChanged(cause=f"bet {result.bet_id}"), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         self._session_after_bet(commit, env, payout - stake, now)
         if big_win(payout - stake, before.bucket("casino")):
             from messages.treasury_msgs import Rebalance  # a win > 20 % of the bucket: rebalance it away
 
-            commit.emit(k.agent_commands(agent, "rebalancer"), wrap(
+            commit.emit(k.agent_commands(agent, role_of(Rebalance)), wrap(
                 Rebalance(trigger="big_win", reason=f"bet {result.bet_id} won {format_usd(payout - stake)}",
                           bucket="casino", amount=payout - stake, bucket_before=before.bucket("casino")),
                 agent=agent, now_ms=now, new_id=self.new_id, cause=env))
@@ -204,7 +205,7 @@ class CasinoBucket(TreasuryActor):
         if remaining:
             from messages.treasury_msgs import Rebalance
 
-            commit.emit(self.keys.agent_commands(agent, "rebalancer"), wrap(
+            commit.emit(self.keys.agent_commands(agent, role_of(Rebalance)), wrap(
                 Rebalance(trigger="casino_session", reason=stop.reason, bucket="casino", amount=remaining),
                 agent=agent, now_ms=now, new_id=self.new_id, cause=env))
 

@@ -46,6 +46,7 @@ from actors.policy.drift import (
 )
 from actors.policy.effective import effective_policy, merge_policy, read_overrides
 from actors.transfers import LegFacts, open_leg, read_leg, saga_key
+from messages.catalogue import role_of
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.schema import BUCKETS
 from messages.treasury_msgs import (
@@ -632,7 +633,7 @@ class Rebalancer(TreasuryActor):
         commit.hset(skey, f"leg:{leg}:sent", "debit").hset(skey, "sends", sends)
         commit.hset(skey, "updated_ms", self.clock.now_ms())
         body = DebitLeg(saga=saga, leg=leg, source=source, dest=dest, amount=amount, reason=reason)
-        commit.emit(k.agent_commands(agent, source), self._wrap(body, env))
+        commit.emit(k.agent_commands(agent, role_of(body)), self._wrap(body, env))
 
     def _send(self, commit: Commit, env: Envelope, saga: str, leg: int, stage: str, facts: LegFacts, sends: int,
               reason: str) -> None:
@@ -642,18 +643,18 @@ class Rebalancer(TreasuryActor):
         if stage == "credit":
             body = CreditLeg(saga=saga, leg=leg, source=facts.source, dest=facts.dest, amount=facts.amount,
                              hold=facts.hold, reason=reason)
-            commit.emit(k.agent_commands(agent, facts.dest), self._wrap(body, env))
+            commit.emit(k.agent_commands(agent, role_of(body)), self._wrap(body, env))
         else:
             body = CompensateLeg(saga=saga, leg=leg, source=facts.source, dest=facts.dest, amount=facts.amount,
                                  reason=f"compensation: {self._refusal_text(facts) or 'the credit did not come'}; {reason}")
-            commit.emit(k.agent_commands(agent, facts.source), self._wrap(body, env))
+            commit.emit(k.agent_commands(agent, role_of(body)), self._wrap(body, env))
 
     def _close_positions(self, commit: Commit, env: Envelope, saga: str, margin: int) -> None:
         skey = saga_key(self.keys, env.agent, saga)
         commit.hset(skey, "updated_ms", self.clock.now_ms())
         body = CloseAllPositions(reason=f"rebalance {saga} moves trading money while {usd(margin)} is in open "
                                         "positions: close them first")
-        commit.emit(self.keys.agent_commands(env.agent, "trading"), self._wrap(body, env))
+        commit.emit(self.keys.agent_commands(env.agent, role_of(body)), self._wrap(body, env))
 
     def _skip(self, commit: Commit, env: Envelope, trigger: str, reason: str) -> None:
         commit.emit(self.keys.events(env.agent), self._wrap(RebalanceSkipped(trigger=trigger, reason=reason), env))

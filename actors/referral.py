@@ -49,6 +49,7 @@ from actors.policy.buckets import DEFAULT_POLICY, Policy
 from actors.policy.effective import effective_policy
 from actors.policy.referral import SWEEP_SOURCES, WITHDRAW_MIN, plan_reinvest, reinvest_due, sweep_due, sweepable
 from actors.transfers import handle_transfer
+from messages.catalogue import role_of
 from messages.envelope import IdFactory, wrap
 from messages.referral_msgs import (
     MoveReferralIncome,
@@ -79,7 +80,7 @@ LEDGER_PAGE = 50
 HELD_AT = ("casino", "chain")
 """Where referral income sits once in hand: the casino balance, or the treasury's own address."""
 
-MOVER_ROLE = "rebalancer"
+MOVER_ROLE = role_of(MoveReferralIncome)
 
 UNBOUNDED = 10**18
 """A bound no watermark reaches (the money limit is 10^15 micro-USD)."""
@@ -356,7 +357,7 @@ class ReferralBucket(TreasuryActor):
         commit.emit(k.events(agent), wrap(swept, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         if credits or landed:
             cause = f"referral sweep: credited {credits}, landed {landed}"
-            commit.emit(k.agent_commands(agent, "risk"),
+            commit.emit(k.agent_commands(agent, role_of(BalancesChanged)),
                         wrap(BalancesChanged(cause=cause), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
@@ -402,7 +403,7 @@ class ReferralBucket(TreasuryActor):
             commit.hset(st, f"paid:{body.withdrawal_id}", body.amount)
         confirmed = ReferralPayoutConfirmed(source=body.source, amount=body.amount, withdrawal_id=body.withdrawal_id)
         commit.emit(k.events(agent), wrap(confirmed, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
-        commit.emit(k.agent_commands(agent, "risk"), wrap(BalancesChanged(cause=f"referral payout landed from "
+        commit.emit(k.agent_commands(agent, role_of(BalancesChanged)), wrap(BalancesChanged(cause=f"referral payout landed from "
                                                                                 f"{body.source}"),
                                                            agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)

@@ -17,6 +17,7 @@ from actors.base import TreasuryActor
 from actors.ledger import RiskView, read_ledger, read_risk
 from actors.policy.breakers import RiskMarks, TotalsSnapshot, evaluate_totals
 from actors.policy.effective import effective_policy
+from messages.catalogue import role_of
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.schema import (
     BalancesChanged,
@@ -111,7 +112,7 @@ class RiskGuard(TreasuryActor):
                 commit.emit(k.events(agent), wrap(BucketHalted(bucket="trading", breaker=result.breaker,
                                                                reason=result.reason),
                                                   agent=agent, now_ms=now, new_id=self.new_id, cause=env))
-                commit.emit(k.agent_commands(agent, "trading"),
+                commit.emit(k.agent_commands(agent, role_of(CloseAllPositions)),
                             wrap(CloseAllPositions(reason=result.reason, reply_to=None), agent=agent, now_ms=now,
                                  new_id=self.new_id, cause=env))
                 commit.emit(k.control(k.shard(agent)), wrap(RiskControl(state=risk.state or "ACTIVE",
@@ -128,7 +129,7 @@ class RiskGuard(TreasuryActor):
                 commit.emit(k.events(agent), wrap(BreakerFired(breaker=result.breaker, action=result.action,
                                                                reason=result.reason),
                                                   agent=agent, now_ms=now, new_id=self.new_id, cause=env))
-                commit.emit(k.agent_commands(agent, "rebalancer"),
+                commit.emit(k.agent_commands(agent, role_of(Rebalance)),
                             wrap(Rebalance(trigger=result.breaker, reason=result.reason), agent=agent, now_ms=now,
                                  new_id=self.new_id, cause=env))
 

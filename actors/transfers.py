@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actors.ledger import read_risk
+from messages.catalogue import role_of
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.money import MAX_MICROS, format_usd
 from messages.schema import BalancesChanged
@@ -58,7 +59,7 @@ from runtime.bus import Delivery, HandlerRejected
 from runtime.clock import Clock
 from runtime.keys import Keys
 
-COORDINATOR = "rebalancer"
+COORDINATOR = role_of(FundsMoved)
 """The role that receives every leg's answer."""
 
 SAFE_DEST = "reserve"
@@ -319,7 +320,7 @@ class TransferLegs:
         commit.incr(k.ledger(env.agent), leg.bucket, leg.amount)
         commit.emit(k.events(env.agent), self._wrap(TransitLanded(saga=leg.saga, leg=leg.leg, bucket=leg.bucket,
                                                                  amount=leg.amount, reason=leg.reason), env))
-        commit.emit(k.agent_commands(env.agent, "risk"),
+        commit.emit(k.agent_commands(env.agent, role_of(BalancesChanged)),
                     self._wrap(BalancesChanged(cause=f"deposit landed for saga {leg.saga}"), env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         if self._commit(commit, env.id).applied:
@@ -367,7 +368,7 @@ class TransferLegs:
         k = self.keys
         commit.emit(k.events(env.agent), self._wrap(event, env))
         commit.emit(k.agent_commands(env.agent, COORDINATOR), self._wrap(event, env))
-        commit.emit(k.agent_commands(env.agent, "risk"), self._wrap(BalancesChanged(cause=cause), env))
+        commit.emit(k.agent_commands(env.agent, role_of(BalancesChanged)), self._wrap(BalancesChanged(cause=cause), env))
 
     def _wrap(self, body, cause: Envelope) -> Envelope:
         return wrap(body, agent=cause.agent, now_ms=self.clock.now_ms(), new_id=self.new_id, cause=cause)

@@ -273,6 +273,13 @@ def facts_for(command: type[Message] | Message) -> CommandFacts:
     return CATALOGUE[cls]
 
 
+def role_of(command: type[Message] | Message) -> str:
+    """The role whose command stream serves this command type (or body: a leg goes to the role of
+    the bucket it names). `KeyError` for a type that is no command, `LookupError` if none serves it."""
+    facts = facts_for(command)
+    return facts.role_for(command) if isinstance(command, Message) else facts.role
+
+
 def required_scope(body: Message) -> Scope:
     """Who may publish this body: `internal` (unsigned allowed), `agent` or `operator`.
 

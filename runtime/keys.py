@@ -9,8 +9,9 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-DEFAULT_SHARDS = 64
 from messages.catalogue import ROLES  # noqa: F401 - re-exported: the roles are a fact of the catalogue
+
+DEFAULT_SHARDS = 64
 
 
 def shard_of(agent: str, shards: int = DEFAULT_SHARDS) -> int:

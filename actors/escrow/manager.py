@@ -48,6 +48,7 @@ from actors.policy.drift import before_escrow
 from actors.policy.effective import effective_policy
 from actors.policy.escrow_rules import check_escrow, escrow_fee
 from messages.base import Message
+from messages.catalogue import role_of
 from messages.envelope import IdFactory, wrap
 from messages.escrow_msgs import (
     CreateEscrow,
@@ -371,7 +372,7 @@ class EscrowManager(TreasuryActor):
             # A large escrow: ask the Rebalancer to top the reserve up (it re-checks the trigger).
             from messages.treasury_msgs import Rebalance
 
-            commit.emit(k.agent_commands(agent, "rebalancer"), wrap(
+            commit.emit(k.agent_commands(agent, role_of(Rebalance)), wrap(
                 Rebalance(trigger="before_escrow", reason=f"escrow {record.escrow_id} locks {amount} micro-USD",
                           amount=amount), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         self._finish(delivery, commit, events, balances_changed=True, cause=f"escrow {record.escrow_id} created")
@@ -405,7 +406,7 @@ class EscrowManager(TreasuryActor):
         for event in events:
             commit.emit(k.events(agent), wrap(event, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         if balances_changed:
-            commit.emit(k.agent_commands(agent, "risk"),
+            commit.emit(k.agent_commands(agent, role_of(BalancesChanged)),
                         wrap(BalancesChanged(cause=cause), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)

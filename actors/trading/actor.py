@@ -60,6 +60,7 @@ from actors.trading.venue import (
     trading_client_factory,
 )
 from actors.transfers import handle_transfer
+from messages.catalogue import role_of
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.schema import BalancesChanged
 from messages.trading_msgs import (
@@ -477,7 +478,7 @@ class TradingBucket(TreasuryActor):
                     wrap(body, agent=cause.agent, now_ms=self.clock.now_ms(), new_id=self.new_id, cause=cause))
 
     def _balances_changed(self, commit: Commit, cause: Envelope, why: str) -> None:
-        commit.emit(self.keys.agent_commands(cause.agent, "risk"),
+        commit.emit(self.keys.agent_commands(cause.agent, role_of(BalancesChanged)),
                     wrap(BalancesChanged(cause=why), agent=cause.agent, now_ms=self.clock.now_ms(),
                          new_id=self.new_id, cause=cause))
 

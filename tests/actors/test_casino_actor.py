@@ -12,8 +12,8 @@ from messages.codec import FIELD, decode, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import parse_usd
 from messages.schema import (
-    BetRejected,
     BetRefused,
+    BetRejected,
     BetSettled,
     CoinFlip,
     Multiplier,
