@@ -101,7 +101,9 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-url", default=None)
     p.add_argument("--prefix", default="tr")
     p.add_argument("--key-id", default=None, help="sign with this key (default: the first key with enough scope)")
-    p.add_argument("--wait", action="store_true", help="wait for the command's outcome and print it")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for the command's outcome and print it; exit 0 done, 1 refused, rejected or failed, "
+                        "3 no outcome within --timeout")
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--json", action="store_true")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -147,7 +149,7 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     dispute.add_argument("--reason", required=True)
     dispute.set_defaults(build=_dispute)
 
-    rebalance = sub.add_parser("rebalance", help="rebalance the buckets now")
+    rebalance = sub.add_parser("rebalance", help="rebalance the buckets now (operator key)")
     rebalance.add_argument("agent")
     rebalance.add_argument("--reason", default="operator request")
     rebalance.set_defaults(build=_rebalance)
