@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import time
+import typing
 from datetime import datetime, timezone
 
 import msgspec
@@ -191,6 +192,9 @@ def _role(body, args: argparse.Namespace) -> str:
 
 
 def _field_text(name: str, value, annotation) -> str | None:
+    if isinstance(value, dict) and value and all(isinstance(v, (int, str)) for v in value.values()):
+        money = typing.get_args(annotation)[1:] in ((Micros,), (SignedMicros,))
+        return f"{name} {{{', '.join(f'{k}={format_usd(v) if money else v}' for k, v in value.items())}}}"
     if value is None or isinstance(value, (msgspec.Struct, dict, list, tuple)):
         return None
     if annotation in _MONEY and isinstance(value, int):
