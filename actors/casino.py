@@ -173,7 +173,7 @@ class CasinoBucket(TreasuryActor):
         commit.emit(k.agent_commands(agent, role_of(BalancesChanged)),
                     wrap(BalancesChanged(cause=f"bet {result.bet_id}"), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         self._session_after_bet(commit, env, payout - stake, now)
-        if big_win(payout - stake, before.bucket("casino")):
+        if big_win(payout - stake, before.bucket("casino"), effective_policy(self.client, k, agent)):
             from messages.treasury_msgs import Rebalance  # a win > 20 % of the bucket: rebalance it away
 
             commit.emit(k.agent_commands(agent, role_of(Rebalance)), wrap(

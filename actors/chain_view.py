@@ -30,6 +30,7 @@ import redis
 
 from actors.policy.buckets import BP_SCALE, DEFAULT_POLICY, Policy, PolicyError
 from actors.policy.chains import CHAINS, SWAP_FEE_BP, USDC, BalanceCache, Cached, chain, swap_min_out, total_usd
+from actors.policy.effective import effective_policy
 from messages.envelope import IdFactory, wrap
 from messages.referral_msgs import ChainSwapPlaced, ChainSwapRefused, ChainSwapRejected
 from runtime.atomic import AtomicSteps
@@ -149,6 +150,10 @@ class ChainView:
         self.steps = steps
         self.new_id = new_id
 
+    def policy_for(self, agent: str) -> Policy:
+        """The agent's effective policy (`actors.policy.effective`): this view's base with the overrides."""
+        return effective_policy(self.client, self.keys, agent, self.policy)
+
     # ------------------------------------------------------------------ cache
 
     def _load(self, agent: str) -> BalanceCache:
@@ -156,7 +161,7 @@ class ChainView:
         for fld, raw in self.client.hgetall(cache_key(self.keys, agent)).items():
             record = json.loads(raw)
             entries[_text(fld)] = Cached(record, int(record["at"]))
-        return BalanceCache(self.policy.balance_ttl_ms, entries)
+        return BalanceCache(self.policy_for(agent).balance_ttl_ms, entries)
 
     def _store(self, agent: str, records: Mapping[str, dict]) -> None:
         if not records:
@@ -280,8 +285,8 @@ class ChainView:
         spec = chain(chain_name)
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise PolicyError(f"amount must be a positive integer of {spec.native} base units, got {amount!r}")
-        slippage = self.policy.swap_slippage_bp if max_slippage_bp is None else max_slippage_bp
-        cap = self.policy.swap_slippage_bp
+        cap = self.policy_for(agent).swap_slippage_bp
+        slippage = cap if max_slippage_bp is None else max_slippage_bp
         if isinstance(slippage, bool) or not isinstance(slippage, int) or not 0 <= slippage <= cap:
             raise PolicyError(f"slippage cap {slippage!r} bp is outside the policy's 0–{cap} bp")
         coins = Decimal(amount).scaleb(-spec.decimals)
