@@ -13,26 +13,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-import typing
-from datetime import datetime, timezone
 
 import msgspec
 
 from actors.policy.buckets import PolicyError
-from actors.policy.effective import merge_policy, parse_setting
-from messages.catalogue import Outcome, facts_for, outcome_of
+from actors.policy.effective import merge_policy, parse_setting, read_overrides
+from messages.catalogue import facts_for
 from messages.codec import FIELD, decode, encode
 from messages.envelope import random_ids, wrap
 from messages.errors import ConfigError
-from messages.money import Micros, SignedMicros, format_usd, parse_usd
-from messages.schema import CoinFlip, CommandRefused, Dice, Multiplier, PlaceBet, RetrySpend, SetRisk
+from messages.money import parse_usd
+from messages.schema import CoinFlip, Dice, Multiplier, PlaceBet, RetrySpend, SetRisk
+from messages.treasury_msgs import SetPolicy
 from runtime.bus import command_client
 from runtime.clock import SystemClock
 from runtime.journal import JournalFollower
 from runtime.keyring import Keyring, SigningKey, scope_covers
 from runtime.signing import required_scope_for, sign
 from supervisor.deployment import default_redis_url, load_deployment, load_keyring
+from supervisor.outcome import EXIT_DONE, EXIT_NO_OUTCOME, EXIT_NOT_DONE, describe, wait_outcome
 
 
 def _bet(a):
@@ -79,19 +78,22 @@ def _rebalance(a):
 
 
 def _set_policy(a):
-    from messages.treasury_msgs import SetPolicy
-
     settings = {}
     for item in a.settings:
         name, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"policy setting {item!r} is not NAME=VALUE")
         settings[name] = parse_setting(value)
+    return SetPolicy(settings=settings)
+
+
+def check_policy(client, keys, agent: str, body: SetPolicy) -> None:
+    """Refuse a `set-policy` before publishing, as the Rebalancer would: an unknown name, a wrong type,
+    a value out of range, or a result inconsistent with the agent's stored overrides."""
     try:
-        merge_policy(settings)  # names, types and ranges as the Rebalancer checks them; nothing is sent
+        merge_policy({**read_overrides(client, keys, agent), **body.settings})
     except PolicyError as exc:
         raise ConfigError(f"set-policy: {exc}") from None
-    return SetPolicy(settings=settings)
 
 
 def _retry(a):
@@ -179,10 +181,6 @@ def pick_key(keyring: Keyring, scope: str, key_id: str | None) -> SigningKey:
     raise ConfigError(f"this command needs a key of scope {scope!r}; the keyring has none")
 
 
-EXIT_DONE, EXIT_NOT_DONE, EXIT_NO_OUTCOME = 0, 1, 3
-"""`--wait` exit codes: the command was done; it was refused, rejected or failed; no outcome in time."""
-
-
 def _role(body, args: argparse.Namespace) -> str:
     """The stream the command goes to: the catalogue's role (a retry goes to the role the operator named)."""
     facts = facts_for(body)
@@ -191,65 +189,14 @@ def _role(body, args: argparse.Namespace) -> str:
     return facts.role_for(body)
 
 
-def _field_text(name: str, value, annotation) -> str | None:
-    if isinstance(value, dict) and value and all(isinstance(v, (int, str)) for v in value.values()):
-        money = typing.get_args(annotation)[1:] in ((Micros,), (SignedMicros,))
-        return f"{name} {{{', '.join(f'{k}={format_usd(v) if money else v}' for k, v in value.items())}}}"
-    if value is None or isinstance(value, (msgspec.Struct, dict, list, tuple)):
-        return None
-    if annotation in _MONEY and isinstance(value, int):
-        return f"{name} {format_usd(value)}"
-    if name.endswith("_ms") and isinstance(value, int) and value > 10**11:
-        when = datetime.fromtimestamp(value / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        return f"{name.removesuffix('_ms')} {when}"
-    return f"{name} {value}"
-
-
-_MONEY = (Micros, SignedMicros, Micros | None, SignedMicros | None)
-
-
-def describe(outcome: Outcome) -> str:
-    """A one-line reading of a terminal event for people: its kind and type, the `code` and `reason`
-    when it has them, then its other plain fields with money in dollars and times in UTC."""
-    body = outcome.event.body
-    fields = {f.name: f for f in msgspec.structs.fields(body)}
-    head = f"{outcome.kind}: {type(body).__name__}"
-    code, reason = getattr(body, "code", None), getattr(body, "reason", None)
-    if code:
-        head += f" ({code})"
-    if reason:
-        head += f": {reason}"
-    rest = [text for name, f in fields.items() if name not in ("code", "reason")
-            if (text := _field_text(name, getattr(body, name), f.type)) is not None]
-    return head + (f" [{', '.join(rest)}]" if rest else "")
-
-
-def wait_outcome(follower: JournalFollower, envelope, timeout_s: float) -> Outcome | None:
-    """The command's terminal event from the agent's journal, or None when none came in time.
-
-    The catalogue says which events end the command: those it caused, those of its correlation
-    for outcomes a later step causes, a `CommandRefused` of the entry itself, and for a command
-    that follows another message (a retry) that message's outcome.
-    """
-    facts = facts_for(envelope.body)
-    followed = getattr(envelope.body, facts.follows) if facts.follows else envelope.id
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for event in follower.poll(block_ms=200):
-            if isinstance(event.body, CommandRefused) and event.causation == envelope.id:
-                return Outcome("refused", event)
-            outcome = outcome_of(facts, followed, event)
-            if outcome is not None:
-                return outcome
-    return None
-
-
 def cmd_main(args: argparse.Namespace) -> int:
     url = args.redis_url or default_redis_url()
     client = command_client(url)
     keys, _venues, _mode = load_deployment(client, args.prefix)
     body = args.build(args)
     role = _role(body, args)
+    if isinstance(body, SetPolicy):
+        check_policy(client, keys, args.agent, body)
     now = SystemClock().now_ms()
     envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())
     decode(encode(envelope))  # validate here, as a worker would: a bad value is refused before it is sent

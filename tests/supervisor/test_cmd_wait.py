@@ -98,3 +98,16 @@ def test_set_policy_with_an_unknown_or_out_of_range_setting_is_refused_before_pu
         assert refused.returncode == 2 and refused.stdout == ""
         assert len(refused.stderr.strip().splitlines()) == 1 and words in refused.stderr
     assert rclient.xlen(stream) == before  # nothing was published
+
+
+def test_set_policy_is_checked_against_the_stored_overrides_before_publishing(rclient, keys):
+    """Valid against the defaults, but not with the floor the operator set before: refused at the CLI."""
+    from messages.errors import ConfigError
+    from messages.treasury_msgs import SetPolicy
+    from supervisor.commands import check_policy
+
+    rclient.hset(keys.policy("alice"), "reserve_floor_bp", 3500)
+    change = SetPolicy(settings={"reserve_target_bp": 3000, "trading_target_bp": 4500})
+    with pytest.raises(ConfigError, match="reserve_floor_bp 3500 is above the reserve target 3000"):
+        check_policy(rclient, keys, "alice", change)
+    check_policy(rclient, keys, "bob", change)  # no stored floor: fine

@@ -6,7 +6,7 @@ from __future__ import annotations
 from messages.catalogue import Outcome
 from messages.envelope import seeded_ids, wrap
 from messages.schema import BetRefused, CapitalAllocated, RiskStateChanged
-from supervisor.commands import describe
+from supervisor.outcome import describe
 
 IDS = seeded_ids(9)
 
