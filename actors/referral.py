@@ -201,7 +201,7 @@ def read_casino(casino, state: ReferralState) -> CasinoReading:
         return CasinoReading((), state.casino_entry, max(0, int(stats.total_earned) - state.earned["casino"]))
     last = state.casino_entry
     credits = tuple(sorted(
-        (n, int(e.amount)) for e, n in zip(entries, numbers)
+        (n, int(e.amount)) for e, n in zip(entries, numbers, strict=True)
         if n > last and e.type == "credit" and (e.reason or "").startswith(COMMISSION_PREFIX)
     ))
     newest = max([last, *numbers])
@@ -403,9 +403,9 @@ class ReferralBucket(TreasuryActor):
             commit.hset(st, f"paid:{body.withdrawal_id}", body.amount)
         confirmed = ReferralPayoutConfirmed(source=body.source, amount=body.amount, withdrawal_id=body.withdrawal_id)
         commit.emit(k.events(agent), wrap(confirmed, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
-        commit.emit(k.agent_commands(agent, role_of(BalancesChanged)), wrap(BalancesChanged(cause=f"referral payout landed from "
-                                                                                f"{body.source}"),
-                                                           agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        poke = BalancesChanged(cause=f"referral payout landed from {body.source}")
+        commit.emit(k.agent_commands(agent, role_of(poke)), wrap(poke, agent=agent, now_ms=now, new_id=self.new_id,
+                                                                 cause=env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
 

@@ -148,7 +148,9 @@ def parse_signature(signature: object) -> SignatureParts:
     if not isinstance(signature, str):
         raise CommandAuthError(MALFORMED_SIGNATURE, f"signature must be a string, got {type(signature).__name__}")
     if len(signature) > MAX_SIGNATURE_LEN:
-        raise CommandAuthError(MALFORMED_SIGNATURE, f"signature is {len(signature)} characters (at most {MAX_SIGNATURE_LEN})")
+        raise CommandAuthError(
+            MALFORMED_SIGNATURE, f"signature is {len(signature)} characters (at most {MAX_SIGNATURE_LEN})"
+        )
     match = _SIGNATURE_RE.fullmatch(signature)
     if match is None:
         version = signature.split(".", 1)[0]

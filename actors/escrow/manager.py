@@ -120,7 +120,7 @@ class EscrowManager(TreasuryActor):
         reserve_total = ledger.bucket("reserve")
         policy = self.policy_for(agent)
         check = check_escrow(cmd.amount, cmd.timeout_hours, locked, reserve_total, policy)
-        problems = [(c, r) for c, r in zip(check.codes, check.reasons) if c != "escrow_lock"]
+        problems = [(c, r) for c, r in zip(check.codes, check.reasons, strict=True) if c != "escrow_lock"]
         if len(description) < 3:
             problems.append(("invalid_description", "the description needs at least 3 visible characters"))
         if problems:

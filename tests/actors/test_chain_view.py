@@ -13,7 +13,7 @@ from actors.policy.chains import CHAINS
 from messages.envelope import seeded_ids
 from messages.referral_msgs import ChainSwapRejected
 from runtime.journal import read_journal
-from tests.actors.test_referral_support import clock, onboard, sandbox, steps  # noqa: F401 - fixtures
+from tests.kit.referral import onboard
 
 pytestmark = pytest.mark.redis
 
