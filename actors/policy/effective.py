@@ -55,6 +55,8 @@ def effective_policy(client, keys, agent: str, base: Policy = DEFAULT_POLICY) ->
 
     `client` is a redis client, `keys` the deployment's `runtime.keys.Keys`. One HGETALL per call,
     so a decision always sees the latest `set-policy`. Raises `PolicyConfigError` only if the
-    stored hash was written by something other than the validating handler.
+    stored hash was written by something other than the validating handler; the decision that
+    asked then fails and its command is dead-lettered with the reason, so a spend is never
+    judged by numbers nobody set (fail closed).
     """
     return merge_policy(read_overrides(client, keys, agent), base)
