@@ -151,3 +151,12 @@ def test_an_unknown_or_out_of_range_setting_is_refused_and_changes_nothing(treas
     assert treasury.events(PolicyChanged) == [] and rclient.exists(keys.policy(AGENT)) == 0
     assert effective_policy(rclient, keys, AGENT) == before
     assert read_ledger(rclient, keys, AGENT).bucket("casino") == parse_usd("150")
+
+
+def test_an_unloadable_override_hash_fails_closed(treasury, keys, rclient):
+    """A hash the validating handler did not write: the bet is not judged by it, nothing is spent."""
+    rclient.hset(keys.policy(AGENT), "max_bet_bp", "lots")
+    treasury.send("casino", PlaceBet(game=CoinFlip(), fixed_stake=parse_usd("1.00")))
+    assert treasury.venue.placed == [] and treasury.events(BetSettled) == []
+    ledger = read_ledger(rclient, keys, AGENT)
+    assert ledger.bucket("casino") == parse_usd("150") and ledger.held_by("casino", "reserved") == 0
