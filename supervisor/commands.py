@@ -4,8 +4,9 @@ Each subcommand builds one typed message, wraps it in an envelope, signs it with
 deployment's keyring (the operator key where the command needs one) and XADDs it to the role's
 command stream of the agent's shard (the role and the scope come from `messages/catalogue.py`).
 `--wait` follows the agent's journal until the command's terminal event, as the catalogue names
-them, and prints it as one line (`--json`: the event as JSON). Exit codes with `--wait`: 0 done,
-1 refused, rejected or failed (the reason is printed), 3 no outcome in time.
+them, and prints it as one line (`--json`: the event as JSON, money fields named `*_micros`).
+Exit codes with `--wait`: 0 done, 1 refused, rejected or failed (the reason is printed), 3 no
+outcome in time (`supervisor/outcome.py`).
 """
 
 from __future__ import annotations
@@ -16,22 +17,22 @@ import sys
 
 import msgspec
 
-from actors.policy.buckets import PolicyError
-from actors.policy.effective import merge_policy, parse_setting, read_overrides
+from actors.policy.effective import read_overrides
 from messages.catalogue import facts_for
 from messages.codec import FIELD, decode, encode
 from messages.envelope import random_ids, wrap
 from messages.errors import ConfigError
 from messages.money import parse_usd
 from messages.schema import CoinFlip, Dice, Multiplier, PlaceBet, RetrySpend, SetRisk
-from messages.treasury_msgs import SetPolicy
-from runtime.bus import command_client
 from runtime.clock import SystemClock
 from runtime.journal import JournalFollower
 from runtime.keyring import Keyring, SigningKey, scope_covers
 from runtime.signing import required_scope_for, sign
-from supervisor.deployment import default_redis_url, load_deployment, load_keyring
+from supervisor.cli_common import add_deployment_arguments, connect, data_dir_path, positive_float, safe_text
+from supervisor.cmd_checks import check_cmd_args, check_policy_settings
+from supervisor.deployment import load_keyring
 from supervisor.outcome import EXIT_DONE, EXIT_NO_OUTCOME, EXIT_NOT_DONE, describe, wait_outcome
+from supervisor.status_json import label_units
 
 
 def _bet(a):
@@ -56,7 +57,7 @@ def _pay(a):
     from messages.escrow_msgs import CreateEscrow
 
     return CreateEscrow(counterparty=a.to, amount=parse_usd(a.amount, field="amount"),
-                                  description=a.description, timeout_hours=a.timeout_hours)
+                        description=a.description, timeout_hours=a.timeout_hours)
 
 
 def _release(a):
@@ -78,22 +79,9 @@ def _rebalance(a):
 
 
 def _set_policy(a):
-    settings = {}
-    for item in a.settings:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"policy setting {item!r} is not NAME=VALUE")
-        settings[name] = parse_setting(value)
-    return SetPolicy(settings=settings)
+    from messages.treasury_msgs import SetPolicy
 
-
-def check_policy(client, keys, agent: str, body: SetPolicy) -> None:
-    """Refuse a `set-policy` before publishing, as the Rebalancer would: an unknown name, a wrong type,
-    a value out of range, or a result inconsistent with the agent's stored overrides."""
-    try:
-        merge_policy({**read_overrides(client, keys, agent), **body.settings})
-    except PolicyError as exc:
-        raise ConfigError(f"set-policy: {exc}") from None
+    return SetPolicy(settings=a.checked_settings)
 
 
 def _retry(a):
@@ -101,71 +89,78 @@ def _retry(a):
 
 
 def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--redis-url", default=None)
-    p.add_argument("--prefix", default="tr")
+    add_deployment_arguments(p)
     p.add_argument("--key-id", default=None, help="sign with this key (default: the first key with enough scope)")
     p.add_argument("--wait", action="store_true",
                    help="wait for the command's outcome and print it; exit 0 done, 1 refused, rejected or failed, "
                         "3 no outcome within --timeout")
-    p.add_argument("--timeout", type=float, default=30.0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--timeout", type=positive_float, default=30.0, help="seconds --wait waits (default 30)")
+    p.add_argument("--json", action="store_true", help="one JSON object (money in integer micro-USD, times in *_ms)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     bet = sub.add_parser("bet", help="size and place one casino bet")
-    bet.add_argument("agent")
-    bet.add_argument("--game", choices=["coin_flip", "dice", "multiplier"], default="coin_flip")
-    bet.add_argument("--side", choices=["heads", "tails"], default="heads")
-    bet.add_argument("--direction", choices=["over", "under"], default="over")
-    bet.add_argument("--threshold", type=int, default=50)
-    bet.add_argument("--target", type=float, default=2.0)
-    bet.add_argument("--win-prob", type=float, default=None, help="your own estimate of the chance to win")
-    bet.add_argument("--kelly", default="half")
+    bet.add_argument("agent", help="the agent\'s name")
+    bet.add_argument("--game", choices=["coin_flip", "dice", "multiplier"], default="coin_flip",
+                     help="the casino game (default coin_flip)")
+    bet.add_argument("--side", choices=["heads", "tails"], default=None, help="coin_flip only (default heads)")
+    bet.add_argument("--direction", choices=["over", "under"], default=None, help="dice only (default over)")
+    bet.add_argument("--threshold", type=int, default=None, help="dice only: 1 to 99 (default 50)")
+    bet.add_argument("--target", type=float, default=None,
+                     help="multiplier only, required there: the payout multiple, 1.01 to 1000")
+    bet.add_argument("--win-prob", type=float, default=None,
+                     help="your own estimate of the chance to win, strictly between 0 and 1")
+    bet.add_argument("--kelly", default="half",
+                     help="share of full Kelly: full, half, quarter or a number in (0, 1] (default half)")
     bet.add_argument("--fixed-stake", default=None, help="USD: bet this amount even with no edge (the bet cap applies)")
     bet.set_defaults(build=_bet)
 
     for name, state, text in (("pause", "PAUSED", "pause all spending"), ("halt", "HALTED", "halt for manual review"),
                               ("resume", "ACTIVE", "resume (from HALTED needs the operator key)")):
         s = sub.add_parser(name, help=text)
-        s.add_argument("agent")
-        s.add_argument("--reason", required=True)
+        s.add_argument("agent", help="the agent\'s name")
+        s.add_argument("--reason", required=True, help="why, for the journal: some text, at most 1 kB")
         if name == "pause":
             s.add_argument("--hours", type=float, default=None, help="resume by itself after this long")
         s.set_defaults(build=_risk(state))
 
     pay = sub.add_parser("pay", help="pay another agent through escrow")
-    pay.add_argument("agent")
+    pay.add_argument("agent", help="the agent\'s name")
     pay.add_argument("--to", required=True, help="the counterparty's casino agent id (ag_...)")
-    pay.add_argument("--amount", required=True, help="USD")
-    pay.add_argument("--description", required=True)
-    pay.add_argument("--timeout-hours", type=int, default=24)
+    pay.add_argument("--amount", required=True, help="USD, plain ASCII decimal, e.g. 12.50")
+    pay.add_argument("--description", required=True, help="what the payment is for: 3 to 200 characters")
+    pay.add_argument("--timeout-hours", type=int, default=24, help="hours before the escrow expires (default 24)")
     pay.set_defaults(build=_pay)
 
     release = sub.add_parser("release", help="release an escrow with proof of delivery")
-    release.add_argument("agent")
-    release.add_argument("escrow_id")
-    release.add_argument("--proof", required=True)
+    release.add_argument("agent", help="the agent\'s name")
+    release.add_argument("escrow_id", help="the escrow's id (esc_...), as `treasury status` shows it")
+    release.add_argument("--proof", required=True, help="proof of delivery, some text")
     release.set_defaults(build=_release)
 
     dispute = sub.add_parser("dispute", help="dispute an escrow")
-    dispute.add_argument("agent")
-    dispute.add_argument("escrow_id")
-    dispute.add_argument("--reason", required=True)
+    dispute.add_argument("agent", help="the agent\'s name")
+    dispute.add_argument("escrow_id", help="the escrow's id (esc_...), as `treasury status` shows it")
+    dispute.add_argument("--reason", required=True, help="why, some text, at most 1 kB")
     dispute.set_defaults(build=_dispute)
 
     rebalance = sub.add_parser("rebalance", help="rebalance the buckets now (operator key)")
-    rebalance.add_argument("agent")
-    rebalance.add_argument("--reason", default="operator request")
+    rebalance.add_argument("agent", help="the agent\'s name")
+    rebalance.add_argument("--reason", default="operator request", help="why, at most 1 kB")
     rebalance.set_defaults(build=_rebalance)
 
     retry = sub.add_parser("retry", help="retry a dead-lettered spend whose funds are still reserved (operator key)")
-    retry.add_argument("agent")
-    retry.add_argument("message_id")
-    retry.add_argument("--role", default=facts_for(RetrySpend).role, choices=facts_for(RetrySpend).roles)
+    retry.add_argument("agent", help="the agent\'s name")
+    retry.add_argument("message_id", help="the dead-lettered command's message id (`treasury dead list`)")
+    retry_roles = facts_for(RetrySpend).roles
+    retry.add_argument("--role", default=retry_roles[0], choices=retry_roles,
+                       help=f"the role whose spend it was (default {retry_roles[0]})")
     retry.set_defaults(build=_retry)
 
     policy = sub.add_parser("set-policy", help="change policy settings (operator key)")
-    policy.add_argument("agent")
-    policy.add_argument("settings", nargs="+", metavar="NAME=VALUE")
+    policy.add_argument("agent", help="the agent\'s name")
+    policy.add_argument("settings", nargs="+", metavar="NAME=VALUE",
+                        help="Policy names; units as the name says: *_bp basis points, *_ms milliseconds, "
+                             "*_hours hours, money in micro-USD")
     policy.set_defaults(build=_set_policy)
 
 
@@ -183,24 +178,23 @@ def pick_key(keyring: Keyring, scope: str, key_id: str | None) -> SigningKey:
 
 def _role(body, args: argparse.Namespace) -> str:
     """The stream the command goes to: the catalogue's role (a retry goes to the role the operator named)."""
-    facts = facts_for(body)
     if isinstance(body, RetrySpend):
         return args.role
-    return facts.role_for(body)
+    return facts_for(body).role_for(body)
 
 
 def cmd_main(args: argparse.Namespace) -> int:
-    url = args.redis_url or default_redis_url()
-    client = command_client(url)
-    keys, _venues, _mode = load_deployment(client, args.prefix)
+    check_cmd_args(args)
+    dep = connect(args)
+    client, keys = dep.client, dep.keys
+    if args.cmd == "set-policy":
+        args.checked_settings = check_policy_settings(args.settings, read_overrides(client, keys, args.agent))
     body = args.build(args)
     role = _role(body, args)
-    if isinstance(body, SetPolicy):
-        check_policy(client, keys, args.agent, body)
     now = SystemClock().now_ms()
     envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())
     decode(encode(envelope))  # validate here, as a worker would: a bad value is refused before it is sent
-    key = pick_key(load_keyring(), required_scope_for(body), args.key_id)
+    key = pick_key(load_keyring(data_dir_path(args.data_dir)), required_scope_for(body), args.key_id)
     envelope = sign(envelope, key, now_ms=now)
     follower = JournalFollower(client, keys, args.agent)
     follower.last_id = client.xinfo_stream(keys.events(args.agent))["last-generated-id"] \
@@ -219,7 +213,7 @@ def cmd_main(args: argparse.Namespace) -> int:
         return EXIT_NO_OUTCOME
     if args.json:
         print(json.dumps({**sent, "outcome": type(outcome.event.body).__name__, "kind": outcome.kind,
-                          "event": msgspec.to_builtins(outcome.event.body)}))
+                          "event": label_units(msgspec.to_builtins(outcome.event.body))}))
     else:
-        print(f"{envelope.type} {envelope.id}: {describe(outcome)}")
+        print(f"{envelope.type} {envelope.id}: {safe_text(describe(outcome))}")
     return EXIT_DONE if outcome.done else EXIT_NOT_DONE

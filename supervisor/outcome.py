@@ -9,52 +9,24 @@ people (`describe`). Exit codes: `EXIT_DONE` 0, `EXIT_NOT_DONE` 1 (refused, reje
 from __future__ import annotations
 
 import time
-import typing
-from datetime import datetime, timezone
 
 import msgspec
 
 from messages.catalogue import Outcome, facts_for, outcome_of
 from messages.envelope import Envelope
-from messages.money import Micros, SignedMicros, format_usd
 from messages.schema import CommandRefused
 from runtime.journal import JournalFollower
+from supervisor.status import summarize
 
 EXIT_DONE, EXIT_NOT_DONE, EXIT_NO_OUTCOME = 0, 1, 3
 """`--wait` exit codes: the command was done; it was refused, rejected or failed; no outcome in time."""
 
 
-def _field_text(name: str, value, annotation) -> str | None:
-    if isinstance(value, dict) and value and all(isinstance(v, (int, str)) for v in value.values()):
-        money = typing.get_args(annotation)[1:] in ((Micros,), (SignedMicros,))
-        return f"{name} {{{', '.join(f'{k}={format_usd(v) if money else v}' for k, v in value.items())}}}"
-    if value is None or isinstance(value, (msgspec.Struct, dict, list, tuple)):
-        return None
-    if annotation in _MONEY and isinstance(value, int):
-        return f"{name} {format_usd(value)}"
-    if name.endswith("_ms") and isinstance(value, int) and value > 10**11:
-        when = datetime.fromtimestamp(value / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        return f"{name.removesuffix('_ms')} {when}"
-    return f"{name} {value}"
-
-
-_MONEY = (Micros, SignedMicros, Micros | None, SignedMicros | None)
-
-
 def describe(outcome: Outcome) -> str:
-    """A one-line reading of a terminal event for people: its kind and type, the `code` and `reason`
-    when it has them, then its other plain fields with money in dollars and times in UTC."""
+    """A one-line reading of a terminal event for people: its type, then the journal's summary of it
+    (`supervisor.status.summarize`: money in dollars; a refusal as `refused (code): reason`)."""
     body = outcome.event.body
-    fields = {f.name: f for f in msgspec.structs.fields(body)}
-    head = f"{outcome.kind}: {type(body).__name__}"
-    code, reason = getattr(body, "code", None), getattr(body, "reason", None)
-    if code:
-        head += f" ({code})"
-    if reason:
-        head += f": {reason}"
-    rest = [text for name, f in fields.items() if name not in ("code", "reason")
-            if (text := _field_text(name, getattr(body, name), f.type)) is not None]
-    return head + (f" [{', '.join(rest)}]" if rest else "")
+    return f"{type(body).__name__}: {summarize(msgspec.to_builtins(body))}"
 
 
 def wait_outcome(follower: JournalFollower, envelope: Envelope, timeout_s: float) -> Outcome | None:

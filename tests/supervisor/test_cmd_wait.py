@@ -63,19 +63,20 @@ def up(tmp_path, redis_url, prefix, rclient):
 def test_a_bet_over_the_overridden_cap_is_refused_with_the_effective_number_and_exits_1(up):
     changed = up("--wait", "set-policy", "alice", "max_bet_bp=100")
     assert changed.returncode == 0, changed.stdout + changed.stderr
-    assert "done: PolicyChanged" in changed.stdout
+    assert "PolicyChanged: settings={max_bet_bp=100}" in changed.stdout
 
     bet = up("--wait", "bet", "alice", "--game", "coin_flip", "--fixed-stake", "2.50")
     assert bet.returncode == 1, bet.stdout + bet.stderr
     [line] = bet.stdout.splitlines()  # one readable line, not the event's JSON
-    assert "refused: BetRefused (over_cap)" in line and "1.00 %" in line and "$1.50" in line
+    assert "BetRefused: refused (over_cap)" in line and "1.00 %" in line and "$1.50" in line
     assert "{" not in line
 
     as_json = json.loads(up("--wait", "--json", "bet", "alice", "--fixed-stake", "2.50").stdout)
     assert (as_json["outcome"], as_json["kind"]) == ("BetRefused", "refused")
 
     within = up("--wait", "bet", "alice", "--game", "coin_flip", "--fixed-stake", "1.50")
-    assert within.returncode == 0 and "done: BetSettled" in within.stdout, within.stdout + within.stderr
+    assert within.returncode == 0, within.stdout + within.stderr
+    assert "BetSettled: coin_flip stake $1.50" in within.stdout
 
 
 def test_wait_rebalance_returns_its_outcome_and_exits_0(up):
@@ -83,7 +84,7 @@ def test_wait_rebalance_returns_its_outcome_and_exits_0(up):
     done = up("--wait", "rebalance", "alice", "--reason", "check")
     took = time.monotonic() - started
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "done: RebalanceSkipped" in done.stdout or "done: RebalanceCompleted" in done.stdout
+    assert "RebalanceSkipped:" in done.stdout or "RebalanceCompleted:" in done.stdout
     print(f"rebalance --wait answered in {took:.2f} s (process start included)")
 
 
@@ -102,12 +103,13 @@ def test_set_policy_with_an_unknown_or_out_of_range_setting_is_refused_before_pu
 
 def test_set_policy_is_checked_against_the_stored_overrides_before_publishing(rclient, keys):
     """Valid against the defaults, but not with the floor the operator set before: refused at the CLI."""
+    from actors.policy.effective import read_overrides
     from messages.errors import ConfigError
-    from messages.treasury_msgs import SetPolicy
-    from supervisor.commands import check_policy
+    from supervisor.cmd_checks import check_policy_settings
 
     rclient.hset(keys.policy("alice"), "reserve_floor_bp", 3500)
-    change = SetPolicy(settings={"reserve_target_bp": 3000, "trading_target_bp": 4500})
+    change = ["reserve_target_bp=3000", "trading_target_bp=4500"]
     with pytest.raises(ConfigError, match="reserve_floor_bp 3500 is above the reserve target 3000"):
-        check_policy(rclient, keys, "alice", change)
-    check_policy(rclient, keys, "bob", change)  # no stored floor: fine
+        check_policy_settings(change, read_overrides(rclient, keys, "alice"))
+    assert check_policy_settings(change, read_overrides(rclient, keys, "bob")) == {  # no stored floor: fine
+        "reserve_target_bp": 3000, "trading_target_bp": 4500}
