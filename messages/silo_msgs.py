@@ -159,6 +159,9 @@ class SiloTransferHeld(Message, frozen=True):
 
 
 class SiloTransferLanded(Message, frozen=True):
+    """The destination silo shows the transfer: `credited` of its `amount` arrived (`venue_ref`: the
+    deposit or withdrawal that shows it); the held legs it carries become available."""
+
     transfer: TransferId
     from_silo: Silo
     to_silo: Silo
@@ -180,6 +183,8 @@ class SiloTransferFailed(Message, frozen=True):
 
 
 class TransferHeldLanded(Message, frozen=True):
+    """A bucket actor made `amount` of a leg's held part available (after `LandHeld`)."""
+
     transfer: TransferId
     saga: MessageId
     leg: LegIndex
@@ -189,6 +194,8 @@ class TransferHeldLanded(Message, frozen=True):
 
 
 class HeldReturned(Message, frozen=True):
+    """A bucket actor put `amount` of a leg's held part back in `source` (after `ReturnHeld`)."""
+
     transfer: TransferId
     saga: MessageId
     leg: LegIndex
@@ -209,6 +216,8 @@ class FeeBooked(Message, frozen=True):
 
 
 class IncomeBooked(Message, frozen=True):
+    """Money paid in from outside (`ref`: the venue row) booked once as income of `bucket`."""
+
     silo: Silo
     bucket: Bucket
     amount: Micros
@@ -232,6 +241,9 @@ class SiloCheck(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ReconciliationChecked(Message, frozen=True):
+    """Every silo against the ledger (`SiloCheck` each); `clean` when all match; `alerted` when a
+    difference beyond `tolerance_micros` raised an alert. Nothing is changed by it."""
+
     reason: str
     silos: tuple[SiloCheck, ...]
     clean: bool
@@ -240,6 +252,8 @@ class ReconciliationChecked(Message, frozen=True):
 
 
 class LedgerAdjusted(Message, frozen=True):
+    """An operator's `AdjustLedger` applied: `bucket` went from `before` to `after` (micro-USD)."""
+
     bucket: Bucket
     amount: SignedMicros
     before: int
@@ -248,6 +262,8 @@ class LedgerAdjusted(Message, frozen=True):
 
 
 class AdjustRefused(Message, frozen=True):
+    """An `AdjustLedger` that would leave the bucket negative: nothing changed."""
+
     bucket: Bucket
     amount: SignedMicros
     reason: str

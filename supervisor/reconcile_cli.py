@@ -86,8 +86,7 @@ def _move(a):
         from messages.errors import ConfigError
 
         raise ConfigError(f"--from and --to are both {a.source}: a move needs two buckets")
-    return "rebalancer", MoveFunds(source=a.source, dest=a.dest, amount=parse_usd(a.amount, field="amount"),
-                                   reason=a.reason)
+    return MoveFunds(source=a.source, dest=a.dest, amount=parse_usd(a.amount, field="amount"), reason=a.reason)
 
 
 def _adjust(a):
@@ -98,14 +97,13 @@ def _adjust(a):
         from messages.errors import ConfigError
 
         raise ConfigError("--amount 0 adjusts nothing")
-    return a.bucket, AdjustLedger(bucket=a.bucket, amount=amount, reason=a.reason)
+    return AdjustLedger(bucket=a.bucket, amount=amount, reason=a.reason)
 
 
 def _park(a):
     from messages.silo_msgs import PlaceFunds
 
-    return "silo", PlaceFunds(bucket="reserve", silo=a.silo, amount=parse_usd(a.amount, field="amount"),
-                              reason=a.reason)
+    return PlaceFunds(bucket="reserve", silo=a.silo, amount=parse_usd(a.amount, field="amount"), reason=a.reason)
 
 
 BUCKET_CHOICES = ["reserve", "trading", "casino", "referral"]
