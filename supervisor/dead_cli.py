@@ -46,11 +46,11 @@ def add_dead_arguments(p: argparse.ArgumentParser) -> None:
         s.add_argument("--json", action="store_true", help="JSON (times in *_ms, epoch milliseconds)")
 
 
-def reason_of(error: str) -> str:
-    """The kind of a dead entry's error (`supervisor.status.dead_reason`), safe to print."""
+def reason_of(error: str, agent: str = "") -> str:
+    """The reason code of a dead entry's error, without agent names (`supervisor.status.dead_reason`)."""
     from supervisor.status import dead_reason
 
-    return safe_text(dead_reason(error))
+    return safe_text(dead_reason(error, agent))
 
 
 def _text(v) -> str:
@@ -64,7 +64,7 @@ def entry_view(shard: int, entry_id: str, fields: dict, *, raw: bool = False) ->
            "agent": _text(f.get("agent", b"")), "msg_id": _text(f.get("msg_id", b"")),
            "error": _text(f.get("error", b"")), "deliveries": int(_text(f.get("deliveries", b"0")) or 0),
            "at_ms": int(_text(f.get("at_ms", b"0")) or 0), "stream": _text(f.get("stream", b""))}
-    out["reason"] = reason_of(out["error"])
+    out["reason"] = reason_of(out["error"], out["agent"])
     if raw:
         from messages.codec import decode
 
