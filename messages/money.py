@@ -79,7 +79,8 @@ def parse_usd(value: object, *, field: str = "amount", allow_negative: bool = Fa
     """Parse a USD amount given by a person ("12.34", 12, Decimal) into micro-USD, exactly.
 
     Strings must be plain ASCII decimals (`12`, `12.5`, `$12.50`); `1_000`, `1e3`, digits of
-    other scripts and spaces around the number (`" 10"`, a paste slip) are refused. Refuses NaN, infinities, booleans, negatives (unless
+    other scripts and spaces around the number (`" 10"`, a paste slip) are refused. Refuses NaN,
+    infinities, booleans, negatives (unless
     `allow_negative`), more than six decimals and magnitudes above `MAX_MICROS` (`MoneyError`).
     """
     if isinstance(value, str) and value != value.strip():
