@@ -209,7 +209,9 @@ def breakers_fired(journal: list[Envelope]) -> list[dict]:
     fired = []
     for env in journal:
         body = env.body
-        if isinstance(body, RiskStateChanged) and body.breaker not in ("operator", "pause_expired"):
+        manual = body.breaker in ("operator", "pause_expired") or body.breaker.startswith("key ") \
+            if isinstance(body, RiskStateChanged) else True
+        if isinstance(body, RiskStateChanged) and not manual:
             fired.append({"breaker": body.breaker, "action": body.state, "reason": body.reason})
         elif isinstance(body, BucketHalted):
             fired.append({"breaker": body.breaker, "action": f"halt {body.bucket}", "reason": body.reason})
