@@ -15,8 +15,6 @@ import argparse
 import json
 import sys
 
-import msgspec
-
 from actors.policy.effective import effective_policy, read_overrides
 from messages.catalogue import facts_for
 from messages.codec import FIELD, decode, encode
@@ -33,7 +31,7 @@ from supervisor.cmd_checks import FIELD_FLAGS, check_against_policy, check_cmd_a
 from supervisor.cmd_schema import check_body
 from supervisor.deployment import load_keyring
 from supervisor.outcome import EXIT_DONE, EXIT_NO_OUTCOME, EXIT_NOT_DONE, describe, wait_outcome
-from supervisor.status_json import label_units
+from supervisor.status_json import label_message
 
 
 def _bet(a):
@@ -225,7 +223,7 @@ def cmd_main(args: argparse.Namespace) -> int:
         return EXIT_NO_OUTCOME
     if args.json:
         print(json.dumps({**sent, "outcome": type(outcome.event.body).__name__, "kind": outcome.kind,
-                          "event": label_units(msgspec.to_builtins(outcome.event.body))}))
+                          "event": label_message(outcome.event.body)}))
     else:
         print(f"{envelope.type} {envelope.id}: {safe_text(describe(outcome))}")
     return EXIT_DONE if outcome.done else EXIT_NOT_DONE

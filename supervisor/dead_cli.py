@@ -15,7 +15,6 @@ import json
 import re
 from collections import Counter
 
-import msgspec
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -71,9 +70,9 @@ def entry_view(shard: int, entry_id: str, fields: dict, *, raw: bool = False) ->
         data = f.get("raw", b"")
         try:
             envelope = decode(data if isinstance(data, bytes) else data.encode())
-            from supervisor.status_json import label_units
+            from supervisor.status_json import label_message
 
-            out["message"] = label_units(msgspec.to_builtins(envelope))
+            out["message"] = label_message(envelope)
             out["message"].pop("signature", None)
         except Exception as exc:  # noqa: BLE001 - a dead entry is often one that does not decode
             out["message"] = None
