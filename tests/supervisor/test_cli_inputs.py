@@ -190,8 +190,10 @@ ROLES = "casino,risk,rebalancer,reserve"
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory, redis_url):
+def deployment(tmp_path_factory):
     import redis
+
+    from tests.conftest import REDIS_TEST_URL as redis_url
 
     tmp = tmp_path_factory.mktemp("deploy")
     prefix = f"clipolish{os.getpid()}"
@@ -279,6 +281,8 @@ MONEY_WORDS = frozenset({
     "collateral", "value", "budget", "risk", "income", "credited", "moved", "usd", "out", "wallet"})
 TIME_WORDS = frozenset({"hours", "seconds", "wall", "at", "until", "created", "opened", "closed", "age", "uptime",
                         "time", "hold"})
+COUNTS = frozenset({"agents_total"})
+"""Number-valued keys that are counts, not money, whatever their words say (status: how many agents)."""
 UNIT_SUFFIXES = ("_micros", "_bp", "_ms", "_units", "_hours", "_epoch_days", "_count")
 
 
@@ -290,10 +294,11 @@ def unlabelled(value, path: str = "", parent_unit: bool = False) -> list[str]:
         for k, v in value.items():
             key = str(k)
             unit = key.endswith(UNIT_SUFFIXES)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and not unit and not parent_unit:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not unit and not parent_unit \
+                    and key not in COUNTS:
                 if set(key.lower().split("_")) & (MONEY_WORDS | TIME_WORDS):
                     bad.append(f"{path}.{key}")
-            bad += unlabelled(v, f"{path}.{key}", unit)
+            bad += unlabelled(v, f"{path}.{key}", unit or parent_unit)
     elif isinstance(value, list):
         for i, v in enumerate(value):
             bad += unlabelled(v, f"{path}[{i}]", parent_unit)
@@ -304,7 +309,8 @@ def test_the_unit_check_catches_what_it_should():
     assert unlabelled({"buckets": {"casino": 1}, "sizing": {"bankroll": 2}, "wall_seconds": 1.5,
                        "x": [{"hours": 24.0}]}) == [".buckets.casino", ".sizing.bankroll", ".wall_seconds",
                                                     ".x[0].hours"]
-    assert unlabelled({"balances_micros": {"casino": 1}, "hold_ms": 5, "placed": 3, "threshold_bp": 10}) == []
+    assert unlabelled({"balances_micros": {"casino": 1}, "hold_ms": 5, "placed": 3, "threshold_bp": 10,
+                       "held_micros": {"reserve": {"in_transit": 2}}}) == []
 
 
 def _json(proc) -> dict:
