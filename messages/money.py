@@ -139,11 +139,9 @@ def fraction_of(micros: int, numerator: int, denominator: int) -> int:
 
 
 def parse_positive_usd(value: object, *, field: str = "amount") -> int:
-    """`parse_usd`, and more than zero (`0`, `-0`, `0.000`, `-5` refused with `MoneyError`: "must be
-    more than 0")."""
-    micros = parse_usd(value, field=field, allow_negative=True)
-    if micros < 0:
-        raise MoneyError(f"{field}: {ascii(value)[:80]} is negative; it must be positive (more than 0)")
+    """`parse_usd`, and more than zero (`0`, `-0`, `0.000` refused with `MoneyError`: "must be more
+    than 0"; `-5`: "is negative; it must be positive")."""
+    micros = parse_usd(value, field=field)
     if micros <= 0:
         raise MoneyError(f"{field}: {ascii(value)[:80]} must be more than 0")
     return micros
