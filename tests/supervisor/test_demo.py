@@ -50,7 +50,8 @@ def test_cli_json_is_one_object(monkeypatch, redis_url):
 @pytest.mark.parametrize("argv, words", [
     (["kelly", "--win-prob", "1.5", "--net-odds", "1", "--bankroll", "100"], "win-prob: '1.5' is outside [0, 1]"),
     (["kelly", "--win-prob", "0.5", "--net-odds", "0", "--bankroll", "100"], "net-odds: '0' must be greater than 0"),
-    (["kelly", "--win-prob", "0.5", "--net-odds", "1", "--bankroll", "-3"], "bankroll: -3 is negative; it must be positive"),
+    (["kelly", "--win-prob", "0.5", "--net-odds", "1", "--bankroll", "-3"],
+     "bankroll: -3 is negative; it must be positive"),
     (["kelly", "--win-prob", "0.5", "--net-odds", "1", "--bankroll", "nan"], "bankroll: NaN is not a finite amount"),
     (["kelly", "--win-prob", "0.5", "--net-odds", "1", "--bankroll", "0"], "bankroll: '0' must be more than 0"),
     (["kelly", "--win-prob", "0.5", "--net-odds", "1", "--bankroll", " 10"], "bankroll: ' 10' has spaces around"),
