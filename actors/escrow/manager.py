@@ -277,7 +277,10 @@ class EscrowManager(TreasuryActor):
                                               reason=_dispute_note(view), source="venue")
             moved |= money
             counts[view.status if applied else "unchanged"] += 1
-        events.append(EscrowSynced(checked=len(records), **counts))
+        # A sync that found every escrow as it was writes nothing (it runs every 5 minutes);
+        # one that changed something, or could not look, says so.
+        if moved or any(counts[k] for k in counts if k != "unchanged"):
+            events.append(EscrowSynced(checked=len(records), **counts))
         self._finish(delivery, commit, events, balances_changed=moved, cause="escrow sync")
 
     # ------------------------------------------------------------------ transitions (shared)
