@@ -14,11 +14,11 @@ from messages.codec import FIELD, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import parse_usd
 from messages.schema import BetFailed, BetRefused, BetSettled, Multiplier, PlaceBet
+from runtime import leases
 from runtime.atomic import AtomicSteps
 from runtime.bus import command_client
 from runtime.journal import read_journal
 from runtime.keyring import generate_key
-from runtime import leases
 from runtime.keys import Keys
 from runtime.signing import sign
 from sandbox.runner import start_sandbox
