@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_balances_arguments(sub.add_parser("balances", help="an agent's money across the chains, in USD"))
     add_status_arguments(sub.add_parser("status", help="buckets, risk, escrows, positions, events and workers"))
     add_watch_arguments(sub.add_parser("watch", help="the status, live"))
+    from supervisor.journal_cli import add_journal_arguments
+
+    add_journal_arguments(sub.add_parser("journal", help="archive old journal entries to files (explicit step)"))
     return parser
 
 
@@ -180,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
             from supervisor.status_view import status_main
 
             return status_main(args)
+        if args.command == "journal":
+            from supervisor.journal_cli import journal_main
+
+            return journal_main(args)
         if args.command == "watch":
             from supervisor.watch import watch_main
 
