@@ -110,6 +110,12 @@ class CasinoBucket(TreasuryActor):
         agent, now = env.agent, self.clock.now_ms()
         ledger = read_ledger(self.client, self.keys, agent)
         bucket_available = ledger.available.get("casino", 0)
+        blocked = self.spend_blocked(agent)
+        if blocked is not None and not self.client.hexists(self.keys.reservations(agent), env.id):
+            # the broadcast landed: refused at once, no fence, no venue (a bet reserved before a
+            # crash is not refused here: it may be placed already, and is looked up below)
+            return self._refuse(delivery, blocked.state.lower(), f"treasury is {blocked.state}: {blocked.reason}",
+                                None)
         session = self.read_session(agent)
         if session.get("state") == "stopped":
             return self._refuse(delivery, "session_stopped", f"the casino session is stopped: {session['reason']}",
@@ -140,6 +146,9 @@ class CasinoBucket(TreasuryActor):
         if reservation.status == "already_reserved":
             stake = int(reservation.detail.split("|")[1])
 
+        blocked = self.spend_blocked(agent) if reservation.status == "ok" else None
+        if blocked is not None:  # it landed while this bet was being reserved: nothing placed yet
+            return self._release(delivery, stake, blocked.state.lower(), f"treasury is {blocked.state}: {blocked.reason}")
         casino = self.casino_for(agent)
         game = game_id(bet.game)
         try:

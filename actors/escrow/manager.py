@@ -105,6 +105,11 @@ class EscrowManager(TreasuryActor):
         env = delivery.envelope
         agent, now = env.agent, self.clock.now_ms()
         description = cmd.description.strip()
+        blocked = self.spend_blocked(agent)
+        if blocked is not None and not self.client.hexists(self.keys.reservations(agent), env.id):
+            # the broadcast landed: refused at once (one reserved before a crash is resolved below)
+            return self._refuse(delivery, blocked.state.lower(), f"treasury is {blocked.state}: {blocked.reason}",
+                                amount=cmd.amount)
         ledger = read_ledger(self.client, self.keys, agent)
         # Creations in flight (or left unresolved after a crash) may already be escrows at the
         # venue: breaker 7 counts them as locked.
