@@ -53,23 +53,26 @@ def memory_run(url: str, agents: int, days: int, step_ms: int) -> dict:
     out: dict = {"agents": agents, "roles": roles, "days": []}
     with start_sandbox(seed=3) as sandbox:
         venues = dict(sandbox.urls)
+        actors = {r: build_actor(r, steps, clock, seeded_ids(7), venues) for r in roles}
+        buses = {r: StreamBus(url, keys, r, range(keys.shards), (lambda d, a=actors[r]: a.ask(d, timeout=120)),
+                              block_ms=1) for r in roles}
+        for bus in buses.values():
+            bus.ensure_groups()
+            bus.block_ms = None  # no BLOCK: the server's timer would round a 1 ms block up to 100 ms
+        empty, _ = prefix_memory(client, keys.prefix)  # the deployment with no agent: streams and groups
+        out["empty_deployment_bytes"] = empty
         t0 = time.perf_counter()
         names = [f"idle-{i}" for i in range(agents)]
         for name in names:
             onboard_agent(steps, name, 1_000_000_000, venues=venues, now_ms=clock.now_ms(), new_id=ids)
             client.sadd(keys.agents(), name)
         out["onboard_s"] = round(time.perf_counter() - t0, 2)
-        actors = {r: build_actor(r, steps, clock, seeded_ids(7), venues) for r in roles}
-        buses = {r: StreamBus(url, keys, r, range(keys.shards), (lambda d, a=actors[r]: a.ask(d, timeout=120)),
-                              block_ms=1) for r in roles}
-        for bus in buses.values():
-            bus.ensure_groups()
         sched = Scheduler(client, keys, clock, roles)
 
         def drain() -> int:
             n = 0
             while True:
-                got = sum(bus.poll_once(block_ms=1) for bus in buses.values())
+                got = sum(bus.poll_once() for bus in buses.values())
                 n += got
                 if not got:
                     break
@@ -81,7 +84,7 @@ def memory_run(url: str, agents: int, days: int, step_ms: int) -> dict:
 
         drain()
         mem, nkeys = prefix_memory(client, keys.prefix)
-        out["days"].append({"day": 0, "bytes_per_agent": mem // agents, "keys": nkeys, "messages": 0, "wall_s": 0})
+        out["days"].append({"day": 0, "bytes_per_agent": (mem - empty) // agents, "keys": nkeys, "messages": 0, "wall_s": 0})
         for day in range(1, days + 1):
             t = time.perf_counter()
             handled = 0
@@ -90,7 +93,8 @@ def memory_run(url: str, agents: int, days: int, step_ms: int) -> dict:
                 sched.run_once()
                 handled += drain()
             mem, nkeys = prefix_memory(client, keys.prefix)
-            out["days"].append({"day": day, "bytes_per_agent": mem // agents, "keys": nkeys, "messages": handled,
+            out["days"].append({"day": day, "bytes_per_agent": (mem - empty) // agents, "keys": nkeys,
+                                "messages": handled,
                                 "wall_s": round(time.perf_counter() - t, 1)})
         for a in actors.values():
             a.stop()

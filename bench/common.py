@@ -21,6 +21,14 @@ import redis
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def redis_server_binary() -> str:
+    """REDIS_SERVER, else the system's redis-server (not a venv copy an older library may ship)."""
+    for candidate in (os.environ.get("REDIS_SERVER"), "/usr/bin/redis-server", "/usr/local/bin/redis-server"):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return shutil.which("redis-server") or "redis-server"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -32,7 +40,7 @@ def own_redis(*extra: str, port: int | None = None) -> Iterator[tuple[str, subpr
     """A fresh redis-server (no persistence) on its own port; yields (url, process)."""
     port = port or free_port()
     workdir = tempfile.mkdtemp(prefix="bench-redis-")
-    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--save", "",
+    proc = subprocess.Popen([redis_server_binary(), "--port", str(port), "--save", "",
                              "--appendonly", "no", "--dir", workdir, *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"

@@ -46,7 +46,8 @@ def world(redis_url, keys, rclient):
                                                                                    new_id=ids))})
 
     def events(kind):
-        return [b for b in (decode(f[FIELD]).body for _, f in rclient.xrange(keys.events(AGENT))) if isinstance(b, kind)]
+        bodies = (decode(f[FIELD]).body for _, f in rclient.xrange(keys.events(AGENT)))
+        return [b for b in bodies if isinstance(b, kind)]
 
     yield venue, view, bus, publish, events, steps, actor
     actor.stop()
