@@ -45,17 +45,21 @@ while #mine > fair do
   redis.call("HDEL", KEYS[1], shard)
 end
 local value = owner .. "|" .. tostring(now + lease)
-for _, shard in ipairs(mine) do redis.call("HSET", KEYS[1], shard, value) end
 -- below it: take free or expired shards, starting at this owner's offset
 local count = #mine
 local i = 0
 while count < fair and i < n do
   local shard = (start + i) % n
   if holder[shard] ~= owner and (holder[shard] == nil or expires[shard] <= now) then
-    redis.call("HSET", KEYS[1], shard, value)
     table.insert(mine, shard)
     count = count + 1
   end
   i = i + 1
+end
+-- renew and take in one HSET
+if #mine > 0 then
+  local args = {}
+  for _, shard in ipairs(mine) do table.insert(args, shard); table.insert(args, value) end
+  redis.call("HSET", KEYS[1], unpack(args))
 end
 return mine
