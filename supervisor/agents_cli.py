@@ -64,6 +64,21 @@ def agent_main(args: argparse.Namespace) -> int:
         for agent in sorted(m.decode() for m in client.smembers(keys.agents())):
             print(agent)
         return 0
+    if args.agent_cmd == "add-many":
+        from rich.console import Console
+
+        from supervisor.onboard_many import onboard_with_bar
+
+        if args.parallel < 1:
+            raise ConfigError(f"--parallel must be at least 1 (got {args.parallel})")
+        listed = read_agents_file(args.file)
+        report = onboard_with_bar(client, keys, venues, mode, listed, parallel=args.parallel,
+                                  console=Console(stderr=True))
+        for name, error in sorted(report.failed.items()):
+            print(f"agent {name}: not onboarded: {error}", file=sys.stderr)
+        print(f"{len(report.done)} of {len(listed)} agents onboarded" + ("; run again to finish the rest"
+                                                                         if report.failed else ""))
+        return 1 if report.failed else 0
     capital = parse_usd(args.capital, field="capital")
     print(f"onboarding {args.name}: registering at casino, wallet and trading ...", file=sys.stderr)
     print(add_agent(client, keys, venues, mode, args.name, capital))

@@ -84,10 +84,16 @@ def up_main(args: argparse.Namespace) -> int:
             client = command_client(url)
             record_deployment(client, keys, venues, mode)
             if args.agents:
-                from supervisor.agents_cli import add_agent, read_agents_file
+                from supervisor.agents_cli import read_agents_file
+                from supervisor.onboard_many import onboard_with_bar
 
-                for name, capital in read_agents_file(args.agents):
-                    console.print(f"agent     {add_agent(client, keys, venues, mode, name, capital)}")
+                listed = read_agents_file(args.agents)
+                report = onboard_with_bar(client, keys, venues, mode, listed, console=console)
+                for line in report.lines if len(listed) <= 20 else []:
+                    console.print(f"agent     {line}")
+                console.print(f"agents    {len(report.done)} of {len(listed)} onboarded")
+                for name, error in sorted(report.failed.items()):
+                    console.print(f"agent     {name}: not onboarded ({error}); run again to finish")
             config = SupervisorConfig(workers_per_role=args.workers, heartbeat_stale_ms=args.stale_ms,
                                       max_restarts=args.max_restarts, restart_window_s=args.restart_window)
             supervisor = Supervisor(url, keys, roles, venues, env={"TREASURY_KEYS_FILE": str(keyfile)}, config=config)

@@ -1,0 +1,66 @@
+"""Onboarding many agents at once: in parallel, with a progress bar.
+
+Each agent's onboarding is independent and idempotent (actors/onboarding.py), and its time is
+spent waiting on the venues, so agents are onboarded by `parallel` threads sharing each venue's
+connection pool (venue/client/pool.py). A failed agent is reported with its one-line error and
+the others go on; running it again finishes what is missing.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Callable
+
+from messages.errors import TreasuryError
+from runtime.keys import Keys
+
+DEFAULT_PARALLEL = 16
+
+
+@dataclass
+class OnboardReport:
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+
+
+def onboard_many(client, keys: Keys, venues: dict[str, str], mode: str, agents: list[tuple[str, int]], *,
+                 parallel: int = DEFAULT_PARALLEL, progress: Callable[[int, int], None] | None = None,
+                 add: Callable | None = None) -> OnboardReport:
+    """Onboard `agents` ((name, capital in micro-USD) pairs) `parallel` at a time.
+
+    `progress(done, total)` is called after each agent. Returns who was onboarded and who failed
+    (with the error's text); nothing is left half-registered that a rerun would not finish.
+    """
+    if parallel < 1:
+        raise ValueError("parallel must be at least 1")
+    if add is None:
+        from supervisor.agents_cli import add_agent as add
+    report = OnboardReport()
+    total = len(agents)
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="onboard") as pool:
+        futures = {pool.submit(add, client, keys, venues, mode, name, capital): name for name, capital in agents}
+        for n, future in enumerate(as_completed(futures), 1):
+            name = futures[future]
+            try:
+                report.lines.append(future.result())
+                report.done.append(name)
+            except (TreasuryError, OSError) as exc:
+                report.failed[name] = f"{type(exc).__name__}: {exc}"
+            if progress is not None:
+                progress(n, total)
+    return report
+
+
+def onboard_with_bar(client, keys: Keys, venues: dict[str, str], mode: str, agents: list[tuple[str, int]],
+                     parallel: int = DEFAULT_PARALLEL, console=None) -> OnboardReport:
+    """`onboard_many` with a rich progress bar (agents done, rate, time left) on `console`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("onboarding"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed} agents/s"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("agents", total=len(agents))
+        return onboard_many(client, keys, venues, mode, agents, parallel=parallel,
+                            progress=lambda done, total: bar.update(task, completed=done))
