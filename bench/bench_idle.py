@@ -125,15 +125,36 @@ def cpu_run(url: str, seconds: float) -> dict:
     redis_pid = int(client.info("server")["process_id"])
     pids = descendants(os.getpid()) + [redis_pid]
     cmds0 = client.info("stats")["total_commands_processed"]
-    c0, w0 = sum(cpu_seconds(p) for p in pids), time.monotonic()
+    per0 = {p: cpu_seconds(p) for p in pids}
+    c0, w0 = sum(per0.values()), time.monotonic()
     time.sleep(seconds)
-    c1, w1 = sum(cpu_seconds(p) for p in pids), time.monotonic()
+    per1 = {p: cpu_seconds(p) for p in pids}
+    c1, w1 = sum(per1.values()), time.monotonic()
+
+    def name(pid: int) -> str:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            return "?"
+        text = [a.decode(errors="replace") for a in args]
+        if "--role" in text:
+            return "worker " + text[text.index("--role") + 1]
+        if pid == redis_pid:
+            return "redis-server"
+        return "supervisor (bench process)" if pid == os.getpid() else os.path.basename(text[0])
+
+    by_process = {}
+    for pid in pids:
+        key = name(pid)
+        by_process[key] = round(by_process.get(key, 0) + 100 * (per1[pid] - per0[pid]) / (w1 - w0), 2)
     cmds1 = client.info("stats")["total_commands_processed"]
     redis_cpu = cpu_seconds(redis_pid)
     stop.set()
     thread.join(60)
     return {"workers": len(roles), "cpu_pct": round(100 * (c1 - c0) / (w1 - w0), 2),
-            "redis_cmds_per_s": round((cmds1 - cmds0) / (w1 - w0), 1), "redis_cpu_s_total": redis_cpu}
+            "redis_cmds_per_s": round((cmds1 - cmds0) / (w1 - w0), 1), "redis_cpu_s_total": redis_cpu,
+            "cpu_pct_by_process": by_process}
 
 
 def child(args) -> dict:
@@ -183,6 +204,9 @@ def main() -> int:
     print(f"{'code':<10}{'idle CPU % (0 agents)':>24}{'Redis cmds/s':>14}")
     for name, run in runs.items():
         print(f"{name:<10}{run['cpu']['cpu_pct']:>24}{run['cpu']['redis_cmds_per_s']:>14}")
+    for name, run in runs.items():
+        print(f"{name:<10}CPU % by process: " + ", ".join(f"{k} {v}" for k, v in
+                                                        sorted(run["cpu"]["cpu_pct_by_process"].items())))
     summary = {"bench": "idle", "agents": args.agents}
     for name, run in runs.items():
         days = run["memory"]["days"]
