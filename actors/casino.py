@@ -167,7 +167,8 @@ class CasinoBucket(TreasuryActor):
 
         blocked = self.spend_blocked(agent) if reservation.status == "ok" else None
         if blocked is not None:  # it landed while this bet was being reserved: nothing placed yet
-            return self._release(delivery, stake, blocked.state.lower(), f"treasury is {blocked.state}: {blocked.reason}")
+            return self._release(delivery, stake, blocked.state.lower(),
+                                 f"treasury is {blocked.state}: {blocked.reason}")
         casino = self.casino_for(agent)
         game = game_id(bet.game)
         try:

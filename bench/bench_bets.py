@@ -26,10 +26,10 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import redis  # noqa: E402
+from common import machine, own_redis  # noqa: E402
 
 from actors.bootstrap import open_treasury  # noqa: E402
 from actors.casino import CasinoBucket  # noqa: E402
-from common import machine, own_redis  # noqa: E402
 from messages.codec import FIELD, encode  # noqa: E402
 from messages.envelope import seeded_ids, wrap  # noqa: E402
 from messages.schema import Multiplier, PlaceBet  # noqa: E402

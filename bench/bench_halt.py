@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import redis  # noqa: E402
-
 from common import machine, own_redis  # noqa: E402
+
 from messages.codec import FIELD, encode  # noqa: E402
 from messages.envelope import seeded_ids, wrap  # noqa: E402
 from messages.schema import RiskControl  # noqa: E402
@@ -133,7 +133,7 @@ def main() -> int:
         return 0
     results: dict[str, list[tuple[float, float]]] = {"bare": [], "treasury": []}
     with own_redis() as (url, _):
-        for r in range(args.rounds):
+        for _ in range(args.rounds):
             for mode in ("bare", "treasury"):
                 keys = Keys(f"halt{uuid.uuid4().hex[:6]}", args.shards)
                 lat = run_round(url, keys, mode, args.procs, args.halts)

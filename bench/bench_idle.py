@@ -32,9 +32,9 @@ def _setup_path(code: str) -> None:
 
 def memory_run(url: str, agents: int, days: int, step_ms: int) -> dict:
     import redis
+    from common import prefix_memory
 
     from actors.onboarding import onboard_agent
-    from common import prefix_memory
     from messages.envelope import seeded_ids
     from runtime.atomic import AtomicSteps
     from runtime.bus import StreamBus
@@ -84,7 +84,8 @@ def memory_run(url: str, agents: int, days: int, step_ms: int) -> dict:
 
         drain()
         mem, nkeys = prefix_memory(client, keys.prefix)
-        out["days"].append({"day": 0, "bytes_per_agent": (mem - empty) // agents, "keys": nkeys, "messages": 0, "wall_s": 0})
+        out["days"].append({"day": 0, "bytes_per_agent": (mem - empty) // agents, "keys": nkeys, "messages": 0,
+                            "wall_s": 0})
         for day in range(1, days + 1):
             t = time.perf_counter()
             handled = 0
@@ -103,8 +104,8 @@ def memory_run(url: str, agents: int, days: int, step_ms: int) -> dict:
 
 def cpu_run(url: str, seconds: float) -> dict:
     import redis
-
     from common import cpu_seconds, descendants
+
     from runtime.keyring import generate_key
     from runtime.keys import Keys
     from supervisor.roles import available_roles

@@ -20,11 +20,12 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from common import machine, own_redis  # noqa: E402
+
 from messages.money import parse_usd  # noqa: E402
 from runtime.bus import command_client  # noqa: E402
 from runtime.keys import Keys  # noqa: E402
-from supervisor.up import start_sandbox_process  # noqa: E402
 from supervisor.onboard_many import onboard_many  # noqa: E402
+from supervisor.up import start_sandbox_process  # noqa: E402
 
 
 def main() -> int:

@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import redis  # noqa: E402
-
 from common import machine, own_redis  # noqa: E402
+
 from messages.codec import FIELD, decode, encode  # noqa: E402
 from messages.envelope import seeded_ids, wrap  # noqa: E402
 from messages.schema import BetSettled  # noqa: E402

@@ -28,8 +28,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import redis  # noqa: E402
-
 from common import cpu_seconds, descendants, machine, own_redis, prefix_memory  # noqa: E402
+
 from messages.money import parse_usd  # noqa: E402
 from runtime.clock import RedisClock, SystemClock  # noqa: E402
 from runtime.keyring import generate_key  # noqa: E402
@@ -104,7 +104,8 @@ def main() -> int:
             cpu_end = cpu_pct(descendants(os.getpid()) + [redis_pid], args.window_s)
             sim_hours = (clock.now_ms() - sim_start) / 3_600_000
             mem_end = (prefix_memory(client, keys.prefix)[0] - empty) // max(n, 1)
-            processed = sum(json.loads(v).get("processed", 0) for v in client.hgetall(f"{keys.prefix}:workers").values())
+            beats = client.hgetall(f"{keys.prefix}:workers").values()
+            processed = sum(json.loads(v).get("processed", 0) for v in beats)
             dead = sum(client.xlen(keys.dead(s)) for s in range(keys.shards))
             ticking.set()
             stop.set()

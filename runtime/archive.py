@@ -24,7 +24,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 from urllib.parse import quote
 
 import msgspec
@@ -46,9 +46,12 @@ def agent_dir(directory: str | Path, agent: str) -> Path:
     return Path(directory) / quote(agent, safe="")
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _ms(entry_id: bytes | str) -> int:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return int(text.partition("-")[0])
+    return int(_text(entry_id).partition("-")[0])
 
 
 def _after(entry_id: str) -> str:
@@ -86,11 +89,11 @@ def archive_journal(client: redis.Redis, keys: Keys, agent: str, directory: str 
     open_files: dict[str, object] = {}
     try:
         while True:
-            entries = client.xrange(stream, min=start, max=end, count=page)
+            entries: Any = client.xrange(stream, min=start, max=end, count=page)
             if not entries:
                 break
             for entry_id, fields in entries:
-                eid = entry_id.decode()
+                eid = _text(entry_id)
                 day = _day(_ms(eid))
                 f = open_files.get(day)
                 if f is None:
@@ -100,7 +103,7 @@ def archive_journal(client: redis.Redis, keys: Keys, agent: str, directory: str 
                 blob = msgspec.msgpack.encode([eid, fields[FIELD]])
                 f.write(_LEN.pack(len(blob)) + blob)  # type: ignore[attr-defined]
                 last_id, count = eid, count + 1
-            start = _after(entries[-1][0].decode())
+            start = _after(_text(entries[-1][0]))
         for f in open_files.values():
             f.flush()  # type: ignore[attr-defined]
             os.fsync(f.fileno())  # type: ignore[attr-defined]
@@ -116,10 +119,10 @@ def archive_journal(client: redis.Redis, keys: Keys, agent: str, directory: str 
 
 
 def _record(client: redis.Redis, keys: Keys, agent: str) -> tuple[str, str] | None:
-    raw = client.hmget(archive_key(keys, agent), "dir", "last_id")
+    raw: Any = client.hmget(archive_key(keys, agent), "dir", "last_id")
     if raw[0] is None:
         return None
-    return raw[0].decode(), raw[1].decode()
+    return _text(raw[0]), _text(raw[1])
 
 
 def _read_file(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -156,11 +159,11 @@ def journal_payloads(client: redis.Redis, keys: Keys, agent: str, page: int = PA
     start = f"{last[0]}-{last[1] + 1}" if last[1] >= 0 else "-"
     stream = keys.events(agent)
     while True:
-        entries = client.xrange(stream, min=start, count=page)
+        entries: Any = client.xrange(stream, min=start, count=page)
         if not entries:
             return
         for _, fields in entries:
             yield fields[FIELD]
         if len(entries) < page:
             return
-        start = _after(entries[-1][0].decode())
+        start = _after(_text(entries[-1][0]))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 import redis
 
@@ -38,8 +39,9 @@ def lease_holders(client: redis.Redis, prefix: str, role: str) -> dict[int, str]
     secs, micros = client.time()
     now = secs * 1000 + micros // 1000
     out = {}
-    for shard, value in client.hgetall(held_key(prefix, role)).items():
-        owner, _, expires = value.decode().rpartition("|")
+    held: Any = client.hgetall(held_key(prefix, role))
+    for shard, value in held.items():
+        owner, _, expires = (value.decode() if isinstance(value, bytes) else value).rpartition("|")
         if int(expires) > now:
             out[int(shard)] = owner
     return out

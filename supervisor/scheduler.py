@@ -142,7 +142,7 @@ class Scheduler:
         lasts = self.client.mget([self.period_key(t) for t in self.ticks])
         sent = 0
         pipe = self.client.pipeline(transaction=False)
-        for tick, raw in zip(self.ticks, lasts):
+        for tick, raw in zip(self.ticks, lasts, strict=True):
             if raw is None or now - int(raw) > tick.every_ms:
                 # first run, or after a long pause: start now (each agent's next phase), no burst
                 pipe.set(self.period_key(tick), now)
@@ -155,7 +155,7 @@ class Scheduler:
                 probe = self.client.pipeline(transaction=False)
                 for agent in due:
                     probe.exists(tick.needs(self.keys, agent))
-                due = [a for a, has in zip(due, probe.execute()) if has]
+                due = [a for a, has in zip(due, probe.execute(), strict=True) if has]
             if due or now - last >= tick.every_ms // 2:
                 # the window is stored when ticks went out, and at least twice a period (so it never
                 # looks like a pause); between, the next run looks at it again and finds nothing new
