@@ -19,8 +19,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import httpx  # noqa: E402
-
 from common import machine, rss_kb  # noqa: E402
+
 from venue.client.casino import CasinoClient  # noqa: E402
 
 
