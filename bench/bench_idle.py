@@ -213,8 +213,7 @@ def main() -> int:
         days = run["memory"]["days"]
         summary[name] = {"bytes_per_agent_day0": days[0]["bytes_per_agent"],
                          "bytes_per_agent_last": days[-1]["bytes_per_agent"],
-                         "growth_per_agent_per_day": (days[-1]["bytes_per_agent"] - days[0]["bytes_per_agent"])
-                         // max(1, len(days) - 1),
+                         "growth_per_agent_last_day": days[-1]["bytes_per_agent"] - days[-2]["bytes_per_agent"],
                          "idle_cpu_pct_0_agents": run["cpu"]["cpu_pct"],
                          "redis_cmds_per_s_0_agents": run["cpu"]["redis_cmds_per_s"]}
     print(json.dumps(summary))
