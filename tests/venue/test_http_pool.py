@@ -41,3 +41,13 @@ def test_a_pool_in_use_is_never_evicted():
 def test_per_agent_clients_hold_no_connection_of_their_own():
     clients = [CasinoClient("http://127.0.0.1:9", f"sk_live_{i}") for i in range(100)]
     assert all(c._http is None for c in clients)
+
+
+def test_a_closed_client_refuses_to_send_and_the_shared_pool_stays():
+    import pytest
+
+    client = CasinoClient("http://127.0.0.1:9", "sk_live_x")
+    client.close()
+    assert client.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        client.request_json("GET", "/api/v1/balance")

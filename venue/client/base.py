@@ -166,8 +166,14 @@ class ServiceClient:
     # ── lifecycle ─────────────────────────────────────────────────────────────────────────
 
     def close(self) -> None:
+        """Close this client: its own connection pool if it has one (the shared pool stays)."""
+        self._closed = True
         if self._http is not None:
             self._http.close()
+
+    @property
+    def closed(self) -> bool:
+        return getattr(self, "_closed", False)
 
     def __enter__(self: T) -> T:
         return self
@@ -212,6 +218,8 @@ class ServiceClient:
               idempotency_key: str | None = None) -> httpx.Response:
         headers = self._headers(auth, idempotency_key)
         where = f"{method} {path}"
+        if self.closed:
+            raise RuntimeError(f"{type(self).__name__} is closed")
         try:
             if self._http is not None:
                 return self._http.request(method, path, json=body, params=params, headers=headers)
