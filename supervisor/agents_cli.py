@@ -8,34 +8,11 @@ import sys
 import tomllib
 from pathlib import Path
 
-from messages.envelope import random_ids
 from messages.errors import ConfigError
-from messages.money import format_usd, parse_usd
-from runtime.atomic import AtomicSteps
+from messages.money import parse_usd
 from runtime.bus import command_client
-from runtime.clock import SystemClock
-from runtime.keys import Keys
 from supervisor.deployment import default_redis_url, load_deployment
-
-
-def add_agent(client, keys: Keys, venues: dict[str, str], mode: str, name: str, capital: int) -> str:
-    """Onboard one agent (idempotent: a known agent is neither registered nor funded again)."""
-    from actors.onboarding import onboard_agent
-
-    steps = AtomicSteps(client, keys)
-    result = onboard_agent(steps, name, capital, venues=venues, now_ms=SystemClock().now_ms(), new_id=random_ids())
-    client.sadd(keys.agents(), name)
-    if result.allocation != "ok":
-        funded = "already open, left as it was"
-    elif mode == "paper":
-        from supervisor.paper import fund_paper_silos
-
-        fund_paper_silos(steps, name, venues)
-        funded = "the sandbox silos funded to match"
-    else:
-        funded = "deposit the capital to the venues before the agent spends"
-    ids = ", ".join(f"{service} {venue_id}" for service, venue_id in sorted(result.venue_agent_ids.items()))
-    return f"agent {name}: {ids}; capital {format_usd(capital)} allocated ({result.allocation}); {funded}"
+from supervisor.onboard_many import add_agent
 
 
 def read_agents_file(path: str | Path) -> list[tuple[str, int]]:

@@ -12,10 +12,34 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Callable
 
+from messages.envelope import random_ids
 from messages.errors import TreasuryError
+from messages.money import format_usd
+from runtime.atomic import AtomicSteps
+from runtime.clock import SystemClock
 from runtime.keys import Keys
 
 DEFAULT_PARALLEL = 16
+
+
+def add_agent(client, keys: Keys, venues: dict[str, str], mode: str, name: str, capital: int) -> str:
+    """Onboard one agent (idempotent: a known agent is neither registered nor funded again)."""
+    from actors.onboarding import onboard_agent
+
+    steps = AtomicSteps(client, keys)
+    result = onboard_agent(steps, name, capital, venues=venues, now_ms=SystemClock().now_ms(), new_id=random_ids())
+    client.sadd(keys.agents(), name)
+    if result.allocation != "ok":
+        funded = "already open, left as it was"
+    elif mode == "paper":
+        from supervisor.paper import fund_paper_silos
+
+        fund_paper_silos(steps, name, venues)
+        funded = "the sandbox silos funded to match"
+    else:
+        funded = "deposit the capital to the venues before the agent spends"
+    ids = ", ".join(f"{service} {venue_id}" for service, venue_id in sorted(result.venue_agent_ids.items()))
+    return f"agent {name}: {ids}; capital {format_usd(capital)} allocated ({result.allocation}); {funded}"
 
 
 @dataclass
@@ -36,7 +60,7 @@ def onboard_many(client, keys: Keys, venues: dict[str, str], mode: str, agents: 
     if parallel < 1:
         raise ValueError("parallel must be at least 1")
     if add is None:
-        from supervisor.agents_cli import add_agent as add
+        add = add_agent
     report = OnboardReport()
     total = len(agents)
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="onboard") as pool:
