@@ -39,7 +39,7 @@ _LEN = struct.Struct(">I")
 
 
 def archive_key(keys: Keys, agent: str) -> str:
-    return keys._k(keys.shard(agent), "archived", agent)
+    return keys.archived(agent)
 
 
 def agent_dir(directory: str | Path, agent: str) -> Path:

@@ -21,17 +21,19 @@ from typing import Any
 
 import redis
 
+from runtime.keys import Keys
+
 
 def _script() -> str:
     return resources.files("runtime").joinpath("lua", "leases.lua").read_text()
 
 
 def held_key(prefix: str, role: str) -> str:
-    return f"{prefix}:{{lease:{role}}}:held"
+    return Keys(prefix).leases(role)
 
 
 def members_key(prefix: str, role: str) -> str:
-    return f"{prefix}:{{lease:{role}}}:members"
+    return Keys(prefix).members(role)
 
 
 def lease_holders(client: redis.Redis, prefix: str, role: str) -> dict[int, str]:

@@ -11,9 +11,8 @@ import sys
 
 from messages.errors import ConfigError
 from runtime.archive import archive_journal
-from runtime.bus import command_client
 from runtime.clock import SystemClock
-from supervisor.deployment import default_redis_url, load_deployment
+from supervisor.cli_common import add_deployment_arguments, connect
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -24,15 +23,14 @@ def add_journal_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--dir", required=True, help="the archive directory (kept with the deployment's backups)")
     a.add_argument("--older-than-days", type=float, default=7.0, help="archive entries older than this (default 7)")
     a.add_argument("--agent", action="append", default=[], help="only this agent (repeatable); default: every agent")
-    a.add_argument("--redis-url", default=None)
-    a.add_argument("--prefix", default="tr")
+    add_deployment_arguments(a)
 
 
 def journal_main(args: argparse.Namespace) -> int:
     if args.older_than_days < 0:
         raise ConfigError(f"--older-than-days must not be negative (got {args.older_than_days})")
-    client = command_client(args.redis_url or default_redis_url())
-    keys, _, _ = load_deployment(client, args.prefix)
+    dep = connect(args)
+    client, keys = dep.client, dep.keys
     agents = args.agent or sorted(m.decode() for m in client.smembers(keys.agents()))
     before = SystemClock().now_ms() - int(args.older_than_days * DAY_MS)
     total = 0

@@ -12,8 +12,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Callable
 
+from messages.base import validate_agent_id
 from messages.envelope import random_ids
-from messages.errors import TreasuryError
+from messages.errors import ConfigError, TreasuryError
 from messages.money import format_usd
 from runtime.atomic import AtomicSteps
 from runtime.clock import SystemClock
@@ -23,9 +24,14 @@ DEFAULT_PARALLEL = 16
 
 
 def add_agent(client, keys: Keys, venues: dict[str, str], mode: str, name: str, capital: int) -> str:
-    """Onboard one agent (idempotent: a known agent is neither registered nor funded again)."""
+    """Onboard one agent (idempotent: a known agent is neither registered nor funded again).
+
+    `name` is validated first (`BadAgentId`); `capital` is micro-USD and must be > 0."""
     from actors.onboarding import onboard_agent
 
+    validate_agent_id(name)
+    if capital <= 0:
+        raise ConfigError(f"capital for {name} must be more than $0")
     steps = AtomicSteps(client, keys)
     result = onboard_agent(steps, name, capital, venues=venues, now_ms=SystemClock().now_ms(), new_id=random_ids())
     client.sadd(keys.agents(), name)
@@ -51,11 +57,12 @@ class OnboardReport:
 
 def onboard_many(client, keys: Keys, venues: dict[str, str], mode: str, agents: list[tuple[str, int]], *,
                  parallel: int = DEFAULT_PARALLEL, progress: Callable[[int, int], None] | None = None,
-                 add: Callable | None = None) -> OnboardReport:
+                 on_line: Callable[[str], None] | None = None, add: Callable | None = None) -> OnboardReport:
     """Onboard `agents` ((name, capital in micro-USD) pairs) `parallel` at a time.
 
-    `progress(done, total)` is called after each agent. Returns who was onboarded and who failed
-    (with the error's text); nothing is left half-registered that a rerun would not finish.
+    `progress(done, total)` is called after each agent, `on_line(text)` with its outcome line,
+    both from the calling thread. Returns who was onboarded and who failed (with the error's
+    text); nothing is left half-registered that a rerun would not finish.
     """
     if parallel < 1:
         raise ValueError("parallel must be at least 1")
@@ -68,23 +75,26 @@ def onboard_many(client, keys: Keys, venues: dict[str, str], mode: str, agents: 
         for n, future in enumerate(as_completed(futures), 1):
             name = futures[future]
             try:
-                report.lines.append(future.result())
+                line = future.result()
+                report.lines.append(line)
                 report.done.append(name)
             except (TreasuryError, OSError) as exc:
                 report.failed[name] = f"{type(exc).__name__}: {exc}"
+                line = f"{name}: not onboarded ({report.failed[name]}); run again to finish"
+            if on_line is not None:
+                on_line(line)
             if progress is not None:
                 progress(n, total)
     return report
 
 
 def onboard_with_bar(client, keys: Keys, venues: dict[str, str], mode: str, agents: list[tuple[str, int]],
-                     parallel: int = DEFAULT_PARALLEL, console=None) -> OnboardReport:
-    """`onboard_many` with a rich progress bar (agents done, rate, time left) on `console`."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+                     parallel: int = DEFAULT_PARALLEL, console=None, quiet: bool = False) -> OnboardReport:
+    """`onboard_many` with the progress bar of `supervisor.progress` on `console` (stderr by default)."""
+    from rich.console import Console
 
-    columns = (TextColumn("onboarding"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed} agents/s"),
-               TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("agents", total=len(agents))
-        return onboard_many(client, keys, venues, mode, agents, parallel=parallel,
-                            progress=lambda done, total: bar.update(task, completed=done))
+    from supervisor.progress import progress
+
+    console = console or Console(stderr=True)
+    with progress(console, "onboarding agents", len(agents), quiet=quiet) as step:
+        return onboard_many(client, keys, venues, mode, agents, parallel=parallel, on_line=step)

@@ -26,8 +26,10 @@ from typing import Callable
 
 import redis
 
+from messages.base import validate_agent_id
 from messages.codec import FIELD, encode
 from messages.envelope import Envelope
+from messages.errors import BadAgentId
 from runtime.clock import Clock
 from runtime.keys import Keys
 
@@ -99,15 +101,30 @@ class Scheduler:
         self._agents_count = -1
         self._agents_read_ms = 0
         self._phases: dict[str, tuple[list[int], list[str]]] = {}  # tick -> agents sorted by phase
+        self._skipped: set[str] = set()
 
     def period_key(self, tick: Tick) -> str:
-        return f"{self.keys.prefix}:sched:{tick.name}"
+        return self.keys.schedule(tick.name)
+
+    def _read_agents(self) -> list[str]:
+        """The agent set, without names no message can carry (left by a version that did not
+        check them): a tick for one would only be dead-lettered, every period."""
+        agents = []
+        for raw in sorted(self.client.smembers(self.keys.agents())):
+            name = raw.decode(errors="replace")
+            try:
+                agents.append(validate_agent_id(name))
+            except BadAgentId:
+                if name not in self._skipped:
+                    self._skipped.add(name)
+                    log.warning("agent set holds %s, which is not a valid agent id: no ticks for it", ascii(name))
+        return agents
 
     def agents(self, now: int) -> list[str]:
         """Every agent, from a cache re-read when the count changes or once a minute."""
         count = self.client.scard(self.keys.agents())
         if count != self._agents_count or now - self._agents_read_ms >= AGENTS_REFRESH_MS:
-            self._agents = sorted(m.decode() for m in self.client.smembers(self.keys.agents())) if count else []
+            self._agents = self._read_agents() if count else []
             self._agents_count, self._agents_read_ms = count, now
             self._phases = {}
             for tick in self.ticks:
