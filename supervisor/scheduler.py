@@ -18,7 +18,6 @@ Cheap at scale:
 from __future__ import annotations
 
 import bisect
-import importlib
 import logging
 import zlib
 from dataclasses import dataclass
@@ -26,10 +25,16 @@ from typing import Callable
 
 import redis
 
-from messages.base import validate_agent_id
+from messages.base import Message, validate_agent_id
+from messages.catalogue import CommandFacts, facts_for
 from messages.codec import FIELD, encode
 from messages.envelope import Envelope
-from messages.errors import BadAgentId
+from messages.errors import BadAgentId, ConfigError
+from messages.escrow_msgs import SyncEscrows
+from messages.referral_msgs import ReinvestReferrals, SweepReferrals
+from messages.schema import BalancesChanged
+from messages.trading_msgs import CheckExits
+from messages.treasury_msgs import RebalanceTick
 from runtime.clock import Clock
 from runtime.keys import Keys
 
@@ -39,43 +44,49 @@ NeedsKey = Callable[[Keys, str], str]
 
 
 def _positions(keys: Keys, agent: str) -> str:
-    from actors.trading.book import positions_key
-
-    return positions_key(keys, agent)
+    return keys.positions(agent)
 
 
 def _open_escrows(keys: Keys, agent: str) -> str:
-    from actors.escrow.store import escrows_key
-
-    return escrows_key(keys, agent)
+    return keys.escrows(agent)
 
 
 @dataclass(frozen=True)
 class Tick:
+    """A periodic poke: `command` is an internal poke of the catalogue, which names its role and
+    builds its body; `needs` names the key whose existence means the agent has work for it."""
+
     name: str
-    role: str
     every_ms: int
-    message: str  # "module:Class" of a body with no required fields
+    command: type[Message]
     needs: NeedsKey | None = None
     """The key whose existence means the agent has work for this tick; None: every agent."""
 
+    @property
+    def facts(self) -> CommandFacts:
+        return facts_for(self.command)
+
+    @property
+    def role(self) -> str:
+        return self.facts.role
+
+    def body(self) -> Message:
+        poke = self.facts.poke
+        if poke is None:
+            raise ConfigError(f"tick {self.name}: {self.command.__name__} is not a poke the scheduler may send")
+        return poke()
+
 
 DEFAULT_TICKS = (
-    Tick("exits", "trading", 15_000, "messages.trading_msgs:CheckExits", needs=_positions),
-    Tick("escrows", "escrow", 300_000, "messages.escrow_msgs:SyncEscrows", needs=_open_escrows),
-    Tick("rebalance", "rebalancer", 3_600_000, "messages.treasury_msgs:RebalanceTick"),
-    Tick("referrals", "referral", 6 * 3_600_000, "messages.referral_msgs:SweepReferrals"),
-    Tick("reinvest", "referral", 24 * 3_600_000, "messages.referral_msgs:ReinvestReferrals"),
-    Tick("risk", "risk", 3_600_000, "messages.schema:BalancesChanged"),
+    Tick("exits", 15_000, CheckExits, needs=_positions),
+    Tick("escrows", 300_000, SyncEscrows, needs=_open_escrows),
+    Tick("rebalance", 3_600_000, RebalanceTick),
+    Tick("referrals", 6 * 3_600_000, SweepReferrals),
+    Tick("reinvest", 24 * 3_600_000, ReinvestReferrals),
+    Tick("risk", 3_600_000, BalancesChanged),
 )
 
 AGENTS_REFRESH_MS = 60_000
-
-
-def _body(path: str):
-    module, _, name = path.partition(":")
-    cls = getattr(importlib.import_module(module), name)
-    return cls(cause="scheduled tick") if name == "BalancesChanged" else cls()
 
 
 def phase(tick: Tick, agent: str) -> int:
@@ -179,11 +190,7 @@ class Scheduler:
                 pipe.set(self.period_key(tick), now)
             if not due:
                 continue
-            try:
-                body = _body(tick.message)
-            except (ImportError, AttributeError) as exc:
-                log.warning("tick %s has no message type (%s): skipped", tick.name, exc)
-                continue
+            body = tick.body()
             for agent in due:
                 period = period_of(tick, agent, now)
                 msg_id = f"tick:{tick.name}:{period}:{agent}"[:80]

@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 
 from messages.codec import FIELD, decode
+from messages.schema import BalancesChanged
+from messages.trading_msgs import CheckExits
 from runtime.clock import ManualClock
 from supervisor.scheduler import Scheduler, Tick, period_of, phase
 
 pytestmark = pytest.mark.redis
 
 AGENTS = [f"sch-{i}" for i in range(40)]
-EXITS = Tick("exits", "trading", 15_000, "messages.trading_msgs:CheckExits",
-             needs=lambda keys, agent: keys._k(keys.shard(agent), "positions", agent))
-RISK = Tick("risk", "risk", 60_000, "messages.schema:BalancesChanged")
+EXITS = Tick("exits", 15_000, CheckExits, needs=lambda keys, agent: keys.positions(agent))
+RISK = Tick("risk", 60_000, BalancesChanged)
 
 
 def published(client, keys, role):
@@ -47,7 +48,7 @@ def test_an_agent_without_a_position_gets_no_exit_check(rclient, keys):
     rclient.sadd(keys.agents(), *AGENTS)
     holders = AGENTS[:5]
     for agent in holders:
-        rclient.hset(keys._k(keys.shard(agent), "positions", agent), "p1", "{}")
+        rclient.hset(keys.positions(agent), "p1", "{}")
     clock = ManualClock(2_000_000)
     sched = Scheduler(rclient, keys, clock, ["trading"], ticks=(EXITS,))
     sched.run_once()
