@@ -3,6 +3,9 @@
 Each subcommand builds one typed message, wraps it in an envelope, signs it with a key from the
 deployment's keyring (the operator key where the command needs one) and XADDs it to the role's
 command stream of the agent's shard (the role and the scope come from `messages/catalogue.py`).
+Every value is checked before anything is published (`supervisor/cmd_checks.py`: flags, free text,
+the actors' minimums against the agent's effective policy; `supervisor/cmd_schema.py`: the message
+schema, its refusals in plain words), each refusal one line and exit 2.
 `--wait` follows the agent's journal until the command's terminal event, as the catalogue names
 them, and prints it as one line (`--json`: the event as JSON, money fields named `*_micros`).
 Exit codes with `--wait`: 0 done, 1 refused, rejected or failed (the reason is printed), 3 no
@@ -199,6 +202,7 @@ def cmd_main(args: argparse.Namespace) -> int:
     if body is None:
         args.checked_settings = check_policy_settings(args.settings, read_overrides(client, keys, args.agent))
         body = args.build(args)
+        check_body(body, FIELD_FLAGS)
     check_against_policy(body, effective_policy(client, keys, args.agent))
     role = _role(body, args)
     now = SystemClock().now_ms()
