@@ -9,8 +9,13 @@ What it guarantees, and how:
   one Lua step), so a crash before the commit leaves it pending, never lost;
 - a restarted consumer drains its own pending entries first; entries left pending by a dead
   consumer for longer than `claim_idle_ms` are taken over with XAUTOCLAIM;
-- an entry that does not decode, or whose handler fails `max_deliveries` times, goes to the dead
-  stream with the error text (and, when the agent is known, a `CommandRejected` in its journal);
+- an entry that does not decode (whatever the decoder raises), or whose handler fails
+  `max_deliveries` times, goes to the dead stream with the error text (and, when the agent is
+  known, a `CommandRejected` in its journal);
+- a redelivered entry is marked in flight while it is handled; one that was in flight when its
+  worker died `max_crashes` times is dead-lettered instead of killing the next worker too;
+- Redis faults are classified (`runtime.redis_faults`): transient ones are ridden out with
+  backoff, a deleted stream or group is created again, only configuration errors end the loop;
 - a duplicate (same message id) is applied once: the commit script remembers applied ids.
 """
 
@@ -28,11 +33,11 @@ import redis
 
 from messages.codec import FIELD, decode_entry, encode
 from messages.envelope import Envelope, IdFactory, random_ids, wrap
-from messages.errors import MessageDecodeError, TreasuryError
+from messages.errors import TreasuryError
 from messages.schema import CommandRejected
 from runtime.clock import Clock, SystemClock
 from runtime.keys import Keys
-from runtime.signing import CommandAuthError
+from runtime.redis_faults import Backoff, Fault, classify, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +98,7 @@ class StreamBus:
         claim_idle_ms: int = 30_000,
         claim_every_ms: int = 5_000,
         max_deliveries: int = 5,
+        max_crashes: int = 2,
         retry_backoff_ms: int = 200,
         clock: Clock | None = None,
         new_id: IdFactory | None = None,
@@ -109,6 +115,7 @@ class StreamBus:
         self.claim_idle_ms = claim_idle_ms
         self.claim_every_ms = claim_every_ms
         self.max_deliveries = max_deliveries
+        self.max_crashes = max_crashes
         self.retry_backoff_ms = retry_backoff_ms
         self.clock = clock or SystemClock()
         self.new_id = new_id or random_ids()
@@ -159,13 +166,22 @@ class StreamBus:
     # ------------------------------------------------------------------ main loop
 
     def run(self, stop: threading.Event) -> None:
-        """Serve until `stop` is set; the batch in hand is finished first (graceful drain)."""
-        self.ensure_groups()
-        self.drain_own_pending()
+        """Serve until `stop` is set; the batch in hand is finished first (graceful drain).
+
+        Transient Redis trouble (see `redis_faults.classify`) is ridden out with backoff and
+        repaired where it can be (a deleted stream or group is created again); only an error
+        that retrying cannot cure (wrong password, missing permission, wrong key type) ends it.
+        """
+        recovering = True  # own pending entries first: at start, and after every outage
         next_claim = 0.0
+        backoff = Backoff()
         while not stop.is_set():
             self.last_loop = time.monotonic()
             try:
+                if recovering:
+                    self.ensure_groups()
+                    self.drain_own_pending()
+                    recovering = False
                 self._apply_requested_shards()
                 if not self.streams:
                     stop.wait(self.block_ms / 1000)
@@ -177,14 +193,19 @@ class StreamBus:
                 if self._retry_at is not None and now >= self._retry_at:
                     self.drain_own_pending()
                 self.poll_once()
-            except redis.ConnectionError as exc:
-                log.warning("bus %s: Redis unreachable (%s); retrying", self.role, exc)
-                stop.wait(0.5)
-            except redis.ResponseError as exc:
-                if "NOGROUP" in str(exc):
-                    self.ensure_groups()
-                else:
+                backoff.reset()
+            except redis.RedisError as exc:
+                fault = classify(exc)
+                if fault is Fault.FATAL:
+                    log.error("bus %s: Redis refused us for good: %s", self.role, exc)
                     raise
+                recovering = True
+                if fault is Fault.REPAIR:
+                    log.warning("bus %s: %s; creating the stream and group again", self.role, exc)
+                    continue
+                delay = backoff.next()
+                log.warning("bus %s: Redis %s (%s); retrying in %.2f s", self.role, fault.value, exc, delay)
+                stop.wait(delay)
 
     def poll_once(self, block_ms: int | None = None) -> int:
         """One blocking XREADGROUP for new entries; returns how many were handled."""
@@ -213,7 +234,7 @@ class StreamBus:
                     break
                 counts = self._delivery_counts(stream, entries[0][0], entries[-1][0], self.consumer)
                 for entry_id, fields in entries:
-                    self._process(stream, entry_id, fields, deliveries=counts.get(entry_id, 1))
+                    self._process(stream, entry_id, fields, deliveries=counts.get(_s(entry_id), 1))
                     handled += 1
                 start = entries[-1][0]
         return handled
@@ -232,9 +253,10 @@ class StreamBus:
                 if entries:
                     counts = self._delivery_counts(stream, entries[0][0], entries[-1][0], self.consumer)
                     for entry_id, fields in entries:
-                        if fields is None:
+                        if fields is None:  # deleted while pending (Redis 6.2 keeps it in the PEL)
+                            self.client.xack(stream, self.group, entry_id)
                             continue
-                        self._process(stream, entry_id, fields, deliveries=counts.get(entry_id, 1))
+                        self._process(stream, entry_id, fields, deliveries=counts.get(_s(entry_id), 1))
                         handled += 1
                 if next_start in ("0-0", b"0-0"):
                     break
@@ -257,8 +279,8 @@ class StreamBus:
             return
         try:
             envelope = decode_entry(fields)
-        except MessageDecodeError as exc:
-            self.dead_letter(stream, entry_id, fields, str(exc), deliveries, None)
+        except Exception as exc:  # noqa: BLE001 - any entry, however malformed, is set aside
+            self.dead_letter(stream, entry_id, fields, _error_text(exc), deliveries, None)
             return
         if deliveries > self.max_deliveries:
             self.dead_letter(stream, entry_id, fields,
@@ -268,16 +290,27 @@ class StreamBus:
         if self.gate is not None:
             try:
                 self.gate.check(envelope, entry_id)
-            except CommandAuthError as exc:
-                self.dead_letter(stream, entry_id, fields, str(exc), deliveries, envelope)
+            except Exception as exc:  # noqa: BLE001 - a command the gate cannot judge is refused
+                if is_transient(exc):
+                    raise
+                self.dead_letter(stream, entry_id, fields, _error_text(exc), deliveries, envelope)
                 return
         delivery = Delivery(stream, self.group, entry_id, envelope, deliveries)
+        suspect = deliveries > 1  # redelivered: it may be what killed the last worker
+        if suspect:
+            crashes = self._mark_in_flight(stream, entry_id)
+            if crashes >= self.max_crashes:
+                self.dead_letter(stream, entry_id, fields,
+                                 f"the worker died {crashes} times while handling this entry", deliveries, envelope)
+                return
         try:
             self.handler(delivery)
             self.processed += 1
         except HandlerRejected as exc:
             self.dead_letter(stream, entry_id, fields, str(exc), deliveries, envelope)
         except Exception as exc:  # noqa: BLE001 - any failure is counted, retried, then dead-lettered
+            if is_transient(exc):
+                raise  # Redis's fault, not the entry's: the loop backs off and it is handled again later
             failures = self.client.hincrby(self._failures_key(stream), entry_id, 1)
             log.warning("bus %s: %s %s failed (%d/%d): %s", self.role, envelope.type, envelope.id,
                         failures, self.max_deliveries, exc)
@@ -285,6 +318,34 @@ class StreamBus:
                 self.dead_letter(stream, entry_id, fields, f"{type(exc).__name__}: {exc}", deliveries, envelope)
             else:
                 self._retry_at = time.monotonic() + self.retry_backoff_ms * (2 ** (failures - 1)) / 1000
+        finally:
+            if suspect:
+                self._clear_in_flight(stream, entry_id)
+
+    # ------------------------------------------------------------------ crash tracing
+
+    def _crash_field(self, entry_id: str) -> str:
+        return f"crash:{entry_id}"
+
+    def _mark_in_flight(self, stream: str, entry_id: str) -> int:
+        """Record that a redelivered entry is being handled; returns how many earlier attempts never
+        finished (each one a worker that died holding it). Also names the entry under this consumer
+        in `<prefix>:suspects`, so the supervisor can trace a crash loop to it."""
+        pipe = self.client.pipeline(transaction=False)  # two slots in a Cluster: not one transaction
+        pipe.hincrby(self._failures_key(stream), self._crash_field(entry_id), 1)
+        pipe.hset(self.keys.suspects(), self.consumer, f"{stream} {entry_id}")
+        attempts, _ = pipe.execute()
+        return int(attempts) - 1
+
+    def _clear_in_flight(self, stream: str, entry_id: str) -> None:
+        """The attempt finished (in any way but the process dying): it is no crash."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hincrby(self._failures_key(stream), self._crash_field(entry_id), -1)
+        pipe.hdel(self.keys.suspects(), self.consumer)
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("bus %s: could not clear the in-flight mark of %s: %s", self.role, entry_id, exc)
 
     def _failures_key(self, stream: str) -> str:
         return self.keys.failures(self.streams[stream], self.role)
@@ -306,7 +367,7 @@ class StreamBus:
                             now_ms=now, new_id=self.new_id, cause=envelope)
             pipe.xadd(self.keys.events(envelope.agent), {FIELD: encode(rejected)})
         pipe.xack(stream, self.group, entry_id)
-        pipe.hdel(self._failures_key(stream), entry_id)
+        pipe.hdel(self._failures_key(stream), entry_id, self._crash_field(entry_id))
         pipe.execute()
         self.dead_lettered += 1
         log.warning("bus %s: dead-lettered %s from %s: %s", self.role, entry_id, stream, error)
@@ -314,6 +375,11 @@ class StreamBus:
     def close(self) -> None:
         self.client.close()
         self.reader.close()
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, TreasuryError) else f"{type(exc).__name__}: {exc}"
+    return text[:1000]
 
 
 def _s(value: str | bytes) -> str:

@@ -68,6 +68,12 @@ class Keys:
     def failures(self, shard: int, role: str) -> str:
         return self._k(shard, "fails", role)
 
+    def suspects(self) -> str:
+        """Per consumer, the redelivered entry it is handling now (`<stream> <entry id>`): if the
+        consumer dies, this names the entry that was in its hands (not shard-local: read by the
+        supervisor)."""
+        return f"{self.prefix}:suspects"
+
     def agents(self) -> str:
         """The set of agents this deployment serves (not shard-local: read by status tools)."""
         return f"{self.prefix}:agents"

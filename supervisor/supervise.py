@@ -165,10 +165,11 @@ class Supervisor:
 
     def _spawn(self, slot: WorkerSlot) -> None:
         try:
-            slot.process = spawn_worker(slot.role, self.redis_url, prefix=self.keys.prefix, shard_count=self.keys.shards,
-                                        casino_url=self.venues.get("casino", ""), clock=self.clock_spec, shards="auto",
-                                        consumer=slot.consumer, env=self.env,
-                                        extra=[a for name, url in self.venues.items() for a in ("--venue", f"{name}={url}")])
+            venue_args = [a for name, url in self.venues.items() for a in ("--venue", f"{name}={url}")]
+            slot.process = spawn_worker(slot.role, self.redis_url, prefix=self.keys.prefix,
+                                        shard_count=self.keys.shards, casino_url=self.venues.get("casino", ""),
+                                        clock=self.clock_spec, shards="auto", consumer=slot.consumer, env=self.env,
+                                        extra=venue_args)
             slot.started_at = time.monotonic()
             slot.restart_at = None
         except Exception as exc:  # noqa: BLE001 - a failed start counts as a crash
@@ -179,15 +180,34 @@ class Supervisor:
     # ------------------------------------------------------------------ escalation
 
     def escalate(self, slot: WorkerSlot) -> None:
-        """Too many restarts: halt every treasury of the deployment and raise an alert."""
+        """Too many restarts: raise an alert and, unless the cause is known and contained, halt
+        every treasury of the deployment.
+
+        Not halted for: a crash loop traced to one stream entry (the worker's bus names the
+        redelivered entry it holds in `<prefix>:suspects`, and sets it aside after `max_crashes`
+        deaths), and an unreachable Redis (an outage is ridden out, not escalated; nothing can be
+        committed then anyway). The alert still goes out in both cases.
+        """
         reason = (f"supervisor: worker {slot.consumer} ({slot.role}) restarted {len(slot.restarts)} times in "
-                  f"{self.config.restart_window_s:g} s (last: {slot.last_exit}); halted for manual review")
-        halted = [agent for agent in self.agents() if self.halt(agent, reason)]
-        alert = {"at_ms": self.clock.now_ms(), "role": slot.role, "worker": slot.consumer, "reason": reason,
-                 "halted": halted}
+                  f"{self.config.restart_window_s:g} s (last: {slot.last_exit})")
+        try:
+            suspect = self.client.hget(self.keys.suspects(), slot.consumer)
+        except redis.RedisError as exc:
+            log.error("ALERT %s; Redis unreachable (%s): waiting for it, nothing halted", reason, exc)
+            slot.escalated = False  # judged again once Redis answers
+            return
+        if suspect is not None:
+            cause = f"traced to entry {suspect.decode()}, which the worker sets aside; nothing halted"
+            halted: list[str] = []
+        else:
+            reason += "; halted for manual review"
+            cause = ""
+            halted = [agent for agent in self.agents() if self.halt(agent, reason)]
+        alert = {"at_ms": self.clock.now_ms(), "role": slot.role, "worker": slot.consumer,
+                 "reason": f"{reason}; {cause}" if cause else reason, "halted": halted}
         self.alerts.append(alert)
         self.client.xadd(f"{self.keys.prefix}:alerts", {"alert": json.dumps(alert)}, maxlen=10_000, approximate=True)
-        log.error("ALERT %s", reason)
+        log.error("ALERT %s", alert["reason"])
 
     def agents(self) -> list[str]:
         return sorted(m.decode() for m in self.client.smembers(self.keys.agents()))
