@@ -250,18 +250,31 @@ class StreamBus:
                                                           idle, start, self.batch)
                 for entry_id in deleted:
                     log.warning("bus %s: pending entry %s was deleted from %s", self.role, entry_id, stream)
+                if any(fields is None for _, fields in entries):
+                    self._ack_deleted(stream, start, {e for e, f in entries if f is not None})
+                entries = [(e, f) for e, f in entries if f is not None]
                 if entries:
                     counts = self._delivery_counts(stream, entries[0][0], entries[-1][0], self.consumer)
                     for entry_id, fields in entries:
-                        if fields is None:  # deleted while pending (Redis 6.2 keeps it in the PEL)
-                            self.client.xack(stream, self.group, entry_id)
-                            continue
                         self._process(stream, entry_id, fields, deliveries=counts.get(_s(entry_id), 1))
                         handled += 1
                 if next_start in ("0-0", b"0-0"):
                     break
                 start = next_start
         return handled
+
+    def _ack_deleted(self, stream: str, start: str, present: set[str]) -> None:
+        """Acknowledge claimed entries that were deleted while pending.
+
+        Redis 7 drops them from the pending list itself and names them; Redis 6.2 answers a nil in
+        their place (no id) and keeps them pending forever. Their ids come from a JUSTID claim of
+        the same range (they are ours now, so nothing is taken from anyone)."""
+        claimed = self.client.xautoclaim(stream, self.group, self.consumer, 0, start, count=self.batch, justid=True)
+        for raw_id in claimed:
+            entry_id = _s(raw_id)
+            if entry_id not in present and not self.client.xrange(stream, entry_id, entry_id):
+                log.warning("bus %s: pending entry %s was deleted from %s", self.role, entry_id, stream)
+                self.client.xack(stream, self.group, entry_id)
 
     def _delivery_counts(self, stream: str, first: str, last: str, consumer: str) -> dict[str, int]:
         rows = self.client.xpending_range(stream, self.group, min=first, max=last, count=self.batch * 2,
@@ -401,11 +414,12 @@ def _autoclaim(client: redis.Redis, stream: str, group: str, consumer: str, min_
     raw_entries = reply[1] or []
     entries = []
     for item in raw_entries:
-        if item is None:
+        if item is None:  # an entry deleted while pending (Redis 6.2): no id in the reply
+            entries.append(("", None))
             continue
         entry_id, flat = item[0], item[1]
         if flat is None:
-            entries.append((_s(entry_id), None))
+            entries.append((_s(entry_id) if entry_id is not None else "", None))
             continue
         fields = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)} if isinstance(flat, list) else flat
         entries.append((_s(entry_id), fields))

@@ -82,7 +82,7 @@ class Backoff:
     def next(self) -> float:
         delay = min(self.max_s, self.first_s * 2 ** self.attempts)
         self.attempts += 1
-        return delay * self.rng.uniform(0.8, 1.2)
+        return float(delay * self.rng.uniform(0.8, 1.2))
 
     def reset(self) -> None:
         self.attempts = 0

@@ -19,6 +19,8 @@ import redis
 
 from runtime.keys import Keys
 
+pytest_plugins = ["tests.redis_servers"]  # own_redis: private servers of each version, for fault tests
+
 REDIS_TEST_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
 
 log = logging.getLogger(__name__)
