@@ -16,13 +16,14 @@ from supervisor.embedded_redis import EmbeddedRedis
 
 
 @contextlib.contextmanager
-def redis_for_run(data_dir: str | None = None) -> Iterator[tuple[str, bool]]:
-    """Yields (url, embedded): REDIS_URL when set, else a fresh embedded redis-server."""
+def redis_for_run(data_dir: str | None = None) -> Iterator[tuple[str, EmbeddedRedis | None]]:
+    """Yields (url, embedded server or None): REDIS_URL when set, else a fresh embedded redis-server
+    (appendfsync from TREASURY_REDIS_APPENDFSYNC: always, the default, everysec or no)."""
     url = os.environ.get("REDIS_URL")
     if url:
-        yield url, False
+        yield url, None
         return
-    server = EmbeddedRedis(data_dir=data_dir)
+    server = EmbeddedRedis(data_dir=data_dir, appendfsync=os.environ.get("TREASURY_REDIS_APPENDFSYNC", "always"))
     try:
         yield server.start(), True
     finally:

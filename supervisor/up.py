@@ -67,7 +67,8 @@ def up_main(args: argparse.Namespace) -> int:
     stop_on_signals(stop)
     sandbox = None
     with redis_for_run(str(d / "redis")) as (url, embedded):
-        console.print(f"redis     {'embedded, AOF on, in ' + str(d / 'redis') if embedded else url}")
+        where = f"embedded, AOF on (appendfsync {embedded.appendfsync}), in {d / 'redis'}" if embedded else url
+        console.print(f"redis     {where}")
         redis_url_file(d).write_text(url)
         try:
             if args.live:
@@ -90,7 +91,8 @@ def up_main(args: argparse.Namespace) -> int:
                     console.print(f"agent     {add_agent(client, keys, venues, mode, name, capital)}")
             config = SupervisorConfig(workers_per_role=args.workers, heartbeat_stale_ms=args.stale_ms,
                                       max_restarts=args.max_restarts, restart_window_s=args.restart_window)
-            supervisor = Supervisor(url, keys, roles, venues, env={"TREASURY_KEYS_FILE": str(keyfile)}, config=config)
+            supervisor = Supervisor(url, keys, roles, venues, env={"TREASURY_KEYS_FILE": str(keyfile)}, config=config,
+                                    redis_server=embedded)
             console.print(f"workers   {args.workers} per role: {', '.join(roles)}; keys in {keyfile}")
             console.print("running   `treasury status` to look, Ctrl-C to stop")
             supervisor.run(stop)

@@ -125,7 +125,8 @@ class Worker:
             self.shards = []
             self.bus.streams = {}
             self.refresh_leases()
-        self.bus.ensure_groups()
+        # no Redis call before the threads start: a worker (re)started while Redis is away must come
+        # up whole (bus, heartbeat, control listener) and wait for it; the bus creates its groups
         threads = [threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True)]
         if self.control:
             threads.append(threading.Thread(target=self.control.run, args=(self.stop_event,), name="control", daemon=True))
@@ -137,9 +138,12 @@ class Worker:
         finally:
             self.stop_event.set()
             self.actor.stop(timeout=30)
-            if self.leases is not None:
-                self.leases.release_all()
-            self.client.hdel(f"{self.keys.prefix}:workers", self.bus.consumer)
+            try:
+                if self.leases is not None:
+                    self.leases.release_all()
+                self.client.hdel(f"{self.keys.prefix}:workers", self.bus.consumer)
+            except Exception as exc:  # noqa: BLE001 - leases lapse and the heartbeat ages by itself
+                log.warning("could not release leases or heartbeat at exit: %s", exc)
             self.bus.close()
         return 0
 
