@@ -16,6 +16,7 @@ from messages.schema import RetrySpend, RiskControl
 from runtime.atomic import AtomicSteps
 from runtime.bus import Delivery, HandlerRejected
 from runtime.clock import Clock
+from runtime.durability import suffix_loss_possible
 from runtime.keys import Keys
 
 
@@ -31,6 +32,20 @@ class TreasuryActor(pykka.ThreadingActor):
         self.clock = clock
         self.new_id = new_id
         self.control: dict[str, RiskControl] = {}
+        self._lossy: bool | None = None
+
+    def must_look_up(self, delivery: Delivery, reserved_before: bool) -> bool:
+        """Whether a spend must be looked up at the venue before it is placed: whenever the treasury
+        cannot prove it never sent it — its reservation was there already, the entry was delivered
+        before (an earlier attempt may have reached the venue and lost its records), or Redis may
+        lose a suffix of acknowledged writes (`runtime.durability`), so even a fresh-looking
+        reservation proves nothing. Only a first delivery on a Redis that fsyncs every write, with
+        a reservation made just now, is provably new."""
+        if reserved_before or delivery.deliveries > 1:
+            return True
+        if self._lossy is None:
+            self._lossy = suffix_loss_possible(self.client)
+        return self._lossy
 
     def on_receive(self, message):
         if isinstance(message, Delivery):

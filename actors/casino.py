@@ -20,7 +20,7 @@ import pykka
 from actors.base import TreasuryActor
 from actors.casino_odds import game_id, true_odds, venue_params
 from actors.kelly import KellyResult, kelly_stake
-from actors.ledger import read_ledger
+from actors.ledger import read_ledger, read_risk
 from actors.policy.breakers import casino_session
 from actors.policy.drift import big_win
 from actors.transfers import handle_transfer
@@ -137,22 +137,41 @@ class CasinoBucket(TreasuryActor):
         if not reservation.granted:
             reason = _refusal_reason(reservation.status, reservation.detail, stake, cap)
             return self._refuse(delivery, reservation.status, reason, sizing, reservation.seq or None)
-        if reservation.status == "already_reserved":
+        reserved_before = reservation.status == "already_reserved"
+        if reserved_before:
             stake = int(reservation.detail.split("|")[1])
 
         casino = self.casino_for(agent)
         game = game_id(bet.game)
         try:
-            if reservation.status == "already_reserved":
-                result = casino.find_bet(env.id) or casino.place_bet_once(
-                    game, stake, venue_params(bet.game), client_seed=env.id, idempotency_key=env.id)
-            else:
+            result = None
+            if self.must_look_up(delivery, reserved_before):
+                # Never spend on "unknown": a look-up the venue cannot answer raises, the bus tries
+                # again later (parking the bet if it keeps failing), and the funds stay reserved.
+                result = casino.find_bet(env.id)
+                if result is None and reserved_before:
+                    stopped = self._stopped_since_reserved(agent)
+                    if stopped is not None:  # provably not placed, and spending has stopped since
+                        return self._release(delivery, stake, *stopped)
+            if result is None:
                 result = casino.place_bet_once(game, stake, venue_params(bet.game), client_seed=env.id,
                                                idempotency_key=env.id)
         except VenueRejected as exc:
             return self._release(delivery, stake, exc.code, str(exc))
         # VenueUnavailable propagates: the bus retries later; the reservation stays until settled.
         self._settle(delivery, stake, result, sizing)
+
+    def _stopped_since_reserved(self, agent: str) -> tuple[str, str] | None:
+        """A late attempt (the bet was reserved long ago, never placed) places nothing once the
+        treasury has been paused or halted since: (code, reason) to release it with, or None."""
+        risk = read_risk(self.client, self.keys, agent)
+        if risk.state == "HALTED" or (risk.state == "PAUSED" and (not risk.until_ms or
+                                                                  self.clock.now_ms() < risk.until_ms)):
+            return risk.state.lower(), f"not placed: treasury is {risk.state} since it was reserved ({risk.reason})"
+        if "casino" in risk.halted_buckets:
+            return "bucket_halted", f"not placed: casino spending halted since it was reserved " \
+                                    f"({risk.halted_buckets['casino']})"
+        return None
 
     # ------------------------------------------------------------------ commits
 

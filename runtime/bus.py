@@ -21,6 +21,7 @@ What it guarantees, and how:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -34,7 +35,7 @@ import redis
 from messages.codec import FIELD, decode_entry, encode
 from messages.envelope import Envelope, IdFactory, random_ids, wrap
 from messages.errors import TreasuryError
-from messages.schema import CommandRejected
+from messages.schema import CommandRejected, RetrySpend
 from runtime.clock import Clock, SystemClock
 from runtime.keys import Keys
 from runtime.redis_faults import Backoff, Fault, classify, is_transient
@@ -42,6 +43,12 @@ from runtime.redis_faults import Backoff, Fault, classify, is_transient
 log = logging.getLogger(__name__)
 
 DEAD_MAXLEN = 100_000
+
+SPEND_COMMANDS = frozenset({"PlaceBet", "OpenPosition", "CreateEscrow"})
+"""Commands that may move money out to a venue. Whatever goes wrong with one, it is never
+dead-lettered by a count (of deliveries, failures or worker deaths) before its handler has looked
+it up at the venue: it is parked instead (see `StreamBus._park`). Only the handler's own
+`HandlerRejected` — a decision made knowing the venue's answer — sets it aside."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,8 @@ class StreamBus:
         claim_every_ms: int = 5_000,
         max_deliveries: int = 5,
         max_crashes: int = 2,
+        park_retry_ms: int = 10_000,
+        park_alert_ms: int = 600_000,
         retry_backoff_ms: int = 200,
         clock: Clock | None = None,
         new_id: IdFactory | None = None,
@@ -116,6 +125,8 @@ class StreamBus:
         self.claim_every_ms = claim_every_ms
         self.max_deliveries = max_deliveries
         self.max_crashes = max_crashes
+        self.park_retry_ms = park_retry_ms
+        self.park_alert_ms = park_alert_ms
         self.retry_backoff_ms = retry_backoff_ms
         self.clock = clock or SystemClock()
         self.new_id = new_id or random_ids()
@@ -295,7 +306,9 @@ class StreamBus:
         except Exception as exc:  # noqa: BLE001 - any entry, however malformed, is set aside
             self.dead_letter(stream, entry_id, fields, _error_text(exc), deliveries, None)
             return
-        if deliveries > self.max_deliveries:
+        spend = self._is_spend(envelope)
+        if deliveries > self.max_deliveries and not spend:
+            # a spend is never set aside by count: its handler must first look it up at the venue
             self.dead_letter(stream, entry_id, fields,
                              f"delivered {deliveries} times without success (limit {self.max_deliveries})",
                              deliveries, envelope)
@@ -313,27 +326,71 @@ class StreamBus:
         if suspect:
             crashes = self._mark_in_flight(stream, entry_id)
             if crashes >= self.max_crashes:
-                self.dead_letter(stream, entry_id, fields,
-                                 f"the worker died {crashes} times while handling this entry", deliveries, envelope)
-                return
+                error = f"the worker died {crashes} times while handling this entry"
+                if not spend:
+                    self._clear_in_flight(stream, entry_id)
+                    self.dead_letter(stream, entry_id, fields, error, deliveries, envelope)
+                    return
+                self._park(stream, entry_id, envelope, error)  # and try it once more: it may hold money
+        resolved = False
         try:
             self.handler(delivery)
             self.processed += 1
+            resolved = True
         except HandlerRejected as exc:
             self.dead_letter(stream, entry_id, fields, str(exc), deliveries, envelope)
+            resolved = True
         except Exception as exc:  # noqa: BLE001 - any failure is counted, retried, then dead-lettered
             if is_transient(exc):
                 raise  # Redis's fault, not the entry's: the loop backs off and it is handled again later
-            failures = self.client.hincrby(self._failures_key(stream), entry_id, 1)
-            log.warning("bus %s: %s %s failed (%d/%d): %s", self.role, envelope.type, envelope.id,
-                        failures, self.max_deliveries, exc)
-            if failures >= self.max_deliveries:
-                self.dead_letter(stream, entry_id, fields, f"{type(exc).__name__}: {exc}", deliveries, envelope)
-            else:
-                self._retry_at = time.monotonic() + self.retry_backoff_ms * (2 ** (failures - 1)) / 1000
+            self._failed(stream, entry_id, fields, deliveries, envelope, exc, spend)
         finally:
             if suspect:
-                self._clear_in_flight(stream, entry_id)
+                self._clear_in_flight(stream, entry_id, resolved)
+
+    def _failed(self, stream: str, entry_id: str, fields: dict, deliveries: int, envelope: Envelope,
+                exc: Exception, spend: bool) -> None:
+        """Count a handler failure; retry with backoff; past `max_deliveries` dead-letter it — or,
+        for a spend, park it (still pending, retried every `park_retry_ms`, alerted past
+        `park_alert_ms`), because its money may be at the venue or reserved."""
+        failures = self.client.hincrby(self._failures_key(stream), entry_id, 1)
+        log.warning("bus %s: %s %s failed (%d/%d): %s", self.role, envelope.type, envelope.id,
+                    failures, self.max_deliveries, exc)
+        error = f"{type(exc).__name__}: {exc}"
+        if failures >= self.max_deliveries and not spend:
+            self.dead_letter(stream, entry_id, fields, error, deliveries, envelope)
+            return
+        delay_ms = self.retry_backoff_ms * (2 ** min(failures - 1, 20))
+        if spend and failures >= self.max_deliveries:
+            self._park(stream, entry_id, envelope, error)
+            delay_ms = min(delay_ms, self.park_retry_ms)
+        self._retry_at = time.monotonic() + delay_ms / 1000
+
+    # ------------------------------------------------------------------ spends whose outcome is unknown
+
+    def _is_spend(self, envelope: Envelope) -> bool:
+        return envelope.type in SPEND_COMMANDS or isinstance(envelope.body, RetrySpend)
+
+    def _park(self, stream: str, entry_id: str, envelope: Envelope, error: str) -> None:
+        """Keep a spend that keeps failing pending (never dead-lettered with its money in limbo),
+        record it in `<shard>:parked:<role>` for `treasury status`, and raise one alert once it has
+        been unresolved for `park_alert_ms`."""
+        key = self.keys.parked(self.streams[stream], self.role)
+        now = self.clock.now_ms()
+        raw = self.client.hget(key, entry_id)
+        record = json.loads(raw) if raw else {"msg_id": envelope.id, "agent": envelope.agent,
+                                               "type": envelope.type, "since_ms": now, "alerted": False}
+        record["error"] = error[:500]
+        if not record["alerted"] and now - int(record["since_ms"]) >= self.park_alert_ms:
+            record["alerted"] = True
+            alert = {"at_ms": now, "role": self.role, "worker": self.consumer, "halted": [],
+                     "reason": f"{envelope.type} {envelope.id} of {envelope.agent}: outcome still unknown after "
+                               f"{(now - int(record['since_ms'])) // 1000} s ({error[:200]}); its funds stay "
+                               f"reserved and it is retried every {self.park_retry_ms // 1000} s"}
+            self.client.xadd(f"{self.keys.prefix}:alerts", {"alert": json.dumps(alert)}, maxlen=10_000,
+                             approximate=True)
+            log.error("ALERT %s", alert["reason"])
+        self.client.hset(key, entry_id, json.dumps(record))
 
     # ------------------------------------------------------------------ crash tracing
 
@@ -350,11 +407,14 @@ class StreamBus:
         attempts, _ = pipe.execute()
         return int(attempts) - 1
 
-    def _clear_in_flight(self, stream: str, entry_id: str) -> None:
-        """The attempt finished (in any way but the process dying): it is no crash."""
+    def _clear_in_flight(self, stream: str, entry_id: str, resolved: bool = True) -> None:
+        """The attempt finished (in any way but the process dying): it is no crash. `resolved`: the
+        entry is done with (applied or set aside), so it is no longer parked either."""
         pipe = self.client.pipeline(transaction=False)
         pipe.hincrby(self._failures_key(stream), self._crash_field(entry_id), -1)
         pipe.hdel(self.keys.suspects(), self.consumer)
+        if resolved:
+            pipe.hdel(self.keys.parked(self.streams[stream], self.role), entry_id)
         try:
             pipe.execute()
         except redis.RedisError as exc:
@@ -381,6 +441,7 @@ class StreamBus:
             pipe.xadd(self.keys.events(envelope.agent), {FIELD: encode(rejected)})
         pipe.xack(stream, self.group, entry_id)
         pipe.hdel(self._failures_key(stream), entry_id, self._crash_field(entry_id))
+        pipe.hdel(self.keys.parked(shard, self.role), entry_id)
         pipe.execute()
         self.dead_lettered += 1
         log.warning("bus %s: dead-lettered %s from %s: %s", self.role, entry_id, stream, error)

@@ -68,6 +68,11 @@ class Keys:
     def failures(self, shard: int, role: str) -> str:
         return self._k(shard, "fails", role)
 
+    def parked(self, shard: int, role: str) -> str:
+        """Spends of a role whose outcome is still unknown after `max_deliveries` tries: entry id →
+        JSON (msg_id, agent, type, since_ms, error, alerted). Still pending, retried, never dropped."""
+        return self._k(shard, "parked", role)
+
     def suspects(self) -> str:
         """Per consumer, the redelivered entry it is handling now (`<stream> <entry id>`): if the
         consumer dies, this names the entry that was in its hands (not shard-local: read by the

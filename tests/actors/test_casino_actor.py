@@ -142,26 +142,3 @@ def test_a_session_down_half_stops_and_sends_the_rest_to_the_reserve(casino):
     assert (request.trigger, request.amount) == ("casino_session", stopped.remaining)
     send(bet)
     assert events(BetRefused)[-1].code == "session_stopped"
-
-
-def test_a_dead_lettered_spend_is_retried_by_an_operator_and_settles_once(casino, keys, rclient):
-    from messages.schema import RetrySpend
-
-    venue, send, events, _, bus, steps = casino
-    venue.script = [("lost",)]
-    send(BELIEVER)  # the venue took the bet, then could not be reached to say so
-    venue.down = True
-    while not rclient.xlen(keys.dead(keys.shard(AGENT))):
-        bus.drain_own_pending()  # every redelivery finds the reservation but cannot look the bet up
-    ledger = read_ledger(steps.client, steps.keys, AGENT)
-    assert ledger.held_by("casino", "reserved") == parse_usd("3")  # nothing lost: the stake stays reserved
-    [dead] = rclient.xrange(keys.dead(keys.shard(AGENT)))
-    original_id = dead[1][b"msg_id"].decode()
-
-    venue.down = False
-    send(RetrySpend(message_id=original_id))
-    [settled] = events(BetSettled)
-    assert venue.calls == 1 and settled.pnl == -parse_usd("3")
-    assert read_ledger(steps.client, steps.keys, AGENT).held_by("casino", "reserved") == 0
-    send(RetrySpend(message_id=original_id))  # a second retry finds nothing reserved
-    assert len(events(BetSettled)) == 1 and rclient.xlen(keys.dead(keys.shard(AGENT))) == 2
