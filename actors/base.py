@@ -36,13 +36,16 @@ class TreasuryActor(pykka.ThreadingActor):
 
     def must_look_up(self, delivery: Delivery, reserved_before: bool) -> bool:
         """Whether a spend must be looked up at the venue before it is placed: whenever the treasury
-        cannot prove it never sent it — its reservation was there already, the entry was delivered
-        before (an earlier attempt may have reached the venue and lost its records), or Redis may
-        lose a suffix of acknowledged writes (`runtime.durability`), so even a fresh-looking
-        reservation proves nothing. Only a first delivery on a Redis that fsyncs every write, with
-        a reservation made just now, is provably new."""
-        if reserved_before or delivery.deliveries > 1:
-            return True
+        cannot prove it never sent it. The fence's reservation is written before any venue call, so
+        on a Redis that fsyncs every write a reservation made just now (none before, not applied)
+        proves the spend never left; a reservation found already there proves nothing; and on a
+        Redis that may lose a suffix of acknowledged writes (`runtime.durability`) nothing does —
+        the reservation, its applied id and the delivery count may all have been lost while the
+        command survived. `delivery` is for the reader; the proof does not depend on its count."""
+        return reserved_before or self.redis_may_lose_writes()
+
+    def redis_may_lose_writes(self) -> bool:
+        """`runtime.durability.suffix_loss_possible`, asked once per actor."""
         if self._lossy is None:
             self._lossy = suffix_loss_possible(self.client)
         return self._lossy
@@ -95,7 +98,7 @@ def find_dead(client, keys: Keys, agent: str, message_id: str, scan: int = 10_00
         page = client.xrevrange(stream, max=last, count=500)
         if not page:
             return None
-        for entry_id, fields in page:
+        for _entry_id, fields in page:
             if fields.get(b"msg_id", b"").decode() == message_id and fields.get(b"raw"):
                 return decode(fields[b"raw"])
         seen += len(page)

@@ -66,6 +66,11 @@ class HandlerRejected(TreasuryError):
     """Raised by a handler for a message that can never succeed: dead-lettered at once."""
 
 
+class OutcomeUnknown(TreasuryError):
+    """Raised by a handler when the venue cannot yet tell whether a spend happened (a look-up
+    that does not reach back far enough, say): never guessed, the spend is retried and parked."""
+
+
 Handler = Callable[[Delivery], None]
 
 

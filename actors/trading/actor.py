@@ -163,8 +163,10 @@ class TradingBucket(TreasuryActor):
             return self._refuse(delivery, reservation.status, reason, sizing=plan.sizing, seq=reservation.seq or None,
                                 drop_plan=True)
         held = plan.held
-        if reservation.status == "already_reserved":
+        reserved_before = reservation.status == "already_reserved"
+        if reserved_before:
             held = int(reservation.detail.split("|")[1])
+        if self.must_look_up(delivery, reserved_before):  # it may be open at the venue already
             found = find_opened(venue, plan, set(read_positions(self.client, self.keys, agent)))
             if found is not None:
                 return self._adopt(delivery, plan, held, found, venue)
