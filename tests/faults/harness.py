@@ -54,7 +54,7 @@ from venue.client.casino import CasinoClient
 
 TERMINAL = (BetSettled, BetRefused, BetFailed, CommandRejected)
 CAPITAL = parse_usd("100000")
-TTL_MS = 600_000  # long-lived signatures: a trial's outage must not expire them
+TTL_MS = 240_000  # long-lived signatures (the gate allows 5 min at most): outages must not expire them
 
 
 def retrying(fn, timeout_s: float = 60.0):
@@ -147,11 +147,22 @@ class BusyRun:
             self.supervisor_proc.wait(60)
 
     def worker_pids(self) -> list[int]:
-        """The pids of the live workers, from their heartbeats (works for either kind of supervisor)."""
+        """The pids of the live workers: from the supervisor's slots, or (supervisor in its own
+        process) from the heartbeats of processes that still exist."""
         import json
 
+        if self.supervisor is not None and self._runner is not None:
+            return [s.process.pid for s in self.supervisor.slots if s.process is not None and s.process.alive()]
         beats = retrying(lambda: self.client.hgetall(f"{self.prefix}:workers"))
-        return [json.loads(v)["pid"] for v in beats.values()]
+        pids = []
+        for value in beats.values():
+            pid = json.loads(value)["pid"]
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            pids.append(pid)
+        return pids
 
     # ------------------------------------------------------------------ load
 
