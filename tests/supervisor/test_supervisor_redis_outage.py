@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.faults.harness import BusyRun
+from tests.kit.faults import BusyRun
 
 pytestmark = pytest.mark.redis
 
