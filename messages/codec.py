@@ -22,6 +22,7 @@ refused before decoding, so one oversized entry cannot exhaust a worker's memory
 
 
 def encode(envelope: Envelope) -> bytes:
+    """The envelope as msgpack bytes, the value of stream field `m` (`FIELD`)."""
     return _encoder.encode(envelope)
 
 

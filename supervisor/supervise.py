@@ -187,7 +187,7 @@ class Supervisor:
                            + (" (embedded server restarted from its AOF)" if self.redis_server else "")
                            + "; workers resumed, nothing halted", "halted": []}
         self.alerts.append(alert)
-        self.client.xadd(f"{self.keys.prefix}:alerts", {"alert": json.dumps(alert)}, maxlen=10_000, approximate=True)
+        self.client.xadd(self.keys.alerts(), {"alert": json.dumps(alert)}, maxlen=10_000, approximate=True)
         log.warning("ALERT %s", alert["reason"])
 
     def _hung(self, slot: WorkerSlot, beat: dict | None) -> str:
@@ -206,7 +206,7 @@ class Supervisor:
 
     def _heartbeats(self) -> dict[str, dict]:
         try:
-            raw = self.client.hgetall(f"{self.keys.prefix}:workers")
+            raw = self.client.hgetall(self.keys.workers())
         except redis.RedisError as exc:
             log.warning("cannot read heartbeats: %s", exc)
             return {}
@@ -282,7 +282,7 @@ class Supervisor:
         alert = {"at_ms": self.clock.now_ms(), "role": slot.role, "worker": slot.consumer,
                  "reason": f"{reason}; {cause}" if cause else reason, "halted": halted}
         self.alerts.append(alert)
-        self.client.xadd(f"{self.keys.prefix}:alerts", {"alert": json.dumps(alert)}, maxlen=10_000, approximate=True)
+        self.client.xadd(self.keys.alerts(), {"alert": json.dumps(alert)}, maxlen=10_000, approximate=True)
         log.error("ALERT %s", alert["reason"])
 
     def agents(self) -> list[str]:

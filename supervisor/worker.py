@@ -80,7 +80,7 @@ class Worker:
         self.actor.tell(("control", agent, control))
 
     def heartbeat(self) -> None:
-        key = f"{self.keys.prefix}:workers"
+        key = self.keys.workers()
         parent = int(os.environ.get("TREASURY_PARENT_PID", "0"))
         while not self.stop_event.wait(HEARTBEAT_MS / 1000):
             if parent and os.getppid() != parent:
@@ -109,7 +109,7 @@ class Worker:
             self.bus.request_shards(self.shards)
 
     def beat(self, key: str | None = None) -> None:
-        key = key or f"{self.keys.prefix}:workers"
+        key = key or self.keys.workers()
         shards = self.shards
         info = {"pid": os.getpid(), "role": self.role,
                 "shards": [shards[0], shards[-1], len(shards)] if shards else [None, None, 0],
@@ -144,7 +144,7 @@ class Worker:
             try:
                 if self.leases is not None:
                     self.leases.release_all()
-                self.client.hdel(f"{self.keys.prefix}:workers", self.bus.consumer)
+                self.client.hdel(self.keys.workers(), self.bus.consumer)
             except Exception as exc:  # noqa: BLE001 - leases lapse and the heartbeat ages by itself
                 log.warning("could not release leases or heartbeat at exit: %s", exc)
             self.bus.close()

@@ -153,7 +153,7 @@ class BusyRun:
 
         if self.supervisor is not None and self._runner is not None:
             return [s.process.pid for s in self.supervisor.slots if s.process is not None and s.process.alive()]
-        beats = retrying(lambda: self.client.hgetall(f"{self.prefix}:workers"))
+        beats = retrying(lambda: self.client.hgetall(self.keys.workers()))
         pids = []
         for value in beats.values():
             pid = json.loads(value)["pid"]
