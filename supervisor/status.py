@@ -372,12 +372,42 @@ def summarize(body: dict) -> str:
 
 
 def collect_deployment(client: redis.Redis, keys: Keys, *, now_ms: int, heartbeat_stale_ms: int = 5000) -> dict:
-    """Workers, dead letters and command backlogs: at most four round trips whatever the shard count."""
+    """Workers, dead letters, parked spends and command backlogs: at most five round trips whatever
+    the shard count."""
     return {
         "workers": worker_rows(client.hgetall(keys.workers()), now_ms, heartbeat_stale_ms),
         "dead": dead_rows(client, keys),
+        "parked": parked_rows(client, keys, now_ms),
         "backlog": backlog_rows(client, keys),
     }
+
+
+SPEND_ROLES = ("casino", "trading", "escrow")
+
+
+def parked_rows(client: redis.Redis, keys: Keys, now_ms: int) -> list[dict]:
+    """Spends whose venue outcome is still unknown (the bus parked them with their funds reserved):
+    role, agent, message id, `age_ms`, last error, whether the alert went out. One round trip."""
+    pipe = client.pipeline(transaction=False)
+    slots = [(shard, role) for shard in range(keys.shards) for role in SPEND_ROLES]
+    for shard, role in slots:
+        pipe.hgetall(keys.parked(shard, role))
+    rows = []
+    for (shard, role), raw in zip(slots, pipe.execute(raise_on_error=False), strict=True):
+        if not isinstance(raw, dict):
+            continue
+        for entry_id, value in raw.items():
+            try:
+                record = json.loads(value)
+            except ValueError:
+                continue
+            rows.append({"shard": shard, "role": role, "entry_id": _text(entry_id),
+                         "agent": str(record.get("agent", "")), "msg_id": str(record.get("msg_id", "")),
+                         "type": str(record.get("type", "")), "age_ms": max(0, now_ms - _int(record.get("since_ms"))),
+                         "error": _one_line(str(record.get("error", "")))[:SUMMARY_CHARS],
+                         "alerted": bool(record.get("alerted"))})
+    rows.sort(key=lambda r: -r["age_ms"])
+    return rows
 
 
 def worker_rows(raw: dict, now_ms: int, stale_ms: int) -> list[dict]:

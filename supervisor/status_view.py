@@ -242,6 +242,19 @@ def dead_table(dead: list[dict]) -> RenderableType:
     return t
 
 
+def parked_table(parked: list[dict]) -> RenderableType:
+    if not parked:
+        return Text("parked spends: none", style="green")
+    t = Table(title="parked spends (venue outcome unknown; funds stay reserved, retried by themselves)",
+              title_justify="left")
+    for name in ("role", "agent", "command", "for", "last error"):
+        t.add_column(name, ratio=1 if name == "last error" else None)
+    for p in parked:
+        t.add_row(p["role"], p["agent"], f"{p['type']} {p['msg_id']}", f"{p['age_ms'] // 1000} s",
+                  p["error"], style="bold red" if p["alerted"] else "yellow")
+    return t
+
+
 def backlog_table(backlog: dict) -> RenderableType:
     if not backlog:
         return Text("command streams: none yet", style="dim")
@@ -274,7 +287,8 @@ def status_renderable(status: dict) -> RenderableType:
     dep = status["deployment"]
     parts += [Rule(Text(f"deployment {status['prefix']} · {status['shards']} shards · {utc(status['now_ms'])}",
                         style="bold"), align="left"),
-              workers_table(dep["workers"]), dead_table(dep["dead"]), backlog_table(dep["backlog"])]
+              workers_table(dep["workers"]), dead_table(dep["dead"]), parked_table(dep.get("parked", [])),
+              backlog_table(dep["backlog"])]
     parts += [Text(f"warning: {w}", style="yellow") for w in status["warnings"]]
     return Group(*parts)
 

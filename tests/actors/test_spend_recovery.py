@@ -25,6 +25,7 @@ from runtime.keyring import Keyring, generate_key
 from runtime.keys import Keys
 from runtime.nonces import RedisNonceStore
 from runtime.signing import sign
+from supervisor.status import collect_deployment
 from tests.kit.casino import ScriptedCasino
 
 pytestmark = pytest.mark.redis
@@ -101,8 +102,10 @@ def test_an_unknown_outcome_is_parked_not_dead_lettered_and_resolves_when_the_ve
     assert rig.reserved() == parse_usd("3")
     [parked] = rig.parked().values()
     assert parked["msg_id"] == env.id and "unreachable" in parked["error"] and parked["alerted"]
-    alerts = [json.loads(f[b"alert"]) for _, f in rig.client.xrange(f"{rig.keys.prefix}:alerts")]
+    alerts = [json.loads(f[b"alert"]) for _, f in rig.client.xrange(rig.keys.alerts())]
     assert len(alerts) == 1 and env.id in alerts[0]["reason"] and "reserved" in alerts[0]["reason"]
+    [shown] = collect_deployment(rig.client, rig.keys, now_ms=rig.clock.now_ms())["parked"]  # treasury status
+    assert (shown["msg_id"], shown["role"], shown["alerted"]) == (env.id, "casino", True)
 
     rig.venue.down = False  # the venue answers again: the next retry looks it up and books it
     rig.bus.drain_own_pending()
