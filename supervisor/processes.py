@@ -25,7 +25,7 @@ def redis_for_run(data_dir: str | None = None) -> Iterator[tuple[str, EmbeddedRe
         return
     server = EmbeddedRedis(data_dir=data_dir, appendfsync=os.environ.get("TREASURY_REDIS_APPENDFSYNC", "always"))
     try:
-        yield server.start(), True
+        yield server.start(), server
     finally:
         server.stop()
 
