@@ -5,6 +5,7 @@ ends exactly once with the ledger matching the venue."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -30,4 +31,25 @@ def test_embedded_redis_killed_mid_run_is_restarted_and_nothing_is_halted_or_los
         assert run.risk_states() == {"oa": "ACTIVE", "ob": "ACTIVE"}
         alerts = [json.loads(f[b"alert"]) for _, f in run.client.xrange("ft:alerts")]
         assert len(alerts) == 1 and alerts[0]["halted"] == [] and "restarted from its AOF" in alerts[0]["reason"]
+        assert run.violations() == []
+
+
+def test_an_external_redis_away_longer_than_the_heartbeat_limit_is_waited_for(tmp_path):
+    """Redis the supervisor does not own: it waits, judges no heartbeat while Redis is away (the
+    outage outlasts the 3 s heartbeat limit), kills no worker, halts nobody."""
+    with BusyRun(tmp_path, seed=22, agents=("xa",)) as run:
+        run.wait(lambda: len(run.worker_pids()) == 2, 30, "the workers")
+        run.supervisor.redis_server = None  # as if Redis were run by someone else
+        for _ in range(5):
+            run.bet()
+        run.redis.kill()
+        time.sleep(5)  # longer than heartbeat_stale_ms (3 s): every heartbeat is stale by now
+        assert run.redis.restarts == 0 and run.supervisor.redis_down_since is not None
+        run.redis.restart()  # the operator (or a failover) brings it back
+        run.wait(lambda: run.supervisor.redis_outages == 1, 30, "the supervisor to see Redis back")
+        for _ in range(5):
+            run.bet()
+        run.wait_all_terminal(120)
+        assert [len(slot.restarts) for slot in run.supervisor.slots] == [0, 0]
+        assert run.risk_states() == {"xa": "ACTIVE"}
         assert run.violations() == []
