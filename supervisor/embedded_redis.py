@@ -9,7 +9,13 @@ a write the treasury saw succeed survives an OS crash or power loss. `everysec` 
 an OS crash loses up to the last second or two of acknowledged writes (reservations, applied
 ids, acknowledgements, journal events); the spend path stays safe even then (a spend the
 treasury cannot prove it never sent is looked up at the venue first), but a lost suffix means
-redelivered commands and work redone. Cost and details: docs/operations.md.
+redelivered commands and work redone. Cost and details: docs/operations.md. A server that dies
+is started again on the same port from its AOF by `restart()` (the supervisor does this).
+
+The server holds `<data_dir>/server.lock` for as long as it lives (it inherits the locked
+descriptor): a second server is never started on the same append-only file. A server still
+holding it when a new one starts was left by an owner that died; it is stopped first, saying so
+(`supervisor.ownership`).
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import redis
 
 from messages.errors import ConfigError
+from supervisor.ownership import ChildLock
 
 
 def redis_server_binary() -> str:
@@ -52,7 +60,7 @@ class EmbeddedRedis:
     """Start with `with EmbeddedRedis() as url:`; `data_dir` keeps the AOF between runs."""
 
     def __init__(self, data_dir: str | os.PathLike | None = None, port: int | None = None, appendonly: bool = True,
-                 appendfsync: str = "always", binary: str | None = None):
+                 say: Callable[[str], None] | None = None, appendfsync: str = "always", binary: str | None = None):
         if appendfsync not in FSYNC_POLICIES:
             raise ConfigError(f"appendfsync must be one of {', '.join(FSYNC_POLICIES)}, not {appendfsync!r}")
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="treasury-redis-")
@@ -60,9 +68,11 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or _free_port()
         self.appendonly = appendonly
+        self.process: subprocess.Popen | None = None
+        self.say = say or (lambda line: None)
+        self.lock = ChildLock(self.data_dir / "server.lock", "redis-server")
         self.appendfsync = appendfsync
         self.binary = binary
-        self.process: subprocess.Popen | None = None
         self.restarts = 0
 
     @property
@@ -76,8 +86,11 @@ class EmbeddedRedis:
                 # a torn last command (crash mid-write) is dropped at load instead of refusing to start
                 "--aof-load-truncated", "yes",
                 "--protected-mode", "yes", "--loglevel", "warning", "--logfile", str(self.data_dir / "redis.log")]
+        lock_fd = self.lock.take(self.say)
         # own session: stopped by its owner after the workers have drained, not by a terminal's Ctrl-C
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                                        pass_fds=(lock_fd,))
+        self.lock.record(self.process.pid, port=self.port)
         deadline = time.monotonic() + timeout_s
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=1)
         while time.monotonic() < deadline:
@@ -99,10 +112,10 @@ class EmbeddedRedis:
 
     def kill(self) -> None:
         """SIGKILL, as a crash would; the data dir (and its AOF) stays for `restart`."""
-        if self.alive():
-            assert self.process is not None
+        if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(5)
+        self.lock.close()  # the dead server's copy of the lock went with it
 
     def restart(self, timeout_s: float = 30.0) -> str:
         """Start a dead server again on the same port, from its AOF; returns the URL."""
@@ -123,6 +136,7 @@ class EmbeddedRedis:
         if self.process and self.process.stderr:
             self.process.stderr.close()
         self.process = None
+        self.lock.close()
         if self._tmp:
             self._tmp.cleanup()
 
