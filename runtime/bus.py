@@ -11,7 +11,7 @@ What it guarantees, and how:
   consumer for longer than `claim_idle_ms` are taken over with XAUTOCLAIM;
 - an entry that does not decode (whatever the decoder raises), or whose handler fails
   `max_deliveries` times, goes to the dead stream with the error text (and, when the agent is
-  known, a `CommandRejected` in its journal);
+  known, a `CommandRefused` in its journal);
 - a redelivered entry is marked in flight while it is handled; one that was in flight when its
   worker died `max_crashes` times is dead-lettered instead of killing the next worker too;
 - Redis faults are classified (`runtime.redis_faults`): transient ones are ridden out with
@@ -35,7 +35,7 @@ import redis
 from messages.codec import FIELD, decode_entry, encode
 from messages.envelope import Envelope, IdFactory, random_ids, wrap
 from messages.errors import TreasuryError
-from messages.schema import CommandRejected, RetrySpend
+from messages.schema import CommandRefused, RetrySpend
 from runtime.clock import Clock, SystemClock
 from runtime.keys import Keys
 from runtime.redis_faults import Backoff, Fault, classify, is_transient
@@ -456,7 +456,7 @@ class StreamBus:
             "agent": envelope.agent if envelope else "", "msg_id": envelope.id if envelope else "",
         }, maxlen=DEAD_MAXLEN, approximate=True)
         if envelope is not None and envelope.agent:
-            rejected = wrap(CommandRejected(command=envelope.type, reason=error), agent=envelope.agent,
+            rejected = wrap(CommandRefused(command=envelope.type, reason=error), agent=envelope.agent,
                             now_ms=now, new_id=self.new_id, cause=envelope)
             pipe.xadd(self.keys.events(envelope.agent), {FIELD: encode(rejected)})
         pipe.xack(stream, self.group, entry_id)

@@ -16,7 +16,7 @@ from actors.ledger import read_ledger
 from messages.codec import FIELD, decode, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import parse_usd
-from messages.schema import BetFailed, BetSettled, CommandRejected, Multiplier, PlaceBet, SetRisk
+from messages.schema import BetRejected, BetSettled, CommandRefused, Multiplier, PlaceBet, SetRisk
 from runtime.atomic import AtomicSteps, reserved_at
 from runtime.bus import StreamBus, command_client
 from runtime.clock import ManualClock
@@ -98,7 +98,7 @@ def test_an_unknown_outcome_is_parked_not_dead_lettered_and_resolves_when_the_ve
     rig.bus.park_alert_ms = 0  # alert at once when parked (the deadline is 10 min by default)
     for _ in range(8):  # far past max_deliveries (5)
         rig.bus.drain_own_pending()
-    assert rig.dead() == 0 and rig.events(CommandRejected) == []  # never dead-lettered with money in flight
+    assert rig.dead() == 0 and rig.events(CommandRefused) == []  # never dead-lettered with money in flight
     assert rig.reserved() == parse_usd("3")
     [parked] = rig.parked().values()
     assert parked["msg_id"] == env.id and "unreachable" in parked["error"] and parked["alerted"]
@@ -112,7 +112,7 @@ def test_an_unknown_outcome_is_parked_not_dead_lettered_and_resolves_when_the_ve
     [settled] = rig.events(BetSettled)
     assert rig.venue.calls == 1 and settled.pnl == -parse_usd("3")
     assert rig.reserved() == 0 and rig.parked() == {} and rig.dead() == 0
-    assert len(rig.events(BetSettled)) + len(rig.events(BetFailed)) + len(rig.events(CommandRejected)) == 1
+    assert len(rig.events(BetSettled)) + len(rig.events(BetRejected)) + len(rig.events(CommandRefused)) == 1
 
 
 def test_many_deliveries_without_an_attempt_do_not_dead_letter_a_spend_before_its_look_up(rig):
@@ -132,7 +132,7 @@ def test_a_redelivered_bet_reserved_before_a_pause_and_never_placed_is_released(
     rig.venue.placed.clear()  # the venue did not take it after all (the connection died first)
     rig.client.hset(rig.keys.risk(AGENT), mapping={"state": "PAUSED", "until_ms": 0, "reason": "operator"})
     rig.bus.drain_own_pending()
-    [failed] = rig.events(BetFailed)
+    [failed] = rig.events(BetRejected)
     assert failed.code == "paused" and "since it was reserved" in failed.reason
     assert rig.venue.calls == 1 and rig.reserved() == 0
 
@@ -144,7 +144,7 @@ def test_a_spend_verified_once_stays_verified_after_its_signature_expires(redis_
         env = rig.send(BET, signed_ttl_ms=60_000)  # taken by the venue; the answer lost
         rig.clock.advance(70_000)  # a 70 s outage: the signature has expired since
         rig.bus.drain_own_pending()
-        assert rig.dead() == 0 and rig.events(CommandRejected) == []
+        assert rig.dead() == 0 and rig.events(CommandRefused) == []
         [settled] = rig.events(BetSettled)
         assert rig.venue.calls == 1 and rig.reserved() == 0
         # a command never accepted before is still judged now: expired means refused
@@ -153,7 +153,7 @@ def test_a_spend_verified_once_stays_verified_after_its_signature_expires(redis_
         rig.client.xadd(keys.agent_commands(AGENT, "casino"), {FIELD: encode(late)})
         while rig.bus.poll_once(block_ms=20):
             pass
-        [rejected] = rig.events(CommandRejected)
+        [rejected] = rig.events(CommandRefused)
         assert "expired" in rejected.reason and env.id != late.id
     finally:
         rig.stop()

@@ -30,10 +30,10 @@ from messages.codec import FIELD, encode
 from messages.envelope import Envelope, seeded_ids, wrap
 from messages.money import parse_usd
 from messages.schema import (
-    BetFailed,
     BetRefused,
+    BetRejected,
     BetSettled,
-    CommandRejected,
+    CommandRefused,
     Multiplier,
     PlaceBet,
     RiskStateChanged,
@@ -52,7 +52,7 @@ from supervisor.supervise import Supervisor, SupervisorConfig
 from venue.client import SandboxAdmin
 from venue.client.casino import CasinoClient
 
-TERMINAL = (BetSettled, BetRefused, BetFailed, CommandRejected)
+TERMINAL = (BetSettled, BetRefused, BetRejected, CommandRefused)
 CAPITAL = parse_usd("100000")
 TTL_MS = 240_000  # long-lived signatures (the gate allows 5 min at most): outages must not expire them
 
