@@ -16,7 +16,10 @@ What it guarantees, and how:
   worker died `max_crashes` times is dead-lettered instead of killing the next worker too;
 - Redis faults are classified (`runtime.redis_faults`): transient ones are ridden out with
   backoff, a deleted stream or group is created again, only configuration errors end the loop;
-- a duplicate (same message id) is applied once: the commit script remembers applied ids.
+- a duplicate (same message id) is applied once: the commit script remembers applied ids;
+- a stream keeps only what its groups still need: every `trim_every_ms` the streams that had
+  traffic are trimmed to the lowest position any group still needs (runtime/trim.py), so an
+  idle deployment's command streams stay empty, however long it runs.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from messages.schema import CommandRefused, RetrySpend
 from runtime.clock import Clock, SystemClock
 from runtime.keys import Keys
 from runtime.redis_faults import Backoff, Fault, classify, is_transient
+from runtime.trim import StreamTrimmer
 
 if TYPE_CHECKING:
     from runtime.command_gate import CommandGate
@@ -104,9 +108,9 @@ class StreamBus:
 
     `url` is the Redis URL (two connections: commands, and a blocking reader); `role` picks the
     streams `<prefix>:{S}:cmd:<role>` of `shards` and the group `g:<role>`; `handler(delivery)`
-    applies one entry and acknowledges it in its own commit, or raises: `HandlerRejected` (or a
-    `TreasuryError`/`CommandAuthError`) dead-letters at once, anything else is retried after
-    `retry_backoff_ms` × 2^(failures-1) ms, up to `max_deliveries`. `gate` checks signatures,
+    applies one entry and acknowledges it in its own commit, or raises: `HandlerRejected`
+    dead-letters at once, anything else is retried after `retry_backoff_ms` × 2^(failures-1) ms,
+    up to `max_deliveries` (a spend is then parked, never dead-lettered by a count). `gate` checks signatures,
     scope and nonces before the handler (None where every writer is trusted). Times are ms.
     Run it with `run(stop)` (its own thread) or step it with `poll_once()` in tests.
     """
@@ -123,7 +127,8 @@ class StreamBus:
         batch: int = 64,
         block_ms: int = 1000,
         claim_idle_ms: int = 30_000,
-        claim_every_ms: int = 5_000,
+        claim_every_ms: int = 30_000,
+        trim_every_ms: int = 1_000,
         max_deliveries: int = 5,
         max_crashes: int = 2,
         park_retry_ms: int = 10_000,
@@ -143,6 +148,7 @@ class StreamBus:
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.claim_every_ms = claim_every_ms
+        self.trim_every_ms = trim_every_ms
         self.max_deliveries = max_deliveries
         self.max_crashes = max_crashes
         self.park_retry_ms = park_retry_ms
@@ -154,6 +160,8 @@ class StreamBus:
         # (command client, blocking reader): injected in unit tests (fakeredis), else made from url
         self.client, self.reader = clients or (command_client(url), blocking_client(url, block_ms))
         self.gate = gate  # CommandGate, or None where every writer is trusted (unit tests)
+        self.trimmer = StreamTrimmer(self.client)
+        self._dirty: set[str] = set()  # streams with entries handled since the last trim
         self._wanted_shards: set[int] | None = None
         self.last_loop = time.monotonic()  # liveness: a loop stuck longer than a handler timeout is hung
         self._shard_lock = threading.Lock()
@@ -205,6 +213,7 @@ class StreamBus:
         """
         recovering = True  # own pending entries first: at start, and after every outage
         next_claim = 0.0
+        next_trim = 0.0
         backoff = Backoff()
         while not stop.is_set():
             self.last_loop = time.monotonic()
@@ -213,6 +222,7 @@ class StreamBus:
                     self.ensure_groups()
                     self.drain_own_pending()
                     recovering = False
+                    next_claim = time.monotonic() + self.claim_every_ms / 1000  # drained just above
                 self._apply_requested_shards()
                 if not self.streams:
                     stop.wait(self.block_ms / 1000)
@@ -224,6 +234,9 @@ class StreamBus:
                 if self._retry_at is not None and now >= self._retry_at:
                     self.drain_own_pending()
                 self.poll_once()
+                if self._dirty and time.monotonic() >= next_trim:
+                    self.trim_acknowledged()
+                    next_trim = time.monotonic() + self.trim_every_ms / 1000
                 backoff.reset()
             except redis.RedisError as exc:
                 fault = classify(exc)
@@ -249,6 +262,15 @@ class StreamBus:
                 self._process(stream, entry_id, fields, deliveries=1)
                 handled += 1
         return handled
+
+    def trim_acknowledged(self) -> int:
+        """Trim the streams handled since the last call to what their groups still need."""
+        dirty, self._dirty = self._dirty, set()
+        try:
+            return self.trimmer.trim(sorted(dirty))
+        except redis.RedisError:
+            self._dirty |= dirty  # tried again at the next trim
+            raise
 
     # ------------------------------------------------------------------ recovery
 
@@ -318,6 +340,7 @@ class StreamBus:
         self.last_loop = time.monotonic()
         entry_id = _s(entry_id)
         stream = _s(stream)
+        self._dirty.add(stream)
         if not fields:
             self.client.xack(stream, self.group, entry_id)  # trimmed or deleted: nothing to apply
             return
