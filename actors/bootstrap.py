@@ -25,6 +25,10 @@ def open_treasury(steps: AtomicSteps, agent: str, capital: int, *, now_ms: int, 
         commit.hset(keys.ledger(agent), bucket, parts.get(bucket, 0))
         commit.hset(keys.ledger(agent), f"{bucket}:reserved", 0)
     total = sum(parts.values())
+    # The capital is the first external flow (source "capital"): performance starts at 0.
+    commit.hset(keys.flows(agent), "external", total)
+    for bucket in BUCKETS:
+        commit.hset(keys.flows(agent), f"external:{bucket}", parts.get(bucket, 0))
     risk = keys.risk(agent)
     for fld, value in (("state", "ACTIVE"), ("reason", "opened"), ("breaker", ""), ("until_ms", 0),
                        ("peak", total), ("day_start", total), ("day", now_ms // DAY_MS),

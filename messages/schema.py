@@ -235,7 +235,8 @@ CORE_MESSAGES: tuple[type, ...] = (
     RiskControl,
 )
 
-_CONCERNS = ("messages.treasury_msgs", "messages.trading_msgs", "messages.escrow_msgs", "messages.referral_msgs")
+_CONCERNS = ("messages.treasury_msgs", "messages.trading_msgs", "messages.escrow_msgs", "messages.referral_msgs",
+             "messages.flow_msgs")
 """Modules that each export `MESSAGES: tuple[type, ...]`; a missing one is skipped."""
 
 

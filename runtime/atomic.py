@@ -33,6 +33,8 @@ class Commit:
     """A list of effects to apply atomically for one message, built in Python, run by commit.lua."""
 
     applied_key: str
+    agent: str = ""
+    """Whose commit this is; a commit that touches this agent's ledger adds a value-series point."""
     keys: list[str] = field(default_factory=list)
     ops: list[list[Any]] = field(default_factory=list)
     payloads: list[bytes] = field(default_factory=list)
@@ -106,9 +108,14 @@ class AtomicSteps:
         self._reserve = client.register_script(_script("reserve.lua"))
 
     def new_commit(self, agent: str) -> Commit:
-        return Commit(applied_key=self.keys.applied(agent))
+        return Commit(applied_key=self.keys.applied(agent), agent=agent)
 
     def commit(self, commit: Commit, msg_id: str, now_ms: int) -> CommitResult:
+        if commit.agent and self.keys.ledger(commit.agent) in commit.keys \
+                and not any(op[0] == "vpoint" for op in commit.ops):
+            k = self.keys
+            commit.ops.append(["vpoint", commit._index(k.ledger(commit.agent)), commit._index(k.flows(commit.agent)),
+                               commit._index(k.values(commit.agent))])
         ops = msgspec.msgpack.encode(commit.ops)
         result = self._commit(keys=[commit.applied_key, *commit.keys], args=[msg_id, now_ms, ops, APPLIED_RETENTION_MS, *commit.payloads])
         status = _text(result[0])

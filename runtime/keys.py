@@ -65,6 +65,15 @@ class Keys:
         """Net transfers into each bucket (signed; not money the agent holds, so not in the ledger)."""
         return self._k(self.shard(agent), "flows", agent)
 
+    def values(self, agent: str) -> str:
+        """The agent's value series: one point (time, total, cumulative external flows) per commit that
+        changed its ledger (a sorted set scored by the commit's time; see `runtime/lua/commit.lua`)."""
+        return self._k(self.shard(agent), "values", agent)
+
+    def marks(self, agent: str) -> str:
+        """When the agent's open positions were last marked (`at_ms`) and how many are open (`open`)."""
+        return self._k(self.shard(agent), "marks", agent)
+
     def failures(self, shard: int, role: str) -> str:
         return self._k(shard, "fails", role)
 
