@@ -82,11 +82,14 @@ class StartSession(Message):
 
 
 class SetRisk(Message):
-    """An operator sets the risk state (pause, halt, resume). Resuming from HALTED needs an operator."""
+    """Set the risk state (pause, halt, resume). `until_ms` (epoch ms, only for PAUSED) is when the
+    pause ends by itself; None means until resumed. RiskGuard refuses an end that is not in the
+    future or more than 30 days ahead, and any change that relaxes the state without the authority
+    the table in `actors/policy/authority.py` names (resuming always needs an operator key)."""
 
     state: RiskState
-    reason: str
-    until_ms: int | None = None
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    until_ms: Annotated[int, msgspec.Meta(ge=1, le=2**53)] | None = None
 
 
 class BalancesChanged(Message):
@@ -171,6 +174,10 @@ class RiskStateChanged(Message):
     peak: SignedMicros
     day_start: SignedMicros
     until_ms: int | None = None
+    old_peak: SignedMicros | None = None
+    """On a resume: the peak the drawdown breaker measured from before it was re-armed at `total`."""
+    old_day_start: SignedMicros | None = None
+    """On a resume: the day-start the daily-loss breaker measured from before it was re-armed."""
 
 
 class RetrySpend(Message):

@@ -48,6 +48,10 @@ class Delivery:
     entry_id: str
     envelope: Envelope
     deliveries: int
+    authority: str | None = None
+    """Who the command speaks for, as the gate found it: the signing key's scope (`agent`,
+    `operator`), `internal` for an unsigned internal poke, None where the bus runs without a gate
+    (every writer trusted). RiskGuard checks state changes against it (`actors/policy/authority.py`)."""
 
 
 class HandlerRejected(TreasuryError):
@@ -265,13 +269,15 @@ class StreamBus:
                              f"delivered {deliveries} times without success (limit {self.max_deliveries})",
                              deliveries, envelope)
             return
+        authority = None
         if self.gate is not None:
             try:
-                self.gate.check(envelope, entry_id)
+                verified = self.gate.check(envelope, entry_id)
             except CommandAuthError as exc:
                 self.dead_letter(stream, entry_id, fields, str(exc), deliveries, envelope)
                 return
-        delivery = Delivery(stream, self.group, entry_id, envelope, deliveries)
+            authority = verified.scope if verified is not None else "internal"
+        delivery = Delivery(stream, self.group, entry_id, envelope, deliveries, authority)
         try:
             self.handler(delivery)
             self.processed += 1

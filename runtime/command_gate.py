@@ -18,7 +18,7 @@ from messages.envelope import Envelope
 from runtime.clock import Clock
 from runtime.keyring import Keyring
 from runtime.nonces import NonceStore
-from runtime.signing import verify
+from runtime.signing import VerifiedCommand, verify
 
 INTERNAL_POKES = frozenset({
     "BalancesChanged", "Rebalance", "RebalanceTick", "CheckExits", "SyncEscrows", "SweepReferrals",
@@ -34,12 +34,13 @@ class CommandGate:
         self.nonces = nonces
         self.clock = clock
 
-    def check(self, envelope: Envelope, entry_id: str) -> None:
-        """Raise `CommandAuthError` for a command that must not be applied.
+    def check(self, envelope: Envelope, entry_id: str) -> VerifiedCommand | None:
+        """Raise `CommandAuthError` for a command that must not be applied; else return who signed it
+        (None for an unsigned internal poke, which carries no authority).
 
         The nonce is claimed for this stream entry: a redelivery of the same entry after a crash
         passes, the same signed command published again (a replay) does not.
         """
         if envelope.type in INTERNAL_POKES and envelope.signature is None:
-            return  # an actor's own message; a signed one (from a person or a program) is verified
-        verify(envelope, self.keyring, now_ms=self.clock.now_ms(), nonces=self.nonces, holder=entry_id)
+            return None  # an actor's own message; a signed one (from a person or a program) is verified
+        return verify(envelope, self.keyring, now_ms=self.clock.now_ms(), nonces=self.nonces, holder=entry_id)
