@@ -20,6 +20,10 @@ from runtime.keys import Keys
 APPLIED_RETENTION_MS = 7 * 24 * 3600 * 1000
 """How long a message id is remembered for de-duplication (longer than any redelivery)."""
 
+MARK_MAX_AGE_MS = 60_000
+"""The fence's limit on the age of open positions' mark (as `actors.trading.marks.MARK_MAX_AGE_MS`;
+runtime may not import actors)."""
+
 JOURNAL_MAXLEN = 0
 """The journal is the audit trail: never trimmed by default."""
 
@@ -117,17 +121,20 @@ class AtomicSteps:
             commit.ops.append(["vpoint", commit._index(k.ledger(commit.agent)), commit._index(k.flows(commit.agent)),
                                commit._index(k.values(commit.agent))])
         ops = msgspec.msgpack.encode(commit.ops)
-        result = self._commit(keys=[commit.applied_key, *commit.keys], args=[msg_id, now_ms, ops, APPLIED_RETENTION_MS, *commit.payloads])
+        result = self._commit(keys=[commit.applied_key, *commit.keys],
+                              args=[msg_id, now_ms, ops, APPLIED_RETENTION_MS, *commit.payloads])
         status = _text(result[0])
         if status == "refused":
             return CommitResult("refused", 0, _text(result[1]))
         return CommitResult(status, int(result[1]))
 
     def reserve(self, agent: str, msg_id: str, bucket: str, amount: int, cap: int, now_ms: int) -> Reservation:
+        """The fence (`runtime/lua/reserve.lua`). Refuses with `marks_stale` while positions are open
+        and their mark is older than `MARK_MAX_AGE_MS`."""
         k = self.keys
         result = self._reserve(
-            keys=[k.risk(agent), k.ledger(agent), k.reservations(agent), k.applied(agent)],
-            args=[msg_id, bucket, amount, cap, now_ms],
+            keys=[k.risk(agent), k.ledger(agent), k.reservations(agent), k.applied(agent), k.marks(agent)],
+            args=[msg_id, bucket, amount, cap, now_ms, MARK_MAX_AGE_MS],
         )
         return Reservation(_text(result[0]), int(result[1]), _text(result[2]))
 
