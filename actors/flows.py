@@ -47,10 +47,22 @@ def book_flow(commit: Commit, keys: Keys, agent: str, *, bucket: str, amount_mic
       is booked at most once per agent: a second booking with the same ref makes the whole commit
       come back `refused` with a reason starting `flowref:` (nothing changed; see `already_booked`).
 
-    Effects added: the ledger change (per `apply_to`); the flows hash (`keys.flows(agent)`) fields
-    `external` and `external:<bucket>` by the amount; a `FlowBooked` event in the journal; and a
+    Effects added: those of `flow_effects`, a `FlowBooked` event in the journal, and a
     `BalancesChanged` poke to RiskGuard. Raises `FlowError` for a bad request (nothing added).
     """
+    event = flow_effects(commit, keys, agent, bucket=bucket, amount_micros=amount_micros, source=source,
+                         detail=detail, ref=ref, apply_to=apply_to)
+    commit.emit(keys.events(agent), wrap(event, agent=agent, now_ms=now_ms, new_id=new_id, cause=cause))
+    commit.emit(keys.agent_commands(agent, "risk"),
+                wrap(BalancesChanged(cause=f"flow {source}"), agent=agent, now_ms=now_ms, new_id=new_id, cause=cause))
+    return commit
+
+
+def flow_effects(commit: Commit, keys: Keys, agent: str, *, bucket: str, amount_micros: int, source: str,
+                 detail: str = "", ref: str | None = None, apply_to: str | None = "available") -> FlowBooked:
+    """The state effects of `book_flow` (ledger change per `apply_to`, the flows hash's `external`
+    and `external:<bucket>` counters, the once-per-ref guard), added to `commit`; returns the
+    `FlowBooked` event for a caller that journals its events itself (and pokes RiskGuard itself)."""
     if bucket not in BUCKETS:
         raise FlowError(f"unknown bucket {bucket!r} (one of {', '.join(BUCKETS)})")
     if not isinstance(amount_micros, int) or isinstance(amount_micros, bool) or amount_micros == 0:
@@ -70,10 +82,7 @@ def book_flow(commit: Commit, keys: Keys, agent: str, *, bucket: str, amount_mic
         commit.incr(keys.ledger(agent), fld, amount_micros, minimum=0)
     commit.incr(flows, "external", amount_micros, minimum=-(1 << 62))
     commit.incr(flows, f"external:{bucket}", amount_micros, minimum=-(1 << 62))
-    commit.emit(keys.events(agent), wrap(event, agent=agent, now_ms=now_ms, new_id=new_id, cause=cause))
-    commit.emit(keys.agent_commands(agent, "risk"),
-                wrap(BalancesChanged(cause=f"flow {source}"), agent=agent, now_ms=now_ms, new_id=new_id, cause=cause))
-    return commit
+    return event
 
 
 def already_booked(result: CommitResult) -> bool:

@@ -150,7 +150,9 @@ class RiskGuard(TreasuryActor):
             fired.extend((r, point) for r in results)
             judged = max(judged, point.seq)
         today = utc_day(now)
-        day_start = marks.day_start_level(today, self._boundary(agent, today)) + latest.flows
+        boundary = self._boundary(agent, today)
+        day_level = marks.day_start_level(today, boundary)
+        day_start = day_level + latest.flows
         peak = marks.peak + latest.flows
         total = latest.total if latest is not ORIGIN else ledger.total
         trading, trading_level, trading_base = self._trading(raw, ledger, agent)
@@ -159,7 +161,15 @@ class RiskGuard(TreasuryActor):
         rk = self.keys.risk(agent)
         for fld, value in (("peak", peak), ("day_start", day_start), ("day", today), ("total", total),
                            ("peak_perf", marks.peak), ("judged_seq", judged), ("judged_ms", latest.at_ms),
-                           ("trading_peak_perf", trading_level), ("trading_peak", trading_level + trading_base)):
+                           ("trading_peak_perf", trading_level), ("trading_peak", trading_level + trading_base),
+                           # for `treasury status`: P&L as the breakers see it, and their limits
+                           ("pnl_start", latest.performance), ("pnl_today", latest.performance - day_level),
+                           ("unrealized", latest.unrealized),
+                           ("day_unrealized", boundary.unrealized if marks.rearm_day != today
+                            else int(_text(raw, "rearm_unrealized", "0"))),
+                           ("limit_daily_loss_bp", policy.daily_loss_bp),
+                           ("limit_drawdown_bp", policy.treasury_drawdown_bp),
+                           ("limit_trading_drawdown_bp", policy.trading_drawdown_bp)):
             commit.hset(rk, fld, value)
 
         bucket_results = [r for r in (trading_drawdown(trading_level + trading_base, trading,
@@ -199,7 +209,7 @@ class RiskGuard(TreasuryActor):
             if result.action == "halt_trading" and "trading" not in risk.halted_buckets:
                 from messages.trading_msgs import CloseAllPositions
 
-                commit.hset(rk, "halt:trading", result.reason)
+                commit.hset(rk, "halt:trading", result.reason).hset(rk, f"fired:{result.breaker}", f"{now}|halt_trading")
                 commit.emit(k.events(agent), wrap(BucketHalted(bucket="trading", breaker=result.breaker,
                                                                reason=result.reason),
                                                   agent=agent, now_ms=now, new_id=self.new_id, cause=env))
@@ -216,7 +226,7 @@ class RiskGuard(TreasuryActor):
                     continue
                 from messages.treasury_msgs import Rebalance
 
-                commit.hset(rk, "rebalance_requested_ms", now)
+                commit.hset(rk, "rebalance_requested_ms", now).hset(rk, f"fired:{result.breaker}", f"{now}|{result.action}")
                 commit.emit(k.events(agent), wrap(BreakerFired(breaker=result.breaker, action=result.action,
                                                                reason=result.reason),
                                                   agent=agent, now_ms=now, new_id=self.new_id, cause=env))
@@ -281,6 +291,7 @@ class RiskGuard(TreasuryActor):
                 rk = k.risk(agent)
                 commit.hset(rk, "peak_perf", rearmed.peak).hset(rk, "rearm_day", rearmed.rearm_day)
                 commit.hset(rk, "rearm_level", rearmed.rearm_level).hset(rk, "judged_seq", latest.seq)
+                commit.hset(rk, "rearm_unrealized", latest.unrealized).hset(rk, "pnl_today", 0)
                 commit.hset(rk, "judged_ms", latest.at_ms).hset(rk, "peak", total).hset(rk, "day_start", total)
                 self._change(commit, env, risk, "ACTIVE", "operator", cmd.reason, NO_END, total, total, total,
                              old_peak=old_peak, old_day_start=old_day_start)
@@ -298,6 +309,8 @@ class RiskGuard(TreasuryActor):
         commit.next_seq(rk)
         commit.hset(rk, "state", state).hset(rk, "reason", reason).hset(rk, "breaker", breaker)
         commit.hset(rk, "until_ms", until_ms)
+        if breaker not in ("operator", "agent", "pause_expired"):
+            commit.hset(rk, f"fired:{breaker}", f"{now}|{state}")
         changed = RiskStateChanged(state=state, previous=risk.state or "ACTIVE", breaker=breaker, reason=reason,
                                    total=total, peak=peak, day_start=day_start, until_ms=until_ms or None,
                                    old_peak=old_peak, old_day_start=old_day_start)

@@ -33,4 +33,9 @@ class FlowBooked(Message):
     ref: FlowRef | None = None
 
 
-MESSAGES: tuple[type, ...] = (FlowBooked,)
+class ScanIncoming(Message):
+    """The periodic poke to the casino role: book money paid to the agent (escrow payouts into its
+    casino balance) that is not booked yet. Carries no authority: each payment is booked once."""
+
+
+MESSAGES: tuple[type, ...] = (FlowBooked, ScanIncoming)

@@ -58,6 +58,11 @@ class HandlerRejected(TreasuryError):
     """Raised by a handler for a message that can never succeed: dead-lettered at once."""
 
 
+class UnknownAgent(HandlerRejected):
+    """A message for an agent this deployment does not serve: dead-lettered at once, and nothing is
+    written under the unknown name (no journal event)."""
+
+
 Handler = Callable[[Delivery], None]
 
 
@@ -281,6 +286,8 @@ class StreamBus:
         try:
             self.handler(delivery)
             self.processed += 1
+        except UnknownAgent as exc:
+            self.dead_letter(stream, entry_id, fields, str(exc), deliveries, envelope, journal=False)
         except HandlerRejected as exc:
             self.dead_letter(stream, entry_id, fields, str(exc), deliveries, envelope)
         except Exception as exc:  # noqa: BLE001 - any failure is counted, retried, then dead-lettered
@@ -296,8 +303,9 @@ class StreamBus:
         return self.keys.failures(self.streams[stream], self.role)
 
     def dead_letter(self, stream: str, entry_id: str, fields: dict, error: str, deliveries: int,
-                    envelope: Envelope | None) -> None:
-        """Move an entry to the dead stream with its error, acknowledge it, and journal the refusal."""
+                    envelope: Envelope | None, journal: bool = True) -> None:
+        """Move an entry to the dead stream with its error, acknowledge it, and journal the refusal
+        (unless `journal` is False: an unknown agent gets nothing written under its name)."""
         shard = self.streams[stream]
         raw = fields.get(FIELD) or fields.get(FIELD.decode()) or b""
         now = self.clock.now_ms()
@@ -307,7 +315,7 @@ class StreamBus:
             "deliveries": deliveries, "at_ms": now, "raw": raw,
             "agent": envelope.agent if envelope else "", "msg_id": envelope.id if envelope else "",
         }, maxlen=DEAD_MAXLEN, approximate=True)
-        if envelope is not None and envelope.agent:
+        if journal and envelope is not None and envelope.agent:
             rejected = wrap(CommandRejected(command=envelope.type, reason=error), agent=envelope.agent,
                             now_ms=now, new_id=self.new_id, cause=envelope)
             pipe.xadd(self.keys.events(envelope.agent), {FIELD: encode(rejected)})

@@ -24,7 +24,7 @@ INTERNAL_POKES = frozenset({
     "BalancesChanged", "Rebalance", "RebalanceTick", "CheckExits", "SyncEscrows", "SweepReferrals",
     "DebitLeg", "CreditLeg", "CompensateLeg", "CloseAllPositions",
     "PositionsClosedAll", "FundsDebited", "FundsMoved", "FundsReturned", "TransitLanded", "LegFailed",
-    "ReinvestReferrals", "MoveReferralIncome",
+    "ReinvestReferrals", "MoveReferralIncome", "ScanIncoming",
 })
 
 

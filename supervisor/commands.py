@@ -39,9 +39,33 @@ def _bet(a):
     return "casino", PlaceBet(game=game, win_prob=a.win_prob, kelly=a.kelly, fixed_stake=fixed)
 
 
+MAX_PAUSE_HOURS = 30 * 24
+"""The longest pause with an end, in hours (RiskGuard enforces the same 30 days)."""
+
+
+def pause_hours(text: str) -> float:
+    """`--hours`: a finite number of hours, more than 0 and at most 720 (30 days); else a one-line error."""
+    import math
+
+    try:
+        hours = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hours must be a number of hours, got {text!r}") from None
+    if not math.isfinite(hours) or hours <= 0 or hours > MAX_PAUSE_HOURS:
+        raise argparse.ArgumentTypeError(
+            f"--hours must be more than 0 and at most {MAX_PAUSE_HOURS} (30 days), got {text!r}; "
+            f"use --until-resumed for a pause with no end")
+    return hours
+
+
 def _risk(state):
     def build(a):
-        until = SystemClock().now_ms() + int(a.hours * 3_600_000) if getattr(a, "hours", None) else None
+        until = None
+        if state == "PAUSED":
+            if (a.hours is None) == (not a.until_resumed):
+                raise ConfigError("pause needs exactly one of --hours H (ends by itself) and --until-resumed")
+            if a.hours is not None:
+                until = SystemClock().now_ms() + max(1, round(a.hours * 3_600_000))
         return "risk", SetRisk(state=state, reason=a.reason, until_ms=until)
     return build
 
@@ -116,7 +140,10 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
         s.add_argument("agent")
         s.add_argument("--reason", required=True)
         if name == "pause":
-            s.add_argument("--hours", type=float, default=None, help="resume by itself after this long")
+            s.add_argument("--hours", type=pause_hours, default=None,
+                           help=f"resume by itself after this long (more than 0, at most {MAX_PAUSE_HOURS})")
+            s.add_argument("--until-resumed", action="store_true",
+                           help="no end: only a resume (operator key) lifts it")
         s.set_defaults(build=_risk(state))
 
     pay = sub.add_parser("pay", help="pay another agent through escrow")
@@ -176,6 +203,8 @@ def cmd_main(args: argparse.Namespace) -> int:
     url = args.redis_url or default_redis_url()
     client = command_client(url)
     keys, _venues, _mode = load_deployment(client, args.prefix)
+    if not client.exists(keys.risk(args.agent)):
+        raise ConfigError(f"unknown agent {args.agent!r}: `treasury agent list` shows the agents this treasury serves")
     role, body = args.build(args)
     now = SystemClock().now_ms()
     envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())

@@ -34,6 +34,7 @@ class Tick:
 DEFAULT_TICKS = (
     Tick("exits", "trading", 15_000, "messages.trading_msgs:CheckExits"),
     Tick("escrows", "escrow", 300_000, "messages.escrow_msgs:SyncEscrows"),
+    Tick("incoming", "casino", 60_000, "messages.flow_msgs:ScanIncoming"),
     Tick("rebalance", "rebalancer", 3_600_000, "messages.treasury_msgs:RebalanceTick"),
     Tick("referrals", "referral", 6 * 3_600_000, "messages.referral_msgs:SweepReferrals"),
     Tick("reinvest", "referral", 24 * 3_600_000, "messages.referral_msgs:ReinvestReferrals"),

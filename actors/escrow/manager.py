@@ -41,6 +41,7 @@ from actors.escrow.store import (
     open_escrows,
 )
 from actors.escrow.venue import EscrowVenue, VenueFor, escrow_venue_factory
+from actors.flows import flow_effects
 from actors.ledger import read_ledger, read_risk
 from actors.policy.breakers import escrow_lock
 from actors.policy.buckets import DEFAULT_POLICY, Policy, usd
@@ -112,7 +113,7 @@ class EscrowManager(TreasuryActor):
         locked = ledger.held_by("reserve", "locked") + in_flight
         reserve_total = ledger.bucket("reserve")
         check = check_escrow(cmd.amount, cmd.timeout_hours, locked, reserve_total, self.policy)
-        problems = [(c, r) for c, r in zip(check.codes, check.reasons) if c != "escrow_lock"]
+        problems = [(c, r) for c, r in zip(check.codes, check.reasons, strict=True) if c != "escrow_lock"]
         if len(description) < 3:
             problems.append(("invalid_description", "the description needs at least 3 visible characters"))
         if problems:
@@ -295,6 +296,10 @@ class EscrowManager(TreasuryActor):
         ledger = self.keys.ledger(agent)
         if status == "released":
             self._move(commit, ledger, on_released(record.amount))
+            # a deliberate payment, not a loss: the breakers see it as an outflow (the fee with it)
+            events.append(flow_effects(commit, self.keys, agent, bucket="reserve", amount_micros=-record.amount,
+                                       source="escrow_payment", detail=f"escrow {record.escrow_id} released",
+                                       ref=f"escrow-paid:{record.escrow_id}", apply_to=None))
             updated = _replace(record, status="released", proof=proof, closed_ms=now)
             events.append(EscrowReleased(escrow_id=record.escrow_id, amount=record.amount,
                                          paid=record.amount - record.fee, fee=record.fee, proof=proof,

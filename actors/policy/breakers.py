@@ -270,6 +270,8 @@ class ValuePoint:
     seq: int
     total: int
     flows: int
+    unrealized: int = 0
+    """Of `total`, the open positions' unrealized P&L at their marks."""
 
     @property
     def performance(self) -> int:
@@ -278,10 +280,10 @@ class ValuePoint:
 
     @classmethod
     def parse(cls, member: bytes | str) -> ValuePoint:
-        """A point from its series member `"<at_ms>|<seq>|<total>|<flows>"` (see `runtime/lua/commit.lua`)."""
+        """A point from its series member `"<at_ms>|<seq>|<total>|<flows>|<unrealized>"` (see
+        `runtime/lua/commit.lua`)."""
         text = member.decode() if isinstance(member, bytes) else member
-        at, seq, total, flows = text.split("|")
-        return cls(int(at), int(seq), int(total), int(flows))
+        return cls(*(int(part) for part in text.split("|")))
 
 
 ORIGIN = ValuePoint(0, 0, 0, 0)
