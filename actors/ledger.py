@@ -53,7 +53,11 @@ class LedgerView:
 
 
 def read_ledger(client: redis.Redis, keys: Keys, agent: str) -> LedgerView:
-    raw = client.hgetall(keys.ledger(agent))
+    return ledger_from_fields(client.hgetall(keys.ledger(agent)))
+
+
+def ledger_from_fields(raw: dict) -> LedgerView:
+    """A `LedgerView` from the ledger hash's fields (bytes or text); unknown fields are ignored."""
     available: dict[str, int] = {}
     held: dict[str, dict[str, int]] = {}
     for k, v in raw.items():

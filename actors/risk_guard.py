@@ -164,7 +164,7 @@ class RiskGuard(TreasuryActor):
                            ("trading_peak_perf", trading_level), ("trading_peak", trading_level + trading_base),
                            # for `treasury status`: P&L as the breakers see it, and their limits
                            ("pnl_start", latest.performance), ("pnl_today", latest.performance - day_level),
-                           ("unrealized", latest.unrealized),
+                           ("unrealized", latest.unrealized), ("trading_value", trading),
                            ("day_unrealized", boundary.unrealized if marks.rearm_day != today
                             else int(_text(raw, "rearm_unrealized", "0"))),
                            ("limit_daily_loss_bp", policy.daily_loss_bp),
@@ -209,7 +209,8 @@ class RiskGuard(TreasuryActor):
             if result.action == "halt_trading" and "trading" not in risk.halted_buckets:
                 from messages.trading_msgs import CloseAllPositions
 
-                commit.hset(rk, "halt:trading", result.reason).hset(rk, f"fired:{result.breaker}", f"{now}|halt_trading")
+                commit.hset(rk, "halt:trading", result.reason)
+                commit.hset(rk, f"fired:{result.breaker}", f"{now}|halt_trading")
                 commit.emit(k.events(agent), wrap(BucketHalted(bucket="trading", breaker=result.breaker,
                                                                reason=result.reason),
                                                   agent=agent, now_ms=now, new_id=self.new_id, cause=env))
@@ -226,7 +227,8 @@ class RiskGuard(TreasuryActor):
                     continue
                 from messages.treasury_msgs import Rebalance
 
-                commit.hset(rk, "rebalance_requested_ms", now).hset(rk, f"fired:{result.breaker}", f"{now}|{result.action}")
+                commit.hset(rk, "rebalance_requested_ms", now)
+                commit.hset(rk, f"fired:{result.breaker}", f"{now}|{result.action}")
                 commit.emit(k.events(agent), wrap(BreakerFired(breaker=result.breaker, action=result.action,
                                                                reason=result.reason),
                                                   agent=agent, now_ms=now, new_id=self.new_id, cause=env))
