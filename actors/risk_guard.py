@@ -83,17 +83,22 @@ def _text(raw: dict, name: str, default: str = "") -> str:
 
 
 class RiskGuard(TreasuryActor):
-    role = "risk"
+    """The risk role: the only writer of each agent's risk state (`ACTIVE`/`PAUSED`/`HALTED`, a
+    pause's end in epoch ms, per-bucket halts) and of its peak and day-start totals (micro-USD).
 
-    def handle(self, delivery: Delivery) -> None:
-        body = delivery.envelope.body
-        if isinstance(body, BalancesChanged):
-            return self.evaluate(delivery)
-        if isinstance(body, SetRisk):
-            return self.set_by_command(delivery, body)
-        if isinstance(body, ResumeBucket):
-            return self.resume_bucket(delivery, body)
-        raise self.unhandled(delivery)
+    Handles `BalancesChanged` (judge the new points of the value series with the breakers of
+    `actors.policy.breakers`: drawdowns and the daily loss in basis points of the flow-adjusted peak
+    or day-start, micro-USD), `SetRisk` (a state set by a signed command, allowed by the authority
+    table of `actors.policy.authority`; a resume re-arms the breakers) and `ResumeBucket` (lift one
+    bucket's halt). A state
+    change is committed with the next fence sequence number, so the fence refuses spends from that
+    step on, then broadcast on the control stream (`RiskControl`). Journal: `BreakerFired`,
+    `RiskStateChanged`, `BucketHalted`, `BucketResumed`, `CommandRejected` (a resume that does not
+    apply). Breakers that need money moved ask the rebalancer (`Rebalance`).
+    """
+
+    role = "risk"
+    handlers = {BalancesChanged: "evaluate", SetRisk: "set_by_command", ResumeBucket: "resume_bucket"}
 
     # ------------------------------------------------------------------ the value series
 
@@ -128,7 +133,7 @@ class RiskGuard(TreasuryActor):
 
     # ------------------------------------------------------------------ evaluation
 
-    def evaluate(self, delivery: Delivery) -> None:
+    def evaluate(self, delivery: Delivery, poke: BalancesChanged) -> None:
         env = delivery.envelope
         agent, now = env.agent, self.clock.now_ms()
         risk = read_risk(self.client, self.keys, agent)
@@ -194,7 +199,7 @@ class RiskGuard(TreasuryActor):
             self._change(commit, env, risk, "ACTIVE", "pause_expired", "pause expired; spending resumes",
                          NO_END, total, peak, day_start)
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self.steps.commit(commit, env.id, now)
+        self._commit(commit, env.id, now)
 
     def _bucket_actions(self, commit, env: Envelope, risk: RiskView, results, now: int) -> None:
         """Breakers that act on one bucket or ask for a rebalance, each acted on once.
@@ -253,7 +258,7 @@ class RiskGuard(TreasuryActor):
                                                               reason=f"the {cmd.bucket} bucket is not halted"),
                                               agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self.steps.commit(commit, env.id, now)
+        self._commit(commit, env.id, now)
 
     def set_by_command(self, delivery: Delivery, cmd: SetRisk) -> None:
         """Pause, halt or resume on a signed command, if its authority allows the change.
@@ -301,7 +306,7 @@ class RiskGuard(TreasuryActor):
                 self._change(commit, env, risk, cmd.state, "operator" if delivery.authority in (None, "operator")
                              else "agent", cmd.reason, until, total, old_peak, old_day_start)
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self.steps.commit(commit, env.id, now)
+        self._commit(commit, env.id, now)
 
     def _change(self, commit, env: Envelope, risk: RiskView, state: str, breaker: str, reason: str, until_ms: int,
                 total: int, peak: int, day_start: int, *, old_peak: int | None = None,

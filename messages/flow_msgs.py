@@ -19,7 +19,7 @@ FlowSource = Annotated[str, msgspec.Meta(pattern=r"^[a-z_]{1,32}$")]
 FlowRef = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:|-]{1,120}$")]
 
 
-class FlowBooked(Message):
+class FlowBooked(Message, frozen=True):
     """Journal event: `amount_micros` (signed: + in, − out) entered or left `bucket` from `source`.
 
     `ref` identifies the outside fact (an escrow id, a venue ledger entry, a deposit's tx hash);
@@ -33,7 +33,7 @@ class FlowBooked(Message):
     ref: FlowRef | None = None
 
 
-class ScanIncoming(Message):
+class ScanIncoming(Message, frozen=True):
     """The periodic poke to the casino role: book money paid to the agent (escrow payouts into its
     casino balance) that is not booked yet. Carries no authority: each payment is booked once."""
 
