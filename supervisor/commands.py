@@ -44,17 +44,17 @@ MAX_PAUSE_HOURS = 30 * 24
 
 
 def pause_hours(text: str) -> float:
-    """`--hours`: a finite number of hours, more than 0 and at most 720 (30 days); else a one-line error."""
+    """`--hours`: a finite number of hours, more than 0 and at most 720 (30 days); else `ConfigError`
+    (a one-line error at the CLI)."""
     import math
 
     try:
         hours = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hours must be a number of hours, got {text!r}") from None
+        raise ConfigError(f"--hours must be a number of hours, got {text!r}") from None
     if not math.isfinite(hours) or hours <= 0 or hours > MAX_PAUSE_HOURS:
-        raise argparse.ArgumentTypeError(
-            f"--hours must be more than 0 and at most {MAX_PAUSE_HOURS} (30 days), got {text!r}; "
-            f"use --until-resumed for a pause with no end")
+        raise ConfigError(f"--hours must be more than 0 and at most {MAX_PAUSE_HOURS} (30 days), got {text!r}; "
+                          f"use --until-resumed for a pause with no end")
     return hours
 
 
@@ -65,7 +65,7 @@ def _risk(state):
             if (a.hours is None) == (not a.until_resumed):
                 raise ConfigError("pause needs exactly one of --hours H (ends by itself) and --until-resumed")
             if a.hours is not None:
-                until = SystemClock().now_ms() + max(1, round(a.hours * 3_600_000))
+                until = SystemClock().now_ms() + max(1, round(pause_hours(a.hours) * 3_600_000))
         return "risk", SetRisk(state=state, reason=a.reason, until_ms=until)
     return build
 
@@ -140,7 +140,7 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
         s.add_argument("agent")
         s.add_argument("--reason", required=True)
         if name == "pause":
-            s.add_argument("--hours", type=pause_hours, default=None,
+            s.add_argument("--hours", default=None,
                            help=f"resume by itself after this long (more than 0, at most {MAX_PAUSE_HOURS})")
             s.add_argument("--until-resumed", action="store_true",
                            help="no end: only a resume (operator key) lifts it")
@@ -203,13 +203,13 @@ def cmd_main(args: argparse.Namespace) -> int:
     url = args.redis_url or default_redis_url()
     client = command_client(url)
     keys, _venues, _mode = load_deployment(client, args.prefix)
-    if not client.exists(keys.risk(args.agent)):
-        raise ConfigError(f"unknown agent {args.agent!r}: `treasury agent list` shows the agents this treasury serves")
     role, body = args.build(args)
     now = SystemClock().now_ms()
     envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())
     decode(encode(envelope))  # validate here, as a worker would: a bad value is refused before it is sent
     key = pick_key(load_keyring(), required_scope_for(body), args.key_id)
+    if not client.exists(keys.risk(args.agent)):
+        raise ConfigError(f"unknown agent {args.agent!r}: `treasury agent list` shows the agents this treasury serves")
     envelope = sign(envelope, key, now_ms=now)
     follower = JournalFollower(client, keys, args.agent)
     follower.last_id = client.xinfo_stream(keys.events(args.agent))["last-generated-id"] \
