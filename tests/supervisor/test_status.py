@@ -120,7 +120,8 @@ def test_agent_figures_are_exact(rclient, keys, deployment):
     rows = {b["bucket"]: b for b in alice["buckets"]}
     assert alice["total"] == USD(1000)
     assert rows["casino"] == {"bucket": "casino", "available": USD(248), "reserved": USD(2),
-                              "held": {"reserved": USD(2)}, "total": USD(250), "target_bp": 1500, "actual_bp": 2500, "drift_bp": 1000, "drifted": True}
+                              "held": {"reserved": USD(2)}, "total": USD(250), "target_bp": 1500, "actual_bp": 2500,
+                              "drift_bp": 1000, "drifted": True}
     reserve = rows["reserve"]
     assert (reserve["actual_bp"], reserve["drift_bp"], reserve["drifted"]) == (3000, -1000, True)
     assert (rows["trading"]["drift_bp"], rows["trading"]["drifted"]) == (0, False)
