@@ -144,7 +144,7 @@ ops = st.lists(st.one_of(
 ), min_size=1, max_size=30)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(script=ops, lag=st.lists(st.sampled_from([True, True, False]), min_size=30, max_size=30))
 def test_breakers_fire_exactly_when_the_oracle_says(redis_url, script, lag):
