@@ -36,14 +36,15 @@ from actors.policy.breakers import (
     trading_drawdown,
     utc_day,
 )
-from actors.policy.buckets import DEFAULT_POLICY, Policy
+from actors.policy.effective import effective_policy
+from messages.catalogue import role_of
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.schema import (
     BalancesChanged,
     BreakerFired,
     BucketHalted,
     BucketResumed,
-    CommandRejected,
+    CommandRefused,
     ResumeBucket,
     RiskControl,
     RiskStateChanged,
@@ -62,21 +63,6 @@ REBALANCE_REQUEST_EVERY_MS = 3600 * 1000
 """An unanswered emergency rebalance is asked for again at most this often."""
 
 
-def policy_for(client, keys, agent: str, default: Policy = DEFAULT_POLICY) -> Policy:
-    """The agent's effective policy: the defaults with its operator overrides (`set-policy`).
-
-    The one place RiskGuard reads policy numbers; it reads the overrides hash the Rebalancer writes.
-    """
-    raw = client.hgetall(keys._k(keys.shard(agent), "policy", agent))
-    if not raw:
-        return default
-    overrides = {}
-    for k, v in raw.items():
-        text = v.decode() if isinstance(v, bytes) else v
-        overrides[k.decode() if isinstance(k, bytes) else k] = int(text) if text.lstrip("-").isdigit() else text
-    return Policy.load({**msgspec.structs.asdict(default), **overrides})
-
-
 def _text(raw: dict, name: str, default: str = "") -> str:
     value = raw.get(name.encode(), raw.get(name))
     return default if value is None else (value.decode() if isinstance(value, bytes) else str(value))
@@ -93,7 +79,7 @@ class RiskGuard(TreasuryActor):
     bucket's halt). A state
     change is committed with the next fence sequence number, so the fence refuses spends from that
     step on, then broadcast on the control stream (`RiskControl`). Journal: `BreakerFired`,
-    `RiskStateChanged`, `BucketHalted`, `BucketResumed`, `CommandRejected` (a resume that does not
+    `RiskStateChanged`, `BucketHalted`, `BucketResumed`, `CommandRefused` (a resume that does not
     apply). Breakers that need money moved ask the rebalancer (`Rebalance`).
     """
 
@@ -140,7 +126,7 @@ class RiskGuard(TreasuryActor):
         if not risk.known:
             raise HandlerRejected(f"agent {agent} has no risk state")
         raw = self.client.hgetall(self.keys.risk(agent))
-        policy = policy_for(self.client, self.keys, agent)
+        policy = effective_policy(self.client, self.keys, agent)
         ledger = read_ledger(self.client, self.keys, agent)
         latest = self._latest(agent)
         marks = self._performance(raw, latest)
@@ -219,7 +205,7 @@ class RiskGuard(TreasuryActor):
                 commit.emit(k.events(agent), wrap(BucketHalted(bucket="trading", breaker=result.breaker,
                                                                reason=result.reason),
                                                   agent=agent, now_ms=now, new_id=self.new_id, cause=env))
-                commit.emit(k.agent_commands(agent, "trading"),
+                commit.emit(k.agent_commands(agent, role_of(CloseAllPositions)),
                             wrap(CloseAllPositions(reason=result.reason, reply_to=None), agent=agent, now_ms=now,
                                  new_id=self.new_id, cause=env))
                 commit.emit(k.control(k.shard(agent)), wrap(RiskControl(state=risk.state or "ACTIVE",
@@ -237,7 +223,7 @@ class RiskGuard(TreasuryActor):
                 commit.emit(k.events(agent), wrap(BreakerFired(breaker=result.breaker, action=result.action,
                                                                reason=result.reason),
                                                   agent=agent, now_ms=now, new_id=self.new_id, cause=env))
-                commit.emit(k.agent_commands(agent, "rebalancer"),
+                commit.emit(k.agent_commands(agent, role_of(Rebalance)),
                             wrap(Rebalance(trigger=result.breaker, reason=result.reason), agent=agent, now_ms=now,
                                  new_id=self.new_id, cause=env))
 
@@ -254,7 +240,7 @@ class RiskGuard(TreasuryActor):
             commit.emit(k.events(agent), wrap(BucketResumed(bucket=cmd.bucket, reason=cmd.reason), agent=agent,
                                               now_ms=now, new_id=self.new_id, cause=env))
         else:
-            commit.emit(k.events(agent), wrap(CommandRejected(command="ResumeBucket",
+            commit.emit(k.events(agent), wrap(CommandRefused(command="ResumeBucket",
                                                               reason=f"the {cmd.bucket} bucket is not halted"),
                                               agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
@@ -263,7 +249,7 @@ class RiskGuard(TreasuryActor):
     def set_by_command(self, delivery: Delivery, cmd: SetRisk) -> None:
         """Pause, halt or resume on a signed command, if its authority allows the change.
 
-        Refused (a `CommandRejected` in the journal, nothing else changed): an end on anything but a
+        Refused (a `CommandRefused` in the journal, nothing else changed): an end on anything but a
         pause, an end not in the future or more than 30 days ahead, and a change that relaxes the
         state without the authority `may_change` requires. A resume to ACTIVE re-arms the drawdown
         and daily-loss breakers at the current level; the event records the old peak and day-start.
@@ -286,7 +272,7 @@ class RiskGuard(TreasuryActor):
             problem = may_change(risk.state, risk.until_ms, cmd.state, until, delivery.authority, now)
         commit = self.steps.new_commit(agent)
         if problem is not None:
-            commit.emit(k.events(agent), wrap(CommandRejected(command="SetRisk", reason=problem), agent=agent,
+            commit.emit(k.events(agent), wrap(CommandRefused(command="SetRisk", reason=problem), agent=agent,
                                               now_ms=now, new_id=self.new_id, cause=env))
         else:
             raw = self.client.hgetall(k.risk(agent))

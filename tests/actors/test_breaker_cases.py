@@ -14,7 +14,7 @@ from actors.risk_guard import RiskGuard
 from messages.codec import FIELD, decode, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import parse_usd
-from messages.schema import BalancesChanged, CommandRejected, RiskStateChanged, SetRisk
+from messages.schema import BalancesChanged, CommandRefused, RiskStateChanged, SetRisk
 from runtime.atomic import AtomicSteps
 from runtime.bus import StreamBus, command_client
 from runtime.clock import DAY_MS, ManualClock
@@ -283,7 +283,7 @@ def test_case5_riskguard_refuses_a_pause_that_ends_in_the_past_or_beyond_30_days
     now = g.clock.now_ms()
     for until in (now - 3_600_000, now, now + 30 * DAY_MS + 1):
         assert g.command(SetRisk(state="PAUSED", reason="r", until_ms=until), key=AGENT_KEY).state == "ACTIVE"
-    assert len(g.events(CommandRejected)) == 3
+    assert len(g.events(CommandRefused)) == 3
     assert g.command(SetRisk(state="PAUSED", reason="r", until_ms=now + 3_600_000), key=AGENT_KEY).state == "PAUSED"
     assert not g.steps.reserve(AGENT, "bet", "casino", USD("1"), USD("3"), now + 1).granted
 
@@ -297,7 +297,7 @@ def test_the_agent_key_cannot_lift_an_operator_only_halt_with_a_short_pause(make
     now = g.clock.now_ms()
     risk = g.command(SetRisk(state="PAUSED", reason="short", until_ms=now + 1_500), key=AGENT_KEY)
     assert risk.state == "HALTED"
-    rejected = g.events(CommandRejected)[-1]
+    rejected = g.events(CommandRefused)[-1]
     assert "relaxes" in rejected.reason and "operator" in rejected.reason
     g.clock.advance(2_000)
     assert g.poke().state == "HALTED"  # nothing expired: the halt holds
