@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 
-import msgspec
 import pykka
 
 from actors.base import TreasuryActor

@@ -41,5 +41,5 @@ class CommandGate:
         passes, the same signed command published again (a replay) does not.
         """
         if envelope.signature is None and required_scope(envelope.body) == "internal":
-            return  # an actor's own poke; a signed one (from a person or a program) is verified
-        verify(envelope, self.keyring, now_ms=self.clock.now_ms(), nonces=self.nonces, holder=entry_id)
+            return None  # an actor's own poke; a signed one (from a person or a program) is verified
+        return verify(envelope, self.keyring, now_ms=self.clock.now_ms(), nonces=self.nonces, holder=entry_id)
