@@ -270,7 +270,7 @@ CORE_MESSAGES: tuple[type, ...] = (
 )
 
 _CONCERNS = ("messages.treasury_msgs", "messages.trading_msgs", "messages.escrow_msgs", "messages.referral_msgs",
-             "messages.flow_msgs")
+             "messages.silo_msgs", "messages.flow_msgs")
 """Modules that each export `MESSAGES: tuple[type, ...]`; a missing one is skipped."""
 
 
