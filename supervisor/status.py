@@ -24,7 +24,7 @@ import msgspec
 import redis
 
 from actors.bootstrap import TARGET_BP
-from actors.ledger import HELD_KINDS, ledger_from_fields
+from actors.ledger import HELD_KINDS, ledger_from
 from messages.catalogue import OUTCOME_KIND_BY_TAG, ROLES
 from messages.codec import FIELD
 from messages.errors import TreasuryError
@@ -220,7 +220,7 @@ def bucket_rows(ledger: dict[str, str]) -> tuple[list[dict], int]:
     Shares are rounded half-even to the basis point; `drifted` is decided on the exact fraction,
     so a bucket at exactly 5 % off its target is not flagged, as in the rebalancing policy.
     """
-    view = ledger_from_fields(ledger)
+    view = ledger_from(ledger)
     rows = []
     for name in BUCKETS:
         rows.append({"bucket": name, "available": view.available.get(name, 0),
