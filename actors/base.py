@@ -27,7 +27,7 @@ from messages.codec import decode
 from messages.envelope import Envelope, IdFactory
 from messages.schema import RetrySpend, RiskControl
 from runtime.atomic import AtomicSteps
-from runtime.bus import Delivery, HandlerRejected
+from runtime.bus import Delivery, HandlerRejected, UnknownAgent
 from runtime.clock import Clock
 from runtime.control import ControlChanged, ControlView
 from runtime.durability import suffix_loss_possible
@@ -80,6 +80,9 @@ class TreasuryActor(Committer, pykka.ThreadingActor):
 
     def on_receive(self, message):
         if isinstance(message, Delivery):
+            agent = message.envelope.agent
+            if not self.client.exists(self.keys.risk(agent)):
+                raise UnknownAgent(f"unknown agent {agent!r}: this treasury does not serve it (nothing done)")
             if isinstance(message.envelope.body, RetrySpend):
                 return self.retry_spend(message, message.envelope.body)
             return self.handle(message)

@@ -25,10 +25,14 @@ def open_treasury(steps: AtomicSteps, agent: str, capital: int, *, now_ms: int, 
         commit.hset(keys.ledger(agent), bucket, parts.get(bucket, 0))
         commit.hset(keys.ledger(agent), f"{bucket}:reserved", 0)
     total = sum(parts.values())
+    # The capital is the first external flow (source "capital"): performance starts at 0.
+    commit.hset(keys.flows(agent), "external", total)
+    for bucket in BUCKETS:
+        commit.hset(keys.flows(agent), f"external:{bucket}", parts.get(bucket, 0))
     risk = keys.risk(agent)
     for fld, value in (("state", "ACTIVE"), ("reason", "opened"), ("breaker", ""), ("until_ms", 0),
                        ("peak", total), ("day_start", total), ("day", now_ms // DAY_MS),
-                       ("trading_peak", parts.get("trading", 0))):
+                       ("trading_peak", parts.get("trading", 0)), ("peak_perf", 0), ("trading_peak_perf", 0)):
         commit.hset(risk, fld, value)
     event = wrap(CapitalAllocated(buckets=parts, total=total), agent=agent, now_ms=now_ms, new_id=new_id)
     commit.emit(keys.events(agent), event)

@@ -20,6 +20,8 @@ import redis
 
 from actors.base import TreasuryActor
 from actors.casino_odds import game_id, true_odds, venue_params
+from actors.flows import already_booked, book_flow
+from actors.incoming import incoming_payments
 from actors.kelly import KellyResult, kelly_stake
 from actors.ledger import LedgerView, ledger_from, read_ledger, read_risk
 from actors.policy.breakers import casino_session
@@ -29,6 +31,7 @@ from actors.policy.effective import effective_policy
 from actors.venues import TIMEOUT_S, AgentClients
 from messages.catalogue import role_of
 from messages.envelope import IdFactory, wrap
+from messages.flow_msgs import ScanIncoming
 from messages.money import CENT, MAX_MICROS, floor_to_cent, format_usd
 from messages.schema import (
     BalancesChanged,
@@ -73,12 +76,33 @@ class CasinoBucket(TreasuryActor):
     """
 
     role = "casino"
-    handlers = {PlaceBet: "place_bet", StartSession: "start_session"}
+    handlers = {PlaceBet: "place_bet", StartSession: "start_session", ScanIncoming: "scan_incoming"}
     transfer_legs = True
 
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory, casino_for: Callable[[str], object]):
         super().__init__(steps, clock, new_id)
         self.casino_for = casino_for
+
+    # ------------------------------------------------------------------ money paid to the agent
+
+    def scan_incoming(self, delivery: Delivery, scan: ScanIncoming) -> None:
+        """Book every escrow payout found in the casino ledger that is not booked yet (`actors/incoming.py`).
+
+        Each payment is its own commit, guarded by its ref, so it lands once however often the
+        scan runs or is redelivered; the tick is acknowledged last."""
+        env = delivery.envelope
+        agent, now = env.agent, self.clock.now_ms()
+        for payment in incoming_payments(self.casino_for(agent).ledger()):
+            commit = self.steps.new_commit(agent)
+            book_flow(commit, self.keys, agent, bucket="casino", amount_micros=payment.amount_micros,
+                      source=payment.source, detail=payment.detail, ref=payment.ref, now_ms=now,
+                      new_id=self.new_id, cause=env)
+            result = self.steps.commit(commit, f"{payment.ref}"[:80], now)
+            if not result.applied and not already_booked(result) and result.status != "duplicate":
+                log.warning("casino %s: payment %s not booked: %s", agent, payment.ref, result.reason)
+        commit = self.steps.new_commit(agent)
+        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
+        self._commit(commit, env.id, now)
 
     # ------------------------------------------------------------------ sessions
 

@@ -9,10 +9,16 @@ import redis
 from messages.schema import BUCKETS
 from runtime.keys import Keys
 
-HELD_KINDS = ("reserved", "locked", "margin", "in_transit")
+HELD_KINDS = ("reserved", "locked", "margin", "in_transit", "unrealized")
 """Money of a bucket that is not available but still the treasury's: `reserved` by an in-flight
-spend (the fence), `locked` in escrow, `margin` in open positions, `in_transit` between silos.
-Ledger fields are `<bucket>` (available) and `<bucket>:<kind>`."""
+spend (the fence), `locked` in escrow, `margin` posted in open positions, `in_transit` between
+silos, and `unrealized`: the open positions' marked value less their margin (signed; written by
+the trading actor from the venue's mark price, see `actors/trading/marks.py`).
+Ledger fields are `<bucket>` (available) and `<bucket>:<kind>`.
+
+**A bucket's value** is available + reserved + locked + in transit + margin + unrealized: the one
+definition that status, drift, rebalancing and the breakers use (`LedgerView.bucket`, `.total`),
+and that the value series sums inside every commit (`runtime/lua/commit.lua`)."""
 
 
 @dataclass(frozen=True)
@@ -30,11 +36,16 @@ class LedgerView:
         return self.held.get(bucket, {}).get(kind, 0)
 
     @property
+    def values(self) -> dict[str, int]:
+        """Every bucket's value (`bucket`), by name."""
+        return {b: self.bucket(b) for b in BUCKETS}
+
+    @property
     def total(self) -> int:
         return sum(self.available.values()) + sum(sum(k.values()) for k in self.held.values())
 
     def bucket(self, name: str) -> int:
-        """Everything the bucket owns: available plus every held kind."""
+        """The bucket's value in micro-USD: available plus every held kind (positions at their mark)."""
         return self.available.get(name, 0) + sum(self.held.get(name, {}).values())
 
     def known(self) -> bool:

@@ -1,10 +1,18 @@
 """RiskGuard: the only writer of an agent's risk state; trips breakers and broadcasts the result.
 
 It re-evaluates an agent whenever a balance changes (a `BalancesChanged` written in the same
-atomic step as the change), tracking the peak total and the total at the start of the UTC day.
-A state change is committed through the same keys the fence reads, with a fence sequence number,
-so once PAUSED or HALTED is committed no spend can be reserved; the control-stream broadcast then
-tells every spending actor to stop its loops.
+atomic step as the change) and on the hourly tick. The treasury-level breakers judge the agent's
+**value series** (`keys.values`: one point per ledger commit, carrying the commit's time, the
+total and the cumulative external flows), point by point in time order, each point in the UTC day
+it happened: so a loss counts in its own day whatever order, or how late, the re-checks come in.
+They measure performance (total − flows), so paying for work or receiving money is neither a
+loss nor a gain (`actors/flows.py`). Positions count at their marked value (`trading:unrealized`).
+
+Every state change — a breaker's, a pause's expiry, a command's — goes through
+`actors.policy.authority.may_change`, the one table of who may move the state which way. A
+change is committed through the same keys the fence reads, with a fence sequence number, so once
+PAUSED or HALTED is committed no spend can be reserved; the control-stream broadcast then tells
+every spending actor to stop its loops.
 """
 
 from __future__ import annotations
@@ -15,7 +23,18 @@ import pykka
 
 from actors.base import TreasuryActor
 from actors.ledger import RiskView, read_ledger, read_risk
-from actors.policy.breakers import RiskMarks, TotalsSnapshot, evaluate_totals
+from actors.policy.authority import NO_END, effective, may_change, strictness
+from actors.policy.breakers import (
+    DAY_MS,
+    MAX_PAUSE_MS,
+    ORIGIN,
+    Performance,
+    ValuePoint,
+    judge_point,
+    reserve_floor,
+    trading_drawdown,
+    utc_day,
+)
 from actors.policy.effective import effective_policy
 from messages.catalogue import role_of
 from messages.envelope import Envelope, IdFactory, wrap
@@ -37,19 +56,26 @@ from runtime.clock import Clock
 log = logging.getLogger(__name__)
 
 STATE_ACTIONS = {"halt": "HALTED", "pause": "PAUSED"}
+"""Breaker actions that change the treasury-wide risk state (the others act on one bucket)."""
 
 REBALANCE_REQUEST_EVERY_MS = 3600 * 1000
 """An unanswered emergency rebalance is asked for again at most this often."""
-"""Breaker actions that change the treasury-wide risk state (the others act on one bucket)."""
+
+
+def _text(raw: dict, name: str, default: str = "") -> str:
+    value = raw.get(name.encode(), raw.get(name))
+    return default if value is None else (value.decode() if isinstance(value, bytes) else str(value))
 
 
 class RiskGuard(TreasuryActor):
     """The risk role: the only writer of each agent's risk state (`ACTIVE`/`PAUSED`/`HALTED`, a
     pause's end in epoch ms, per-bucket halts) and of its peak and day-start totals (micro-USD).
 
-    Handles `BalancesChanged` (re-evaluate the breakers of `actors.policy.breakers` on the ledger:
-    drawdowns and the daily loss in basis points of the peak or day-start total), `SetRisk` (a state set by
-    hand; a resume to ACTIVE needs an operator key) and `ResumeBucket` (lift one bucket's halt). A state
+    Handles `BalancesChanged` (judge the new points of the value series with the breakers of
+    `actors.policy.breakers`: drawdowns and the daily loss in basis points of the flow-adjusted peak
+    or day-start, micro-USD), `SetRisk` (a state set by a signed command, allowed by the authority
+    table of `actors.policy.authority`; a resume re-arms the breakers) and `ResumeBucket` (lift one
+    bucket's halt). A state
     change is committed with the next fence sequence number, so the fence refuses spends from that
     step on, then broadcast on the control stream (`RiskControl`). Journal: `BreakerFired`,
     `RiskStateChanged`, `BucketHalted`, `BucketResumed`, `CommandRefused` (a resume that does not
@@ -57,7 +83,40 @@ class RiskGuard(TreasuryActor):
     """
 
     role = "risk"
-    handlers = {BalancesChanged: "evaluate", SetRisk: "set_by_operator", ResumeBucket: "resume_bucket"}
+    handlers = {BalancesChanged: "evaluate", SetRisk: "set_by_command", ResumeBucket: "resume_bucket"}
+
+    # ------------------------------------------------------------------ the value series
+
+    def _points_after(self, agent: str, seq: int, since_ms: int) -> list[ValuePoint]:
+        """Points with a sequence number above `seq`, in time order (a lagging clock is tolerated a day)."""
+        members = self.client.zrangebyscore(self.keys.values(agent), max(0, since_ms - DAY_MS), "+inf")
+        points = [p for p in map(ValuePoint.parse, members) if p.seq > seq]
+        return sorted(points)
+
+    def _latest(self, agent: str) -> ValuePoint:
+        last = self.client.zrevrange(self.keys.values(agent), 0, 0)
+        return ValuePoint.parse(last[0]) if last else ORIGIN
+
+    def _boundary(self, agent: str, day: int) -> ValuePoint:
+        """The last point before midnight starting `day` (UTC): the value at the day boundary."""
+        found = self.client.zrevrangebyscore(self.keys.values(agent), f"({day * DAY_MS}", "-inf", start=0, num=1)
+        return ValuePoint.parse(found[0]) if found else ORIGIN
+
+    def _performance(self, raw: dict, latest: ValuePoint) -> Performance:
+        peak = _text(raw, "peak_perf")
+        return Performance(int(peak) if peak else latest.performance if latest is not ORIGIN else 0,
+                           int(_text(raw, "rearm_day", "-1")), int(_text(raw, "rearm_level", "0")))
+
+    def _trading(self, raw: dict, ledger, agent: str) -> tuple[int, int, int]:
+        """(trading value, its peak level in performance units, what performance is measured against)."""
+        flows = self.client.hmget(self.keys.flows(agent), "trading", "external:trading")
+        base = int(flows[0] or 0) + int(flows[1] or 0)  # transfers in + external flows in
+        value = ledger.bucket("trading")
+        stored = _text(raw, "trading_peak_perf")
+        level = max(int(stored), value - base) if stored else value - base
+        return value, level, base
+
+    # ------------------------------------------------------------------ evaluation
 
     def evaluate(self, delivery: Delivery, poke: BalancesChanged) -> None:
         env = delivery.envelope
@@ -65,36 +124,65 @@ class RiskGuard(TreasuryActor):
         risk = read_risk(self.client, self.keys, agent)
         if not risk.known:
             raise HandlerRejected(f"agent {agent} has no risk state")
+        raw = self.client.hgetall(self.keys.risk(agent))
+        policy = effective_policy(self.client, self.keys, agent)
         ledger = read_ledger(self.client, self.keys, agent)
-        total = ledger.total
-        marks = RiskMarks(risk.peak, risk.day_start, risk.day).observe(total, now)
-        # The trading bucket's performance: its value less what transfers moved in (a rebalance out
-        # of trading is not a trading loss).
-        net_in = int(self.client.hget(self.keys.flows(agent), "trading") or 0)
-        trading = ledger.bucket("trading") - net_in
-        trading_peak = max(int(self.client.hget(self.keys.risk(agent), "trading_peak") or 0), trading)
-        peak, day_start = marks.peak, marks.day_start
+        latest = self._latest(agent)
+        marks = self._performance(raw, latest)
+        judged = int(_text(raw, "judged_seq", "0"))
+        fired = []
+        boundaries: dict[int, ValuePoint] = {}
+        for point in self._points_after(agent, judged, int(_text(raw, "judged_ms", "0"))):
+            day = utc_day(point.at_ms)
+            if day not in boundaries:
+                boundaries[day] = self._boundary(agent, day)
+            marks, results, _, _ = judge_point(point, marks, boundaries[day], now, policy)
+            fired.extend((r, point) for r in results)
+            judged = max(judged, point.seq)
+        today = utc_day(now)
+        boundary = self._boundary(agent, today)
+        day_level = marks.day_start_level(today, boundary)
+        day_start = day_level + latest.flows
+        peak = marks.peak + latest.flows
+        total = latest.total if latest is not ORIGIN else ledger.total
+        trading, trading_level, trading_base = self._trading(raw, ledger, agent)
+
         commit = self.steps.new_commit(agent)
         rk = self.keys.risk(agent)
-        commit.hset(rk, "peak", peak).hset(rk, "day_start", day_start).hset(rk, "day", marks.day_start_day)
-        commit.hset(rk, "total", total).hset(rk, "trading_peak", trading_peak)
+        for fld, value in (("peak", peak), ("day_start", day_start), ("day", today), ("total", total),
+                           ("peak_perf", marks.peak), ("judged_seq", judged), ("judged_ms", latest.at_ms),
+                           ("trading_peak_perf", trading_level), ("trading_peak", trading_level + trading_base),
+                           # for `treasury status`: P&L as the breakers see it, and their limits
+                           ("pnl_start", latest.performance), ("pnl_today", latest.performance - day_level),
+                           ("unrealized", latest.unrealized), ("trading_value", trading),
+                           ("day_unrealized", boundary.unrealized if marks.rearm_day != today
+                            else int(_text(raw, "rearm_unrealized", "0"))),
+                           ("limit_daily_loss_bp", policy.daily_loss_bp),
+                           ("limit_drawdown_bp", policy.treasury_drawdown_bp),
+                           ("limit_trading_drawdown_bp", policy.trading_drawdown_bp)):
+            commit.hset(rk, fld, value)
 
-        state = risk.state
-        expired = state == "PAUSED" and 0 < risk.until_ms <= now
-        snapshot = TotalsSnapshot(total=total, peak=peak, day_start=day_start, reserve=ledger.bucket("reserve"),
-                                  trading=trading, trading_peak=trading_peak)
-        results = evaluate_totals(snapshot, now, effective_policy(self.client, self.keys, agent))
+        bucket_results = [r for r in (trading_drawdown(trading_level + trading_base, trading,
+                                                       limit_bp=policy.trading_drawdown_bp),
+                                      reserve_floor(ledger.bucket("reserve"), ledger.total,
+                                                    floor_bp=policy.reserve_floor_bp)) if r is not None]
         # Bucket-level breakers act in every state: closing positions is right even while paused.
-        self._bucket_actions(commit, env, risk, [r for r in results if r.action not in STATE_ACTIONS], now)
-        if state == "ACTIVE" or expired:
-            fired = [r for r in results if r.action in STATE_ACTIONS]
-            if fired:
-                top = fired[0]
-                self._change(commit, env, risk, STATE_ACTIONS[top.action], top.breaker, top.reason, top.until_ms or 0,
-                             total, peak, day_start)
-            elif expired:
-                self._change(commit, env, risk, "ACTIVE", "pause_expired", "pause expired; spending resumes",
-                             0, total, peak, day_start)
+        self._bucket_actions(commit, env, risk, bucket_results, now)
+
+        current = effective(risk.state, risk.until_ms, now)
+        best = None  # the strictest state any fired breaker asks for
+        for result, point in fired:
+            target = (STATE_ACTIONS[result.action], result.until_ms or NO_END)
+            if best is None or strictness(*target) > strictness(*best[0]):
+                best = (target, result, point)
+        if best is not None and strictness(*best[0]) > strictness(*current) \
+                and may_change(risk.state, risk.until_ms, *best[0], "breaker", now) is None:
+            (state, until), result, point = best
+            self._change(commit, env, risk, state, result.breaker, result.reason, until, point.total,
+                         peak, day_start)
+        elif risk.state == "PAUSED" and current[0] == "ACTIVE":
+            self._change(commit, env, risk, "ACTIVE", "pause_expired", "pause expired; spending resumes",
+                         NO_END, total, peak, day_start)
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
 
@@ -112,6 +200,7 @@ class RiskGuard(TreasuryActor):
                 from messages.trading_msgs import CloseAllPositions
 
                 commit.hset(rk, "halt:trading", result.reason)
+                commit.hset(rk, f"fired:{result.breaker}", f"{now}|halt_trading")
                 commit.emit(k.events(agent), wrap(BucketHalted(bucket="trading", breaker=result.breaker,
                                                                reason=result.reason),
                                                   agent=agent, now_ms=now, new_id=self.new_id, cause=env))
@@ -129,6 +218,7 @@ class RiskGuard(TreasuryActor):
                 from messages.treasury_msgs import Rebalance
 
                 commit.hset(rk, "rebalance_requested_ms", now)
+                commit.hset(rk, f"fired:{result.breaker}", f"{now}|{result.action}")
                 commit.emit(k.events(agent), wrap(BreakerFired(breaker=result.breaker, action=result.action,
                                                                reason=result.reason),
                                                   agent=agent, now_ms=now, new_id=self.new_id, cause=env))
@@ -144,10 +234,8 @@ class RiskGuard(TreasuryActor):
         if cmd.bucket in risk.halted_buckets:
             commit.hdel(k.risk(agent), f"halt:{cmd.bucket}")
             if cmd.bucket == "trading":  # measure the next drawdown from here, not from the old peak
-                net_in = int(self.client.hget(k.flows(agent), "trading") or 0)
-                commit.hset(
-                    k.risk(agent), "trading_peak", read_ledger(self.client, k, agent).bucket("trading") - net_in
-                )
+                value, _, base = self._trading({}, read_ledger(self.client, k, agent), agent)
+                commit.hset(k.risk(agent), "trading_peak_perf", value - base).hset(k.risk(agent), "trading_peak", value)
             commit.emit(k.events(agent), wrap(BucketResumed(bucket=cmd.bucket, reason=cmd.reason), agent=agent,
                                               now_ms=now, new_id=self.new_id, cause=env))
         else:
@@ -157,39 +245,79 @@ class RiskGuard(TreasuryActor):
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
 
-    def set_by_operator(self, delivery: Delivery, cmd: SetRisk) -> None:
+    def set_by_command(self, delivery: Delivery, cmd: SetRisk) -> None:
+        """Pause, halt or resume on a signed command, if its authority allows the change.
+
+        Refused (a `CommandRefused` in the journal, nothing else changed): an end on anything but a
+        pause, an end not in the future or more than 30 days ahead, and a change that relaxes the
+        state without the authority `may_change` requires. A resume to ACTIVE re-arms the drawdown
+        and daily-loss breakers at the current level; the event records the old peak and day-start.
+        """
         env = delivery.envelope
-        agent, now = env.agent, self.clock.now_ms()
-        risk = read_risk(self.client, self.keys, agent)
+        agent, now, k = env.agent, self.clock.now_ms(), self.keys
+        risk = read_risk(self.client, k, agent)
         if not risk.known:
             raise HandlerRejected(f"agent {agent} has no risk state")
+        until = cmd.until_ms or NO_END
+        problem = None
+        if until != NO_END and cmd.state != "PAUSED":
+            problem = f"an end time applies only to a pause, not to {cmd.state}"
+        elif until != NO_END and until <= now:
+            problem = f"the pause would end {now - until} ms in the past; a pause must end in the future"
+        elif until != NO_END and until - now > MAX_PAUSE_MS:
+            problem = (f"the pause would last {(until - now) / 3_600_000:.1f} h, more than the "
+                       f"{MAX_PAUSE_MS // 3_600_000} h allowed; pause until resumed instead")
+        elif cmd.state == "ACTIVE" and (risk.state or "ACTIVE") == "ACTIVE":
+            problem = f"{agent} is already ACTIVE: nothing to resume"
+        else:
+            problem = may_change(risk.state, risk.until_ms, cmd.state, until, delivery.authority, now)
         commit = self.steps.new_commit(agent)
-        if cmd.state == "ACTIVE" and (risk.state or "ACTIVE") == "ACTIVE":  # a resume with nothing to resume
-            commit.emit(self.keys.events(agent), wrap(CommandRefused(command="SetRisk", reason=f"{agent} is already "
-                                                                     f"ACTIVE: nothing to resume"),
-                                                      agent=agent, now_ms=now, new_id=self.new_id, cause=env))
-            commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-            self._commit(commit, env.id, now)
-            return
-        self._change(commit, env, risk, cmd.state, signed_by(env), cmd.reason, cmd.until_ms or 0,
-                     int(self.client.hget(self.keys.risk(agent), "total") or risk.peak), risk.peak, risk.day_start)
+        if problem is not None:
+            commit.emit(k.events(agent), wrap(CommandRefused(command="SetRisk", reason=problem), agent=agent,
+                                              now_ms=now, new_id=self.new_id, cause=env))
+        else:
+            raw = self.client.hgetall(k.risk(agent))
+            latest = self._latest(agent)
+            total = latest.total if latest is not ORIGIN else read_ledger(self.client, k, agent).total
+            old_peak, old_day_start = risk.peak, risk.day_start
+            if cmd.state == "ACTIVE":  # a resume: both breakers measure from here on
+                rearmed = self._performance(raw, latest).rearmed(latest.performance, now)
+                rk = k.risk(agent)
+                commit.hset(rk, "peak_perf", rearmed.peak).hset(rk, "rearm_day", rearmed.rearm_day)
+                commit.hset(rk, "rearm_level", rearmed.rearm_level).hset(rk, "judged_seq", latest.seq)
+                commit.hset(rk, "rearm_unrealized", latest.unrealized).hset(rk, "pnl_today", 0)
+                commit.hset(rk, "judged_ms", latest.at_ms).hset(rk, "peak", total).hset(rk, "day_start", total)
+                self._change(commit, env, risk, "ACTIVE", signed_by(env), cmd.reason, NO_END, total, total, total,
+                             old_peak=old_peak, old_day_start=old_day_start)
+            else:
+                self._change(commit, env, risk, cmd.state, signed_by(env), cmd.reason, until, total, old_peak,
+                             old_day_start)
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
 
     def _change(self, commit, env: Envelope, risk: RiskView, state: str, breaker: str, reason: str, until_ms: int,
-                total: int, peak: int, day_start: int) -> None:
+                total: int, peak: int, day_start: int, *, old_peak: int | None = None,
+                old_day_start: int | None = None) -> None:
         agent, now, k = env.agent, self.clock.now_ms(), self.keys
         rk = k.risk(agent)
         commit.next_seq(rk)
         commit.hset(rk, "state", state).hset(rk, "reason", reason).hset(rk, "breaker", breaker)
         commit.hset(rk, "until_ms", until_ms)
+        if not is_manual(breaker):
+            commit.hset(rk, f"fired:{breaker}", f"{now}|{state}")
         changed = RiskStateChanged(state=state, previous=risk.state or "ACTIVE", breaker=breaker, reason=reason,
-                                   total=total, peak=peak, day_start=day_start, until_ms=until_ms or None)
+                                   total=total, peak=peak, day_start=day_start, until_ms=until_ms or None,
+                                   old_peak=old_peak, old_day_start=old_day_start)
         commit.emit(k.events(agent), wrap(changed, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         control = RiskControl(state=state, reason=reason, until_ms=until_ms or None)
         commit.emit(k.control(k.shard(agent)), wrap(control, agent=agent, now_ms=now, new_id=self.new_id, cause=env),
                     maxlen=10_000)
         log.info("risk %s: %s -> %s (%s)", agent, risk.state, state, reason)
+
+
+def is_manual(breaker: str) -> bool:
+    """A risk change made by a command or by a pause running out, not by a breaker."""
+    return breaker in ("operator", "agent", "pause_expired") or breaker.startswith("key ")
 
 
 def signed_by(env: Envelope) -> str:

@@ -49,6 +49,7 @@ from messages.escrow_msgs import (
     ReleaseEscrow,
     SyncEscrows,
 )
+from messages.flow_msgs import ScanIncoming
 from messages.referral_msgs import (
     MoveReferralIncome,
     ReferralPayoutConfirmed,
@@ -234,6 +235,8 @@ _FACTS: tuple[CommandFacts, ...] = (
     CommandFacts(DisputeEscrow, ("escrow",), "agent", done=(EscrowDisputed,), refused=(EscrowRefused,),
                  rejected=(EscrowRejected,)),
     CommandFacts(SyncEscrows, ("escrow",), "internal", done=(EscrowSynced,), poke=SyncEscrows),
+    # money paid to the agent, found in its casino ledger and booked once per payment
+    CommandFacts(ScanIncoming, ("casino",), "internal", poke=ScanIncoming),
     # trading
     CommandFacts(OpenPosition, ("trading",), "agent", done=(PositionOpened,), refused=(OrderRefused,),
                  rejected=(OrderRejected,)),

@@ -90,11 +90,14 @@ class StartSession(Message, frozen=True):
 
 
 class SetRisk(Message, frozen=True):
-    """An operator sets the risk state (pause, halt, resume). Resuming from HALTED needs an operator."""
+    """Set the risk state (pause, halt, resume). `until_ms` (epoch ms, only for PAUSED) is when the
+    pause ends by itself; None means until resumed. RiskGuard refuses an end that is not in the
+    future or more than 30 days ahead, and any change that relaxes the state without the authority
+    the table in `actors/policy/authority.py` names (resuming always needs an operator key)."""
 
     state: RiskState
-    reason: str
-    until_ms: int | None = None
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    until_ms: Annotated[int, msgspec.Meta(ge=1, le=2**53)] | None = None
 
 
 class BalancesChanged(Message, frozen=True):
@@ -194,6 +197,10 @@ class RiskStateChanged(Message, frozen=True):
     peak: SignedMicros
     day_start: SignedMicros
     until_ms: int | None = None
+    old_peak: SignedMicros | None = None
+    """On a resume: the peak the drawdown breaker measured from before it was re-armed at `total`."""
+    old_day_start: SignedMicros | None = None
+    """On a resume: the day-start the daily-loss breaker measured from before it was re-armed."""
 
 
 class RetrySpend(Message, frozen=True):
@@ -263,7 +270,7 @@ CORE_MESSAGES: tuple[type, ...] = (
 )
 
 _CONCERNS = ("messages.treasury_msgs", "messages.trading_msgs", "messages.escrow_msgs", "messages.referral_msgs",
-             "messages.silo_msgs")
+             "messages.silo_msgs", "messages.flow_msgs")
 """Modules that each export `MESSAGES: tuple[type, ...]`; a missing one is skipped."""
 
 

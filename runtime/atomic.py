@@ -29,6 +29,10 @@ sent again (its nonce is claimed, and refused once expired: at most MAX_TTL_MS +
 or a tick published twice by two schedulers in the same instant (ids name the period). One hour
 covers both with a wide margin for clocks; memory per agent is its commands of the last hour."""
 
+MARK_MAX_AGE_MS = 60_000
+"""The fence's limit on the age of open positions' mark (as `actors.trading.marks.MARK_MAX_AGE_MS`;
+runtime may not import actors)."""
+
 JOURNAL_MAXLEN = 0
 """The journal is the audit trail: never trimmed by default."""
 
@@ -48,6 +52,8 @@ class Commit:
     """
 
     applied_key: str
+    agent: str = ""
+    """Whose commit this is; a commit that touches this agent's ledger adds a value-series point."""
     keys: list[str] = field(default_factory=list)
     ops: list[list[Any]] = field(default_factory=list)
     payloads: list[bytes] = field(default_factory=list)
@@ -140,6 +146,9 @@ class FenceStatus(StrEnum):
     """The risk state is none of ACTIVE/PAUSED/HALTED; `detail` is what was read."""
     BUCKET_HALTED = "bucket_halted"
     """This bucket's spending is halted (`halt:<bucket>`); `detail` is the reason."""
+    MARKS_STALE = "marks_stale"
+    """Positions are open and their mark is older than `MARK_MAX_AGE_MS`: their value is unknown, so
+    no new spend (fail closed); `detail` says how old."""
     UNKNOWN_BUCKET = "unknown_bucket"
     """The ledger has no such bucket for the agent: refused (fail closed)."""
     INVALID_AMOUNT = "invalid_amount"
@@ -196,6 +205,8 @@ class Reservation:
             return f"treasury is {status.value.upper()}: {detail}"
         if status == FenceStatus.BUCKET_HALTED:
             return f"{bucket} spending halted: {detail}"
+        if status == FenceStatus.MARKS_STALE:
+            return detail
         if status == FenceStatus.OVER_CAP and detail.lstrip("-").isdigit():
             return f"{what} {format_usd(amount)} exceeds the {cap_name} of {format_usd(int(detail))}"
         if status == FenceStatus.INSUFFICIENT and detail.lstrip("-").isdigit():
@@ -226,7 +237,7 @@ class AtomicSteps:
 
     def new_commit(self, agent: str) -> Commit:
         """An empty commit for one of `agent`'s messages (de-duplicated in its applied set)."""
-        return Commit(applied_key=self.keys.applied(agent))
+        return Commit(applied_key=self.keys.applied(agent), agent=agent)
 
     def commit(self, commit: Commit, msg_id: str, now_ms: int) -> CommitResult:
         """Apply `commit` for message `msg_id` at most once (commit.lua): every effect, event and ack,
@@ -242,6 +253,11 @@ class AtomicSteps:
                 pipe.xack(commit.keys[index - 2], group, entry_id)
             pipe.execute()
             return CommitResult("ok", 0)
+        if commit.agent and self.keys.ledger(commit.agent) in commit.keys \
+                and not any(op[0] == "vpoint" for op in commit.ops):
+            k = self.keys  # a commit that touches the ledger adds a point to the value series (`Keys.values`)
+            commit.ops.append(["vpoint", commit._index(k.ledger(commit.agent)), commit._index(k.flows(commit.agent)),
+                               commit._index(k.values(commit.agent))])
         ops = msgspec.msgpack.encode(commit.ops)
         result = self._commit(
             keys=[commit.applied_key, *commit.keys], args=[msg_id, now_ms, ops, APPLIED_RETENTION_MS, *commit.payloads]
@@ -255,14 +271,16 @@ class AtomicSteps:
         """The fence: hold `amount` micro-USD of `bucket` for message `msg_id`, or say why not.
 
         Atomic with every other step on the agent's keys (reserve.lua): refused once PAUSED or
-        HALTED is committed, when the bucket's spending is halted, above `cap` (micro-USD), or
-        above the bucket's available balance; the same message id is reserved at most once.
-        Fails closed for an agent with no risk state or no such bucket. Raises only on Redis errors.
+        HALTED is committed, when the bucket's spending is halted, while positions are open and
+        their mark is older than `MARK_MAX_AGE_MS` (`marks_stale`: their value is unknown), above
+        `cap` (micro-USD), or above the bucket's available balance; the same message id is reserved
+        at most once. Fails closed for an agent with no risk state or no such bucket. Raises only on
+        Redis errors.
         """
         k = self.keys
         result = self._reserve(
-            keys=[k.risk(agent), k.ledger(agent), k.reservations(agent), k.applied(agent)],
-            args=[msg_id, bucket, amount, cap, now_ms],
+            keys=[k.risk(agent), k.ledger(agent), k.reservations(agent), k.applied(agent), k.marks(agent)],
+            args=[msg_id, bucket, amount, cap, now_ms, MARK_MAX_AGE_MS],
         )
         status, detail = FenceStatus(_text(result[0])), _text(result[2])
         record = ReservationRecord.parse(detail) if status == FenceStatus.ALREADY_RESERVED else None

@@ -67,10 +67,19 @@ class Delivery:
     entry_id: str
     envelope: Envelope
     deliveries: int
+    authority: str | None = None
+    """Who the command speaks for, as the gate found it: the signing key's scope (`agent`,
+    `operator`), `internal` for an unsigned internal poke, None where the bus runs without a gate
+    (every writer trusted). RiskGuard checks state changes against it (`actors/policy/authority.py`)."""
 
 
 class HandlerRejected(TreasuryError):
     """Raised by a handler for a message that can never succeed: dead-lettered at once."""
+
+
+class UnknownAgent(HandlerRejected):
+    """A message for an agent this deployment does not serve: dead-lettered at once, and nothing is
+    written under the unknown name (no journal event)."""
 
 
 class OutcomeUnknown(TreasuryError):
@@ -356,15 +365,17 @@ class StreamBus:
                              f"delivered {deliveries} times without success (limit {self.max_deliveries})",
                              deliveries, envelope)
             return
+        authority = None
         if self.gate is not None:
             try:
-                self.gate.check(envelope, entry_id)
+                verified = self.gate.check(envelope, entry_id)
             except Exception as exc:  # noqa: BLE001 - a command the gate cannot judge is refused
                 if is_transient(exc):
                     raise
                 self.dead_letter(stream, entry_id, fields, _error_text(exc), deliveries, envelope)
                 return
-        delivery = Delivery(stream, self.group, entry_id, envelope, deliveries)
+            authority = verified.scope if verified is not None else "internal"
+        delivery = Delivery(stream, self.group, entry_id, envelope, deliveries, authority)
         suspect = deliveries > 1  # redelivered: it may be what killed the last worker
         if suspect:
             crashes = self._mark_in_flight(stream, entry_id)
@@ -379,6 +390,9 @@ class StreamBus:
         try:
             self.handler(delivery)
             self.processed += 1
+            resolved = True
+        except UnknownAgent as exc:
+            self.dead_letter(stream, entry_id, fields, str(exc), deliveries, envelope, journal=False)
             resolved = True
         except HandlerRejected as exc:
             self.dead_letter(stream, entry_id, fields, str(exc), deliveries, envelope)
@@ -467,8 +481,9 @@ class StreamBus:
         return self.keys.failures(self.streams[stream], self.role)
 
     def dead_letter(self, stream: str, entry_id: str, fields: dict[Any, Any], error: str, deliveries: int,
-                    envelope: Envelope | None) -> None:
-        """Move an entry to the dead stream with its error, acknowledge it, and journal the refusal."""
+                    envelope: Envelope | None, journal: bool = True) -> None:
+        """Move an entry to the dead stream with its error, acknowledge it, and journal the refusal
+        (unless `journal` is False: an unknown agent gets nothing written under its name)."""
         shard = self.streams[stream]
         raw = fields.get(FIELD) or fields.get(FIELD.decode()) or b""
         now = self.clock.now_ms()
@@ -478,7 +493,7 @@ class StreamBus:
             "deliveries": deliveries, "at_ms": now, "raw": raw,
             "agent": envelope.agent if envelope else "", "msg_id": envelope.id if envelope else "",
         }, maxlen=DEAD_MAXLEN, approximate=True)
-        if envelope is not None and envelope.agent:
+        if journal and envelope is not None and envelope.agent:
             rejected = wrap(CommandRefused(command=envelope.type, reason=error), agent=envelope.agent,
                             now_ms=now, new_id=self.new_id, cause=envelope)
             pipe.xadd(self.keys.events(envelope.agent), {FIELD: encode(rejected)})

@@ -26,7 +26,7 @@ from messages.envelope import Envelope
 from runtime.clock import Clock
 from runtime.keyring import Keyring
 from runtime.nonces import NonceStore
-from runtime.signing import verify
+from runtime.signing import VerifiedCommand, verify
 
 AcceptedAt = Callable[[Envelope], "int | None"]
 """When a command was first accepted (clock ms), if the treasury holds proof that it was — e.g.
@@ -40,16 +40,17 @@ class CommandGate:
         self.clock = clock
         self.accepted_at = accepted_at
 
-    def check(self, envelope: Envelope, entry_id: str) -> None:
-        """Raise `CommandAuthError` for a command that must not be applied.
+    def check(self, envelope: Envelope, entry_id: str) -> VerifiedCommand | None:
+        """Raise `CommandAuthError` for a command that must not be applied; else return who signed it
+        (None for an unsigned internal poke, which carries no authority).
 
         The nonce is claimed for this stream entry: a redelivery of the same entry after a crash
         passes, the same signed command published again (a replay) does not. Time is judged as of
         `judged_at`.
         """
         if envelope.signature is None and required_scope(envelope.body) == "internal":
-            return  # an actor's own poke; a signed one (from a person or a program) is verified
-        verify(envelope, self.keyring, now_ms=self.judged_at(envelope), nonces=self.nonces, holder=entry_id)
+            return None  # an actor's own poke; a signed one (from a person or a program) is verified
+        return verify(envelope, self.keyring, now_ms=self.judged_at(envelope), nonces=self.nonces, holder=entry_id)
 
     def judged_at(self, envelope: Envelope) -> int:
         """The time a command's signature is judged at: now, or — for a command accepted before

@@ -103,6 +103,17 @@ class Keys:
         the ledger; transfer legs write it, RiskGuard reads it for the trading drawdown)."""
         return self._k(self.shard(agent), "flows", agent)
 
+    def values(self, agent: str) -> str:
+        """Sorted set. The agent's value series: one point `<at_ms>|<seq>|<total>|<flows>|<unrealized>`
+        (micro-USD) per commit that changed its ledger, scored by the commit's time (commit.lua; read by
+        RiskGuard)."""
+        return self._k(self.shard(agent), "values", agent)
+
+    def marks(self, agent: str) -> str:
+        """Hash. When the agent's open positions were last marked (`at_ms`) and how many are open
+        (`open`) (TradingBucket; read by the fence)."""
+        return self._k(self.shard(agent), "marks", agent)
+
     def session(self, agent: str) -> str:
         """Hash. The casino session: `id`, `budget` and `pnl` (micro-USD), `state`, `reason` (CasinoBucket)."""
         return self._k(self.shard(agent), "session", agent)

@@ -48,9 +48,33 @@ def _bet(a):
     return PlaceBet(game=game, win_prob=a.win_prob, kelly=a.kelly, fixed_stake=fixed)
 
 
+MAX_PAUSE_HOURS = 30 * 24
+"""The longest pause with an end, in hours (RiskGuard enforces the same 30 days)."""
+
+
+def pause_hours(text: str) -> float:
+    """`--hours`: a finite number of hours, more than 0 and at most 720 (30 days); else `ConfigError`
+    (a one-line error at the CLI)."""
+    import math
+
+    try:
+        hours = float(text)
+    except ValueError:
+        raise ConfigError(f"--hours must be a number of hours, got {text!r}") from None
+    if not math.isfinite(hours) or hours <= 0 or hours > MAX_PAUSE_HOURS:
+        raise ConfigError(f"--hours must be more than 0 and at most {MAX_PAUSE_HOURS} (30 days), got {text!r}; "
+                          f"use --until-resumed for a pause with no end")
+    return hours
+
+
 def _risk(state):
     def build(a):
-        until = SystemClock().now_ms() + int(a.hours * 3_600_000) if getattr(a, "hours", None) else None
+        until = None
+        if state == "PAUSED":
+            if (a.hours is None) == (not a.until_resumed):
+                raise ConfigError("pause needs exactly one of --hours H (ends by itself) and --until-resumed")
+            if a.hours is not None:
+                until = SystemClock().now_ms() + max(1, round(pause_hours(a.hours) * 3_600_000))
         return SetRisk(state=state, reason=a.reason, until_ms=until)
     return build
 
@@ -122,7 +146,10 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
         s.add_argument("agent", help="the agent\'s name")
         s.add_argument("--reason", required=True, help="why, for the journal: some text, at most 1 kB")
         if name == "pause":
-            s.add_argument("--hours", type=float, default=None, help="resume by itself after this long")
+            s.add_argument("--hours", default=None,
+                           help=f"resume by itself after this long (more than 0, at most {MAX_PAUSE_HOURS})")
+            s.add_argument("--until-resumed", action="store_true",
+                           help="no end: only a resume (operator key) lifts it")
         s.set_defaults(build=_risk(state))
 
     pay = sub.add_parser("pay", help="pay another agent through escrow")
@@ -209,6 +236,8 @@ def cmd_main(args: argparse.Namespace) -> int:
     envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())
     decode(encode(envelope))  # validate here, as a worker would: a bad value is refused before it is sent
     key = pick_key(load_keyring(data_dir_path(args.data_dir)), required_scope_for(body), args.key_id)
+    if not client.exists(keys.risk(args.agent)):
+        raise ConfigError(f"unknown agent {args.agent!r}: `treasury agent list` shows the agents this treasury serves")
     envelope = sign(envelope, key, now_ms=now)
     follower = JournalFollower(client, keys, args.agent)
     follower.last_id = client.xinfo_stream(keys.events(args.agent))["last-generated-id"] \

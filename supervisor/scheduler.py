@@ -31,6 +31,7 @@ from messages.codec import FIELD, encode
 from messages.envelope import Envelope
 from messages.errors import BadAgentId, ConfigError
 from messages.escrow_msgs import SyncEscrows
+from messages.flow_msgs import ScanIncoming
 from messages.referral_msgs import ReinvestReferrals, SweepReferrals
 from messages.schema import BalancesChanged
 from messages.silo_msgs import SiloTick
@@ -81,6 +82,7 @@ class Tick:
 DEFAULT_TICKS = (
     Tick("exits", 15_000, CheckExits, needs=_positions),
     Tick("escrows", 300_000, SyncEscrows, needs=_open_escrows),
+    Tick("incoming", 60_000, ScanIncoming),
     Tick("rebalance", 3_600_000, RebalanceTick),
     Tick("referrals", 6 * 3_600_000, SweepReferrals),
     Tick("reinvest", 24 * 3_600_000, ReinvestReferrals),

@@ -24,6 +24,7 @@ import msgspec
 import redis
 
 from actors.bootstrap import TARGET_BP
+from actors.ledger import HELD_KINDS, ledger_from
 from messages.catalogue import OUTCOME_KIND_BY_TAG, ROLES
 from messages.codec import FIELD
 from messages.errors import TreasuryError
@@ -211,17 +212,22 @@ def _agent_status(keys: Keys, agent: str, now_ms: int, journal_tail: int, ledger
 
 
 def bucket_rows(ledger: dict[str, str]) -> tuple[list[dict], int]:
-    """Each bucket's balances and its share of the treasury against the target, in basis points.
+    """Each bucket's value and its share of the treasury against the target, in basis points.
 
+    A bucket's value (`total`) is the one definition the breakers, drift and rebalancing use
+    (`actors.ledger.LedgerView.bucket`): available + reserved + locked + in transit + margin +
+    unrealized (open positions at their mark). The held kinds are listed as `held` (micro-USD).
     Shares are rounded half-even to the basis point; `drifted` is decided on the exact fraction,
     so a bucket at exactly 5 % off its target is not flagged, as in the rebalancing policy.
     """
+    view = ledger_from(ledger)
     rows = []
     for name in BUCKETS:
-        available = _int(ledger.get(name))
-        reserved = _int(ledger.get(f"{name}:reserved"))
-        rows.append({"bucket": name, "available": available, "reserved": reserved, "total": available + reserved})
-    total = sum(r["total"] for r in rows)
+        rows.append({"bucket": name, "available": view.available.get(name, 0),
+                     "reserved": view.held_by(name, "reserved"),
+                     "held": {kind: view.held_by(name, kind) for kind in HELD_KINDS if view.held_by(name, kind)},
+                     "total": view.bucket(name)})
+    total = view.total
     for r in rows:
         target = TARGET_BP.get(r["bucket"], 0)
         if total > 0:
@@ -259,7 +265,50 @@ def risk_status(raw: dict[str, str], now_ms: int) -> dict:
         "day": _int(raw.get("day")),
         "trading_peak": _int(raw.get("trading_peak")),
         "fence_seq": _int(raw.get("fence_seq")),
+        "performance": performance_rows(raw),
         "halted_buckets": {k.removeprefix("halt:"): v for k, v in sorted(raw.items()) if k.startswith("halt:")},
+    }
+
+
+def _share_bp(part: int, whole: int) -> int:
+    """`part` as basis points of `whole`, rounded half-even (0 when there is nothing to measure)."""
+    return round(Fraction(part * 10_000, whole)) if whole > 0 else 0
+
+
+def performance_rows(raw: dict[str, str]) -> dict:
+    """P&L and the distance to each breaker, as RiskGuard last judged them (its risk hash).
+
+    P&L is performance (total less external flows: `docs/policy.md`): `pnl_today_micros` since the
+    day-start, `pnl_start_micros` since the treasury opened, each split into realized and unrealized
+    (the change in the open positions' marks). Each breaker row: `used_bp` of `limit_bp` (a loss
+    of 2.7 % against a 5 % limit is 270 of 500), with the reference it measures from. `fired`
+    lists the breakers that fired, with when (ms) and what they did.
+    """
+    total, peak, day_start = _int(raw.get("total")), _int(raw.get("peak")), _int(raw.get("day_start"))
+    unrealized = _int(raw.get("unrealized"))
+    pnl_today, pnl_start = _int(raw.get("pnl_today")), _int(raw.get("pnl_start"))
+    today_unrealized = unrealized - _int(raw.get("day_unrealized"))
+    trading_peak, trading = _int(raw.get("trading_peak")), _int(raw.get("trading_value"))
+    fired = []
+    for key, value in raw.items():
+        if key.startswith("fired:"):
+            at, _, action = value.partition("|")
+            fired.append({"breaker": key.removeprefix("fired:"), "at_ms": _int(at), "action": action})
+    return {
+        "pnl_today_micros": pnl_today, "pnl_today_realized_micros": pnl_today - today_unrealized,
+        "pnl_today_unrealized_micros": today_unrealized,
+        "pnl_start_micros": pnl_start, "pnl_start_realized_micros": pnl_start - unrealized,
+        "pnl_start_unrealized_micros": unrealized,
+        "breakers": [
+            {"breaker": "daily_loss", "used_bp": _share_bp(max(0, day_start - total), day_start),
+             "limit_bp": _int(raw.get("limit_daily_loss_bp")), "from": "day start", "from_micros": day_start},
+            {"breaker": "treasury_drawdown", "used_bp": _share_bp(max(0, peak - total), peak),
+             "limit_bp": _int(raw.get("limit_drawdown_bp")), "from": "peak", "from_micros": peak},
+            {"breaker": "trading_drawdown", "used_bp": _share_bp(max(0, trading_peak - trading), trading_peak),
+             "limit_bp": _int(raw.get("limit_trading_drawdown_bp")), "from": "trading peak",
+             "from_micros": trading_peak},
+        ],
+        "fired": sorted(fired, key=lambda f: f["at_ms"]),
     }
 
 

@@ -114,10 +114,35 @@ def risk_block(risk: dict) -> Text:
         line.append(f"  until {utc(risk['until_ms'])}", style="cyan")
     line.append(f"\npeak {format_usd(risk['peak'])} · day start {format_usd(risk['day_start'])}"
                 f" · fence seq {risk['fence_seq']}", style="dim")
+    perf = risk.get("performance")
+    if perf:
+        line.append("\n" + performance_text(perf))
     for bucket, why in risk["halted_buckets"].items():
         line.append(f"\n{bucket} halted: ", style="bold red")
         line.append(why)
     return line
+
+
+def _signed_usd(micros: int) -> str:
+    return ("+" if micros > 0 else "") + format_usd(micros)
+
+
+def performance_text(perf: dict) -> str:
+    """P&L today and since start (realized and unrealized), each breaker's distance, what fired:
+    "P&L today −$27.00 (realized −$20.00, unrealized −$7.00) · since start … / daily loss 2.7 % of 5 %
+    from $1,000.00 · drawdown 8.1 % of 20 % from peak $1,204.00 · … / fired: daily_loss 2026-01-01 23:50 UTC"."""
+    lines = [
+        f"P&L today {_signed_usd(perf['pnl_today_micros'])} (realized {_signed_usd(perf['pnl_today_realized_micros'])},"
+        f" unrealized {_signed_usd(perf['pnl_today_unrealized_micros'])}) · since start "
+        f"{_signed_usd(perf['pnl_start_micros'])} (realized {_signed_usd(perf['pnl_start_realized_micros'])},"
+        f" unrealized {_signed_usd(perf['pnl_start_unrealized_micros'])})",
+        " · ".join(f"{b['breaker'].replace('_', ' ').replace('treasury ', '')} {b['used_bp'] / 100:.1f} % of "
+                   f"{b['limit_bp'] / 100:g} % from {b['from']} {format_usd(b['from_micros'])}"
+                   for b in perf["breakers"]),
+    ]
+    if perf["fired"]:
+        lines.append("fired: " + ", ".join(f"{f['breaker']} ({f['action']}) {utc(f['at_ms'])}" for f in perf["fired"]))
+    return "\n".join(lines)
 
 
 def buckets_table(agent: dict) -> Table:

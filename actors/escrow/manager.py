@@ -41,6 +41,7 @@ from actors.escrow.store import (
     open_escrows,
 )
 from actors.escrow.venue import EscrowVenue, VenueFor, escrow_venue_factory
+from actors.flows import flow_effects
 from actors.ledger import read_ledger, read_risk
 from actors.policy.breakers import escrow_lock
 from actors.policy.buckets import DEFAULT_POLICY, Policy, usd
@@ -309,6 +310,10 @@ class EscrowManager(TreasuryActor):
         ledger = self.keys.ledger(agent)
         if status == "released":
             self._move(commit, ledger, on_released(record.amount))
+            # a deliberate payment, not a loss: the breakers see it as an outflow (the fee with it)
+            events.append(flow_effects(commit, self.keys, agent, bucket="reserve", amount_micros=-record.amount,
+                                       source="escrow_payment", detail=f"escrow {record.escrow_id} released",
+                                       ref=f"escrow-paid:{record.escrow_id}", apply_to=None))
             updated = _replace(record, status="released", proof=proof, closed_ms=now)
             events.append(EscrowReleased(escrow_id=record.escrow_id, amount=record.amount,
                                          paid=record.amount - record.fee, fee=record.fee, proof=proof,

@@ -257,3 +257,83 @@ class RiskMarks:
         """
         require_int(delta, "delta")
         return replace(self, peak=self.peak + delta, day_start=self.day_start + delta)
+
+
+# ---------------------------------------------------------------- performance: values less flows
+
+
+MAX_PAUSE_MS = 30 * DAY_MS
+"""The longest pause with an end (a longer one is a pause until resumed, its own explicit choice)."""
+
+
+@dataclass(frozen=True, order=True)
+class ValuePoint:
+    """One point of an agent's value series: at `at_ms` (the commit's time), after its `seq`-th
+    ledger commit, the treasury was worth `total` micro-USD and `flows` micro-USD had entered it
+    from outside, net, since it opened (capital included)."""
+
+    at_ms: int
+    seq: int
+    total: int
+    flows: int
+    unrealized: int = 0
+    """Of `total`, the open positions' unrealized P&L at their marks."""
+
+    @property
+    def performance(self) -> int:
+        """What was won or lost since opening: total less net external flows."""
+        return self.total - self.flows
+
+    @classmethod
+    def parse(cls, member: bytes | str) -> ValuePoint:
+        """A point from its series member `"<at_ms>|<seq>|<total>|<flows>|<unrealized>"` (see
+        `runtime/lua/commit.lua`)."""
+        text = member.decode() if isinstance(member, bytes) else member
+        return cls(*(int(part) for part in text.split("|")))
+
+
+ORIGIN = ValuePoint(0, 0, 0, 0)
+"""The value before the first point: nothing held, nothing put in."""
+
+
+@dataclass(frozen=True)
+class Performance:
+    """What the treasury-level breakers measure from, in performance units (total − flows).
+
+    `peak` is the highest performance seen since opening or since the last resume; `rearm_day` /
+    `rearm_level` the UTC day and performance of the last resume (-1 when none): within that day
+    the day-start is the resumed level rather than the value at midnight.
+    """
+
+    peak: int
+    rearm_day: int = -1
+    rearm_level: int = 0
+
+    def day_start_level(self, day: int, boundary: ValuePoint) -> int:
+        """The performance the daily loss of `day` is measured from: the value at the day boundary
+        (`boundary`: the last point before midnight), or the resumed level on the day of a resume."""
+        return self.rearm_level if day == self.rearm_day else boundary.performance
+
+    def rearmed(self, level: int, now_ms: int) -> Performance:
+        """After an operator's resume at performance `level`: both breakers measure from here."""
+        return Performance(level, utc_day(now_ms), level)
+
+
+def judge_point(point: ValuePoint, marks: Performance, boundary: ValuePoint, now_ms: int,
+                policy: Policy = DEFAULT_POLICY) -> tuple[Performance, list[BreakerResult], int, int]:
+    """Judge the daily-loss and drawdown breakers at one point of the value series.
+
+    `boundary` is the last point before midnight of the point's UTC day (`ORIGIN` if none). Both
+    reference values are shifted by the point's flows, so flows are neither gains nor losses:
+    day-start = day-start level + flows, peak = peak level + flows. Returns the marks after the
+    point (the peak rises to a new high first), the breakers that fired (most severe first), and
+    the flow-adjusted day-start and peak, in micro-USD.
+    """
+    marks = replace(marks, peak=max(marks.peak, point.performance))
+    day_start = marks.day_start_level(utc_day(point.at_ms), boundary) + point.flows
+    peak = marks.peak + point.flows
+    fired = [
+        daily_loss(day_start, point.total, now_ms, limit_bp=policy.daily_loss_bp, pause_ms=policy.daily_pause_ms),
+        treasury_drawdown(peak, point.total, limit_bp=policy.treasury_drawdown_bp),
+    ]
+    return marks, sorted((r for r in fired if r is not None), key=lambda r: SEVERITY.index(r.action)), day_start, peak

@@ -45,6 +45,7 @@ from actors.trading.book import (
     read_positions,
     settled_amount,
 )
+from actors.trading.marks import book_unrealized
 from actors.trading.sizing import Refusal, VenueFacts, plan_order
 from actors.trading.venue import (
     GONE_CODES,
@@ -81,7 +82,7 @@ from runtime.clock import Clock
 from runtime.keys import Keys
 from venue.client.trading import TradingClient
 from venue.client.trading_types import ClosedPosition, OpenedPosition, Position
-from venue.errors import VenueRejected
+from venue.errors import VenueRateLimited, VenueRejected, VenueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -275,10 +276,13 @@ class TradingBucket(TreasuryActor):
                                take_profit=record.take_profit, trail_bp=plan.trail_bp, sizing=plan.sizing,
                                reconstructed=opened.reconstructed)
         self._emit(commit, env, event)
+        remaining = [r for pid, r in read_positions(self.client, k, agent).items() if pid != record.position_id]
         if settlement is None:
             commit.hset(positions_key(k, agent), record.position_id, record.encode())
+            remaining.append(record)
         else:
             self._settle(commit, env, record, settlement, close_reason, stored=False)
+        self._mark(commit, agent, None, remaining)
         self._balances_changed(commit, env, f"position {record.position_id} opened")
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
@@ -307,6 +311,8 @@ class TradingBucket(TreasuryActor):
         settlement = close_position(venue, record, venue.account(refresh=False).tier, env.id)
         commit = self.steps.new_commit(env.agent)
         self._settle(commit, env, record, settlement, cmd.reason)
+        self._mark(commit, env.agent, venue, [r for pid, r in read_positions(self.client, self.keys, env.agent).items()
+                                             if pid != record.position_id])
         self._balances_changed(commit, env, f"position {record.position_id} closed")
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, self.clock.now_ms())
@@ -328,6 +334,7 @@ class TradingBucket(TreasuryActor):
                 settlement = close_position(venue, record, tier, f"{env.id}:{pid}")
                 self._settle(commit, env, record, settlement, cmd.reason)
                 pnl, fees = pnl + settlement.pnl, fees + settlement.fee
+            self._mark(commit, env.agent, venue, [])
             self._balances_changed(commit, env, f"{len(records)} positions closed: {cmd.reason}")
         done = PositionsClosedAll(reason=cmd.reason, closed=len(records), pnl=pnl, fees=fees)
         self._emit(commit, env, done)
@@ -359,7 +366,12 @@ class TradingBucket(TreasuryActor):
         agent = env.agent
         records = read_positions(self.client, self.keys, agent)
         if not records:
-            return self._ack_only(delivery)
+            if int(self.client.hget(self.keys.marks(agent), "open") or 0) == 0:
+                return self._ack_only(delivery)
+            commit = self.steps.new_commit(agent)  # a stale count with nothing booked: clear it
+            self._mark(commit, agent, None, [])
+            commit.ack(delivery.stream, delivery.group, delivery.entry_id)
+            return self._commit(commit, env.id, self.clock.now_ms())
         venue = self.trading_for(agent)
         tier = venue.account(refresh=False).tier
 
@@ -396,8 +408,10 @@ class TradingBucket(TreasuryActor):
                 commit.hset(positions_key(self.keys, agent), pid, record.encode())
         for pid, (s, reason) in settled.items():
             self._settle(commit, env, records[pid], s, reason)
-        if settled:
-            self._balances_changed(commit, env, f"{len(settled)} positions settled at the exit check")
+        remaining = [moved[pid][0] if pid in moved else r for pid, r in records.items() if pid not in settled]
+        self._mark(commit, agent, venue, remaining)
+        self._balances_changed(commit, env,
+                               f"{len(settled)} positions settled, {len(remaining)} marked at the exit check")
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, self.clock.now_ms())
 
@@ -434,6 +448,32 @@ class TradingBucket(TreasuryActor):
             moved[pid] = (updated, StopMoved(position_id=pid, previous=record.stop_loss, stop_loss=str(stop),
                                              best_price=str(state.best_price)))
         return moved, hits
+
+    # ------------------------------------------------------------------ marks
+
+    def _mark(self, commit: Commit, agent: str, venue: TradingClient | None, remaining: list[PositionRecord]) -> None:
+        """Re-mark the positions still open after this commit at the venue's mark price, in this commit.
+
+        `trading:unrealized` becomes their unrealized P&L and the marks hash records when and how
+        many. A venue that cannot give a price leaves the old mark to age: once older than the limit
+        the fence refuses new spends (`actors/trading/marks.py`)."""
+        k = self.keys
+        prices: dict[str, Decimal] = {}
+        if remaining:
+            try:
+                venue = venue or self.trading_for(agent)
+                for record in remaining:
+                    if record.coin not in prices:
+                        prices[record.coin] = venue.price(record.coin)
+                value = book_unrealized(remaining, prices)
+            except (VenueUnavailable, VenueRateLimited, VenueRejected, ValueError) as exc:
+                log.warning("trading %s: cannot mark %d positions: %s", agent, len(remaining), exc)
+                commit.hset(k.marks(agent), "open", len(remaining))
+                return
+        else:
+            value = 0
+        commit.hset(k.ledger(agent), f"{BUCKET}:unrealized", value)
+        commit.hset(k.marks(agent), "at_ms", self.clock.now_ms()).hset(k.marks(agent), "open", len(remaining))
 
     # ------------------------------------------------------------------ risk state
 

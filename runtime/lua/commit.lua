@@ -14,6 +14,13 @@
 --   {"seq", key_index, field}                 HINCRBY field 1; later xadds carry "seq"
 --   {"xadd", key_index, maxlen, field, argv_index}  append an entry whose one field holds
 --                                             ARGV[argv_index] (MAXLEN ~ when maxlen > 0)
+--   {"vpoint", ledger_index, flows_index, values_index}
+--                                             after every write: add a point to the value series,
+--                                             member "<now>|<seq 12 digits>|<total>|<flows>|<unrealized>", scored by
+--                                             now; total = the sum of the ledger's bucket fields
+--                                             (available and every held kind, marks included),
+--                                             flows = the flows hash's "external" field, unrealized =
+--                                             the open positions' marks (the "unrealized" fields)
 -- ARGV[4]   retention of the applied set in ms
 -- ARGV[5..] binary payloads (encoded envelopes) named by xadd ops: Redis's msgpack library
 --           predates the bin type, so raw bytes travel as plain arguments
@@ -57,6 +64,9 @@ end
 
 -- pass 2: writes
 local seq = 0
+local vpoint = nil
+local VALUE_KINDS = {[""] = true, reserved = true, locked = true, margin = true, in_transit = true, unrealized = true}
+local BUCKET_NAMES = {reserve = true, trading = true, casino = true, referral = true}
 for _, op in ipairs(ops) do
   local name = op[1]
   local key = KEYS[op[2]]
@@ -77,7 +87,24 @@ for _, op in ipairs(ops) do
     table.insert(args, op[4]); table.insert(args, ARGV[op[5]])
     if seq > 0 then table.insert(args, "seq"); table.insert(args, seq) end
     redis.call(unpack(args))
+  elseif name == "vpoint" then
+    vpoint = op
   end
+end
+if vpoint then
+  local flat = redis.call("HGETALL", KEYS[vpoint[2]])
+  local total, unrealized = 0, 0
+  for i = 1, #flat, 2 do
+    local bucket, kind = string.match(flat[i], "^([^:]+):?(.*)$")
+    if bucket and BUCKET_NAMES[bucket] and VALUE_KINDS[kind] then
+      total = total + tonumber(flat[i + 1])
+      if kind == "unrealized" then unrealized = unrealized + tonumber(flat[i + 1]) end
+    end
+  end
+  local flows = tonumber(redis.call("HGET", KEYS[vpoint[3]], "external") or "0")
+  local n = redis.call("HINCRBY", KEYS[vpoint[3]], "points", 1)
+  redis.call("ZADD", KEYS[vpoint[4]], now,
+    string.format("%.0f|%012d|%.0f|%.0f|%.0f", now, n, total, flows, unrealized))
 end
 redis.call("ZADD", KEYS[1], now, msg_id)
 if retention > 0 then redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", now - retention) end

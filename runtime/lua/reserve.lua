@@ -4,7 +4,8 @@
 -- KEYS[2] ledger hash (<bucket> available, <bucket>:reserved)
 -- KEYS[3] reservations hash (message id -> "bucket|amount|seq|now")
 -- KEYS[4] applied set
--- ARGV: message id, bucket, amount, cap, now_ms
+-- KEYS[5] marks hash  (at_ms of the last mark of open positions, open = how many)
+-- ARGV: message id, bucket, amount, cap, now_ms, mark max age ms
 --
 -- Fails closed: an agent with no risk state, or a bucket with no ledger entry, gets no spend.
 -- Because RiskGuard changes the state through the same keys (commit.lua with a "seq" op),
@@ -31,6 +32,15 @@ elseif state ~= "ACTIVE" then
   return {"unknown_state", 0, state}
 end
 if risk[3] then return {"bucket_halted", 0, risk[3]} end
+local marks = redis.call("HMGET", KEYS[5], "open", "at_ms")
+local open_positions = tonumber(marks[1] or "0") or 0
+if open_positions > 0 then
+  local at = tonumber(marks[2] or "0") or 0
+  if at <= 0 or now - at > tonumber(ARGV[6]) then
+    return {"marks_stale", 0, "the open positions' mark is " .. tostring(now - at) ..
+      " ms old (limit " .. ARGV[6] .. " ms): their value is unknown, no new spend until they are marked again"}
+  end
+end
 
 local available = redis.call("HGET", KEYS[2], bucket)
 if not available then return {"unknown_bucket", 0, bucket} end

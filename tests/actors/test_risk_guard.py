@@ -150,7 +150,8 @@ def test_a_rebalance_out_of_trading_is_not_a_trading_drawdown(guard):
     guard.steps.commit(c, "move-1", guard.clock.now_ms())
     risk = guard.poke()
     assert "trading" not in risk.halted_buckets  # $350 → $250 by transfer: no trading loss at all
-    guard.lose("trading", "70")  # a real loss of $70: exactly 20 % of the $350 peak performance
+    # the peak moves with the transfer, as a high-water mark with a redemption: $350 − $100 = $250
+    guard.lose("trading", "50")  # a real loss of $50: exactly 20 % of the $250 flow-adjusted peak
     assert "trading" not in guard.poke().halted_buckets
     risk = guard.lose("trading", "0.000001")
     assert "trading" in risk.halted_buckets

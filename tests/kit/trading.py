@@ -91,7 +91,8 @@ class Harness:
     def ledger(self) -> dict[str, int]:
         view = read_ledger(self.rclient, self.steps.keys, self.agent)
         return {"available": view.available.get("trading", 0), "reserved": view.held_by("trading", "reserved"),
-                "margin": view.held_by("trading", "margin"), "bucket": view.bucket("trading"), "total": view.total}
+                "margin": view.held_by("trading", "margin"), "unrealized": view.held_by("trading", "unrealized"),
+                "bucket": view.bucket("trading"), "total": view.total}
 
     def positions(self):
         return read_positions(self.rclient, self.steps.keys, self.agent)
@@ -140,8 +141,9 @@ def assert_books(h: Harness, *, venue_exact: bool = True) -> None:
     expected = TRADING - sum(e.fee for e in opened) + sum(e.returned - e.margin for e in closed)
     books = h.ledger()
     assert books["reserved"] == 0
-    assert books["bucket"] == books["available"] + books["margin"] == expected
-    assert books["total"] == OTHER_BUCKETS + expected
+    assert books["available"] + books["margin"] == expected  # realized; the bucket adds open positions' marks
+    assert books["bucket"] == expected + books["unrealized"]
+    assert books["total"] == OTHER_BUCKETS + expected + books["unrealized"]
     assert books["margin"] == sum(r.margin for r in h.positions().values())
     assert h.rclient.hlen(h.steps.keys.reservations(h.agent)) == 0
     assert h.rclient.hlen(plans_key(h.steps.keys, h.agent)) == 0

@@ -461,8 +461,8 @@ _bodies = st.one_of(
     st.builds(
         SetRisk,
         state=st.sampled_from(["ACTIVE", "PAUSED", "HALTED"]),
-        reason=st.text(max_size=20),
-        until_ms=st.none() | st.integers(0, 2**53),
+        reason=st.text(min_size=1, max_size=20),
+        until_ms=st.none() | st.integers(1, 2**53),
     ),
     st.builds(CapitalAllocated, buckets=st.dictionaries(st.sampled_from(BUCKETS), _micros), total=_micros),
 )

@@ -92,7 +92,8 @@ def test_operator_commands_on_a_running_deployment(tmp_path, redis_url, prefix, 
         time.sleep(2.5)
         body = _outcome(rclient, keys, "alice", _publish_signed_with(rclient, keys, new_ops2, "alice"))
         assert type(body).__name__ == "CommandRefused" and "unknown_key" in body.reason
-        line = one_line_error(treasury("cmd", *at, "--key-id", "ops2", "pause", "alice", "--reason", "r", env=env))
+        line = one_line_error(treasury("cmd", *at, "--key-id", "ops2", "pause", "alice", "--reason", "r",
+                                       "--until-resumed", env=env))
         assert "no key 'ops2' in the keyring" in line
 
         # the refusals are dead letters: listed per reason, shown, dropped

@@ -218,6 +218,7 @@ def test_set_policy_is_checked_before_publishing(setting, words, redis_url, pref
 def test_one_kelly_syntax_for_bet_and_the_calculator(redis_url, prefix, rclient):
     keys = Keys(prefix, 8)
     record_deployment(rclient, keys, {}, "paper")
+    rclient.hset(keys.risk("alice"), "state", "ACTIVE")  # a known agent: commands to unknown ones are refused
     env = clean_env(REDIS_URL=redis_url, TREASURY_KEYS=generate_key("k", "agent").env_entry())
     for fraction in ("quarter", "0.25"):
         calc = treasury("kelly", "--win-prob", "0.6", "--net-odds", "1", "--bankroll", "100", "--fraction", fraction,

@@ -264,7 +264,7 @@ def test_a_manual_risk_change_names_its_key_and_a_resume_of_an_active_agent_is_r
     plain = run("cmd", "--wait", "resume", "alice", "--reason", "again")
     assert plain.returncode == 1 and "already ACTIVE" in plain.stdout and "ACTIVE → ACTIVE" not in plain.stdout
 
-    paused = run("cmd", "--wait", "--json", "pause", "alice", "--reason", "checking")
+    paused = run("cmd", "--wait", "--json", "pause", "alice", "--reason", "checking", "--until-resumed")
     assert paused.returncode == 0, paused.stderr
     data = json.loads(paused.stdout)
     assert data["event"]["breaker"] == f"key {data['key']}"

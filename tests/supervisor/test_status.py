@@ -119,8 +119,9 @@ def test_agent_figures_are_exact(rclient, keys, deployment):
     alice = by_agent(status)["alice"]
     rows = {b["bucket"]: b for b in alice["buckets"]}
     assert alice["total"] == USD(1000)
-    assert rows["casino"] == {"bucket": "casino", "available": USD(248), "reserved": USD(2), "total": USD(250),
-                              "target_bp": 1500, "actual_bp": 2500, "drift_bp": 1000, "drifted": True}
+    assert rows["casino"] == {"bucket": "casino", "available": USD(248), "reserved": USD(2),
+                              "held": {"reserved": USD(2)}, "total": USD(250), "target_bp": 1500, "actual_bp": 2500,
+                              "drift_bp": 1000, "drifted": True}
     reserve = rows["reserve"]
     assert (reserve["actual_bp"], reserve["drift_bp"], reserve["drifted"]) == (3000, -1000, True)
     assert (rows["trading"]["drift_bp"], rows["trading"]["drifted"]) == (0, False)
@@ -370,3 +371,24 @@ def test_argument_helpers(monkeypatch):
     parser = argparse.ArgumentParser()
     add_status_arguments(parser)
     assert parser.parse_args(["--data-dir", "d"]).data_dir == "d"
+
+
+def test_status_shows_pnl_and_the_distance_to_each_breaker_from_riskguards_figures():
+    from supervisor.status import performance_rows, risk_status
+    from supervisor.status_view import performance_text
+
+    raw = {"state": "ACTIVE", "total": str(USD("1106.476")), "peak": str(USD("1204")),
+           "day_start": str(USD("1137.17")), "trading_peak": str(USD("350")), "trading_value": str(USD("315")),
+           "pnl_today": str(-USD("30.694")), "pnl_start": str(USD("106.476")), "unrealized": str(-USD("12")),
+           "day_unrealized": str(-USD("2")), "limit_daily_loss_bp": "500", "limit_drawdown_bp": "2000",
+           "limit_trading_drawdown_bp": "2000", "fired:daily_loss": "1767311400000|PAUSED"}
+    perf = performance_rows(raw)
+    assert perf["pnl_today_unrealized_micros"] == -USD("10")
+    assert perf["pnl_today_realized_micros"] == -USD("20.694")
+    assert perf["pnl_start_realized_micros"] == USD("118.476")
+    text = performance_text(perf)
+    assert "daily loss 2.7 % of 5 % from day start $1,137.17" in text
+    assert "drawdown 8.1 % of 20 % from peak $1,204.00" in text
+    assert "trading drawdown 10.0 % of 20 %" in text
+    assert "fired: daily_loss (PAUSED) 2026-01-01 23:50" in text
+    assert risk_status(raw, 0)["performance"] == perf

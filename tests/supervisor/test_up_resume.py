@@ -101,6 +101,12 @@ def test_up_stops_cleanly_and_resumes(tmp_path, redis_url, prefix, rclient):
     (["bet", "alice", "--win-prob", "1.7"], "--win-prob 1.7: must be strictly between 0 and 1"),
     (["bet", "alice", "--fixed-stake", "nan"], "fixed-stake: NaN is not a finite amount"),
     (["resume", "alice", "--reason", "r"], "this command needs a key of scope 'operator'"),
+    (["pause", "alice", "--reason", "r", "--hours", "-1"], "--hours must be more than 0"),
+    (["pause", "alice", "--reason", "r", "--hours", "0"], "--hours must be more than 0"),
+    (["pause", "alice", "--reason", "r", "--hours", "nan"], "--hours must be more than 0"),
+    (["pause", "alice", "--reason", "r", "--hours", "1e309"], "--hours must be more than 0"),
+    (["pause", "alice", "--reason", "r"], "exactly one of --hours H"),
+    (["bet", "nosuchagent"], "unknown agent 'nosuchagent'"),
 ])
 def test_bad_commands_are_refused_at_the_cli_in_one_line_and_nothing_is_sent(tmp_path, redis_url, prefix, rclient, argv,
                                                                              words):
