@@ -26,6 +26,7 @@ import msgspec
 
 from messages.errors import MoneyError
 from messages.money import usd_from_venue
+from venue.client.lookup import Lookup, Presence
 from venue.errors import VenueError, VenueRateLimited, VenueRejected, VenueUnavailable
 
 T = TypeVar("T")
@@ -284,6 +285,8 @@ class ServiceClient:
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "DecimalText",
+    "Lookup",
+    "Presence",
     "Secret",
     "ServiceClient",
     "SignedUsdMicros",
