@@ -24,11 +24,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from messages.money import MICRO
-from sandbox import casino
+from sandbox import accounts
 from sandbox.clock import iso
-from sandbox.runner import (
+from sandbox.context import SandboxContext
+from sandbox.http import (
     ApiError,
-    SandboxContext,
     amount_from_wire,
     bearer,
     make_service_app,
@@ -83,7 +83,7 @@ INSERT OR IGNORE INTO escrow_stats(id) VALUES (1);
 
 
 def ensure_schema(ctx: SandboxContext) -> None:
-    casino.ensure_schema(ctx)
+    accounts.ensure_schema(ctx)
     ctx.store.ensure_schema(SERVICE, SCHEMA)
 
 
@@ -112,10 +112,10 @@ def run_timeouts(ctx: SandboxContext) -> int:
         due = conn.execute("SELECT * FROM escrows WHERE status IN ('funded', 'completed') AND auto_release_ms <= ?",
                            (now,)).fetchall()
         for e in due:
-            casino.post_entry(ctx, conn, e["creator_id"], "credit", e["amount"] - e["commission"],
+            accounts.post_entry(ctx, conn, e["creator_id"], "credit", e["amount"] - e["commission"],
                               f"escrow_timeout_refund: {e['id']}", e["id"] + "_timeout", SERVICE)
             if e["referrer_id"] and e["referral_commission"] > 0:
-                casino.post_entry(ctx, conn, e["referrer_id"], "credit", e["referral_commission"],
+                accounts.post_entry(ctx, conn, e["referrer_id"], "credit", e["referral_commission"],
                                   f"escrow_referral_commission: {e['id']}", e["id"] + "_refcom", SERVICE)
             conn.execute("UPDATE escrows SET status = 'refunded', released_ms = ? WHERE id = ?", (now, e["id"]))
             _event(ctx, conn, e["id"], "refunded", None, f"Auto-refunded after {e['timeout_hours']}h timeout")
@@ -146,9 +146,9 @@ class Escrow:
 
     def caller(self, request: Request, *, required: bool = True) -> str | None:
         run_timeouts(self.ctx)
-        agent = casino.agent_for_key(self.ctx, bearer(request))
+        agent = accounts.agent_for_key(self.ctx, bearer(request))
         if agent is None and required:
-            raise ApiError(401, "unauthorized", "Bearer {casino_api_key} required. Register at casino.purpleflea.com.")
+            raise ApiError(401, "unauthorized", "Bearer {casino_api_key} required. Register at accounts.purpleflea.com.")
         return agent["id"] if agent else None
 
     def load(self, conn: sqlite3.Connection, escrow_id: str) -> sqlite3.Row:
@@ -166,7 +166,7 @@ class Escrow:
         counterparty = body.get("counterparty_agent_id")
         counterparty = counterparty.strip() if isinstance(counterparty, str) else ""
         hours = body.get("timeout_hours", 24)
-        hours = math.floor(hours) if casino.is_js_number(hours) else 24
+        hours = math.floor(hours) if accounts.is_js_number(hours) else 24
         hours = min(max(1, hours), MAX_TIMEOUT_HOURS)
         if amount is None or amount < MIN_AMOUNT:
             raise ApiError(400, "invalid_amount", "Minimum escrow amount is $0.1")
@@ -179,9 +179,9 @@ class Escrow:
         ctx = self.ctx
         now = ctx.clock.now_ms()
         with self.store.tx() as conn:
-            if casino.get_agent(conn, counterparty) is None:
+            if accounts.get_agent(conn, counterparty) is None:
                 raise ApiError(404, "counterparty_not_found", "Counterparty agent not found in casino")
-            creator = casino.get_agent(conn, creator_id)
+            creator = accounts.get_agent(conn, creator_id)
             if creator["balance"] < amount:
                 raise ApiError(402, "insufficient_balance",
                                f"Balance ${creator['balance'] / MICRO:.2f} < escrow amount ${amount / MICRO:.2f}",
@@ -196,7 +196,7 @@ class Escrow:
                 referrer = creator["referred_by"]
             referral = percent(commission, "0.15") if referrer else 0
             escrow_id = f"esc_{ctx.new_id('escrow.id', 8)}"
-            casino.post_entry(ctx, conn, creator_id, "debit", amount, f"escrow_lock: {escrow_id}", escrow_id, SERVICE)
+            accounts.post_entry(ctx, conn, creator_id, "debit", amount, f"escrow_lock: {escrow_id}", escrow_id, SERVICE)
             due = now + hours * HOUR_MS
             conn.execute(
                 "INSERT INTO escrows(id, creator_id, counterparty_id, amount, commission, description, status, "
@@ -239,10 +239,10 @@ class Escrow:
             if e["status"] not in ("funded", "completed"):
                 raise ApiError(409, "invalid_status", f"Cannot release escrow in status '{e['status']}'")
             net = e["amount"] - e["commission"]
-            casino.post_entry(self.ctx, conn, e["counterparty_id"], "credit", net, f"escrow_release: {e['id']}",
+            accounts.post_entry(self.ctx, conn, e["counterparty_id"], "credit", net, f"escrow_release: {e['id']}",
                               e["id"] + "_release", SERVICE)
             if e["referrer_id"] and e["referral_commission"] > 0:
-                casino.post_entry(self.ctx, conn, e["referrer_id"], "credit", e["referral_commission"],
+                accounts.post_entry(self.ctx, conn, e["referrer_id"], "credit", e["referral_commission"],
                                   f"escrow_referral_commission: {e['id']}", e["id"] + "_refcom", SERVICE)
             conn.execute("UPDATE escrows SET status = 'released', released_ms = ? WHERE id = ?",
                          (self.ctx.clock.now_ms(), e["id"]))

@@ -16,9 +16,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from messages.money import MICRO
-from sandbox import casino
+from sandbox import accounts
 from sandbox.clock import iso
-from sandbox.runner import ApiError, SandboxContext, make_service_app, read_json, reply, wire
+from sandbox.context import SandboxContext
+from sandbox.http import ApiError, make_service_app, read_json, reply, wire
 
 SERVICE = "faucet"
 CLAIM_AMOUNT = 1 * MICRO
@@ -37,7 +38,7 @@ CREATE TABLE IF NOT EXISTS faucet_claims (
 
 
 def ensure_schema(ctx: SandboxContext) -> None:
-    casino.ensure_schema(ctx)
+    accounts.ensure_schema(ctx)
     ctx.store.ensure_schema(SERVICE, SCHEMA)
 
 
@@ -48,8 +49,8 @@ def claim(ctx: SandboxContext, agent_id: Any, referral_code: Any, *, ip: str) ->
         raise ApiError(400, "invalid_request", "agent_casino_id (ag_...) is required")
     now = ctx.clock.now_ms()
     with ctx.store.tx() as conn:
-        if casino.get_agent(conn, agent_id) is None:
-            raise ApiError(404, "agent_not_found", "No casino agent with that id. Register at casino.purpleflea.com")
+        if accounts.get_agent(conn, agent_id) is None:
+            raise ApiError(404, "agent_not_found", "No casino agent with that id. Register at accounts.purpleflea.com")
         if conn.execute("SELECT 1 FROM faucet_claims WHERE agent_id = ?", (agent_id,)).fetchone():
             raise ApiError(409, "already_claimed", "This agent has already claimed the faucet")
         if conn.execute("SELECT 1 FROM casino_deposits WHERE agent_id = ? AND status = 'credited'",
@@ -64,7 +65,7 @@ def claim(ctx: SandboxContext, agent_id: Any, referral_code: Any, *, ip: str) ->
                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
                      (claim_id, agent_id, CLAIM_AMOUNT, referral_code if isinstance(referral_code, str) else None,
                       referrer, ip, now))
-        after = casino.post_entry(ctx, conn, agent_id, "credit", CLAIM_AMOUNT, "faucet_claim", claim_id, SERVICE)
+        after = accounts.post_entry(ctx, conn, agent_id, "credit", CLAIM_AMOUNT, "faucet_claim", claim_id, SERVICE)
     return {"credited": wire(CLAIM_AMOUNT), "claim_id": claim_id, "agent_id": agent_id,
             "referral_tracked": referrer is not None, "new_balance": wire(after), "claimed_at": iso(now),
             "message": "$1.00 credited to your casino balance"}

@@ -52,10 +52,9 @@ from starlette.routing import Route
 
 from messages.money import MICRO
 from sandbox.clock import iso
-from sandbox.prices import MARKETS, Market, PriceBook, resolve_market
-from sandbox.runner import (
+from sandbox.context import SandboxContext
+from sandbox.http import (
     ApiError,
-    SandboxContext,
     amount_from_wire,
     bearer,
     make_service_app,
@@ -64,6 +63,7 @@ from sandbox.runner import (
     wire,
     wire_cents,
 )
+from sandbox.prices import MARKETS, Market, PriceBook, resolve_market
 
 SERVICE = "trading"
 

@@ -51,9 +51,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from messages.money import MICRO
+from sandbox.accounts import credit_deposit
 from sandbox.clock import iso
+from sandbox.context import SandboxContext
+from sandbox.http import ApiError, bearer, make_service_app, read_json, reply, wire_cents
 from sandbox.prices import SPOT_ASSETS, PriceBook
-from sandbox.runner import ApiError, SandboxContext, bearer, make_service_app, read_json, reply, wire_cents
+from sandbox.trading import credit_deposit_address
 
 log = logging.getLogger(__name__)
 
@@ -723,15 +726,11 @@ class WalletSandbox:
     def _deliver(self, row: Any) -> str:
         ref = self.store.scalar("SELECT tx_hash FROM wallet_transfers WHERE seq = ?", (row["transfer_seq"],))
         if row["service"] == "trading":
-            from sandbox.trading import credit_deposit_address
-
             agent_id = credit_deposit_address(self.ctx, row["address"], row["micros"], ref=ref)
             if agent_id is None:
                 raise LookupError("no trading agent at that address")
             return agent_id
         if row["service"] == "casino":
-            from sandbox.casino import credit_deposit
-
             if not row["agent_id"]:
                 raise LookupError("casino route without agent_id")
             result = credit_deposit(self.ctx, row["agent_id"], row["micros"], chain=row["chain"])

@@ -53,7 +53,7 @@ def test_has_deposits_and_a_fresh_claim(fresh_sandbox, funded_agent):
 
 
 def test_claim_function_refuses_unknown_ids(fresh_sandbox):
-    from sandbox.runner import ApiError
+    from sandbox.http import ApiError
 
     with pytest.raises(ApiError) as info:
         claim(fresh_sandbox.ctx, 42, None, ip="x")
