@@ -148,7 +148,7 @@ class Escrow:
         run_timeouts(self.ctx)
         agent = accounts.agent_for_key(self.ctx, bearer(request))
         if agent is None and required:
-            raise ApiError(401, "unauthorized", "Bearer {casino_api_key} required. Register at accounts.purpleflea.com.")
+            raise ApiError(401, "unauthorized", "Bearer {casino_api_key} required. Register at casino.purpleflea.com.")
         return agent["id"] if agent else None
 
     def load(self, conn: sqlite3.Connection, escrow_id: str) -> sqlite3.Row:

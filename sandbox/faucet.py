@@ -50,7 +50,7 @@ def claim(ctx: SandboxContext, agent_id: Any, referral_code: Any, *, ip: str) ->
     now = ctx.clock.now_ms()
     with ctx.store.tx() as conn:
         if accounts.get_agent(conn, agent_id) is None:
-            raise ApiError(404, "agent_not_found", "No casino agent with that id. Register at accounts.purpleflea.com")
+            raise ApiError(404, "agent_not_found", "No casino agent with that id. Register at casino.purpleflea.com")
         if conn.execute("SELECT 1 FROM faucet_claims WHERE agent_id = ?", (agent_id,)).fetchone():
             raise ApiError(409, "already_claimed", "This agent has already claimed the faucet")
         if conn.execute("SELECT 1 FROM casino_deposits WHERE agent_id = ? AND status = 'credited'",
