@@ -31,7 +31,8 @@ def balances_main(args: argparse.Namespace) -> int:
     view = ChainView(client, keys, SystemClock(), wallet_client_factory(client, keys, venues["wallet"]))
     b = view.balances(args.agent, refresh=args.refresh)
     data = {
-        "agent": b.agent, "total_usd": b.total_usd, "usdc_total": b.usdc_total,
+        "agent": b.agent, "total_usd": b.known_total_usd, "usdc_total": b.usdc_total if b.complete else None,
+        "read_total_usd": b.total_usd,
         "chains": {name: {"address": h.address, "usdc": h.usdc, "native": h.native, "native_symbol": h.native_symbol}
                    for name, h in sorted(b.holdings.items())},
         "prices": {asset: str(p) for asset, p in sorted(b.prices.items())},
@@ -43,7 +44,12 @@ def balances_main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{args.agent}: {format_usd(b.total_usd)} across {len(b.holdings)} chains")
+    if b.complete:
+        title = f"{args.agent}: {format_usd(b.total_usd)} across {len(b.holdings)} chains"
+    else:
+        title = (f"{args.agent}: total unknown ({len(b.unread)} chain(s) unreadable; "
+                 f"{format_usd(b.total_usd)} on the {len(b.holdings)} read)")
+    table = Table(title=title)
     for column in ("chain", "address", "USDC", "native", "source"):
         table.add_column(column, justify="right" if column in ("USDC", "native") else "left")
     for name, h in sorted(b.holdings.items()):

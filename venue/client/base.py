@@ -119,6 +119,10 @@ class ServiceClient:
     """Base URL + bearer key + timeout + error mapping + safe retries, over `httpx.Client`."""
 
     service: ClassVar[str] = "venue"
+    refunded_5xx: ClassVar[frozenset[str]] = frozenset()
+    """Error codes this service sends with a 5xx only after undoing the spend (the casino's
+    `withdrawal_failed`: the balance is refunded before it answers). They are definite refusals
+    (`VenueRejected`, `details["refunded"] = True`), not unknown outcomes."""
 
     def __init__(
         self,
@@ -238,6 +242,9 @@ class ServiceClient:
         if status == 429:
             raise VenueRateLimited(self.service, message or f"{where}: rate limited", code=code or "rate_limited",
                                    status=status, details=payload)
+        if status >= 500 and code in self.refunded_5xx:
+            raise VenueRejected(self.service, message or f"{where}: {code}", code=code, status=status,
+                                details={**payload, "refunded": True})
         if 400 <= status < 500 and code:
             raise VenueRejected(self.service, message or f"{where}: {code}", code=code, status=status,
                                 details=payload)

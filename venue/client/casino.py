@@ -18,6 +18,7 @@ import msgspec
 from messages.errors import MoneyError
 from messages.money import usd_from_venue
 from venue.client.base import DEFAULT_TIMEOUT_S, ServiceClient, UsdMicros
+from venue.client.kelly_check import venue_max_stake, win_odds
 from venue.client.types import (
     BatchResult,
     BatchSummary,
@@ -26,6 +27,7 @@ from venue.client.types import (
     BetResult,
     BetVerification,
     BetWire,
+    KellyLimits,
     CasinoBalance,
     CasinoRegistration,
     Deposit,
@@ -35,6 +37,7 @@ from venue.client.types import (
     LedgerEntry,
     Payment,
     ReferralCode,
+    VerificationWire,
     ReferralStats,
     SeedHash,
     SeedRotation,
@@ -58,21 +61,21 @@ HISTORY_LOOKUP_LIMIT = 200
 
 
 class _Entries(msgspec.Struct):
-    entries: list[LedgerEntry] = []
+    entries: list[LedgerEntry]
 
 
 class _Deposits(msgspec.Struct):
-    deposits: list[Deposit] = []
+    deposits: list[Deposit]
 
 
 class _Withdrawals(msgspec.Struct):
-    withdrawals: list[Withdrawal] = []
+    withdrawals: list[Withdrawal]
 
 
 class _BatchWire(msgspec.Struct):
     results: list[dict[str, Any]]
-    balance_after: UsdMicros = UsdMicros(0)
-    kelly_max_next_bet: UsdMicros = UsdMicros(0)
+    balance_after: UsdMicros
+    kelly_max_next_bet: UsdMicros
 
 
 def _roll_of(result_hash: str | None) -> str:
@@ -96,6 +99,7 @@ def _flatten(wire: BetWire) -> BetResult:
 
 class CasinoClient(ServiceClient):
     service = "casino"
+    refunded_5xx = frozenset({"withdrawal_failed"})
 
     def __init__(self, base_url: str, api_key: str | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S,
                  transport: httpx.BaseTransport | None = None, **options: Any) -> None:
@@ -273,8 +277,19 @@ class CasinoClient(ServiceClient):
 
     # ── Kelly & fairness ──────────────────────────────────────────────────────────────────
 
-    def kelly_limits(self) -> dict[str, Any]:
-        return self.get(f"{API}/kelly/limits", dict)
+    def kelly_limits(self) -> KellyLimits:
+        """The venue's own per-game stake caps now (they fall with the balance)."""
+        return self.get(f"{API}/kelly/limits", KellyLimits)
+
+    def max_stake(self, game: str, params: dict[str, Any]) -> int | None:
+        """The largest stake (micro-USD) the venue's Kelly check accepts for this bet now, from
+        the bankroll and risk factor of `GET /kelly/limits` (`venue.client.kelly_check`); None
+        for a game whose odds the check is not known for."""
+        odds = win_odds(game, params)
+        if odds is None:
+            return None
+        limits = self.kelly_limits()
+        return venue_max_stake(int(limits.bankroll), limits.risk_factor, odds)
 
     def set_risk_factor(self, risk_factor: float) -> KellyConfig:
         """`PUT /kelly/config`: 0.1–1.0. Setting the same value twice is harmless, so it is retried."""
@@ -286,7 +301,23 @@ class CasinoClient(ServiceClient):
         return self.get(f"{API}/fairness/seed-hash", SeedHash)
 
     def verify_bet(self, bet_id: str) -> BetVerification:
-        return self.retry_safe(lambda: self.post(f"{API}/fairness/verify", BetVerification, {"bet_id": bet_id}))
+        """`revealed=False` while the seed is still secret (`status: seed_not_yet_revealed`);
+        after a rotation, `valid` is the venue's `verified` and `server_seed` is revealed."""
+        wire = self.retry_safe(lambda: self.post(f"{API}/fairness/verify", VerificationWire, {"bet_id": bet_id}))
+        where = f"POST {API}/fairness/verify"
+        if wire.proof is not None:
+            p = wire.proof
+            return BetVerification(bet_id=wire.bet_id, client_seed=p.client_seed, nonce=p.nonce,
+                                   result_hash=p.result_hash, server_seed_hash=p.server_seed_hash, revealed=True,
+                                   server_seed=p.server_seed, valid=bool(wire.verified and p.hash_matches),
+                                   roll=p.computed_result)
+        if wire.status != "seed_not_yet_revealed" or None in (wire.client_seed, wire.nonce, wire.result_hash,
+                                                               wire.server_seed_hash):
+            raise VenueUnavailable(self.service, f"{where}: neither a proof nor an unrevealed commitment",
+                                   code="unexpected_response")
+        return BetVerification(bet_id=wire.bet_id, client_seed=str(wire.client_seed), nonce=int(wire.nonce or 0),
+                               result_hash=str(wire.result_hash), server_seed_hash=str(wire.server_seed_hash),
+                               revealed=False)
 
     def rotate_seed(self) -> SeedRotation:
         """Reveal the current server seed and start a new one."""

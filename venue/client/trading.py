@@ -38,6 +38,7 @@ from venue.client.trading_types import (
     ExitPair,
     LimitCheck,
     LimitOrder,
+    LimitOrderBook,
     Market,
     OpenedPosition,
     Position,
@@ -328,9 +329,9 @@ class TradingClient(ServiceClient):
                 "limit_price": _price_text(limit_price), "leverage": self.capped_leverage(coin, leverage)}
         return self._post_once("/v1/trade/limit", LimitOrder.from_wire, body, idempotency_key=idempotency_key)
 
-    def limit_orders(self) -> list[LimitOrder]:
-        return self._get("/v1/trade/limit-orders",
-                         lambda d: [LimitOrder.from_wire(row) for row in d.get("orders", [])])
+    def limit_orders(self) -> LimitOrderBook:
+        """The account's limit orders: `pending`, `filled` and `cancelled` lists."""
+        return self._get("/v1/trade/limit-orders", LimitOrderBook.from_wire)
 
     def cancel_limit(self, order_id: str) -> str:
         """Returns the order's new status (`cancelled`)."""

@@ -118,9 +118,15 @@ class WalletClient(ServiceClient):
         return self._get("/v1/wallet/usdc-balance", UsdcBalances.from_wire, params=dict(addresses))
 
     def usdc_balance(self, chain: str, address: str) -> int:
-        """USDC at one address, in micro-USD."""
+        """USDC at one address, in micro-USD. Raises `VenueUnavailable` (`balance_unreadable`) when
+        the service could not read the chain or did not list it: unknown is never 0."""
         balances = self.usdc_balances({chain: address})
-        return next((b.usdc_balance for b in balances.balances if b.chain == chain), 0)
+        row = next((b for b in balances.balances if b.chain == chain), None)
+        if row is None or row.usdc_balance is None:
+            why = "not listed" if row is None else row.error
+            raise VenueUnavailable(self.service, f"USDC balance on {chain} unreadable ({why})",
+                                   code="balance_unreadable", details={"chain": chain})
+        return row.usdc_balance
 
     def portfolio(self) -> Portfolio:
         return self._get("/v1/wallet/portfolio", Portfolio.from_wire)
