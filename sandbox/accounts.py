@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS casino_ledger (
     reason TEXT NOT NULL,
     reference TEXT,
     service TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    uid TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS idx_casino_ledger_agent ON casino_ledger(agent_id, id);
 CREATE TABLE IF NOT EXISTS casino_referrals (
@@ -155,7 +156,7 @@ def agent_for_key(ctx: SandboxContext, api_key: str | None) -> sqlite3.Row | Non
 
 
 def post_entry(ctx: SandboxContext, conn: sqlite3.Connection, agent_id: str, kind: str, micros: int, reason: str,
-               reference: str | None, service: str = SERVICE) -> int:
+               reference: str | None, service: str = SERVICE, *, uid: str | None = None) -> int:
     """Move `micros` in (`credit`) or out (`debit`) of a casino balance and write the ledger row.
     Must run inside `ctx.store.tx()`. Returns the balance after."""
     row = conn.execute("SELECT balance FROM casino_agents WHERE id = ?", (agent_id,)).fetchone()
@@ -171,11 +172,23 @@ def post_entry(ctx: SandboxContext, conn: sqlite3.Connection, agent_id: str, kin
         raise ValueError(kind)
     conn.execute("UPDATE casino_agents SET balance = ? WHERE id = ?", (after, agent_id))
     conn.execute(
-        "INSERT INTO casino_ledger(agent_id, type, amount, balance_after, reason, reference, service, created_ms) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (agent_id, kind, micros, after, reason, reference, service, ctx.clock.now_ms()),
+        "INSERT INTO casino_ledger(agent_id, type, amount, balance_after, reason, reference, service, created_ms, uid) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (agent_id, kind, micros, after, reason, reference, service, ctx.clock.now_ms(),
+         uid or new_uuid(ctx, "casino.ledger")),
     )
     return after
+
+
+def new_uuid(ctx: SandboxContext, kind: str) -> str:
+    """A fresh UUID-shaped id (the real casino's ledger, deposit and withdrawal ids)."""
+    raw = ctx.new_id(kind, 16)
+    return f"{raw[:8]}-{raw[8:12]}-4{raw[13:16]}-{raw[16:20]}-{raw[20:32]}"
+
+
+LEDGER_ORDER = "ORDER BY created_ms / 1000 DESC, id ASC"
+"""The real ledger's order: newest second first, and within one second oldest first (its rows
+carry whole-second times and SQLite keeps insertion order among equal keys)."""
 
 
 def credit_deposit(ctx: SandboxContext, agent_id: str, micros: int, *, chain: str = "base") -> dict[str, Any]:
@@ -185,7 +198,7 @@ def credit_deposit(ctx: SandboxContext, agent_id: str, micros: int, *, chain: st
     with ctx.store.tx() as conn:
         if get_agent(conn, agent_id) is None:
             raise ApiError(404, "agent_not_found", f"No casino agent {agent_id}")
-        deposit_id = f"dep_{ctx.new_id('casino.deposit', 8)}"
+        deposit_id = new_uuid(ctx, "casino.deposit")
         tx_hash = "0x" + ctx.derive_hex(f"deposit-tx:{deposit_id}", 32)
         token = CHAINS.get(chain, ("USDC",))[0].split(",")[0]
         conn.execute(
@@ -193,7 +206,7 @@ def credit_deposit(ctx: SandboxContext, agent_id: str, micros: int, *, chain: st
             "VALUES (?, ?, ?, ?, ?, ?, 'credited', ?, ?)",
             (deposit_id, agent_id, chain, token, micros, tx_hash, now, now),
         )
-        after = post_entry(ctx, conn, agent_id, "credit", micros, "deposit", deposit_id)
+        after = post_entry(ctx, conn, agent_id, "credit", micros, f"deposit:{chain}:{token}", deposit_id, "deposit")
         conn.execute("UPDATE casino_agents SET total_deposited = total_deposited + ? WHERE id = ?", (micros, agent_id))
     return {"deposit_id": deposit_id, "agent_id": agent_id, "amount": wire(micros), "chain": chain,
             "tx_hash": tx_hash, "status": "credited", "new_balance": wire(after)}

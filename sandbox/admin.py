@@ -161,6 +161,14 @@ def create_admin_app(ctx: SandboxContext, services: list[str], idem: Idempotency
         result = credit_deposit(ctx, agent_id, amount, chain=str(chain))
         return JSONResponse(result)
 
+    async def set_chain(request: Request) -> JSONResponse:
+        body = await read_json(request, strict=True)
+        up = body.get("up")
+        if not isinstance(up, bool):
+            raise ApiError(400, "invalid_request", "give up: true or false")
+        ctx.chain_up = up
+        return JSONResponse({"chain_up": ctx.chain_up})
+
     async def escrow_timeouts(request: Request) -> JSONResponse:
         if "escrow" not in services:
             raise ApiError(404, "not_found", "escrow is not running")
@@ -170,6 +178,7 @@ def create_admin_app(ctx: SandboxContext, services: list[str], idem: Idempotency
         Route("/health", health, methods=["GET"]),
         Route("/faults", get_faults, methods=["GET"]),
         Route("/faults", set_faults, methods=["POST"]),
+        Route("/chain", set_chain, methods=["POST"]),
         Route("/clock", get_clock, methods=["GET"]),
         Route("/clock/advance", advance_clock, methods=["POST"]),
         Route("/idempotency", idempotency, methods=["GET"]),

@@ -37,6 +37,7 @@ from starlette.routing import Route
 from messages.money import CENT, MICRO
 from sandbox.accounts import (
     CHAINS,
+    LEDGER_ORDER,
     EVM_CHAINS,
     InsufficientBalance,
     agent_for_key,
@@ -45,6 +46,7 @@ from sandbox.accounts import (
     get_agent,
     hash_key,
     is_js_number,
+    new_uuid,
     post_entry,
 )
 from sandbox.clock import iso
@@ -346,19 +348,41 @@ def _pay_referrers(ctx: SandboxContext, conn: sqlite3.Connection, agent_id: str,
         referred, referrer = referrer, (next_row["referred_by"] if next_row else None)
 
 
+def _int(text: str | None, default: int) -> int:
+    try:
+        return max(int(text), 0) if text is not None else default
+    except ValueError:
+        return default
+
+
+def _iso_ms(text: str | None) -> int | None:
+    """An ISO date or date-time (as `new Date(text)` reads it) in epoch ms, or None."""
+    if not text:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
 # ── rows as the real list endpoints show them (camelCase) ────────────────────────────────────
 
 
 def _ledger_row(r: sqlite3.Row) -> dict[str, Any]:
-    return {"id": r["id"], "agentId": r["agent_id"], "type": r["type"], "amount": wire(r["amount"]),
+    return {"id": r["uid"], "agentId": r["agent_id"], "type": r["type"], "amount": wire(r["amount"]),
             "balanceAfter": wire(r["balance_after"]), "reason": r["reason"], "reference": r["reference"],
             "service": r["service"], "createdAt": r["created_ms"] // 1000, "at": iso(r["created_ms"])}
 
 
 def _deposit_row(r: sqlite3.Row) -> dict[str, Any]:
     return {"id": r["id"], "agentId": r["agent_id"], "chain": r["chain"], "token": r["token"],
-            "amount": wire(r["amount"]), "amountUsd": wire(r["amount"]), "txHash": r["tx_hash"],
-            "status": r["status"], "createdAt": r["created_ms"] // 1000,
+            "amountRaw": r["amount"], "amountUsd": wire(r["amount"]), "swapFee": 0, "txHash": r["tx_hash"],
+            "wagyuTx": None, "status": r["status"], "confirmations": 1, "createdAt": r["created_ms"] // 1000,
             "creditedAt": r["credited_ms"] // 1000 if r["credited_ms"] else None}
 
 
@@ -387,7 +411,10 @@ class Casino:
         timeouts land first, so balances read here include them."""
         agent = agent_for_key(self.ctx, bearer(request))
         if agent is None:
-            raise ApiError(401, "unauthorized", "Valid API key required (Authorization: Bearer sk_live_...)")
+            key = bearer(request)
+            raise ApiError(401, "unauthorized",
+                           "Invalid API key" if key else "Missing or invalid Authorization header. Use: Bearer {api_key}",
+                           suggestion="Register at POST /api/v1/auth/register to get an API key")
         if "escrow" in self.ctx.urls:
             if run_timeouts(self.ctx):
                 agent = get_agent(self.store, agent["id"])
@@ -419,7 +446,7 @@ class Casino:
                              (referrer, agent_id, now))
         if "faucet" in ctx.urls:
             try:  # fire and forget, as the real registration does
-                claim(ctx, agent_id, None, ip="casino")
+                claim(ctx, agent_id, None, ip="unknown")
             except ApiError:
                 pass
         return self.ok({
@@ -427,11 +454,16 @@ class Casino:
             "tier": "free", "risk_factor": DEFAULT_RISK_FACTOR,
             "referral_commission": "10% of net losses from referred agents",
             "message": "Store your API key securely — it cannot be recovered.",
+            "next_steps": ["GET /api/v1/auth/balance — check your balance",
+                           "POST /api/v1/auth/deposit-address — get a deposit address",
+                           "POST /api/v1/games/coin-flip — place your first bet",
+                           "GET /api/v1/games — see all available games",
+                           "Share your referral_code — earn 10% of referred agents net losses"],
         }, 201)
 
     async def balance(self, request: Request) -> Response:
         agent = self.agent(request)
-        recent = self.store.all("SELECT * FROM casino_ledger WHERE agent_id = ? ORDER BY id DESC LIMIT 10",
+        recent = self.store.all(f"SELECT * FROM casino_ledger WHERE agent_id = ? {LEDGER_ORDER} LIMIT 10",
                                 (agent["id"],))
         return self.ok({
             "agent_id": agent["id"], "balance_usd": wire(agent["balance"]), "tier": agent["tier"],
@@ -448,7 +480,7 @@ class Casino:
 
     async def ledger(self, request: Request) -> Response:
         agent = self.agent(request)
-        rows = self.store.all("SELECT * FROM casino_ledger WHERE agent_id = ? ORDER BY id DESC LIMIT 50",
+        rows = self.store.all(f"SELECT * FROM casino_ledger WHERE agent_id = ? {LEDGER_ORDER} LIMIT 50",
                               (agent["id"],))
         return self.ok({"entries": [_ledger_row(r) for r in rows]})
 
@@ -458,6 +490,8 @@ class Casino:
         chain = body.get("chain") or "base"
         if chain not in CHAINS:
             raise ApiError(400, "unsupported_chain", supported=list(CHAINS),
+                           chains=[{"chain": name, "token": token, "auto_swap": swap, "swap_fee": fee}
+                                   for name, (token, swap, fee, _) in CHAINS.items()],
                            suggestion="Use 'base' for lowest fees (USDC on Base)")
         send_token, auto_swap, swap_fee, minimum = CHAINS[chain]
         info = {"chain": chain, "send_token": send_token, "auto_swap": auto_swap, "swap_fee": swap_fee,
@@ -486,13 +520,13 @@ class Casino:
 
     async def deposits(self, request: Request) -> Response:
         agent = self.agent(request)
-        rows = self.store.all("SELECT * FROM casino_deposits WHERE agent_id = ? ORDER BY created_ms DESC, id "
+        rows = self.store.all("SELECT * FROM casino_deposits WHERE agent_id = ? ORDER BY created_ms / 1000 DESC, rowid "
                               "LIMIT 50", (agent["id"],))
         return self.ok({"deposits": [_deposit_row(r) for r in rows]})
 
     async def withdrawals(self, request: Request) -> Response:
         agent = self.agent(request)
-        rows = self.store.all("SELECT * FROM casino_withdrawals WHERE agent_id = ? ORDER BY created_ms DESC, id "
+        rows = self.store.all("SELECT * FROM casino_withdrawals WHERE agent_id = ? ORDER BY created_ms / 1000 DESC, rowid "
                               "LIMIT 50", (agent["id"],))
         return self.ok({"withdrawals": [_withdrawal_row(r) for r in rows]})
 
@@ -513,86 +547,116 @@ class Casino:
             raise ApiError(400, "invalid_address",
                            suggestion="Provide a valid Base/Ethereum address (0x followed by 40 hex characters)")
         total = micros + WITHDRAW_FEE
-        raw = self.ctx.new_id("casino.withdrawal", 16)
-        withdrawal_id = f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:32]}"
+        withdrawal_id = new_uuid(self.ctx, "casino.withdrawal")
         now = self.ctx.clock.now_ms()
-        common = {"withdrawal_id": withdrawal_id, "amount": amount, "fee": wire(WITHDRAW_FEE), "chain": "base",
-                  "address": address}
+        common = {"withdrawal_id": withdrawal_id, "amount": amount, "fee": wire(WITHDRAW_FEE), "chain": "base"}
+        me = agent["id"]
         with self.store.tx() as conn:
+            # As the real casino: the reservation's failure is not noticed (its `reserve` returns
+            # false instead of throwing), so a withdrawal over the balance goes on without a debit.
             try:
-                after = post_entry(self.ctx, conn, agent["id"], "debit", total, "withdrawal", withdrawal_id)
+                post_entry(self.ctx, conn, me, "debit", total, "reservation", withdrawal_id)
             except InsufficientBalance:
-                available = get_agent(conn, agent["id"])["balance"]
-                raise ApiError(400, "insufficient_balance", requested=amount, fee=wire(WITHDRAW_FEE),
-                               total_needed=wire(total), available=wire(available)) from None
+                pass
             if micros > WITHDRAW_REVIEW_ABOVE:
                 conn.execute("INSERT INTO casino_withdrawals(id, agent_id, amount, fee, chain, token, address, status, "
                              "created_ms) VALUES (?, ?, ?, ?, 'base', 'USDC', ?, 'reviewing', ?)",
-                             (withdrawal_id, agent["id"], micros, WITHDRAW_FEE, address, now))
-                return self.ok({"status": "pending_review", **common,
+                             (withdrawal_id, me, micros, WITHDRAW_FEE, address, now))
+                return self.ok({"status": "pending_review", **common, "address": address,
                                 "note": "Withdrawals over $1,000 are reviewed within 1 hour"})
-            tx_hash = "0x" + self.ctx.derive_hex(f"withdrawal-tx:{withdrawal_id}", 32)
-            conn.execute("UPDATE casino_agents SET total_withdrawn = total_withdrawn + ? WHERE id = ?",
-                         (micros, agent["id"]))
-            conn.execute("INSERT INTO casino_withdrawals(id, agent_id, amount, fee, chain, token, address, status, "
-                         "tx_hash, created_ms, completed_ms) "
-                         "VALUES (?, ?, ?, ?, 'base', 'USDC', ?, 'completed', ?, ?, ?)",
-                         (withdrawal_id, agent["id"], micros, WITHDRAW_FEE, address, tx_hash, now, now))
-        return self.ok({"status": "completed", **common, "token": "USDC", "tx_hash": tx_hash,
+            post_entry(self.ctx, conn, me, "credit", total, "reservation_release", withdrawal_id)
+            after = post_entry(self.ctx, conn, me, "debit", total, "withdrawal", withdrawal_id, "withdrawal")
+            conn.execute("UPDATE casino_agents SET total_withdrawn = total_withdrawn + ? WHERE id = ?", (micros, me))
+            if not self.ctx.chain_up:
+                conn.execute("INSERT INTO casino_withdrawals(id, agent_id, amount, fee, chain, token, address, status, "
+                             "created_ms) VALUES (?, ?, ?, ?, 'base', 'USDC', ?, 'failed', ?)",
+                             (withdrawal_id, me, micros, WITHDRAW_FEE, address, now))
+                after = post_entry(self.ctx, conn, me, "credit", total, "withdrawal_refund", withdrawal_id,
+                                   "withdrawal")
+                conn.execute("UPDATE casino_agents SET total_withdrawn = total_withdrawn - ? WHERE id = ?",
+                             (micros, me))
+                failed = ApiError(500, "withdrawal_failed", "On-chain transfer failed — your balance has been refunded",
+                                  withdrawal_id=withdrawal_id, suggestion="Try again in a moment or contact support",
+                                  new_balance=wire(after))
+            else:
+                failed = None
+                tx_hash = "0x" + self.ctx.derive_hex(f"withdrawal-tx:{withdrawal_id}", 32)
+                conn.execute("INSERT INTO casino_withdrawals(id, agent_id, amount, fee, chain, token, address, status, "
+                             "tx_hash, created_ms, completed_ms) "
+                             "VALUES (?, ?, ?, ?, 'base', 'USDC', ?, 'completed', ?, ?, ?)",
+                             (withdrawal_id, me, micros, WITHDRAW_FEE, address, tx_hash, now, now))
+        if failed is not None:
+            raise failed
+        return self.ok({"status": "completed", **common, "token": "USDC", "address": address, "tx_hash": tx_hash,
                         "explorer": f"https://basescan.org/tx/{tx_hash}", "new_balance": wire(after)})
 
     async def pay(self, request: Request) -> Response:
+        """As the real `/stats/pay`: `!amount` (0, missing) is `invalid_request`; a non-number or
+        < $0.01 is `invalid_amount`; Infinity passes those checks and fails the balance check."""
         agent = self.agent(request)
-        body = await read_json(request, strict=True)
+        body = await read_json(request, strict=False)
         to, amount, memo = body.get("to_agent_id"), body.get("amount"), body.get("memo")
-        if not isinstance(to, str) or not to or not is_js_number(amount):
-            raise ApiError(400, "invalid_request", "to_agent_id and a numeric amount are required")
-        if amount < 0.01:
-            raise ApiError(400, "invalid_amount", "Minimum payment is $0.01")
+        if not to or not amount:
+            raise ApiError(400, "invalid_request", "Provide to_agent_id and amount",
+                           example={"to_agent_id": "ag_abc123", "amount": 5, "memo": "Thanks for the signal"})
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0.01:
+            raise ApiError(400, "invalid_amount", "Amount must be at least $0.01")
         if to == agent["id"]:
             raise ApiError(400, "same_agent", "Cannot pay yourself")
-        micros = amount_from_wire(amount)
-        assert micros is not None
         tx_id = f"pay_{self.ctx.new_id('casino.pay', 8)}"
+        now = self.ctx.clock.now_ms()
         with self.store.tx() as conn:
-            if get_agent(conn, to) is None:
-                raise ApiError(404, "recipient_not_found", f"No agent {to}")
-            try:
-                after = post_entry(self.ctx, conn, agent["id"], "debit", micros, f"pay_to:{to}", tx_id)
-            except InsufficientBalance:
-                raise ApiError(400, "insufficient_balance", balance=wire(agent["balance"]), required=amount) from None
-            post_entry(self.ctx, conn, to, "credit", micros, f"pay_from:{agent['id']}", tx_id)
+            if not isinstance(to, str) or get_agent(conn, to) is None:
+                raise ApiError(404, "recipient_not_found", f"Agent {to} not found")
+            balance = get_agent(conn, agent["id"])["balance"]
+            micros = amount_from_wire(amount)
+            if micros is None or balance < micros:
+                shown = "Infinity" if micros is None else f"{amount:.2f}"
+                raise ApiError(400, "insufficient_balance",
+                               f"Your balance ${balance / MICRO:.2f} is less than ${shown}")
+            after = post_entry(self.ctx, conn, agent["id"], "debit", micros, "payment_sent", tx_id, "payment")
+            post_entry(self.ctx, conn, to, "credit", micros, "payment_received", tx_id, "payment")
         return self.ok({"tx_id": tx_id, "from": agent["id"], "to": to, "amount": amount,
-                        "memo": memo if isinstance(memo, str) else None, "sender_new_balance": wire(after)})
+                        "memo": memo if memo is not None else None, "sender_new_balance": wire(after),
+                        "timestamp": iso(now // 1000 * 1000), "message": f"${amount:.2f} sent to {to}",
+                        "note": "Payments are instant and irreversible within the casino platform."})
 
     async def referral_code(self, request: Request) -> Response:
         agent = self.agent(request)
-        return self.ok({"referral_code": agent["referral_code"],
-                        "commission": "10% / 5% / 2.5% of referred agents' losing stakes (3 levels)"})
+        code = agent["referral_code"]
+        return self.ok({"referral_code": code, "commission_rate": "10% of net losses from referred agents",
+                        "share_message": f"Register at https://casino.purpleflea.com with referral_code: {code}"})
 
     async def referral_stats(self, request: Request) -> Response:
+        """As the real one: cumulative figures only (commissions are already in the balance)."""
         agent = self.agent(request)
         me = agent["id"]
         since = self.ctx.clock.now_ms() - 30 * 86_400_000
         levels: dict[str, dict[str, Any]] = {}
-        direct = [r["referred_id"] for r in self.store.all("SELECT referred_id FROM casino_referrals "
-                                                           "WHERE referrer_id = ?", (me,))]
-        tier = direct
-        for level in (1, 2, 3):
+        direct = self.store.all("SELECT * FROM casino_referrals WHERE referrer_id = ? ORDER BY created_ms", (me,))
+        tier = [r["referred_id"] for r in direct]
+        for level, rate in ((1, "10%"), (2, "5%"), (3, "2.5%")):
             earned = self.store.scalar("SELECT SUM(amount) FROM casino_ledger WHERE agent_id = ? AND reason LIKE ?",
                                        (me, f"referral_commission_l{level}:%"), 0)
-            levels[f"level_{level}"] = {"referrals": len(tier), "earned_usd": wire(int(earned))}
+            levels[f"level_{level}"] = {"count": len(tier), "commission": rate, "earned_usd": wire_cents(int(earned))}
             if tier:
                 marks = ",".join("?" * len(tier))
                 tier = [r["referred_id"] for r in self.store.all(
                     f"SELECT referred_id FROM casino_referrals WHERE referrer_id IN ({marks})", tier)]
         total = self.store.scalar("SELECT SUM(amount) FROM casino_ledger WHERE agent_id = ? "
                                   "AND reason LIKE 'referral_commission_l%'", (me,), 0)
-        recent = self.store.scalar("SELECT SUM(amount) FROM casino_ledger WHERE agent_id = ? "
-                                   "AND reason LIKE 'referral_commission_l%' AND created_ms >= ?", (me, since), 0)
-        return self.ok({"referral_code": agent["referral_code"], "total_referrals": len(direct),
-                        "total_earned_usd": wire(int(total)), "last_30_days_usd": wire(int(recent)),
-                        "by_level": levels})
+        recent = self.store.scalar("SELECT SUM(amount) FROM casino_ledger WHERE agent_id = ? AND type = 'credit' "
+                                   "AND reason LIKE '%referral%' AND created_ms >= ?", (me, since), 0)
+        count = len(direct)
+        return self.ok({
+            "total_referrals": count, "total_earned_usd": wire_cents(int(total)),
+            "last_30_days_usd": wire_cents(int(recent)), "by_level": levels,
+            "grow_tip": f"{count} direct referral(s). Encourage them to refer more agents for Level 2 income." if count
+            else "Share your referral code to earn 10% of referred agents' net losses.",
+            "referrals": [{"referred_agent": r["referred_id"][:8] + "...", "level": 1, "commission": "10%",
+                           "earned_usd": wire_cents(r["total_earned"]), "since": iso(r["created_ms"] // 1000 * 1000)}
+                          for r in direct],
+        })
 
     # games ------------------------------------------------------------------------------------
 
@@ -641,7 +705,7 @@ class Casino:
             "kelly_max_next_bet": js_round(bankroll_float(balance) * risk_factor, 2),
         })
 
-    def _history_rows(self, request: Request, agent_id: str, max_limit: int) -> list[sqlite3.Row]:
+    def _history_filter(self, request: Request, agent_id: str) -> tuple[list[str], list[Any]]:
         query = request.query_params
         clauses, params = ["agent_id = ?"], [agent_id]
         game = query.get("game")
@@ -653,37 +717,55 @@ class Casino:
         if query.get("outcome") in ("won", "lost"):
             clauses.append("won = ?")
             params.append(1 if query["outcome"] == "won" else 0)
-        try:
-            limit = min(int(query.get("limit", "50")), max_limit)
-        except ValueError:
-            limit = 50
-        try:
-            offset = max(int(query.get("offset", "0")), 0)
-        except ValueError:
-            offset = 0
+        for name, op in (("since", ">="), ("until", "<=")):
+            ms = _iso_ms(query.get(name))
+            if ms is not None:
+                clauses.append(f"created_ms / 1000 {op} ?")
+                params.append(ms // 1000)
+        return clauses, params
+
+    def _history_rows(self, request: Request, agent_id: str, limit: int, offset: int) -> list[sqlite3.Row]:
+        """Newest second first, and within one second oldest first, as the real bet lists."""
+        clauses, params = self._history_filter(request, agent_id)
         sql = (f"SELECT * FROM casino_bets WHERE {' AND '.join(clauses)} "
-               "ORDER BY created_ms DESC, seq DESC LIMIT ? OFFSET ?")
+               "ORDER BY created_ms / 1000 DESC, seq ASC LIMIT ? OFFSET ?")
         return self.store.all(sql, [*params, limit, offset])
 
     async def history(self, request: Request) -> Response:
         agent = self.agent(request)
-        rows = self._history_rows(request, agent["id"], 200)
-        total = self.store.scalar("SELECT COUNT(*) FROM casino_bets WHERE agent_id = ?", (agent["id"],), 0)
+        query = request.query_params
+        limit = min(_int(query.get("limit"), 50), 200)
+        offset = _int(query.get("offset"), 0)
+        rows = self._history_rows(request, agent["id"], limit, offset)
+        clauses, params = self._history_filter(request, agent["id"])
+        where = " AND ".join(clauses)
+        agg = self.store.one(f"SELECT COUNT(*) AS n, COALESCE(SUM(amount), 0) AS wagered, "
+                             f"COALESCE(SUM(amount_won), 0) AS won_amount, COALESCE(SUM(won), 0) AS wins, "
+                             f"COALESCE(MAX(amount_won), 0) AS biggest FROM casino_bets WHERE {where}", params)
+        total = int(agg["n"])
         bets = [{
             "id": r["id"], "game": r["game"], "amount": wire_cents(r["amount"]),
             "amount_won": wire_cents(r["amount_won"]),
             "multiplier": r["payout_multiplier"], "won": bool(r["won"]),
             "net": wire_cents(r["amount_won"] - r["amount"]) if r["amount_won"] >= r["amount"]
             else -wire_cents(r["amount"] - r["amount_won"]),
-            "verify": f"GET /api/v1/fairness/verify?hash={r['result_hash']}", "at": iso(r["created_ms"]),
-            "client_seed": r["client_seed"],
+            "verify": f"GET /api/v1/fairness/verify?hash={r['result_hash']}", "at": iso(r["created_ms"] // 1000 * 1000),
         } for r in rows]
-        return self.ok({"bets": bets, "pagination": {"total": total, "limit": len(bets), "offset": 0,
-                                                      "has_more": len(bets) < total}})
+        return self.ok({
+            "bets": bets,
+            "pagination": {"total": total, "limit": limit, "offset": offset, "has_more": offset + len(bets) < total},
+            "summary": {"total_bets": total, "total_wagered": wire_cents(agg["wagered"]),
+                        "total_won_amount": wire_cents(agg["won_amount"]),
+                        "net_pnl": js_round((agg["won_amount"] - agg["wagered"]) / MICRO, 2),
+                        "win_rate_pct": js_round(agg["wins"] / total * 100, 2) if total else 0,
+                        "biggest_win": wire_cents(agg["biggest"])},
+            "filters": {"game": query.get("game"), "outcome": query.get("outcome"), "since": query.get("since")},
+            "tip": "Add ?game=slots&outcome=won to filter. ?since=2026-02-01 for date range.",
+        })
 
     async def export_csv(self, request: Request) -> Response:
         agent = self.agent(request)
-        rows = self._history_rows(request, agent["id"], 10_000)
+        rows = self._history_rows(request, agent["id"], 10_000, 0)
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(["bet_id", "game", "amount_usd", "amount_won_usd", "net_usd", "payout_multiplier", "won",
@@ -693,7 +775,7 @@ class Casino:
                              f"{(r['amount_won'] - r['amount']) / MICRO:.2f}",
                              repr(js_round(r["payout_multiplier"], 4)),
                              "true" if r["won"] else "false", r["server_seed_hash"], r["client_seed"], r["nonce"],
-                             r["result_hash"], iso(r["created_ms"])])
+                             r["result_hash"], iso(r["created_ms"] // 1000 * 1000)])
         return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
 
     # Kelly & fairness -------------------------------------------------------------------------
@@ -707,46 +789,67 @@ class Casino:
         body = await read_json(request, strict=True)
         rf = body.get("risk_factor")
         if not is_js_number(rf) or not 0.1 <= rf <= 1.0:
-            raise ApiError(400, "invalid_risk_factor", "risk_factor must be between 0.1 and 1.0")
+            raise ApiError(400, "invalid_risk_factor", "risk_factor must be between 0.1 and 1.0",
+                           suggestion="0.1=ultra conservative, 0.25=default, 0.5=aggressive, 1.0=full Kelly")
         self.store.execute("UPDATE casino_agents SET risk_factor = ? WHERE id = ?", (float(rf), agent["id"]))
         limits = kelly_limits(bankroll_float(agent["balance"]), float(rf))
-        return self.ok({"risk_factor": float(rf), "new_limits": limits})
+        return self.ok({"risk_factor": float(rf), "message": f"Risk factor updated to {rf}", "new_limits": limits})
 
     async def seed_hash(self, request: Request) -> Response:
         agent = self.agent(request)
         with self.store.tx() as conn:
             seed = _active_seed(self.ctx, conn, agent["id"])
-        return self.ok({"server_seed_hash": seed["seed_hash"], "current_nonce": seed["nonce"],
-                        "bets_until_rotation": SEED_ROTATION - seed["nonce"]})
+        return self.ok({
+            "server_seed_hash": seed["seed_hash"],
+            "note": "This hash commits to a server seed. After seed rotation, the seed is revealed so you can "
+                    "verify all bets made with it.",
+            "how_to_verify": ["1. Note this hash before placing bets", "2. Provide your own client_seed when betting",
+                              "3. After seed rotation, GET /api/v1/fairness/seeds to see revealed seeds",
+                              "4. POST /api/v1/fairness/verify with bet_id to verify any past bet"],
+        })
 
     async def verify(self, request: Request) -> Response:
         agent = self.agent(request)
         body = await read_json(request, strict=True)
-        bet = self.store.one("SELECT * FROM casino_bets WHERE id = ? AND agent_id = ?",
-                             (body.get("bet_id"), agent["id"]))
+        bet_id = body.get("bet_id")
+        bet = self.store.one("SELECT * FROM casino_bets WHERE id = ? AND agent_id = ?", (bet_id, agent["id"]))
         if bet is None:
-            raise ApiError(404, "bet_not_found", "No such bet for this agent")
+            raise ApiError(404, "bet_not_found", f"No bet found with id: {bet_id}")
         seed = self.store.one("SELECT * FROM casino_seeds WHERE agent_id = ? AND generation = ?",
                               (agent["id"], bet["seed_generation"]))
-        revealed = seed["revealed_ms"] is not None
-        data: dict[str, Any] = {"bet_id": bet["id"], "server_seed_hash": bet["server_seed_hash"],
-                                "client_seed": bet["client_seed"], "nonce": bet["nonce"],
-                                "result_hash": bet["result_hash"], "roll": roll_from_hash(bet["result_hash"]),
-                                "server_seed": seed["seed"] if revealed else None, "revealed": revealed}
-        if revealed:
-            data["valid"] = (hashlib.sha256(seed["seed"].encode()).hexdigest() == bet["server_seed_hash"]
-                             and result_hash(seed["seed"], bet["client_seed"], bet["nonce"]) == bet["result_hash"])
-        else:
-            data["message"] = "Server seed not revealed yet: POST /api/v1/fairness/rotate to reveal it"
-        return self.ok(data)
+        if seed["revealed_ms"] is None:
+            return self.ok({
+                "bet_id": bet["id"], "status": "seed_not_yet_revealed", "server_seed_hash": bet["server_seed_hash"],
+                "client_seed": bet["client_seed"], "nonce": bet["nonce"], "result_hash": bet["result_hash"],
+                "message": "Server seed will be revealed when it rotates (every 1000 bets or on request). You can "
+                           "verify the result_hash matches the server_seed_hash commitment.",
+                "note": "Request seed rotation via POST /api/v1/fairness/rotate to reveal the seed now.",
+            })
+        valid = (hashlib.sha256(seed["seed"].encode()).hexdigest() == bet["server_seed_hash"]
+                 and result_hash(seed["seed"], bet["client_seed"], bet["nonce"]) == bet["result_hash"])
+        computed = roll_from_hash(result_hash(seed["seed"], bet["client_seed"], bet["nonce"]))
+        return self.ok({
+            "bet_id": bet["id"], "verified": valid, "game": bet["game"], "result": json.loads(bet["result"]),
+            "won": bool(bet["won"]), "amount_bet": wire(bet["amount"]), "amount_won": wire(bet["amount_won"]),
+            "proof": {"server_seed": seed["seed"], "server_seed_hash": bet["server_seed_hash"],
+                      "client_seed": bet["client_seed"], "nonce": bet["nonce"], "result_hash": bet["result_hash"],
+                      "computed_result": computed, "hash_matches": valid},
+            "how_to_verify_yourself": [
+                f'1. Compute: SHA256("{seed["seed"]}") should equal "{bet["server_seed_hash"]}"',
+                f'2. Compute: HMAC-SHA256(server_seed, "{bet["client_seed"]}:{bet["nonce"]}") to get result hash',
+                f"3. Take first 8 hex chars of result hash, convert to int, mod 10000, divide by 100 = {computed}",
+                "4. Map the result to the game outcome using the game rules"],
+        })
 
     async def rotate(self, request: Request) -> Response:
         agent = self.agent(request)
         with self.store.tx() as conn:
             old = _rotate(self.ctx, conn, agent["id"])
             new = _active_seed(self.ctx, conn, agent["id"])
-        return self.ok({"previous_seed": old["seed"], "previous_seed_hash": old["seed_hash"],
-                        "bets_with_previous_seed": old["nonce"], "new_seed_hash": new["seed_hash"]})
+        return self.ok({"message": "Seed rotated successfully",
+                        "previous_seed": {"seed": old["seed"], "seed_hash": old["seed_hash"], "bets_made": old["nonce"],
+                                          "note": "This seed is now revealed. You can verify all bets made with it."},
+                        "new_seed_hash": new["seed_hash"]})
 
 
 def create_app(ctx: SandboxContext) -> Starlette:
@@ -774,4 +877,4 @@ def create_app(ctx: SandboxContext) -> Starlette:
         Route(f"{p}/fairness/verify", c.verify, methods=["POST"]),
         Route(f"{p}/fairness/rotate", c.rotate, methods=["POST"]),
     ]
-    return make_service_app(SERVICE, routes)
+    return make_service_app(SERVICE, routes, not_found_extra={"docs": "/api/v1/docs", "openapi": "/openapi.json"})

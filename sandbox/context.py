@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from sandbox.clock import Clock
 from sandbox.faults import FaultConfig, FaultInjector
@@ -27,6 +28,11 @@ class SandboxContext:
     faults: FaultConfig
     urls: dict[str, str] = field(default_factory=dict)
     injector: FaultInjector | None = field(default=None, repr=False)
+    memory: dict[str, Any] = field(default_factory=dict, repr=False)
+    """In-memory state a restart loses (rate-limit windows), as the real services keep it."""
+    chain_up: bool = True
+    """Whether simulated on-chain sends (casino withdrawals) succeed; when False they fail as the
+    real casino's do without a chain: 500 `withdrawal_failed`, the balance refunded."""
     _rngs: dict[str, random.Random] = field(default_factory=dict, init=False, repr=False)
 
     def rng_for(self, name: str) -> random.Random:

@@ -60,12 +60,16 @@ def reply(data: dict[str, Any], status: int = 200, *, service: str) -> JSONRespo
     return JSONResponse(body, status_code=status)
 
 
-def not_found_handlers(service: str = "sandbox") -> dict[Any, Callable[..., Any]]:
-    """Unknown routes (and wrong methods) answer 404 `not_found` in JSON, as Hono does."""
+def not_found_handlers(service: str = "sandbox", *, message: bool = True,
+                       extra: dict[str, Any] | None = None) -> dict[Any, Callable[..., Any]]:
+    """Unknown routes (and wrong methods) answer 404 `not_found` in JSON, as Hono does; the
+    escrow's says nothing more (`message=False`)."""
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return reply({"error": "not_found", "message": f"{request.method} {request.url.path} not found"}, 404,
-                     service=service)
+        body = {"error": "not_found"}
+        if message:
+            body["message"] = f"{request.method} {request.url.path} not found"
+        return reply({**body, **(extra or {})}, 404, service=service)
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -77,9 +81,11 @@ def not_found_handlers(service: str = "sandbox") -> dict[Any, Callable[..., Any]
     return {HTTPException: not_found, ApiError: api_error, Exception: internal}
 
 
-def make_service_app(name: str, routes: list[BaseRoute]) -> Starlette:
+def make_service_app(name: str, routes: list[BaseRoute], *, not_found_message: bool = True,
+                     not_found_extra: dict[str, Any] | None = None) -> Starlette:
     """A service's Starlette app with the real APIs' error conventions wired in."""
-    return Starlette(routes=routes, exception_handlers=not_found_handlers(name))
+    return Starlette(routes=routes, exception_handlers=not_found_handlers(name, message=not_found_message,
+                                                                          extra=not_found_extra))
 
 
 def _no_constants(token: str) -> Any:
