@@ -505,7 +505,9 @@ class LimitOrderBook(msgspec.Struct, frozen=True):
         for key in ("pending", "filled", "cancelled"):
             if not isinstance(r.raw(key), list):
                 raise ValueError(f"limit_orders: missing {key}")
-        return cls(*([LimitOrder.from_wire(row) for row in r.items(key)] for key in ("pending", "filled", "cancelled")))
+        lists = [[LimitOrder.from_wire({**row, "status": key}) if isinstance(row, dict) else LimitOrder.from_wire(row)
+                  for row in r.items(key)] for key in ("pending", "filled", "cancelled")]
+        return cls(*lists)
 
 
 class LimitCheck(msgspec.Struct, frozen=True):
