@@ -42,7 +42,7 @@ from runtime.atomic import AtomicSteps
 from runtime.bus import Delivery, HandlerRejected
 from runtime.clock import Clock
 from runtime.keys import Keys
-from venue.errors import VenueRejected
+from venue.errors import VenueRejected, VenueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,11 @@ class CasinoBucket(TreasuryActor):
                     else bucket_available)
         p_true, payout = true_odds(bet.game)
         win_prob = bet.win_prob if bet.win_prob is not None else p_true
-        cap = floor_to_cent(bucket_available * BET_CAP_BP // 10_000)
+        own_cap = floor_to_cent(bucket_available * BET_CAP_BP // 10_000)
+        casino = self.casino_for(agent)
+        # The venue refuses stakes above its own Kelly limit (GET /kelly/limits): size under both.
+        venue_cap = casino.max_stake(game_id(bet.game), venue_params(bet.game))
+        cap = own_cap if venue_cap is None else min(own_cap, venue_cap)
         bankroll = max(bankroll, 0)
         # The 2 % cap is a share of the casino bucket, whatever bankroll (session) Kelly sizes on.
         cap_share = Fraction(cap, bankroll) if bankroll > cap else Fraction(1)
@@ -135,20 +139,26 @@ class CasinoBucket(TreasuryActor):
         if reservation.status == "duplicate":
             return self._ack_only(delivery)
         if not reservation.granted:
-            reason = _refusal_reason(reservation.status, reservation.detail, stake, cap)
+            reason = _refusal_reason(reservation.status, reservation.detail, stake, cap, venue_limited=cap < own_cap)
             return self._refuse(delivery, reservation.status, reason, sizing, reservation.seq or None)
         if reservation.status == "already_reserved":
             stake = int(reservation.detail.split("|")[1])
 
-        casino = self.casino_for(agent)
         game = game_id(bet.game)
+        # No bet of this message can predate the message: the look-ups read back to its creation.
+        since_ms = env.created_ms
         try:
+            result = None
             if reservation.status == "already_reserved":
-                result = casino.find_bet(env.id) or casino.place_bet_once(
-                    game, stake, venue_params(bet.game), client_seed=env.id, idempotency_key=env.id)
-            else:
+                found = casino.lookup_bet(env.id, since_ms=since_ms)
+                if found.unknown:
+                    # The venue's list no longer reaches back far enough to tell: never bet again on it.
+                    raise VenueUnavailable("casino", f"bet {env.id}: outcome unknown ({found.reason})",
+                                           code="outcome_unknown")
+                result = found.value
+            if result is None:
                 result = casino.place_bet_once(game, stake, venue_params(bet.game), client_seed=env.id,
-                                               idempotency_key=env.id)
+                                               idempotency_key=env.id, since_ms=since_ms)
         except VenueRejected as exc:
             return self._release(delivery, stake, exc.code, str(exc))
         # VenueUnavailable propagates: the bus retries later; the reservation stays until settled.
@@ -255,7 +265,9 @@ def gross_payout(stake: int, amount_won: int, multiplier: str) -> int:
     return exact if abs(exact - amount_won) <= CENT // 2 else amount_won
 
 
-def _refusal_reason(status: str, detail: str, stake: int, cap: int) -> str:
+def _refusal_reason(status: str, detail: str, stake: int, cap: int, *, venue_limited: bool = False) -> str:
+    if status == "over_cap" and venue_limited:
+        return f"stake {stake} exceeds the venue's Kelly limit of {cap} micro-USD (GET /kelly/limits)"
     return {
         "paused": f"treasury is PAUSED: {detail}",
         "halted": f"treasury is HALTED: {detail}",

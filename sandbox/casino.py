@@ -37,8 +37,8 @@ from starlette.routing import Route
 from messages.money import CENT, MICRO
 from sandbox.accounts import (
     CHAINS,
-    LEDGER_ORDER,
     EVM_CHAINS,
+    LEDGER_ORDER,
     InsufficientBalance,
     agent_for_key,
     balance_of,
@@ -411,9 +411,9 @@ class Casino:
         timeouts land first, so balances read here include them."""
         agent = agent_for_key(self.ctx, bearer(request))
         if agent is None:
-            key = bearer(request)
-            raise ApiError(401, "unauthorized",
-                           "Invalid API key" if key else "Missing or invalid Authorization header. Use: Bearer {api_key}",
+            why = "Invalid API key" if bearer(request) else \
+                "Missing or invalid Authorization header. Use: Bearer {api_key}"
+            raise ApiError(401, "unauthorized", why,
                            suggestion="Register at POST /api/v1/auth/register to get an API key")
         if "escrow" in self.ctx.urls:
             if run_timeouts(self.ctx):
@@ -501,6 +501,10 @@ class Casino:
                                (agent["id"], chain)).fetchone()
             if row:
                 return self.ok({**info, "address": row["address"]})
+            if chain in EVM_CHAINS and not self.ctx.chain_up:
+                # the real casino asks its private wallet service for EVM addresses
+                raise ApiError(503, "wallet_service_unavailable", "Wallet service is not reachable",
+                               suggestion="Try again in a moment")
             address = self._address(agent["id"], chain)
             conn.execute("INSERT INTO casino_deposit_addresses(agent_id, chain, address, created_ms) "
                          "VALUES (?, ?, ?, ?)", (agent["id"], chain, address, self.ctx.clock.now_ms()))
@@ -520,14 +524,14 @@ class Casino:
 
     async def deposits(self, request: Request) -> Response:
         agent = self.agent(request)
-        rows = self.store.all("SELECT * FROM casino_deposits WHERE agent_id = ? ORDER BY created_ms / 1000 DESC, rowid "
-                              "LIMIT 50", (agent["id"],))
+        rows = self.store.all("SELECT * FROM casino_deposits WHERE agent_id = ? "
+                              "ORDER BY created_ms / 1000 DESC, rowid LIMIT 50", (agent["id"],))
         return self.ok({"deposits": [_deposit_row(r) for r in rows]})
 
     async def withdrawals(self, request: Request) -> Response:
         agent = self.agent(request)
-        rows = self.store.all("SELECT * FROM casino_withdrawals WHERE agent_id = ? ORDER BY created_ms / 1000 DESC, rowid "
-                              "LIMIT 50", (agent["id"],))
+        rows = self.store.all("SELECT * FROM casino_withdrawals WHERE agent_id = ? "
+                              "ORDER BY created_ms / 1000 DESC, rowid LIMIT 50", (agent["id"],))
         return self.ok({"withdrawals": [_withdrawal_row(r) for r in rows]})
 
     async def withdraw(self, request: Request) -> Response:

@@ -17,7 +17,6 @@ from starlette.routing import Route
 
 from messages.money import MICRO
 from sandbox import accounts
-from sandbox.clock import iso
 from sandbox.context import SandboxContext
 from sandbox.http import ApiError, make_service_app, read_json, reply, wire
 

@@ -1079,8 +1079,7 @@ class TradingSandbox:
                                   (agent["id"],))
         referred = self.store.scalar("SELECT COUNT(*) FROM trading_agents WHERE referred_by = ?", (agent["id"],), 0)
         earned = sum(e["commission_micros"] for e in earnings)
-        withdrawn = self.store.scalar("SELECT COALESCE(SUM(amount_micros), 0) FROM trading_referral_withdrawals "
-                                      "WHERE referrer_id = ?", (agent["id"],), 0)
+        # As the real stats: no available figure (only the withdrawal itself tells it).
         return {
             "total_referrals": referred,
             "total_fees_generated_usd": wire_cents(sum(e["fee_micros"] for e in earnings)),

@@ -23,9 +23,7 @@ from .recordings import Exchange, load
 from .replay import Replayer, differences, shape
 
 KNOWN: dict[str, str] = {
-    # exchange id prefix → why the sandbox answers differently (also in docs/venue.md)
-    "casino[31]": "deposit-address needs the casino's private wallet service (503 offline); the sandbox "
-                  "answers as the production casino does (201 with an address)",
+    # exchange id prefix → why the sandbox answers differently (also in docs/venue.md); none left
 }
 EXTRA_FIELDS: dict[str, tuple[str, str]] = {
     # exchange id prefix → (field the sandbox adds, why)
