@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from email.utils import formatdate
 from typing import Any
 
 import uvicorn
@@ -89,7 +90,30 @@ def build_app(ctx: SandboxContext, apps: dict[str, Starlette]) -> Any:
     routes.append(Mount("/_sandbox", app=create_admin_app(ctx, sorted(apps), idem_log)))
     root = Starlette(routes=routes, exception_handlers=not_found_handlers())
     assert ctx.injector is not None
-    return FaultMiddleware(IdempotencyRecorder(root, idem_log), ctx.injector)
+    return FaultMiddleware(DateHeader(IdempotencyRecorder(root, idem_log), ctx.clock), ctx.injector)
+
+
+class DateHeader:
+    """Every answer carries `Date` from the sandbox clock, as a real server's Date comes from the
+    clock that also stamps its rows (clients compare it with their own to trust time windows)."""
+
+    def __init__(self, app: Any, clock: Clock) -> None:
+        self.app = app
+        self.clock = clock
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_dated(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                date = formatdate(self.clock.now_ms() / 1000, usegmt=True).encode()
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                message = {**message, "headers": [*headers, (b"date", date)]}
+            await send(message)
+
+        await self.app(scope, receive, send_dated)
 
 
 class _QuietDropFilter(logging.Filter):
@@ -172,7 +196,7 @@ def start_sandbox(
     if not any(isinstance(f, _QuietDropFilter) for f in uvicorn_log.filters):
         uvicorn_log.addFilter(_QuietDropFilter())
     config = uvicorn.Config(app, http="h11", lifespan="off", log_config=None, log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=1, timeout_keep_alive=5)
+                            access_log=False, timeout_graceful_shutdown=1, timeout_keep_alive=5, date_header=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox:{bound_port}",
                               daemon=True)

@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, TypeVar
 
 import httpx
@@ -136,6 +137,7 @@ class ServiceClient:
         max_backoff_s: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         settle_s: float | None = None,
+        now_ms: Callable[[], int] | None = None,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
@@ -148,6 +150,11 @@ class ServiceClient:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self._sleep = sleep
+        self._now_ms: Callable[[], int] = now_ms or (lambda: int(time.time() * 1000))
+        """Our clock (epoch ms), the one spends' times are given in."""
+        self.venue_skew_ms: int | None = None
+        """The venue's clock minus ours, from the `Date` header of its last answer (None before
+        any); look-ups refuse to prove absence by time when it exceeds `lookup.SKEW_MS` / 2."""
         self._key: Secret | None = None if api_key is None else Secret(api_key)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport,
                                   headers={"user-agent": "agent-treasury", "accept": "application/json"})
@@ -221,6 +228,7 @@ class ServiceClient:
 
     def _interpret(self, where: str, response: httpx.Response, *, text: bool = False) -> Any:
         status = response.status_code
+        self._note_date(response)
         if text and 200 <= status < 300:
             try:
                 return response.content.decode("utf-8")
@@ -250,6 +258,23 @@ class ServiceClient:
                                 details=payload)
         raise VenueUnavailable(self.service, message or f"{where}: HTTP {status}", code=code or f"http_{status}",
                                status=status, details=payload)
+
+    def _note_date(self, response: httpx.Response) -> None:
+        header = response.headers.get("date")
+        if not header:
+            return
+        try:
+            venue_ms = int(parsedate_to_datetime(header).timestamp() * 1000)
+        except (TypeError, ValueError, IndexError):
+            return
+        self.venue_skew_ms = venue_ms - self._now_ms()
+
+    def clocks_agree(self) -> bool:
+        """Whether our clock and the venue's (its last `Date`, one-second resolution) agree within
+        half the look-up allowance; unknown counts as agreeing only before any answer was read."""
+        from venue.client.lookup import SKEW_MS
+
+        return self.venue_skew_ms is None or abs(self.venue_skew_ms) <= SKEW_MS // 2
 
     def decode(self, data: Any, tp: type[T], where: str) -> T:
         """`decode`, with a shape mismatch reported as `VenueUnavailable` (an answer we cannot read)."""

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,11 +110,8 @@ class CasinoClient(ServiceClient):
     refunded_5xx = frozenset({"withdrawal_failed"})
 
     def __init__(self, base_url: str, api_key: str | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 transport: httpx.BaseTransport | None = None, now_ms: Callable[[], int] | None = None,
-                 **options: Any) -> None:
+                 transport: httpx.BaseTransport | None = None, **options: Any) -> None:
         super().__init__(base_url, api_key, timeout_s=timeout_s, transport=transport, **options)
-        self._now_ms = now_ms or (lambda: int(time.time() * 1000))
-        """Our clock (epoch ms): where a lost spend's look-up starts when the caller gives no time."""
 
     # ── account ───────────────────────────────────────────────────────────────────────────
 
@@ -177,7 +173,8 @@ class CasinoClient(ServiceClient):
                     and w.created_ms >= since_ms - SKEW_MS)
 
         return scan_pages([(rows, len(rows) < LIST_PAGE)], match=match, time_ms=lambda w: w.created_ms,
-                          since_ms=since_ms, what=f"withdrawal of {amount} to {address}")
+                          since_ms=since_ms, what=f"withdrawal of {amount} to {address}",
+                          clocks_agree=self.clocks_agree())
 
     def pay(self, to_agent_id: str, amount: int, memo: str | None = None, *, idempotency_key: str) -> Payment:
         """Casino-internal transfer to another casino agent. Sent once; reconcile via `ledger()`."""
@@ -239,7 +236,7 @@ class CasinoClient(ServiceClient):
                 until = min(times)
 
         found = scan_pages(pages(), match=lambda row: row.get("client_seed") == client_seed, time_ms=_row_ms,
-                           since_ms=since_ms, what=f"bet {client_seed!r}")
+                           since_ms=since_ms, what=f"bet {client_seed!r}", clocks_agree=self.clocks_agree())
         if found.presence is not Presence.FOUND:
             return Lookup(found.presence, found.since_ms, None, found.covered_from_ms, found.reason, found.pages)
         assert found.value is not None

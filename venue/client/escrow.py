@@ -11,8 +11,6 @@ whether they happened.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -38,9 +36,8 @@ class EscrowClient(ServiceClient):
 
     def __init__(self, base_url: str, api_key: str | None = None, *, casino_url: str | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S, transport: httpx.BaseTransport | None = None,
-                 now_ms: Callable[[], int] | None = None, **options: Any) -> None:
+                 **options: Any) -> None:
         super().__init__(base_url, api_key, timeout_s=timeout_s, transport=transport, **options)
-        self._now_ms = now_ms or (lambda: int(time.time() * 1000))
         self.casino_url = casino_url
         self._casino: CasinoClient | None = None
         self._casino_args = (timeout_s, transport, options)
@@ -109,7 +106,8 @@ class EscrowClient(ServiceClient):
         rows of one second oldest first) for `escrow_lock:` debits of `amount` and GETs each one.
         FOUND; ABSENT when the rows read reach back before `since_ms` (or the ledger holds fewer
         than 50 rows); otherwise UNKNOWN — a busy ledger has slid past the creation time."""
-        entries = self._casino_client().ledger()
+        casino = self._casino_client()
+        entries = casino.ledger()
 
         def match(entry: LedgerEntry) -> bool:
             if entry.type != "debit" or not entry.reason.startswith(LOCK_REASON) or entry.amount != amount:
@@ -121,7 +119,7 @@ class EscrowClient(ServiceClient):
                 return False
 
         found = scan_pages([(entries, len(entries) < LEDGER_PAGE)], match=match, time_ms=lambda e: e.created_ms,
-                           since_ms=since_ms, what="escrow creation")
+                           since_ms=since_ms, what="escrow creation", clocks_agree=casino.clocks_agree())
         if found.presence is not Presence.FOUND:
             return Lookup(found.presence, found.since_ms, None, found.covered_from_ms, found.reason, found.pages)
         return found.map(self._created_from_lock)

@@ -93,12 +93,14 @@ def scan_pages(
     time_ms: Callable[[R], int | None],
     since_ms: int,
     what: str,
+    clocks_agree: bool = True,
 ) -> Lookup[R]:
     """Walk newest-first pages `(rows, is_last)` until a row matches (FOUND) or the rows read cover
     `since_ms` (ABSENT). Running out of pages before that, or a row without a time, is UNKNOWN.
 
     Rows are looked at in full on every page, whatever their order inside a page (the real casino
-    lists rows of one second oldest first)."""
+    lists rows of one second oldest first). A whole list read (`is_last`) proves absence whatever
+    the clocks say; a time window only when `clocks_agree` (ours and the venue's)."""
     oldest: int | None = None
     count = 0
     for rows, is_last in pages:
@@ -112,8 +114,14 @@ def scan_pages(
                 return Lookup(Presence.UNKNOWN, since_ms, None, oldest, f"{what}: a listed row has no time",
                               pages=count)
             oldest = at if oldest is None else min(oldest, at)
-        if covers(oldest, since_ms, complete=is_last):
-            return Lookup(Presence.ABSENT, since_ms, None, None if is_last else oldest, pages=count)
+        if is_last:
+            return Lookup(Presence.ABSENT, since_ms, None, None, pages=count)
+        if covers(oldest, since_ms, complete=False):
+            if not clocks_agree:
+                return Lookup(Presence.UNKNOWN, since_ms, None, oldest,
+                              f"{what}: our clock and the venue's disagree by more than {SKEW_MS // 2} ms, so a time "
+                              f"window proves nothing", pages=count)
+            return Lookup(Presence.ABSENT, since_ms, None, oldest, pages=count)
     return Lookup(Presence.UNKNOWN, since_ms, None, oldest,
                   f"{what}: the rows read reach back to {oldest} ms, not to {since_ms - SKEW_MS} ms", pages=count)
 
