@@ -948,7 +948,9 @@ class TradingSandbox:
             return {**row, "leverage": _num_out(Decimal(o["leverage"])),
                     "limit_price": _num_out(Decimal(o["price"])), "created_at": o["created_ms"] // 1000}
         if o["status"] == "filled":
-            return {**row, "limit_price": _num_out(Decimal(o["price"])), "fill_price": _num_out(Decimal(o["price"])),
+            position = self.store.one("SELECT entry_price FROM trading_positions WHERE id = ?", (o["position_id"],))
+            fill = Decimal(position["entry_price"]) if position else Decimal(o["price"])
+            return {**row, "limit_price": _num_out(Decimal(o["price"])), "fill_price": _num_out(fill),
                     "filled_at": (o["done_ms"] or o["created_ms"]) // 1000}
         return {**row, "limit_price": _num_out(Decimal(o["price"]))}
 
