@@ -24,6 +24,7 @@ from messages.schema import (
 from runtime.atomic import AtomicSteps
 from runtime.bus import StreamBus, command_client
 from runtime.clock import ManualClock
+from venue.client.lookup import Lookup, Presence
 from venue.client.types import BetResult
 from venue.errors import VenueRejected, VenueUnavailable
 
@@ -45,7 +46,15 @@ class ScriptedCasino:
         return BetResult(bet_id=f"bet-{len(self.placed)}", game=game, amount_bet=amount, amount_won=amount_won,
                          won=won, payout_multiplier=str(multiplier), roll="1.00", new_balance=0, client_seed=seed)
 
-    def place_bet_once(self, game, amount, params, *, client_seed, idempotency_key, attempts=3):
+    venue_cap: int | None = None
+    """What the venue's own Kelly check allows now (GET /kelly/limits); None: no line for the game."""
+    unknown = False
+    """Look-ups answer UNKNOWN (the venue's list no longer reaches back to the bet)."""
+
+    def max_stake(self, game, params):
+        return self.venue_cap
+
+    def place_bet_once(self, game, amount, params, *, client_seed, idempotency_key, attempts=3, since_ms=None):
         self.calls += 1
         step = self.script.pop(0)
         if step[0] == "reject":
@@ -59,10 +68,13 @@ class ScriptedCasino:
 
     down = False
 
-    def find_bet(self, client_seed):
+    def lookup_bet(self, client_seed, *, since_ms):
         if self.down:
             raise VenueUnavailable("casino", "unreachable", code="outcome_unknown", status=0)
-        return self.placed.get(client_seed)
+        if self.unknown:
+            return Lookup(Presence.UNKNOWN, since_ms, reason="the export does not reach back")
+        found = self.placed.get(client_seed)
+        return Lookup(Presence.FOUND if found else Presence.ABSENT, since_ms, found)
 
 
 @pytest.fixture
@@ -165,3 +177,30 @@ def test_a_dead_lettered_spend_is_retried_by_an_operator_and_settles_once(casino
     assert read_ledger(steps.client, steps.keys, AGENT).held_by("casino", "reserved") == 0
     send(RetrySpend(message_id=original_id))  # a second retry finds nothing reserved
     assert len(events(BetSettled)) == 1 and rclient.xlen(keys.dead(keys.shard(AGENT))) == 2
+
+
+def test_an_unknown_look_up_never_bets_again_and_keeps_the_stake_reserved(casino, keys, rclient):
+    venue, send, events, _, bus, steps = casino
+    venue.script = [("lost",)]
+    send(BELIEVER)
+    venue.unknown = True
+    while not rclient.xlen(keys.dead(keys.shard(AGENT))):
+        bus.drain_own_pending()  # every redelivery: reservation found, look-up UNKNOWN, no bet
+    assert venue.calls == 1 and events(BetSettled) == []
+    assert read_ledger(steps.client, steps.keys, AGENT).held_by("casino", "reserved") == parse_usd("3")
+
+
+def test_stakes_are_sized_under_the_venues_own_kelly_limit(casino):
+    """The venue refuses stakes above its Kelly limit (×50 at p 0.05 → "exceeds Kelly limit of
+    $1.53"): the actor sizes under the smaller of its cap and the venue's."""
+    venue, send, events, *_ = casino
+    venue.venue_cap = parse_usd("1.53")
+    venue.script = [("lose",)]
+    send(PlaceBet(game=Multiplier(target=50.0), win_prob=0.05, kelly="full"))
+    [settled] = events(BetSettled)
+    assert settled.stake == parse_usd("1.53")
+    venue.script = [("lose",)]
+    send(PlaceBet(game=CoinFlip(), win_prob=0.5, kelly="full", fixed_stake=parse_usd("2.50")))
+    refused = events(BetRefused)[-1]
+    assert refused.code == "over_cap" and "venue's Kelly limit of 1530000" in refused.reason
+    assert venue.calls == 1
