@@ -269,6 +269,10 @@ class ServiceClient:
             return
         self.venue_skew_ms = venue_ms - self._now_ms()
 
+    def venue_now_ms(self) -> int | None:
+        """The venue's clock now, as its last `Date` header put it against ours (None before any)."""
+        return None if self.venue_skew_ms is None else self._now_ms() + self.venue_skew_ms
+
     def clocks_agree(self) -> bool:
         """Whether our clock and the venue's (its last `Date`, one-second resolution) agree within
         half the look-up allowance; unknown counts as agreeing only before any answer was read."""
