@@ -44,12 +44,7 @@ def balances_main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    if b.complete:
-        title = f"{args.agent}: {format_usd(b.total_usd)} across {len(b.holdings)} chains"
-    else:
-        title = (f"{args.agent}: total unknown ({len(b.unread)} chain(s) unreadable; "
-                 f"{format_usd(b.total_usd)} on the {len(b.holdings)} read)")
-    table = Table(title=title)
+    table = Table(title=balances_title(b))
     for column in ("chain", "address", "USDC", "native", "source"):
         table.add_column(column, justify="right" if column in ("USDC", "native") else "left")
     for name, h in sorted(b.holdings.items()):
@@ -60,3 +55,12 @@ def balances_main(args: argparse.Namespace) -> int:
         table.add_row(name, "—", "—", "—", why)
     Console().print(table)
     return 0
+
+
+def balances_title(b) -> str:
+    """The table title: the USD total across the chains, or "total unknown" when any chain could
+    not be read (a partial sum is never shown as the total)."""
+    if b.complete:
+        return f"{b.agent}: {format_usd(b.total_usd)} across {len(b.holdings)} chains"
+    return (f"{b.agent}: total unknown ({len(b.unread)} chain(s) unreadable: {', '.join(sorted(b.unread))}; "
+            f"{format_usd(b.total_usd)} on the {len(b.holdings)} read)")
