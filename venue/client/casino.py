@@ -47,7 +47,7 @@ from venue.client.types import (
     Withdrawal,
     WithdrawResult,
 )
-from venue.errors import VenueNotApplied, VenueRateLimited, VenueRejected, VenueUnavailable
+from venue.errors import VenueRejected, VenueUnavailable
 from venue.wire import to_venue_amount
 
 API = "/api/v1"
@@ -272,40 +272,12 @@ class CasinoClient(ServiceClient):
         `VenueNotApplied` when every attempt was lost and the lookups prove nothing landed), a
         `VenueRateLimited`, or a `VenueUnavailable` when even the lookup failed (outcome unknown).
         """
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
-        since_ms = self._now_ms() if since_ms is None else since_ms
-        last: VenueUnavailable | VenueRateLimited | None = None
-        for attempt in range(attempts):
-            if attempt:
-                self._sleep(self.backoff(attempt - 1))
-            try:
-                return self.bet(game, amount, params, client_seed=client_seed, idempotency_key=idempotency_key)
-            except VenueRateLimited as exc:
-                last = exc
-                continue
-            except VenueUnavailable as exc:
-                last = exc
-            self._sleep(self.backoff(0))
-            try:
-                found = self.lookup_bet(client_seed, since_ms=since_ms)
-            except (VenueUnavailable, VenueRateLimited) as exc:
-                raise VenueUnavailable(
-                    self.service,
-                    f"bet {client_seed!r}: outcome unknown ({last.message}; lookup failed: {exc.message})",
-                    code="outcome_unknown", details={"client_seed": client_seed}) from None
-            if found.presence is Presence.FOUND:
-                assert found.value is not None
-                return found.value
-            if found.presence is Presence.UNKNOWN:
-                raise VenueUnavailable(self.service, f"bet {client_seed!r}: outcome unknown ({last.message}; "
-                                                     f"{found.reason})", code="outcome_unknown",
-                                       details={"client_seed": client_seed})
-        assert last is not None
-        if isinstance(last, VenueRateLimited):
-            raise last
-        raise VenueNotApplied(self.service, f"bet {client_seed!r} not placed after {attempts} attempts: {last.message}",
-                              code="not_applied", details={"client_seed": client_seed, "last_error": last.code})
+        since = self._now_ms() if since_ms is None else since_ms
+        return self.spend_once(
+            f"bet {client_seed!r}",
+            lambda: self.bet(game, amount, params, client_seed=client_seed, idempotency_key=idempotency_key),
+            lambda: self.lookup_bet(client_seed, since_ms=since), attempts=attempts,
+            details={"client_seed": client_seed})
 
     def bet_batch(self, bets: list[dict[str, Any]], *, idempotency_key: str) -> BatchResult:
         """Up to 20 bets `{game, amount (micro-USD), **params}` run one by one; failed items come

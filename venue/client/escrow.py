@@ -19,7 +19,7 @@ from venue.client.base import DEFAULT_TIMEOUT_S, ServiceClient
 from venue.client.casino import CasinoClient, _dollars
 from venue.client.lookup import Lookup, Presence, scan_pages
 from venue.client.types import Escrow, EscrowCreated, EscrowRelease, EscrowStats, EscrowTransition, LedgerEntry
-from venue.errors import VenueNotApplied, VenueRateLimited, VenueRejected, VenueUnavailable
+from venue.errors import VenueRejected
 
 LOCK_REASON = "escrow_lock:"
 LEDGER_PAGE = 50
@@ -61,42 +61,14 @@ class EscrowClient(ServiceClient):
                     since_ms: int | None = None) -> EscrowCreated:
         """Create the escrow at most once (needs `casino_url` for the ledger lookup). Outcomes as in
         `CasinoClient.place_bet_once`; a found escrow comes back with `recovered=True`."""
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
         tagged = tag_description(description, idempotency_key)
-        since_ms = self._now_ms() if since_ms is None else since_ms
-        last: VenueUnavailable | VenueRateLimited | None = None
-        for attempt in range(attempts):
-            if attempt:
-                self._sleep(self.backoff(attempt - 1))
-            try:
-                return self.create(counterparty_agent_id, amount, tagged, timeout_hours=timeout_hours,
-                                   referral_code=referral_code, idempotency_key=idempotency_key)
-            except VenueRateLimited as exc:
-                last = exc
-                continue
-            except VenueUnavailable as exc:
-                last = exc
-            self._sleep(self.backoff(0))
-            try:
-                found = self.lookup_created(tagged, amount, since_ms=since_ms)
-            except (VenueUnavailable, VenueRateLimited) as exc:
-                raise VenueUnavailable(self.service, f"escrow {idempotency_key!r}: outcome unknown "
-                                       f"({last.message}; lookup failed: {exc.message})", code="outcome_unknown",
-                                       details={"idempotency_key": idempotency_key}) from None
-            if found.presence is Presence.FOUND:
-                assert found.value is not None
-                return found.value
-            if found.presence is Presence.UNKNOWN:
-                raise VenueUnavailable(self.service, f"escrow {idempotency_key!r}: outcome unknown ({last.message}; "
-                                                     f"{found.reason})", code="outcome_unknown",
-                                       details={"idempotency_key": idempotency_key})
-        assert last is not None
-        if isinstance(last, VenueRateLimited):
-            raise last
-        raise VenueNotApplied(self.service, f"escrow {idempotency_key!r} not created after {attempts} attempts: "
-                              f"{last.message}", code="not_applied",
-                              details={"idempotency_key": idempotency_key, "last_error": last.code})
+        since = self._now_ms() if since_ms is None else since_ms
+        return self.spend_once(
+            f"escrow {idempotency_key!r}",
+            lambda: self.create(counterparty_agent_id, amount, tagged, timeout_hours=timeout_hours,
+                                referral_code=referral_code, idempotency_key=idempotency_key),
+            lambda: self.lookup_created(tagged, amount, since_ms=since), attempts=attempts,
+            details={"idempotency_key": idempotency_key})
 
     def lookup_created(self, tagged_description: str, amount: int, *, since_ms: int) -> Lookup[EscrowCreated]:
         """Did this agent create the escrow with exactly this description? `since_ms` (epoch ms) is

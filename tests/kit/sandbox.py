@@ -1,0 +1,89 @@
+"""Sandbox fixtures, loaded for the whole suite by tests/conftest.py: real HTTP on loopback, seeded.
+
+- `sandbox`: one sandbox for the whole session (system clock). Tests on it must create their own
+  agents and leave faults off.
+- `fresh_sandbox`: a new sandbox per test with a `ManualClock`, for clock and state tests.
+- `sandbox_factory`: start sandboxes with custom settings; all are stopped after the test.
+- `funded_agent`: a factory for a casino agent with a balance and a client holding its key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from sandbox import ManualClock, SandboxHandle, start_sandbox
+from venue.client import CasinoClient, SandboxAdmin
+
+FAST = {"backoff_s": 0.001, "max_backoff_s": 0.01}
+"""Client options for tests: retries without real waiting."""
+
+
+def spend_the_daily_faucet(handle: SandboxHandle) -> SandboxHandle:
+    """Register one agent first: as on the real services, the casino's registration claims the
+    faucet from one IP, so only the first agent of a day gets the $1. After this call no test
+    agent does, whatever the test order."""
+    if "casino" in handle.urls and "faucet" in handle.urls:
+        httpx.post(handle.urls["casino"] + "/api/v1/auth/register", json={}, timeout=10).raise_for_status()
+    return handle
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxHandle]:
+    with start_sandbox(seed=7) as handle:
+        yield spend_the_daily_faucet(handle)
+
+
+@pytest.fixture
+def sandbox_factory() -> Iterator[Callable[..., SandboxHandle]]:
+    started: list[SandboxHandle] = []
+
+    def start(*, spend_faucet: bool = True, **kwargs: Any) -> SandboxHandle:
+        kwargs.setdefault("clock", ManualClock())
+        handle = start_sandbox(**kwargs)
+        started.append(handle)
+        return spend_the_daily_faucet(handle) if spend_faucet else handle
+
+    yield start
+    for handle in started:
+        handle.stop()
+
+
+@pytest.fixture
+def fresh_sandbox(sandbox_factory: Callable[..., SandboxHandle]) -> SandboxHandle:
+    return sandbox_factory(seed=11)
+
+
+@dataclass
+class Agent:
+    agent_id: str
+    client: CasinoClient
+    referral_code: str
+
+
+@pytest.fixture
+def funded_agent() -> Iterator[Callable[..., Agent]]:
+    clients: list[CasinoClient] = []
+
+    def make(handle: SandboxHandle, dollars: int = 100, *, referral_code: str | None = None,
+             **client_options: Any) -> Agent:
+        options = {**FAST, **client_options}
+        client = CasinoClient(handle.urls["casino"], **options)
+        clients.append(client)
+        registration = client.register(referral_code)
+        if dollars:
+            SandboxAdmin(handle.root_url).credit(registration.agent_id, dollars * 1_000_000)
+        return Agent(registration.agent_id, client, registration.referral_code)
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def admin_for() -> Callable[[SandboxHandle], SandboxAdmin]:
+    return lambda handle: SandboxAdmin(handle.root_url)
