@@ -57,7 +57,8 @@ def test_create_errors(sandbox, funded_agent):
     r = raw(sandbox, a, "POST", "/escrow/create", json={**good, "amount_usd": 6.01})
     assert r.json()["balance"] == 5.0
     # Infinity (JSON 1e309) passes the minimum and fails the balance check, as on the real escrow
-    r = HTTP.post(sandbox.urls["escrow"] + "/escrow/create", headers={"authorization": f"Bearer {a.client._key.reveal()}"},
+    auth = {"authorization": f"Bearer {a.client._key.reveal()}"}
+    r = HTTP.post(sandbox.urls["escrow"] + "/escrow/create", headers=auth,
                   content=b'{"amount_usd": 1e309, "description": "huge", "counterparty_agent_id": "%s"}'
                   % b.agent_id.encode())
     assert error_of(r, 402) == "insufficient_balance" and "$Infinity" in r.json()["message"]
