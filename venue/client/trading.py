@@ -356,14 +356,19 @@ class TradingClient(ServiceClient):
     def referral_stats(self) -> TradingReferralStats:
         return self._get("/v1/referral/stats", TradingReferralStats.from_wire)
 
-    def referral_withdraw(self, address: str, *, idempotency_key: str | None = None) -> ReferralWithdrawal:
+    def referral_withdraw(self, address: str, *, idempotency_key: str | None = None,
+                          available_before: int | None = None) -> ReferralWithdrawal:
         """Queue the WHOLE available referral balance (minimum $1) for a manual payout.
 
         Sending it again after a lost answer is safe: if the first request was queued nothing is
-        left and the service answers 400 `insufficient_balance`; with the available balance read
-        before (≥ $1), that answer proves the first request (returned with `reconstructed=True`)."""
+        left and the service answers 400 `insufficient_balance`; with the available balance known
+        before (≥ $1), that answer proves the first request (returned with `reconstructed=True`).
+        The real stats do not send `available_usd`, so the caller passes `available_before`
+        (micro-USD earned and not yet withdrawn, by its own books); without either the answer is
+        `VenueUnavailable` `unknown_outcome`, never a refusal read as "nothing was withdrawn"."""
         key = idempotency_key or f"referral-withdraw-{uuid.uuid4()}"
-        before = self.referral_stats().available_usd
+        told = self.referral_stats().available_usd
+        before = told if told is not None else available_before
         try:
             return self._post_once("/v1/referral/withdraw", ReferralWithdrawal.from_wire, {"address": address},
                                    idempotency_key=key)
@@ -374,7 +379,13 @@ class TradingClient(ServiceClient):
             return self._post_once("/v1/referral/withdraw", ReferralWithdrawal.from_wire, {"address": address},
                                    idempotency_key=key)
         except VenueRejected as exc:
-            if exc.code != "insufficient_balance" or before is None or before < MICRO:
+            if exc.code != "insufficient_balance":
+                raise
+            if before is None:
+                raise VenueUnavailable(self.service, f"referral withdraw: outcome unknown ({lost}; the available "
+                                                     f"amount before the call is not known)",
+                                       code="unknown_outcome") from None
+            if before < MICRO:
                 raise
             return ReferralWithdrawal(withdrawal_id="", amount_usd=before, status="pending", address=address,
                                       reconstructed=True)
