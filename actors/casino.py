@@ -85,7 +85,7 @@ class CasinoBucket(TreasuryActor):
     # ------------------------------------------------------------------ sessions
 
     def session_key(self, agent: str) -> str:
-        return self.keys._k(self.keys.shard(agent), "session", agent)
+        return self.keys.session(agent)
 
     def read_session(self, agent: str) -> dict[str, str]:
         raw = self.client.hgetall(self.session_key(agent))
