@@ -79,3 +79,23 @@ def test_scan_pages_reads_every_row_of_a_page_whatever_the_order():
     assert found.map(lambda r: r["id"]).value == "c"
     unread = scan_pages([(page, False)], match=lambda r: False, time_ms=lambda r: None, since_ms=0, what="x")
     assert unread.unknown and "no time" in unread.reason
+
+
+def test_a_full_position_listing_proves_an_open_absent_only_when_it_reaches_back():
+    from decimal import Decimal
+
+    from venue.client.trading import POSITIONS_PAGE, listing_covers
+    from venue.client.trading_types import Position
+
+    def pos(pid: str, second: int) -> Position:
+        return Position(position_id=pid, coin="BTC", side="long", size_usd=1, entry_price=Decimal(1),
+                        current_price=None, leverage=Decimal(1), margin_used=None, liquidation_price=None,
+                        unrealized_pnl=0, status="closed", opened_at_s=second, closed_at_s=None)
+
+    newer = [pos(f"n{i}", 200 + i) for i in range(POSITIONS_PAGE - 2)]
+    assert listing_covers(newer[:10], {"old"})  # not full: the whole history
+    # full, and two positions from before the open, of different seconds, still listed: covered
+    assert listing_covers(newer + [pos("b2", 100), pos("b1", 90)], {"b1", "b2"})
+    # full, and the only ones from before share a second (or are gone): unknown
+    assert not listing_covers(newer + [pos("b2", 100), pos("b1", 100)], {"b1", "b2"})
+    assert not listing_covers(newer + [pos("x", 1), pos("y", 2)], {"b1"})

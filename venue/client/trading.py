@@ -226,12 +226,16 @@ class TradingClient(ServiceClient):
         """The position this client's lost open created, if any. Raises `VenueUnavailable` when the
         listing cannot be read (the outcome then stays unknown)."""
         tolerance = max(size_usd // 100, MICRO)
-        matches = [p for p in self.positions(show_all=True).positions
+        rows = self.positions(show_all=True).positions
+        matches = [p for p in rows
                    if p.position_id not in before and _ticker(p.coin) == _ticker(coin) and p.side == side
                    and abs(p.size_usd - size_usd) <= tolerance]
         if len(matches) > 1:
             raise VenueUnavailable(self.service, f"{len(matches)} new {coin} {side} positions match one open: "
                                                  f"another client trades this account", code="ambiguous_lookup")
+        if not matches and not listing_covers(rows, before):
+            raise VenueUnavailable(self.service, f"open {coin} {side}: the position listing (newest {POSITIONS_PAGE}) "
+                                                 f"no longer reaches back to before the open", code="lookup_window")
         return matches[0] if matches else None
 
     def close_position(self, position_id: str, *, idempotency_key: str | None = None) -> ClosedPosition:
@@ -392,3 +396,19 @@ class TradingClient(ServiceClient):
         except VenueUnavailable:
             raise VenueUnavailable(self.service, f"referral withdraw: outcome unknown ({lost})",
                                    code="unknown_outcome") from None
+
+
+POSITIONS_PAGE = 50
+"""Rows of `GET /trade/positions?status=all`: the newest 50 by opening second."""
+
+
+def listing_covers(rows: list[Position], before: set[str | None]) -> bool:
+    """Does a `status=all` listing prove that a position opened after `before` was read would be
+    in it? Yes when the listing is not full, or when it still shows a position from `before` opened
+    in an earlier second than the newest `before` position listed (rows are newest second first,
+    and the new one opened no earlier than every `before` one). Otherwise the window may have slid
+    past it: a look-up must then say "unknown", never "absent"."""
+    if len(rows) < POSITIONS_PAGE:
+        return True
+    seconds = [p.opened_at_s for p in rows if p.position_id in before and p.opened_at_s is not None]
+    return len(seconds) >= 2 and min(seconds) < max(seconds)
