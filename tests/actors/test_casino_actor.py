@@ -206,5 +206,6 @@ def test_stakes_are_sized_under_the_venues_own_kelly_limit(casino):
     venue.script = [("lose",)]
     send(PlaceBet(game=CoinFlip(), win_prob=0.5, kelly="full", fixed_stake=parse_usd("2.50")))
     refused = events(BetRefused)[-1]
-    assert refused.code == "over_cap" and "exceeds the venue's Kelly limit (GET /kelly/limits) of $1.53" in refused.reason
+    assert refused.code == "over_cap"
+    assert "exceeds the venue's Kelly limit (GET /kelly/limits) of $1.53" in refused.reason
     assert venue.calls == 1
