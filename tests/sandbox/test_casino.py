@@ -71,21 +71,27 @@ def test_auth_is_required(sandbox, path, method):
     assert error_of(HTTP.request(method, url, json={}, headers=bad), 401) == "unauthorized"
 
 
-def test_balance_and_ledger(sandbox, funded_agent):
+def test_balance_and_ledger(fresh_sandbox, funded_agent):
+    sandbox = fresh_sandbox  # a manual clock: the rows below share one second, or not, on purpose
     agent = funded_agent(sandbox, 20)
     b = raw(sandbox, agent, "GET", "/auth/balance").json()
     assert b["balance_usd"] == 20.0
     assert b["lifetime"] == {"total_deposited": 20.0, "total_withdrawn": 0.0, "total_wagered": 0.0,
                              "total_won": 0.0, "net_profit": 0.0}
-    agent.client.pay(funded_agent(sandbox, 0).agent_id, 1_000_000, idempotency_key="p")
+    other = funded_agent(sandbox, 0).agent_id
+    agent.client.pay(other, 1_000_000, idempotency_key="p")
     entries = raw(sandbox, agent, "GET", "/auth/ledger").json()["entries"]
     # one second of the venue's clock: the real ledger lists it oldest first
     assert [(e["reason"], e["service"]) for e in entries] == [("deposit:base:USDC", "deposit"),
                                                               ("payment_sent", "payment")]
     assert set(entries[0]) == {"id", "agentId", "type", "amount", "balanceAfter", "reason", "reference", "service",
                                "createdAt", "at", } and isinstance(entries[0]["id"], str)
+    sandbox.ctx.clock.advance(1_000)
+    agent.client.pay(other, 1_000_000, idempotency_key="p2")
+    # a later second comes first
+    assert [e.reason for e in agent.client.ledger()] == ["payment_sent", "deposit:base:USDC", "payment_sent"]
     ledger = agent.client.ledger()
-    assert ledger[0].amount == 20_000_000 and ledger[0].balance_after == 20_000_000
+    assert ledger[1].amount == 20_000_000 and ledger[1].balance_after == 20_000_000
 
 
 def test_deposit_address_new_then_existing_and_unsupported(sandbox, funded_agent):
@@ -384,7 +390,8 @@ def test_batch_kelly_checks_each_item_against_the_live_balance(sandbox, funded_a
     assert isinstance(result.results[1], BetError) and result.results[1].error == "kelly_limit_exceeded"
 
 
-def test_history_filters_and_lookup(sandbox, funded_agent):
+def test_history_filters_and_lookup(fresh_sandbox, funded_agent):
+    sandbox = fresh_sandbox  # a manual clock: the four bets share one second
     agent = funded_agent(sandbox, 100)
     for i in range(4):
         agent.client.bet("coin_flip" if i % 2 else "dice", 1_000_000, {"side": "heads"} if i % 2 else {
