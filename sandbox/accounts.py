@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from sandbox.context import SandboxContext
@@ -216,3 +217,15 @@ def balance_of(ctx: SandboxContext, agent_id: str) -> int | None:
     """An agent's casino balance in micro-USD (None if unknown): for tests and the harness."""
     value = ctx.store.scalar("SELECT balance FROM casino_agents WHERE id = ?", (agent_id,))
     return None if value is None else int(value)
+
+
+ONCHAIN_PAYOUTS: list[Callable[[SandboxContext, str, int], None]] = []
+"""Where a completed casino withdrawal's USDC lands: the wallet sandbox registers its simulated
+Base chain here when it starts (the casino does not import the wallet, nor the wallet the casino)."""
+
+
+def pay_out_onchain(ctx: SandboxContext, address: str, micros: int) -> None:
+    """A completed withdrawal's USDC lands at `address` on the simulated Base chain (the real
+    casino sends it on-chain synchronously), so the wallet silo shows it."""
+    for payout in ONCHAIN_PAYOUTS:
+        payout(ctx, address, micros)

@@ -47,6 +47,7 @@ from sandbox.accounts import (
     hash_key,
     is_js_number,
     new_uuid,
+    pay_out_onchain,
     post_entry,
 )
 from sandbox.clock import iso
@@ -591,6 +592,7 @@ class Casino:
                              (withdrawal_id, me, micros, WITHDRAW_FEE, address, tx_hash, now, now))
         if failed is not None:
             raise failed
+        pay_out_onchain(self.ctx, address, micros)  # the USDC lands on the simulated Base chain
         return self.ok({"status": "completed", **common, "token": "USDC", "address": address, "tx_hash": tx_hash,
                         "explorer": f"https://basescan.org/tx/{tx_hash}", "new_balance": wire(after)})
 

@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_watch_arguments(sub.add_parser("watch", help="the status, live"))
     add_dead_arguments(sub.add_parser("dead", help="the dead-letter streams: list, show, retry, drop"))
     add_alerts_arguments(sub.add_parser("alerts", help="the deployment's alerts (escalations, halts)"))
+    from supervisor.reconcile_cli import add_reconcile_arguments
+
+    add_reconcile_arguments(sub.add_parser("reconcile", help="every silo's venue balance against the ledger"))
     return parser
 
 
@@ -146,6 +149,7 @@ HANDLERS = {
     "watch": "supervisor.watch:watch_main",
     "dead": "supervisor.dead_cli:dead_main",
     "alerts": "supervisor.alerts_cli:alerts_main",
+    "reconcile": "supervisor.reconcile_cli:reconcile_main",
 }
 
 
