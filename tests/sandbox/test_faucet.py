@@ -57,7 +57,8 @@ def test_has_deposits_and_a_fresh_claim(fresh_sandbox, funded_agent):
     assert r.status_code == 403 and r.json()["error"] == "has_deposits"
     referrer = funded_agent(fresh_sandbox, 0)
     newcomer = funded_agent(fresh_sandbox, 0, referral_code=referrer.referral_code)
-    faucet = FaucetClient(fresh_sandbox.urls["faucet"], backoff_s=0.001)
+    # its own transport, so it has its own httpx client whose headers name the caller's IP
+    faucet = FaucetClient(fresh_sandbox.urls["faucet"], backoff_s=0.001, transport=httpx.HTTPTransport())
     faucet._http.headers["x-forwarded-for"] = "10.1.0.6"
     result = faucet.claim(newcomer.agent_id)
     assert result.credited == 1_000_000 and result.referral_tracked and result.agent_id == newcomer.agent_id
