@@ -50,7 +50,7 @@ from runtime.bus import Delivery
 from runtime.clock import Clock
 from runtime.keys import Keys
 from venue.client.casino import CasinoClient
-from venue.errors import VenueRejected
+from venue.errors import VenueRejected, VenueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,11 @@ class CasinoBucket(TreasuryActor):
                     else bucket_available)
         p_true, payout = true_odds(bet.game)
         win_prob = bet.win_prob if bet.win_prob is not None else p_true
-        cap = floor_to_cent(bucket_available * policy.max_bet_bp // 10_000)
+        own_cap = floor_to_cent(bucket_available * policy.max_bet_bp // 10_000)
+        casino = self.casino_for(agent)
+        # The venue refuses stakes above its own Kelly limit (GET /kelly/limits): size under both.
+        venue_cap = casino.max_stake(game_id(bet.game), venue_params(bet.game))
+        cap = own_cap if venue_cap is None else min(own_cap, venue_cap)
         bankroll = max(bankroll, 0)
         # The cap (max_bet_bp) is a share of the casino bucket, whatever bankroll (session) Kelly sizes on.
         cap_share = Fraction(cap, bankroll) if bankroll > cap else Fraction(1)
@@ -181,8 +185,9 @@ class CasinoBucket(TreasuryActor):
         if reservation.status is FenceStatus.DUPLICATE:
             return self._ack_only(delivery)
         if not reservation.granted:
-            reason = reservation.denial("casino", stake, what="the stake",
-                                        cap_name=f"{bp_text(policy.max_bet_bp)} bet cap")
+            cap_name = ("venue's Kelly limit (GET /kelly/limits)" if cap < own_cap
+                        else f"{bp_text(policy.max_bet_bp)} bet cap")
+            reason = reservation.denial("casino", stake, what="the stake", cap_name=cap_name)
             return self._refuse(delivery, reservation.status, reason, sizing, reservation.seq or None)
         reserved_before = reservation.record is not None
         if reservation.record is not None:  # reserved by an earlier delivery: that stake stands
@@ -195,21 +200,27 @@ class CasinoBucket(TreasuryActor):
         if blocked is not None and not look_up:  # it landed while this bet was being reserved: nothing placed yet
             return self._release(delivery, stake, blocked.state.lower(),
                                  f"treasury is {blocked.state}: {blocked.reason}")
-        casino = self.casino_for(agent)
         game = game_id(bet.game)
+        # No bet of this message can predate the message: the look-ups read back to its creation.
+        since_ms = env.created_ms
         try:
             result = None
             if look_up:
-                # Never spend on "unknown": a look-up the venue cannot answer raises, the bus tries
-                # again later (parking the bet if it keeps failing), and the funds stay reserved.
-                result = casino.find_bet(env.id)
+                # Never spend on "unknown": a look-up the venue cannot answer (or whose window no
+                # longer reaches back to the message) raises, the bus tries again later (parking
+                # the bet if it keeps failing), and the funds stay reserved.
+                found = casino.lookup_bet(env.id, since_ms=since_ms)
+                if found.unknown:
+                    raise VenueUnavailable("casino", f"bet {env.id}: outcome unknown ({found.reason})",
+                                           code="outcome_unknown")
+                result = found.value
                 if result is None and (reserved_before or blocked is not None):
                     stopped = self._stopped_since_reserved(agent)
                     if stopped is not None:  # provably not placed, and spending has stopped since
                         return self._release(delivery, stake, *stopped)
             if result is None:
                 result = casino.place_bet_once(game, stake, venue_params(bet.game), client_seed=env.id,
-                                               idempotency_key=env.id)
+                                               idempotency_key=env.id, since_ms=since_ms)
         except VenueRejected as exc:
             return self._release(delivery, stake, exc.code, str(exc))
         # VenueUnavailable propagates: the bus retries later; the reservation stays until settled.

@@ -113,6 +113,11 @@ class ChainBalances:
     def complete(self) -> bool:
         return not self.unread
 
+    @property
+    def known_total_usd(self) -> int | None:
+        """`total_usd` when every chain was read, else None: a partial sum is not the total."""
+        return self.total_usd if self.complete else None
+
 
 @dataclass(frozen=True)
 class SwapOutcome:
@@ -221,7 +226,13 @@ class ChainView:
         if usdc_chains:
             try:
                 for row in wallet.usdc_balances(usdc_chains).balances:
-                    usdc[row.chain] = row.usdc_balance
+                    if row.usdc_balance is None:
+                        unread[row.chain] = f"usdc: {row.error or 'unreadable'}"
+                    else:
+                        usdc[row.chain] = row.usdc_balance
+                for n in usdc_chains:
+                    if n not in usdc and n not in unread:
+                        unread[n] = "usdc: not in the wallet's answer"
             except VenueError as exc:
                 for n in usdc_chains:
                     unread[n] = f"usdc: {exc.code or exc.message}"

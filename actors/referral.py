@@ -104,7 +104,7 @@ class ReferralState:
     earned: dict[str, int] = field(default_factory=dict)
     """Per source, the venue's cumulative commission figure already counted."""
     casino_entry: int = 0
-    """Number of the newest casino ledger entry seen by a sweep."""
+    """The newest casino ledger second (Unix seconds) whose commission credits are all counted."""
     in_transit: dict[str, int] = field(default_factory=dict)
     landed: dict[str, int] = field(default_factory=dict)
     """Per payout source, the cumulative amount counted as landed."""
@@ -174,10 +174,11 @@ class ReferralVenues:
 
 @dataclass(frozen=True)
 class PayoutReading:
-    """A wallet or trading referral account: cumulative earned, withdrawable now, paid out (if told)."""
+    """A wallet or trading referral account: cumulative earned, withdrawable now (only if the venue
+    told it, else None), paid out (if told)."""
 
     earned: int
-    available: int
+    available: int | None
     paid: int | None = None
 
 
@@ -195,34 +196,58 @@ class CasinoReading:
         return sum(amount for _, amount in self.credits) + self.beyond_page
 
 
+LEGACY_WATERMARK = 10**9
+"""A `casino:entry` below this is an entry number from before watermarks were Unix seconds."""
+
+
+def _commission(entry) -> bool:
+    return entry.type == "credit" and entry.reason.startswith(COMMISSION_PREFIX)
+
+
 def read_casino(casino, state: ReferralState) -> CasinoReading:
+    """Commission credits the casino ledger shows past the watermark, itemised by TIME.
+
+    The real ledger's ids are UUID strings and rows of one second come oldest first, so neither
+    ids nor order say what is new. Its `createdAt` is whole Unix seconds from one clock, so every
+    second older than the newest one listed is closed: the watermark (`casino:entry`) is the
+    newest second fully counted, and credits of the newest (still open) second wait for the next
+    sweep, unless the venue's own clock (the `Date` of its answer) has already left it. When the
+    50-row page does not reach back to the watermark (or the watermark predates
+    this scheme), what lies beyond it comes from the cumulative referral stats instead."""
     entries = casino.ledger()
-    numbers = [_entry_number(e.id) for e in entries]
-    if any(n is None for n in numbers):
-        # Ids that do not order: fall back on the cumulative figure alone.
-        stats = casino.referral_stats()
-        return CasinoReading((), state.casino_entry, max(0, int(stats.total_earned) - state.earned["casino"]))
     last = state.casino_entry
-    credits = tuple(sorted(
-        (n, int(e.amount)) for e, n in zip(entries, numbers, strict=True)
-        if n > last and e.type == "credit" and (e.reason or "").startswith(COMMISSION_PREFIX)
+    if not entries:
+        return CasinoReading((), last)
+    seconds = [int(e.created_at) for e in entries]
+    newest_closed = max(seconds) - 1
+    venue_now = casino.venue_now_ms() if hasattr(casino, "venue_now_ms") else None
+    if venue_now is not None and venue_now // 1000 > max(seconds):
+        newest_closed = max(seconds)  # the venue's clock (its Date header) has left that second
+    legacy = last < LEGACY_WATERMARK
+    credits = () if legacy else tuple(sorted(
+        (int(e.created_at), int(e.amount)) for e in entries if _commission(e) and last < e.created_at <= newest_closed
     ))
-    newest = max([last, *numbers])
+    newest = max(last, newest_closed)
     beyond = 0
-    if len(entries) >= LEDGER_PAGE and min(numbers) > last:
-        # A full page that starts after the watermark: older unseen entries may hold commissions.
+    if legacy or (len(entries) >= LEDGER_PAGE and min(seconds) > last):
+        # Rows beyond the page (or uncounted under an old watermark): the cumulative figure, less
+        # what is itemised now and what the open second holds (itemised by the next sweep).
+        open_second = sum(int(e.amount) for e in entries if _commission(e) and e.created_at > newest_closed)
         stats = casino.referral_stats()
-        beyond = max(0, int(stats.total_earned) - state.earned["casino"] - sum(a for _, a in credits))
+        beyond = max(0, int(stats.total_earned) - state.earned["casino"] - sum(a for _, a in credits) - open_second)
     return CasinoReading(credits, newest, beyond)
 
 
 def read_payout(client) -> PayoutReading:
-    """The wallet's `available_usd` still includes queued payouts (`pending_usd` says how much);
-    trading's does not, and reports no paid figure."""
+    """Cumulative earnings and what the venue paid out. `available` is only what the venue TOLD
+    (None otherwise): trading's stats send no `available_usd`, and the wallet's still includes
+    queued payouts, so neither sizes a sweep (see `ReferralBucket._withdraw`)."""
     stats = client.referral_stats()
-    available = int(stats.available_usd or 0) - int(getattr(stats, "pending_usd", None) or 0)
+    pending = getattr(stats, "pending_usd", None)
+    reported = getattr(stats, "available_usd", None)
+    available = None if reported is None or pending is None else max(0, int(reported) - int(pending))
     paid = getattr(stats, "total_withdrawn_usd", None)
-    return PayoutReading(earned=int(stats.total_earned_usd), available=max(0, available),
+    return PayoutReading(earned=int(stats.total_earned_usd), available=available,
                          paid=None if paid is None else int(paid))
 
 
@@ -273,7 +298,7 @@ class ReferralBucket(TreasuryActor):
         payouts = {src: read_payout(venues.payout_client(src)) for src in SWEEP_SOURCES
                    if venues.payout_client(src) is not None}
 
-        withdrawals, withdrawal_ids = self._withdraw(env.id, agent, venues, payouts)
+        withdrawals, withdrawal_ids = self._withdraw(env.id, agent, venues, payouts, state)
         credited: dict[str, int] = {}
         below: dict[str, int] = {}
         for src, reading in payouts.items():
@@ -288,19 +313,27 @@ class ReferralBucket(TreasuryActor):
         casino_credit = casino.total if casino is not None else 0
 
         if not (credited or landed or withdrawals or casino_credit):
-            available = {src: r.available for src, r in payouts.items()}
+            available = {src: _withdrawable(r, state, src) for src, r in payouts.items()}
             return self._sweep_skipped(delivery, state, "below_minimum",
                                        now + policy.referral_sweep_interval_ms, available, record=True,
                                        casino=casino)
         self._commit_sweep(delivery, state, casino, payouts, credited, landed, withdrawals, withdrawal_ids, below)
 
-    def _withdraw(self, msg_id: str, agent: str, venues: ReferralVenues,
-                  payouts: dict[str, PayoutReading]) -> tuple[dict[str, int], dict[str, str]]:
-        """Ask every source holding $1 or more to pay out. A refusal for lack of balance means an
-        earlier attempt of this sweep already asked (the venue keeps no idempotency key)."""
+    def _withdraw(self, msg_id: str, agent: str, venues: ReferralVenues, payouts: dict[str, PayoutReading],
+                  state: ReferralState) -> tuple[dict[str, int], dict[str, str]]:
+        """Ask every source holding $1 or more to pay out. What a source holds is the venue's own
+        figure when it tells one; a source that does not (trading; the wallet, whose figure still
+        includes queued payouts) is asked once it has earned $1 in all. The amount booked is the
+        one the withdrawal answers (`amount_usd`, always sent), never an estimate. A refusal for
+        lack of balance means nothing was withdrawable, or an earlier attempt of this sweep
+        already asked (the venue keeps no idempotency key)."""
         amounts: dict[str, int] = {}
         ids: dict[str, str] = {}
-        due = sweepable({src: r.available for src, r in payouts.items()})
+        told = sweepable({src: r.available for src, r in payouts.items() if r.available is not None})
+        # A source that does not tell what is withdrawable is asked whenever it has earned $1 or
+        # more: the venue pays out the whole withdrawable amount or refuses (400), nothing else.
+        asked = {src: r.earned for src, r in payouts.items() if r.available is None and r.earned >= WITHDRAW_MIN}
+        due = {**asked, **told}
         if due and not venues.payout_address:
             log.warning("agent %s: no payout address; referral income left at %s", agent, ", ".join(due))
             return amounts, ids
@@ -503,12 +536,13 @@ def _draw(held_at: dict[str, int], amount: int) -> dict[str, int]:
     return drawn
 
 
-def _entry_number(entry_id: object) -> int | None:
-    if isinstance(entry_id, int) and not isinstance(entry_id, bool):
-        return entry_id
-    if isinstance(entry_id, str) and entry_id.isdigit():
-        return int(entry_id)
-    return None
+def _withdrawable(reading: PayoutReading, state: ReferralState, source: str) -> int:
+    """For reports only: the venue's withdrawable figure if it told one, else earnings beyond what
+    the treasury already counted (never the wallet's `available_usd`, which still includes queued
+    payouts). No money is moved on this estimate."""
+    if reading.available is not None:
+        return reading.available
+    return max(0, reading.earned - state.earned.get(source, 0))
 
 
 def _text(value: bytes | str) -> str:

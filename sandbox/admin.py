@@ -19,9 +19,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sandbox.accounts import credit_deposit
 from sandbox.clock import Clock, iso
+from sandbox.context import SandboxContext
+from sandbox.escrow import run_timeouts
 from sandbox.faults import FaultConfig, is_admin_path
-from sandbox.runner import ApiError, SandboxContext, amount_from_wire, not_found_handlers, read_json
+from sandbox.http import ApiError, amount_from_wire, not_found_handlers, read_json
 from sandbox.store import Store
 
 _SCHEMA = """
@@ -134,8 +137,6 @@ def create_admin_app(ctx: SandboxContext, services: list[str], idem: Idempotency
             raise ApiError(400, "invalid_ms", "give ms and/or hours as non-negative numbers")
         ctx.clock.advance(total)
         if "escrow" in services:
-            from sandbox.escrow import run_timeouts
-
             run_timeouts(ctx)
         return await get_clock(request)
 
@@ -151,8 +152,6 @@ def create_admin_app(ctx: SandboxContext, services: list[str], idem: Idempotency
     async def casino_credit(request: Request) -> JSONResponse:
         if "casino" not in services:
             raise ApiError(404, "not_found", "casino is not running")
-        from sandbox.casino import credit_deposit
-
         body = await read_json(request, strict=True)
         amount = amount_from_wire(body.get("amount"), allow_string=True)
         agent_id = body.get("agent_id")
@@ -162,17 +161,24 @@ def create_admin_app(ctx: SandboxContext, services: list[str], idem: Idempotency
         result = credit_deposit(ctx, agent_id, amount, chain=str(chain))
         return JSONResponse(result)
 
+    async def set_chain(request: Request) -> JSONResponse:
+        body = await read_json(request, strict=True)
+        up = body.get("up")
+        if not isinstance(up, bool):
+            raise ApiError(400, "invalid_request", "give up: true or false")
+        ctx.chain_up = up
+        return JSONResponse({"chain_up": ctx.chain_up})
+
     async def escrow_timeouts(request: Request) -> JSONResponse:
         if "escrow" not in services:
             raise ApiError(404, "not_found", "escrow is not running")
-        from sandbox.escrow import run_timeouts
-
         return JSONResponse({"refunded": run_timeouts(ctx)})
 
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/faults", get_faults, methods=["GET"]),
         Route("/faults", set_faults, methods=["POST"]),
+        Route("/chain", set_chain, methods=["POST"]),
         Route("/clock", get_clock, methods=["GET"]),
         Route("/clock/advance", advance_clock, methods=["POST"]),
         Route("/idempotency", idempotency, methods=["GET"]),

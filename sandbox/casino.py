@@ -35,10 +35,27 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from messages.money import CENT, MICRO
+from sandbox.accounts import (
+    CHAINS,
+    EVM_CHAINS,
+    LEDGER_ORDER,
+    InsufficientBalance,
+    agent_for_key,
+    balance_of,
+    ensure_schema,
+    get_agent,
+    hash_key,
+    is_js_number,
+    new_uuid,
+    pay_out_onchain,
+    post_entry,
+)
 from sandbox.clock import iso
-from sandbox.runner import (
+from sandbox.context import SandboxContext
+from sandbox.escrow import run_timeouts
+from sandbox.faucet import claim
+from sandbox.http import (
     ApiError,
-    SandboxContext,
     amount_from_wire,
     bearer,
     make_service_app,
@@ -60,121 +77,6 @@ SEED_ROTATION = 1000
 REFERRAL_LEVELS = (1.0, 0.5, 0.25)  # × 10 % of a losing stake
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS casino_agents (
-    id TEXT PRIMARY KEY,
-    key_hash TEXT NOT NULL UNIQUE,
-    referral_code TEXT NOT NULL UNIQUE,
-    referred_by TEXT,
-    balance INTEGER NOT NULL DEFAULT 0,
-    tier TEXT NOT NULL DEFAULT 'free',
-    risk_factor REAL NOT NULL DEFAULT 0.25,
-    total_deposited INTEGER NOT NULL DEFAULT 0,
-    total_withdrawn INTEGER NOT NULL DEFAULT 0,
-    total_wagered INTEGER NOT NULL DEFAULT 0,
-    total_won INTEGER NOT NULL DEFAULT 0,
-    deposit_index INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS casino_ledger (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    agent_id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    amount INTEGER NOT NULL,
-    balance_after INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    reference TEXT,
-    service TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS idx_casino_ledger_agent ON casino_ledger(agent_id, id);
-CREATE TABLE IF NOT EXISTS casino_referrals (
-    referrer_id TEXT NOT NULL,
-    referred_id TEXT NOT NULL,
-    total_earned INTEGER NOT NULL DEFAULT 0,
-    created_ms INTEGER NOT NULL,
-    PRIMARY KEY (referrer_id, referred_id)
-);
-CREATE TABLE IF NOT EXISTS casino_seeds (
-    agent_id TEXT NOT NULL,
-    generation INTEGER NOT NULL,
-    seed TEXT NOT NULL,
-    seed_hash TEXT NOT NULL,
-    nonce INTEGER NOT NULL DEFAULT 0,
-    active INTEGER NOT NULL DEFAULT 1,
-    revealed_ms INTEGER,
-    PRIMARY KEY (agent_id, generation)
-);
-CREATE TABLE IF NOT EXISTS casino_bets (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    agent_id TEXT NOT NULL,
-    game TEXT NOT NULL,
-    amount INTEGER NOT NULL,
-    payout_multiplier REAL NOT NULL,
-    won INTEGER NOT NULL,
-    amount_won INTEGER NOT NULL,
-    result TEXT NOT NULL,
-    seed_generation INTEGER NOT NULL,
-    server_seed_hash TEXT NOT NULL,
-    client_seed TEXT NOT NULL,
-    nonce INTEGER NOT NULL,
-    result_hash TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS idx_casino_bets_agent ON casino_bets(agent_id, seq);
-CREATE INDEX IF NOT EXISTS idx_casino_bets_seed ON casino_bets(agent_id, client_seed);
-CREATE TABLE IF NOT EXISTS casino_deposit_addresses (
-    agent_id TEXT NOT NULL,
-    chain TEXT NOT NULL,
-    address TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    PRIMARY KEY (agent_id, chain)
-);
-CREATE TABLE IF NOT EXISTS casino_deposits (
-    id TEXT PRIMARY KEY,
-    agent_id TEXT NOT NULL,
-    chain TEXT NOT NULL,
-    token TEXT NOT NULL,
-    amount INTEGER NOT NULL,
-    tx_hash TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    credited_ms INTEGER
-);
-CREATE TABLE IF NOT EXISTS casino_withdrawals (
-    id TEXT PRIMARY KEY,
-    agent_id TEXT NOT NULL,
-    amount INTEGER NOT NULL,
-    fee INTEGER NOT NULL,
-    chain TEXT NOT NULL,
-    token TEXT NOT NULL,
-    address TEXT NOT NULL,
-    status TEXT NOT NULL,
-    tx_hash TEXT,
-    created_ms INTEGER NOT NULL,
-    completed_ms INTEGER
-);
-"""
-
-# chain → (send_token, auto_swap, swap_fee, minimum)
-CHAINS: dict[str, tuple[str, bool, str, str]] = {
-    "base": ("USDC", False, "0%", "$0.50"),
-    "ethereum": ("ETH, USDC, or USDT", True, "0.1–0.3%", "$0.50 equivalent"),
-    "bsc": ("BNB, USDT, or USDC", True, "0.1–0.3%", "$0.50 equivalent"),
-    "arbitrum": ("ETH, USDC, or USDT", True, "0.1–0.3%", "$0.50 equivalent"),
-    "solana": ("SOL", True, "0.1–0.3%", "$0.50 equivalent"),
-    "bitcoin": ("BTC", True, "0.1–0.5% + BTC mining fee", "~$5 (min Wagyu swap)"),
-    "tron": ("USDT", False, "0%", "$0.50"),
-    "monero": ("XMR", True, "0.1–0.3%", "$0.50 equivalent"),
-}
-EVM_CHAINS = ("base", "ethereum", "bsc", "arbitrum")
-
-
-def ensure_schema(ctx: SandboxContext) -> None:
-    ctx.store.ensure_schema(SERVICE, SCHEMA)
-
-
 # ── JavaScript number habits, reproduced ─────────────────────────────────────────────────────
 
 
@@ -182,10 +84,6 @@ def js_round(value: float, places: int) -> float:
     """`Math.round(value * 10^places) / 10^places`: halves go up."""
     factor = 10**places
     return math.floor(value * factor + 0.5) / factor
-
-
-def is_js_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def times(micros: int, multiplier: float) -> int:
@@ -196,90 +94,6 @@ def times(micros: int, multiplier: float) -> int:
 
 def bankroll_float(micros: int) -> float:
     return micros / MICRO
-
-
-# ── accounts: balances and the ledger, shared with escrow and faucet ─────────────────────────
-
-
-class InsufficientBalance(Exception):
-    """A debit larger than the balance; nothing was written."""
-
-
-def hash_key(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
-
-
-def get_agent(conn: sqlite3.Connection | Any, agent_id: str) -> sqlite3.Row | None:
-    return conn.execute("SELECT * FROM casino_agents WHERE id = ?", (agent_id,)).fetchone()
-
-
-def agent_for_key(ctx: SandboxContext, api_key: str | None) -> sqlite3.Row | None:
-    if not api_key:
-        return None
-    return ctx.store.one("SELECT * FROM casino_agents WHERE key_hash = ?", (hash_key(api_key),))
-
-
-def post_entry(ctx: SandboxContext, conn: sqlite3.Connection, agent_id: str, kind: str, micros: int, reason: str,
-               reference: str | None, service: str = SERVICE) -> int:
-    """Move `micros` in (`credit`) or out (`debit`) of a casino balance and write the ledger row.
-    Must run inside `ctx.store.tx()`. Returns the balance after."""
-    row = conn.execute("SELECT balance FROM casino_agents WHERE id = ?", (agent_id,)).fetchone()
-    if row is None:
-        raise KeyError(agent_id)
-    if kind == "debit":
-        if row["balance"] < micros:
-            raise InsufficientBalance(agent_id)
-        after = row["balance"] - micros
-    elif kind == "credit":
-        after = row["balance"] + micros
-    else:
-        raise ValueError(kind)
-    conn.execute("UPDATE casino_agents SET balance = ? WHERE id = ?", (after, agent_id))
-    conn.execute(
-        "INSERT INTO casino_ledger(agent_id, type, amount, balance_after, reason, reference, service, created_ms) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (agent_id, kind, micros, after, reason, reference, service, ctx.clock.now_ms()),
-    )
-    return after
-
-
-def credit_deposit(ctx: SandboxContext, agent_id: str, micros: int, *, chain: str = "base") -> dict[str, Any]:
-    """Simulate an on-chain deposit found by the poller and credited (sandbox admin only)."""
-    ensure_schema(ctx)
-    now = ctx.clock.now_ms()
-    with ctx.store.tx() as conn:
-        if get_agent(conn, agent_id) is None:
-            raise ApiError(404, "agent_not_found", f"No casino agent {agent_id}")
-        deposit_id = f"dep_{ctx.new_id('casino.deposit', 8)}"
-        tx_hash = "0x" + ctx.derive_hex(f"deposit-tx:{deposit_id}", 32)
-        token = CHAINS.get(chain, ("USDC",))[0].split(",")[0]
-        conn.execute(
-            "INSERT INTO casino_deposits(id, agent_id, chain, token, amount, tx_hash, status, created_ms, credited_ms) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'credited', ?, ?)",
-            (deposit_id, agent_id, chain, token, micros, tx_hash, now, now),
-        )
-        after = post_entry(ctx, conn, agent_id, "credit", micros, "deposit", deposit_id)
-        conn.execute("UPDATE casino_agents SET total_deposited = total_deposited + ? WHERE id = ?", (micros, agent_id))
-    return {"deposit_id": deposit_id, "agent_id": agent_id, "amount": wire(micros), "chain": chain,
-            "tx_hash": tx_hash, "status": "credited", "new_balance": wire(after)}
-
-
-ONCHAIN_PAYOUTS: list[Callable[[SandboxContext, str, int], None]] = []
-"""Where a completed withdrawal's USDC lands: the wallet sandbox registers its simulated Base
-chain here when it starts (the casino does not import the wallet)."""
-
-
-def pay_out_onchain(ctx: SandboxContext, address: str, micros: int) -> None:
-    """A completed withdrawal's USDC lands at `address` on the simulated Base chain (the real
-    casino sends it on-chain synchronously), so the wallet silo shows it."""
-    for payout in ONCHAIN_PAYOUTS:
-        payout(ctx, address, micros)
-
-
-def balance_of(ctx: SandboxContext, agent_id: str) -> int | None:
-    """An agent's casino balance in micro-USD (None if unknown): for tests and the harness."""
-    value = ctx.store.scalar("SELECT balance FROM casino_agents WHERE id = ?", (agent_id,))
-    return None if value is None else int(value)
 
 
 # ── Kelly ────────────────────────────────────────────────────────────────────────────────────
@@ -535,19 +349,41 @@ def _pay_referrers(ctx: SandboxContext, conn: sqlite3.Connection, agent_id: str,
         referred, referrer = referrer, (next_row["referred_by"] if next_row else None)
 
 
+def _int(text: str | None, default: int) -> int:
+    try:
+        return max(int(text), 0) if text is not None else default
+    except ValueError:
+        return default
+
+
+def _iso_ms(text: str | None) -> int | None:
+    """An ISO date or date-time (as `new Date(text)` reads it) in epoch ms, or None."""
+    if not text:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
 # ── rows as the real list endpoints show them (camelCase) ────────────────────────────────────
 
 
 def _ledger_row(r: sqlite3.Row) -> dict[str, Any]:
-    return {"id": r["id"], "agentId": r["agent_id"], "type": r["type"], "amount": wire(r["amount"]),
+    return {"id": r["uid"], "agentId": r["agent_id"], "type": r["type"], "amount": wire(r["amount"]),
             "balanceAfter": wire(r["balance_after"]), "reason": r["reason"], "reference": r["reference"],
             "service": r["service"], "createdAt": r["created_ms"] // 1000, "at": iso(r["created_ms"])}
 
 
 def _deposit_row(r: sqlite3.Row) -> dict[str, Any]:
     return {"id": r["id"], "agentId": r["agent_id"], "chain": r["chain"], "token": r["token"],
-            "amount": wire(r["amount"]), "amountUsd": wire(r["amount"]), "txHash": r["tx_hash"],
-            "status": r["status"], "createdAt": r["created_ms"] // 1000,
+            "amountRaw": r["amount"], "amountUsd": wire(r["amount"]), "swapFee": 0, "txHash": r["tx_hash"],
+            "wagyuTx": None, "status": r["status"], "confirmations": 1, "createdAt": r["created_ms"] // 1000,
             "creditedAt": r["credited_ms"] // 1000 if r["credited_ms"] else None}
 
 
@@ -576,10 +412,11 @@ class Casino:
         timeouts land first, so balances read here include them."""
         agent = agent_for_key(self.ctx, bearer(request))
         if agent is None:
-            raise ApiError(401, "unauthorized", "Valid API key required (Authorization: Bearer sk_live_...)")
+            why = "Invalid API key" if bearer(request) else \
+                "Missing or invalid Authorization header. Use: Bearer {api_key}"
+            raise ApiError(401, "unauthorized", why,
+                           suggestion="Register at POST /api/v1/auth/register to get an API key")
         if "escrow" in self.ctx.urls:
-            from sandbox.escrow import run_timeouts
-
             if run_timeouts(self.ctx):
                 agent = get_agent(self.store, agent["id"])
         return agent
@@ -609,10 +446,8 @@ class Casino:
                 conn.execute("INSERT INTO casino_referrals(referrer_id, referred_id, created_ms) VALUES (?, ?, ?)",
                              (referrer, agent_id, now))
         if "faucet" in ctx.urls:
-            from sandbox.faucet import claim
-
             try:  # fire and forget, as the real registration does
-                claim(ctx, agent_id, None, ip="casino")
+                claim(ctx, agent_id, None, ip="unknown")
             except ApiError:
                 pass
         return self.ok({
@@ -620,11 +455,16 @@ class Casino:
             "tier": "free", "risk_factor": DEFAULT_RISK_FACTOR,
             "referral_commission": "10% of net losses from referred agents",
             "message": "Store your API key securely — it cannot be recovered.",
+            "next_steps": ["GET /api/v1/auth/balance — check your balance",
+                           "POST /api/v1/auth/deposit-address — get a deposit address",
+                           "POST /api/v1/games/coin-flip — place your first bet",
+                           "GET /api/v1/games — see all available games",
+                           "Share your referral_code — earn 10% of referred agents net losses"],
         }, 201)
 
     async def balance(self, request: Request) -> Response:
         agent = self.agent(request)
-        recent = self.store.all("SELECT * FROM casino_ledger WHERE agent_id = ? ORDER BY id DESC LIMIT 10",
+        recent = self.store.all(f"SELECT * FROM casino_ledger WHERE agent_id = ? {LEDGER_ORDER} LIMIT 10",
                                 (agent["id"],))
         return self.ok({
             "agent_id": agent["id"], "balance_usd": wire(agent["balance"]), "tier": agent["tier"],
@@ -641,7 +481,7 @@ class Casino:
 
     async def ledger(self, request: Request) -> Response:
         agent = self.agent(request)
-        rows = self.store.all("SELECT * FROM casino_ledger WHERE agent_id = ? ORDER BY id DESC LIMIT 50",
+        rows = self.store.all(f"SELECT * FROM casino_ledger WHERE agent_id = ? {LEDGER_ORDER} LIMIT 50",
                               (agent["id"],))
         return self.ok({"entries": [_ledger_row(r) for r in rows]})
 
@@ -651,6 +491,8 @@ class Casino:
         chain = body.get("chain") or "base"
         if chain not in CHAINS:
             raise ApiError(400, "unsupported_chain", supported=list(CHAINS),
+                           chains=[{"chain": name, "token": token, "auto_swap": swap, "swap_fee": fee}
+                                   for name, (token, swap, fee, _) in CHAINS.items()],
                            suggestion="Use 'base' for lowest fees (USDC on Base)")
         send_token, auto_swap, swap_fee, minimum = CHAINS[chain]
         info = {"chain": chain, "send_token": send_token, "auto_swap": auto_swap, "swap_fee": swap_fee,
@@ -660,6 +502,10 @@ class Casino:
                                (agent["id"], chain)).fetchone()
             if row:
                 return self.ok({**info, "address": row["address"]})
+            if chain in EVM_CHAINS and not self.ctx.chain_up:
+                # the real casino asks its private wallet service for EVM addresses
+                raise ApiError(503, "wallet_service_unavailable", "Wallet service is not reachable",
+                               suggestion="Try again in a moment")
             address = self._address(agent["id"], chain)
             conn.execute("INSERT INTO casino_deposit_addresses(agent_id, chain, address, created_ms) "
                          "VALUES (?, ?, ?, ?)", (agent["id"], chain, address, self.ctx.clock.now_ms()))
@@ -679,14 +525,14 @@ class Casino:
 
     async def deposits(self, request: Request) -> Response:
         agent = self.agent(request)
-        rows = self.store.all("SELECT * FROM casino_deposits WHERE agent_id = ? ORDER BY created_ms DESC, id "
-                              "LIMIT 50", (agent["id"],))
+        rows = self.store.all("SELECT * FROM casino_deposits WHERE agent_id = ? "
+                              "ORDER BY created_ms / 1000 DESC, rowid LIMIT 50", (agent["id"],))
         return self.ok({"deposits": [_deposit_row(r) for r in rows]})
 
     async def withdrawals(self, request: Request) -> Response:
         agent = self.agent(request)
-        rows = self.store.all("SELECT * FROM casino_withdrawals WHERE agent_id = ? ORDER BY created_ms DESC, id "
-                              "LIMIT 50", (agent["id"],))
+        rows = self.store.all("SELECT * FROM casino_withdrawals WHERE agent_id = ? "
+                              "ORDER BY created_ms / 1000 DESC, rowid LIMIT 50", (agent["id"],))
         return self.ok({"withdrawals": [_withdrawal_row(r) for r in rows]})
 
     async def withdraw(self, request: Request) -> Response:
@@ -706,87 +552,117 @@ class Casino:
             raise ApiError(400, "invalid_address",
                            suggestion="Provide a valid Base/Ethereum address (0x followed by 40 hex characters)")
         total = micros + WITHDRAW_FEE
-        raw = self.ctx.new_id("casino.withdrawal", 16)
-        withdrawal_id = f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:32]}"
+        withdrawal_id = new_uuid(self.ctx, "casino.withdrawal")
         now = self.ctx.clock.now_ms()
-        common = {"withdrawal_id": withdrawal_id, "amount": amount, "fee": wire(WITHDRAW_FEE), "chain": "base",
-                  "address": address}
+        common = {"withdrawal_id": withdrawal_id, "amount": amount, "fee": wire(WITHDRAW_FEE), "chain": "base"}
+        me = agent["id"]
         with self.store.tx() as conn:
+            # As the real casino: the reservation's failure is not noticed (its `reserve` returns
+            # false instead of throwing), so a withdrawal over the balance goes on without a debit.
             try:
-                after = post_entry(self.ctx, conn, agent["id"], "debit", total, "withdrawal", withdrawal_id)
+                post_entry(self.ctx, conn, me, "debit", total, "reservation", withdrawal_id)
             except InsufficientBalance:
-                available = get_agent(conn, agent["id"])["balance"]
-                raise ApiError(400, "insufficient_balance", requested=amount, fee=wire(WITHDRAW_FEE),
-                               total_needed=wire(total), available=wire(available)) from None
+                pass
             if micros > WITHDRAW_REVIEW_ABOVE:
                 conn.execute("INSERT INTO casino_withdrawals(id, agent_id, amount, fee, chain, token, address, status, "
                              "created_ms) VALUES (?, ?, ?, ?, 'base', 'USDC', ?, 'reviewing', ?)",
-                             (withdrawal_id, agent["id"], micros, WITHDRAW_FEE, address, now))
-                return self.ok({"status": "pending_review", **common,
+                             (withdrawal_id, me, micros, WITHDRAW_FEE, address, now))
+                return self.ok({"status": "pending_review", **common, "address": address,
                                 "note": "Withdrawals over $1,000 are reviewed within 1 hour"})
-            tx_hash = "0x" + self.ctx.derive_hex(f"withdrawal-tx:{withdrawal_id}", 32)
-            conn.execute("UPDATE casino_agents SET total_withdrawn = total_withdrawn + ? WHERE id = ?",
-                         (micros, agent["id"]))
-            conn.execute("INSERT INTO casino_withdrawals(id, agent_id, amount, fee, chain, token, address, status, "
-                         "tx_hash, created_ms, completed_ms) "
-                         "VALUES (?, ?, ?, ?, 'base', 'USDC', ?, 'completed', ?, ?, ?)",
-                         (withdrawal_id, agent["id"], micros, WITHDRAW_FEE, address, tx_hash, now, now))
-        pay_out_onchain(self.ctx, address, micros)
-        return self.ok({"status": "completed", **common, "token": "USDC", "tx_hash": tx_hash,
+            post_entry(self.ctx, conn, me, "credit", total, "reservation_release", withdrawal_id)
+            after = post_entry(self.ctx, conn, me, "debit", total, "withdrawal", withdrawal_id, "withdrawal")
+            conn.execute("UPDATE casino_agents SET total_withdrawn = total_withdrawn + ? WHERE id = ?", (micros, me))
+            if not self.ctx.chain_up:
+                conn.execute("INSERT INTO casino_withdrawals(id, agent_id, amount, fee, chain, token, address, status, "
+                             "created_ms) VALUES (?, ?, ?, ?, 'base', 'USDC', ?, 'failed', ?)",
+                             (withdrawal_id, me, micros, WITHDRAW_FEE, address, now))
+                after = post_entry(self.ctx, conn, me, "credit", total, "withdrawal_refund", withdrawal_id,
+                                   "withdrawal")
+                conn.execute("UPDATE casino_agents SET total_withdrawn = total_withdrawn - ? WHERE id = ?",
+                             (micros, me))
+                failed = ApiError(500, "withdrawal_failed", "On-chain transfer failed — your balance has been refunded",
+                                  withdrawal_id=withdrawal_id, suggestion="Try again in a moment or contact support",
+                                  new_balance=wire(after))
+            else:
+                failed = None
+                tx_hash = "0x" + self.ctx.derive_hex(f"withdrawal-tx:{withdrawal_id}", 32)
+                conn.execute("INSERT INTO casino_withdrawals(id, agent_id, amount, fee, chain, token, address, status, "
+                             "tx_hash, created_ms, completed_ms) "
+                             "VALUES (?, ?, ?, ?, 'base', 'USDC', ?, 'completed', ?, ?, ?)",
+                             (withdrawal_id, me, micros, WITHDRAW_FEE, address, tx_hash, now, now))
+        if failed is not None:
+            raise failed
+        pay_out_onchain(self.ctx, address, micros)  # the USDC lands on the simulated Base chain
+        return self.ok({"status": "completed", **common, "token": "USDC", "address": address, "tx_hash": tx_hash,
                         "explorer": f"https://basescan.org/tx/{tx_hash}", "new_balance": wire(after)})
 
     async def pay(self, request: Request) -> Response:
+        """As the real `/stats/pay`: `!amount` (0, missing) is `invalid_request`; a non-number or
+        < $0.01 is `invalid_amount`; Infinity passes those checks and fails the balance check."""
         agent = self.agent(request)
-        body = await read_json(request, strict=True)
+        body = await read_json(request, strict=False)
         to, amount, memo = body.get("to_agent_id"), body.get("amount"), body.get("memo")
-        if not isinstance(to, str) or not to or not is_js_number(amount):
-            raise ApiError(400, "invalid_request", "to_agent_id and a numeric amount are required")
-        if amount < 0.01:
-            raise ApiError(400, "invalid_amount", "Minimum payment is $0.01")
+        if not to or not amount:
+            raise ApiError(400, "invalid_request", "Provide to_agent_id and amount",
+                           example={"to_agent_id": "ag_abc123", "amount": 5, "memo": "Thanks for the signal"})
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0.01:
+            raise ApiError(400, "invalid_amount", "Amount must be at least $0.01")
         if to == agent["id"]:
             raise ApiError(400, "same_agent", "Cannot pay yourself")
-        micros = amount_from_wire(amount)
-        assert micros is not None
         tx_id = f"pay_{self.ctx.new_id('casino.pay', 8)}"
+        now = self.ctx.clock.now_ms()
         with self.store.tx() as conn:
-            if get_agent(conn, to) is None:
-                raise ApiError(404, "recipient_not_found", f"No agent {to}")
-            try:
-                after = post_entry(self.ctx, conn, agent["id"], "debit", micros, f"pay_to:{to}", tx_id)
-            except InsufficientBalance:
-                raise ApiError(400, "insufficient_balance", balance=wire(agent["balance"]), required=amount) from None
-            post_entry(self.ctx, conn, to, "credit", micros, f"pay_from:{agent['id']}", tx_id)
+            if not isinstance(to, str) or get_agent(conn, to) is None:
+                raise ApiError(404, "recipient_not_found", f"Agent {to} not found")
+            balance = get_agent(conn, agent["id"])["balance"]
+            micros = amount_from_wire(amount)
+            if micros is None or balance < micros:
+                shown = "Infinity" if micros is None else f"{amount:.2f}"
+                raise ApiError(400, "insufficient_balance",
+                               f"Your balance ${balance / MICRO:.2f} is less than ${shown}")
+            after = post_entry(self.ctx, conn, agent["id"], "debit", micros, "payment_sent", tx_id, "payment")
+            post_entry(self.ctx, conn, to, "credit", micros, "payment_received", tx_id, "payment")
         return self.ok({"tx_id": tx_id, "from": agent["id"], "to": to, "amount": amount,
-                        "memo": memo if isinstance(memo, str) else None, "sender_new_balance": wire(after)})
+                        "memo": memo if memo is not None else None, "sender_new_balance": wire(after),
+                        "timestamp": iso(now // 1000 * 1000), "message": f"${amount:.2f} sent to {to}",
+                        "note": "Payments are instant and irreversible within the casino platform."})
 
     async def referral_code(self, request: Request) -> Response:
         agent = self.agent(request)
-        return self.ok({"referral_code": agent["referral_code"],
-                        "commission": "10% / 5% / 2.5% of referred agents' losing stakes (3 levels)"})
+        code = agent["referral_code"]
+        return self.ok({"referral_code": code, "commission_rate": "10% of net losses from referred agents",
+                        "share_message": f"Register at https://casino.purpleflea.com with referral_code: {code}"})
 
     async def referral_stats(self, request: Request) -> Response:
+        """As the real one: cumulative figures only (commissions are already in the balance)."""
         agent = self.agent(request)
         me = agent["id"]
         since = self.ctx.clock.now_ms() - 30 * 86_400_000
         levels: dict[str, dict[str, Any]] = {}
-        direct = [r["referred_id"] for r in self.store.all("SELECT referred_id FROM casino_referrals "
-                                                           "WHERE referrer_id = ?", (me,))]
-        tier = direct
-        for level in (1, 2, 3):
+        direct = self.store.all("SELECT * FROM casino_referrals WHERE referrer_id = ? ORDER BY created_ms", (me,))
+        tier = [r["referred_id"] for r in direct]
+        for level, rate in ((1, "10%"), (2, "5%"), (3, "2.5%")):
             earned = self.store.scalar("SELECT SUM(amount) FROM casino_ledger WHERE agent_id = ? AND reason LIKE ?",
                                        (me, f"referral_commission_l{level}:%"), 0)
-            levels[f"level_{level}"] = {"referrals": len(tier), "earned_usd": wire(int(earned))}
+            levels[f"level_{level}"] = {"count": len(tier), "commission": rate, "earned_usd": wire_cents(int(earned))}
             if tier:
                 marks = ",".join("?" * len(tier))
                 tier = [r["referred_id"] for r in self.store.all(
                     f"SELECT referred_id FROM casino_referrals WHERE referrer_id IN ({marks})", tier)]
         total = self.store.scalar("SELECT SUM(amount) FROM casino_ledger WHERE agent_id = ? "
                                   "AND reason LIKE 'referral_commission_l%'", (me,), 0)
-        recent = self.store.scalar("SELECT SUM(amount) FROM casino_ledger WHERE agent_id = ? "
-                                   "AND reason LIKE 'referral_commission_l%' AND created_ms >= ?", (me, since), 0)
-        return self.ok({"referral_code": agent["referral_code"], "total_referrals": len(direct),
-                        "total_earned_usd": wire(int(total)), "last_30_days_usd": wire(int(recent)),
-                        "by_level": levels})
+        recent = self.store.scalar("SELECT SUM(amount) FROM casino_ledger WHERE agent_id = ? AND type = 'credit' "
+                                   "AND reason LIKE '%referral%' AND created_ms >= ?", (me, since), 0)
+        count = len(direct)
+        return self.ok({
+            "total_referrals": count, "total_earned_usd": wire_cents(int(total)),
+            "last_30_days_usd": wire_cents(int(recent)), "by_level": levels,
+            "grow_tip": f"{count} direct referral(s). Encourage them to refer more agents for Level 2 income." if count
+            else "Share your referral code to earn 10% of referred agents' net losses.",
+            "referrals": [{"referred_agent": r["referred_id"][:8] + "...", "level": 1, "commission": "10%",
+                           "earned_usd": wire_cents(r["total_earned"]), "since": iso(r["created_ms"] // 1000 * 1000)}
+                          for r in direct],
+        })
 
     # games ------------------------------------------------------------------------------------
 
@@ -835,7 +711,7 @@ class Casino:
             "kelly_max_next_bet": js_round(bankroll_float(balance) * risk_factor, 2),
         })
 
-    def _history_rows(self, request: Request, agent_id: str, max_limit: int) -> list[sqlite3.Row]:
+    def _history_filter(self, request: Request, agent_id: str) -> tuple[list[str], list[Any]]:
         query = request.query_params
         clauses, params = ["agent_id = ?"], [agent_id]
         game = query.get("game")
@@ -847,37 +723,55 @@ class Casino:
         if query.get("outcome") in ("won", "lost"):
             clauses.append("won = ?")
             params.append(1 if query["outcome"] == "won" else 0)
-        try:
-            limit = min(int(query.get("limit", "50")), max_limit)
-        except ValueError:
-            limit = 50
-        try:
-            offset = max(int(query.get("offset", "0")), 0)
-        except ValueError:
-            offset = 0
+        for name, op in (("since", ">="), ("until", "<=")):
+            ms = _iso_ms(query.get(name))
+            if ms is not None:
+                clauses.append(f"created_ms / 1000 {op} ?")
+                params.append(ms // 1000)
+        return clauses, params
+
+    def _history_rows(self, request: Request, agent_id: str, limit: int, offset: int) -> list[sqlite3.Row]:
+        """Newest second first, and within one second oldest first, as the real bet lists."""
+        clauses, params = self._history_filter(request, agent_id)
         sql = (f"SELECT * FROM casino_bets WHERE {' AND '.join(clauses)} "
-               "ORDER BY created_ms DESC, seq DESC LIMIT ? OFFSET ?")
+               "ORDER BY created_ms / 1000 DESC, seq ASC LIMIT ? OFFSET ?")
         return self.store.all(sql, [*params, limit, offset])
 
     async def history(self, request: Request) -> Response:
         agent = self.agent(request)
-        rows = self._history_rows(request, agent["id"], 200)
-        total = self.store.scalar("SELECT COUNT(*) FROM casino_bets WHERE agent_id = ?", (agent["id"],), 0)
+        query = request.query_params
+        limit = min(_int(query.get("limit"), 50), 200)
+        offset = _int(query.get("offset"), 0)
+        rows = self._history_rows(request, agent["id"], limit, offset)
+        clauses, params = self._history_filter(request, agent["id"])
+        where = " AND ".join(clauses)
+        agg = self.store.one(f"SELECT COUNT(*) AS n, COALESCE(SUM(amount), 0) AS wagered, "
+                             f"COALESCE(SUM(amount_won), 0) AS won_amount, COALESCE(SUM(won), 0) AS wins, "
+                             f"COALESCE(MAX(amount_won), 0) AS biggest FROM casino_bets WHERE {where}", params)
+        total = int(agg["n"])
         bets = [{
             "id": r["id"], "game": r["game"], "amount": wire_cents(r["amount"]),
             "amount_won": wire_cents(r["amount_won"]),
             "multiplier": r["payout_multiplier"], "won": bool(r["won"]),
             "net": wire_cents(r["amount_won"] - r["amount"]) if r["amount_won"] >= r["amount"]
             else -wire_cents(r["amount"] - r["amount_won"]),
-            "verify": f"GET /api/v1/fairness/verify?hash={r['result_hash']}", "at": iso(r["created_ms"]),
-            "client_seed": r["client_seed"],
+            "verify": f"GET /api/v1/fairness/verify?hash={r['result_hash']}", "at": iso(r["created_ms"] // 1000 * 1000),
         } for r in rows]
-        return self.ok({"bets": bets, "pagination": {"total": total, "limit": len(bets), "offset": 0,
-                                                      "has_more": len(bets) < total}})
+        return self.ok({
+            "bets": bets,
+            "pagination": {"total": total, "limit": limit, "offset": offset, "has_more": offset + len(bets) < total},
+            "summary": {"total_bets": total, "total_wagered": wire_cents(agg["wagered"]),
+                        "total_won_amount": wire_cents(agg["won_amount"]),
+                        "net_pnl": js_round((agg["won_amount"] - agg["wagered"]) / MICRO, 2),
+                        "win_rate_pct": js_round(agg["wins"] / total * 100, 2) if total else 0,
+                        "biggest_win": wire_cents(agg["biggest"])},
+            "filters": {"game": query.get("game"), "outcome": query.get("outcome"), "since": query.get("since")},
+            "tip": "Add ?game=slots&outcome=won to filter. ?since=2026-02-01 for date range.",
+        })
 
     async def export_csv(self, request: Request) -> Response:
         agent = self.agent(request)
-        rows = self._history_rows(request, agent["id"], 10_000)
+        rows = self._history_rows(request, agent["id"], 10_000, 0)
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(["bet_id", "game", "amount_usd", "amount_won_usd", "net_usd", "payout_multiplier", "won",
@@ -887,7 +781,7 @@ class Casino:
                              f"{(r['amount_won'] - r['amount']) / MICRO:.2f}",
                              repr(js_round(r["payout_multiplier"], 4)),
                              "true" if r["won"] else "false", r["server_seed_hash"], r["client_seed"], r["nonce"],
-                             r["result_hash"], iso(r["created_ms"])])
+                             r["result_hash"], iso(r["created_ms"] // 1000 * 1000)])
         return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
 
     # Kelly & fairness -------------------------------------------------------------------------
@@ -901,46 +795,67 @@ class Casino:
         body = await read_json(request, strict=True)
         rf = body.get("risk_factor")
         if not is_js_number(rf) or not 0.1 <= rf <= 1.0:
-            raise ApiError(400, "invalid_risk_factor", "risk_factor must be between 0.1 and 1.0")
+            raise ApiError(400, "invalid_risk_factor", "risk_factor must be between 0.1 and 1.0",
+                           suggestion="0.1=ultra conservative, 0.25=default, 0.5=aggressive, 1.0=full Kelly")
         self.store.execute("UPDATE casino_agents SET risk_factor = ? WHERE id = ?", (float(rf), agent["id"]))
         limits = kelly_limits(bankroll_float(agent["balance"]), float(rf))
-        return self.ok({"risk_factor": float(rf), "new_limits": limits})
+        return self.ok({"risk_factor": float(rf), "message": f"Risk factor updated to {rf}", "new_limits": limits})
 
     async def seed_hash(self, request: Request) -> Response:
         agent = self.agent(request)
         with self.store.tx() as conn:
             seed = _active_seed(self.ctx, conn, agent["id"])
-        return self.ok({"server_seed_hash": seed["seed_hash"], "current_nonce": seed["nonce"],
-                        "bets_until_rotation": SEED_ROTATION - seed["nonce"]})
+        return self.ok({
+            "server_seed_hash": seed["seed_hash"],
+            "note": "This hash commits to a server seed. After seed rotation, the seed is revealed so you can "
+                    "verify all bets made with it.",
+            "how_to_verify": ["1. Note this hash before placing bets", "2. Provide your own client_seed when betting",
+                              "3. After seed rotation, GET /api/v1/fairness/seeds to see revealed seeds",
+                              "4. POST /api/v1/fairness/verify with bet_id to verify any past bet"],
+        })
 
     async def verify(self, request: Request) -> Response:
         agent = self.agent(request)
         body = await read_json(request, strict=True)
-        bet = self.store.one("SELECT * FROM casino_bets WHERE id = ? AND agent_id = ?",
-                             (body.get("bet_id"), agent["id"]))
+        bet_id = body.get("bet_id")
+        bet = self.store.one("SELECT * FROM casino_bets WHERE id = ? AND agent_id = ?", (bet_id, agent["id"]))
         if bet is None:
-            raise ApiError(404, "bet_not_found", "No such bet for this agent")
+            raise ApiError(404, "bet_not_found", f"No bet found with id: {bet_id}")
         seed = self.store.one("SELECT * FROM casino_seeds WHERE agent_id = ? AND generation = ?",
                               (agent["id"], bet["seed_generation"]))
-        revealed = seed["revealed_ms"] is not None
-        data: dict[str, Any] = {"bet_id": bet["id"], "server_seed_hash": bet["server_seed_hash"],
-                                "client_seed": bet["client_seed"], "nonce": bet["nonce"],
-                                "result_hash": bet["result_hash"], "roll": roll_from_hash(bet["result_hash"]),
-                                "server_seed": seed["seed"] if revealed else None, "revealed": revealed}
-        if revealed:
-            data["valid"] = (hashlib.sha256(seed["seed"].encode()).hexdigest() == bet["server_seed_hash"]
-                             and result_hash(seed["seed"], bet["client_seed"], bet["nonce"]) == bet["result_hash"])
-        else:
-            data["message"] = "Server seed not revealed yet: POST /api/v1/fairness/rotate to reveal it"
-        return self.ok(data)
+        if seed["revealed_ms"] is None:
+            return self.ok({
+                "bet_id": bet["id"], "status": "seed_not_yet_revealed", "server_seed_hash": bet["server_seed_hash"],
+                "client_seed": bet["client_seed"], "nonce": bet["nonce"], "result_hash": bet["result_hash"],
+                "message": "Server seed will be revealed when it rotates (every 1000 bets or on request). You can "
+                           "verify the result_hash matches the server_seed_hash commitment.",
+                "note": "Request seed rotation via POST /api/v1/fairness/rotate to reveal the seed now.",
+            })
+        valid = (hashlib.sha256(seed["seed"].encode()).hexdigest() == bet["server_seed_hash"]
+                 and result_hash(seed["seed"], bet["client_seed"], bet["nonce"]) == bet["result_hash"])
+        computed = roll_from_hash(result_hash(seed["seed"], bet["client_seed"], bet["nonce"]))
+        return self.ok({
+            "bet_id": bet["id"], "verified": valid, "game": bet["game"], "result": json.loads(bet["result"]),
+            "won": bool(bet["won"]), "amount_bet": wire(bet["amount"]), "amount_won": wire(bet["amount_won"]),
+            "proof": {"server_seed": seed["seed"], "server_seed_hash": bet["server_seed_hash"],
+                      "client_seed": bet["client_seed"], "nonce": bet["nonce"], "result_hash": bet["result_hash"],
+                      "computed_result": computed, "hash_matches": valid},
+            "how_to_verify_yourself": [
+                f'1. Compute: SHA256("{seed["seed"]}") should equal "{bet["server_seed_hash"]}"',
+                f'2. Compute: HMAC-SHA256(server_seed, "{bet["client_seed"]}:{bet["nonce"]}") to get result hash',
+                f"3. Take first 8 hex chars of result hash, convert to int, mod 10000, divide by 100 = {computed}",
+                "4. Map the result to the game outcome using the game rules"],
+        })
 
     async def rotate(self, request: Request) -> Response:
         agent = self.agent(request)
         with self.store.tx() as conn:
             old = _rotate(self.ctx, conn, agent["id"])
             new = _active_seed(self.ctx, conn, agent["id"])
-        return self.ok({"previous_seed": old["seed"], "previous_seed_hash": old["seed_hash"],
-                        "bets_with_previous_seed": old["nonce"], "new_seed_hash": new["seed_hash"]})
+        return self.ok({"message": "Seed rotated successfully",
+                        "previous_seed": {"seed": old["seed"], "seed_hash": old["seed_hash"], "bets_made": old["nonce"],
+                                          "note": "This seed is now revealed. You can verify all bets made with it."},
+                        "new_seed_hash": new["seed_hash"]})
 
 
 def create_app(ctx: SandboxContext) -> Starlette:
@@ -968,4 +883,4 @@ def create_app(ctx: SandboxContext) -> Starlette:
         Route(f"{p}/fairness/verify", c.verify, methods=["POST"]),
         Route(f"{p}/fairness/rotate", c.rotate, methods=["POST"]),
     ]
-    return make_service_app(SERVICE, routes)
+    return make_service_app(SERVICE, routes, not_found_extra={"docs": "/api/v1/docs", "openapi": "/openapi.json"})

@@ -23,12 +23,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from messages.money import MICRO
-from sandbox import casino
+from messages.money import MAX_MICROS, MICRO
+from sandbox import accounts
 from sandbox.clock import iso
-from sandbox.runner import (
+from sandbox.context import SandboxContext
+from sandbox.http import (
     ApiError,
-    SandboxContext,
     amount_from_wire,
     bearer,
     make_service_app,
@@ -83,7 +83,7 @@ INSERT OR IGNORE INTO escrow_stats(id) VALUES (1);
 
 
 def ensure_schema(ctx: SandboxContext) -> None:
-    casino.ensure_schema(ctx)
+    accounts.ensure_schema(ctx)
     ctx.store.ensure_schema(SERVICE, SCHEMA)
 
 
@@ -112,10 +112,10 @@ def run_timeouts(ctx: SandboxContext) -> int:
         due = conn.execute("SELECT * FROM escrows WHERE status IN ('funded', 'completed') AND auto_release_ms <= ?",
                            (now,)).fetchall()
         for e in due:
-            casino.post_entry(ctx, conn, e["creator_id"], "credit", e["amount"] - e["commission"],
+            accounts.post_entry(ctx, conn, e["creator_id"], "credit", e["amount"] - e["commission"],
                               f"escrow_timeout_refund: {e['id']}", e["id"] + "_timeout", SERVICE)
             if e["referrer_id"] and e["referral_commission"] > 0:
-                casino.post_entry(ctx, conn, e["referrer_id"], "credit", e["referral_commission"],
+                accounts.post_entry(ctx, conn, e["referrer_id"], "credit", e["referral_commission"],
                                   f"escrow_referral_commission: {e['id']}", e["id"] + "_refcom", SERVICE)
             conn.execute("UPDATE escrows SET status = 'refunded', released_ms = ? WHERE id = ?", (now, e["id"]))
             _event(ctx, conn, e["id"], "refunded", None, f"Auto-refunded after {e['timeout_hours']}h timeout")
@@ -144,29 +144,34 @@ class Escrow:
     def ok(self, data: dict[str, Any], status: int = 200) -> Response:
         return reply(data, status, service=SERVICE)
 
-    def caller(self, request: Request, *, required: bool = True) -> str | None:
+    def caller(self, request: Request, *, required: bool = True, explain: bool = False) -> str | None:
+        """The casino agent of the bearer key. Only `create` explains a 401 (as the real one)."""
         run_timeouts(self.ctx)
-        agent = casino.agent_for_key(self.ctx, bearer(request))
+        agent = accounts.agent_for_key(self.ctx, bearer(request))
         if agent is None and required:
-            raise ApiError(401, "unauthorized", "Bearer {casino_api_key} required. Register at casino.purpleflea.com.")
+            raise ApiError(401, "unauthorized",
+                           "Bearer {casino_api_key} required. Register at casino.purpleflea.com." if explain else None)
         return agent["id"] if agent else None
 
-    def load(self, conn: sqlite3.Connection, escrow_id: str) -> sqlite3.Row:
+    def load(self, conn: sqlite3.Connection, escrow_id: str, *, explain: bool = True) -> sqlite3.Row:
         row = conn.execute("SELECT * FROM escrows WHERE id = ?", (escrow_id,)).fetchone()
         if row is None:
-            raise ApiError(404, "not_found", "Escrow not found")
+            raise ApiError(404, "not_found", "Escrow not found" if explain else None)
         return row
 
     async def create(self, request: Request) -> Response:
-        creator_id = self.caller(request)
+        creator_id = self.caller(request, explain=True)
         assert creator_id is not None
         body = await read_json(request, strict=False)
-        amount = amount_from_wire(body.get("amount_usd"), allow_string=True)
+        raw_amount = body.get("amount_usd")
+        # Infinity (JSON 1e309) passes the real minimum check and fails the balance check: 402.
+        unbounded = isinstance(raw_amount, float) and raw_amount == math.inf
+        amount = MAX_MICROS if unbounded else amount_from_wire(raw_amount, allow_string=True)
         description = body.get("description").strip() if isinstance(body.get("description"), str) else ""
         counterparty = body.get("counterparty_agent_id")
         counterparty = counterparty.strip() if isinstance(counterparty, str) else ""
         hours = body.get("timeout_hours", 24)
-        hours = math.floor(hours) if casino.is_js_number(hours) else 24
+        hours = math.floor(hours) if accounts.is_js_number(hours) else 24
         hours = min(max(1, hours), MAX_TIMEOUT_HOURS)
         if amount is None or amount < MIN_AMOUNT:
             raise ApiError(400, "invalid_amount", "Minimum escrow amount is $0.1")
@@ -179,12 +184,13 @@ class Escrow:
         ctx = self.ctx
         now = ctx.clock.now_ms()
         with self.store.tx() as conn:
-            if casino.get_agent(conn, counterparty) is None:
+            if accounts.get_agent(conn, counterparty) is None:
                 raise ApiError(404, "counterparty_not_found", "Counterparty agent not found in casino")
-            creator = casino.get_agent(conn, creator_id)
-            if creator["balance"] < amount:
+            creator = accounts.get_agent(conn, creator_id)
+            if unbounded or creator["balance"] < amount:
+                shown = "Infinity" if unbounded else f"{amount / MICRO:.2f}"
                 raise ApiError(402, "insufficient_balance",
-                               f"Balance ${creator['balance'] / MICRO:.2f} < escrow amount ${amount / MICRO:.2f}",
+                               f"Balance ${creator['balance'] / MICRO:.2f} < escrow amount ${shown}",
                                balance=wire(creator["balance"]))
             commission = percent(amount, "0.01")
             referrer = None
@@ -196,7 +202,8 @@ class Escrow:
                 referrer = creator["referred_by"]
             referral = percent(commission, "0.15") if referrer else 0
             escrow_id = f"esc_{ctx.new_id('escrow.id', 8)}"
-            casino.post_entry(ctx, conn, creator_id, "debit", amount, f"escrow_lock: {escrow_id}", escrow_id, SERVICE)
+            accounts.post_entry(ctx, conn, creator_id, "debit", amount, f"escrow_lock: {escrow_id}", escrow_id, SERVICE,
+                                uid=f"{escrow_id}_debit")
             due = now + hours * HOUR_MS
             conn.execute(
                 "INSERT INTO escrows(id, creator_id, counterparty_id, amount, commission, description, status, "
@@ -214,6 +221,9 @@ class Escrow:
             "net_to_counterparty": wire(amount - commission), "description": description, "creator_id": creator_id,
             "counterparty_id": counterparty, "status": "funded", "timeout_hours": hours,
             "auto_release_at": iso(due),
+            "next_steps": {"counterparty": f"POST /escrow/complete/{escrow_id} when task is done",
+                           "creator": f"POST /escrow/release/{escrow_id} to release funds",
+                           "dispute": f"POST /escrow/dispute/{escrow_id} if something goes wrong"},
         }, 201)
 
     async def complete(self, request: Request) -> Response:
@@ -228,7 +238,8 @@ class Escrow:
                          (self.ctx.clock.now_ms(), e["id"]))
             _event(self.ctx, conn, e["id"], "completed", actor, "Counterparty marked task complete")
         return self.ok({"escrow_id": e["id"], "status": "completed", "auto_release_at": iso(e["auto_release_ms"]),
-                        "message": "Task marked complete. Waiting for creator to release funds."})
+                        "message": "Task marked complete. Waiting for creator to release funds.",
+                        "next_step": f"Creator should call POST /escrow/release/{e['id']}"})
 
     async def release(self, request: Request) -> Response:
         actor = self.caller(request)
@@ -239,10 +250,10 @@ class Escrow:
             if e["status"] not in ("funded", "completed"):
                 raise ApiError(409, "invalid_status", f"Cannot release escrow in status '{e['status']}'")
             net = e["amount"] - e["commission"]
-            casino.post_entry(self.ctx, conn, e["counterparty_id"], "credit", net, f"escrow_release: {e['id']}",
+            accounts.post_entry(self.ctx, conn, e["counterparty_id"], "credit", net, f"escrow_release: {e['id']}",
                               e["id"] + "_release", SERVICE)
             if e["referrer_id"] and e["referral_commission"] > 0:
-                casino.post_entry(self.ctx, conn, e["referrer_id"], "credit", e["referral_commission"],
+                accounts.post_entry(self.ctx, conn, e["referrer_id"], "credit", e["referral_commission"],
                                   f"escrow_referral_commission: {e['id']}", e["id"] + "_refcom", SERVICE)
             conn.execute("UPDATE escrows SET status = 'released', released_ms = ? WHERE id = ?",
                          (self.ctx.clock.now_ms(), e["id"]))
@@ -251,7 +262,8 @@ class Escrow:
                          "total_commission = total_commission + ? WHERE id = 1", (e["commission"],))
         return self.ok({"escrow_id": e["id"], "status": "released", "amount_released": wire(net),
                         "commission": wire(e["commission"]), "referral_commission": wire(e["referral_commission"]),
-                        "counterparty_id": e["counterparty_id"]})
+                        "counterparty_id": e["counterparty_id"],
+                        "message": f"${net / MICRO:.2f} released to counterparty."})
 
     async def dispute(self, request: Request) -> Response:
         actor = self.caller(request)
@@ -259,7 +271,7 @@ class Escrow:
         reason = body.get("reason").strip() if isinstance(body.get("reason"), str) else ""
         reason = reason or "No reason provided"
         with self.store.tx() as conn:
-            e = self.load(conn, request.path_params["id"])
+            e = self.load(conn, request.path_params["id"], explain=False)
             if actor not in (e["creator_id"], e["counterparty_id"]):
                 raise ApiError(403, "forbidden", "Only escrow participants can dispute")
             if e["status"] not in ("funded", "completed"):
@@ -269,7 +281,8 @@ class Escrow:
             _event(self.ctx, conn, e["id"], "disputed", actor, reason)
             conn.execute("UPDATE escrow_stats SET total_disputed = total_disputed + 1 WHERE id = 1")
         return self.ok({"escrow_id": e["id"], "status": "disputed", "reason": reason,
-                        "message": "Escrow flagged for manual review."})
+                        "message": "Escrow flagged for manual review. Purple Flea team will investigate.",
+                        "contact": "support@purpleflea.com"})
 
     async def get(self, request: Request) -> Response:
         actor = self.caller(request, required=False)
@@ -295,7 +308,7 @@ class Escrow:
 def create_app(ctx: SandboxContext) -> Starlette:
     ensure_schema(ctx)
     e = Escrow(ctx)
-    return make_service_app(SERVICE, [
+    return make_service_app(SERVICE, not_found_message=False, routes=[
         Route("/escrow/create", e.create, methods=["POST"]),
         Route("/escrow/complete/{id}", e.complete, methods=["POST"]),
         Route("/escrow/release/{id}", e.release, methods=["POST"]),

@@ -8,23 +8,18 @@ The server listens on 127.0.0.1 (an ephemeral port unless told otherwise) in a d
 tests and the supervisor can start a sandbox in-process; `main()` is the `treasury sandbox` CLI,
 which prints one JSON line of base URLs and serves until SIGTERM/SIGINT.
 
-It also holds the small toolkit every service module uses to answer like the real APIs:
-`ApiError` and `reply` (error JSON, the `_info` field, JSON.stringify's null for NaN/Infinity),
-`read_json` (strict or lenient bodies), `bearer`, and money on the wire (`wire`, `wire_cents`,
-`amount_from_wire`).
+The toolkit every service uses to answer like the real APIs lives in `sandbox.http`, the
+context in `sandbox.context`, the casino accounts shared with escrow and faucet in
+`sandbox.accounts`, and the `/_sandbox` side door in `sandbox.admin`.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import importlib
 import json
 import logging
-import math
 import os
-import random
 import shutil
 import signal
 import socket
@@ -33,187 +28,24 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import Mount
 
-from messages.errors import MoneyError
-from messages.money import CENT, usd_from_venue
 from runtime.signals import stop_on_signals
+from sandbox.admin import IdempotencyLog, IdempotencyRecorder, create_admin_app
 from sandbox.clock import Clock, SystemClock
+from sandbox.context import SandboxContext
 from sandbox.faults import FaultConfig, FaultInjector, FaultMiddleware
+from sandbox.http import not_found_handlers
 from sandbox.store import Store
-from venue.wire import to_venue_amount
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-
-
-@dataclass
-class SandboxContext:
-    """What every service gets: the seed, the shared store, the clock and the fault settings.
-
-    `urls` is filled in once the port is known (service name → base URL), so a service could call
-    another over HTTP; the ones here share the store instead, as the real escrow and faucet share
-    the casino's database.
-    """
-
-    seed: int
-    store: Store
-    clock: Clock
-    faults: FaultConfig
-    urls: dict[str, str] = field(default_factory=dict)
-    injector: FaultInjector | None = field(default=None, repr=False)
-    _rngs: dict[str, random.Random] = field(default_factory=dict, init=False, repr=False)
-
-    def rng_for(self, name: str) -> random.Random:
-        """A random stream of its own per name, derived from the seed (the same object each call)."""
-        if name not in self._rngs:
-            self._rngs[name] = random.Random(f"{self.seed}:{name}")
-        return self._rngs[name]
-
-    def derive_hex(self, label: str, nbytes: int) -> str:
-        """`nbytes` of hex that depend only on the seed and `label`: reproducible secrets and ids."""
-        key = f"purple-flea-sandbox:{self.seed}".encode()
-        out = b""
-        block = 0
-        while len(out) < nbytes:
-            out += hmac.new(key, f"{label}#{block}".encode(), hashlib.sha256).digest()
-            block += 1
-        return out[:nbytes].hex()
-
-    def new_id(self, kind: str, nbytes: int) -> str:
-        """Fresh hex for the next `kind` (agent, key, escrow…); counters persist, so no id repeats
-        after a restart on the same state file."""
-        return self.derive_hex(f"{kind}:{self.store.next_seq(kind)}", nbytes)
-
-    def set_faults(self, config: FaultConfig) -> None:
-        self.faults = config
-        if self.injector is not None:
-            self.injector.configure(config)
-
-
-# ── Service toolkit: how every sandbox service speaks like the real APIs ─────────────────────
-
-
-class ApiError(Exception):
-    """Raise from any handler to answer `{"error": code, "message"?, **extra}` with `status`."""
-
-    def __init__(self, status: int, code: str, message: str | None = None, **extra: Any) -> None:
-        super().__init__(f"{status} {code}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.extra = extra
-
-    def body(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"error": self.code}
-        if self.message is not None:
-            data["message"] = self.message
-        data.update(self.extra)
-        return data
-
-
-def js_json(value: Any) -> Any:
-    """What `JSON.stringify` would send: NaN and infinities become `null`."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: js_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [js_json(v) for v in value]
-    return value
-
-
-def reply(data: dict[str, Any], status: int = 200, *, service: str) -> JSONResponse:
-    """A JSON object response with the `_info` field every real response carries."""
-    body = js_json(dict(data))
-    body["_info"] = {"service": f"sandbox-{service}", "sandbox": True}
-    return JSONResponse(body, status_code=status)
-
-
-def not_found_handlers(service: str = "sandbox") -> dict[Any, Callable[..., Any]]:
-    """Unknown routes (and wrong methods) answer 404 `not_found` in JSON, as Hono does."""
-
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return reply({"error": "not_found", "message": f"{request.method} {request.url.path} not found"}, 404,
-                     service=service)
-
-    async def api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return reply(exc.body(), exc.status, service=service)
-
-    async def internal(request: Request, exc: Exception) -> Response:
-        return reply({"error": "internal_error", "message": type(exc).__name__}, 500, service=service)
-
-    return {HTTPException: not_found, ApiError: api_error, Exception: internal}
-
-
-def make_service_app(name: str, routes: list[BaseRoute]) -> Starlette:
-    """A service's Starlette app with the real APIs' error conventions wired in."""
-    return Starlette(routes=routes, exception_handlers=not_found_handlers(name))
-
-
-def _no_constants(token: str) -> Any:
-    raise ValueError(f"{token} is not JSON")
-
-
-async def read_json(request: Request, *, strict: bool) -> dict[str, Any]:
-    """The request body as a dict. `strict`: bad JSON is 400 `invalid_json` (casino, trading,
-    wallet); otherwise it reads as `{}` (escrow, faucet). A JSON non-object reads as `{}`."""
-    raw = await request.body()
-    try:
-        data = json.loads(raw, parse_constant=_no_constants)
-    except ValueError:
-        if strict:
-            raise ApiError(400, "invalid_json", "Request body must be valid JSON") from None
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header[:7].lower() != "bearer ":
-        return None
-    token = header[7:].strip()
-    return token or None
-
-
-def amount_from_wire(value: Any, *, allow_string: bool = False) -> int | None:
-    """A JSON amount in dollars → micro-USD (negative allowed, for the caller to refuse), or None
-    when it is not a finite number (bools, null, NaN; strings unless `allow_string`)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, str) and not allow_string:
-        return None
-    if not isinstance(value, (int, float, str)):
-        return None
-    try:
-        return usd_from_venue(value, allow_negative=True)
-    except MoneyError:
-        return None
-
-
-def wire(micros: int) -> float:
-    """Micro-USD as the JSON float the real services send."""
-    return to_venue_amount(micros) if micros >= 0 else -to_venue_amount(-micros)
-
-
-def cents_half_up(micros: int) -> int:
-    """Round to whole cents, halves upward, as JavaScript's `Math.round(x * 100) / 100` does."""
-    return ((micros + CENT // 2) // CENT) * CENT
-
-
-def wire_cents(micros: int) -> float:
-    """Micro-USD rounded to the cent the way the real services round for display."""
-    return wire(cents_half_up(micros))
 
 
 ServiceFactory = Callable[[SandboxContext], Starlette]
@@ -253,14 +85,35 @@ def build_services(ctx: SandboxContext) -> dict[str, Starlette]:
 
 def build_app(ctx: SandboxContext, apps: dict[str, Starlette]) -> Any:
     """The ASGI app of the whole sandbox: services, admin routes, Idempotency-Key log, faults."""
-    from sandbox.admin import IdempotencyLog, IdempotencyRecorder, create_admin_app
-
     idem_log = IdempotencyLog(ctx.store, ctx.clock)
     routes = [Mount(f"/{name}", app=app) for name, app in apps.items()]
     routes.append(Mount("/_sandbox", app=create_admin_app(ctx, sorted(apps), idem_log)))
     root = Starlette(routes=routes, exception_handlers=not_found_handlers())
     assert ctx.injector is not None
-    return FaultMiddleware(IdempotencyRecorder(root, idem_log), ctx.injector)
+    return FaultMiddleware(DateHeader(IdempotencyRecorder(root, idem_log), ctx.clock), ctx.injector)
+
+
+class DateHeader:
+    """Every answer carries `Date` from the sandbox clock, as a real server's Date comes from the
+    clock that also stamps its rows (clients compare it with their own to trust time windows)."""
+
+    def __init__(self, app: Any, clock: Clock) -> None:
+        self.app = app
+        self.clock = clock
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_dated(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                date = formatdate(self.clock.now_ms() / 1000, usegmt=True).encode()
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                message = {**message, "headers": [*headers, (b"date", date)]}
+            await send(message)
+
+        await self.app(scope, receive, send_dated)
 
 
 class _QuietDropFilter(logging.Filter):
@@ -343,7 +196,7 @@ def start_sandbox(
     if not any(isinstance(f, _QuietDropFilter) for f in uvicorn_log.filters):
         uvicorn_log.addFilter(_QuietDropFilter())
     config = uvicorn.Config(app, http="h11", lifespan="off", log_config=None, log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=1, timeout_keep_alive=5)
+                            access_log=False, timeout_graceful_shutdown=1, timeout_keep_alive=5, date_header=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox:{bound_port}",
                               daemon=True)

@@ -52,10 +52,9 @@ from starlette.routing import Route
 
 from messages.money import MICRO
 from sandbox.clock import iso
-from sandbox.prices import MARKETS, Market, PriceBook, resolve_market
-from sandbox.runner import (
+from sandbox.context import SandboxContext
+from sandbox.http import (
     ApiError,
-    SandboxContext,
     amount_from_wire,
     bearer,
     make_service_app,
@@ -64,6 +63,7 @@ from sandbox.runner import (
     wire,
     wire_cents,
 )
+from sandbox.prices import MARKETS, Market, PriceBook, resolve_market
 
 SERVICE = "trading"
 
@@ -413,8 +413,18 @@ class TradingSandbox:
                 "signing_key_stored": True,
                 "builder_fee_approved": not generated,
                 "execution": "sandbox",
+                "onboarding": "Fund this address on Hyperliquid to start trading",
             },
-            "message": "Store your API key securely — it cannot be recovered.",
+            "message": "Wallet auto-generated. Fund this address on Hyperliquid to start trading." if generated
+            else "Store your API key securely — it cannot be recovered.",
+            "fee_structure": {"free": "Hyperliquid fee + 2 bps (0.02%) builder fee",
+                              "pro": "Hyperliquid fee + 1 bp (0.01%) — $50k+ monthly volume",
+                              "whale": "Hyperliquid fee only (0 markup) — $500k+ monthly volume"},
+            "referral_commission": "20% of our fee markup from referred agents",
+            "next_steps": [f"Deposit USDC to {final_address} on Hyperliquid",
+                           "GET /v1/markets — browse 275+ perpetual markets",
+                           "GET /v1/auth/deposit-address — retrieve your deposit address anytime",
+                           "POST /v1/trade/open — open a real position on Hyperliquid"],
         }
 
     def authenticate(self, request: Request) -> Any:
@@ -893,7 +903,9 @@ class TradingSandbox:
         # Orders whose siblings fired in this pass are no longer waiting.
         fired = {e["position_id"] for e in executions}
         waiting = [w for w in waiting if w["position_id"] not in fired]
-        return {"checked": checked, "triggered": len(executions), "executions": executions,
+        if not orders:
+            return {"checked": 0, "triggered": 0, "message": "No pending SL/TP orders"}
+        return {"checked": checked, "triggered": len(executions), "skipped": len(waiting), "executions": executions,
                 "not_yet_triggered": waiting}
 
     # -- limit orders ---------------------------------------------------------------------------
@@ -944,11 +956,28 @@ class TradingSandbox:
                 "limit_price": _num_out(Decimal(o["price"])), "leverage": _num_out(Decimal(o["leverage"])),
                 "status": o["status"], "position_id": o["position_id"], "created_at": iso(o["created_ms"])}
 
+    def _limit_listed(self, o: Any) -> dict[str, Any]:
+        """A row of `GET /trade/limit-orders`: fields by list, as the real service sends them."""
+        row = {"order_id": o["id"], "coin": o["coin"], "side": o["side"], "size_usd": wire(o["size_micros"])}
+        if o["status"] == "pending":
+            return {**row, "leverage": _num_out(Decimal(o["leverage"])),
+                    "limit_price": _num_out(Decimal(o["price"])), "created_at": o["created_ms"] // 1000}
+        if o["status"] == "filled":
+            position = self.store.one("SELECT entry_price FROM trading_positions WHERE id = ?", (o["position_id"],))
+            fill = Decimal(position["entry_price"]) if position else Decimal(o["price"])
+            return {**row, "limit_price": _num_out(Decimal(o["price"])), "fill_price": _num_out(fill),
+                    "filled_at": (o["done_ms"] or o["created_ms"]) // 1000}
+        return {**row, "limit_price": _num_out(Decimal(o["price"]))}
+
     def list_limits(self, agent: Any) -> dict[str, Any]:
+        """`{pending, filled, cancelled, pending_count, tip}` of the 50 newest limit orders, as the
+        real service lists them."""
         rows = self.store.all("SELECT * FROM trading_orders WHERE agent_id = ? AND kind = 'limit' ORDER BY seq DESC "
                               "LIMIT 50", (agent["id"],))
-        out = [self._limit_out(r) for r in rows]
-        return {"orders": out, "count": len(out)}
+        out = {status: [self._limit_listed(r) for r in rows if r["status"] == status]
+               for status in ("pending", "filled", "cancelled")}
+        return {**out, "pending_count": len(out["pending"]),
+                "tip": "POST /v1/trade/check-limits to execute triggered orders"}
 
     def cancel_limit(self, agent: Any, order_id: str) -> dict[str, Any]:
         row = self.store.one("SELECT * FROM trading_orders WHERE id = ? AND agent_id = ? AND kind = 'limit'",
@@ -1024,6 +1053,7 @@ class TradingSandbox:
                 "trading_blocked": bool(limit and loss >= limit),
                 "resets_at": self._next_midnight_iso(),
             },
+            "update_tip": "POST /v1/trade/risk-settings { max_daily_loss_usd: 500 } to set a daily loss limit",
         }
 
     def update_risk_settings(self, agent: Any, body: dict[str, Any]) -> dict[str, Any]:
@@ -1063,7 +1093,8 @@ class TradingSandbox:
             for column, value in updates.items():
                 db.execute(f"UPDATE trading_agents SET {column} = ? WHERE id = ?", (value, agent["id"]))
         fresh = self.agent(agent["id"])
-        return {"success": True, "changed": changed, "risk_settings": self.risk_settings(fresh)["risk_settings"]}
+        return {"success": True, "changed": changed, "risk_settings": self.risk_settings(fresh)["risk_settings"],
+                "note": "Daily loss limit blocks new trade opens until UTC midnight when limit is reached."}
 
     def close_all(self, agent: Any) -> dict[str, Any]:
         """Database only, pnl 0: the exchange positions stay open (the real service's behaviour)."""
@@ -1083,13 +1114,11 @@ class TradingSandbox:
                                   (agent["id"],))
         referred = self.store.scalar("SELECT COUNT(*) FROM trading_agents WHERE referred_by = ?", (agent["id"],), 0)
         earned = sum(e["commission_micros"] for e in earnings)
-        withdrawn = self.store.scalar("SELECT COALESCE(SUM(amount_micros), 0) FROM trading_referral_withdrawals "
-                                      "WHERE referrer_id = ?", (agent["id"],), 0)
+        # As the real stats: no available figure (only the withdrawal itself tells it).
         return {
             "total_referrals": referred,
             "total_fees_generated_usd": wire_cents(sum(e["fee_micros"] for e in earnings)),
             "total_earned_usd": wire_cents(earned),
-            "available_usd": wire_cents(earned - withdrawn),
             "commission_rate": "20%",
             "recent_earnings": [{"from_agent": e["referred_id"], "fee": wire(e["fee_micros"]),
                                  "commission": wire(e["commission_micros"]), "order": e["order_id"],
@@ -1181,10 +1210,20 @@ def create_app(ctx: SandboxContext) -> Starlette:
         return ok(sandbox.account(agent))
 
     async def deposit_address(request: Request, agent: Any) -> JSONResponse:
-        return ok({"deposit_address": agent["hl_wallet_address"], "generated": bool(agent["generated_wallet"]),
-                   "message": "Deposit USDC to this address on Hyperliquid"})
+        address = agent["hl_wallet_address"]
+        return ok({"deposit_address": address, "generated": bool(agent["generated_wallet"]),
+                   "message": "Fund this address on Hyperliquid to start trading",
+                   "instructions": [f"Send USDC to {address} on Hyperliquid", "Minimum deposit: $10 USDC",
+                                    "Funds are available immediately after deposit"]})
+
+    def _exchange() -> None:
+        """Without Hyperliquid (`chain_up` off) every market and order route of the real
+        service fails with 500 `internal_error`."""
+        if not ctx.chain_up:
+            raise ApiError(500, "internal_error", "An unexpected error occurred")
 
     async def markets(request: Request) -> JSONResponse:
+        _exchange()
         sandbox.sync()
         listed = [sandbox.market_out(m) for m in MARKETS]
         categories: dict[str, Any] = {}
@@ -1196,6 +1235,7 @@ def create_app(ctx: SandboxContext) -> Starlette:
                    "fee_tiers": {"free": "HL fee + 2 bps", "pro": "HL fee + 1 bp", "whale": "HL fee only"}})
 
     def _market(request: Request) -> Market:
+        _exchange()
         sandbox.sync()
         market = resolve_market(request.path_params["coin"])
         if market is None:
@@ -1213,6 +1253,7 @@ def create_app(ctx: SandboxContext) -> Starlette:
         return ok({"coin": m.coin, "ticker": m.ticker, "price": _num_out(sandbox.price(m))})
 
     async def open_(request: Request, agent: Any) -> JSONResponse:
+        _exchange()
         return ok(sandbox.open(agent, await read_json(request, strict=True)))
 
     async def close(request: Request, agent: Any) -> JSONResponse:
@@ -1252,8 +1293,9 @@ def create_app(ctx: SandboxContext) -> Starlette:
         return ok(sandbox.close_all(agent))
 
     async def referral_code(request: Request, agent: Any) -> JSONResponse:
-        return ok({"referral_code": agent["referral_code"],
-                   "commission_rate": "20% of fee markup from referred agents trades"})
+        code = agent["referral_code"]
+        return ok({"referral_code": code, "commission_rate": "20% of fee markup from referred agents trades",
+                   "share_message": f"Sign up at api.purpleflea.com/v1/trading with referral_code: {code}"})
 
     async def referral_stats(request: Request, agent: Any) -> JSONResponse:
         return ok(sandbox.referral_stats(agent))

@@ -51,9 +51,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from messages.money import MICRO
+from sandbox.accounts import ONCHAIN_PAYOUTS, credit_deposit
 from sandbox.clock import iso
+from sandbox.context import SandboxContext
+from sandbox.http import ApiError, bearer, make_service_app, read_json, reply, wire_cents
 from sandbox.prices import SPOT_ASSETS, PriceBook
-from sandbox.runner import ApiError, SandboxContext, bearer, make_service_app, read_json, reply, wire_cents
+from sandbox.trading import credit_deposit_address
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,19 @@ USDC_CONTRACTS = {
     "arbitrum": "0xaf88d065e77c8cc2239327c5edb3a432268e5831",
     "bsc": "0x8ac76a51cc950d9822d68b83fe1ad97b32cd580d",
 }
+USDC_CONTRACT_OF = {
+    "base": "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
+    "ethereum": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48",
+    "arbitrum": "0xaf88d065e77c8cC2239327C5EDb3A432268e5831",
+    "bsc": "0x8AC76a51cc950d9822D68b83fE1Ad97B32Cd580d",
+    "solana": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+    "tron": "TEkxiTehnzSmSe2XqrBj4w32RUN966rdz8",
+}
+"""The USDC contract each `usdc-balance` row names (checksummed, as the real wallet shows it)."""
+RPC_HOSTS = {"base": "mainnet.base.org", "ethereum": "eth.llamarpc.com", "arbitrum": "arb1.arbitrum.io",
+             "bsc": "bsc-dataseed.binance.org", "solana": "api.mainnet-beta.solana.com",
+             "tron": "api.trongrid.io", "bitcoin": "mempool.space", "monero": "xmr-node.cakewallet.com"}
+"""Hosts named in the real wallet's `rpc_error` when a chain cannot be reached."""
 GAS = {"ethereum": 200_000_000_000_000, "base": 2_000_000_000_000, "solana": 5_000, "tron": 0,
        "monero": 30_000_000}
 """Flat network fee per send, in native base units (0.0002 ETH, 0.000002 ETH, 5000 lamports, …)."""
@@ -351,10 +367,8 @@ class WalletSandbox:
         self.forced_slippage_bps: int | None = None
         self.delay_overrides: dict[str, int] = {}
         """`service` or `service:chain` → deposit delay in ms (`POST /_sandbox/deposit-delay`)."""
-        from sandbox import casino
-
-        if _withdrawal_lands not in casino.ONCHAIN_PAYOUTS:  # casino withdrawals land on this chain
-            casino.ONCHAIN_PAYOUTS.append(_withdrawal_lands)
+        if _withdrawal_lands not in ONCHAIN_PAYOUTS:  # casino withdrawals land on this chain
+            ONCHAIN_PAYOUTS.append(_withdrawal_lands)
         self._deliver_lock = threading.Lock()
 
     def now(self) -> int:
@@ -390,7 +404,12 @@ class WalletSandbox:
             db.execute("INSERT INTO wallet_agents(id, api_key_hash, referral_code, referred_by, created_ms) "
                        "VALUES (?, ?, ?, ?, ?)", (agent_id, _key_hash(api_key), referral_code, referrer, self.now()))
         return {"agent_id": agent_id, "api_key": api_key, "referral_code": referral_code,
-                "message": "Store your API key securely — it cannot be recovered."}
+                "message": "Store your API key securely — it cannot be recovered.",
+                "next_steps": ["POST /v1/wallet/create — generate an HD wallet",
+                               "GET /v1/wallet/balance/:address?chain=base — check on-chain balance",
+                               "POST /v1/wallet/send — sign and broadcast a transaction",
+                               "POST /v1/wallet/swap — cross-chain swap via Wagyu",
+                               "GET /v1/wallet/chains — see supported chains"]}
 
     def authenticate(self, request: Request) -> Any:
         token = bearer(request)
@@ -425,7 +444,8 @@ class WalletSandbox:
             "warning": "This mnemonic is shown ONCE and never stored. Save it securely. Loss = loss of funds.",
             "derivation_paths": {"ethereum": "m/44'/60'/0'/0/0", "base": "m/44'/60'/0'/0/0 (same as ethereum)",
                                  "solana": "m/44'/501'/0'/0'", "bitcoin": "m/84'/0'/0'/0/0 (native segwit)",
-                                 "tron": "m/44'/195'/0'/0/0"},
+                                 "tron": "m/44'/195'/0'/0/0 (base58check, supports USDT TRC-20)",
+                                 "monero": "HMAC-SHA512('monero seed', bip39_seed) → Ed25519 keys"},
             "sandbox_private_keys": keys,
         }
 
@@ -475,6 +495,8 @@ class WalletSandbox:
             raise ApiError(400, "unsupported_chain", supported=list(CHAINS))
         if chain in EVM and not _EVM_ADDRESS.match(address):
             raise ApiError(502, "rpc_error", f'invalid address (argument="address", value="{address}")')
+        if not self.ctx.chain_up:
+            raise ApiError(502, "rpc_error", f"getaddrinfo ENOTFOUND {RPC_HOSTS.get(chain, chain + '.rpc')}")
         symbol, decimals = NATIVE[chain]
         units = self.units_of(chain, address, "native")
         amount = _text(units, decimals)
@@ -502,13 +524,22 @@ class WalletSandbox:
             address = params.get(chain)
             if not address:
                 continue
-            units = self.units_of(chain, address, "USDC")
-            total += units
-            rows.append({"chain": chain, "wallet_address": address, "usdc_balance": _text(units, USDC_DECIMALS)})
+            row: dict[str, Any] = {"chain": chain, "wallet_address": address}
+            if self.ctx.chain_up:
+                units = self.units_of(chain, address, "USDC")
+                total += units
+                row.update(usdc_balance=units / 10**USDC_DECIMALS, usdc_contract=USDC_CONTRACT_OF.get(chain))
+            else:
+                # As the real wallet when it cannot reach the chain: 200, a 0 balance and an error.
+                row.update(usdc_balance=0, usdc_contract=USDC_CONTRACT_OF.get(chain), error="fetch failed")
+            rows.append(row)
         if not rows:
             raise ApiError(400, "no_addresses", "Provide at least one address: ?base=0x…&solana=…",
                            supported_chains=list(USDC_CHAINS))
-        return {"total_usdc": _text(total, USDC_DECIMALS), "balances": rows}
+        return {"total_usdc": total / 10**USDC_DECIMALS, "total_usd": round(total / 10**USDC_DECIMALS, 2),
+                "chain_count": len(rows), "balances": rows,
+                "note": "USDC only (not USDT or other stablecoins). BSC USDC has 18 decimals (non-standard). "
+                        "Solana queries SPL token accounts.", "timestamp": iso(self.now())}
 
     # -- saved addresses and portfolio ------------------------------------------------------------
 
@@ -533,7 +564,14 @@ class WalletSandbox:
 
     def portfolio(self, agent: Any) -> dict[str, Any]:
         wallets, by_chain, total = [], {}, 0
-        for row in self.saved_addresses(agent):
+        saved = self.saved_addresses(agent)
+        if not saved:
+            return {"total_value_usd": 0, "wallets": [],
+                    "message": "No addresses saved. Add addresses via POST /v1/wallet/portfolio/addresses",
+                    "tip": "Save your wallet addresses once, then call GET /v1/wallet/portfolio anytime to see your "
+                           "total USD value."}
+        prices = {}
+        for row in saved:
             chain = row["chain"]
             symbol, decimals = NATIVE[chain]
             units = self.units_of(chain, row["address"], "native")
@@ -541,11 +579,15 @@ class WalletSandbox:
             value = int((Decimal(units).scaleb(-decimals) * price * MICRO).to_integral_value(rounding=ROUND_HALF_EVEN))
             total += value
             by_chain[chain] = by_chain.get(chain, 0) + value
+            prices[symbol] = float(price)
             wallets.append({"label": row["label"], "chain": chain, "address": row["address"], "symbol": symbol,
                             "balance": float(Decimal(units).scaleb(-decimals)), "price_usd": float(price),
                             "value_usd": wire_cents(value)})
-        return {"total_value_usd": wire_cents(total), "by_chain": {k: wire_cents(v) for k, v in by_chain.items()},
-                "wallets": wallets, "note": "Native balances at saved addresses, valued in USD."}
+        counts = {c: sum(1 for r in saved if r["chain"] == c) for c in by_chain}
+        return {"total_value_usd": wire_cents(total), "address_count": len(saved),
+                "by_chain": {k: {"count": counts[k], "value_usd": wire_cents(v)} for k, v in by_chain.items()},
+                "wallets": wallets, "prices_usd": prices, "timestamp": iso(self.now()),
+                "note": "Native token balances only. Manage addresses via POST/DELETE /v1/wallet/portfolio/addresses"}
 
     # -- send ---------------------------------------------------------------------------------------
 
@@ -739,15 +781,11 @@ class WalletSandbox:
     def _deliver(self, row: Any) -> str:
         ref = self.store.scalar("SELECT tx_hash FROM wallet_transfers WHERE seq = ?", (row["transfer_seq"],))
         if row["service"] == "trading":
-            from sandbox.trading import credit_deposit_address
-
             agent_id = credit_deposit_address(self.ctx, row["address"], row["micros"], ref=ref)
             if agent_id is None:
                 raise LookupError("no trading agent at that address")
             return agent_id
         if row["service"] == "casino":
-            from sandbox.casino import credit_deposit
-
             if not row["agent_id"]:
                 raise LookupError("casino route without agent_id")
             result = credit_deposit(self.ctx, row["agent_id"], row["micros"], chain=row["chain"])
@@ -969,9 +1007,21 @@ class WalletSandbox:
 
     def referral_stats(self, agent: Any) -> dict[str, Any]:
         earned, completed, pending, referrals = self._referral_totals(agent["id"])
+        earnings = self.store.all("SELECT * FROM wallet_referral_earnings WHERE referrer_id = ? "
+                                  "ORDER BY created_ms DESC LIMIT 20", (agent["id"],))
+        referred = self.store.all("SELECT id, created_ms FROM wallet_agents WHERE referred_by = ?", (agent["id"],))
+        # As the real stats: queued payouts are NOT deducted from available_usd, and pending_usd
+        # is not sent (only the 400 of a withdrawal tells it).
         return {"total_referrals": referrals, "total_earned_usd": wire_cents(earned),
-                "total_withdrawn_usd": wire_cents(completed), "pending_usd": wire_cents(pending),
-                "available_usd": wire_cents(earned - completed), "commission_rate": "10% of swap fees"}
+                "total_withdrawn_usd": wire_cents(completed), "available_usd": wire_cents(earned - completed),
+                "commission_rate": "10% of swap fees",
+                "referrals": [{"referred_agent": r["id"], "earned_usd": wire_cents(self.store.scalar(
+                    "SELECT COALESCE(SUM(commission_micros), 0) FROM wallet_referral_earnings WHERE referrer_id = ? "
+                    "AND referred_id = ?", (agent["id"], r["id"]), 0)), "since": iso(r["created_ms"])}
+                    for r in referred],
+                "recent_earnings": [{"swap_id": e["swap_id"], "fee_usd": wire_cents(e["fee_micros"]),
+                                     "commission_usd": wire_cents(e["commission_micros"]), "at": iso(e["created_ms"])}
+                                    for e in earnings]}
 
     def referral_withdraw(self, agent: Any, body: dict[str, Any]) -> dict[str, Any]:
         address, chain = body.get("address"), body.get("chain") or "base"
@@ -1083,8 +1133,10 @@ def create_app(ctx: SandboxContext) -> Starlette:
 
     async def list_addresses(request: Request, agent: Any) -> JSONResponse:
         rows = wallet.saved_addresses(agent)
-        return ok({"addresses": [{"id": r["id"], "label": r["label"], "chain": r["chain"], "address": r["address"],
-                                  "note": r["note"]} for r in rows], "count": len(rows), "max": MAX_SAVED_ADDRESSES})
+        return ok({"count": len(rows),
+                   "addresses": [{"id": r["id"], "label": r["label"], "chain": r["chain"], "address": r["address"],
+                                  **({"note": r["note"]} if r["note"] is not None else {})} for r in rows],
+                   "tip": "GET /v1/wallet/portfolio to fetch live balances + USD values for all saved addresses"})
 
     async def add_address(request: Request, agent: Any) -> JSONResponse:
         return ok(wallet.save_address(agent, await read_json(request, strict=True)), 201)
@@ -1107,8 +1159,9 @@ def create_app(ctx: SandboxContext) -> Starlette:
         return ok(wallet.swap_status(request.path_params["order_id"]))
 
     async def referral_code(request: Request, agent: Any) -> JSONResponse:
-        return ok({"referral_code": agent["referral_code"],
-                   "commission_rate": "10% of swap integrator fees from referred agents"})
+        code = agent["referral_code"]
+        return ok({"referral_code": code, "commission_rate": "10% of swap integrator fees from referred agents",
+                   "share_message": f"Sign up with referral_code: {code}"})
 
     async def referral_stats(request: Request, agent: Any) -> JSONResponse:
         return ok(wallet.referral_stats(agent))

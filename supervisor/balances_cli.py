@@ -38,7 +38,9 @@ def balances_main(args: argparse.Namespace) -> int:
     view = ChainView(client, keys, SystemClock(), wallet_client_factory(client, keys, venues["wallet"]))
     b = view.balances(args.agent, refresh=args.refresh)
     data = {
-        "agent": b.agent, "total_micros": b.total_usd, "usdc_total_micros": b.usdc_total,
+        # an unreadable chain makes the totals unknown (null), never a smaller number
+        "agent": b.agent, "total_micros": b.known_total_usd, "usdc_total_micros": b.usdc_total if b.complete else None,
+        "read_total_micros": b.total_usd,
         "chains": {name: {"address": h.address, "usdc_micros": h.usdc, "native_units": h.native,
                           "native_symbol": h.native_symbol}
                    for name, h in sorted(b.holdings.items())},
@@ -51,7 +53,7 @@ def balances_main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{args.agent}: {format_usd(b.total_usd)} across {len(b.holdings)} chains")
+    table = Table(title=balances_title(b))
     for column in ("chain", "address", "USDC", "native", "source"):
         table.add_column(column, justify="right" if column in ("USDC", "native") else "left")
     for name, h in sorted(b.holdings.items()):
@@ -62,3 +64,12 @@ def balances_main(args: argparse.Namespace) -> int:
         table.add_row(name, "—", "—", "—", why)
     Console().print(table)
     return 0
+
+
+def balances_title(b) -> str:
+    """The table title: the USD total across the chains, or "total unknown" when any chain could
+    not be read (a partial sum is never shown as the total)."""
+    if b.complete:
+        return f"{b.agent}: {format_usd(b.total_usd)} across {len(b.holdings)} chains"
+    return (f"{b.agent}: total unknown ({len(b.unread)} chain(s) unreadable: {', '.join(sorted(b.unread))}; "
+            f"{format_usd(b.total_usd)} on the {len(b.holdings)} read)")

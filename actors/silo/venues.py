@@ -34,8 +34,9 @@ FOUND, ABSENT, UNKNOWN = "FOUND", "ABSENT", "UNKNOWN"
 PAGE = 50
 """Rows the casino's deposit and withdrawal lists return at most."""
 
-INCOME_REASONS = ("escrow_release", "pay_from:")
-"""Casino ledger credits paid by another agent (the counterparty side of an escrow, a casino payment)."""
+INCOME_REASONS = ("escrow_release", "payment_received")
+"""Casino ledger credits paid by another agent (the counterparty side of an escrow, a casino payment),
+as the real casino names them (`payment_received` for `POST /stats/pay`)."""
 
 SLACK_MS = 5_000
 """Clock difference allowed between the treasury and a venue's `createdAt` (seconds on the wire)."""

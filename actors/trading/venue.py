@@ -19,7 +19,7 @@ from actors.trading.book import OrderPlan, PositionRecord
 from actors.venues import TIMEOUT_S, AgentClients
 from messages.money import CENT, MICRO
 from runtime.keys import Keys
-from venue.client.trading import TradingClient
+from venue.client.trading import POSITIONS_PAGE, TradingClient, listing_covers
 from venue.client.trading_types import ClosedPosition, ExitExecution, Position
 from venue.errors import VenueRejected
 
@@ -119,12 +119,16 @@ def find_opened(venue: TradingClient, plan: OrderPlan, tracked: set[str]) -> Pos
     treasury does not already book. Two candidates cannot be told apart: fail, do not guess."""
     before = set(plan.before) | tracked
     tolerance = max(plan.notional // 100, MICRO)
-    matches = [p for p in venue.positions(show_all=True).positions
+    rows = venue.positions(show_all=True).positions
+    matches = [p for p in rows
                if p.position_id and p.position_id not in before and p.side == plan.side
                and _ticker(p.coin) == _ticker(plan.coin) and abs(p.size_usd - plan.notional) <= tolerance]
     if len(matches) > 1:
         raise RuntimeError(f"{len(matches)} venue positions match the lost open of {plan.coin} {plan.side}: "
                            f"refusing to guess which one is the treasury's")
+    if not matches and not listing_covers(rows, set(plan.before)):
+        raise RuntimeError(f"the lost open of {plan.coin} {plan.side} may be beyond the venue's position listing "
+                           f"(newest {POSITIONS_PAGE}): refusing to open again on an unknown")
     return matches[0] if matches else None
 
 

@@ -112,3 +112,31 @@ def test_a_session_down_half_stops_and_sends_the_rest_to_the_reserve(casino):
     assert (request.trigger, request.amount) == ("casino_session", stopped.remaining)
     send(bet)
     assert events(BetRefused)[-1].code == "session_stopped"
+
+
+def test_an_unknown_look_up_never_bets_again_and_keeps_the_stake_reserved(casino, keys, rclient):
+    venue, send, events, _, bus, steps = casino
+    venue.script = [("lost",)]
+    send(BELIEVER)
+    venue.unknown = True
+    while not rclient.xlen(keys.dead(keys.shard(AGENT))):
+        bus.drain_own_pending()  # every redelivery: reservation found, look-up UNKNOWN, no bet
+    assert venue.calls == 1 and events(BetSettled) == []
+    assert read_ledger(steps.client, steps.keys, AGENT).held_by("casino", "reserved") == parse_usd("3")
+
+
+def test_stakes_are_sized_under_the_venues_own_kelly_limit(casino):
+    """The venue refuses stakes above its Kelly limit (×50 at p 0.05 → "exceeds Kelly limit of
+    $1.53"): the actor sizes under the smaller of its cap and the venue's."""
+    venue, send, events, *_ = casino
+    venue.venue_cap = parse_usd("1.53")
+    venue.script = [("lose",)]
+    send(PlaceBet(game=Multiplier(target=50.0), win_prob=0.05, kelly="full"))
+    [settled] = events(BetSettled)
+    assert settled.stake == parse_usd("1.53")
+    venue.script = [("lose",)]
+    send(PlaceBet(game=CoinFlip(), win_prob=0.5, kelly="full", fixed_stake=parse_usd("2.50")))
+    refused = events(BetRefused)[-1]
+    assert refused.code == "over_cap"
+    assert "exceeds the venue's Kelly limit (GET /kelly/limits) of $1.53" in refused.reason
+    assert venue.calls == 1

@@ -148,3 +148,37 @@ def test_swap_caps_and_chains_the_wallet_cannot_send_from(steps, sandbox, clock,
         view.swap_to_usdc(agent, "base", 0, 50)
     refused = view.swap_to_usdc(agent, "bitcoin", 10**8, 50)
     assert refused.status == "refused" and "cannot send" in refused.reason
+
+
+def test_an_unreadable_usdc_balance_is_unknown_never_zero(steps, sandbox, clock, agent, wallet, rclient, keys):
+    """The real wallet answers 200 with `usdc_balance: 0, error: "fetch failed"` per chain it
+    cannot read: that chain is unread, and the total is unknown, not a smaller number."""
+    from venue.client import SandboxAdmin
+    from venue.errors import VenueUnavailable
+
+    view = ChainView(rclient, keys, clock, lambda _: wallet)
+    addr = read_addresses(rclient, keys, agent)
+    fund(sandbox, "base", addr["base"], "USDC", 250_000_000)
+    admin = SandboxAdmin(sandbox.root_url)
+    admin.set_chain(up=False)
+    try:
+        b = view.balances(agent, refresh=True)
+        with pytest.raises(VenueUnavailable) as info:  # anything deciding from it fails closed
+            wallet.inner.usdc_balance("base", addr["base"])
+    finally:
+        admin.set_chain(up=True)
+    assert info.value.code == "balance_unreadable"
+    assert "base" in b.unread and "fetch failed" in b.unread["base"]
+    assert not b.complete and b.known_total_usd is None
+    assert "base" not in b.holdings or b.holdings["base"].usdc != 0
+
+
+def test_treasury_balances_prints_unknown_when_a_chain_is_unreadable():
+    from actors.chain_view import ChainBalances
+    from supervisor.balances_cli import balances_title
+
+    read = ChainBalances("alice", {}, {}, 0, (), {"base": "usdc: fetch failed", "arbitrum": "usdc: fetch failed"})
+    assert balances_title(read).startswith("alice: total unknown (2 chain(s) unreadable: arbitrum, base")
+    assert "$0.00 across" not in balances_title(read)
+    whole = ChainBalances("alice", {}, {}, 12_500_000, (), {})
+    assert balances_title(whole) == "alice: $12.50 across 0 chains"

@@ -71,31 +71,43 @@ def test_onboarding_twice_registers_once_allocates_once_and_hides_every_secret(
     assert "registered at casino" in caplog.text  # the log does speak, just not secrets
 
 
-def test_registration_claimed_the_faucet_so_the_balance_is_not_empty(steps, sandbox, clock, rclient, keys):
-    result = onboard(steps, sandbox, "bea", clock)
-    assert result.faucet == "not_empty"  # the casino's registration claimed the $1 already
+def test_only_the_days_first_registration_gets_the_faucet_dollar(steps, clock, rclient, keys):
+    """As on the real services: the casino's registration claims the faucet from its one IP, so
+    the first agent of a day finds $1 (not_empty); the next finds an empty balance, and its own
+    claim is refused per IP (rate_limited) — onboarding goes on either way."""
+    from sandbox import start_sandbox
+    from sandbox.clock import ManualClock as SandboxClock
+
+    with start_sandbox(seed=12, clock=SandboxClock()) as fresh:
+        first = onboard(steps, fresh, "bea", clock)
+        second = onboard(steps, fresh, "bob", clock)
+    assert first.faucet == "not_empty" and first.allocation == "ok"
     checked = [e.body for e in read_journal(rclient, keys, "bea") if type(e.body).__name__ == "FaucetChecked"]
     assert checked[0].casino_balance == 1_000_000
+    assert second.faucet == "rate_limited" and second.allocation == "ok"
+    checked = [e.body for e in read_journal(rclient, keys, "bob") if type(e.body).__name__ == "FaucetChecked"]
+    assert (checked[0].casino_balance, checked[0].credited) == (0, 0)
 
 
 class EmptyCasino(CasinoClient):
     """A casino whose balance reads empty, as when registration's own claim has not landed yet."""
 
     def balance(self):
-        real = super().balance()
-        return type(real)(agent_id=real.agent_id, balance=0)
+        import msgspec
+
+        return msgspec.structs.replace(super().balance(), balance=0)
 
 
-def test_an_empty_balance_claims_and_already_claimed_is_fine(steps, sandbox, clock, rclient, keys):
+def test_an_empty_balance_claims_and_a_refused_claim_is_fine(steps, sandbox, clock, rclient, keys):
     from venue.client.faucet import FaucetClient
     from venue.client.trading import TradingClient
     from venue.client.wallet import WalletClient
 
     urls = sandbox.urls
     clients = {"casino": EmptyCasino(urls["casino"]), "wallet": WalletClient(urls["wallet"]),
-               "trading": TradingClient(urls["trading"]), "faucet": FaucetClient(urls["faucet"])}
+               "trading": TradingClient(urls["trading"]), "faucet": FaucetClient(urls["faucet"], retries=0)}
     result = onboard(steps, sandbox, "cal", clock, clients=clients)
-    assert result.faucet == "already_claimed"
+    assert result.faucet in ("already_claimed", "rate_limited")  # per agent, or per IP for the day
     assert result.allocation == "ok"
 
 

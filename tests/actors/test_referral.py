@@ -38,6 +38,7 @@ def casino_commission(sandbox, casino_id: str, micros: int) -> None:
     bet = f"bet_t{next(_n)}"
     with ctx.store.tx() as conn:
         casino_sandbox.post_entry(ctx, conn, casino_id, "credit", micros, f"referral_commission_l1:{bet}", bet)
+    ctx.clock.advance(1_000)  # time passes before the next sweep: that ledger second is closed
 
 
 def payout_commission(sandbox, service: str, referrer: str, micros: int) -> None:

@@ -187,8 +187,8 @@ def test_on_a_redis_that_fsyncs_every_write_a_first_delivery_is_placed_without_a
         rig = Rig(url, Keys("durable", 4))
         try:
             looked_up = []
-            find = rig.venue.find_bet
-            rig.venue.find_bet = lambda seed: looked_up.append(seed) or find(seed)
+            find = rig.venue.lookup_bet
+            rig.venue.lookup_bet = lambda seed, *, since_ms: looked_up.append(seed) or find(seed, since_ms=since_ms)
             rig.venue.script = [("lose",)]
             rig.send(BET)
             assert looked_up == [] and rig.venue.calls == 1 and len(rig.events(BetSettled)) == 1

@@ -3,6 +3,7 @@ sandbox cannot be made to produce on demand (a big win, a lost answer, an unreac
 
 from __future__ import annotations
 
+from venue.client.lookup import Lookup, Presence
 from venue.client.types import BetResult
 from venue.errors import VenueRejected, VenueUnavailable
 
@@ -20,7 +21,15 @@ class ScriptedCasino:
         return BetResult(bet_id=f"bet-{len(self.placed)}", game=game, amount_bet=amount, amount_won=amount_won,
                          won=won, payout_multiplier=str(multiplier), roll="1.00", new_balance=0, client_seed=seed)
 
-    def place_bet_once(self, game, amount, params, *, client_seed, idempotency_key, attempts=3):
+    venue_cap: int | None = None
+    """What the venue's own Kelly check allows now (GET /kelly/limits); None: no line for the game."""
+    unknown = False
+    """Look-ups answer UNKNOWN (the venue's list no longer reaches back to the bet)."""
+
+    def max_stake(self, game, params):
+        return self.venue_cap
+
+    def place_bet_once(self, game, amount, params, *, client_seed, idempotency_key, attempts=3, since_ms=None):
         self.calls += 1
         step = self.script.pop(0)
         if step[0] == "reject":
@@ -34,7 +43,10 @@ class ScriptedCasino:
 
     down = False
 
-    def find_bet(self, client_seed):
+    def lookup_bet(self, client_seed, *, since_ms):
         if self.down:
             raise VenueUnavailable("casino", "unreachable", code="outcome_unknown", status=0)
-        return self.placed.get(client_seed)
+        if self.unknown:
+            return Lookup(Presence.UNKNOWN, since_ms, reason="the export does not reach back")
+        found = self.placed.get(client_seed)
+        return Lookup(Presence.FOUND if found else Presence.ABSENT, since_ms, found)

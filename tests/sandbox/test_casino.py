@@ -48,13 +48,16 @@ def test_register_shapes_ids_and_keys(sandbox):
     assert store.one("SELECT 1 FROM casino_agents WHERE key_hash = ?", (body["api_key"],)) is None
 
 
-def test_register_tolerates_a_bad_body_and_claims_the_faucet(sandbox):
-    r = HTTP.post(sandbox.urls["casino"] + API + "/auth/register", content=b"not json")
-    assert r.status_code == 201
-    client = CasinoClient(sandbox.urls["casino"], r.json()["api_key"])
-    balance = client.balance()
+def test_registration_claims_the_faucet_once_per_day_from_its_one_ip(sandbox_factory):
+    handle = sandbox_factory(seed=3, spend_faucet=False)
+    first = HTTP.post(handle.urls["casino"] + API + "/auth/register", content=b"not json")
+    second = HTTP.post(handle.urls["casino"] + API + "/auth/register", json={})
+    assert first.status_code == second.status_code == 201
+    balance = CasinoClient(handle.urls["casino"], first.json()["api_key"]).balance()
     assert balance.balance == 1_000_000  # the $1 faucet claim registration fires
-    assert balance.recent_activity[0].reason == "faucet_claim"
+    assert balance.recent_activity[0].reason == "faucet_claim: $1 free credits"
+    # the casino claims from one IP: the second registration of the day gets nothing
+    assert CasinoClient(handle.urls["casino"], second.json()["api_key"]).balance().balance == 0
 
 
 @pytest.mark.parametrize("path,method", [("/auth/balance", "GET"), ("/auth/ledger", "GET"),
@@ -68,18 +71,27 @@ def test_auth_is_required(sandbox, path, method):
     assert error_of(HTTP.request(method, url, json={}, headers=bad), 401) == "unauthorized"
 
 
-def test_balance_and_ledger(sandbox, funded_agent):
+def test_balance_and_ledger(fresh_sandbox, funded_agent):
+    sandbox = fresh_sandbox  # a manual clock: the rows below share one second, or not, on purpose
     agent = funded_agent(sandbox, 20)
     b = raw(sandbox, agent, "GET", "/auth/balance").json()
-    assert b["balance_usd"] == 21.0
+    assert b["balance_usd"] == 20.0
     assert b["lifetime"] == {"total_deposited": 20.0, "total_withdrawn": 0.0, "total_wagered": 0.0,
                              "total_won": 0.0, "net_profit": 0.0}
+    other = funded_agent(sandbox, 0).agent_id
+    agent.client.pay(other, 1_000_000, idempotency_key="p")
     entries = raw(sandbox, agent, "GET", "/auth/ledger").json()["entries"]
-    assert [e["reason"] for e in entries] == ["deposit", "faucet_claim"]  # newest first
-    assert set(entries[0]) >= {"id", "agentId", "type", "amount", "balanceAfter", "reason", "reference", "service",
-                               "createdAt", "at"}
+    # one second of the venue's clock: the real ledger lists it oldest first
+    assert [(e["reason"], e["service"]) for e in entries] == [("deposit:base:USDC", "deposit"),
+                                                              ("payment_sent", "payment")]
+    assert set(entries[0]) == {"id", "agentId", "type", "amount", "balanceAfter", "reason", "reference", "service",
+                               "createdAt", "at", } and isinstance(entries[0]["id"], str)
+    sandbox.ctx.clock.advance(1_000)
+    agent.client.pay(other, 1_000_000, idempotency_key="p2")
+    # a later second comes first
+    assert [e.reason for e in agent.client.ledger()] == ["payment_sent", "deposit:base:USDC", "payment_sent"]
     ledger = agent.client.ledger()
-    assert ledger[0].amount == 20_000_000 and ledger[0].balance_after == 21_000_000
+    assert ledger[1].amount == 20_000_000 and ledger[1].balance_after == 20_000_000
 
 
 def test_deposit_address_new_then_existing_and_unsupported(sandbox, funded_agent):
@@ -112,11 +124,38 @@ def test_withdraw_errors(sandbox, funded_agent):
              ({"amount": 2, "address": "0x123"}, "invalid_address"), ({"amount": 2}, "invalid_address")]
     for body, code in cases:
         assert error_of(raw(sandbox, agent, "POST", "/auth/withdraw", json=body), 400) == code
-    r = raw(sandbox, agent, "POST", "/auth/withdraw", json={"amount": 6, "address": addr})
-    assert error_of(r, 400) == "insufficient_balance"
-    assert r.json()["total_needed"] == 6.5 and r.json()["available"] == 6.0
     assert error_of(raw(sandbox, agent, "POST", "/auth/withdraw", content=b"{bad"), 400) == "invalid_json"
-    assert agent.client.balance().balance == 6_000_000  # nothing moved
+    assert agent.client.balance().balance == 5_000_000  # nothing moved
+
+
+def test_withdraw_over_the_balance_is_answered_without_a_debit_and_the_client_never_sends_it(sandbox, funded_agent):
+    """The real casino does not notice its failed reservation: 200 without a debit."""
+    agent = funded_agent(sandbox, 5)
+    addr = "0x" + "ab" * 20
+    r = raw(sandbox, agent, "POST", "/auth/withdraw", json={"amount": 5000, "address": addr})
+    assert r.status_code == 200 and r.json()["status"] == "pending_review"
+    assert agent.client.balance().balance == 5_000_000  # not debited: this "withdrawal" is not money
+    r = raw(sandbox, agent, "POST", "/auth/withdraw", json={"amount": 6, "address": addr})
+    assert r.status_code == 200 and r.json()["status"] == "completed"  # sent, and the balance never paid for it
+    assert agent.client.balance().balance == 5_000_000
+    with pytest.raises(VenueRejected) as info:
+        agent.client.withdraw(5_000_000, addr, idempotency_key="over")  # $5 + $0.50 fee > $5
+    assert info.value.code == "insufficient_balance" and info.value.details["local"] is True
+    assert sorted(w.amount for w in agent.client.withdrawals()) == [6_000_000, 5000_000_000]  # the raw ones
+
+
+def test_withdraw_that_fails_at_the_chain_is_refunded_and_rejected(sandbox_factory, funded_agent):
+    handle = sandbox_factory(seed=21)
+    agent = funded_agent(handle, 10)
+    SandboxAdmin(handle.root_url).set_chain(up=False)
+    with pytest.raises(VenueRejected) as info:
+        agent.client.withdraw(2_000_000, "0x" + "ab" * 20, idempotency_key="w")
+    assert info.value.status == 500 and info.value.code == "withdrawal_failed" and info.value.details["refunded"]
+    assert agent.client.balance().balance == 10_000_000
+    reasons = [(e.reason, e.type) for e in agent.client.ledger()]
+    assert reasons[1:5] == [("reservation", "debit"), ("reservation_release", "credit"), ("withdrawal", "debit"),
+                           ("withdrawal_refund", "credit")]  # one second: oldest first
+    assert [w.status for w in agent.client.withdrawals()] == ["failed"]
 
 
 def test_withdraw_completed_and_pending_review(sandbox, funded_agent):
@@ -124,10 +163,10 @@ def test_withdraw_completed_and_pending_review(sandbox, funded_agent):
     addr = "0x" + "cd" * 20
     done = agent.client.withdraw(10_000_000, addr, idempotency_key="w1")
     assert done.status == "completed" and done.tx_hash.startswith("0x") and done.fee == 500_000
-    assert done.new_balance == 1501_000_000 - 10_500_000
+    assert done.new_balance == 1500_000_000 - 10_500_000
     review = agent.client.withdraw(1001_000_000, addr, idempotency_key="w2")
     assert review.status == "pending_review" and review.tx_hash is None
-    assert agent.client.balance().balance == 1501_000_000 - 10_500_000 - 1001_500_000  # already debited
+    assert agent.client.balance().balance == 1500_000_000 - 10_500_000 - 1001_500_000  # already debited
     statuses = {w.id: w.status for w in agent.client.withdrawals()}
     assert statuses[done.withdrawal_id] == "completed" and statuses[review.withdrawal_id] == "reviewing"
     assert agent.client.balance().lifetime.total_withdrawn == 10_000_000
@@ -136,16 +175,21 @@ def test_withdraw_completed_and_pending_review(sandbox, funded_agent):
 def test_pay_errors_and_transfer(sandbox, funded_agent):
     a, b = funded_agent(sandbox, 10), funded_agent(sandbox, 0)
     cases = [({"amount": 1}, 400, "invalid_request"),
-             ({"to_agent_id": b.agent_id, "amount": "1"}, 400, "invalid_request"),
+             ({"to_agent_id": b.agent_id, "amount": 0}, 400, "invalid_request"),
+             ({"to_agent_id": b.agent_id, "amount": "abc"}, 400, "invalid_amount"),
              ({"to_agent_id": b.agent_id, "amount": 0.001}, 400, "invalid_amount"),
              ({"to_agent_id": a.agent_id, "amount": 1}, 400, "same_agent"),
              ({"to_agent_id": "ag_000000000000", "amount": 1}, 404, "recipient_not_found"),
              ({"to_agent_id": b.agent_id, "amount": 50}, 400, "insufficient_balance")]
     for body, status, code in cases:
         assert error_of(raw(sandbox, a, "POST", "/stats/pay", json=body), status) == code
+    r = HTTP.post(sandbox.urls["casino"] + API + "/stats/pay", content=b'{"to_agent_id": "%s", "amount": 1e309}'
+                  % b.agent_id.encode(), headers={"authorization": f"Bearer {a.client._key.reveal()}"})
+    assert error_of(r, 400) == "insufficient_balance" and "$Infinity" in r.json()["message"]
     paid = a.client.pay(b.agent_id, 2_500_000, "thanks", idempotency_key="p1")
-    assert paid.tx_id.startswith("pay_") and paid.sender_new_balance == 8_500_000
-    assert b.client.balance().balance == 3_500_000
+    assert paid.tx_id.startswith("pay_") and paid.sender_new_balance == 7_500_000
+    assert b.client.balance().balance == 2_500_000
+    assert [e.reason for e in b.client.ledger()] == ["payment_received"]
 
 
 # ── games ────────────────────────────────────────────────────────────────────────────────────
@@ -170,7 +214,7 @@ def test_bet_errors(sandbox, funded_agent, path, body, code):
     agent = funded_agent(sandbox, 100)
     r = raw(sandbox, agent, "POST", f"/games/{path}", json=body)
     assert error_of(r, 400) == code
-    assert agent.client.balance().balance == 101_000_000
+    assert agent.client.balance().balance == 100_000_000
 
 
 def test_bet_bad_json_is_invalid_json(sandbox, funded_agent):
@@ -180,7 +224,7 @@ def test_bet_bad_json_is_invalid_json(sandbox, funded_agent):
 
 
 def test_kelly_limit(sandbox, funded_agent):
-    agent = funded_agent(sandbox, 99)  # + $1 faucet = $100 bankroll
+    agent = funded_agent(sandbox, 100)
     r = raw(sandbox, agent, "POST", "/games/coin-flip", json={"side": "heads", "amount": 12.51})
     assert error_of(r, 400) == "kelly_limit_exceeded"
     assert r.json()["max_bet"] == 12.5  # round2(100 × 0.25 × 0.5)
@@ -200,7 +244,7 @@ def test_kelly_limit(sandbox, funded_agent):
     assert config.risk_factor == 1.0
     bankroll = agent.client.balance().balance
     limits = agent.client.kelly_limits()
-    assert limits["risk_factor"] == 1.0 and limits["limits"]["coin_flip"]["max_bet"] > 0
+    assert limits.risk_factor == 1.0 and limits.limits["coin_flip"].max_bet > 0
     assert agent.client.balance().risk_factor == 1.0
     big = bankroll // 2 // 10_000 * 10_000
     placed = agent.client.bet("coin_flip", big, {"side": "tails"}, client_seed="big", idempotency_key="b")
@@ -241,10 +285,11 @@ def test_provably_fair_roll_recomputes(sandbox, funded_agent):
                              idempotency_key=f"pf{i}") for i in range(5)]
     seed_hash = agent.client.seed_hash().server_seed_hash
     unrevealed = agent.client.verify_bet(bets[0].bet_id)
-    assert unrevealed.server_seed is None and unrevealed.revealed is False
+    assert unrevealed.server_seed is None and unrevealed.revealed is False and unrevealed.valid is None
     rotation = agent.client.rotate_seed()
-    assert rotation.previous_seed_hash == seed_hash != rotation.new_seed_hash
-    server_seed = rotation.previous_seed
+    assert rotation.previous_seed.seed_hash == seed_hash != rotation.new_seed_hash
+    assert rotation.previous_seed.bets_made == 5
+    server_seed = rotation.previous_seed.seed
     assert hashlib.sha256(server_seed.encode()).hexdigest() == seed_hash
     for nonce, bet in enumerate(bets):
         assert bet.nonce == nonce and bet.server_seed_hash == seed_hash
@@ -255,7 +300,8 @@ def test_provably_fair_roll_recomputes(sandbox, funded_agent):
         assert bet.result["dice_value"] == int(roll) + 1
         assert bet.won == (int(roll) + 1 > 50)
         verified = agent.client.verify_bet(bet.bet_id)
-        assert verified.valid is True and verified.server_seed == server_seed
+        assert verified.valid is True and verified.server_seed == server_seed and verified.revealed
+        assert Decimal(verified.roll) == Decimal(str(roll))
     r = raw(sandbox, agent, "POST", "/fairness/verify", json={"bet_id": "bet_nope"})
     assert error_of(r, 404) == "bet_not_found"
     after = agent.client.bet("coin_flip", 1_000_000, {"side": "heads"}, client_seed="new", idempotency_key="n")
@@ -294,10 +340,10 @@ def test_referral_commissions_on_losing_bets(fresh_sandbox, funded_agent):
                                 idempotency_key=f"ref{i}")
         losses += 0 if bet.won else 1
     assert losses > 0
-    # $1 faucet each, then 10 % / 5 % / 2.5 % of each $4 losing stake
-    assert low.client.balance().balance == 1_000_000 + losses * 400_000
-    assert mid.client.balance().balance == 1_000_000 + losses * 200_000
-    assert top.client.balance().balance == 1_000_000 + losses * 100_000
+    # 10 % / 5 % / 2.5 % of each $4 losing stake
+    assert low.client.balance().balance == losses * 400_000
+    assert mid.client.balance().balance == losses * 200_000
+    assert top.client.balance().balance == losses * 100_000
     stats = low.client.referral_stats()
     assert stats.total_referrals == 1 and stats.total_earned == losses * 400_000
     assert stats.by_level["level_1"]["earned_usd"] == losses * 0.4
@@ -344,52 +390,33 @@ def test_batch_kelly_checks_each_item_against_the_live_balance(sandbox, funded_a
     assert isinstance(result.results[1], BetError) and result.results[1].error == "kelly_limit_exceeded"
 
 
-def test_history_filters_and_lookup(sandbox, funded_agent):
+def test_history_filters_and_lookup(fresh_sandbox, funded_agent):
+    sandbox = fresh_sandbox  # a manual clock: the four bets share one second
     agent = funded_agent(sandbox, 100)
     for i in range(4):
         agent.client.bet("coin_flip" if i % 2 else "dice", 1_000_000, {"side": "heads"} if i % 2 else {
             "direction": "over", "threshold": 50}, client_seed=f"h{i}", idempotency_key=f"h{i}")
     rows = agent.client.bet_history()
-    assert [r.client_seed for r in rows] == ["h3", "h2", "h1", "h0"]  # newest first
-    assert all(r.result_hash for r in rows)
+    # all four in one second of the venue's clock: oldest first, as the real casino lists them
+    assert [r.game for r in rows] == ["dice", "coin_flip", "dice", "coin_flip"]
+    assert all(r.result_hash for r in rows) and all(r.client_seed is None for r in rows)
     assert {r.game for r in agent.client.bet_history(game="dice")} == {"dice"}
     won = agent.client.bet_history(outcome="won")
     assert all(r.won for r in won)
     assert error_of(raw(sandbox, agent, "GET", "/bets/history", params={"game": "poker"}), 400) == "invalid_game"
     assert len(agent.client.bet_history(limit=2)) == 2
-    found = agent.client.find_bet("h2")
-    assert found is not None and found.recovered and found.game == "dice"
-    assert found.new_balance == agent.client.balance().balance
-    assert agent.client.find_bet("never") is None
+    found = agent.client.lookup_bet("h2", since_ms=0)
+    assert found.found and found.value.recovered and found.value.game == "dice"
+    assert found.value.new_balance == agent.client.balance().balance
+    assert agent.client.lookup_bet("never", since_ms=0).absent
     csv_text = raw(sandbox, agent, "GET", "/bets/export.csv").text
     assert csv_text.splitlines()[0].startswith("bet_id,game,amount_usd")
     assert "h1" in csv_text
 
 
-def test_find_bet_uses_the_csv_export_when_history_lacks_client_seeds(sandbox, funded_agent):
-    agent = funded_agent(sandbox, 50)
-    bet = agent.client.bet("coin_flip", 1_000_000, {"side": "tails"}, client_seed="csv-only", idempotency_key="c")
-
-    def strip_seeds(request: httpx.Request) -> httpx.Response:
-        upstream = HTTP.request(request.method, str(request.url), headers=dict(request.headers),
-                                 content=request.content)
-        if request.url.path.endswith("/bets/history"):
-            body = upstream.json()
-            for row in body["bets"]:
-                row.pop("client_seed")
-            return httpx.Response(upstream.status_code, json=body)
-        return httpx.Response(upstream.status_code, content=upstream.content, headers=upstream.headers)
-
-    client = CasinoClient(sandbox.urls["casino"], agent.client._key, transport=httpx.MockTransport(strip_seeds))
-    found = client.find_bet("csv-only")
-    assert found is not None and found.bet_id == bet.bet_id and found.nonce == bet.nonce
-    assert found.roll == bet.roll and found.amount_won == bet.amount_won
-    assert client.find_bet("missing") is None
-
-
 def test_admin_credit_returns_new_balance(sandbox, funded_agent):
     agent = funded_agent(sandbox, 0)
-    assert SandboxAdmin(sandbox.urls["casino"]).credit(agent.agent_id, 2_500_000) == 3_500_000
+    assert SandboxAdmin(sandbox.urls["casino"]).credit(agent.agent_id, 2_500_000) == 2_500_000
 
 
 def test_the_key_stays_out_of_logs_over_real_http(sandbox, caplog):

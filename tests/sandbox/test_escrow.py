@@ -55,8 +55,14 @@ def test_create_errors(sandbox, funded_agent):
     # a bad body reads as {} (then fails validation), it is not invalid_json
     assert error_of(raw(sandbox, a, "POST", "/escrow/create", content=b"{oops"), 400) == "invalid_amount"
     r = raw(sandbox, a, "POST", "/escrow/create", json={**good, "amount_usd": 6.01})
-    assert r.json()["balance"] == 6.0
-    assert a.client.balance().balance == 6_000_000  # nothing moved
+    assert r.json()["balance"] == 5.0
+    # Infinity (JSON 1e309) passes the minimum and fails the balance check, as on the real escrow
+    auth = {"authorization": f"Bearer {a.client._key.reveal()}"}
+    r = HTTP.post(sandbox.urls["escrow"] + "/escrow/create", headers=auth,
+                  content=b'{"amount_usd": 1e309, "description": "huge", "counterparty_agent_id": "%s"}'
+                  % b.agent_id.encode())
+    assert error_of(r, 402) == "insufficient_balance" and "$Infinity" in r.json()["message"]
+    assert a.client.balance().balance == 5_000_000  # nothing moved
 
 
 def test_create_debits_at_once_and_release_pays_net(sandbox, funded_agent, escrow_for):
@@ -66,15 +72,16 @@ def test_create_debits_at_once_and_release_pays_net(sandbox, funded_agent, escro
     assert created.escrow_id.startswith("esc_") and len(created.escrow_id) == 20
     assert created.commission == 100_000 and created.net_to_counterparty == 9_900_000
     assert created.status == "funded" and created.timeout_hours == 720  # clamped
-    assert a.client.balance().balance == 90_000_000
-    lock = a.client.ledger()[0]
+    assert a.client.balance().balance == 89_000_000
+    [lock] = [e for e in a.client.ledger() if e.reference == created.escrow_id]
     assert lock.reason == f"escrow_lock: {created.escrow_id}" and lock.service == "escrow"
+    assert lock.id == f"{created.escrow_id}_debit"
     done = EscrowClient(sandbox.urls["escrow"], b.client._key).complete(created.escrow_id)
     assert done.status == "completed"
     released = escrow.release(created.escrow_id)
     assert released.amount_released == 9_900_000 and released.commission == 100_000
     assert released.referral_commission == 0
-    assert b.client.balance().balance == 1_000_000 + 9_900_000
+    assert b.client.balance().balance == 9_900_000
     view = escrow.get_escrow(created.escrow_id)
     assert view.status == "released" and view.released_at and view.completed_at
     assert [e.event for e in view.events] == ["created", "completed", "released"]
@@ -134,12 +141,12 @@ def test_referral_share_of_the_fee(fresh_sandbox, funded_agent, escrow_for):
     # the creator's own referrer gets 15 % of the 1 % fee on release
     first = escrow.create(worker.agent_id, 100_000_000, "audit", idempotency_key="r1")
     assert escrow.release(first.escrow_id).referral_commission == 150_000
-    assert referrer.client.balance().balance == 1_000_000 + 150_000
+    assert referrer.client.balance().balance == 150_000
     # an explicit referral_code wins over referred_by
     second = escrow.create(worker.agent_id, 50_000_000, "audit 2", referral_code=coded.referral_code,
                            idempotency_key="r2")
     assert escrow.release(second.escrow_id).referral_commission == 75_000
-    assert coded.client.balance().balance == 1_000_000 + 75_000
+    assert coded.client.balance().balance == 75_000
     stats = escrow.stats()
     assert stats.total_created == 2 and stats.total_released == 2
     assert stats.total_volume == 150_000_000 and stats.total_commission == 1_500_000
@@ -147,7 +154,7 @@ def test_referral_share_of_the_fee(fresh_sandbox, funded_agent, escrow_for):
 
 def test_timeout_refunds_creator_minus_fee_even_after_complete(fresh_sandbox, funded_agent, escrow_for):
     referrer = funded_agent(fresh_sandbox, 0)
-    creator = funded_agent(fresh_sandbox, 99, referral_code=referrer.referral_code)
+    creator = funded_agent(fresh_sandbox, 100, referral_code=referrer.referral_code)
     worker = funded_agent(fresh_sandbox, 0)
     escrow = escrow_for(fresh_sandbox, creator)
     admin = SandboxAdmin(fresh_sandbox.root_url)
@@ -162,13 +169,13 @@ def test_timeout_refunds_creator_minus_fee_even_after_complete(fresh_sandbox, fu
     fresh_sandbox.ctx.clock.advance(3_600_000)  # exactly at auto_release_at
     # the next request (here a casino balance read) lets the due refunds land
     assert creator.client.balance().balance == 35_000_000 + 9_900_000 + 19_800_000
-    assert worker.client.balance().balance == 1_000_000  # nothing for the worker, even after complete
-    assert referrer.client.balance().balance == 1_000_000 + 15_000 + 30_000
+    assert worker.client.balance().balance == 0  # nothing for the worker, even after complete
+    assert referrer.client.balance().balance == 15_000 + 30_000
     assert escrow.get_escrow(funded.escrow_id).status == "refunded"
     assert escrow.get_escrow(completed.escrow_id).status == "refunded"
     assert escrow.get_escrow(disputed.escrow_id).status == "disputed"  # locked, never auto-processed
     assert escrow.get_escrow(later.escrow_id).status == "funded"
-    reasons = [e.reason for e in creator.client.ledger()[:2]]
+    reasons = [e.reason for e in creator.client.ledger()[:2]]  # the newest second
     assert all(r.startswith("escrow_timeout_refund: ") for r in reasons)
     assert admin.run_escrow_timeouts() == 0
     assert error_of(raw(fresh_sandbox, creator, "POST", f"/escrow/release/{funded.escrow_id}"), 409) == \
@@ -190,12 +197,12 @@ def test_create_once_and_find_created(sandbox, funded_agent, escrow_for):
     escrow = escrow_for(sandbox, a)
     created = escrow.create_once(b.agent_id, 3_000_000, "translate", idempotency_key="once-1")
     assert created.description == tag_description("translate", "once-1") and not created.recovered
-    found = escrow.find_created(tag_description("translate", "once-1"), 3_000_000)
-    assert found is not None and found.escrow_id == created.escrow_id and found.recovered
-    assert escrow.find_created(tag_description("translate", "other"), 3_000_000) is None
-    assert escrow.find_created(tag_description("translate", "once-1"), 2_000_000) is None
+    found = escrow.lookup_created(tag_description("translate", "once-1"), 3_000_000, since_ms=0)
+    assert found.found and found.value.escrow_id == created.escrow_id and found.value.recovered
+    assert escrow.lookup_created(tag_description("translate", "other"), 3_000_000, since_ms=0).absent
+    assert escrow.lookup_created(tag_description("translate", "once-1"), 2_000_000, since_ms=0).absent
     with pytest.raises(ValueError):
-        EscrowClient(sandbox.urls["escrow"], a.client._key).find_created("x", 1)
+        EscrowClient(sandbox.urls["escrow"], a.client._key).lookup_created("x", 1, since_ms=0)
     with pytest.raises(VenueRejected) as info:
         escrow.create_once(b.agent_id, 50_000_000, "too big", idempotency_key="once-2")
     assert info.value.status == 402

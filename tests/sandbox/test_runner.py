@@ -115,7 +115,7 @@ def test_state_survives_a_restart(tmp_path):
     with start_sandbox(seed=2, state_path=path) as second:
         client = CasinoClient(second.urls["casino"], key)
         assert client.balance().balance == balance
-        assert client.find_bet("before") is not None
+        assert client.lookup_bet("before", since_ms=0).found
         # ids keep counting: a new agent does not collide with the old one
         other = CasinoClient(second.urls["casino"]).register()
         assert other.agent_id != reg.agent_id

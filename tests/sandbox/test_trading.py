@@ -372,7 +372,10 @@ def test_limit_orders_lifecycle(trading):
     assert t.ok("DELETE", f"/trade/limit-orders/{other['order_id']}")["status"] == "cancelled"
     assert t.error("DELETE", f"/trade/limit-orders/{other['order_id']}", 400)["error"] == "invalid_status"
     assert t.error("DELETE", "/trade/limit-orders/lim_nope", 404)["error"] == "order_not_found"
-    assert {o["status"] for o in t.ok("GET", "/trade/limit-orders")["orders"]} == {"filled", "cancelled"}
+    book = t.ok("GET", "/trade/limit-orders")
+    assert (book["pending"], book["pending_count"]) == ([], 0)
+    assert [o["order_id"] for o in book["filled"]] == [order["order_id"]] and book["filled"][0]["fill_price"] == 97_500
+    assert [o["order_id"] for o in book["cancelled"]] == [other["order_id"]]
 
 
 def test_limit_order_refusals(trading):

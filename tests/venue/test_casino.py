@@ -26,6 +26,25 @@ BET = {
 }
 
 
+LIFETIME = {"total_deposited": 0, "total_withdrawn": 0, "total_wagered": 0, "total_won": 0, "net_profit": 0}
+
+
+def balance_of(dollars):
+    return {"agent_id": "ag_1", "balance_usd": dollars, "tier": "free", "risk_factor": 0.25, "lifetime": LIFETIME,
+            "recent_activity": []}
+
+
+EXPORT_HEADER = ("bet_id,game,amount_usd,amount_won_usd,net_usd,payout_multiplier,won,server_seed_hash,client_seed,"
+                 "nonce,result_hash,timestamp_utc")
+
+
+def export(*rows):
+    """A CSV export answer: rows of (bet_id, client_seed, iso time)."""
+    lines = [EXPORT_HEADER] + [f"{bet_id},coin_flip,1.00,0.00,-1.00,1.99,false,h,{seed},4,{'00000001' + '0' * 56},{at}"
+                               for bet_id, seed, at in rows]
+    return httpx.Response(200, text="\r\n".join(lines))
+
+
 def scripted(*answers, log=None):
     """A transport answering from a list; an exception instance is raised instead."""
     queue = list(answers)
@@ -55,7 +74,7 @@ def test_lenient_parsing_of_a_bet():
 
 
 def test_amount_strings_and_camel_rows():
-    entries = {"entries": [{"id": 9, "agentId": "ag_1", "type": "debit", "amount": "2.5", "balanceAfter": 7.499999,
+    entries = {"entries": [{"id": "9", "agentId": "ag_1", "type": "debit", "amount": "2.5", "balanceAfter": 7.499999,
                             "reason": "reservation", "reference": "bet_1", "service": "casino",
                             "createdAt": 1767225600, "at": "2026-01-01T00:00:00.000Z", "extra": 1}],
                "_info": {}}
@@ -114,7 +133,7 @@ def test_kelly_rejection_carries_max_bet_in_micros():
 
 
 def test_gets_are_retried_but_spends_are_not():
-    balance = {"agent_id": "ag_1", "balance_usd": 5}
+    balance = balance_of(5)
     seen = []
     c = client(httpx.Response(502), httpx.ReadTimeout("t"), httpx.Response(200, json=balance), log=seen)
     assert c.balance().balance == 5_000_000 and len(seen) == 3
@@ -130,30 +149,57 @@ def test_gets_are_retried_but_spends_are_not():
 
 
 def test_place_bet_once_recovers_a_bet_whose_answer_was_lost():
-    history = {"bets": [{"id": "bet_9", "game": "coin_flip", "amount": 1, "amount_won": 0, "multiplier": 1.99,
-                         "won": False, "verify": "GET /api/v1/fairness/verify?hash=" + "00000001" + "0" * 56,
-                         "client_seed": "cs"}]}
     seen = []
-    c = client(httpx.RemoteProtocolError("dropped"), httpx.Response(200, json=history),
-               httpx.Response(200, json={"agent_id": "ag", "balance_usd": 9}), log=seen)
+    c = client(httpx.RemoteProtocolError("dropped"), export(("bet_9", "cs", "2026-11-30T02:48:06.000Z")),
+               httpx.Response(200, json=balance_of(9)), log=seen)
     bet = c.place_bet_once("coin_flip", 1_000_000, {}, client_seed="cs", idempotency_key="k")
     assert bet.recovered and bet.bet_id == "bet_9" and bet.new_balance == 9_000_000 and bet.roll == "0.01"
-    assert [r.url.path for r in seen] == ["/api/v1/games/coin-flip", "/api/v1/bets/history", "/api/v1/auth/balance"]
+    assert bet.nonce == 4
+    assert [r.url.path for r in seen] == ["/api/v1/games/coin-flip", "/api/v1/bets/export.csv",
+                                          "/api/v1/auth/balance"]
 
 
 def test_place_bet_once_resends_only_after_the_lookup_proves_nothing_happened():
     seen = []
-    c = client(httpx.Response(500, json={"error": "internal_error"}), httpx.Response(200, json={"bets": []}),
-               httpx.Response(200, json=BET), log=seen)
+    c = client(httpx.Response(500, json={"error": "internal_error"}), export(), httpx.Response(200, json=BET),
+               log=seen)
     bet = c.place_bet_once("coin_flip", 1_000_000, {}, client_seed="cs", idempotency_key="k")
     assert not bet.recovered and bet.bet_id == "bet_1"
-    assert [r.url.path for r in seen] == ["/api/v1/games/coin-flip", "/api/v1/bets/history",
+    assert [r.url.path for r in seen] == ["/api/v1/games/coin-flip", "/api/v1/bets/export.csv",
                                           "/api/v1/games/coin-flip"]
+
+
+def test_a_full_export_that_does_not_reach_back_to_the_spend_pages_and_never_resends():
+    """10 000 newer rows: the first export cannot prove absence; the next page (until=) can, or
+    the answer stays UNKNOWN and the bet is not sent again."""
+    from datetime import UTC, datetime
+
+    from venue.client.casino import EXPORT_LIMIT
+
+    since_ms = int(datetime(2026, 11, 30, 3, 0, tzinfo=UTC).timestamp() * 1000)
+    newer = [(f"bet_n{i}", f"other{i}", f"2026-11-30T04:{i // 200 % 60:02d}:{i % 60:02d}.000Z")
+             for i in range(EXPORT_LIMIT)]
+    older = [("bet_o", "older", "2026-11-30T01:00:00.000Z")]
+    seen = []
+    c = client(httpx.ConnectError("x"), export(*newer), export(*older), httpx.Response(200, json=BET), log=seen)
+    bet = c.place_bet_once("coin_flip", 1_000_000, {}, client_seed="cs", idempotency_key="k", since_ms=since_ms)
+    assert bet.bet_id == "bet_1"
+    exports = [r for r in seen if r.url.path.endswith("export.csv")]
+    assert len(exports) == 2 and "until" in exports[1].url.params
+    # a second page that adds nothing older: UNKNOWN, and no second bet
+    seen.clear()
+    c = client(httpx.ConnectError("x"), export(*newer), log=seen)
+    with pytest.raises(VenueUnavailable) as info:
+        c.place_bet_once("coin_flip", 1_000_000, {}, client_seed="cs", idempotency_key="k", since_ms=since_ms)
+    assert info.value.code == "outcome_unknown"
+    assert sum(1 for r in seen if r.url.path.endswith("coin-flip")) == 1
+    lookup = client(export(*newer)).lookup_bet("cs", since_ms=since_ms)
+    assert lookup.unknown and lookup.pages == 2 and lookup.covered_from_ms is not None
 
 
 def test_place_bet_once_gives_up_with_not_applied():
     seen = []  # every bet attempt fails, every lookup finds nothing
-    transport = scripted(*([httpx.ConnectError("x"), httpx.Response(200, json={"bets": []})] * 3), log=seen)
+    transport = scripted(*([httpx.ConnectError("x"), export()] * 3), log=seen)
     c = CasinoClient("https://casino.example", KEY, transport=transport, backoff_s=0.0, sleep=lambda s: None)
     with pytest.raises(VenueNotApplied) as info:
         c.place_bet_once("coin_flip", 1_000_000, {}, client_seed="cs", idempotency_key="k", attempts=3)
@@ -185,7 +231,7 @@ def test_place_bet_once_backs_off_on_429():
 
 def test_timeout_is_set_on_every_call():
     seen = []
-    c = client(httpx.Response(200, json={"agent_id": "a", "balance_usd": 1}), log=seen, timeout_s=1.5)
+    c = client(httpx.Response(200, json=balance_of(1)), log=seen, timeout_s=1.5)
     c.balance()
     assert seen[0].extensions["timeout"] == {"connect": 1.5, "read": 1.5, "write": 1.5, "pool": 1.5}
     with pytest.raises(ValueError):
@@ -201,11 +247,11 @@ def test_calls_without_a_key_are_refused_locally():
 
 
 def test_register_adopts_the_new_key():
-    reg = {"agent_id": "ag_1", "api_key": KEY, "referral_code": "ref_1", "balance": 0}
+    reg = {"agent_id": "ag_1", "api_key": KEY, "referral_code": "ref_1", "balance": 0, "tier": "free",
+           "risk_factor": 0.25}
     seen = []
     c = CasinoClient("https://casino.example", transport=scripted(httpx.Response(201, json=reg),
-                                                                  httpx.Response(200, json={"agent_id": "ag_1",
-                                                                                            "balance_usd": 0}),
+                                                                  httpx.Response(200, json=balance_of(0)),
                                                                   log=seen))
     registration = c.register("ref_x")
     assert "authorization" not in seen[0].headers and json.loads(seen[0].content) == {"referral_code": "ref_x"}
@@ -223,13 +269,14 @@ def test_the_key_never_leaks(caplog):
     for failure in failures:
         c = client(failure, retries=0)
         texts.append(repr(c))
-        for call in (c.balance, lambda: c.bet("dice", 1_000_000, {}, client_seed="s", idempotency_key="k"),
-                     lambda: c.place_bet_once("dice", 1_000_000, {}, client_seed="s", idempotency_key="k")):
+        for call in (c.balance, lambda c=c: c.bet("dice", 1_000_000, {}, client_seed="s", idempotency_key="k"),
+                     lambda c=c: c.place_bet_once("dice", 1_000_000, {}, client_seed="s", idempotency_key="k")):
             try:
                 call()
             except Exception as exc:  # noqa: BLE001 - every failure is inspected
                 texts += [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
-    reg = client(httpx.Response(201, json={"agent_id": "a", "api_key": KEY, "referral_code": "r"})).register()
+    reg = client(httpx.Response(201, json={"agent_id": "a", "api_key": KEY, "referral_code": "r", "balance": 0,
+                                           "tier": "free", "risk_factor": 0.25})).register()
     texts += [repr(reg), str(reg), f"{reg}", repr(reg.api_key), str(reg.api_key), f"{reg.api_key}"]
     texts += [record.getMessage() for record in caplog.records]
     assert texts and not [t for t in texts if KEY in t or KEY[8:] in t]

@@ -122,7 +122,7 @@ def test_limits_risk_and_close_all(shared):
     trading_admin(shared, "POST", "/price", json={"coin": "SOL", "price": 200})
     order = client.place_limit("SOL", "short", 200 * MICRO, Decimal("210"))
     assert order.status == "pending" and order.limit_price == 210
-    assert [o.order_id for o in client.limit_orders()] == [order.order_id]
+    assert [o.order_id for o in client.limit_orders().pending] == [order.order_id]
     trading_admin(shared, "POST", "/price", json={"coin": "SOL", "price": 211})
     check = client.check_limits()
     assert [f.order_id for f in check.filled] == [order.order_id] and check.filled[0].position_id

@@ -181,9 +181,22 @@ def test_lost_referral_withdrawal_is_proven_by_the_pending_amount(shared):
     wallet = agent.create_wallet()
     agent.swap("base", "base", "USDC", "ETH", 4_000 * MICRO, wallet.addresses["base"])  # fee $20 → $2 commission
     assert referrer.referral_stats().available_usd == 2 * MICRO
-    done = referrer.referral_withdraw(ELSEWHERE)
+    done = referrer.referral_withdraw(ELSEWHERE, pending_before=0)  # the treasury knows it queued nothing yet
     assert done.reconstructed and done.amount_usd == 2 * MICRO
-    assert referrer.referral_stats().pending_usd == 2 * MICRO
+    stats = referrer.referral_stats()
+    assert stats.pending_usd is None and stats.available_usd == 2 * MICRO  # the real stats still count it
+
+
+def test_lost_referral_withdrawal_without_the_pending_figure_is_unknown_not_refused(shared):
+    referrer = WalletClient(shared.urls["wallet"], **FAST, transport=LoseAnswers("/referral/withdraw", after=1))
+    code = referrer.register().referral_code
+    agent = WalletClient(shared.urls["wallet"], **FAST)
+    agent.register(code)
+    wallet = agent.create_wallet()
+    agent.swap("base", "base", "USDC", "ETH", 4_000 * MICRO, wallet.addresses["base"])
+    with pytest.raises(VenueUnavailable) as info:
+        referrer.referral_withdraw(ELSEWHERE)
+    assert info.value.code == "unknown_outcome" and not isinstance(info.value, VenueRejected)
 
 
 def test_keys_never_show_in_logs_reprs_or_errors(shared, caplog):

@@ -54,6 +54,10 @@ class SandboxAdmin(ServiceClient):
     def now_ms(self) -> int:
         return int(self.request_json("GET", "/clock", auth=False)["now_ms"])
 
+    def set_chain(self, *, up: bool) -> bool:
+        """Make simulated on-chain sends (casino withdrawals) succeed or fail (500, refunded)."""
+        return bool(self.request_json("POST", "/chain", body={"up": up}, auth=False)["chain_up"])
+
     def set_faults(self, **settings: Any) -> dict[str, Any]:
         """Replace the fault settings (`error_rate`, `latency_ms`, `drop_rate`, `garbage_rate`,
         `seed`, `after_ratio`); omitted ones reset to their defaults."""

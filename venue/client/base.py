@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, TypeVar
 
 import httpx
@@ -27,6 +28,7 @@ import msgspec
 
 from messages.errors import MoneyError
 from messages.money import usd_from_venue
+from venue.client.lookup import Lookup, Presence
 from venue.client.pool import HEADERS, SHARED
 from venue.errors import VenueError, VenueNotApplied, VenueRateLimited, VenueRejected, VenueUnavailable
 
@@ -120,6 +122,10 @@ class ServiceClient:
     """Base URL + bearer key + timeout + error mapping + safe retries, over `httpx.Client`."""
 
     service: ClassVar[str] = "venue"
+    refunded_5xx: ClassVar[frozenset[str]] = frozenset()
+    """Error codes this service sends with a 5xx only after undoing the spend (the casino's
+    `withdrawal_failed`: the balance is refunded before it answers). They are definite refusals
+    (`VenueRejected`, `details["refunded"] = True`), not unknown outcomes."""
 
     def __init__(
         self,
@@ -133,6 +139,7 @@ class ServiceClient:
         max_backoff_s: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         settle_s: float | None = None,
+        now_ms: Callable[[], int] | None = None,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
@@ -145,6 +152,11 @@ class ServiceClient:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self._sleep = sleep
+        self._now_ms: Callable[[], int] = now_ms or (lambda: int(time.time() * 1000))
+        """Our clock (epoch ms), the one spends' times are given in."""
+        self.venue_skew_ms: int | None = None
+        """The venue's clock minus ours, from the `Date` header of its last answer (None before
+        any); look-ups refuse to prove absence by time when it exceeds `lookup.SKEW_MS` / 2."""
         self._key: Secret | None = None if api_key is None else Secret(api_key)
         # A given transport (tests, fault injection) gets its own client; otherwise connections and
         # the SSL context are shared by every client of this base URL (venue/client/pool.py).
@@ -232,6 +244,7 @@ class ServiceClient:
 
     def _interpret(self, where: str, response: httpx.Response, *, text: bool = False) -> Any:
         status = response.status_code
+        self._note_date(response)
         if text and 200 <= status < 300:
             try:
                 return response.content.decode("utf-8")
@@ -253,11 +266,35 @@ class ServiceClient:
         if status == 429:
             raise VenueRateLimited(self.service, message or f"{where}: rate limited", code=code or "rate_limited",
                                    status=status, details=payload)
+        if status >= 500 and code in self.refunded_5xx:
+            raise VenueRejected(self.service, message or f"{where}: {code}", code=code, status=status,
+                                details={**payload, "refunded": True})
         if 400 <= status < 500 and code:
             raise VenueRejected(self.service, message or f"{where}: {code}", code=code, status=status,
                                 details=payload)
         raise VenueUnavailable(self.service, message or f"{where}: HTTP {status}", code=code or f"http_{status}",
                                status=status, details=payload)
+
+    def _note_date(self, response: httpx.Response) -> None:
+        header = response.headers.get("date")
+        if not header:
+            return
+        try:
+            venue_ms = int(parsedate_to_datetime(header).timestamp() * 1000)
+        except (TypeError, ValueError, IndexError):
+            return
+        self.venue_skew_ms = venue_ms - self._now_ms()
+
+    def venue_now_ms(self) -> int | None:
+        """The venue's clock now, as its last `Date` header put it against ours (None before any)."""
+        return None if self.venue_skew_ms is None else self._now_ms() + self.venue_skew_ms
+
+    def clocks_agree(self) -> bool:
+        """Whether our clock and the venue's (its last `Date`, one-second resolution) agree within
+        half the look-up allowance; unknown counts as agreeing only before any answer was read."""
+        from venue.client.lookup import SKEW_MS
+
+        return self.venue_skew_ms is None or abs(self.venue_skew_ms) <= SKEW_MS // 2
 
     def decode(self, data: Any, tp: type[T], where: str) -> T:
         """`decode`, with a shape mismatch reported as `VenueUnavailable` (an answer we cannot read)."""
@@ -302,15 +339,17 @@ class ServiceClient:
         if error.code == "timeout" and self.settle_s > 0:
             self._sleep(self.settle_s)
 
-    def spend_once(self, what: str, send: Callable[[], T], lookup: Callable[[], T | None], *, attempts: int = 3,
+    def spend_once(self, what: str, send: Callable[[], T], lookup: Callable[[], T | Lookup[T] | None], *,
+                   attempts: int = 3,
                    details: dict[str, Any] | None = None,
                    settle: Callable[[VenueUnavailable], None] | None = None) -> T:
         """Run a spend at most once, whatever the network does: request, then look up, then resend.
 
         `send()` makes the request once. After a `VenueUnavailable` (the answer was lost: the spend
         may or may not have happened) `settle(error)` runs (default: one backoff step), then
-        `lookup()`: a result means the spend happened (returned as it was rebuilt); None proves it
-        did not, so it is sent again, after a backoff, up to `attempts` times. A 429 is retried
+        `lookup()`: a result (or a `Lookup` FOUND) means the spend happened (returned as it was
+        rebuilt); None (or a `Lookup` ABSENT) proves it did not, so it is sent again, after a
+        backoff, up to `attempts` times; a `Lookup` UNKNOWN ends in `outcome_unknown`. A 429 is retried
         after backoff without a lookup (the venue refused before doing anything).
 
         Ends with the result, or raises: `VenueRejected` from `send` (a definite refusal, nothing
@@ -342,6 +381,11 @@ class ServiceClient:
             except (VenueUnavailable, VenueRateLimited) as exc:
                 raise VenueUnavailable(self.service, f"{what}: outcome unknown ({last.message}; lookup: {exc.message})",
                                        code="outcome_unknown", details={**info, "lookup_error": exc.code}) from None
+            if isinstance(found, Lookup):
+                if found.presence is Presence.UNKNOWN:
+                    raise VenueUnavailable(self.service, f"{what}: outcome unknown ({last.message}; {found.reason})",
+                                           code="outcome_unknown", details={**info, "lookup": "unknown"})
+                found = found.value if found.presence is Presence.FOUND else None
             if found is not None:
                 return found
         assert last is not None
@@ -354,6 +398,8 @@ class ServiceClient:
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "DecimalText",
+    "Lookup",
+    "Presence",
     "Secret",
     "ServiceClient",
     "SignedUsdMicros",

@@ -2,7 +2,7 @@
 
 Spends (`bet`, `withdraw`, `pay`, `bet_batch`) are sent once. `place_bet_once` is the safe way
 to bet: the venue has no idempotency, so after a lost answer it looks the bet up by its
-`client_seed` in the bet history and only sends again when the lookup proves the first attempt
+`client_seed` in the bet export and only sends again when the lookup proves the first attempt
 never landed. A `client_seed` must therefore be unique per bet (the treasury uses its message id).
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,6 +20,8 @@ import msgspec
 from messages.errors import MoneyError
 from messages.money import usd_from_venue
 from venue.client.base import DEFAULT_TIMEOUT_S, ServiceClient, UsdMicros
+from venue.client.kelly_check import venue_max_stake, win_odds
+from venue.client.lookup import SKEW_MS, Lookup, Presence, scan_pages
 from venue.client.types import (
     BatchResult,
     BatchSummary,
@@ -32,12 +36,14 @@ from venue.client.types import (
     DepositAddress,
     HistoryBet,
     KellyConfig,
+    KellyLimits,
     LedgerEntry,
     Payment,
     ReferralCode,
     ReferralStats,
     SeedHash,
     SeedRotation,
+    VerificationWire,
     Withdrawal,
     WithdrawResult,
 )
@@ -54,25 +60,30 @@ GAME_PATHS: dict[str, str] = {
 }
 """Batch-style game id → the `/games/<path>` of a single bet."""
 
-HISTORY_LOOKUP_LIMIT = 200
+WITHDRAW_FEE = 500_000
+"""The casino's flat withdrawal fee, micro-USD."""
+LIST_PAGE = 50
+"""Rows of `GET /auth/ledger`, `/auth/deposits`, `/auth/withdrawals` (the newest; no paging)."""
+EXPORT_LIMIT = 10_000
+"""Rows of one `GET /bets/export.csv` (newest first)."""
 
 
 class _Entries(msgspec.Struct):
-    entries: list[LedgerEntry] = []
+    entries: list[LedgerEntry]
 
 
 class _Deposits(msgspec.Struct):
-    deposits: list[Deposit] = []
+    deposits: list[Deposit]
 
 
 class _Withdrawals(msgspec.Struct):
-    withdrawals: list[Withdrawal] = []
+    withdrawals: list[Withdrawal]
 
 
 class _BatchWire(msgspec.Struct):
     results: list[dict[str, Any]]
-    balance_after: UsdMicros = UsdMicros(0)
-    kelly_max_next_bet: UsdMicros = UsdMicros(0)
+    balance_after: UsdMicros
+    kelly_max_next_bet: UsdMicros
 
 
 def _roll_of(result_hash: str | None) -> str:
@@ -96,6 +107,7 @@ def _flatten(wire: BetWire) -> BetResult:
 
 class CasinoClient(ServiceClient):
     service = "casino"
+    refunded_5xx = frozenset({"withdrawal_failed"})
 
     def __init__(self, base_url: str, api_key: str | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S,
                  transport: httpx.BaseTransport | None = None, **options: Any) -> None:
@@ -131,9 +143,38 @@ class CasinoClient(ServiceClient):
 
     def withdraw(self, amount: int, address: str, *, idempotency_key: str) -> WithdrawResult:
         """Withdraw `amount` micro-USD (plus the $0.50 fee) to a Base address. Sent once; after a
-        `VenueUnavailable` reconcile with `withdrawals()` before trying again."""
-        body = {"amount": _dollars(amount), "address": address}
+        `VenueUnavailable` reconcile with `lookup_withdrawal` before trying again.
+
+        Guards a real-service bug: the casino does not notice that its reservation failed, so a
+        withdrawal above the balance answers 200 (`pending_review` over $1000, or a send) without
+        a debit. The balance is read first and a withdrawal it cannot cover is refused here
+        (`VenueRejected` `insufficient_balance`, nothing sent). A chain failure is a 500
+        `withdrawal_failed` after the casino refunded: `VenueRejected` with `details["refunded"]`."""
+        dollars = _dollars(amount)
+        balance = int(self.balance().balance)
+        if amount + WITHDRAW_FEE > balance:
+            raise VenueRejected(self.service, f"withdrawal of {amount} micro-USD plus the {WITHDRAW_FEE} fee exceeds "
+                                              f"the casino balance of {balance}: not sent", code="insufficient_balance",
+                                details={"available_micros": balance, "local": True})
+        body = {"amount": dollars, "address": address}
         return self.post(f"{API}/auth/withdraw", WithdrawResult, body, idempotency_key=idempotency_key)
+
+    def lookup_withdrawal(self, amount: int, address: str, *, since_ms: int) -> Lookup[Withdrawal]:
+        """Is there a withdrawal of exactly `amount` micro-USD to `address` made since `since_ms`
+        (epoch ms)? Reads `GET /auth/withdrawals` (the 50 newest, no paging): FOUND (any status;
+        `failed` ones were refunded), ABSENT when the rows reach back before `since_ms` or are
+        fewer than 50, else UNKNOWN. Two candidates of the same amount are FOUND as the oldest
+        one not before `since_ms`; a caller that sends equal withdrawals concurrently cannot tell
+        them apart."""
+        rows = self.withdrawals()
+
+        def match(w: Withdrawal) -> bool:
+            return (w.amount == amount and w.address.lower() == address.lower()
+                    and w.created_ms >= since_ms - SKEW_MS)
+
+        return scan_pages([(rows, len(rows) < LIST_PAGE)], match=match, time_ms=lambda w: w.created_ms,
+                          since_ms=since_ms, what=f"withdrawal of {amount} to {address}",
+                          clocks_agree=self.clocks_agree())
 
     def pay(self, to_agent_id: str, amount: int, memo: str | None = None, *, idempotency_key: str) -> Payment:
         """Casino-internal transfer to another casino agent. Sent once; reconcile via `ledger()`."""
@@ -174,34 +215,44 @@ class CasinoClient(ServiceClient):
             params["outcome"] = outcome
         return self.get(f"{API}/bets/history", BetHistory, params=params).bets
 
-    def find_bet(self, client_seed: str) -> BetResult | None:
-        """Did a bet with this `client_seed` happen? Reads the 200 newest bets; when the history
-        rows do not carry client seeds (the real service), reads the CSV export instead."""
-        rows = self.bet_history(limit=HISTORY_LOOKUP_LIMIT)
-        if rows and all(r.client_seed is None for r in rows):
-            return self._find_in_export(client_seed)
-        for row in rows:
-            if row.client_seed == client_seed:
-                return self._recovered(row.id, row.game, int(row.amount), int(row.amount_won), row.won,
-                                       str(row.multiplier or ""), client_seed, row.result_hash)
-        return None
+    def lookup_bet(self, client_seed: str, *, since_ms: int) -> Lookup[BetResult]:
+        """Is there a bet with this `client_seed` at the venue? `since_ms` (epoch ms) is the
+        earliest moment it can have been sent. Reads `GET /bets/export.csv` (the only list that
+        carries client seeds: at most 10 000 rows, newest first), paging back with `until` while a
+        full export does not reach `since_ms`. FOUND (`recovered=True`, balance read now), ABSENT
+        (every bet since `since_ms` was read), or UNKNOWN (never send again on it)."""
 
-    def _find_in_export(self, client_seed: str) -> BetResult | None:
-        text = self.retry_safe(lambda: self.request_text("GET", f"{API}/bets/export.csv"))
-        for row in csv.DictReader(io.StringIO(text)):
-            if row.get("client_seed") == client_seed:
-                try:
-                    amount = usd_from_venue(row["amount_usd"])
-                    won_amount = usd_from_venue(row["amount_won_usd"])
-                except (KeyError, MoneyError) as exc:
-                    raise VenueUnavailable(self.service, f"unreadable bet export row ({exc})",
-                                           code="unexpected_response") from None
-                nonce = row.get("nonce")
-                result = self._recovered(row["bet_id"], row.get("game", ""), amount, won_amount,
-                                         row.get("won") == "true", row.get("payout_multiplier", ""), client_seed,
-                                         row.get("result_hash") or None)
-                return result if not nonce else _with_nonce(result, int(nonce))
-        return None
+        def pages() -> Iterator[tuple[list[dict[str, str]], bool]]:
+            until: int | None = None
+            while True:
+                params = {} if until is None else {"until": _iso_seconds(until)}
+                text = self.retry_safe(lambda p=params: self.request_text("GET", f"{API}/bets/export.csv", params=p))
+                rows = list(csv.DictReader(io.StringIO(text)))
+                last = len(rows) < EXPORT_LIMIT
+                yield rows, last
+                times = [t for t in (_row_ms(r) for r in rows) if t is not None]
+                if last or not times or (until is not None and min(times) >= until):
+                    return  # the end, or a whole export within one second: no way further back
+                until = min(times)
+
+        found = scan_pages(pages(), match=lambda row: row.get("client_seed") == client_seed, time_ms=_row_ms,
+                           since_ms=since_ms, what=f"bet {client_seed!r}", clocks_agree=self.clocks_agree())
+        if found.presence is not Presence.FOUND:
+            return Lookup(found.presence, found.since_ms, None, found.covered_from_ms, found.reason, found.pages)
+        assert found.value is not None
+        return found.map(lambda row: self._from_export(row, client_seed))
+
+    def _from_export(self, row: dict[str, str], client_seed: str) -> BetResult:
+        try:
+            amount = usd_from_venue(row["amount_usd"])
+            won_amount = usd_from_venue(row["amount_won_usd"])
+        except (KeyError, MoneyError) as exc:
+            raise VenueUnavailable(self.service, f"unreadable bet export row ({exc})",
+                                   code="unexpected_response") from None
+        nonce = row.get("nonce")
+        result = self._recovered(row["bet_id"], row.get("game", ""), amount, won_amount, row.get("won") == "true",
+                                 row.get("payout_multiplier", ""), client_seed, row.get("result_hash") or None)
+        return result if not nonce else _with_nonce(result, int(nonce))
 
     def _recovered(self, bet_id: str, game: str, amount: int, amount_won: int, won: bool, multiplier: str,
                    client_seed: str, result_hash: str | None) -> BetResult:
@@ -211,19 +262,22 @@ class CasinoClient(ServiceClient):
                          client_seed=client_seed, result_hash=result_hash, recovered=True)
 
     def place_bet_once(self, game: str, amount: int, params: dict[str, Any], *, client_seed: str,
-                       idempotency_key: str, attempts: int = 3) -> BetResult:
+                       idempotency_key: str, attempts: int = 3, since_ms: int | None = None) -> BetResult:
         """Place a bet at most once, whatever the network does.
 
-        After a `VenueUnavailable` the bet is looked up by `client_seed`: found → that result
-        (`recovered=True`); not found → the attempt provably did nothing, so it is sent again.
+        After a `VenueUnavailable` the bet is looked up by `client_seed` (`lookup_bet`, from
+        `since_ms`, default now): FOUND → that result (`recovered=True`); ABSENT → the attempt
+        provably did nothing, so it is sent again; UNKNOWN → `VenueUnavailable` `outcome_unknown`.
         A 429 is retried after backoff. Ends with the result, a `VenueRejected` (nothing spent;
         `VenueNotApplied` when every attempt was lost and the lookups prove nothing landed), a
         `VenueRateLimited`, or a `VenueUnavailable` when even the lookup failed (outcome unknown).
         """
+        since = self._now_ms() if since_ms is None else since_ms
         return self.spend_once(
             f"bet {client_seed!r}",
             lambda: self.bet(game, amount, params, client_seed=client_seed, idempotency_key=idempotency_key),
-            lambda: self.find_bet(client_seed), attempts=attempts, details={"client_seed": client_seed})
+            lambda: self.lookup_bet(client_seed, since_ms=since), attempts=attempts,
+            details={"client_seed": client_seed})
 
     def bet_batch(self, bets: list[dict[str, Any]], *, idempotency_key: str) -> BatchResult:
         """Up to 20 bets `{game, amount (micro-USD), **params}` run one by one; failed items come
@@ -249,8 +303,19 @@ class CasinoClient(ServiceClient):
 
     # ── Kelly & fairness ──────────────────────────────────────────────────────────────────
 
-    def kelly_limits(self) -> dict[str, Any]:
-        return self.get(f"{API}/kelly/limits", dict)
+    def kelly_limits(self) -> KellyLimits:
+        """The venue's own per-game stake caps now (they fall with the balance)."""
+        return self.get(f"{API}/kelly/limits", KellyLimits)
+
+    def max_stake(self, game: str, params: dict[str, Any]) -> int | None:
+        """The largest stake (micro-USD) the venue's Kelly check accepts for this bet now, from
+        the bankroll and risk factor of `GET /kelly/limits` (`venue.client.kelly_check`); None
+        for a game whose odds the check is not known for."""
+        odds = win_odds(game, params)
+        if odds is None:
+            return None
+        limits = self.kelly_limits()
+        return venue_max_stake(int(limits.bankroll), limits.risk_factor, odds)
 
     def set_risk_factor(self, risk_factor: float) -> KellyConfig:
         """`PUT /kelly/config`: 0.1–1.0. Setting the same value twice is harmless, so it is retried."""
@@ -262,7 +327,23 @@ class CasinoClient(ServiceClient):
         return self.get(f"{API}/fairness/seed-hash", SeedHash)
 
     def verify_bet(self, bet_id: str) -> BetVerification:
-        return self.retry_safe(lambda: self.post(f"{API}/fairness/verify", BetVerification, {"bet_id": bet_id}))
+        """`revealed=False` while the seed is still secret (`status: seed_not_yet_revealed`);
+        after a rotation, `valid` is the venue's `verified` and `server_seed` is revealed."""
+        wire = self.retry_safe(lambda: self.post(f"{API}/fairness/verify", VerificationWire, {"bet_id": bet_id}))
+        where = f"POST {API}/fairness/verify"
+        if wire.proof is not None:
+            p = wire.proof
+            return BetVerification(bet_id=wire.bet_id, client_seed=p.client_seed, nonce=p.nonce,
+                                   result_hash=p.result_hash, server_seed_hash=p.server_seed_hash, revealed=True,
+                                   server_seed=p.server_seed, valid=bool(wire.verified and p.hash_matches),
+                                   roll=p.computed_result)
+        if wire.status != "seed_not_yet_revealed" or None in (wire.client_seed, wire.nonce, wire.result_hash,
+                                                               wire.server_seed_hash):
+            raise VenueUnavailable(self.service, f"{where}: neither a proof nor an unrevealed commitment",
+                                   code="unexpected_response")
+        return BetVerification(bet_id=wire.bet_id, client_seed=str(wire.client_seed), nonce=int(wire.nonce or 0),
+                               result_hash=str(wire.result_hash), server_seed_hash=str(wire.server_seed_hash),
+                               revealed=False)
 
     def rotate_seed(self) -> SeedRotation:
         """Reveal the current server seed and start a new one."""
@@ -281,6 +362,18 @@ def _add_max_bet(exc: VenueRejected) -> None:
             exc.details["max_bet_micros"] = usd_from_venue(exc.details["max_bet"])
         except MoneyError:
             pass
+
+
+def _row_ms(row: dict[str, str]) -> int | None:
+    """`timestamp_utc` of an export row (whole seconds) in epoch ms, or None if unreadable."""
+    try:
+        return int(datetime.fromisoformat(row["timestamp_utc"].replace("Z", "+00:00")).timestamp() * 1000)
+    except (KeyError, ValueError, AttributeError):
+        return None
+
+
+def _iso_seconds(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def _with_nonce(result: BetResult, nonce: int) -> BetResult:

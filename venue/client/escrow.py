@@ -4,8 +4,9 @@
 idempotency and no listing, so `create_once` tags the description with the idempotency key
 (`… [ref:<key>]`) and, after a lost answer, finds the escrow through the casino ledger
 (`escrow_lock: <id>` debits) and `GET /escrow/:id`, sending again only when it provably does
-not exist. State changes (complete, release, dispute) are guarded by the venue (409 on a wrong
-state), so after a lost answer `get()` shows whether they happened.
+not exist (`lookup_created`: FOUND / ABSENT / UNKNOWN). State changes (complete, release,
+dispute) are guarded by the venue (409 on a wrong state), so after a lost answer `get()` shows
+whether they happened.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ import httpx
 
 from venue.client.base import DEFAULT_TIMEOUT_S, ServiceClient
 from venue.client.casino import CasinoClient, _dollars
-from venue.client.types import Escrow, EscrowCreated, EscrowRelease, EscrowStats, EscrowTransition
+from venue.client.lookup import Lookup, Presence, scan_pages
+from venue.client.types import Escrow, EscrowCreated, EscrowRelease, EscrowStats, EscrowTransition, LedgerEntry
 from venue.errors import VenueRejected
 
 LOCK_REASON = "escrow_lock:"
+LEDGER_PAGE = 50
+"""Rows of `GET /auth/ledger` (the newest; there is no paging)."""
 
 
 def tag_description(description: str, idempotency_key: str) -> str:
@@ -53,34 +57,52 @@ class EscrowClient(ServiceClient):
         return self.post("/escrow/create", EscrowCreated, body, idempotency_key=idempotency_key)
 
     def create_once(self, counterparty_agent_id: str, amount: int, description: str, *, idempotency_key: str,
-                    timeout_hours: int = 24, referral_code: str | None = None, attempts: int = 3) -> EscrowCreated:
+                    timeout_hours: int = 24, referral_code: str | None = None, attempts: int = 3,
+                    since_ms: int | None = None) -> EscrowCreated:
         """Create the escrow at most once (needs `casino_url` for the ledger lookup). Outcomes as in
         `CasinoClient.place_bet_once`; a found escrow comes back with `recovered=True`."""
         tagged = tag_description(description, idempotency_key)
+        since = self._now_ms() if since_ms is None else since_ms
         return self.spend_once(
             f"escrow {idempotency_key!r}",
             lambda: self.create(counterparty_agent_id, amount, tagged, timeout_hours=timeout_hours,
                                 referral_code=referral_code, idempotency_key=idempotency_key),
-            lambda: self.find_created(tagged, amount), attempts=attempts, details={"idempotency_key": idempotency_key})
+            lambda: self.lookup_created(tagged, amount, since_ms=since), attempts=attempts,
+            details={"idempotency_key": idempotency_key})
 
-    def find_created(self, tagged_description: str, amount: int) -> EscrowCreated | None:
-        """The escrow this agent created with exactly this description, among the escrow locks in
-        the 50 newest casino ledger entries; None if there is none."""
-        for entry in self._casino_client().ledger():
-            if entry.type != "debit" or not (entry.reason or "").startswith(LOCK_REASON) or entry.amount != amount:
-                continue
-            escrow_id = entry.reference or (entry.reason or "")[len(LOCK_REASON):].strip()
+    def lookup_created(self, tagged_description: str, amount: int, *, since_ms: int) -> Lookup[EscrowCreated]:
+        """Did this agent create the escrow with exactly this description? `since_ms` (epoch ms) is
+        the earliest moment the creation can have been sent.
+
+        Reads the casino ledger (`GET /auth/ledger`: the 50 newest rows, no paging, ids opaque,
+        rows of one second oldest first) for `escrow_lock:` debits of `amount` and GETs each one.
+        FOUND; ABSENT when the rows read reach back before `since_ms` (or the ledger holds fewer
+        than 50 rows); otherwise UNKNOWN — a busy ledger has slid past the creation time."""
+        casino = self._casino_client()
+        entries = casino.ledger()
+
+        def match(entry: LedgerEntry) -> bool:
+            if entry.type != "debit" or not entry.reason.startswith(LOCK_REASON) or entry.amount != amount:
+                return False
+            escrow_id = entry.reference or entry.reason[len(LOCK_REASON):].strip()
             try:
-                escrow = self.get_escrow(escrow_id)
+                return self.get_escrow(escrow_id).description == tagged_description
             except VenueRejected:
-                continue
-            if escrow.description == tagged_description:
-                return EscrowCreated(escrow_id=escrow.escrow_id, amount=escrow.amount, commission=escrow.commission,
-                                     net_to_counterparty=escrow.net_to_counterparty, creator_id=escrow.creator_id,
-                                     counterparty_id=escrow.counterparty_id, status=escrow.status,
-                                     timeout_hours=escrow.timeout_hours, auto_release_at=escrow.auto_release_at,
-                                     description=escrow.description, recovered=True)
-        return None
+                return False
+
+        found = scan_pages([(entries, len(entries) < LEDGER_PAGE)], match=match, time_ms=lambda e: e.created_ms,
+                           since_ms=since_ms, what="escrow creation", clocks_agree=casino.clocks_agree())
+        if found.presence is not Presence.FOUND:
+            return Lookup(found.presence, found.since_ms, None, found.covered_from_ms, found.reason, found.pages)
+        return found.map(self._created_from_lock)
+
+    def _created_from_lock(self, entry: LedgerEntry) -> EscrowCreated:
+        escrow = self.get_escrow(entry.reference or entry.reason[len(LOCK_REASON):].strip())
+        return EscrowCreated(escrow_id=escrow.escrow_id, amount=escrow.amount, commission=escrow.commission,
+                             net_to_counterparty=escrow.net_to_counterparty, creator_id=escrow.creator_id,
+                             counterparty_id=escrow.counterparty_id, status=escrow.status,
+                             timeout_hours=escrow.timeout_hours, auto_release_at=escrow.auto_release_at,
+                             description=escrow.description, recovered=True)
 
     def _casino_client(self) -> CasinoClient:
         if self.casino_url is None:

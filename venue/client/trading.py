@@ -38,6 +38,7 @@ from venue.client.trading_types import (
     ExitPair,
     LimitCheck,
     LimitOrder,
+    LimitOrderBook,
     Market,
     OpenedPosition,
     Position,
@@ -225,12 +226,16 @@ class TradingClient(ServiceClient):
         """The position this client's lost open created, if any. Raises `VenueUnavailable` when the
         listing cannot be read (the outcome then stays unknown)."""
         tolerance = max(size_usd // 100, MICRO)
-        matches = [p for p in self.positions(show_all=True).positions
+        rows = self.positions(show_all=True).positions
+        matches = [p for p in rows
                    if p.position_id not in before and _ticker(p.coin) == _ticker(coin) and p.side == side
                    and abs(p.size_usd - size_usd) <= tolerance]
         if len(matches) > 1:
             raise VenueUnavailable(self.service, f"{len(matches)} new {coin} {side} positions match one open: "
                                                  f"another client trades this account", code="ambiguous_lookup")
+        if not matches and not listing_covers(rows, before):
+            raise VenueUnavailable(self.service, f"open {coin} {side}: the position listing (newest {POSITIONS_PAGE}) "
+                                                 f"no longer reaches back to before the open", code="lookup_window")
         return matches[0] if matches else None
 
     def close_position(self, position_id: str, *, idempotency_key: str | None = None) -> ClosedPosition:
@@ -312,9 +317,9 @@ class TradingClient(ServiceClient):
                 "limit_price": _price_text(limit_price), "leverage": self.capped_leverage(coin, leverage)}
         return self._post_once("/v1/trade/limit", LimitOrder.from_wire, body, idempotency_key=idempotency_key)
 
-    def limit_orders(self) -> list[LimitOrder]:
-        return self._get("/v1/trade/limit-orders",
-                         lambda d: [LimitOrder.from_wire(row) for row in d.get("orders", [])])
+    def limit_orders(self) -> LimitOrderBook:
+        """The account's limit orders: `pending`, `filled` and `cancelled` lists."""
+        return self._get("/v1/trade/limit-orders", LimitOrderBook.from_wire)
 
     def cancel_limit(self, order_id: str) -> str:
         """Returns the order's new status (`cancelled`)."""
@@ -355,14 +360,19 @@ class TradingClient(ServiceClient):
     def referral_stats(self) -> TradingReferralStats:
         return self._get("/v1/referral/stats", TradingReferralStats.from_wire)
 
-    def referral_withdraw(self, address: str, *, idempotency_key: str | None = None) -> ReferralWithdrawal:
+    def referral_withdraw(self, address: str, *, idempotency_key: str | None = None,
+                          available_before: int | None = None) -> ReferralWithdrawal:
         """Queue the WHOLE available referral balance (minimum $1) for a manual payout.
 
         Sending it again after a lost answer is safe: if the first request was queued nothing is
-        left and the service answers 400 `insufficient_balance`; with the available balance read
-        before (≥ $1), that answer proves the first request (returned with `reconstructed=True`)."""
+        left and the service answers 400 `insufficient_balance`; with the available balance known
+        before (≥ $1), that answer proves the first request (returned with `reconstructed=True`).
+        The real stats do not send `available_usd`, so the caller passes `available_before`
+        (micro-USD earned and not yet withdrawn, by its own books); without either the answer is
+        `VenueUnavailable` `unknown_outcome`, never a refusal read as "nothing was withdrawn"."""
         key = idempotency_key or f"referral-withdraw-{uuid.uuid4()}"
-        before = self.referral_stats().available_usd
+        told = self.referral_stats().available_usd
+        before = told if told is not None else available_before
         try:
             return self._post_once("/v1/referral/withdraw", ReferralWithdrawal.from_wire, {"address": address},
                                    idempotency_key=key)
@@ -373,10 +383,32 @@ class TradingClient(ServiceClient):
             return self._post_once("/v1/referral/withdraw", ReferralWithdrawal.from_wire, {"address": address},
                                    idempotency_key=key)
         except VenueRejected as exc:
-            if exc.code != "insufficient_balance" or before is None or before < MICRO:
+            if exc.code != "insufficient_balance":
+                raise
+            if before is None:
+                raise VenueUnavailable(self.service, f"referral withdraw: outcome unknown ({lost}; the available "
+                                                     f"amount before the call is not known)",
+                                       code="unknown_outcome") from None
+            if before < MICRO:
                 raise
             return ReferralWithdrawal(withdrawal_id="", amount_usd=before, status="pending", address=address,
                                       reconstructed=True)
         except VenueUnavailable:
             raise VenueUnavailable(self.service, f"referral withdraw: outcome unknown ({lost})",
                                    code="unknown_outcome") from None
+
+
+POSITIONS_PAGE = 50
+"""Rows of `GET /trade/positions?status=all`: the newest 50 by opening second."""
+
+
+def listing_covers(rows: list[Position], before: set[str | None]) -> bool:
+    """Does a `status=all` listing prove that a position opened after `before` was read would be
+    in it? Yes when the listing is not full, or when it still shows a position from `before` opened
+    in an earlier second than the newest `before` position listed (rows are newest second first,
+    and the new one opened no earlier than every `before` one). Otherwise the window may have slid
+    past it: a look-up must then say "unknown", never "absent"."""
+    if len(rows) < POSITIONS_PAGE:
+        return True
+    seconds = [p.opened_at_s for p in rows if p.position_id in before and p.opened_at_s is not None]
+    return len(seconds) >= 2 and min(seconds) < max(seconds)

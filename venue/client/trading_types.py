@@ -32,6 +32,7 @@ __all__ = [
     "ExitCheck",
     "LimitOrder",
     "LimitCheck",
+    "LimitOrderBook",
     "RiskSettings",
     "CloseAllResult",
     "TradingReferralStats",
@@ -491,6 +492,24 @@ class LimitOrder(msgspec.Struct, frozen=True):
         )
 
 
+class LimitOrderBook(msgspec.Struct, frozen=True):
+    """`GET /trade/limit-orders`: `{pending, filled, cancelled}` lists of orders."""
+
+    pending: list[LimitOrder]
+    filled: list[LimitOrder]
+    cancelled: list[LimitOrder]
+
+    @classmethod
+    def from_wire(cls, data: Any) -> "LimitOrderBook":
+        r = WireReader(data, "limit_orders")
+        for key in ("pending", "filled", "cancelled"):
+            if not isinstance(r.raw(key), list):
+                raise ValueError(f"limit_orders: missing {key}")
+        lists = [[LimitOrder.from_wire({**row, "status": key}) if isinstance(row, dict) else LimitOrder.from_wire(row)
+                  for row in r.items(key)] for key in ("pending", "filled", "cancelled")]
+        return cls(*lists)
+
+
 class LimitCheck(msgspec.Struct, frozen=True):
     checked: int
     filled: list[LimitOrder]
@@ -533,6 +552,10 @@ class CloseAllResult(msgspec.Struct, frozen=True):
 
 
 class TradingReferralStats(msgspec.Struct, frozen=True):
+    """`GET /v1/referral/stats`. The real service sends `total_earned_usd` (cumulative) but no
+    `available_usd`: what a withdrawal would take (earned − every payout ever queued) is only
+    told by `POST /referral/withdraw` itself. `available_usd` is None unless sent (the sandbox
+    used to); the treasury never sizes a sweep from it."""
     total_referrals: int
     total_fees_generated_usd: int
     total_earned_usd: int
@@ -542,9 +565,9 @@ class TradingReferralStats(msgspec.Struct, frozen=True):
     def from_wire(cls, data: Any) -> "TradingReferralStats":
         r = WireReader(data, "referral_stats")
         return cls(
-            total_referrals=r.integer("total_referrals", default=0),
-            total_fees_generated_usd=r.money_or_zero("total_fees_generated_usd"),
-            total_earned_usd=r.money_or_zero("total_earned_usd"),
+            total_referrals=r.integer("total_referrals"),
+            total_fees_generated_usd=r.money("total_fees_generated_usd"),
+            total_earned_usd=r.money("total_earned_usd"),
             available_usd=r.money("available_usd", required=False),
         )
 

@@ -3,6 +3,15 @@
 Field names follow the venue's JSON, except that a dollar field loses its `_usd` suffix once it
 holds micro-USD (`balance_usd` → `balance`), so a name never lies about its unit. Multipliers and
 rolls stay exact decimal text. Unknown fields (`_info`, hints, next steps) are ignored.
+
+Guaranteed and optional, checked against the real services' recorded answers
+(tests/venue/contract): a field WITHOUT a default is guaranteed — the real service always sends
+it (possibly as `null` when its type says `| None`), and an answer without it is refused as
+`unexpected_response`. A field with the default `None` is optional: the real service leaves it
+out in some answers (or only the sandbox sends it), and `None` means "not told", never zero.
+No wire field defaults to a value (0, "", [], {}); the only non-None defaults are fields the
+client itself fills in (`recovered`, `revealed`), never read from the wire. The treasury decides
+money only from guaranteed fields, or from an optional field it checked was present.
 """
 
 from __future__ import annotations
@@ -20,17 +29,17 @@ class CasinoRegistration(msgspec.Struct, frozen=True):
     agent_id: str
     api_key: Secret
     referral_code: str
-    balance: UsdMicros = UsdMicros(0)
-    tier: str = "free"
-    risk_factor: float = 0.25
+    balance: UsdMicros
+    tier: str
+    risk_factor: float
 
 
 class CasinoLifetime(msgspec.Struct, frozen=True):
-    total_deposited: UsdMicros = UsdMicros(0)
-    total_withdrawn: UsdMicros = UsdMicros(0)
-    total_wagered: UsdMicros = UsdMicros(0)
-    total_won: UsdMicros = UsdMicros(0)
-    net_profit: SignedUsdMicros = SignedUsdMicros(0)
+    total_deposited: UsdMicros
+    total_withdrawn: UsdMicros
+    total_wagered: UsdMicros
+    total_won: UsdMicros
+    net_profit: SignedUsdMicros
 
 
 class Activity(msgspec.Struct, frozen=True):
@@ -45,51 +54,71 @@ class Activity(msgspec.Struct, frozen=True):
 class CasinoBalance(msgspec.Struct, frozen=True):
     agent_id: str
     balance: UsdMicros = msgspec.field(name="balance_usd")
-    tier: str = "free"
-    risk_factor: float = 0.25
-    lifetime: CasinoLifetime = CasinoLifetime()
-    recent_activity: list[Activity] = []
+    tier: str
+    risk_factor: float
+    lifetime: CasinoLifetime
+    recent_activity: list[Activity]
 
 
 class LedgerEntry(msgspec.Struct, frozen=True, rename="camel"):
-    """A casino ledger row (the venue sends these camelCase)."""
+    """A casino ledger row (the venue sends these camelCase). `id` is an opaque string (UUIDs,
+    `<escrow>_debit`…): it does not order. `created_at` is whole Unix SECONDS, and rows of one
+    second come oldest first (the list is newest second first). Reasons seen on the real casino:
+    `deposit:<chain>:<token>`, `faucet_claim: …`, `reservation` / `reservation_release` (a bet's
+    stake and gross payout, `reference` = bet id), `payment_sent` / `payment_received`,
+    `escrow_lock: <id>`, `escrow_release: <id>`, `referral_commission_l<n>:<bet>`, `withdrawal`."""
 
-    id: int | str
+    id: str
     type: str
     amount: UsdMicros
-    agent_id: str | None = None
-    balance_after: UsdMicros | None = None
-    reason: str | None = None
-    reference: str | None = None
-    service: str | None = None
-    created_at: int | str | None = None
-    at: str | None = None
+    agent_id: str
+    balance_after: UsdMicros
+    reason: str
+    reference: str | None
+    service: str
+    created_at: int
+    at: str
+
+    @property
+    def created_ms(self) -> int:
+        return self.created_at * 1000
 
 
 class Deposit(msgspec.Struct, frozen=True, rename="camel"):
-    id: str | int
-    amount: UsdMicros
+    """`GET /auth/deposits` row. The dollar value is `amountUsd` (there is no `amount`);
+    `amountRaw` is in the token's base units. Times are Unix seconds."""
+
+    id: str
+    amount: UsdMicros = msgspec.field(name="amountUsd")
     status: str
-    agent_id: str | None = None
-    chain: str | None = None
-    token: str | None = None
-    tx_hash: str | None = None
-    created_at: int | str | None = None
-    credited_at: int | str | None = None
+    agent_id: str
+    chain: str
+    token: str
+    tx_hash: str | None
+    created_at: int
+    credited_at: int | None
+    amount_raw: int | None = None
 
 
 class Withdrawal(msgspec.Struct, frozen=True, rename="camel"):
-    id: str | int
+    """`GET /auth/withdrawals` row; status `pending`, `completed`, `failed` (refunded) or
+    `reviewing` (over $1000, debited). Times are Unix seconds."""
+
+    id: str
     amount: UsdMicros
     status: str
-    fee: UsdMicros | None = None
-    agent_id: str | None = None
-    chain: str | None = None
-    token: str | None = None
-    address: str | None = None
-    tx_hash: str | None = None
-    created_at: int | str | None = None
-    completed_at: int | str | None = None
+    fee: UsdMicros
+    agent_id: str
+    chain: str
+    token: str
+    address: str
+    tx_hash: str | None
+    created_at: int
+    completed_at: int | None
+
+    @property
+    def created_ms(self) -> int:
+        return self.created_at * 1000
 
 
 class DepositAddress(msgspec.Struct, frozen=True):
@@ -107,7 +136,7 @@ class WithdrawResult(msgspec.Struct, frozen=True):
     status: str
     withdrawal_id: str
     amount: UsdMicros
-    fee: UsdMicros = UsdMicros(500_000)
+    fee: UsdMicros | None = None
     address: str | None = None
     tx_hash: str | None = None
     new_balance: UsdMicros | None = None
@@ -126,10 +155,13 @@ class ReferralCode(msgspec.Struct, frozen=True):
 
 
 class ReferralStats(msgspec.Struct, frozen=True):
-    total_referrals: int = 0
-    total_earned: UsdMicros = msgspec.field(name="total_earned_usd", default=UsdMicros(0))
-    last_30_days: UsdMicros = msgspec.field(name="last_30_days_usd", default=UsdMicros(0))
-    by_level: dict[str, Any] = {}
+    """Casino referral stats. Commissions are credited straight to the casino balance, so there
+    is no `available`: `total_earned` is cumulative."""
+
+    total_referrals: int
+    total_earned: UsdMicros = msgspec.field(name="total_earned_usd")
+    last_30_days: UsdMicros = msgspec.field(name="last_30_days_usd")
+    by_level: dict[str, Any]
 
 
 # ── casino: bets ─────────────────────────────────────────────────────────────────────────────
@@ -180,7 +212,8 @@ class BetProof(msgspec.Struct, frozen=True):
 
 
 class BetWire(msgspec.Struct, frozen=True):
-    """A bet as the venue sends it; `CasinoClient` flattens it into `BetResult`."""
+    """A bet as the venue sends it; `CasinoClient` flattens it into `BetResult`. `kelly` is
+    absent in batch items."""
 
     bet_id: str
     game: str
@@ -190,7 +223,7 @@ class BetWire(msgspec.Struct, frozen=True):
     amount_won: UsdMicros
     new_balance: UsdMicros
     proof: BetProof
-    result: dict[str, Any] = {}
+    result: dict[str, Any]
     kelly: BetKelly | None = None
 
 
@@ -239,35 +272,103 @@ class HistoryBet(msgspec.Struct, frozen=True):
         return None
 
 
+class HistoryPagination(msgspec.Struct, frozen=True):
+    total: int
+    limit: int
+    offset: int
+    has_more: bool
+
+
 class BetHistory(msgspec.Struct, frozen=True):
-    bets: list[HistoryBet] = []
+    """`GET /bets/history?limit=&offset=`: newest second first (rows of one second oldest
+    first), at most 200 a page; `pagination.has_more` says whether older rows exist."""
+
+    bets: list[HistoryBet]
+    pagination: HistoryPagination
+
+
+class KellyLimit(msgspec.Struct, frozen=True):
+    """One line of `GET /kelly/limits`: the largest stake the venue accepts for that game now."""
+
+    max_bet: UsdMicros
+    kelly_fraction: float
+    adjusted_fraction: float
+    suggested_bet: UsdMicros
+
+
+class KellyLimits(msgspec.Struct, frozen=True):
+    """`GET /kelly/limits`. Keys of `limits`: coin_flip, dice_over_50/75/90/95,
+    custom_25pct/50pct/75pct, roulette_red, roulette_number. The venue advertises these with
+    1.96-style payouts, but its bet-time check uses round2(bankroll × risk_factor × p) for every
+    negative-EV game, which the listed figures equal for the games the treasury plays."""
+
+    bankroll: UsdMicros
+    risk_factor: float
+    limits: dict[str, KellyLimit]
 
 
 class KellyConfig(msgspec.Struct, frozen=True):
     risk_factor: float
-    new_limits: dict[str, Any] = {}
+    new_limits: KellyLimits
 
 
 class SeedHash(msgspec.Struct, frozen=True):
+    """`GET /fairness/seed-hash`. The real service sends no nonce; `current_nonce` is optional."""
+
     server_seed_hash: str
     current_nonce: int | None = None
 
 
+class VerificationProof(msgspec.Struct, frozen=True):
+    server_seed: str
+    server_seed_hash: str
+    client_seed: str
+    nonce: int
+    result_hash: str
+    hash_matches: bool
+    computed_result: DecimalText | None = None
+
+
+class VerificationWire(msgspec.Struct, frozen=True):
+    """`POST /fairness/verify` as sent: before the seed is revealed `status:
+    "seed_not_yet_revealed"` with the commitment fields at top level; after, `verified` and
+    everything under `proof`."""
+
+    bet_id: str
+    status: str | None = None
+    verified: bool | None = None
+    proof: VerificationProof | None = None
+    server_seed_hash: str | None = None
+    client_seed: str | None = None
+    nonce: int | None = None
+    result_hash: str | None = None
+
+
 class BetVerification(msgspec.Struct, frozen=True):
+    """Built by `CasinoClient.verify_bet` from either shape of `VerificationWire`. `revealed`
+    False: the seed is still secret, `valid` and `server_seed` are None."""
+
     bet_id: str
     client_seed: str
     nonce: int
     result_hash: str
     server_seed_hash: str
+    revealed: bool
     server_seed: str | None = None
-    revealed: bool = False
     valid: bool | None = None
     roll: DecimalText | None = None
 
 
+class RevealedSeed(msgspec.Struct, frozen=True):
+    seed: str
+    seed_hash: str
+    bets_made: int
+
+
 class SeedRotation(msgspec.Struct, frozen=True):
-    previous_seed: str
-    previous_seed_hash: str
+    """`POST /fairness/rotate`: the old seed revealed (an object) and the new commitment."""
+
+    previous_seed: RevealedSeed
     new_seed_hash: str
 
 
@@ -278,13 +379,13 @@ class EscrowCreated(msgspec.Struct, frozen=True):
     escrow_id: str
     amount: UsdMicros = msgspec.field(name="amount_usd")
     commission: UsdMicros = msgspec.field(name="commission_usd")
-    net_to_counterparty: UsdMicros = UsdMicros(0)
-    creator_id: str = ""
-    counterparty_id: str = ""
-    status: str = "funded"
-    timeout_hours: int = 24
-    auto_release_at: str | None = None
-    description: str | None = None
+    net_to_counterparty: UsdMicros
+    creator_id: str
+    counterparty_id: str
+    status: str
+    timeout_hours: int
+    auto_release_at: str
+    description: str
     recovered: bool = False
 
 
@@ -302,43 +403,46 @@ class Escrow(msgspec.Struct, frozen=True):
     status: str
     amount: UsdMicros = msgspec.field(name="amount_usd")
     commission: UsdMicros = msgspec.field(name="commission_usd")
-    net_to_counterparty: UsdMicros = UsdMicros(0)
-    description: str = ""
-    creator_id: str = ""
-    counterparty_id: str = ""
-    timeout_hours: int = 24
-    created_at: str | None = None
-    auto_release_at: str | None = None
-    completed_at: str | None = None
-    released_at: str | None = None
-    disputed_at: str | None = None
-    events: list[EscrowEvent] = []
+    net_to_counterparty: UsdMicros
+    description: str
+    creator_id: str
+    counterparty_id: str
+    timeout_hours: int
+    created_at: str
+    auto_release_at: str
+    completed_at: str | None
+    released_at: str | None
+    disputed_at: str | None
+    events: list[EscrowEvent] | None = None
+    """Only participants (a request with a participant's key) get the events."""
 
 
 class EscrowTransition(msgspec.Struct, frozen=True):
     """complete / dispute answers."""
 
     status: str
-    escrow_id: str | None = None
+    escrow_id: str
     auto_release_at: str | None = None
+    """Sent by complete only."""
     reason: str | None = None
+    """Sent by dispute only."""
 
 
 class EscrowRelease(msgspec.Struct, frozen=True):
     status: str
     amount_released: UsdMicros
     commission: UsdMicros
-    referral_commission: UsdMicros = UsdMicros(0)
-    counterparty_id: str | None = None
-    escrow_id: str | None = None
+    referral_commission: UsdMicros
+    counterparty_id: str
+    escrow_id: str
 
 
 class EscrowStats(msgspec.Struct, frozen=True):
-    total_created: int = 0
-    total_released: int = 0
-    total_disputed: int = 0
-    total_volume: UsdMicros = msgspec.field(name="total_volume_usd", default=UsdMicros(0))
-    total_commission: UsdMicros = msgspec.field(name="total_commission_usd", default=UsdMicros(0))
+    total_created: int
+    total_released: int
+    total_disputed: int
+    total_volume: UsdMicros = msgspec.field(name="total_volume_usd")
+    total_commission: UsdMicros = msgspec.field(name="total_commission_usd")
 
 
 # ── faucet ───────────────────────────────────────────────────────────────────────────────────
@@ -348,9 +452,20 @@ class FaucetClaim(msgspec.Struct, frozen=True):
     credited: UsdMicros
     claim_id: str
     agent_id: str
-    referral_tracked: bool = False
+    referral_tracked: bool
 
 
 class FaucetStats(msgspec.Struct, frozen=True):
-    total_claims: int = 0
-    total_distributed: UsdMicros = msgspec.field(name="total_distributed_usd", default=UsdMicros(0))
+    """`GET /faucet/stats`: the dollar total is `total_value_usd`."""
+
+    total_claims: int
+    total_agents: int
+    total_value: UsdMicros = msgspec.field(name="total_value_usd")
+    avg_per_agent: UsdMicros
+
+
+CLIENT_BUILT: tuple[type, ...] = (BetResult, BatchSummary, BatchResult, BetVerification)
+"""Types the client assembles itself (never decoded straight from the wire)."""
+
+CLIENT_FILLED_FIELDS = frozenset({"recovered", "revealed", "reconstructed"})
+"""Fields the client sets (never read from the wire): the only ones with a non-None default."""

@@ -116,9 +116,15 @@ class WalletClient(ServiceClient):
         return self._get("/v1/wallet/usdc-balance", UsdcBalances.from_wire, params=dict(addresses))
 
     def usdc_balance(self, chain: str, address: str) -> int:
-        """USDC at one address, in micro-USD."""
+        """USDC at one address, in micro-USD. Raises `VenueUnavailable` (`balance_unreadable`) when
+        the service could not read the chain or did not list it: unknown is never 0."""
         balances = self.usdc_balances({chain: address})
-        return next((b.usdc_balance for b in balances.balances if b.chain == chain), 0)
+        row = next((b for b in balances.balances if b.chain == chain), None)
+        if row is None or row.usdc_balance is None:
+            why = "not listed" if row is None else row.error
+            raise VenueUnavailable(self.service, f"USDC balance on {chain} unreadable ({why})",
+                                   code="balance_unreadable", details={"chain": chain})
+        return row.usdc_balance
 
     def portfolio(self) -> Portfolio:
         return self._get("/v1/wallet/portfolio", Portfolio.from_wire)
@@ -248,16 +254,20 @@ class WalletClient(ServiceClient):
     def referral_stats(self) -> WalletReferralStats:
         return self._get("/v1/referral/stats", WalletReferralStats.from_wire)
 
-    def referral_withdraw(self, address: str, chain: str | None = None, *,
-                          idempotency_key: str | None = None) -> ReferralWithdrawal:
+    def referral_withdraw(self, address: str, chain: str | None = None, *, idempotency_key: str | None = None,
+                          pending_before: int | None = None) -> ReferralWithdrawal:
         """Queue the WHOLE withdrawable referral balance (minimum $1) for a manual payout.
 
         Sending it again after a lost answer is safe: if the first request was queued nothing is
-        left, and the service answers 400 `insufficient_balance` with the pending amount, which
-        then proves the first one (returned with `reconstructed=True`)."""
+        left, and the service answers 400 `insufficient_balance` with its `pending_usd`. That
+        proves the first one (returned with `reconstructed=True`) only against the pending amount
+        before the call: the real stats do not send it, so the caller passes `pending_before`
+        (micro-USD it has queued and not seen paid). Without it the answer is `VenueUnavailable`
+        `unknown_outcome`, never a refusal that would read as "nothing was withdrawn"."""
         body = {"address": address, **({"chain": chain} if chain else {})}
         key = idempotency_key or f"referral-withdraw-{uuid.uuid4()}"
-        before = self.referral_stats()
+        before = self.referral_stats().pending_usd
+        before = before if before is not None else pending_before
         try:
             return self._post_once("/v1/referral/withdraw", ReferralWithdrawal.from_wire, body, idempotency_key=key)
         except VenueUnavailable as exc:
@@ -267,13 +277,13 @@ class WalletClient(ServiceClient):
             return self._post_once("/v1/referral/withdraw", ReferralWithdrawal.from_wire, body, idempotency_key=key)
         except VenueRejected as exc:
             pending = exc.details.get("pending_usd")
-            if (
-                exc.code != "insufficient_balance"
-                or before.pending_usd is None
-                or not isinstance(pending, (int, float))
-            ):
+            if exc.code != "insufficient_balance":
                 raise
-            grew = usd_from_venue(pending, field="pending_usd") - before.pending_usd
+            if before is None or not isinstance(pending, (int, float)):
+                raise VenueUnavailable(self.service, f"referral withdraw: outcome unknown ({lost}; the pending "
+                                                     f"amount before the call is not known)",
+                                       code="unknown_outcome") from None
+            grew = usd_from_venue(pending, field="pending_usd") - before
             if grew <= 0:
                 raise
             return ReferralWithdrawal(withdrawal_id="", amount_usd=grew, status="pending", address=address,

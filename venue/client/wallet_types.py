@@ -191,17 +191,30 @@ class NativeBalance(msgspec.Struct, frozen=True):
 
 
 class UsdcBalance(msgspec.Struct, frozen=True):
+    """One chain of `GET /wallet/usdc-balance`. When the service could not read the chain it still
+    answers 200, with `usdc_balance: 0` and `error` (e.g. "fetch failed"): then `usdc_balance`
+    here is None — unknown, never zero."""
+
     chain: str
     wallet_address: str
-    usdc_balance: int
-    """Micro-USD (= USDC base units)."""
+    usdc_balance: int | None
+    error: str | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.usdc_balance is not None
 
 
 class UsdcBalances(msgspec.Struct, frozen=True):
-    """`GET /wallet/usdc-balance`: USDC across the given chains' addresses."""
+    """`GET /wallet/usdc-balance`: USDC across the given chains' addresses. `total_usdc` is None
+    when any chain was unreadable (the service's own total counts those as 0)."""
 
-    total_usdc: int
+    total_usdc: int | None
     balances: list[UsdcBalance]
+
+    @property
+    def unreadable(self) -> dict[str, str]:
+        return {b.chain: b.error or "unreadable" for b in self.balances if b.usdc_balance is None}
 
     @classmethod
     def from_wire(cls, data: Any) -> "UsdcBalances":
@@ -209,14 +222,20 @@ class UsdcBalances(msgspec.Struct, frozen=True):
         rows = []
         for row in r.items("balances"):
             rr = WireReader(row, "usdc_balance.balances")
+            error = rr.text("error", required=False)
+            if not rr.has("usdc_balance", "balance") and error is None:
+                error = "no usdc_balance in the answer"
             rows.append(
                 UsdcBalance(
                     chain=rr.text("chain"),
-                    wallet_address=rr.text("wallet_address", "address", default=""),
-                    usdc_balance=_usdc_micros(rr, "usdc_balance", "balance"),
+                    wallet_address=rr.text("wallet_address", "address"),
+                    usdc_balance=None if error is not None else _usdc_micros(rr, "usdc_balance", "balance"),
+                    error=error,
                 )
             )
-        total = _usdc_micros(r, "total_usdc") if r.has("total_usdc") else sum(b.usdc_balance for b in rows)
+        readable = all(b.usdc_balance is not None for b in rows)
+        total = (_usdc_micros(r, "total_usdc") if r.has("total_usdc") else sum(b.usdc_balance or 0 for b in rows)) \
+            if readable else None
         return cls(total_usdc=total, balances=rows)
 
 
@@ -402,8 +421,10 @@ class SwapStatus(msgspec.Struct, frozen=True):
 
 
 class WalletReferralStats(msgspec.Struct, frozen=True):
-    """`available_usd` is earned − completed payouts; queued (`pending`) payouts are not deducted
-    from it, so what can still be withdrawn is `available_usd − pending_usd`."""
+    """`available_usd` is earned − COMPLETED payouts: queued (`pending`) payouts are not deducted
+    from it, and the real stats never send `pending_usd` (only the 400 `insufficient_balance` of
+    a withdrawal does). So `available_usd` overstates what can be withdrawn whenever a payout is
+    queued; the treasury never sizes a sweep from it (see actors/referral.py)."""
 
     total_referrals: int
     total_earned_usd: int
@@ -415,9 +436,9 @@ class WalletReferralStats(msgspec.Struct, frozen=True):
     def from_wire(cls, data: Any) -> "WalletReferralStats":
         r = WireReader(data, "referral_stats")
         return cls(
-            total_referrals=r.integer("total_referrals", default=0),
-            total_earned_usd=r.money_or_zero("total_earned_usd"),
-            total_withdrawn_usd=r.money_or_zero("total_withdrawn_usd"),
-            available_usd=r.money_or_zero("available_usd", signed=True),
+            total_referrals=r.integer("total_referrals"),
+            total_earned_usd=r.money("total_earned_usd"),
+            total_withdrawn_usd=r.money("total_withdrawn_usd"),
+            available_usd=r.money("available_usd", signed=True),
             pending_usd=r.money("pending_usd", required=False),
         )

@@ -43,13 +43,18 @@ class LosingCasino:
     def __init__(self):
         self.placed: list[int] = []
 
-    def place_bet_once(self, game, amount, params, *, client_seed, idempotency_key, attempts=3):
+    def max_stake(self, game, params):
+        return None  # no venue Kelly line: only the treasury's own cap applies
+
+    def place_bet_once(self, game, amount, params, *, client_seed, idempotency_key, attempts=3, since_ms=None):
         self.placed.append(amount)
         return BetResult(bet_id=f"bet-{len(self.placed)}", game=game, amount_bet=amount, amount_won=0, won=False,
                          payout_multiplier="0", roll="0.99", new_balance=0, client_seed=client_seed)
 
-    def find_bet(self, client_seed):
-        return None
+    def lookup_bet(self, client_seed, *, since_ms):
+        from venue.client.lookup import Lookup, Presence
+
+        return Lookup(Presence.ABSENT, since_ms)
 
 
 @pytest.fixture

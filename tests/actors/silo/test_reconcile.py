@@ -185,7 +185,7 @@ def test_a_payment_from_another_agent_is_income_once(h):
         h.send(SiloTick(), role="silo")
         h.pump()
     income, = h.journal(IncomeBooked)
-    assert income.amount == usd("12") and income.ref.startswith("ledger:") and "pay_from" in income.reason
+    assert income.amount == usd("12") and income.ref.startswith("ledger:") and "payment_received" in income.reason
     assert h.fields()["casino"] == usd("112")
     assert reconcile(h).clean
 
