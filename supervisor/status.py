@@ -161,7 +161,7 @@ def collect_agents(client: redis.Redis, keys: Keys, agents: list[str], *, now_ms
                    journal_tail: int = 10) -> list[dict]:
     """One dict per agent, read with one pipeline per `BATCH` agents."""
     out: list[dict] = []
-    per_agent = 7
+    per_agent = 8
     for start in range(0, len(agents), BATCH):
         chunk = agents[start:start + BATCH]
         pipe = client.pipeline(transaction=False)
@@ -173,6 +173,7 @@ def collect_agents(client: redis.Redis, keys: Keys, agents: list[str], *, now_ms
             pipe.hgetall(positions_key(keys, agent))
             pipe.xrevrange(keys.events(agent), count=max(1, journal_tail))
             pipe.xlen(keys.events(agent))
+            pipe.hgetall(keys.silo_intents(agent))
         replies = pipe.execute(raise_on_error=False)
         for i, agent in enumerate(chunk):
             r = replies[i * per_agent:(i + 1) * per_agent]
@@ -181,7 +182,7 @@ def collect_agents(client: redis.Redis, keys: Keys, agents: list[str], *, now_ms
 
 
 def _agent_status(keys: Keys, agent: str, now_ms: int, journal_tail: int, ledger_raw, risk_raw, resv_raw,
-                  escrows_raw, positions_raw, events_raw, events_len) -> dict:
+                  escrows_raw, positions_raw, events_raw, events_len, intents_raw) -> dict:
     errors: list[str] = []
     ledger = _hash(ledger_raw, "ledger", errors)
     buckets, total = bucket_rows(ledger)
@@ -199,6 +200,7 @@ def _agent_status(keys: Keys, agent: str, now_ms: int, journal_tail: int, ledger
         "reservations": reservation_rows(_hash(resv_raw, "reservations", errors), now_ms),
         "escrows": record_rows(_hash(escrows_raw, "escrows", errors), "amount"),
         "positions": record_rows(_hash(positions_raw, "positions", errors), "margin"),
+        "in_transit": transit_rows(_hash(intents_raw, "silo transfers", errors), ledger),
         "journal": {
             "length": int(_reply(events_len, "journal length", errors, 0) or 0),
             "events": [journal_row(entry_id, fields) for entry_id, fields in reversed(events or [])],
@@ -208,6 +210,30 @@ def _agent_status(keys: Keys, agent: str, now_ms: int, journal_tail: int, ledger
 
 
 # ---------------------------------------------------------------- buckets and risk
+
+
+IN_FLIGHT = ("pending", "sent")
+"""Silo-transfer index states (`actors.silo.records`) in which the money has left its bucket's
+available balance and not yet landed: it is held as `<bucket>:in_transit` in the ledger."""
+
+
+def transit_rows(intents: dict[str, str], ledger: dict[str, str]) -> dict:
+    """Money between silos: the transfers not yet landed (from the silo actor's per-agent index,
+    `transfer id → from|to|amount|status`), and the ledger's `<bucket>:in_transit` per bucket.
+
+    Shape: `{"count", "amount", "items": [{"transfer", "from_silo", "to_silo", "amount", "state"}],
+    "by_bucket_micros": {bucket: amount}}`, money in micro-USD; `amount` is the ledger's sum (what the
+    treasury total counts as in transit), which the items explain."""
+    items = []
+    for transfer, value in sorted(intents.items()):
+        parts = value.split("|")
+        if len(parts) != 4 or parts[3] not in IN_FLIGHT:
+            continue
+        items.append({"transfer": transfer, "from_silo": parts[0], "to_silo": parts[1], "amount": _int(parts[2]),
+                      "state": parts[3]})
+    by_bucket = {b: _int(ledger.get(f"{b}:in_transit")) for b in BUCKETS if _int(ledger.get(f"{b}:in_transit"))}
+    return {"count": len(items), "amount": sum(by_bucket.values()), "items": items[:MAX_ITEMS],
+            "by_bucket_micros": by_bucket}
 
 
 def bucket_rows(ledger: dict[str, str]) -> tuple[list[dict], int]:

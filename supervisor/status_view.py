@@ -163,6 +163,20 @@ def reservations_table(resv: dict) -> RenderableType:
     return t
 
 
+def transit_block(transit: dict) -> RenderableType:
+    """Money between silos (sent, not yet credited), one line per transfer, its id whole."""
+    if not transit["count"] and not transit["amount"]:
+        return Text("nothing in transit between silos", style="dim")
+    per_bucket = ", ".join(f"{b} {format_usd(v)}" for b, v in transit["by_bucket_micros"].items())
+    text = Text(f"in transit between silos: {format_usd(transit['amount'])}", style="bold yellow")
+    if per_bucket:
+        text.append(f" (held for {per_bucket})")
+    for r in transit["items"]:
+        text.append(f"\n  {r['from_silo']} → {r['to_silo']} {format_usd(r['amount'])} {r['state']}, transfer ")
+        text.append(r["transfer"], style="dim")
+    return text
+
+
 def events_table(journal: dict) -> RenderableType:
     if not journal["events"]:
         return Text("journal is empty", style="dim")
@@ -185,7 +199,8 @@ def agent_detail(agent: dict) -> RenderableType:
     if not agent["known"]:
         parts.append(Text("no ledger for this agent: every spend is refused until its treasury is opened",
                           style="bold magenta"))
-    parts += [risk_block(agent["risk"]), buckets_table(agent), reservations_table(agent["reservations"]),
+    parts += [risk_block(agent["risk"]), buckets_table(agent), transit_block(agent["in_transit"]),
+              reservations_table(agent["reservations"]),
               records_table("open escrows", agent["escrows"], "amount", "no open escrows"),
               records_table("open positions", agent["positions"], "margin", "no open positions"),
               events_table(agent["journal"])]
