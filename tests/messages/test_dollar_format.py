@@ -44,7 +44,7 @@ def _dollar_fstrings(path: Path) -> list[str]:
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if not isinstance(node, ast.JoinedStr):
             continue
-        for before, value in zip(node.values, node.values[1:]):
+        for before, value in zip(node.values, node.values[1:], strict=False):
             if not (isinstance(before, ast.Constant) and isinstance(before.value, str)
                     and before.value.endswith("$") and isinstance(value, ast.FormattedValue)):
                 continue
