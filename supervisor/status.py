@@ -568,22 +568,27 @@ def backlog_rows(client: redis.Redis, keys: Keys, roles: Iterable[str] = ROLES) 
     """Per role, over every shard: entries in the command streams, pending (delivered, not acked)
     and lag (not yet delivered) for the role's consumer group.
 
-    `lag` is null when Redis cannot tell (before 7.0, or after entries were deleted); a stream
-    with entries but no group is counted in `ungrouped`, since nothing will ever read it.
+    `lag` is what Redis 7 reports for the group; where it reports none (Redis 6.2, which keeps no
+    such counter, or 7.x after entries were deleted) it is counted: the entries after the group's
+    last-delivered id (`XRANGE (<id> +`), which are exactly the ones not yet delivered, deleted or
+    not. A count stops at `LAG_SCAN` entries per stream and the role's `lag_at_least` is then true
+    (at least that many). `lag` is null only if even that read failed. A stream with entries but no
+    group is counted in `ungrouped`, since nothing will ever read it.
     """
     roles = list(roles)
     pipe = client.pipeline(transaction=False)
+    stream_of: dict[tuple[str, int], str] = {}
     for role in roles:
         for shard in range(keys.shards):
-            stream = keys.commands(shard, role)
+            stream = stream_of[(role, shard)] = keys.commands(shard, role)
             pipe.xlen(stream)
             pipe.xinfo_groups(stream)
     replies = pipe.execute(raise_on_error=False)
     out: dict[str, dict] = {}
+    uncounted: list[tuple[str, int, str, str, int]] = []
     i = 0
     for role in roles:
-        acc = {"streams": 0, "entries": 0, "pending": 0, "lag": 0, "ungrouped": 0, "busy_shards": []}
-        lag_known = True
+        acc: dict = {"streams": 0, "entries": 0, "pending": 0, "lag": 0, "ungrouped": 0, "busy_shards": []}
         for shard in range(keys.shards):
             length, groups = replies[i], replies[i + 1]
             i += 2
@@ -602,17 +607,40 @@ def backlog_rows(client: redis.Redis, keys: Keys, roles: Iterable[str] = ROLES) 
             pending = _int(group.get("pending"))
             lag = group.get("lag")
             acc["pending"] += pending
-            if lag is None:
-                lag_known = False
-            else:
-                acc["lag"] += int(lag)
+            if lag is None and length:
+                last = _text(group.get("last-delivered-id", b"0-0"))
+                uncounted.append((role, shard, stream_of[(role, shard)], last, pending))
+                continue
+            lag = int(lag or 0)
+            acc["lag"] += lag
             if pending or lag:
                 acc["busy_shards"].append({"shard": shard, "pending": pending, "lag": lag})
-        if not lag_known:
+        out[role] = acc
+    _count_lag(client, out, uncounted)
+    return {role: acc for role, acc in out.items() if acc["streams"]}
+
+
+LAG_SCAN = 1000
+"""Entries counted per stream when Redis does not report a group's lag (Redis 6.2)."""
+
+
+def _count_lag(client: redis.Redis, out: dict[str, dict], uncounted: list[tuple[str, int, str, str, int]]) -> None:
+    """The lag of groups Redis gave none for: entries after the last-delivered id, up to `LAG_SCAN`."""
+    if not uncounted:
+        return
+    pipe = client.pipeline(transaction=False)
+    for _, _, stream, last, _ in uncounted:
+        pipe.xrange(stream, min=f"({last}", max="+", count=LAG_SCAN)
+    for (role, shard, _, _, pending), entries in zip(uncounted, pipe.execute(raise_on_error=False), strict=True):
+        acc = out[role]
+        if isinstance(entries, Exception) or acc["lag"] is None:
             acc["lag"] = None
-        if acc["streams"]:
-            out[role] = acc
-    return out
+            continue
+        lag = len(entries)
+        acc["lag"] += lag
+        acc["lag_at_least"] = acc.get("lag_at_least", False) or lag >= LAG_SCAN
+        if lag or pending:
+            acc["busy_shards"].append({"shard": shard, "pending": pending, "lag": lag})
 
 
 # ---------------------------------------------------------------- helpers

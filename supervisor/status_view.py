@@ -301,7 +301,8 @@ def backlog_table(backlog: dict) -> RenderableType:
     for role, b in backlog.items():
         busy = b["pending"] or b["lag"] or b["ungrouped"]
         t.add_row(role, str(b["streams"]), str(b["entries"]), str(b["pending"]),
-                  "?" if b["lag"] is None else str(b["lag"]), str(b["ungrouped"]),
+                  "?" if b["lag"] is None else f"{b['lag']}+" if b.get("lag_at_least") else str(b["lag"]),
+                  str(b["ungrouped"]),
                   style="yellow" if busy else None)
     return t
 
