@@ -25,6 +25,7 @@ from messages.catalogue import SPEND_ROLES
 from messages.errors import ConfigError
 from runtime.keys import Keys
 from supervisor.cli_common import add_deployment_arguments, connect, positive_int, safe_text
+from supervisor.key_choice import add_key_arguments
 
 _ENTRY = re.compile(r"(\d{1,6})/(\d{1,20}-\d{1,20})")
 
@@ -38,7 +39,7 @@ def add_dead_arguments(p: argparse.ArgumentParser) -> None:
     show.add_argument("entry", help="SHARD/ENTRY as `dead list` prints it")
     retry = sub.add_parser("retry", help="run a dead-lettered spend again (operator key)")
     retry.add_argument("entry", help="SHARD/ENTRY as `dead list` prints it")
-    retry.add_argument("--key-id", default=None, help="sign with this key (default: the first operator key)")
+    add_key_arguments(retry)
     drop = sub.add_parser("drop", help="remove entries from the dead stream")
     drop.add_argument("entries", nargs="+", metavar="SHARD/ENTRY", help="entries as `dead list` prints them")
     for s in (lst, show, retry, drop):

@@ -21,6 +21,7 @@ from messages.base import validate_agent_id
 from messages.errors import ConfigError
 from messages.money import format_usd, parse_positive_usd
 from supervisor.cli_common import add_deployment_arguments, connect, positive_float, reason_text, safe_text
+from supervisor.key_choice import add_key_arguments
 
 _DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,18})?", re.ASCII)
 
@@ -60,7 +61,7 @@ def add_trade_arguments(p: argparse.ArgumentParser) -> None:
     cl.add_argument("--reason", required=True, help="why, for the journal: some text, at most 1 kB")
     for s in (op, cl):
         add_deployment_arguments(s)
-        s.add_argument("--key-id", default=None, help="sign with this key (default: the first key with enough scope)")
+        add_key_arguments(s)
         s.add_argument("--wait", action="store_true", help="wait for the outcome and print it")
         s.add_argument("--timeout", type=positive_float, default=30.0, help="seconds --wait waits (default 30)")
         s.add_argument("--json", action="store_true", help="one JSON object (money in integer micro-USD)")

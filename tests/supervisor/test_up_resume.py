@@ -98,7 +98,7 @@ def test_up_stops_cleanly_and_resumes(tmp_path, redis_url, prefix, rclient):
     (["pay", "alice", "--to", "ag_0123456789ab", "--amount", "-5", "--description", "xyz"], "amount: -5 is negative"),
     (["bet", "alice", "--win-prob", "1.7"], "--win-prob 1.7: must be strictly between 0 and 1"),
     (["bet", "alice", "--fixed-stake", "nan"], "fixed-stake: NaN is not a finite amount"),
-    (["resume", "alice", "--reason", "r"], "this command needs a key of scope 'operator'"),
+    (["resume", "alice", "--reason", "r"], "resume needs the operator key: add --operator"),
 ])
 def test_bad_commands_are_refused_at_the_cli_in_one_line_and_nothing_is_sent(tmp_path, redis_url, prefix, rclient, argv,
                                                                              words):
