@@ -25,6 +25,7 @@ from runtime.atomic import AtomicSteps
 from runtime.clock import SystemClock
 from runtime.keys import Keys
 from supervisor.cli_common import add_deployment_arguments, connect, safe_text
+from supervisor.narrow import card, print_table_or_cards
 
 VENUE_SERVICES = ("casino", "trading", "wallet", "escrow")
 """Services whose venue agent id is shown by `agent list` (`pay --to` takes the casino one)."""
@@ -142,7 +143,11 @@ def agent_main(args: argparse.Namespace) -> int:
             table.add_row(Text(safe_text(row["agent"])), *(Text(safe_text(ids.get(s, "—"))) for s in services),
                           row["state"], format_usd(row["total_micros"]))
         console = Console()
-        console.print(table)
+        print_table_or_cards(console, table, (
+            card(safe_text(row["agent"]),
+                 " · ".join([*(f"{s} {safe_text(row['venue_ids'].get(s, '—'))}" for s in services),
+                             row["state"], format_usd(row["total_micros"])]))
+            for row in rows))
         for row in rows:
             if row["state"] != "ACTIVE":
                 console.print(Text(f"{safe_text(row['agent'])} {row['state']}: {safe_text(row['reason'], 200)}"))

@@ -404,7 +404,8 @@ def summarize(body: dict) -> str:
     else:
         text = ", ".join(f"{k}={_money_or_short(k, v)}" for k, v in body.items()
                          if k != "type" and not _SECRET_NAME.search(str(k)))
-    return _one_line(text)[:SUMMARY_CHARS]
+    text = _one_line(text)
+    return text if len(text) <= SUMMARY_CHARS else text[:SUMMARY_CHARS - 1] + "…"
 
 
 # ---------------------------------------------------------------- the deployment

@@ -22,6 +22,7 @@ from messages.errors import ConfigError
 from messages.money import format_usd, parse_positive_usd
 from supervisor.cli_common import add_deployment_arguments, connect, positive_float, reason_text, safe_text
 from supervisor.key_choice import add_key_arguments
+from supervisor.narrow import card, print_table_or_cards
 
 _DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,18})?", re.ASCII)
 
@@ -135,11 +136,18 @@ def trade_main(args: argparse.Namespace) -> int:
                     f"{format_usd(sum(r['margin_micros'] for r in rows))}", title_justify="left")
     for name in ("position", "coin", "side", "entry", "notional", "margin", "lev", "stop-loss", "take-profit",
                  "opened (UTC)"):
-        t.add_column(name, justify="right" if name in ("notional", "margin", "lev") else "left")
+        t.add_column(name, justify="right" if name in ("notional", "margin", "lev") else "left",
+                     no_wrap=name == "position")
     for r in rows:
         stop = r["stop_loss"] + (f" (trailing {r['trailing_bp']} bp)" if r["trailing_bp"] else "")
         t.add_row(Text(safe_text(r["position_id"])), Text(safe_text(r["coin"])), r["side"], r["entry_price"],
                   format_usd(r["notional_micros"]), format_usd(r["margin_micros"]), f"{r['leverage']}x", stop,
                   r["take_profit"], utc(r["opened_ms"]))
-    console.print(t)
+    print_table_or_cards(console, t, (
+        card(safe_text(r["position_id"]),
+             f"{r['side']} {safe_text(r['coin'])} {r['leverage']}x at {r['entry_price']} · notional "
+             f"{format_usd(r['notional_micros'])} · margin {format_usd(r['margin_micros'])}",
+             f"stop-loss {r['stop_loss']}" + (f" (trailing {r['trailing_bp']} bp)" if r["trailing_bp"] else "")
+             + f" · take-profit {r['take_profit']} · opened {utc(r['opened_ms'])}")
+        for r in rows))
     return 0
