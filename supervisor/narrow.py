@@ -13,9 +13,10 @@ from rich.text import Text
 
 
 def fits(console: Console, table: Table) -> bool:
-    """Whether `table` can be drawn at its natural width (no cell wrapped or cut) within the console."""
+    """Whether `table` fits the console with its no-wrap columns (the ids) whole and every other
+    cell wrapped no narrower than its longest word."""
     unbounded = console.options.update_width(1_000_000)
-    return Measurement.get(console, unbounded, table).maximum <= console.width
+    return Measurement.get(console, unbounded, table).minimum <= console.width
 
 
 def print_table_or_cards(console: Console, table: Table, cards: Iterable[RenderableType]) -> None:

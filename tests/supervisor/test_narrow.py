@@ -65,3 +65,11 @@ def test_trade_list_keeps_the_position_id_whole(redis_url, keys, wide_ids):
     assert POSITION in [line.strip() for line in lines]  # on its own line: copy it into `trade close`
     assert "…" not in "\n".join(lines)
     assert any("take-profit 99155.68" in line for line in lines)
+
+
+def test_dead_list_keeps_the_entry_id_and_agent_whole(redis_url, keys, rclient, wide_ids):
+    (entry_id, _), = rclient.xrange(keys.dead(keys.shard("alice")))
+    lines = _run(redis_url, keys, "dead", "list")
+    text = "\n".join(lines)
+    assert f"{keys.shard('alice')}/{entry_id.decode()}" in text and "alice" in text
+    assert "…" not in text
