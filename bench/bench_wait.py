@@ -66,9 +66,9 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "supervisor.cli", "agent", "add", "alice", "--capital", "1000",
                         "--prefix", prefix], check=True, capture_output=True)
         base = ["--prefix", prefix]
-        timed([*base, "--wait", "set-policy", "alice", "max_bet_bp=100"])
+        timed([*base, "--wait", "--operator", "set-policy", "alice", "max_bet_bp=100"])
         rows = {"publish only (baseline)": ([*base, "bet", "alice", "--fixed-stake", "2.50"], 0),
-                "--wait rebalance": ([*base, "--wait", "rebalance", "alice", "--reason", "bench"], 0),
+                "--wait rebalance": ([*base, "--wait", "--operator", "rebalance", "alice", "--reason", "bench"], 0),
                 "--wait refused bet": ([*base, "--wait", "bet", "alice", "--fixed-stake", "2.50"], 1)}
         for name, (argv, expected) in rows.items():
             times = []

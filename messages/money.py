@@ -131,6 +131,19 @@ def format_usd(micros: int) -> str:
     return f"{sign}${abs(dollars):,.2f}"
 
 
+def format_usd_exact(micros: int) -> str:
+    """Dollars for a reason sentence, exact: `format_usd` when the figure is whole cents
+    (`1001070000` → `"$1,001.07"`), else every micro that matters (`1001075800` → `"$1,001.0758"`,
+    `-5` → `"-$0.000005"`), so a limit missed by one micro-USD still shows. Same shape as
+    `format_usd`: sign before `$`, thousands separated."""
+    if micros % CENT == 0:
+        return format_usd(micros)
+    dollars = (Decimal(abs(micros)) / MICRO).quantize(_SIX_PLACES)
+    integral, _, decimals = f"{dollars:f}".partition(".")
+    sign = "-" if micros < 0 else ""
+    return f"{sign}${int(integral):,}.{decimals.rstrip('0').ljust(2, '0')}"
+
+
 def fraction_of(micros: int, numerator: int, denominator: int) -> int:
     """`micros × numerator / denominator`, floored: percentages of balances without floats."""
     if denominator <= 0:

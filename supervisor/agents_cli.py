@@ -22,6 +22,7 @@ from messages.errors import ConfigError, TreasuryError
 from messages.money import format_usd, parse_positive_usd
 from runtime.keys import Keys
 from supervisor.cli_common import add_deployment_arguments, connect, safe_text
+from supervisor.narrow import card, print_table_or_cards
 from supervisor.onboard_many import add_agent
 
 VENUE_SERVICES = ("casino", "trading", "wallet", "escrow")
@@ -133,7 +134,11 @@ def agent_main(args: argparse.Namespace) -> int:
             table.add_row(Text(safe_text(row["agent"])), *(Text(safe_text(ids.get(s, "—"))) for s in services),
                           row["state"], format_usd(row["total_micros"]))
         console = Console()
-        console.print(table)
+        print_table_or_cards(console, table, (
+            card(safe_text(row["agent"]),
+                 " · ".join([*(f"{s} {safe_text(row['venue_ids'].get(s, '—'))}" for s in services),
+                             row["state"], format_usd(row["total_micros"])]))
+            for row in rows))
         for row in rows:
             if row["state"] != "ACTIVE":
                 console.print(Text(f"{safe_text(row['agent'])} {row['state']}: {safe_text(row['reason'], 200)}"))

@@ -54,7 +54,7 @@ def alerts_main(args: argparse.Namespace) -> int:
         return 0
     t = Table(title=f"{len(alerts)} newest of {total} alerts", title_justify="left")
     for name in ("time (UTC)", "worker", "halted", "reason"):
-        t.add_column(name, overflow="fold" if name == "reason" else "ellipsis")
+        t.add_column(name, overflow="fold", no_wrap=name == "time (UTC)", ratio=1 if name == "reason" else None)
     for a in alerts:
         halted = a.get("halted") or []
         t.add_row(utc(int(a.get("at_ms") or 0)), Text(safe_text(a.get("worker", ""))),

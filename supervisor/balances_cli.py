@@ -1,7 +1,9 @@
 """`treasury balances AGENT`: the agent's money across the chains, in USD, from the 5-minute cache.
 
-`--json` names every amount's unit: `*_micros` are integer micro-USD; `native_units` is the
-chain's native coin in its smallest unit (wei, lamports, ...), named by `native_symbol`.
+`--json` names every amount's unit: `*_micros` are integer micro-USD; a native coin's
+`amount_units` is in its smallest unit (wei, lamports, ...), named by `symbol`. Each chain's
+`usdc` and `native` say whether they were read (`status`: read / unknown with the `reason` /
+none, as USDC on bitcoin and monero): `supervisor.balances_view`.
 
 Reads through `actors.chain_view.ChainView` (the same view the actors use), so a second call
 within five minutes costs no wallet request; `--refresh` reads every chain again.
@@ -37,13 +39,14 @@ def balances_main(args: argparse.Namespace) -> int:
         raise ConfigError("this deployment records no wallet venue")
     view = ChainView(client, keys, SystemClock(), wallet_client_factory(client, keys, venues["wallet"]))
     b = view.balances(args.agent, refresh=args.refresh)
+    from supervisor.balances_view import cell, token_states
+
+    chains = token_states(b)
     data = {
         # an unreadable chain makes the totals unknown (null), never a smaller number
         "agent": b.agent, "total_micros": b.known_total_usd, "usdc_total_micros": b.usdc_total if b.complete else None,
         "read_total_micros": b.total_usd,
-        "chains": {name: {"address": h.address, "usdc_micros": h.usdc, "native_units": h.native,
-                          "native_symbol": h.native_symbol}
-                   for name, h in sorted(b.holdings.items())},
+        "chains": chains,
         "usd_per_coin": {asset: str(p) for asset, p in sorted(b.prices.items())},
         "refreshed": list(b.refreshed), "unread": dict(sorted(b.unread.items())),
     }
@@ -54,15 +57,17 @@ def balances_main(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title=balances_title(b))
-    for column in ("chain", "address", "USDC", "native", "source"):
-        table.add_column(column, justify="right" if column in ("USDC", "native") else "left")
-    for name, h in sorted(b.holdings.items()):
-        table.add_row(name, h.address or "—", format_usd(h.usdc) if h.usdc is not None else "unreadable",
-                      f"{h.native} {h.native_symbol} units" if h.native is not None else "unreadable",
-                      "wallet" if name in b.refreshed else "cache")
-    for name, why in sorted(b.unread.items()):
-        table.add_row(name, "—", "—", "—", why)
-    Console().print(table)
+    table.add_column("chain", no_wrap=True)
+    table.add_column("USDC", justify="right", ratio=1)
+    table.add_column("native", justify="right", ratio=1)
+    table.add_column("source", no_wrap=True)
+    for name, c in chains.items():
+        table.add_row(name, cell(c["usdc"], format_usd), cell(c["native"], format_usd), c["source"] or "—")
+    console = Console()
+    console.print(table)
+    console.print("addresses", style="bold")
+    for name, c in chains.items():
+        console.print(f"  {name:<9} {c['address'] or '— (none recorded)'}", soft_wrap=True)
     return 0
 
 

@@ -183,12 +183,44 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_sandbox(None, argv[1:])
     parser = build_parser()
     args = parse_args(parser, argv)
+    _pipe_errors_reach_main()
     try:
         return _handler(args.command)(args)
+    except BrokenPipeError:
+        return _reader_gone()
     except EXPECTED_ERRORS as exc:
         return report_error(_command_name(args), _describe(exc))
     except KeyboardInterrupt:
         return 130
+
+
+def _raise_broken_pipe(console) -> None:
+    raise BrokenPipeError(32, "Broken pipe")
+
+
+def _pipe_errors_reach_main() -> None:
+    """rich's consoles exit 1 on a broken pipe (`Console.on_broken_pipe`, the hook rich documents
+    for changing that); every command's consoles hand it to `main` instead, which exits 141."""
+    from rich.console import Console
+
+    Console.on_broken_pipe = _raise_broken_pipe  # type: ignore[method-assign]
+
+
+def _reader_gone() -> int:
+    """The reader of our output went away (`treasury watch | head`): stop quietly, as `yes | head`
+    does. Standard output is pointed at /dev/null so the interpreter's last flush cannot fail
+    again; the exit code is 141 (128 + SIGPIPE), what a shell reports for a process that pipe killed."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
+
+
+EXIT_BROKEN_PIPE = 141
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:

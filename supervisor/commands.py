@@ -1,7 +1,8 @@
 """`treasury cmd ...`: publish a signed command to Redis, as any other program may.
 
 Each subcommand builds one typed message, wraps it in an envelope, signs it with a key from the
-deployment's keyring (the operator key where the command needs one) and XADDs it to the role's
+deployment's keyring (the agent key unless `--operator` or `--key-id` names another;
+`supervisor/key_choice.py`) and XADDs it to the role's
 command stream of the agent's shard (the role and the scope come from `messages/catalogue.py`).
 Every value is checked before anything is published (`supervisor/cmd_checks.py`: flags, free text,
 the actors' minimums against the agent's effective policy; `supervisor/cmd_schema.py`: the message
@@ -27,12 +28,12 @@ from messages.money import parse_positive_usd
 from messages.schema import CoinFlip, Dice, Multiplier, PlaceBet, RetrySpend, SetRisk
 from runtime.clock import SystemClock
 from runtime.journal import JournalFollower
-from runtime.keyring import Keyring, SigningKey, scope_covers
 from runtime.signing import required_scope_for, sign
 from supervisor.cli_common import add_deployment_arguments, connect, data_dir_path, positive_float, safe_text
 from supervisor.cmd_checks import FIELD_FLAGS, check_against_policy, check_cmd_args, check_policy_settings
 from supervisor.cmd_schema import check_body
 from supervisor.deployment import load_keyring
+from supervisor.key_choice import add_key_arguments, pick_key
 from supervisor.outcome import EXIT_DONE, EXIT_NO_OUTCOME, EXIT_NOT_DONE, describe, wait_outcome
 from supervisor.status_json import label_message
 
@@ -116,7 +117,7 @@ def _retry(a):
 
 def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     add_deployment_arguments(p)
-    p.add_argument("--key-id", default=None, help="sign with this key (default: the first key with enough scope)")
+    add_key_arguments(p)
     p.add_argument("--wait", action="store_true",
                    help="wait for the command's outcome and print it; exit 0 done, 1 refused, rejected or failed, "
                         "3 no outcome within --timeout")
@@ -141,7 +142,7 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     bet.set_defaults(build=_bet)
 
     for name, state, text in (("pause", "PAUSED", "pause all spending"), ("halt", "HALTED", "halt for manual review"),
-                              ("resume", "ACTIVE", "resume (from HALTED needs the operator key)")):
+                              ("resume", "ACTIVE", "resume spending (operator key, whatever the state)")):
         s = sub.add_parser(name, help=text)
         s.add_argument("agent", help="the agent\'s name")
         s.add_argument("--reason", required=True, help="why, for the journal: some text, at most 1 kB")
@@ -197,18 +198,6 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     add_silo_commands(sub)
 
 
-def pick_key(keyring: Keyring, scope: str, key_id: str | None) -> SigningKey:
-    if key_id:
-        key = keyring.get(key_id)
-        if key is None:
-            raise ConfigError(f"no key {key_id!r} in the keyring")
-        return key
-    for key in keyring:
-        if scope_covers(key.scope, scope):
-            return key
-    raise ConfigError(f"this command needs a key of scope {scope!r}; the keyring has none")
-
-
 def _role(body, args: argparse.Namespace) -> str:
     """The stream the command goes to: the catalogue's role (a retry goes to the role the operator named)."""
     if isinstance(body, RetrySpend):
@@ -235,7 +224,7 @@ def cmd_main(args: argparse.Namespace) -> int:
     now = SystemClock().now_ms()
     envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())
     decode(encode(envelope))  # validate here, as a worker would: a bad value is refused before it is sent
-    key = pick_key(load_keyring(data_dir_path(args.data_dir)), required_scope_for(body), args.key_id)
+    key = pick_key(load_keyring(data_dir_path(args.data_dir)), required_scope_for(body), args.key_id, what=args.cmd)
     if not client.exists(keys.risk(args.agent)):
         raise ConfigError(f"unknown agent {args.agent!r}: `treasury agent list` shows the agents this treasury serves")
     envelope = sign(envelope, key, now_ms=now)

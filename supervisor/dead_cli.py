@@ -24,6 +24,8 @@ from messages.catalogue import SPEND_ROLES
 from messages.errors import ConfigError
 from runtime.keys import Keys
 from supervisor.cli_common import add_deployment_arguments, connect, positive_int, safe_text
+from supervisor.key_choice import add_key_arguments
+from supervisor.narrow import card, print_table_or_cards
 
 _ENTRY = re.compile(r"(\d{1,6})/(\d{1,20}-\d{1,20})")
 
@@ -37,7 +39,7 @@ def add_dead_arguments(p: argparse.ArgumentParser) -> None:
     show.add_argument("entry", help="SHARD/ENTRY as `dead list` prints it")
     retry = sub.add_parser("retry", help="run a dead-lettered spend again (operator key)")
     retry.add_argument("entry", help="SHARD/ENTRY as `dead list` prints it")
-    retry.add_argument("--key-id", default=None, help="sign with this key (default: the first operator key)")
+    add_key_arguments(retry)
     drop = sub.add_parser("drop", help="remove entries from the dead stream")
     drop.add_argument("entries", nargs="+", metavar="SHARD/ENTRY", help="entries as `dead list` prints them")
     for s in (lst, show, retry, drop):
@@ -127,12 +129,16 @@ def dead_main(args: argparse.Namespace) -> int:
             return 0
         console.print(Text("by reason: " + ", ".join(f"{n} {r}" for r, n in counts.most_common())))
         t = Table(title=f"{len(entries)} newest of {total} dead entries", title_justify="left")
-        for name in ("entry", "role", "agent", "tries", "error"):
-            t.add_column(name, overflow="fold" if name == "error" else "ellipsis")
+        for name in ("entry", "role", "agent", "tries", "error"):  # entry ids and agents are copied: never cut
+            t.add_column(name, overflow="fold", no_wrap=name in ("entry", "agent"),
+                         ratio=1 if name == "error" else None)
         for e in entries:
             t.add_row(e["entry"], e["role"], Text(safe_text(e["agent"])), str(e["deliveries"]),
                       Text(safe_text(e["error"], 200)))
-        console.print(t)
+        print_table_or_cards(console, t, (
+            card(e["entry"], f"{e['role']} · {safe_text(e['agent'])} · {e['deliveries']} tries",
+                 safe_text(e["error"], 200))
+            for e in entries))
         return 0
     if args.dead_cmd == "show":
         shard, entry_id, fields = _one(client, keys, args.entry)

@@ -129,13 +129,14 @@ def escrow_overcommit(run: ScenarioRun) -> None:
     counterparty = CasinoClient(run.sandbox.urls["casino"]).register().agent_id
     run.say("the reserve holds $400, so at most $120 (30 %) may be locked in escrow, fees included")
     for amount in ("80", "40"):
+        shown = format_usd(parse_usd(amount))
         events = run.send("escrow", CreateEscrow(counterparty=counterparty, amount=parse_usd(amount),
-                                                 description=f"pay for work worth ${amount}", timeout_hours=24))
+                                                 description=f"pay for work worth {shown}", timeout_hours=24))
         outcome = next(e.body for e in events if isinstance(e.body, (EscrowCreated, EscrowRefused)))
         if isinstance(outcome, EscrowCreated):
-            run.say(f"an escrow of ${amount}: created, {format_usd(outcome.locked_after)} now locked")
+            run.say(f"an escrow of {shown}: created, {format_usd(outcome.locked_after)} now locked")
         else:
-            run.say(f"an escrow of ${amount}: refused — {outcome.reason}")
+            run.say(f"an escrow of {shown}: refused — {outcome.reason}")
         asked = [e.body for e in events if isinstance(e.body, (RebalancePlanned, RebalanceSkipped))]
         if asked:
             run.say(f"  (a large escrow asks the Rebalancer to top the reserve up: {type(asked[0]).__name__})")

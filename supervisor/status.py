@@ -162,7 +162,7 @@ def collect_agents(client: redis.Redis, keys: Keys, agents: list[str], *, now_ms
                    journal_tail: int = 10) -> list[dict]:
     """One dict per agent, read with one pipeline per `BATCH` agents."""
     out: list[dict] = []
-    per_agent = 7
+    per_agent = 8
     for start in range(0, len(agents), BATCH):
         chunk = agents[start:start + BATCH]
         pipe = client.pipeline(transaction=False)
@@ -174,6 +174,7 @@ def collect_agents(client: redis.Redis, keys: Keys, agents: list[str], *, now_ms
             pipe.hgetall(positions_key(keys, agent))
             pipe.xrevrange(keys.events(agent), count=max(1, journal_tail))
             pipe.xlen(keys.events(agent))
+            pipe.hgetall(keys.silo_intents(agent))
         replies = pipe.execute(raise_on_error=False)
         for i, agent in enumerate(chunk):
             r = replies[i * per_agent:(i + 1) * per_agent]
@@ -182,7 +183,7 @@ def collect_agents(client: redis.Redis, keys: Keys, agents: list[str], *, now_ms
 
 
 def _agent_status(keys: Keys, agent: str, now_ms: int, journal_tail: int, ledger_raw, risk_raw, resv_raw,
-                  escrows_raw, positions_raw, events_raw, events_len) -> dict:
+                  escrows_raw, positions_raw, events_raw, events_len, intents_raw) -> dict:
     errors: list[str] = []
     ledger = _hash(ledger_raw, "ledger", errors)
     buckets, total = bucket_rows(ledger)
@@ -200,6 +201,7 @@ def _agent_status(keys: Keys, agent: str, now_ms: int, journal_tail: int, ledger
         "reservations": reservation_rows(_hash(resv_raw, "reservations", errors), now_ms),
         "escrows": record_rows(_hash(escrows_raw, "escrows", errors), "amount"),
         "positions": record_rows(_hash(positions_raw, "positions", errors), "margin"),
+        "in_transit": transit_rows(_hash(intents_raw, "silo transfers", errors), ledger),
         "journal": {
             "length": int(_reply(events_len, "journal length", errors, 0) or 0),
             "events": [journal_row(entry_id, fields) for entry_id, fields in reversed(events or [])],
@@ -209,6 +211,30 @@ def _agent_status(keys: Keys, agent: str, now_ms: int, journal_tail: int, ledger
 
 
 # ---------------------------------------------------------------- buckets and risk
+
+
+IN_FLIGHT = ("pending", "sent")
+"""Silo-transfer index states (`actors.silo.records`) in which the money has left its bucket's
+available balance and not yet landed: it is held as `<bucket>:in_transit` in the ledger."""
+
+
+def transit_rows(intents: dict[str, str], ledger: dict[str, str]) -> dict:
+    """Money between silos: the transfers not yet landed (from the silo actor's per-agent index,
+    `transfer id → from|to|amount|status`), and the ledger's `<bucket>:in_transit` per bucket.
+
+    Shape: `{"count", "amount", "items": [{"transfer", "from_silo", "to_silo", "amount", "state"}],
+    "by_bucket_micros": {bucket: amount}}`, money in micro-USD; `amount` is the ledger's sum (what the
+    treasury total counts as in transit), which the items explain."""
+    items = []
+    for transfer, value in sorted(intents.items()):
+        parts = value.split("|")
+        if len(parts) != 4 or parts[3] not in IN_FLIGHT:
+            continue
+        items.append({"transfer": transfer, "from_silo": parts[0], "to_silo": parts[1], "amount": _int(parts[2]),
+                      "state": parts[3]})
+    by_bucket = {b: _int(ledger.get(f"{b}:in_transit")) for b in BUCKETS if _int(ledger.get(f"{b}:in_transit"))}
+    return {"count": len(items), "amount": sum(by_bucket.values()), "items": items[:MAX_ITEMS],
+            "by_bucket_micros": by_bucket}
 
 
 def bucket_rows(ledger: dict[str, str]) -> tuple[list[dict], int]:
@@ -648,22 +674,27 @@ def backlog_rows(client: redis.Redis, keys: Keys, roles: Iterable[str] = ROLES) 
     """Per role, over every shard: entries in the command streams, pending (delivered, not acked)
     and lag (not yet delivered) for the role's consumer group.
 
-    `lag` is null when Redis cannot tell (before 7.0, or after entries were deleted); a stream
-    with entries but no group is counted in `ungrouped`, since nothing will ever read it.
+    `lag` is what Redis 7 reports for the group; where it reports none (Redis 6.2, which keeps no
+    such counter, or 7.x after entries were deleted) it is counted: the entries after the group's
+    last-delivered id (`XRANGE (<id> +`), which are exactly the ones not yet delivered, deleted or
+    not. A count stops at `LAG_SCAN` entries per stream and the role's `lag_at_least` is then true
+    (at least that many). `lag` is null only if even that read failed. A stream with entries but no
+    group is counted in `ungrouped`, since nothing will ever read it.
     """
     roles = list(roles)
     pipe = client.pipeline(transaction=False)
+    stream_of: dict[tuple[str, int], str] = {}
     for role in roles:
         for shard in range(keys.shards):
-            stream = keys.commands(shard, role)
+            stream = stream_of[(role, shard)] = keys.commands(shard, role)
             pipe.xlen(stream)
             pipe.xinfo_groups(stream)
     replies = pipe.execute(raise_on_error=False)
     out: dict[str, dict] = {}
+    uncounted: list[tuple[str, int, str, str, int]] = []
     i = 0
     for role in roles:
-        acc = {"streams": 0, "entries": 0, "pending": 0, "lag": 0, "ungrouped": 0, "busy_shards": []}
-        lag_known = True
+        acc: dict = {"streams": 0, "entries": 0, "pending": 0, "lag": 0, "ungrouped": 0, "busy_shards": []}
         for shard in range(keys.shards):
             length, groups = replies[i], replies[i + 1]
             i += 2
@@ -682,17 +713,40 @@ def backlog_rows(client: redis.Redis, keys: Keys, roles: Iterable[str] = ROLES) 
             pending = _int(group.get("pending"))
             lag = group.get("lag")
             acc["pending"] += pending
-            if lag is None:
-                lag_known = False
-            else:
-                acc["lag"] += int(lag)
+            if lag is None and length:
+                last = _text(group.get("last-delivered-id", b"0-0"))
+                uncounted.append((role, shard, stream_of[(role, shard)], last, pending))
+                continue
+            lag = int(lag or 0)
+            acc["lag"] += lag
             if pending or lag:
                 acc["busy_shards"].append({"shard": shard, "pending": pending, "lag": lag})
-        if not lag_known:
+        out[role] = acc
+    _count_lag(client, out, uncounted)
+    return {role: acc for role, acc in out.items() if acc["streams"]}
+
+
+LAG_SCAN = 1000
+"""Entries counted per stream when Redis does not report a group's lag (Redis 6.2)."""
+
+
+def _count_lag(client: redis.Redis, out: dict[str, dict], uncounted: list[tuple[str, int, str, str, int]]) -> None:
+    """The lag of groups Redis gave none for: entries after the last-delivered id, up to `LAG_SCAN`."""
+    if not uncounted:
+        return
+    pipe = client.pipeline(transaction=False)
+    for _, _, stream, last, _ in uncounted:
+        pipe.xrange(stream, min=f"({last}", max="+", count=LAG_SCAN)
+    for (role, shard, _, _, pending), entries in zip(uncounted, pipe.execute(raise_on_error=False), strict=True):
+        acc = out[role]
+        if isinstance(entries, Exception) or acc["lag"] is None:
             acc["lag"] = None
-        if acc["streams"]:
-            out[role] = acc
-    return out
+            continue
+        lag = len(entries)
+        acc["lag"] += lag
+        acc["lag_at_least"] = acc.get("lag_at_least", False) or lag >= LAG_SCAN
+        if lag or pending:
+            acc["busy_shards"].append({"shard": shard, "pending": pending, "lag": lag})
 
 
 # ---------------------------------------------------------------- helpers

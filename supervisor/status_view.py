@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import redis
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.rule import Rule
 from rich.table import Table
@@ -159,14 +160,17 @@ def buckets_table(agent: dict) -> Table:
 
 
 def records_table(title: str, records: dict, money_field: str, empty: str) -> RenderableType:
-    """Escrows or positions: id, the money field, and the record's other fields on one line."""
+    """Escrows or positions: id, the money field, and the record's other fields.
+
+    The id is never cut (an operator copies it into `release`, `dispute`, `trade close`): its
+    column is as wide as the longest id, and the details wrap."""
     if not records["count"]:
         return Text(empty, style="dim")
     t = Table(title=f"{title} ({records['count']}, {money_field} {format_usd(records[money_field])})",
               title_justify="left")
-    t.add_column("id")
-    t.add_column(money_field, justify="right")
-    t.add_column("details")
+    t.add_column("id", no_wrap=True, min_width=max(len(str(r["id"])) for r in records["items"]))
+    t.add_column(money_field, justify="right", no_wrap=True)
+    t.add_column("details", ratio=1, overflow="fold")
     for r in records["items"]:
         money = r.get(money_field)
         details = " ".join(f"{k}={_money_or_value(k, v)}" for k, v in r.items() if k not in ("id", money_field))
@@ -181,25 +185,45 @@ def reservations_table(resv: dict) -> RenderableType:
     if not resv["count"]:
         return Text("no reservations in flight", style="dim")
     t = Table(title=f"reservations in flight ({resv['count']}, {format_usd(resv['amount'])})", title_justify="left")
-    for name in ("message", "bucket", "amount", "fence seq", "age"):
-        t.add_column(name, justify="right" if name in ("amount", "fence seq", "age") else "left")
+    t.add_column("message", no_wrap=True, min_width=max(len(r["msg_id"]) for r in resv["items"]))
+    for name in ("bucket", "amount", "fence seq", "age"):
+        t.add_column(name, justify="right" if name in ("amount", "fence seq", "age") else "left", overflow="fold")
     for r in resv["items"]:
         t.add_row(Text(r["msg_id"]), r["bucket"], format_usd(r["amount"]), str(r["seq"]), age(r["age_ms"]))
     return t
 
 
+def transit_block(transit: dict) -> RenderableType:
+    """Money between silos (sent, not yet credited), one line per transfer, its id whole."""
+    if not transit["count"] and not transit["amount"]:
+        return Text("nothing in transit between silos", style="dim")
+    per_bucket = ", ".join(f"{b} {format_usd(v)}" for b, v in transit["by_bucket_micros"].items())
+    text = Text(f"in transit between silos: {format_usd(transit['amount'])}", style="bold yellow")
+    if per_bucket:
+        text.append(f" (held for {per_bucket})")
+    for r in transit["items"]:
+        text.append(f"\n  {r['from_silo']} → {r['to_silo']} {format_usd(r['amount'])} {r['state']}, transfer ")
+        text.append(r["transfer"], style="dim")
+    return text
+
+
 def events_table(journal: dict) -> RenderableType:
+    """The latest events: when and what type in the first column, then what happened, with the
+    message that caused it on its own dim line, so "what happened" keeps most of an 80-column screen."""
     if not journal["events"]:
         return Text("journal is empty", style="dim")
     t = Table(title=f"last {len(journal['events'])} of {journal['length']} events", title_justify="left")
-    t.add_column("time (UTC)", no_wrap=True)
-    t.add_column("type", no_wrap=True)
-    t.add_column("what happened", ratio=1)
-    t.add_column("caused by", no_wrap=True, style="dim")
+    t.add_column("time (UTC) · type", no_wrap=True)
+    t.add_column("what happened · caused by", ratio=1, overflow="fold")
     for e in journal["events"]:
         style = "red" if e.get("outcome") in ("refused", "rejected", "failed") else (
             "bold yellow" if e["type"] == "RiskStateChanged" else None)
-        t.add_row(utc(e["created_ms"]), Text(e["type"], style=style or ""), Text(e["summary"]), e["causation"] or "")
+        when = Text(utc(e["created_ms"]) + "\n")
+        when.append(e["type"], style=style or "")
+        what = Text(e["summary"])
+        if e["causation"]:
+            what.append(f"\n← {e['causation']}", style="dim")
+        t.add_row(when, what)
     return t
 
 
@@ -210,7 +234,8 @@ def agent_detail(agent: dict) -> RenderableType:
     if not agent["known"]:
         parts.append(Text("no ledger for this agent: every spend is refused until its treasury is opened",
                           style="bold magenta"))
-    parts += [risk_block(agent["risk"]), buckets_table(agent), reservations_table(agent["reservations"]),
+    parts += [risk_block(agent["risk"]), buckets_table(agent), transit_block(agent["in_transit"]),
+              reservations_table(agent["reservations"]),
               records_table("open escrows", agent["escrows"], "amount", "no open escrows"),
               records_table("open positions", agent["positions"], "margin", "no open positions"),
               events_table(agent["journal"])]
@@ -241,24 +266,37 @@ def agents_summary(agents: list[dict], now_ms: int) -> Table:
 
 
 def workers_table(workers: list[dict]) -> RenderableType:
-    """Workers: heartbeat, and from the supervisor uptime, restarts and the last exit reason."""
+    """Workers: heartbeat, and from the supervisor uptime, restarts and the last exit reason.
+
+    Fits 80 columns with whole headers: the role is shown only when the worker's name does not
+    start with it, and each last exit gets its own line under the table."""
     if not workers:
         return Text("no worker has reported a heartbeat", style="yellow")
-    t = Table(title="workers", title_justify="left")
-    for name, justify in (("consumer", "left"), ("pid", "right"), ("role", "left"), ("shards", "left"),
-                          ("heartbeat", "right"), ("uptime", "right"), ("restarts", "right"),
-                          ("processed", "right"), ("dead", "right"), ("last exit", "left")):
-        t.add_column(name, justify=justify, overflow="fold" if name == "last exit" else "ellipsis")
+    t = Table(title="workers", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True,
+              pad_edge=False)
+    t.add_column("worker", no_wrap=True, min_width=max(len(_worker_name(w)) for w in workers))
+    for name in ("pid", "shards", "heartbeat", "uptime", "restarts", "done", "dead"):
+        t.add_column(name, justify="left" if name == "shards" else "right", overflow="fold", min_width=len(name))
+    exits = []
     for w in workers:
         beat = age(w["age_ms"]) + (" ago" if w["age_ms"] is not None else "") + (" STALE" if w["stale"] else "")
         restarts = w.get("restarts")
-        t.add_row(Text(w["consumer"]), str(w["pid"] if w["pid"] is not None else "?"), w["role"],
+        t.add_row(Text(_worker_name(w)), str(w["pid"] if w["pid"] is not None else "?"),
                   shards_text(w["shards"]), beat, age(w["uptime_ms"]) if w.get("uptime_ms") is not None else "—",
                   Text("—" if restarts is None else str(restarts), style="yellow" if restarts else ""),
                   str(w["processed"]), Text(str(w["dead_lettered"]), style="red" if w["dead_lettered"] else ""),
-                  Text(w.get("last_exit") or "", style="red" if w.get("escalated") else ""),
                   style="bold red" if w["stale"] else None)
-    return t
+        if w.get("last_exit"):
+            line = Text(f"{w['consumer']} last exit: ", style="dim")
+            line.append(w["last_exit"], style="red" if w.get("escalated") else "")
+            exits.append(line)
+    t.caption = "done: commands processed · dead: dead-lettered"
+    return Group(t, *exits) if exits else t
+
+
+def _worker_name(w: dict) -> str:
+    consumer, role = str(w["consumer"]), str(w.get("role") or "")
+    return consumer if not role or consumer.startswith(role) else f"{consumer} ({role})"
 
 
 def alerts_text(alerts: dict) -> RenderableType:
@@ -324,7 +362,8 @@ def backlog_table(backlog: dict) -> RenderableType:
     for role, b in backlog.items():
         busy = b["pending"] or b["lag"] or b["ungrouped"]
         t.add_row(role, str(b["streams"]), str(b["entries"]), str(b["pending"]),
-                  "?" if b["lag"] is None else str(b["lag"]), str(b["ungrouped"]),
+                  "?" if b["lag"] is None else f"{b['lag']}+" if b.get("lag_at_least") else str(b["lag"]),
+                  str(b["ungrouped"]),
                   style="yellow" if busy else None)
     return t
 

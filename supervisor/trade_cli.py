@@ -21,6 +21,8 @@ from messages.base import validate_agent_id
 from messages.errors import ConfigError
 from messages.money import format_usd, parse_positive_usd
 from supervisor.cli_common import add_deployment_arguments, connect, positive_float, reason_text, safe_text
+from supervisor.key_choice import add_key_arguments
+from supervisor.narrow import card, print_table_or_cards
 
 _DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,18})?", re.ASCII)
 
@@ -69,7 +71,7 @@ def add_trade_arguments(p: argparse.ArgumentParser) -> None:
     cl.add_argument("--reason", required=True, help="why, for the journal: some text, at most 1 kB")
     for s in (op, cl):
         add_deployment_arguments(s)
-        s.add_argument("--key-id", default=None, help="sign with this key (default: the first key with enough scope)")
+        add_key_arguments(s)
         s.add_argument("--wait", action="store_true", help="wait for the outcome and print it")
         s.add_argument("--timeout", type=positive_float, default=30.0, help="seconds --wait waits (default 30)")
         s.add_argument("--json", action="store_true", help="one JSON object (money in integer micro-USD)")
@@ -141,11 +143,18 @@ def trade_main(args: argparse.Namespace) -> int:
                     f"{format_usd(sum(r['margin_micros'] for r in rows))}", title_justify="left")
     for name in ("position", "coin", "side", "entry", "notional", "margin", "lev", "stop-loss", "take-profit",
                  "opened (UTC)"):
-        t.add_column(name, justify="right" if name in ("notional", "margin", "lev") else "left")
+        t.add_column(name, justify="right" if name in ("notional", "margin", "lev") else "left",
+                     no_wrap=name == "position")
     for r in rows:
         stop = r["stop_loss"] + (f" (trailing {r['trailing_bp']} bp)" if r["trailing_bp"] else "")
         t.add_row(Text(safe_text(r["position_id"])), Text(safe_text(r["coin"])), r["side"], r["entry_price"],
                   format_usd(r["notional_micros"]), format_usd(r["margin_micros"]), f"{r['leverage']}x", stop,
                   r["take_profit"], utc(r["opened_ms"]))
-    console.print(t)
+    print_table_or_cards(console, t, (
+        card(safe_text(r["position_id"]),
+             f"{r['side']} {safe_text(r['coin'])} {r['leverage']}x at {r['entry_price']} · notional "
+             f"{format_usd(r['notional_micros'])} · margin {format_usd(r['margin_micros'])}",
+             f"stop-loss {r['stop_loss']}" + (f" (trailing {r['trailing_bp']} bp)" if r["trailing_bp"] else "")
+             + f" · take-profit {r['take_profit']} · opened {utc(r['opened_ms'])}")
+        for r in rows))
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import time
 from typing import Callable
 
@@ -104,6 +105,7 @@ def watch_main(args: argparse.Namespace, *, clock: Clock | None = None, console:
         return fail("watch", exc)
     clock = clock or SystemClock()
     done = 0
+    previous = _stop_on_sigterm()
     try:
         if getattr(args, "json", False):
             while iterations is None or done < iterations:
@@ -116,16 +118,44 @@ def watch_main(args: argparse.Namespace, *, clock: Clock | None = None, console:
                     sleep(interval)
             return 0
         console = console or Console()
+        if not console.is_terminal:
+            return _print_frames(client, args, clock, console, iterations, interval, sleep)
         with Live(Text("reading…", style="dim"), console=console, auto_refresh=False) as live:
             while iterations is None or done < iterations:
                 live.update(frame(client, args, clock.now_ms(), console), refresh=True)
                 done += 1
                 if iterations is None or done < iterations:
                     sleep(interval)
-        if not console.is_terminal:
-            console.line()  # piped: Live leaves the last frame without its final newline
         return 0
     except KeyboardInterrupt:
         return 0
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         client.close()
+
+
+def _stop_on_sigterm():
+    """SIGTERM stops `watch` as Ctrl-C does: the loop ends, what was printed is flushed, exit 0.
+    Returns the previous handler (None when not in the main thread, where no handler can be set)."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return None
+
+
+def _print_frames(client, args, clock: Clock, console: Console, iterations: int | None, interval: float,
+                  sleep: Callable[[float], None]) -> int:
+    """Not a terminal (a pipe, a file): each refresh is printed after the last one and flushed, so
+    a reader (`| head`, a log file) sees every frame as it comes; no cursor movement."""
+    done = 0
+    while iterations is None or done < iterations:
+        console.print(frame(client, args, clock.now_ms(), console))
+        console.file.flush()
+        done += 1
+        if iterations is None or done < iterations:
+            sleep(interval)
+    return 0

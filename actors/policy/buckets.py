@@ -17,7 +17,7 @@ import msgspec
 from actors.kelly import KellyInputError, parse_fraction
 from messages.base import BUCKETS
 from messages.errors import ConfigError, TreasuryError
-from messages.money import CENT, MAX_MICROS, MICRO, format_usd, to_decimal
+from messages.money import MAX_MICROS, MICRO, format_usd_exact
 
 BP_SCALE = 10_000
 """Basis points in a whole."""
@@ -79,11 +79,9 @@ def below_share(part: int, whole: int, limit_bp: int) -> bool:
 
 
 def usd(micros: int) -> str:
-    """Dollars for a reason sentence: cents when exact, every micro when not (so 5 % + 1 micro shows)."""
-    if micros % CENT == 0:
-        return format_usd(micros)
-    sign = "-" if micros < 0 else ""
-    return f"{sign}${to_decimal(abs(micros))}"
+    """Dollars for a reason sentence: `messages.money.format_usd_exact` (cents when exact, every
+    micro when not, so 5 % + 1 micro shows; `$1,001.0758`)."""
+    return format_usd_exact(micros)
 
 
 def percent(part: int, whole: int) -> str:

@@ -242,7 +242,7 @@ def test_adding_an_existing_agent_says_plainly_that_nothing_was_done(deployment)
 def test_wait_prints_the_whole_outcome_line(deployment):
     run, client, keys, _ = deployment
     reason = "a long operator note " * 12
-    proc = run("cmd", "--wait", "rebalance", "alice", "--reason", reason.strip())
+    proc = run("cmd", "--wait", "--operator", "rebalance", "alice", "--reason", reason.strip())
     assert proc.returncode == 0, proc.stderr
     line = proc.stdout.strip()
     assert len(line.splitlines()) == 1 and not line.endswith("…")
@@ -257,18 +257,18 @@ def test_wait_prints_the_whole_outcome_line(deployment):
 @pytest.mark.redis
 def test_a_manual_risk_change_names_its_key_and_a_resume_of_an_active_agent_is_refused(deployment):
     run, client, keys, _ = deployment
-    resumed = run("cmd", "--wait", "--json", "resume", "alice", "--reason", "nothing to resume")
+    resumed = run("cmd", "--wait", "--json", "--operator", "resume", "alice", "--reason", "nothing to resume")
     assert resumed.returncode == 1, (resumed.stdout, resumed.stderr)
     data = json.loads(resumed.stdout)
     assert data["outcome"] == "CommandRefused" and "alice is already ACTIVE" in data["event"]["reason"]
-    plain = run("cmd", "--wait", "resume", "alice", "--reason", "again")
+    plain = run("cmd", "--wait", "--operator", "resume", "alice", "--reason", "again")
     assert plain.returncode == 1 and "already ACTIVE" in plain.stdout and "ACTIVE → ACTIVE" not in plain.stdout
 
     paused = run("cmd", "--wait", "--json", "pause", "alice", "--reason", "checking", "--until-resumed")
     assert paused.returncode == 0, paused.stderr
     data = json.loads(paused.stdout)
     assert data["event"]["breaker"] == f"key {data['key']}"
-    back = run("cmd", "--wait", "resume", "alice", "--reason", "checked")
+    back = run("cmd", "--wait", "--operator", "resume", "alice", "--reason", "checked")
     assert back.returncode == 0 and "PAUSED → ACTIVE by key " in back.stdout, back.stdout
 
 

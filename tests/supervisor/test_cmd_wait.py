@@ -61,7 +61,7 @@ def up(tmp_path, redis_url, prefix, rclient):
 
 
 def test_a_bet_over_the_overridden_cap_is_refused_with_the_effective_number_and_exits_1(up):
-    changed = up("--wait", "set-policy", "alice", "max_bet_bp=100")
+    changed = up("--wait", "--operator", "set-policy", "alice", "max_bet_bp=100")
     assert changed.returncode == 0, changed.stdout + changed.stderr
     assert "PolicyChanged: settings={max_bet_bp=100}" in changed.stdout
 
@@ -81,7 +81,7 @@ def test_a_bet_over_the_overridden_cap_is_refused_with_the_effective_number_and_
 
 def test_wait_rebalance_returns_its_outcome_and_exits_0(up):
     started = time.monotonic()
-    done = up("--wait", "rebalance", "alice", "--reason", "check")
+    done = up("--wait", "--operator", "rebalance", "alice", "--reason", "check")
     took = time.monotonic() - started
     assert done.returncode == 0, done.stdout + done.stderr
     assert "RebalanceSkipped:" in done.stdout or "RebalanceCompleted:" in done.stdout
@@ -95,7 +95,7 @@ def test_set_policy_with_an_unknown_or_out_of_range_setting_is_refused_before_pu
     for setting, words in (("max_bet_percent=1", "unknown policy setting 'max_bet_percent'"),
                            ("max_bet_bp=0", "max_bet_bp: 0 must be in [1, 10000]"),
                            ("daily_loss_bp=ten", "daily_loss_bp")):
-        refused = up("--wait", "set-policy", "alice", setting)
+        refused = up("--wait", "--operator", "set-policy", "alice", setting)
         assert refused.returncode == 2 and refused.stdout == ""
         assert len(refused.stderr.strip().splitlines()) == 1 and words in refused.stderr
     assert rclient.xlen(stream) == before  # nothing was published

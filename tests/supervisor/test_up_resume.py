@@ -100,7 +100,7 @@ def test_up_stops_cleanly_and_resumes(tmp_path, redis_url, prefix, rclient):
      "--amount: -5 is negative; it must be positive"),
     (["bet", "alice", "--win-prob", "1.7"], "--win-prob 1.7: must be strictly between 0 and 1"),
     (["bet", "alice", "--fixed-stake", "nan"], "fixed-stake: NaN is not a finite amount"),
-    (["resume", "alice", "--reason", "r"], "this command needs a key of scope 'operator'"),
+    (["resume", "alice", "--reason", "r"], "resume needs the operator key: add --operator"),
     (["pause", "alice", "--reason", "r", "--hours", "-1"], "--hours must be more than 0"),
     (["pause", "alice", "--reason", "r", "--hours", "0"], "--hours must be more than 0"),
     (["pause", "alice", "--reason", "r", "--hours", "nan"], "--hours must be more than 0"),
