@@ -186,9 +186,11 @@ class StreamBus:
                 else:
                     raise
 
-    def poll_once(self, block_ms: int | None = None) -> int:
-        """One blocking XREADGROUP for new entries; returns how many were handled."""
-        block = self.block_ms if block_ms is None else block_ms
+    def poll_once(self, block_ms: int | None = None, *, wait: bool = True) -> int:
+        """One XREADGROUP for new entries, blocking up to `block_ms` (default: the bus's) unless
+        `wait` is false (then it returns at once: how a deterministic in-process run drains);
+        returns how many entries were handled."""
+        block = (self.block_ms if block_ms is None else block_ms) if wait else None
         reply = self.reader.xreadgroup(self.group, self.consumer, {s: ">" for s in self.streams},
                                        count=self.batch, block=block)
         handled = 0

@@ -56,7 +56,7 @@ def _cmd_demo(args) -> int:
     if args.scenario:
         if args.scenario not in SCENARIOS:
             raise ConfigError(f"unknown scenario {args.scenario!r}; `treasury demo --list-scenarios` names them")
-        summary = run_scenario(args.scenario, seed=args.seed)
+        summary = run_scenario(args.scenario, seed=args.seed, record=args.record)
         if args.json:
             print(json.dumps(summary, sort_keys=True))
         else:
@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     demo.add_argument("--scenario", default=None, help="tell one breaker's or rebalancing rule's story")
     demo.add_argument("--list-scenarios", action="store_true", help="name the scenarios")
+    demo.add_argument("--record", default=None, metavar="FILE",
+                      help="with --scenario: run the roles in-process and write a replay record (.jsonl or .jsonl.gz)")
 
     kelly = sub.add_parser("kelly", help="the stake the Kelly policy would bet, and why")
     kelly.add_argument("--win-prob", required=True, help="probability of winning, in [0, 1]")
@@ -139,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_balances_arguments(sub.add_parser("balances", help="an agent's money across the chains, in USD"))
     add_status_arguments(sub.add_parser("status", help="buckets, risk, escrows, positions, events and workers"))
     add_watch_arguments(sub.add_parser("watch", help="the status, live"))
+    from supervisor.replay_cli import add_replay_arguments
+
+    add_replay_arguments(sub.add_parser("replay", help="play a recorded run back through the real actors"))
     return parser
 
 
@@ -154,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_kelly(args)
         if args.command == "demo":
             return _cmd_demo(args)
+        if args.command == "replay":
+            from supervisor.replay_cli import replay_main
+
+            return replay_main(args)
         if args.command == "up":
             from supervisor.up import up_main
 

@@ -14,10 +14,11 @@ What it guarantees, because the callers move money with it:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, TypeVar
 
@@ -114,6 +115,22 @@ def decode(data: Any, tp: type[T]) -> T:
     return msgspec.convert(data, tp, strict=False, dec_hook=_dec_hook)
 
 
+_routed_transport: httpx.BaseTransport | None = None
+
+
+@contextlib.contextmanager
+def routed_through(transport: httpx.BaseTransport) -> Iterator[httpx.BaseTransport]:
+    """Every client created inside the block (on any thread) sends through `transport` unless it is
+    given its own: how a run's venue answers are recorded and played back (supervisor/replay.py).
+    Clients created before or after the block are not affected."""
+    global _routed_transport
+    previous, _routed_transport = _routed_transport, transport
+    try:
+        yield transport
+    finally:
+        _routed_transport = previous
+
+
 class ServiceClient:
     """Base URL + bearer key + timeout + error mapping + safe retries, over `httpx.Client`."""
 
@@ -144,7 +161,7 @@ class ServiceClient:
         self.max_backoff_s = max_backoff_s
         self._sleep = sleep
         self._key: Secret | None = None if api_key is None else Secret(api_key)
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport,
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport or _routed_transport,
                                   headers={"user-agent": "agent-treasury", "accept": "application/json"})
 
     # ── key handling ──────────────────────────────────────────────────────────────────────
