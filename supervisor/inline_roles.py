@@ -12,6 +12,7 @@ spend passes, is the authority on the risk state either way.
 
 from __future__ import annotations
 
+from messages.envelope import seeded_ids
 from runtime.atomic import AtomicSteps
 from runtime.bus import StreamBus, command_client
 from runtime.clock import Clock
@@ -19,7 +20,6 @@ from runtime.command_gate import CommandGate
 from runtime.keyring import Keyring
 from runtime.keys import Keys
 from runtime.nonces import RedisNonceStore
-from messages.envelope import seeded_ids
 from supervisor.roles import ROLE_MODULES, build_actor
 
 ROLE_ORDER = list(ROLE_MODULES)

@@ -11,10 +11,12 @@ from supervisor import replay, replay_format
 
 
 def add_replay_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help="a record written by `treasury demo --scenario NAME --record FILE` (.jsonl or .jsonl.gz)")
+    p.add_argument("file", help="a record written by `treasury demo --scenario NAME --record FILE` "
+                                "(.jsonl or .jsonl.gz)")
     p.add_argument("--verify", action="store_true",
                    help="compare the replayed journal with the recorded one byte for byte; exit 1 on a difference")
-    p.add_argument("--json", action="store_true", help="print one JSON object (events, counts, verdict) instead of lines")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (events, counts, verdict) instead of lines")
 
 
 def replay_main(args: argparse.Namespace) -> int:
