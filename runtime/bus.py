@@ -28,7 +28,7 @@ import redis
 
 from messages.codec import FIELD, decode_entry, encode
 from messages.envelope import Envelope, IdFactory, random_ids, wrap
-from messages.errors import MessageDecodeError, TreasuryError
+from messages.errors import MessageDecodeError, TreasuryError, one_line
 from messages.schema import CommandRejected
 from runtime.clock import Clock, SystemClock
 from runtime.keys import Keys
@@ -294,6 +294,7 @@ class StreamBus:
     def dead_letter(self, stream: str, entry_id: str, fields: dict, error: str, deliveries: int,
                     envelope: Envelope | None) -> None:
         """Move an entry to the dead stream with its error, acknowledge it, and journal the refusal."""
+        error = one_line(error)
         shard = self.streams[stream]
         raw = fields.get(FIELD) or fields.get(FIELD.decode()) or b""
         now = self.clock.now_ms()
