@@ -80,7 +80,7 @@ def find_dead(client, keys: Keys, agent: str, message_id: str, scan: int = 10_00
         page = client.xrevrange(stream, max=last, count=500)
         if not page:
             return None
-        for entry_id, fields in page:
+        for _entry_id, fields in page:
             if fields.get(b"msg_id", b"").decode() == message_id and fields.get(b"raw"):
                 return decode(fields[b"raw"])
         seen += len(page)

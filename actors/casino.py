@@ -129,7 +129,9 @@ class CasinoBucket(TreasuryActor):
         else:
             stake, reason_if_zero = sizing.stake, sizing.reason
         if stake == 0:
-            return self._refuse(delivery, "no_edge" if sizing.full_fraction <= 0 else "too_small", reason_if_zero, sizing)
+            return self._refuse(
+                delivery, "no_edge" if sizing.full_fraction <= 0 else "too_small", reason_if_zero, sizing
+            )
 
         reservation = self.steps.reserve(agent, env.id, "casino", stake, cap, now)
         if reservation.status == "duplicate":
@@ -170,8 +172,10 @@ class CasinoBucket(TreasuryActor):
         commit.incr(ledger, "casino:reserved", -stake).incr(ledger, "casino", payout)
         commit.hdel(k.reservations(agent), env.id)
         commit.emit(k.events(agent), wrap(settled, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
-        commit.emit(k.agent_commands(agent, "risk"),
-                    wrap(BalancesChanged(cause=f"bet {result.bet_id}"), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        commit.emit(
+            k.agent_commands(agent, "risk"),
+            wrap(BalancesChanged(cause=f"bet {result.bet_id}"), agent=agent, now_ms=now, new_id=self.new_id, cause=env),
+        )
         self._session_after_bet(commit, env, payout - stake, now)
         if big_win(payout - stake, before.bucket("casino")):
             from messages.treasury_msgs import Rebalance  # a win > 20 % of the bucket: rebalance it away
@@ -219,7 +223,9 @@ class CasinoBucket(TreasuryActor):
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
 
-    def _refuse(self, delivery: Delivery, code: str, reason: str, sizing: KellyResult | None, seq: int | None = None) -> None:
+    def _refuse(
+        self, delivery: Delivery, code: str, reason: str, sizing: KellyResult | None, seq: int | None = None
+    ) -> None:
         env = delivery.envelope
         agent, now = env.agent, self.clock.now_ms()
         refused = BetRefused(code=code, reason=reason, sizing=sizing_event(sizing) if sizing else None, fence_seq=seq)

@@ -95,8 +95,18 @@ def kelly_stake(
     cap_micros = floor_to_cent(int(bankroll * cap_share))
     if full <= 0:
         edge = p * (b + 1) - 1
-        return KellyResult(p, b, full, Fraction(0), bankroll, cap_micros, 0, False,
-                           f"no edge: expected return {float(edge):+.4%} per unit staked (p={float(p):.4f}, b={float(b):.4f}), Kelly says 0")
+        return KellyResult(
+            p,
+            b,
+            full,
+            Fraction(0),
+            bankroll,
+            cap_micros,
+            0,
+            False,
+            f"no edge: expected return {float(edge):+.4%} per unit staked "
+            f"(p={float(p):.4f}, b={float(b):.4f}), Kelly says 0",
+        )
     applied = full * multiplier
     raw = floor_to_cent(int(bankroll * applied))
     stake = min(raw, cap_micros)

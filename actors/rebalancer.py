@@ -103,13 +103,16 @@ HOME_SILO: dict[str, str] = {"reserve": "wallet", "trading": "trading", "casino"
 
 ROUTES: dict[tuple[str, str], str] = {
     ("wallet", "casino"): "wallet send of USDC on Base to the agent's casino deposit address "
-                          "(POST /auth/deposit-address); lands when the casino's deposit poll credits it",
+    "(POST /auth/deposit-address); lands when the casino's deposit poll credits it",
     ("casino", "wallet"): "casino withdrawal to the treasury wallet (POST /auth/withdraw, $0.50 fee, "
-                          "over $1,000 waits for review)",
+    "over $1,000 waits for review)",
     ("wallet", "trading"): "wallet send of USDC to the trading account's deposit address (Hyperliquid collateral)",
     ("trading", "wallet"): "withdrawal of Hyperliquid collateral to the treasury wallet",
     ("casino", "trading"): "casino withdrawal to the treasury wallet, then a send to the trading deposit address",
-    ("trading", "casino"): "withdrawal of Hyperliquid collateral to the wallet, then a send to the casino deposit address",
+    (
+        "trading",
+        "casino",
+    ): "withdrawal of Hyperliquid collateral to the wallet, then a send to the casino deposit address",
 }
 
 
@@ -125,14 +128,14 @@ def silo_plan(moves: list[Move] | tuple[Move, ...], sources: list[str] | None = 
     """
     origin = sources or [HOME_SILO[m.source] for m in moves]
     net = {silo: 0 for silo in ("wallet", "trading", "casino")}
-    for m, src in zip(moves, origin):
+    for m, src in zip(moves, origin, strict=True):
         dst = HOME_SILO[m.dest]
         if src != dst:
             net[src] -= m.amount
             net[dst] += m.amount
     need = {silo: max(0, n) for silo, n in net.items()}
     holds = []
-    for m, src in zip(moves, origin):
+    for m, src in zip(moves, origin, strict=True):
         dst = HOME_SILO[m.dest]
         hold = min(need[dst], m.amount) if src != dst else 0
         need[dst] -= hold
@@ -198,8 +201,10 @@ def request_holds(req: Rebalance, balances: dict[str, int], last_run_ms: int | N
             raise HandlerRejected("a before_escrow rebalance needs amount (the escrow)")
         reserve = balances["reserve"]
         hit = before_escrow(req.amount, reserve, policy)
-        return hit, (f"an escrow of {usd(req.amount)} is {percent(req.amount, reserve) if reserve else 'all'} "
-                     f"of the {usd(reserve)} reserve, {'beyond' if hit else 'within'} {bp_text(policy.large_escrow_bp)}")
+        return hit, (
+            f"an escrow of {usd(req.amount)} is {percent(req.amount, reserve) if reserve else 'all'} "
+            f"of the {usd(reserve)} reserve, {'beyond' if hit else 'within'} {bp_text(policy.large_escrow_bp)}"
+        )
     raise HandlerRejected(f"unknown rebalance trigger {trigger!r}")
 
 
@@ -268,7 +273,7 @@ def _setting(text: str) -> int | str:
 
 
 def _encode_moves(moves: list[Move], holds: list[int], origins: list[str]) -> str:
-    return ";".join(f"{m.source}|{m.dest}|{m.amount}|{h}|{o}" for m, h, o in zip(moves, holds, origins))
+    return ";".join(f"{m.source}|{m.dest}|{m.amount}|{h}|{o}" for m, h, o in zip(moves, holds, origins, strict=True))
 
 
 def _decode_moves(text: str) -> list[tuple[str, str, int, int, str]]:
@@ -507,7 +512,7 @@ class Rebalancer(TreasuryActor):
                          open_=True)
 
     def _planned(self, saga, trigger, reason, moves, holds, close_first, state, before, dropped) -> RebalancePlanned:
-        pairs = tuple(zip(moves, holds))
+        pairs = tuple(zip(moves, holds, strict=True))
         return RebalancePlanned(
             saga=saga, trigger=trigger, reason=reason, close_positions_first=close_first, state=state,
             moves=tuple(PlannedMove(source=m.source, dest=m.dest, amount=m.amount, hold=h) for m, h in pairs),
@@ -526,7 +531,9 @@ class Rebalancer(TreasuryActor):
             return self.drive(commit, env, active, now, tick=False, closed_reply=True)
         self.drive(commit, env, active, now, tick=False)
 
-    def drive(self, commit: Commit, env: Envelope, saga: str, now: int, *, tick: bool, closed_reply: bool = False) -> None:
+    def drive(
+        self, commit: Commit, env: Envelope, saga: str, now: int, *, tick: bool, closed_reply: bool = False
+    ) -> None:
         """Take the saga's next step from what Redis says about it."""
         agent = env.agent
         record = self._saga(agent, saga)
@@ -631,7 +638,9 @@ class Rebalancer(TreasuryActor):
         for n, (src, dst, amount) in enumerate(silo_plan(done, origins)[1]):
             intent = PhysicalTransferIntended(saga=saga, from_silo=src, to_silo=dst, amount=amount,
                                               route=ROUTES[(src, dst)], reason=record.get("reason", ""))
-            commit.hset(self.keys._k(k.shard(agent), "silo_intents", agent), f"{saga}:{n}", f"{src}|{dst}|{amount}|pending")
+            commit.hset(
+                self.keys._k(k.shard(agent), "silo_intents", agent), f"{saga}:{n}", f"{src}|{dst}|{amount}|pending"
+            )
             commit.emit(k.events(agent), self._wrap(intent, env))
         log.info("rebalancer %s: saga %s %s", agent, saga, state)
 
@@ -652,14 +661,22 @@ class Rebalancer(TreasuryActor):
               reason: str) -> None:
         agent, k = env.agent, self.keys
         skey = saga_key(k, agent, saga)
-        commit.hset(skey, f"leg:{leg}:sent", stage).hset(skey, "sends", sends).hset(skey, "updated_ms", self.clock.now_ms())
+        commit.hset(skey, f"leg:{leg}:sent", stage).hset(skey, "sends", sends).hset(
+            skey, "updated_ms", self.clock.now_ms()
+        )
         if stage == "credit":
             body = CreditLeg(saga=saga, leg=leg, source=facts.source, dest=facts.dest, amount=facts.amount,
                              hold=facts.hold, reason=reason)
             commit.emit(k.agent_commands(agent, facts.dest), self._wrap(body, env))
         else:
-            body = CompensateLeg(saga=saga, leg=leg, source=facts.source, dest=facts.dest, amount=facts.amount,
-                                 reason=f"compensation: {self._refusal_text(facts) or 'the credit did not come'}; {reason}")
+            body = CompensateLeg(
+                saga=saga,
+                leg=leg,
+                source=facts.source,
+                dest=facts.dest,
+                amount=facts.amount,
+                reason=f"compensation: {self._refusal_text(facts) or 'the credit did not come'}; {reason}",
+            )
             commit.emit(k.agent_commands(agent, facts.source), self._wrap(body, env))
 
     def _close_positions(self, commit: Commit, env: Envelope, saga: str, margin: int) -> None:

@@ -199,7 +199,7 @@ def read_casino(casino, state: ReferralState) -> CasinoReading:
         return CasinoReading((), state.casino_entry, max(0, int(stats.total_earned) - state.earned["casino"]))
     last = state.casino_entry
     credits = tuple(sorted(
-        (n, int(e.amount)) for e, n in zip(entries, numbers)
+        (n, int(e.amount)) for e, n in zip(entries, numbers, strict=True)
         if n > last and e.type == "credit" and (e.reason or "").startswith(COMMISSION_PREFIX)
     ))
     newest = max([last, *numbers])

@@ -140,7 +140,9 @@ class RiskGuard(TreasuryActor):
             commit.hdel(k.risk(agent), f"halt:{cmd.bucket}")
             if cmd.bucket == "trading":  # measure the next drawdown from here, not from the old peak
                 net_in = int(self.client.hget(k.flows(agent), "trading") or 0)
-                commit.hset(k.risk(agent), "trading_peak", read_ledger(self.client, k, agent).bucket("trading") - net_in)
+                commit.hset(
+                    k.risk(agent), "trading_peak", read_ledger(self.client, k, agent).bucket("trading") - net_in
+                )
             commit.emit(k.events(agent), wrap(BucketResumed(bucket=cmd.bucket, reason=cmd.reason), agent=agent,
                                               now_ms=now, new_id=self.new_id, cause=env))
         else:

@@ -145,7 +145,12 @@ _NUMBERS = ("token", "transit", "credited", "returned", "landable")
 
 def read_leg(client, keys: Keys, agent: str, saga: str, leg: int) -> LegFacts | None:
     key = saga_key(keys, agent, saga)
-    names = [leg_field(leg), *(leg_field(leg, n) for n in _NUMBERS), leg_field(leg, "settled"), leg_field(leg, "refused")]
+    names = [
+        leg_field(leg),
+        *(leg_field(leg, n) for n in _NUMBERS),
+        leg_field(leg, "settled"),
+        leg_field(leg, "refused"),
+    ]
     raw = client.hmget(key, names)
     if raw[0] is None:
         return None
@@ -254,7 +259,9 @@ class TransferLegs:
         env, k = delivery.envelope, self.keys
         facts = self._checked(delivery, leg, leg.dest, leg.source, leg.dest, leg.amount)
         if leg.hold != facts.hold:
-            raise HandlerRejected(f"credit of saga {leg.saga} leg {leg.leg} holds {leg.hold}, the leg records {facts.hold}")
+            raise HandlerRejected(
+                f"credit of saga {leg.saga} leg {leg.leg} holds {leg.hold}, the leg records {facts.hold}"
+            )
         if facts.settled or not facts.debited:
             return self._ack_only(delivery)  # credited or returned already, or not debited (cancelled)
         risk = read_risk(self.client, k, env.agent)
@@ -290,7 +297,9 @@ class TransferLegs:
         skey = saga_key(k, env.agent, leg.saga)
         commit = self.steps.new_commit(env.agent)
         commit.incr(skey, leg_field(leg.leg, "settle"), -1).hset(skey, leg_field(leg.leg, "settled"), "return")
-        commit.incr(skey, leg_field(leg.leg, "transit"), -leg.amount).incr(skey, leg_field(leg.leg, "returned"), leg.amount)
+        commit.incr(skey, leg_field(leg.leg, "transit"), -leg.amount).incr(
+            skey, leg_field(leg.leg, "returned"), leg.amount
+        )
         commit.incr(k.ledger(env.agent), f"{leg.dest}:in_transit", -leg.amount)
         commit.incr(k.ledger(env.agent), leg.source, leg.amount)
         record_net_transfer(commit, k.flows(env.agent), leg.dest, leg.source, leg.amount)
@@ -314,7 +323,9 @@ class TransferLegs:
         skey = saga_key(k, env.agent, leg.saga)
         commit = self.steps.new_commit(env.agent)
         commit.incr(skey, leg_field(leg.leg, "landable"), -leg.amount)
-        commit.incr(skey, leg_field(leg.leg, "transit"), -leg.amount).incr(skey, leg_field(leg.leg, "credited"), leg.amount)
+        commit.incr(skey, leg_field(leg.leg, "transit"), -leg.amount).incr(
+            skey, leg_field(leg.leg, "credited"), leg.amount
+        )
         commit.incr(k.ledger(env.agent), f"{leg.bucket}:in_transit", -leg.amount)
         commit.incr(k.ledger(env.agent), leg.bucket, leg.amount)
         commit.emit(k.events(env.agent), self._wrap(TransitLanded(saga=leg.saga, leg=leg.leg, bucket=leg.bucket,

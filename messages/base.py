@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from messages.money import Micros, SignedMicros  # noqa: F401 - re-exported for message modules
+from messages.money import Micros as Micros  # re-exported for message modules
+from messages.money import SignedMicros as SignedMicros
 
 AgentId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 MessageId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,80}$")]
@@ -21,4 +22,5 @@ BUCKETS: tuple[str, ...] = ("reserve", "trading", "casino", "referral")
 
 class Message(msgspec.Struct, tag=True, tag_field="type", frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base of every message body. Not sent on its own. Subclasses declare required fields first:
-    `kw_only` does not carry over to subclasses in msgspec."""
+    `kw_only` does not carry over to subclasses in msgspec. Subclasses repeat `frozen=True`: msgspec
+    inherits it anyway, but a type checker reads `dataclass_transform` per class (msgspec issue 657)."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import msgspec
 
 from messages.envelope import Envelope
@@ -31,7 +34,7 @@ def decode(data: bytes) -> Envelope:
         raise MessageDecodeError(f"undecodable message: {exc}") from None
 
 
-def decode_entry(fields: dict) -> Envelope:
+def decode_entry(fields: Mapping[Any, Any]) -> Envelope:
     """Decode a stream entry's field map (the envelope is under field `m`)."""
     data = fields.get(FIELD)
     if data is None:

@@ -15,7 +15,8 @@ from typing import Callable
 
 import msgspec
 
-from messages.schema import AgentId, AnyMessage, MessageId
+from messages.base import AgentId, MessageId
+from messages.schema import AnyMessage
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -36,7 +36,7 @@ EscrowStatus = Literal["funded", "completed", "disputed", "released", "refunded"
 # ---------------------------------------------------------------- commands
 
 
-class CreateEscrow(Message):
+class CreateEscrow(Message, frozen=True):
     """Lock `amount` of the reserve for `counterparty` until released, disputed or timed out.
 
     The venue takes its 1 % fee out of the amount (the counterparty gets amount − fee); the
@@ -49,21 +49,21 @@ class CreateEscrow(Message):
     timeout_hours: TimeoutHours = 24
 
 
-class ReleaseEscrow(Message):
+class ReleaseEscrow(Message, frozen=True):
     """Pay the counterparty of an open escrow. `proof` (e.g. a delivery hash) is journaled with it."""
 
     escrow_id: EscrowId
     proof: NonEmptyText
 
 
-class DisputeEscrow(Message):
+class DisputeEscrow(Message, frozen=True):
     """Freeze an open escrow for manual review; its money stays locked until a person decides."""
 
     escrow_id: EscrowId
     reason: NonEmptyText
 
 
-class SyncEscrows(Message):
+class SyncEscrows(Message, frozen=True):
     """Periodic tick: look every open escrow up at the venue and apply what happened there
     (released by someone else, refunded by timeout, disputed by the counterparty)."""
 
@@ -71,7 +71,7 @@ class SyncEscrows(Message):
 # ---------------------------------------------------------------- events (the journal)
 
 
-class EscrowCreated(Message):
+class EscrowCreated(Message, frozen=True):
     """An escrow is funded: `amount` moved from the reserve to `reserve:locked`.
 
     `recovered` is true when the escrow was found at the venue after a lost answer or a crash,
@@ -90,7 +90,7 @@ class EscrowCreated(Message):
     fence_seq: int | None = None
 
 
-class EscrowReleased(Message):
+class EscrowReleased(Message, frozen=True):
     """The counterparty was paid: `amount` left the ledger (`paid` to it, `fee` to the venue)."""
 
     escrow_id: str
@@ -103,7 +103,7 @@ class EscrowReleased(Message):
     earlier attempt whose commit did not happen)."""
 
 
-class EscrowRefunded(Message):
+class EscrowRefunded(Message, frozen=True):
     """The venue refunded the escrow at its timeout: `returned` (amount − fee) is back in the reserve."""
 
     escrow_id: str
@@ -112,7 +112,7 @@ class EscrowRefunded(Message):
     fee: Micros
 
 
-class EscrowDisputed(Message):
+class EscrowDisputed(Message, frozen=True):
     """The escrow is frozen; its `amount` stays in `reserve:locked` until a manual review."""
 
     escrow_id: str
@@ -121,7 +121,7 @@ class EscrowDisputed(Message):
     source: Literal["command", "venue"] = "command"
 
 
-class EscrowRefused(Message):
+class EscrowRefused(Message, frozen=True):
     """A command that did not go ahead, and why. `code` is machine-readable, `reason` for people."""
 
     code: str
@@ -131,7 +131,7 @@ class EscrowRefused(Message):
     fence_seq: int | None = None
 
 
-class EscrowSynced(Message):
+class EscrowSynced(Message, frozen=True):
     """What one sync found. `checked` open escrows were looked up; `unreachable` could not be."""
 
     checked: int

@@ -108,7 +108,9 @@ def floor_to_cent(micros: int) -> int:
 
 def format_usd(micros: int) -> str:
     """`1234560000` → `"$1,234.56"`: for people; rounds to the cent for display only."""
-    dollars = (Decimal(micros) / MICRO).quantize(Decimal("0.01"), rounding=ROUND_FLOOR if micros >= 0 else ROUND_HALF_EVEN)
+    dollars = (Decimal(micros) / MICRO).quantize(
+        Decimal("0.01"), rounding=ROUND_FLOOR if micros >= 0 else ROUND_HALF_EVEN
+    )
     sign = "-" if dollars < 0 else ""
     return f"{sign}${abs(dollars):,.2f}"
 

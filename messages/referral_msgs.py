@@ -18,7 +18,7 @@ PayoutSource = Literal["wallet", "trading"]
 # ---------------------------------------------------------------- referral: commands
 
 
-class SweepReferrals(Message):
+class SweepReferrals(Message, frozen=True):
     """Weekly: count new referral commissions into the referral bucket and ask for payouts.
 
     Sent on a schedule; the actor itself decides whether the sweep is due (7 days since the last),
@@ -26,12 +26,12 @@ class SweepReferrals(Message):
     """
 
 
-class ReinvestReferrals(Message):
+class ReinvestReferrals(Message, frozen=True):
     """Put referral income to work (70 % reserve, 30 % trading) when the quarter is over or the
     income is above the threshold; otherwise a skip is journaled."""
 
 
-class ReferralPayoutLanded(Message):
+class ReferralPayoutLanded(Message, frozen=True):
     """A referral payout arrived at the treasury's address (seen on-chain or by an operator).
 
     Needed for trading, whose referral stats do not report what has been paid; the wallet's
@@ -44,7 +44,7 @@ class ReferralPayoutLanded(Message):
     withdrawal_id: str = ""
 
 
-class MoveReferralIncome(Message):
+class MoveReferralIncome(Message, frozen=True):
     """To the rebalancer: move reinvested referral income out of the referral bucket.
 
     `to_reserve` + `to_trading` leave the referral bucket; `held_at` says where that money sits
@@ -62,7 +62,7 @@ class MoveReferralIncome(Message):
 # ---------------------------------------------------------------- referral: events
 
 
-class ReferralSwept(Message):
+class ReferralSwept(Message, frozen=True):
     """One sweep's result, per source.
 
     `credited`: counted into the referral bucket now (casino: available at once; wallet and
@@ -80,7 +80,7 @@ class ReferralSwept(Message):
     income: Micros
 
 
-class ReferralSweepSkipped(Message):
+class ReferralSweepSkipped(Message, frozen=True):
     """A sweep that moved nothing: not due yet, or every venue under the $1 minimum with nothing
     new at the casino. `available` is what each venue reported."""
 
@@ -89,7 +89,7 @@ class ReferralSweepSkipped(Message):
     available: dict[str, Micros] = {}
 
 
-class ReferralPayoutConfirmed(Message):
+class ReferralPayoutConfirmed(Message, frozen=True):
     """A payout counted as landed: `referral:in_transit` → `referral`."""
 
     source: PayoutSource
@@ -97,7 +97,7 @@ class ReferralPayoutConfirmed(Message):
     withdrawal_id: str = ""
 
 
-class ReferralReinvested(Message):
+class ReferralReinvested(Message, frozen=True):
     """Referral income sent to work: `to_reserve` + `to_trading` = `amount`, split 70/30 exactly
     (trading's share floored, the remainder to the reserve). `via` names who moves the money."""
 
@@ -108,7 +108,7 @@ class ReferralReinvested(Message):
     via: str
 
 
-class ReferralReinvestSkipped(Message):
+class ReferralReinvestSkipped(Message, frozen=True):
     """A reinvestment not made: not due, under the minimum move, or the treasury is not ACTIVE."""
 
     reason: Literal["not_due", "below_minimum", "risk_state"]
@@ -119,7 +119,7 @@ class ReferralReinvestSkipped(Message):
 # ---------------------------------------------------------------- onboarding: events
 
 
-class VenueRegistered(Message):
+class VenueRegistered(Message, frozen=True):
     """The agent got its own account at a venue (the venue's agent id; the key is stored, never
     journaled)."""
 
@@ -127,13 +127,13 @@ class VenueRegistered(Message):
     venue_agent_id: str
 
 
-class WalletCreated(Message):
+class WalletCreated(Message, frozen=True):
     """The agent's multi-chain wallet: public addresses only (the mnemonic is stored, never journaled)."""
 
     addresses: dict[str, str]
 
 
-class FaucetChecked(Message):
+class FaucetChecked(Message, frozen=True):
     """What became of the one-time $1: `claimed`, `already_claimed` (registration claimed it),
     `not_empty` (the casino balance already held money), `has_deposits`, `rate_limited`."""
 
@@ -142,7 +142,7 @@ class FaucetChecked(Message):
     casino_balance: Micros = 0
 
 
-class AgentOnboarded(Message):
+class AgentOnboarded(Message, frozen=True):
     """Onboarding finished: the venue ids, the capital and whether this run allocated it."""
 
     venue_agent_ids: dict[str, str]
@@ -154,7 +154,7 @@ class AgentOnboarded(Message):
 # ---------------------------------------------------------------- chain view: events
 
 
-class ChainSwapPlaced(Message):
+class ChainSwapPlaced(Message, frozen=True):
     """A native coin → USDC swap order accepted within the slippage cap.
 
     `amount` is in the coin's base units (decimal text); `quote_out`, `min_out` and
@@ -172,7 +172,7 @@ class ChainSwapPlaced(Message):
     deposited: bool = False
 
 
-class ChainSwapRefused(Message):
+class ChainSwapRefused(Message, frozen=True):
     """A swap not made: the quote or the fill would pay less than the policy minimum, or the
     chain cannot send the deposit. Nothing moved."""
 

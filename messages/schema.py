@@ -35,16 +35,16 @@ class Game(msgspec.Struct, tag=True, tag_field="game", frozen=True, kw_only=True
     """Base of the game parameter unions; the tag is the venue's batch id for the game."""
 
 
-class CoinFlip(Game, tag="coin_flip"):
+class CoinFlip(Game, tag="coin_flip", frozen=True):
     side: Literal["heads", "tails"] = "heads"
 
 
-class Dice(Game, tag="dice"):
+class Dice(Game, tag="dice", frozen=True):
     direction: Literal["over", "under"] = "over"
     threshold: Annotated[int, msgspec.Meta(ge=1, le=99)] = 50
 
 
-class Multiplier(Game, tag="multiplier"):
+class Multiplier(Game, tag="multiplier", frozen=True):
     target: Annotated[float, msgspec.Meta(ge=1.01, le=1000.0)] = 2.0
 
 
@@ -54,13 +54,13 @@ AnyGame = CoinFlip | Dice | Multiplier
 # ---------------------------------------------------------------- commands
 
 
-class Allocate(Message):
+class Allocate(Message, frozen=True):
     """Put fresh capital into the four buckets at their target weights (bootstrap, demo)."""
 
     capital: Micros
 
 
-class PlaceBet(Message):
+class PlaceBet(Message, frozen=True):
     """Ask the casino bucket to size and place one bet.
 
     `win_prob` is the agent's own estimate of its chance; without it the game's true odds are
@@ -74,14 +74,14 @@ class PlaceBet(Message):
     fixed_stake: Micros | None = None
 
 
-class StartSession(Message):
+class StartSession(Message, frozen=True):
     """Open a casino session with a budget: bets are sized on the session's balance, and losing
     half of the budget stops the session and sends what is left to the reserve."""
 
     budget: Micros
 
 
-class SetRisk(Message):
+class SetRisk(Message, frozen=True):
     """An operator sets the risk state (pause, halt, resume). Resuming from HALTED needs an operator."""
 
     state: RiskState
@@ -89,7 +89,7 @@ class SetRisk(Message):
     until_ms: int | None = None
 
 
-class BalancesChanged(Message):
+class BalancesChanged(Message, frozen=True):
     """Sent to RiskGuard in the same atomic step that changed a balance, so it re-checks the breakers.
 
     It carries no figures: RiskGuard reads the ledger itself, so it always judges the latest state.
@@ -101,12 +101,12 @@ class BalancesChanged(Message):
 # ---------------------------------------------------------------- events (the journal)
 
 
-class CapitalAllocated(Message):
+class CapitalAllocated(Message, frozen=True):
     buckets: dict[str, Micros]
     total: Micros
 
 
-class KellySizing(Message):
+class KellySizing(Message, frozen=True):
     """How a stake was sized: kept in the events so every bet is explained."""
 
     win_prob: str
@@ -120,7 +120,7 @@ class KellySizing(Message):
     reason: str
 
 
-class BetSettled(Message):
+class BetSettled(Message, frozen=True):
     bet_id: str
     game: str
     stake: Micros
@@ -132,7 +132,7 @@ class BetSettled(Message):
     sizing: KellySizing | None = None
 
 
-class BetRefused(Message):
+class BetRefused(Message, frozen=True):
     """A bet that was not placed, and why. `code` is machine-readable, `reason` is for people."""
 
     code: str
@@ -141,12 +141,12 @@ class BetRefused(Message):
     fence_seq: int | None = None
 
 
-class SessionStarted(Message):
+class SessionStarted(Message, frozen=True):
     session: str
     budget: Micros
 
 
-class SessionStopped(Message):
+class SessionStopped(Message, frozen=True):
     session: str
     breaker: str
     reason: str
@@ -154,7 +154,7 @@ class SessionStopped(Message):
     remaining: Micros
 
 
-class BetFailed(Message):
+class BetFailed(Message, frozen=True):
     """The venue refused or could not take a reserved bet; the reservation was released."""
 
     code: str
@@ -162,7 +162,7 @@ class BetFailed(Message):
     stake: Micros
 
 
-class RiskStateChanged(Message):
+class RiskStateChanged(Message, frozen=True):
     state: RiskState
     previous: RiskState
     breaker: str
@@ -173,7 +173,7 @@ class RiskStateChanged(Message):
     until_ms: int | None = None
 
 
-class RetrySpend(Message):
+class RetrySpend(Message, frozen=True):
     """An operator retries a spend that was dead-lettered while its funds stayed reserved (the venue
     could not say whether it happened). The owning actor runs the original command again: it finds
     its reservation, looks the spend up at the venue, and settles or places it — once."""
@@ -181,14 +181,14 @@ class RetrySpend(Message):
     message_id: MessageId
 
 
-class ResumeBucket(Message):
+class ResumeBucket(Message, frozen=True):
     """An operator lifts a bucket's halt (e.g. trading after its drawdown breaker)."""
 
     bucket: Bucket
     reason: str
 
 
-class BucketHalted(Message):
+class BucketHalted(Message, frozen=True):
     """A bucket-level breaker fired: spending from `bucket` stops until an operator resumes it."""
 
     bucket: Bucket
@@ -196,12 +196,12 @@ class BucketHalted(Message):
     reason: str
 
 
-class BucketResumed(Message):
+class BucketResumed(Message, frozen=True):
     bucket: Bucket
     reason: str
 
 
-class BreakerFired(Message):
+class BreakerFired(Message, frozen=True):
     """A breaker whose action is not a state change (an emergency rebalance), and what was asked."""
 
     breaker: str
@@ -209,7 +209,7 @@ class BreakerFired(Message):
     reason: str
 
 
-class CommandRejected(Message):
+class CommandRejected(Message, frozen=True):
     """A command that decoded but could not be applied (unknown agent, invalid for its state)."""
 
     command: str
@@ -219,7 +219,7 @@ class CommandRejected(Message):
 # ---------------------------------------------------------------- control broadcast
 
 
-class RiskControl(Message):
+class RiskControl(Message, frozen=True):
     """ACTIVE / PAUSED / HALTED, broadcast to every spending actor of the shard."""
 
     state: RiskState

@@ -28,7 +28,7 @@ Role = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{1,32}$")]
 # ---------------------------------------------------------------- commands
 
 
-class OpenPosition(Message):
+class OpenPosition(Message, frozen=True):
     """Size, fence and open one perpetual position with its stop-loss and take-profit.
 
     `win_rate` (p) and `win_loss_ratio` (average win / average loss, b) are the agent's own record
@@ -52,14 +52,14 @@ class OpenPosition(Message):
     notional: Micros | None = None
 
 
-class ClosePosition(Message):
+class ClosePosition(Message, frozen=True):
     """Close one position at the market and settle it (allowed in every risk state)."""
 
     position_id: PositionId
     reason: str
 
 
-class CloseAllPositions(Message):
+class CloseAllPositions(Message, frozen=True):
     """Close every open position of the agent (trading drawdown breaker, or before a rebalance
     moves trading funds); answered by one `PositionsClosedAll`, in the journal and on the command
     stream of the `reply_to` role (by default the rebalancer, which coordinates moves of money and
@@ -69,7 +69,7 @@ class CloseAllPositions(Message):
     reply_to: Role | None = "rebalancer"
 
 
-class CheckExits(Message):
+class CheckExits(Message, frozen=True):
     """The periodic tick: ratchet trailing stops, let the venue fire stop-losses and take-profits
     (it only does when asked), and settle every position the venue closed."""
 
@@ -77,7 +77,7 @@ class CheckExits(Message):
 # ---------------------------------------------------------------- events
 
 
-class TradeSizing(Message):
+class TradeSizing(Message, frozen=True):
     """How an order was sized: Kelly's figures and what the caps made of them."""
 
     win_rate: str
@@ -94,7 +94,7 @@ class TradeSizing(Message):
     reason: str
 
 
-class PositionOpened(Message):
+class PositionOpened(Message, frozen=True):
     position_id: str
     coin: str
     side: Side
@@ -111,7 +111,7 @@ class PositionOpened(Message):
     """True when the venue's answer was lost and the position was found by a look-up."""
 
 
-class PositionClosed(Message):
+class PositionClosed(Message, frozen=True):
     """A position settled into the ledger: `returned` went back to the trading bucket's available
     balance, so the ledger changed by `returned - margin`."""
 
@@ -133,7 +133,7 @@ class PositionClosed(Message):
     reconstructed: bool = False
 
 
-class OrderRefused(Message):
+class OrderRefused(Message, frozen=True):
     """An order or close that was not carried out, and why. `code` is for machines."""
 
     code: str
@@ -143,7 +143,7 @@ class OrderRefused(Message):
     fence_seq: int | None = None
 
 
-class StopMoved(Message):
+class StopMoved(Message, frozen=True):
     """A trailing stop ratcheted; the venue's stop-loss trigger was moved with it."""
 
     position_id: str
@@ -152,7 +152,7 @@ class StopMoved(Message):
     best_price: str
 
 
-class PositionsClosedAll(Message):
+class PositionsClosedAll(Message, frozen=True):
     """The answer to `CloseAllPositions`: how many booked positions were closed and settled (those
     the venue had already closed or liquidated included), their summed pnl and closing fees."""
 

@@ -30,7 +30,7 @@ LegStage = Literal["debit", "credit", "compensate", "land"]
 # ---------------------------------------------------------------- requests (to the "rebalancer" role)
 
 
-class Rebalance(Message):
+class Rebalance(Message, frozen=True):
     """Rebalance now if the trigger holds (`docs/rebalancing.md` lists the triggers).
 
     `trigger` names why: `manual`, `drift`, `schedule`, a breaker (`reserve_floor`,
@@ -47,12 +47,12 @@ class Rebalance(Message):
     bucket_before: Micros | None = None
 
 
-class RebalanceTick(Message):
+class RebalanceTick(Message, frozen=True):
     """The periodic poke for one agent: run the scheduled or drift rebalance if due, and resume a
     saga that has stalled (resend its pending leg, or compensate it)."""
 
 
-class SetPolicy(Message):
+class SetPolicy(Message, frozen=True):
     """An operator changes one agent's policy settings (names and ranges of
     `actors.policy.buckets.Policy`; integers, and `kelly_fraction` as text). The whole resulting
     policy is validated before anything is stored: one bad setting refuses the command."""
@@ -63,7 +63,7 @@ class SetPolicy(Message):
 # ---------------------------------------------------------------- the legs (to the bucket roles)
 
 
-class LegOfMove(Message):
+class LegOfMove(Message, frozen=True):
     """The fields every message about one leg of a move carries (not sent on its own)."""
 
     saga: MessageId
@@ -74,7 +74,7 @@ class LegOfMove(Message):
     reason: str
 
 
-class LegLanding(Message):
+class LegLanding(Message, frozen=True):
     """The fields of a message about a held part of a leg landing in its silo (not sent on its own)."""
 
     saga: MessageId
@@ -85,53 +85,53 @@ class LegLanding(Message):
 
 
 
-class DebitLeg(LegOfMove):
+class DebitLeg(LegOfMove, frozen=True):
     """To the source bucket's role: take `amount` out of `source` into `<dest>:in_transit`."""
 
 
-class CreditLeg(LegOfMove):
+class CreditLeg(LegOfMove, frozen=True):
     """To the destination bucket's role: move the leg's money from `<dest>:in_transit` into
     `dest`, except `hold`, which stays in transit until a physical deposit lands (`LandTransit`)."""
 
     hold: Micros = 0
 
 
-class CompensateLeg(LegOfMove):
+class CompensateLeg(LegOfMove, frozen=True):
     """To the source bucket's role: the credit failed; put the money in transit back in `source`.
 
     Only a leg whose credit never happened is returned, so a compensation racing a late credit
     cannot undo it."""
 
 
-class LandTransit(LegLanding):
+class LandTransit(LegLanding, frozen=True):
     """To the destination bucket's role: a held part of a leg physically arrived in the
     destination's silo; make it available. Sent by whatever watches the silo's deposits."""
 
 
 
-# ---------------------------------------------------------------- leg events (journal, and the answer to the Rebalancer)
+# ------------------------------------------------ leg events (journal, and the answer to the Rebalancer)
 
 
-class FundsDebited(LegOfMove):
+class FundsDebited(LegOfMove, frozen=True):
     """The source's actor took the money out of `source`; it is in `<dest>:in_transit` now."""
 
 
-class FundsMoved(LegOfMove):
+class FundsMoved(LegOfMove, frozen=True):
     """The move is done: the destination's actor credited it (`held` of it waits in transit for a
     physical deposit)."""
 
     held: Micros = 0
 
 
-class FundsReturned(LegOfMove):
+class FundsReturned(LegOfMove, frozen=True):
     """A compensated leg: the money in transit went back to `source`."""
 
 
-class TransitLanded(LegLanding):
+class TransitLanded(LegLanding, frozen=True):
     """A held part of a leg landed in its silo and became available in `bucket`."""
 
 
-class LegFailed(Message):
+class LegFailed(Message, frozen=True):
     """A leg that was not carried out, and why (`code` for machines, `reason` for people).
 
     A failed debit moved nothing; a failed credit leaves the money in transit until it is
@@ -159,7 +159,7 @@ class PlannedMove(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     hold: Micros = 0
 
 
-class RebalancePlanned(Message):
+class RebalancePlanned(Message, frozen=True):
     saga: MessageId
     trigger: str
     reason: str
@@ -174,7 +174,7 @@ class RebalancePlanned(Message):
     fund, each with why."""
 
 
-class RebalanceSkipped(Message):
+class RebalanceSkipped(Message, frozen=True):
     """A rebalance request that led to no saga, and why (trigger not met, nothing to move, a saga
     already running, a risk state that allows none of the moves)."""
 
@@ -182,7 +182,7 @@ class RebalanceSkipped(Message):
     reason: str
 
 
-class RebalanceCompleted(Message):
+class RebalanceCompleted(Message, frozen=True):
     saga: MessageId
     reason: str
     moves: int
@@ -191,7 +191,7 @@ class RebalanceCompleted(Message):
     """Of `moved`, what waits in transit for a physical deposit."""
 
 
-class RebalanceCompensated(Message):
+class RebalanceCompensated(Message, frozen=True):
     """A credit failed; its money went back to the source. Moves before it stay done; the ones
     after it were not started."""
 
@@ -202,7 +202,7 @@ class RebalanceCompensated(Message):
     moves_done: int
 
 
-class RebalanceFailed(Message):
+class RebalanceFailed(Message, frozen=True):
     """The saga stopped without money in flight: a debit was refused, the positions were not
     closed, or the source never answered. Moves before the failure stay done."""
 
@@ -212,7 +212,7 @@ class RebalanceFailed(Message):
     moves_done: int
 
 
-class PhysicalTransferIntended(Message):
+class PhysicalTransferIntended(Message, frozen=True):
     """A silo must physically receive money for the ledger moves of a saga (netted per silo).
 
     This version records the intent and keeps the destination's share in `<bucket>:in_transit`;
@@ -227,14 +227,14 @@ class PhysicalTransferIntended(Message):
     reason: str
 
 
-class PolicyChanged(Message):
+class PolicyChanged(Message, frozen=True):
     """The settings an operator changed, as stored; `policy` is every override now in force."""
 
     settings: dict[str, int | str]
     policy: dict[str, int | str]
 
 
-class PolicyRefused(Message):
+class PolicyRefused(Message, frozen=True):
     settings: dict[str, int | str]
     reason: str
 

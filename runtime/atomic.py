@@ -110,7 +110,9 @@ class AtomicSteps:
 
     def commit(self, commit: Commit, msg_id: str, now_ms: int) -> CommitResult:
         ops = msgspec.msgpack.encode(commit.ops)
-        result = self._commit(keys=[commit.applied_key, *commit.keys], args=[msg_id, now_ms, ops, APPLIED_RETENTION_MS, *commit.payloads])
+        result = self._commit(
+            keys=[commit.applied_key, *commit.keys], args=[msg_id, now_ms, ops, APPLIED_RETENTION_MS, *commit.payloads]
+        )
         status = _text(result[0])
         if status == "refused":
             return CommitResult("refused", 0, _text(result[1]))

@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import redis
 
@@ -33,6 +33,9 @@ from messages.schema import CommandRejected
 from runtime.clock import Clock, SystemClock
 from runtime.keys import Keys
 from runtime.signing import CommandAuthError
+
+if TYPE_CHECKING:
+    from runtime.command_gate import CommandGate
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,7 @@ class StreamBus:
         clock: Clock | None = None,
         new_id: IdFactory | None = None,
         clients: tuple[redis.Redis, redis.Redis] | None = None,
-        gate=None,
+        gate: CommandGate | None = None,
     ):
         self.keys = keys
         self.role = role
@@ -244,13 +247,13 @@ class StreamBus:
         return handled
 
     def _delivery_counts(self, stream: str, first: str, last: str, consumer: str) -> dict[str, int]:
-        rows = self.client.xpending_range(stream, self.group, min=first, max=last, count=self.batch * 2,
+        rows: Any = self.client.xpending_range(stream, self.group, min=first, max=last, count=self.batch * 2,
                                           consumername=consumer)
         return {_s(r["message_id"]): int(r["times_delivered"]) for r in rows}
 
     # ------------------------------------------------------------------ one entry
 
-    def _process(self, stream: str, entry_id: str | bytes, fields: dict | None, deliveries: int) -> None:
+    def _process(self, stream: str, entry_id: str | bytes, fields: dict[Any, Any] | None, deliveries: int) -> None:
         self.last_loop = time.monotonic()
         entry_id = _s(entry_id)
         stream = _s(stream)
@@ -291,7 +294,7 @@ class StreamBus:
     def _failures_key(self, stream: str) -> str:
         return self.keys.failures(self.streams[stream], self.role)
 
-    def dead_letter(self, stream: str, entry_id: str, fields: dict, error: str, deliveries: int,
+    def dead_letter(self, stream: str, entry_id: str, fields: dict[Any, Any], error: str, deliveries: int,
                     envelope: Envelope | None) -> None:
         """Move an entry to the dead stream with its error, acknowledge it, and journal the refusal."""
         error = one_line(error)
@@ -323,7 +326,7 @@ def _s(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _iter_reply(reply) -> list[tuple[str, list]]:
+def _iter_reply(reply: Any) -> list[tuple[str, list[Any]]]:
     if not reply:
         return []
     if isinstance(reply, dict):  # RESP3
@@ -332,11 +335,12 @@ def _iter_reply(reply) -> list[tuple[str, list]]:
 
 
 def _autoclaim(client: redis.Redis, stream: str, group: str, consumer: str, min_idle_ms: int,
-               start: str, count: int) -> tuple[str, list, list]:
-    reply = client.execute_command("XAUTOCLAIM", stream, group, consumer, min_idle_ms, start, "COUNT", count)
+               start: str, count: int) -> tuple[str, list[Any], list[str]]:
+    command: Any = client.execute_command  # untyped in redis-py
+    reply: Any = command("XAUTOCLAIM", stream, group, consumer, min_idle_ms, start, "COUNT", count)
     next_start = _s(reply[0])
     raw_entries = reply[1] or []
-    entries = []
+    entries: list[tuple[str, dict[Any, Any] | None]] = []
     for item in raw_entries:
         if item is None:
             continue

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -50,7 +53,7 @@ class RedisClock:
     "24 h pause" can be crossed by one write.
     """
 
-    def __init__(self, client, key: str):
+    def __init__(self, client: Redis, key: str):
         self.client = client
         self.key = key
 

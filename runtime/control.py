@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
+
+from redis.typing import KeyT, StreamIdT
 
 from messages.codec import decode_entry
 from messages.errors import MessageDecodeError
@@ -26,7 +28,7 @@ class ControlListener:
         self.client = blocking_client(url, block_ms)
         self.block_ms = block_ms
         self.listener = listener
-        self.positions = {keys.control(s): "$" for s in shards}
+        self.positions: dict[KeyT, StreamIdT] = {keys.control(s): "$" for s in shards}
         self.received = 0
 
     def run(self, stop: threading.Event) -> None:
@@ -36,7 +38,7 @@ class ControlListener:
             self.positions[stream] = (info or {}).get("last-generated-id", b"0-0") or b"0-0"
         while not stop.is_set():
             try:
-                reply = self.client.xread(self.positions, block=self.block_ms, count=256)
+                reply: Any = self.client.xread(self.positions, block=self.block_ms, count=256)
             except Exception as exc:  # noqa: BLE001 - keep listening through Redis restarts
                 log.warning("control listener: %s", exc)
                 stop.wait(0.5)

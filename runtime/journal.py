@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from typing import Any, Iterable
 
 import redis
 
@@ -13,7 +13,8 @@ from runtime.keys import Keys
 
 
 def read_journal(client: redis.Redis, keys: Keys, agent: str) -> list[Envelope]:
-    return [decode(fields[FIELD]) for _, fields in client.xrange(keys.events(agent))]
+    entries: Any = client.xrange(keys.events(agent))
+    return [decode(fields[FIELD]) for _, fields in entries]
 
 
 class JournalFollower:
@@ -22,11 +23,11 @@ class JournalFollower:
     def __init__(self, client: redis.Redis, keys: Keys, agent: str):
         self.client = client
         self.stream = keys.events(agent)
-        self.last_id = b"0-0"
+        self.last_id: bytes = b"0-0"
         self.seen: list[Envelope] = []
 
     def poll(self, block_ms: int = 100) -> list[Envelope]:
-        reply = self.client.xread({self.stream: self.last_id}, block=block_ms, count=500)
+        reply: Any = self.client.xread({self.stream: self.last_id}, block=block_ms, count=500)
         new = []
         for _, entries in reply or []:
             for entry_id, fields in entries:
@@ -60,7 +61,7 @@ def group_caught_up(client: redis.Redis, stream: str, group: str) -> bool:
     for g in groups:
         name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
         if name == group:
-            return g["pending"] == 0 and g["last-delivered-id"] == last
+            return bool(g["pending"] == 0 and g["last-delivered-id"] == last)
     return False
 
 

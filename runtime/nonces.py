@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import heapq
 import threading
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from runtime.keys import DEFAULT_SHARDS, shard_of
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 DEFAULT_GRACE_MS = 30_000
 
@@ -96,7 +99,7 @@ class RedisNonceStore:
 
     def __init__(
         self,
-        redis,
+        redis: Redis,
         prefix: str = "tr",
         *,
         shards: int = DEFAULT_SHARDS,

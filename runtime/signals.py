@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import signal
 import threading
+from types import FrameType
 from typing import Iterable
 
 
 def stop_on_signals(event: threading.Event,
                     signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -> dict[int, object]:
     """Install handlers that set `event`; returns the previous handlers (to restore them)."""
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         threading.Thread(target=event.set, name="stop-signal", daemon=True).start()
 
     return {sig: signal.signal(sig, handler) for sig in signals}

@@ -31,9 +31,10 @@ from typing import NamedTuple
 
 import msgspec
 
+from messages.base import Message
 from messages.envelope import Envelope
 from messages.errors import ConfigError, TreasuryError
-from messages.schema import Message, SetRisk
+from messages.schema import SetRisk
 from runtime.keyring import KEY_ID_RE, SCOPES, Keyring, Scope, SigningKey, scope_covers, scope_rank
 from runtime.nonces import NonceStore
 
@@ -147,7 +148,9 @@ def parse_signature(signature: object) -> SignatureParts:
     if not isinstance(signature, str):
         raise CommandAuthError(MALFORMED_SIGNATURE, f"signature must be a string, got {type(signature).__name__}")
     if len(signature) > MAX_SIGNATURE_LEN:
-        raise CommandAuthError(MALFORMED_SIGNATURE, f"signature is {len(signature)} characters (at most {MAX_SIGNATURE_LEN})")
+        raise CommandAuthError(
+            MALFORMED_SIGNATURE, f"signature is {len(signature)} characters (at most {MAX_SIGNATURE_LEN})"
+        )
     match = _SIGNATURE_RE.fullmatch(signature)
     if match is None:
         version = signature.split(".", 1)[0]

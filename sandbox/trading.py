@@ -503,8 +503,11 @@ class TradingSandbox:
     def _fill(self, agent: Any, market: Market, notional: int, leverage: Decimal) -> Fill:
         """Check what Hyperliquid would check, then fill at the current price (no spread)."""
         if leverage > market.max_leverage:
-            raise ApiError(400, "trade_failed",
-                           f"Leverage {_num_out(leverage)}x exceeds max leverage {market.max_leverage}x for {market.coin}")
+            raise ApiError(
+                400,
+                "trade_failed",
+                f"Leverage {_num_out(leverage)}x exceeds max leverage {market.max_leverage}x for {market.coin}",
+            )
         if notional < MIN_ORDER_VALUE:
             raise ApiError(400, "trade_failed", "Order must have minimum value of $10.")
         hl, builder = fee_split(notional, agent["tier"])
@@ -561,8 +564,12 @@ class TradingSandbox:
         notional = _micros(size)
         if notional > agent["max_position_micros"]:
             max_usd = wire(agent["max_position_micros"])
-            raise ApiError(400, "position_too_large", f"Max position size is ${max_usd:g}. Upgrade tier for higher limits.",
-                           max_position_usd=max_usd)
+            raise ApiError(
+                400,
+                "position_too_large",
+                f"Max position size is ${max_usd:g}. Upgrade tier for higher limits.",
+                max_position_usd=max_usd,
+            )
         self._check_daily_loss(agent)
         if not isinstance(coin, str) or (market := resolve_market(coin)) is None:
             raise ApiError(400, "trade_failed", f"Unknown market: {coin}")
@@ -711,7 +718,8 @@ class TradingSandbox:
                                  (agent["id"],)).fetchone()["collateral_micros"]
             self._move_collateral(db, agent["id"], max(returned, -current), "close", row["id"])
             db.execute(
-                "UPDATE trading_positions SET status = 'closed', db_pnl_micros = ?, closed_ms = ?, hl_status = 'closed', "
+                "UPDATE trading_positions SET status = 'closed', db_pnl_micros = ?, closed_ms = ?, "
+                "hl_status = 'closed', "
                 "hl_exit_price = ?, hl_pnl_micros = ?, hl_closed_ms = ? WHERE id = ?",
                 (pnl, now, str(fill.price), pnl, now, row["id"]),
             )
@@ -874,9 +882,11 @@ class TradingSandbox:
                     (pnl_micros, self.now(), row["id"]))
                 execution, pnl, fee = "simulated", wire_cents(pnl_micros), 0.0
             self.store.execute(
-                "UPDATE trading_orders SET status = CASE WHEN id = ? THEN 'triggered' ELSE 'cancelled' END, done_ms = ? "
+                "UPDATE trading_orders SET status = CASE WHEN id = ? THEN 'triggered' ELSE 'cancelled' END, "
+                "done_ms = ? "
                 "WHERE position_id = ? AND status = 'pending' AND kind IN ('stop_loss', 'take_profit')",
-                (order["id"], self.now(), row["id"]))
+                (order["id"], self.now(), row["id"]),
+            )
             executions.append({"order_id": order["id"], "position_id": row["id"], "type": order["kind"],
                                "coin": row["coin"], "side": row["side"], "trigger_price": _num_out(trigger),
                                "exit_price": _num_out(price), "pnl": pnl, "fee": fee, "execution": execution})
@@ -889,7 +899,12 @@ class TradingSandbox:
     # -- limit orders ---------------------------------------------------------------------------
 
     def place_limit(self, agent: Any, body: dict[str, Any]) -> dict[str, Any]:
-        coin, side, size_raw, price_raw = body.get("coin"), body.get("side"), body.get("size_usd"), body.get("limit_price")
+        coin, side, size_raw, price_raw = (
+            body.get("coin"),
+            body.get("side"),
+            body.get("size_usd"),
+            body.get("limit_price"),
+        )
         if not coin or not side or not size_raw or not price_raw:
             raise ApiError(400, "invalid_request", "Provide coin, side, size_usd, limit_price")
         market = resolve_market(coin)
@@ -947,8 +962,10 @@ class TradingSandbox:
         return {"order_id": order_id, "status": "cancelled"}
 
     def check_limits(self, agent: Any) -> dict[str, Any]:
-        rows = self.store.all("SELECT * FROM trading_orders WHERE agent_id = ? AND kind = 'limit' AND status = 'pending' "
-                              "ORDER BY seq", (agent["id"],))
+        rows = self.store.all(
+            "SELECT * FROM trading_orders WHERE agent_id = ? AND kind = 'limit' AND status = 'pending' ORDER BY seq",
+            (agent["id"],),
+        )
         filled, failed, pending = [], [], 0
         for o in rows:
             market = resolve_market(o["coin"])
@@ -959,13 +976,25 @@ class TradingSandbox:
                 continue
             fresh = self.agent(agent["id"])
             try:
-                opened = self._open_filled(fresh, market, o["side"], o["size_micros"],
-                                           min(Decimal(o["leverage"]), Decimal(fresh["max_leverage"])), order_id=o["id"])
+                opened = self._open_filled(
+                    fresh,
+                    market,
+                    o["side"],
+                    o["size_micros"],
+                    min(Decimal(o["leverage"]), Decimal(fresh["max_leverage"])),
+                    order_id=o["id"],
+                )
             except ApiError as exc:
-                self.store.execute("UPDATE trading_orders SET status = 'failed', note = ?, done_ms = ? WHERE id = ?",
-                                   (exc.message or exc.code, self.now(), o["id"]))
-                failed.append({**self._limit_out(self.store.one("SELECT * FROM trading_orders WHERE id = ?", (o["id"],))),
-                               "reason": exc.message or exc.code})
+                self.store.execute(
+                    "UPDATE trading_orders SET status = 'failed', note = ?, done_ms = ? WHERE id = ?",
+                    (exc.message or exc.code, self.now(), o["id"]),
+                )
+                failed.append(
+                    {
+                        **self._limit_out(self.store.one("SELECT * FROM trading_orders WHERE id = ?", (o["id"],))),
+                        "reason": exc.message or exc.code,
+                    }
+                )
                 continue
             self.store.execute("UPDATE trading_orders SET status = 'filled', position_id = ?, done_ms = ? WHERE id = ?",
                                (opened["position_id"], self.now(), o["id"]))
@@ -989,7 +1018,9 @@ class TradingSandbox:
                 "net_pnl": wire_cents(net),
                 "current_loss_usd": wire_cents(loss),
                 "trade_count": count,
-                "daily_loss_limit_pct_used": float((Decimal(loss) / limit * 100).quantize(Decimal("0.01"))) if limit else None,
+                "daily_loss_limit_pct_used": float((Decimal(loss) / limit * 100).quantize(Decimal("0.01")))
+                if limit
+                else None,
                 "trading_blocked": bool(limit and loss >= limit),
                 "resets_at": self._next_midnight_iso(),
             },
@@ -1025,7 +1056,9 @@ class TradingSandbox:
             updates["max_position_micros"] = capped_pos
             changed.append(f"max_position_usd: ${wire(capped_pos):g}")
         if not changed:
-            raise ApiError(400, "no_changes", "Provide at least one of: max_daily_loss_usd, max_leverage, max_position_usd")
+            raise ApiError(
+                400, "no_changes", "Provide at least one of: max_daily_loss_usd, max_leverage, max_position_usd"
+            )
         with self.store.tx() as db:
             for column, value in updates.items():
                 db.execute(f"UPDATE trading_agents SET {column} = ? WHERE id = ?", (value, agent["id"]))
@@ -1066,7 +1099,11 @@ class TradingSandbox:
     def referral_withdraw(self, agent: Any, body: dict[str, Any]) -> dict[str, Any]:
         address = body.get("address")
         if not isinstance(address, str) or not _EVM_ADDRESS.match(address):
-            raise ApiError(400, "invalid_address", suggestion="Provide a valid Base/Ethereum address (0x followed by 40 hex characters)")
+            raise ApiError(
+                400,
+                "invalid_address",
+                suggestion="Provide a valid Base/Ethereum address (0x followed by 40 hex characters)",
+            )
         with self.store.tx() as db:
             earned = db.execute("SELECT COALESCE(SUM(commission_micros), 0) FROM trading_referral_earnings "
                                 "WHERE referrer_id = ?", (agent["id"],)).fetchone()[0]
@@ -1105,8 +1142,11 @@ def credit_deposit_address(ctx: SandboxContext, address: str, micros: int, ref: 
     with ctx.store.tx() as db:
         balance = db.execute("SELECT collateral_micros FROM trading_agents WHERE id = ?", (row["id"],)).fetchone()[0]
         db.execute("UPDATE trading_agents SET collateral_micros = ? WHERE id = ?", (balance + micros, row["id"]))
-        db.execute("INSERT INTO trading_collateral_ledger(agent_id, delta_micros, balance_after, reason, ref, created_ms) "
-                   "VALUES (?, ?, ?, 'deposit', ?, ?)", (row["id"], micros, balance + micros, ref, ctx.clock.now_ms()))
+        db.execute(
+            "INSERT INTO trading_collateral_ledger(agent_id, delta_micros, balance_after, reason, ref, created_ms) "
+            "VALUES (?, ?, ?, 'deposit', ?, ?)",
+            (row["id"], micros, balance + micros, ref, ctx.clock.now_ms()),
+        )
     return str(row["id"])
 
 

@@ -679,9 +679,11 @@ class WalletSandbox:
         service, agent_id, delay = route
         if service == "casino" and units < CASINO_MINIMUM_DEPOSIT:
             return
-        db.execute("INSERT INTO wallet_pending_deposits(transfer_seq, service, agent_id, chain, address, micros, due_ms, "
-                   "status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
-                   (seq, service, agent_id, chain, target, units, self.now() + delay))
+        db.execute(
+            "INSERT INTO wallet_pending_deposits(transfer_seq, service, agent_id, chain, address, micros, due_ms, "
+            "status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+            (seq, service, agent_id, chain, target, units, self.now() + delay),
+        )
 
     def _route_for(self, db: sqlite3.Connection, chain: str, address: str) -> tuple[str, str | None, int] | None:
         row = db.execute("SELECT * FROM wallet_deposit_routes WHERE chain IN (?, '*') AND address = ? "
@@ -798,7 +800,9 @@ class WalletSandbox:
 
     def swap(self, agent: Any, body: dict[str, Any]) -> dict[str, Any]:
         if not all(body.get(k) for k in ("from_chain", "to_chain", "from_token", "to_token", "amount", "to_address")):
-            raise ApiError(400, "invalid_request", "Provide from_chain, to_chain, from_token, to_token, amount, to_address")
+            raise ApiError(
+                400, "invalid_request", "Provide from_chain, to_chain, from_token, to_token, amount, to_address"
+            )
         try:
             from_leg, to_leg, units, out, usd = self._price_out(body)
         except ValueError as exc:
@@ -813,8 +817,13 @@ class WalletSandbox:
                 raise ApiError(400, "invalid_request", "max_slippage_bps must be a number from 0 to 10000")
             floor = Decimal(expected) * (1 - Decimal(repr(bps)) / 10_000)
             if filled < floor:
-                raise ApiError(400, "swap_failed", f"Slippage {float(-drift * 10_000):.1f} bps exceeds max_slippage_bps "
-                                                   f"{bps}", expected_amount=str(expected), fill_amount=str(filled))
+                raise ApiError(
+                    400,
+                    "swap_failed",
+                    f"Slippage {float(-drift * 10_000):.1f} bps exceeds max_slippage_bps {bps}",
+                    expected_amount=str(expected),
+                    fill_amount=str(filled),
+                )
         minimum = body.get("min_output_amount")
         if minimum is not None:
             min_units = _units(str(minimum), 0) if not isinstance(minimum, bool) else None
@@ -961,9 +970,11 @@ class WalletSandbox:
                 raise ApiError(400, "insufficient_balance", "Minimum withdrawal is $1.00",
                                available_usd=wire_cents(available), pending_usd=wire_cents(pending), minimum=1.0)
             withdrawal_id = "rw_" + self.ctx.new_id("wallet.withdrawal", 6)
-            self.store.execute("INSERT INTO wallet_referral_withdrawals(id, referrer_id, amount_micros, address, chain, "
-                               "status, created_ms) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-                               (withdrawal_id, agent["id"], available, address, str(chain), self.now()))
+            self.store.execute(
+                "INSERT INTO wallet_referral_withdrawals(id, referrer_id, amount_micros, address, chain, "
+                "status, created_ms) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                (withdrawal_id, agent["id"], available, address, str(chain), self.now()),
+            )
         return {"withdrawal_id": withdrawal_id, "amount_usd": wire_cents(available), "address": address,
                 "chain": str(chain), "status": "pending", "message": "Referral withdrawal queued for processing"}
 
@@ -985,9 +996,11 @@ def credit_onchain(ctx: SandboxContext, chain: str, address: str, token: str, un
         db.execute("INSERT INTO wallet_balances(chain, address, token, units) VALUES (?, ?, ?, ?) "
                    "ON CONFLICT(chain, address, token) DO UPDATE SET units = excluded.units",
                    (chain, address, token, str(balance)))
-        db.execute("INSERT INTO wallet_transfers(tx_hash, chain, token, from_address, to_address, units, kind, created_ms) "
-                   "VALUES (?, ?, ?, NULL, ?, ?, 'external_deposit', ?)",
-                   (tx_hash, chain, token, address, str(units), ctx.clock.now_ms()))
+        db.execute(
+            "INSERT INTO wallet_transfers(tx_hash, chain, token, from_address, to_address, units, kind, created_ms) "
+            "VALUES (?, ?, ?, NULL, ?, ?, 'external_deposit', ?)",
+            (tx_hash, chain, token, address, str(units), ctx.clock.now_ms()),
+        )
     return tx_hash
 
 
@@ -1133,10 +1146,12 @@ def create_app(ctx: SandboxContext) -> Starlette:
                 delay is not None and (not isinstance(delay, int) or isinstance(delay, bool) or delay < 0)):
             raise ApiError(400, "invalid_request", "give address, service (casino|trading), agent_id, delay_ms?")
         stored = address.lower() if _EVM_ADDRESS.match(address) else address
-        ctx.store.execute("INSERT INTO wallet_deposit_routes(chain, address, service, agent_id, delay_ms) "
-                          "VALUES (?, ?, ?, ?, ?) ON CONFLICT(chain, address) DO UPDATE SET service = excluded.service, "
-                          "agent_id = excluded.agent_id, delay_ms = excluded.delay_ms",
-                          (chain, stored, service, body.get("agent_id"), delay))
+        ctx.store.execute(
+            "INSERT INTO wallet_deposit_routes(chain, address, service, agent_id, delay_ms) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(chain, address) DO UPDATE SET service = excluded.service, "
+            "agent_id = excluded.agent_id, delay_ms = excluded.delay_ms",
+            (chain, stored, service, body.get("agent_id"), delay),
+        )
         return JSONResponse({"chain": chain, "address": address, "service": service, "agent_id": body.get("agent_id"),
                              "delay_ms": delay})
 

@@ -93,7 +93,9 @@ def _find_running_deployment() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="treasury", description="Treasury manager for autonomous agents on Purple Flea.")
+    parser = argparse.ArgumentParser(
+        prog="treasury", description="Treasury manager for autonomous agents on Purple Flea."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="play a seeded session on the sandbox until a breaker fires")

@@ -189,7 +189,9 @@ def cmd_main(args: argparse.Namespace) -> int:
     sent = {"sent": envelope.type, "id": envelope.id, "agent": args.agent, "role": role, "entry": entry.decode(),
             "key": key.key_id}
     if not args.wait:
-        print(json.dumps(sent) if args.json else f"sent {envelope.type} {envelope.id} to {role} (signed by {key.key_id})")
+        print(
+            json.dumps(sent) if args.json else f"sent {envelope.type} {envelope.id} to {role} (signed by {key.key_id})"
+        )
         return 0
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:

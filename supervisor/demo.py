@@ -160,19 +160,36 @@ def _summary(client, keys: Keys, seed: int, capital: int, tally: Tally, stop_rea
         "seed": seed,
         "agent": AGENT,
         "capital": capital,
-        "bets": {"placed": tally.placed, "won": tally.won, "lost": tally.lost, "refused": dict(sorted(tally.refused.items())),
-                 "failed": dict(sorted(tally.failed.items()))},
+        "bets": {
+            "placed": tally.placed,
+            "won": tally.won,
+            "lost": tally.lost,
+            "refused": dict(sorted(tally.refused.items())),
+            "failed": dict(sorted(tally.failed.items())),
+        },
         "staked": tally.staked,
         "paid_out": tally.paid_out,
         "pnl": tally.paid_out - tally.staked,
         "buckets": {b: ledger.bucket(b) for b in sorted(ledger.available)},
         "total": ledger.total,
-        "risk": {"state": risk.state, "breaker": risk.breaker, "reason": risk.reason, "peak": risk.peak,
-                 "day_start": risk.day_start},
+        "risk": {
+            "state": risk.state,
+            "breaker": risk.breaker,
+            "reason": risk.reason,
+            "peak": risk.peak,
+            "day_start": risk.day_start,
+        },
         "breakers_fired": breakers_fired(journal),
         "stopped_because": stop_reason,
-        "after_stop": ({"type": type(probe).__name__, "code": getattr(probe, "code", None),
-                        "reason": getattr(probe, "reason", None)} if probe is not None else None),
+        "after_stop": (
+            {
+                "type": type(probe).__name__,
+                "code": getattr(probe, "code", None),
+                "reason": getattr(probe, "reason", None),
+            }
+            if probe is not None
+            else None
+        ),
         "journal_events": client.xlen(keys.events(AGENT)),
     }
 

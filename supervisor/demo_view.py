@@ -31,8 +31,11 @@ def render_summary(s: dict) -> None:
         t.add_row("next bet", f"{a['type']} {a['code'] or ''}: {a['reason'] or ''}")
     c = s.get("conservation")
     if c:
-        t.add_row("casino bucket vs venue", f"{format_usd(c['casino_bucket'])} vs {format_usd(c['venue_casino_balance'])}"
-                  + (" ✓" if c["matches"] else " ✗ MISMATCH"))
+        t.add_row(
+            "casino bucket vs venue",
+            f"{format_usd(c['casino_bucket'])} vs {format_usd(c['venue_casino_balance'])}"
+            + (" ✓" if c["matches"] else " ✗ MISMATCH"),
+        )
     t.add_row("journal events", str(s["journal_events"]))
     console.print(t)
     b = Table(title="buckets")
@@ -65,5 +68,7 @@ def render_scenario(s: dict) -> None:
                                                                if c["in_flight"] else ""))
     for silo, figures in c["silos"].items():
         mark = "✓" if figures["venue"] == figures["ledger"] else "✗ MISMATCH"
-        t.add_row(f"{silo} silo", f"venue {format_usd(figures['venue'])} vs ledger {format_usd(figures['ledger'])} {mark}")
+        t.add_row(
+            f"{silo} silo", f"venue {format_usd(figures['venue'])} vs ledger {format_usd(figures['ledger'])} {mark}"
+        )
     console.print(t)

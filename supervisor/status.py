@@ -426,7 +426,7 @@ def dead_rows(client: redis.Redis, keys: Keys) -> list[dict]:
         pipe.xrevrange(keys.dead(shard), count=1)
     latest = pipe.execute(raise_on_error=False)
     rows = []
-    for (shard, length), last in zip(busy, latest):
+    for (shard, length), last in zip(busy, latest, strict=True):
         row: dict[str, Any] = {"shard": shard, "length": length, "last": None}
         if isinstance(last, list) and last:
             entry_id, fields = last[0]

@@ -165,10 +165,18 @@ class Supervisor:
 
     def _spawn(self, slot: WorkerSlot) -> None:
         try:
-            slot.process = spawn_worker(slot.role, self.redis_url, prefix=self.keys.prefix, shard_count=self.keys.shards,
-                                        casino_url=self.venues.get("casino", ""), clock=self.clock_spec, shards="auto",
-                                        consumer=slot.consumer, env=self.env,
-                                        extra=[a for name, url in self.venues.items() for a in ("--venue", f"{name}={url}")])
+            slot.process = spawn_worker(
+                slot.role,
+                self.redis_url,
+                prefix=self.keys.prefix,
+                shard_count=self.keys.shards,
+                casino_url=self.venues.get("casino", ""),
+                clock=self.clock_spec,
+                shards="auto",
+                consumer=slot.consumer,
+                env=self.env,
+                extra=[a for name, url in self.venues.items() for a in ("--venue", f"{name}={url}")],
+            )
             slot.started_at = time.monotonic()
             slot.restart_at = None
         except Exception as exc:  # noqa: BLE001 - a failed start counts as a crash

@@ -47,8 +47,13 @@ def add_up_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def start_sandbox_process(seed: int, state: Path) -> tuple[subprocess.Popen, dict[str, str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "supervisor.cli", "sandbox", "--seed", str(seed), "--state", str(state)],
-                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.cli", "sandbox", "--seed", str(seed), "--state", str(state)],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     line = readline_with_timeout(proc, 30)
     try:
         return proc, json.loads(line)

@@ -128,7 +128,9 @@ class Worker:
         self.bus.ensure_groups()
         threads = [threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True)]
         if self.control:
-            threads.append(threading.Thread(target=self.control.run, args=(self.stop_event,), name="control", daemon=True))
+            threads.append(
+                threading.Thread(target=self.control.run, args=(self.stop_event,), name="control", daemon=True)
+            )
         for t in threads:
             t.start()
         self.beat()
@@ -175,16 +177,28 @@ def main(argv: list[str] | None = None) -> int:
     keys = Keys(args.prefix, args.shard_count)
     auto = args.shards == "auto"
     try:
-        worker = Worker(args.role, args.redis_url, keys, [] if auto else parse_shards(args.shards, args.shard_count),
-                    {"casino": args.casino_url, **dict(v.split("=", 1) for v in args.venue)}, args.clock, args.consumer, args.claim_idle_ms,
-                        args.allow_unsigned, lease_shards=auto, lease_ms=args.lease_ms)
+        worker = Worker(
+            args.role,
+            args.redis_url,
+            keys,
+            [] if auto else parse_shards(args.shards, args.shard_count),
+            {"casino": args.casino_url, **dict(v.split("=", 1) for v in args.venue)},
+            args.clock,
+            args.consumer,
+            args.claim_idle_ms,
+            args.allow_unsigned,
+            lease_shards=auto,
+            lease_ms=args.lease_ms,
+        )
     except TreasuryError as exc:
         pykka.ActorRegistry.stop_all()
         print(f"treasury worker {args.role}: error: {exc}", file=sys.stderr)
         return 2
 
     stop_on_signals(worker.stop_event)
-    print(json.dumps({"ready": True, "role": args.role, "pid": os.getpid(), "consumer": worker.bus.consumer}), flush=True)
+    print(
+        json.dumps({"ready": True, "role": args.role, "pid": os.getpid(), "consumer": worker.bus.consumer}), flush=True
+    )
     return worker.run()
 
 

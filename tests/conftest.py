@@ -1,5 +1,8 @@
 """Shared fixtures: a real Redis (REDIS_TEST_URL, default db 15 on 127.0.0.1:6379) for bus tests,
-fakeredis for fast unit tests. Each test gets its own key prefix and cleans it up."""
+fakeredis for fast unit tests. Each test gets its own key prefix and cleans it up.
+
+Helpers shared by several test modules are in the `tests.kit` package; fixtures are in conftest.py
+files, so no test module imports another."""
 
 from __future__ import annotations
 
@@ -10,6 +13,9 @@ import pytest
 import redis
 
 from runtime.keys import Keys
+
+pytest_plugins = ["tests.kit.sandbox"]
+"""The sandbox fixtures (tests/kit/sandbox.py) serve the venue client and sandbox tests."""
 
 REDIS_TEST_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
 

@@ -112,7 +112,7 @@ class EscrowManager(TreasuryActor):
         locked = ledger.held_by("reserve", "locked") + in_flight
         reserve_total = ledger.bucket("reserve")
         check = check_escrow(cmd.amount, cmd.timeout_hours, locked, reserve_total, self.policy)
-        problems = [(c, r) for c, r in zip(check.codes, check.reasons) if c != "escrow_lock"]
+        problems = [(c, r) for c, r in zip(check.codes, check.reasons, strict=True) if c != "escrow_lock"]
         if len(description) < 3:
             problems.append(("invalid_description", "the description needs at least 3 visible characters"))
         if problems:

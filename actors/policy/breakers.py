@@ -92,10 +92,14 @@ def casino_session(session_start: int, session_balance: int, *,
         return None
     loss = session_start - session_balance
     return BreakerResult(
-        "casino_session", "stop_session",
+        "casino_session",
+        "stop_session",
         f"casino session down {usd(loss)}, {percent(loss, session_start)} of its {usd(session_start)} start, "
-        f"beyond the {bp_text(stop_bp)} stop: session stopped, the remaining {usd(session_balance)} goes to the reserve",
-        None, "casino")
+        f"beyond the {bp_text(stop_bp)} stop: session stopped, "
+        f"the remaining {usd(session_balance)} goes to the reserve",
+        None,
+        "casino",
+    )
 
 
 def trading_drawdown(trading_peak: int, trading_balance: int, *,
@@ -197,7 +201,9 @@ class TotalsSnapshot:
 def evaluate_totals(snapshot: TotalsSnapshot, now_ms: int, policy: Policy = DEFAULT_POLICY) -> list[BreakerResult]:
     """Run the treasury-level breakers (1, 3, 4, 5); return every one that fired, most severe first."""
     fired = [
-        daily_loss(snapshot.day_start, snapshot.total, now_ms, limit_bp=policy.daily_loss_bp, pause_ms=policy.daily_pause_ms),
+        daily_loss(
+            snapshot.day_start, snapshot.total, now_ms, limit_bp=policy.daily_loss_bp, pause_ms=policy.daily_pause_ms
+        ),
         trading_drawdown(snapshot.trading_peak, snapshot.trading, limit_bp=policy.trading_drawdown_bp),
         treasury_drawdown(snapshot.peak, snapshot.total, limit_bp=policy.treasury_drawdown_bp),
         reserve_floor(snapshot.reserve, snapshot.total, floor_bp=policy.reserve_floor_bp),

@@ -109,4 +109,6 @@ def check_escrow(amount: int, timeout_hours: object, locked: int, reserve: int,
     breaker = escrow_lock(locked, amount, fee, reserve, limit_bp=policy.escrow_reserve_bp)
     if breaker is not None:
         problems.append((breaker.breaker, breaker.reason))
-    return EscrowCheck(tuple(c for c, _ in problems), tuple(r for _, r in problems), fee, locked + amount + fee, breaker)
+    return EscrowCheck(
+        tuple(c for c, _ in problems), tuple(r for _, r in problems), fee, locked + amount + fee, breaker
+    )

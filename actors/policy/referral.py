@@ -53,7 +53,9 @@ def split_reinvest(amount: int, policy: Policy = DEFAULT_POLICY) -> dict[str, in
     return {"reserve": amount - trading, "trading": trading}
 
 
-def plan_reinvest(amount: int, policy: Policy = DEFAULT_POLICY, *, reason: str = "referral reinvest") -> tuple[Move, ...]:
+def plan_reinvest(
+    amount: int, policy: Policy = DEFAULT_POLICY, *, reason: str = "referral reinvest"
+) -> tuple[Move, ...]:
     """The moves out of the referral bucket for a reinvestment of `amount`.
 
     Under the minimum move ($10) nothing is moved: the income waits in the referral bucket until

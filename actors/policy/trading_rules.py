@@ -160,7 +160,9 @@ def _exit_problems(side: str, price: Decimal, stop: Decimal | None, target: Deci
         problems.append(("stop_on_wrong_side", f"a {side} stop-loss at {stop} must be {losing} the entry {price}"))
         risk = None
     if reward is not None and reward <= 0:
-        problems.append(("take_profit_on_wrong_side", f"a {side} take-profit at {target} must be {winning} the entry {price}"))
+        problems.append(
+            ("take_profit_on_wrong_side", f"a {side} take-profit at {target} must be {winning} the entry {price}")
+        )
         reward = None
     if risk is not None and reward is not None and reward < risk * min_reward_risk:
         problems.append(("reward_risk_too_low", f"take-profit distance {reward} is less than "

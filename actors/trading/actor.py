@@ -483,7 +483,9 @@ class TradingBucket(TreasuryActor):
 
 def _exits(plan: OrderPlan, opened: OpenedPosition) -> tuple[Decimal, Decimal]:
     """The stop-loss and take-profit at absolute prices, from the price the order really filled at."""
-    stop, target = stop_prices(opened.entry_price, plan.side, Decimal(plan.stop_pct), Decimal(plan.take_profit_multiple))
+    stop, target = stop_prices(
+        opened.entry_price, plan.side, Decimal(plan.stop_pct), Decimal(plan.take_profit_multiple)
+    )
     return venue_price(stop), venue_price(target)
 
 
@@ -501,4 +503,6 @@ def _fence_reason(status: str, detail: str, amount: int, cap: int) -> str:
 
 
 def build(steps: AtomicSteps, clock: Clock, new_id: IdFactory, venues: dict[str, str]) -> pykka.ActorRef:
-    return TradingBucket.start(steps, clock, new_id, trading_client_factory(steps.client, steps.keys, venues["trading"]))
+    return TradingBucket.start(
+        steps, clock, new_id, trading_client_factory(steps.client, steps.keys, venues["trading"])
+    )

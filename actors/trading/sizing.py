@@ -70,7 +70,9 @@ def _decimal(text: str, name: str) -> Decimal:
     return value
 
 
-def plan_order(cmd: OpenPosition, bucket: int, facts: VenueFacts, policy: Policy = DEFAULT_POLICY) -> SizedOrder | Refusal:
+def plan_order(
+    cmd: OpenPosition, bucket: int, facts: VenueFacts, policy: Policy = DEFAULT_POLICY
+) -> SizedOrder | Refusal:
     """Size and check one order against a trading bucket of `bucket` micro-USD (everything the
     bucket owns: available, reserved and posted as margin)."""
     try:

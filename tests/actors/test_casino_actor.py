@@ -83,7 +83,11 @@ def casino(redis_url, keys, rclient):
             pass
 
     def events(kind):
-        return [decode(f[FIELD]).body for _, f in rclient.xrange(keys.events(AGENT)) if isinstance(decode(f[FIELD]).body, kind)]
+        return [
+            decode(f[FIELD]).body
+            for _, f in rclient.xrange(keys.events(AGENT))
+            if isinstance(decode(f[FIELD]).body, kind)
+        ]
 
     def commands(role):
         return [decode(f[FIELD]).body for _, f in rclient.xrange(keys.agent_commands(AGENT, role))]

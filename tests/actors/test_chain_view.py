@@ -12,7 +12,7 @@ from actors.policy.buckets import PolicyError
 from actors.policy.chains import CHAINS
 from messages.envelope import seeded_ids
 from runtime.journal import read_journal
-from tests.actors.test_referral_support import clock, onboard, sandbox, steps  # noqa: F401 - fixtures
+from tests.kit.referral import onboard
 
 pytestmark = pytest.mark.redis
 

@@ -179,7 +179,9 @@ class Treasury(RuleBasedStateMachine):
         if step == "credit":
             self.deliver(dest, CreditLeg(saga=saga, leg=leg, source=source, dest=dest, amount=size, reason="property"))
         elif step == "compensate":
-            self.deliver(source, CompensateLeg(saga=saga, leg=leg, source=source, dest=dest, amount=size, reason="property"))
+            self.deliver(
+                source, CompensateLeg(saga=saga, leg=leg, source=source, dest=dest, amount=size, reason="property")
+            )
         else:
             self.deliver(source, DebitLeg(saga=saga, leg=leg, source=source, dest=dest, amount=size, reason="property"))
         facts = read_leg(self.client, self.keys, self.agent, saga, leg)

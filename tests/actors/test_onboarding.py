@@ -13,7 +13,7 @@ from actors.chain_view import read_addresses
 from actors.onboarding import SERVICES
 from messages.money import parse_usd
 from runtime.journal import read_journal
-from tests.actors.test_referral_support import clock, ledger, onboard, sandbox, steps  # noqa: F401 - fixtures
+from tests.kit.referral import ledger, onboard
 from venue.client.casino import CasinoClient
 
 pytestmark = pytest.mark.redis

@@ -15,7 +15,7 @@ from messages.treasury_msgs import (
     RebalanceSkipped,
     RebalanceTick,
 )
-from tests.actors.test_rebalancer_harness import Harness, usd
+from tests.kit.rebalancer import Harness, usd
 
 try:
     from messages.trading_msgs import PositionsClosedAll
@@ -118,7 +118,9 @@ def test_the_reserve_floor_breaker_tops_the_reserve_up_even_while_paused(h):
     h.open(reserve="150", trading="400", casino="250", referral="200")
     assert reserve_floor(usd("150"), usd("1000")) is not None            # 15 % < the 20 % floor
     h.set_risk(state="PAUSED", reason="daily loss", until_ms=h.clock.now_ms() + 86_400_000)
-    h.send(Rebalance(trigger="reserve_floor", reason="reserve $150.00 is 15.00 % of the total, below its 20.00 % floor"))
+    h.send(
+        Rebalance(trigger="reserve_floor", reason="reserve $150.00 is 15.00 % of the total, below its 20.00 % floor")
+    )
     h.pump()
     planned, = h.journal(RebalancePlanned)
     assert planned.state == "PAUSED" and "after the reserve_floor breaker" in planned.reason

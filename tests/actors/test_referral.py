@@ -18,16 +18,7 @@ from runtime.atomic import AtomicSteps
 from runtime.bus import HandlerRejected
 from runtime.journal import read_journal
 from sandbox import casino as casino_sandbox
-from tests.actors.test_referral_support import (  # noqa: F401 - fixtures
-    clock,
-    deliver,
-    ledger,
-    onboard,
-    pending,
-    redeliver,
-    sandbox,
-    steps,
-)
+from tests.kit.referral import deliver, ledger, onboard, pending, redeliver
 
 pytestmark = pytest.mark.redis
 

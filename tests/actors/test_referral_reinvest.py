@@ -13,7 +13,7 @@ from messages.referral_msgs import MoveReferralIncome, ReinvestReferrals
 from messages.schema import SetRisk
 from messages.treasury_msgs import DebitLeg
 from runtime.journal import read_journal
-from tests.actors.test_referral_support import clock, deliver, ledger, pending, redeliver, steps  # noqa: F401
+from tests.kit.referral import deliver, ledger, pending, redeliver
 
 pytestmark = pytest.mark.redis
 
@@ -154,7 +154,7 @@ def test_unknown_commands_are_rejected(steps, clock, actor, rclient, keys):
 def test_the_reinvestment_moves_through_the_rebalancers_saga(redis_url, keys):
     """End to end on the rebalancing harness: ReinvestReferrals → MoveReferralIncome → the saga's
     legs, the referral legs carried out by the real ReferralBucket."""
-    from tests.actors.test_rebalancer_harness import Harness
+    from tests.kit.rebalancer import Harness
 
     h = Harness(redis_url, keys, agent=AGENT)
     actor = ReferralBucket.start(h.steps, h.clock, seeded_ids(21, "e"), lambda _agent: ReferralVenues())

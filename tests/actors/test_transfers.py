@@ -30,7 +30,7 @@ from messages.treasury_msgs import (
     TransitLanded,
 )
 from runtime.bus import Delivery, HandlerRejected
-from tests.actors.test_rebalancer_harness import AGENT, Harness, usd
+from tests.kit.rebalancer import AGENT, Harness, usd
 
 pytestmark = pytest.mark.redis
 

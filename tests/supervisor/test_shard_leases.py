@@ -56,7 +56,9 @@ def test_two_workers_split_the_shards_keep_order_and_take_over(redis_url, prefix
     with start_sandbox(seed=5) as sandbox:
         casino = sandbox.urls["casino"]
         for agent in AGENTS:
-            open_paper_casino_agent(steps, agent, parse_usd("10000"), casino, now_ms=int(time.time() * 1000), new_id=ids)
+            open_paper_casino_agent(
+                steps, agent, parse_usd("10000"), casino, now_ms=int(time.time() * 1000), new_id=ids
+            )
         common = dict(prefix=prefix, shard_count=SHARDS, casino_url=casino, env={"TREASURY_KEYS": key.env_entry()},
                       shards="auto", extra=["--lease-ms", "2000"])
         workers = [spawn_worker("casino", redis_url, consumer=f"casino-{i}", **common) for i in range(2)]

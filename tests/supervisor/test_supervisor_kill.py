@@ -66,7 +66,7 @@ def test_sigkilled_worker_is_restarted_and_every_command_ends_exactly_once(redis
                 rclient.xadd(keys.agent_commands(AGENT, "casino"), {FIELD: encode(env)})
                 sent.append(env.id)
                 if i in (30, 80):  # kill it twice while bets are in flight
-                    wait_until(lambda: _terminal_count(rclient, keys) >= i - 10, 30, "bets to flow")
+                    wait_until(lambda i=i: _terminal_count(rclient, keys) >= i - 10, 30, "bets to flow")
                     os.kill(casino_slot.process.pid, signal.SIGKILL)
             wait_until(lambda: _terminal_count(rclient, keys) >= len(sent), 90, "every command's outcome")
         finally:

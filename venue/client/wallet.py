@@ -104,7 +104,9 @@ class WalletClient(ServiceClient):
         spendable only with their own keys), so it is sent once and never retried."""
         return self._post_once("/v1/wallet/create", CreatedWallet.from_wire, {})
 
-    def native_balance(self, address: str, chain: str = "base", *, view_key: str | Secret | None = None) -> NativeBalance:
+    def native_balance(
+        self, address: str, chain: str = "base", *, view_key: str | Secret | None = None
+    ) -> NativeBalance:
         """The native coin only; USDC is read with `usdc_balances`."""
         params: dict[str, Any] = {"chain": chain}
         if view_key is not None:
@@ -236,8 +238,11 @@ class WalletClient(ServiceClient):
         if order.expected_output < minimum:
             raise VenueRejected(self.service, f"swap output {order.expected_output} is below the bound {minimum}",
                                 code="slippage_exceeded")
-        token = "USDC" if from_token.upper() == "USDC" or from_token.lower() == USDC_CONTRACTS.get(from_chain, "").lower() \
+        token = (
+            "USDC"
+            if from_token.upper() == "USDC" or from_token.lower() == USDC_CONTRACTS.get(from_chain, "").lower()
             else "native"
+        )
         decimals = USDC_DECIMALS if token == "USDC" else NATIVE_DECIMALS[from_chain]
         units = int(Decimal(order.deposit_amount).scaleb(decimals))
         sent = self.send_once(from_chain, from_address, order.deposit_address, units, private_key, token=token)
@@ -270,7 +275,11 @@ class WalletClient(ServiceClient):
             return self._post_once("/v1/referral/withdraw", ReferralWithdrawal.from_wire, body, idempotency_key=key)
         except VenueRejected as exc:
             pending = exc.details.get("pending_usd")
-            if exc.code != "insufficient_balance" or before.pending_usd is None or not isinstance(pending, (int, float)):
+            if (
+                exc.code != "insufficient_balance"
+                or before.pending_usd is None
+                or not isinstance(pending, (int, float))
+            ):
                 raise
             grew = usd_from_venue(pending, field="pending_usd") - before.pending_usd
             if grew <= 0:

@@ -391,8 +391,12 @@ class SwapStatus(msgspec.Struct, frozen=True):
         return cls(
             order_id=r.text("order_id", "orderId"),
             status=r.text("status"),
-            output_amount=r.integer("output_amount", "outputAmount", default=-1) if r.has("output_amount", "outputAmount") else None,
-            refund_amount=r.integer("refund_amount", "refundAmount", default=-1) if r.has("refund_amount", "refundAmount") else None,
+            output_amount=r.integer("output_amount", "outputAmount", default=-1)
+            if r.has("output_amount", "outputAmount")
+            else None,
+            refund_amount=r.integer("refund_amount", "refundAmount", default=-1)
+            if r.has("refund_amount", "refundAmount")
+            else None,
             reason=r.text("reason", required=False),
         )
 

@@ -8,7 +8,7 @@ import pytest
 
 from actors.trading.book import plans_key
 from messages.trading_msgs import CheckExits, ClosePosition, OrderRefused, PositionClosed, PositionOpened, StopMoved
-from tests.actors.test_trading_harness import TRADING, USD, Harness, assert_books, harness, order, venue  # noqa: F401 - fixtures
+from tests.kit.trading import TRADING, USD, Harness, assert_books, order
 from venue.client.trading import TradingClient
 from venue.errors import VenueUnavailable
 

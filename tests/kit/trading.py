@@ -1,5 +1,6 @@
-"""What the TradingBucket tests share: a sandbox with a still clock, one funded trading agent per
-test, and a driver that feeds the actor real stream deliveries. (No tests here.)
+"""What the TradingBucket tests share: `Harness`, the driver that feeds the actor real stream
+deliveries, sample orders and the book checks. The fixtures (a sandbox with a still clock, one
+funded trading agent per test) are in tests/actors/trading/conftest.py.
 
 The sandbox's prices only move when a test pins them (its clock stands still), so every figure
 in the tests is exact. The agent's venue collateral is funded with exactly its trading bucket, so
@@ -8,43 +9,27 @@ the ledger can be reconciled with the venue's own account after every step.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import httpx
 import msgspec
-import pytest
 
-from actors.bootstrap import open_treasury
 from actors.ledger import read_ledger
-from actors.trading.actor import TradingBucket
 from actors.trading.book import plans_key, read_positions
-from actors.trading.venue import trading_client_factory
 from messages.codec import FIELD, decode_entry, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import MICRO
 from messages.trading_msgs import OpenPosition, PositionClosed, PositionOpened
 from runtime.atomic import AtomicSteps
-from runtime.bus import Delivery, command_client
+from runtime.bus import Delivery
 from runtime.clock import ManualClock
 from runtime.journal import read_journal
-from sandbox import ManualClock as VenueClock
-from sandbox import start_sandbox
 from venue.client.trading import TradingClient
 
 USD = MICRO
 TRADING = 10_000 * USD
 """The trading bucket of every test agent; its venue collateral is the same."""
-_agents = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def venue():
-    with start_sandbox(seed=23, clock=VenueClock()) as handle:
-        yield handle
-
-
 @dataclass
 class Harness:
     """One agent: its treasury in Redis, its venue account, and the actor serving it."""
@@ -131,26 +116,6 @@ class Harness:
 
     def set_risk(self, **fields) -> None:
         self.rclient.hset(self.steps.keys.risk(self.agent), mapping=fields)
-
-
-@pytest.fixture
-def harness(venue, redis_url, keys, rclient):
-    steps = AtomicSteps(command_client(redis_url), keys)
-    clock = ManualClock()
-    agent = f"trader-{next(_agents)}"
-    client = TradingClient(venue.urls["trading"], retries=0)
-    registration = client.register()
-    httpx.post(f"{venue.urls['trading']}/_sandbox/fund",
-               json={"agent_id": registration.agent_id, "amount_usd": str(TRADING // USD)}).raise_for_status()
-    rclient.hset(keys.credentials(agent), "trading_key", registration.api_key.reveal())
-    open_treasury(steps, agent, 30_000 * USD, now_ms=clock.now_ms(), new_id=seeded_ids(5),
-                  buckets={"reserve": 12_000 * USD, "trading": TRADING, "casino": 4_500 * USD, "referral": 3_500 * USD})
-    rclient.xgroup_create(keys.agent_commands(agent, "trading"), "g:trading", id="0", mkstream=True)
-    actor = TradingBucket.start(steps, clock, seeded_ids(99, "e"), trading_client_factory(rclient, keys, venue.urls["trading"]))
-    h = Harness(agent, registration.agent_id, steps, actor, clock, venue, rclient, client)
-    yield h
-    actor.stop()
-    client.close()
 
 
 # ---------------------------------------------------------------- shared checks

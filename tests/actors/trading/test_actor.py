@@ -22,7 +22,7 @@ from messages.trading_msgs import (
 )
 from messages.treasury_msgs import DebitLeg, FundsDebited
 from runtime.bus import HandlerRejected
-from tests.actors.test_trading_harness import TRADING, USD, assert_books, exit_triggers, harness, order, venue  # noqa: F401 - fixtures
+from tests.kit.trading import TRADING, USD, assert_books, exit_triggers, order
 from venue.client.trading import TradingClient
 from venue.errors import VenueRejected
 
@@ -47,7 +47,9 @@ def test_an_order_opens_with_its_stop_and_target_at_absolute_prices(harness, sid
     assert (Decimal(opened.stop_loss), Decimal(opened.take_profit)) == (Decimal(stop), Decimal(target))
     assert exit_triggers(h) == {"stop_loss": [Decimal(stop)], "take_profit": [Decimal(target)]}
     rows = h.venue_rows()
-    assert [(r.position_id, r.side, r.size_usd, r.status) for r in rows] == [(opened.position_id, side, 5_000 * USD, "open")]
+    assert [(r.position_id, r.side, r.size_usd, r.status) for r in rows] == [
+        (opened.position_id, side, 5_000 * USD, "open")
+    ]
     record = h.positions()[opened.position_id]
     assert (record.stop_loss, record.take_profit, record.margin, record.opened_by) == (
         opened.stop_loss, opened.take_profit, 1_000 * USD, d.envelope.id)
@@ -130,7 +132,12 @@ def test_close_one_position_settles_pnl_and_both_fees(harness):
     h.set_price("BTC", "101000")
     d = h.send(ClosePosition(position_id=opened.position_id, reason="agent takes profit"))
     closed = h.one(d, PositionClosed)
-    assert (closed.pnl, closed.fee, closed.exit_price, closed.reason) == (50 * USD, 2_750_000, "101000", "agent takes profit")
+    assert (closed.pnl, closed.fee, closed.exit_price, closed.reason) == (
+        50 * USD,
+        2_750_000,
+        "101000",
+        "agent takes profit",
+    )
     assert closed.returned == 1_000 * USD + 50 * USD - 2_750_000 and not closed.liquidated
     assert h.positions() == {}
     assert [r.status for r in h.venue_rows()] == ["closed"]
@@ -226,7 +233,12 @@ def test_a_position_whose_stops_the_venue_refuses_is_closed_at_once(harness, mon
     monkeypatch.setattr(TradingClient, "set_exits", refuse)
     d = h.send(order())
     opened, closed = h.one(d, PositionOpened), h.one(d, PositionClosed)
-    assert (closed.position_id, closed.reason, closed.pnl, closed.fee) == (opened.position_id, "exits_refused", 0, 2_750_000)
+    assert (closed.position_id, closed.reason, closed.pnl, closed.fee) == (
+        opened.position_id,
+        "exits_refused",
+        0,
+        2_750_000,
+    )
     assert h.positions() == {} and [r.status for r in h.venue_rows()] == ["closed"]
     assert_books(h)
 

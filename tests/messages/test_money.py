@@ -8,15 +8,36 @@ from messages.errors import MoneyError
 from messages.money import MAX_MICROS, floor_to_cent, format_usd, parse_usd, to_decimal, usd_from_venue
 
 
-@pytest.mark.parametrize("text, micros", [("12.34", 12_340_000), ("0.000001", 1), ("$1,000"[0:2] + "5", 15_000_000),
-                                          (" 7 ", 7_000_000), (Decimal("2.5"), 2_500_000), (3, 3_000_000), ("1_000", 1_000_000_000)])
+@pytest.mark.parametrize(
+    "text, micros",
+    [
+        ("12.34", 12_340_000),
+        ("0.000001", 1),
+        ("$1,000"[0:2] + "5", 15_000_000),
+        (" 7 ", 7_000_000),
+        (Decimal("2.5"), 2_500_000),
+        (3, 3_000_000),
+        ("1_000", 1_000_000_000),
+    ],
+)
 def test_parse_usd_is_exact(text, micros):
     assert parse_usd(text) == micros
 
 
-@pytest.mark.parametrize("bad, words", [("nan", "finite"), ("inf", "finite"), ("-1", "negative"), ("1.0000001", "6 decimals"),
-                                        ("abc", "not a number"), (True, "boolean"), (float("nan"), "finite"),
-                                        (None, "expected an amount"), ("1e20", "beyond")])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("nan", "finite"),
+        ("inf", "finite"),
+        ("-1", "negative"),
+        ("1.0000001", "6 decimals"),
+        ("abc", "not a number"),
+        (True, "boolean"),
+        (float("nan"), "finite"),
+        (None, "expected an amount"),
+        ("1e20", "beyond"),
+    ],
+)
 def test_parse_usd_refuses_bad_input_with_a_clear_message(bad, words):
     with pytest.raises(MoneyError, match=words):
         parse_usd(bad, field="stake")

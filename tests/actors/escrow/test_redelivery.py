@@ -25,7 +25,7 @@ from messages.escrow_msgs import (
 )
 from runtime.atomic import AtomicSteps
 from runtime.bus import HandlerRejected, StreamBus
-from tests.actors.test_escrow_harness import AGENT, CASINO_BUCKET, RESERVE, USD, world  # noqa: F401
+from tests.kit.escrow import AGENT, CASINO_BUCKET, RESERVE, USD
 from venue.errors import VenueUnavailable
 
 pytestmark = pytest.mark.redis

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from messages.trading_msgs import CheckExits, OpenPosition, PositionClosed, PositionOpened, StopMoved
-from tests.actors.test_trading_harness import TRADING, USD, assert_books, exit_triggers, harness, order, venue  # noqa: F401 - fixtures
+from tests.kit.trading import TRADING, USD, assert_books, exit_triggers, order
 
 pytestmark = pytest.mark.redis
 

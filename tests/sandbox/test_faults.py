@@ -53,14 +53,14 @@ def outcome(call):
 def run_spends(handle, casino, escrow, counterparty, tally, prefix, *, bets=BETS, escrows=ESCROWS):
     for i in range(bets):
         seed = f"{prefix}-bet-{i}"
-        kind, result = outcome(lambda: casino.place_bet_once("coin_flip", STAKE, {"side": "heads"},
-                                                             client_seed=seed, idempotency_key=seed))
+        kind, result = outcome(lambda seed=seed: casino.place_bet_once("coin_flip", STAKE, {"side": "heads"},
+                                                                       client_seed=seed, idempotency_key=seed))
         tally.outcomes[f"bet_{kind}"] += 1
         tally.bets[seed] = (kind, result)
     for i in range(escrows):
         key = f"{prefix}-escrow-{i}"
-        kind, result = outcome(lambda: escrow.create_once(counterparty, ESCROW_AMOUNT, "deliver data",
-                                                          idempotency_key=key))
+        kind, result = outcome(lambda key=key: escrow.create_once(counterparty, ESCROW_AMOUNT, "deliver data",
+                                                                  idempotency_key=key))
         tally.outcomes[f"escrow_{kind}"] += 1
         tally.escrows[key] = (kind, result)
 
@@ -206,7 +206,7 @@ def test_mixed_faults_from_several_threads(sandbox_factory):
                for _ in tallies]
     threads = [threading.Thread(target=run_spends, args=(handle, c, e, worker, t, f"t{i}"),
                                 kwargs={"bets": 10, "escrows": 3})
-               for i, ((c, e), t) in enumerate(zip(clients, tallies))]
+               for i, ((c, e), t) in enumerate(zip(clients, tallies, strict=True))]
     for t in threads:
         t.start()
     for t in threads:

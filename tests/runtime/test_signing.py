@@ -127,7 +127,9 @@ def test_resigning_replaces_the_old_signature(bet_envelope, agent_key, operator_
 
 def test_signed_bytes_cover_key_expiry_nonce_and_envelope(bet_envelope):
     data = signed_bytes(bet_envelope, "deploy-1", 123, NONCE)
-    assert data == b"agent-treasury/command/v1\ndeploy-1\n123\n" + NONCE.encode() + b"\n" + canonical_envelope(bet_envelope)
+    assert data == b"agent-treasury/command/v1\ndeploy-1\n123\n" + NONCE.encode() + b"\n" + canonical_envelope(
+        bet_envelope
+    )
 
 
 def test_canonical_bytes_ignore_dict_insertion_order(make_envelope):
@@ -248,7 +250,9 @@ def test_expired(bet_envelope, agent_key, keyring, nonces):
 def test_expiry_too_far_in_the_future(bet_envelope, agent_key, keyring, nonces):
     too_long = sign(bet_envelope, agent_key, now_ms=NOW_MS, ttl_ms=MAX_TTL_MS + 1)
     refused("expiry_too_far", too_long, keyring, nonces)
-    refused("expiry_too_far", sign(bet_envelope, agent_key, now_ms=NOW_MS, ttl_ms=5_000), keyring, nonces, max_ttl_ms=4_999)
+    refused(
+        "expiry_too_far", sign(bet_envelope, agent_key, now_ms=NOW_MS, ttl_ms=5_000), keyring, nonces, max_ttl_ms=4_999
+    )
     at_limit = sign(bet_envelope, agent_key, now_ms=NOW_MS, ttl_ms=MAX_TTL_MS)
     assert verify(at_limit, keyring, now_ms=NOW_MS, nonces=nonces)
 
@@ -264,7 +268,12 @@ def test_replayed(bet_envelope, agent_key, keyring, nonces):
     verify(signed, keyring, now_ms=NOW_MS, nonces=nonces)
     refused("replayed", signed, keyring, nonces, now_ms=NOW_MS + 10)
     # The same nonce on a different command of the same key is a replay too.
-    other = sign(msgspec.structs.replace(bet_envelope, id="m0777"), agent_key, now_ms=NOW_MS, nonce=parse_signature(signed.signature).nonce)
+    other = sign(
+        msgspec.structs.replace(bet_envelope, id="m0777"),
+        agent_key,
+        now_ms=NOW_MS,
+        nonce=parse_signature(signed.signature).nonce,
+    )
     refused("replayed", other, keyring, nonces)
 
 
@@ -282,21 +291,33 @@ def test_same_nonce_under_different_keys_is_independent(bet_envelope, agent_key,
 def test_agent_key_cannot_resume(resume_envelope, agent_key, operator_key, keyring, nonces):
     err = refused("insufficient_scope", sign(resume_envelope, agent_key, now_ms=NOW_MS), keyring, nonces)
     assert "needs an operator key" in str(err)
-    assert verify(sign(resume_envelope, operator_key, now_ms=NOW_MS), keyring, now_ms=NOW_MS, nonces=nonces).scope == "operator"
+    assert (
+        verify(sign(resume_envelope, operator_key, now_ms=NOW_MS), keyring, now_ms=NOW_MS, nonces=nonces).scope
+        == "operator"
+    )
 
 
 def test_required_scope_raises_the_bar_but_cannot_lower_it(bet_envelope, resume_envelope, agent_key, keyring, nonces):
-    refused("insufficient_scope", sign(bet_envelope, agent_key, now_ms=NOW_MS), keyring, nonces, required_scope="operator")
-    refused("insufficient_scope", sign(resume_envelope, agent_key, now_ms=NOW_MS), keyring, nonces, required_scope="agent")
+    refused(
+        "insufficient_scope", sign(bet_envelope, agent_key, now_ms=NOW_MS), keyring, nonces, required_scope="operator"
+    )
+    refused(
+        "insufficient_scope", sign(resume_envelope, agent_key, now_ms=NOW_MS), keyring, nonces, required_scope="agent"
+    )
 
 
 def test_unknown_required_scope_is_a_config_error(bet_envelope, agent_key, keyring, nonces):
     with pytest.raises(ConfigError):
-        verify(sign(bet_envelope, agent_key, now_ms=NOW_MS), keyring, now_ms=NOW_MS, nonces=nonces, required_scope="root")
+        verify(
+            sign(bet_envelope, agent_key, now_ms=NOW_MS), keyring, now_ms=NOW_MS, nonces=nonces, required_scope="root"
+        )
 
 
 def test_operator_key_may_sign_agent_commands(bet_envelope, operator_key, keyring, nonces):
-    assert verify(sign(bet_envelope, operator_key, now_ms=NOW_MS), keyring, now_ms=NOW_MS, nonces=nonces).key_id == "ops-alice"
+    assert (
+        verify(sign(bet_envelope, operator_key, now_ms=NOW_MS), keyring, now_ms=NOW_MS, nonces=nonces).key_id
+        == "ops-alice"
+    )
 
 
 def test_agent_key_cannot_inject_internal_messages(make_envelope, agent_key, keyring, nonces):
@@ -503,7 +524,9 @@ def test_changing_any_character_of_the_signature_is_refused(envelope, data):
 @given(envelope=_envelopes)
 def test_any_signed_command_verifies_after_the_codec(envelope):
     signed = sign(envelope, _SIGNER, now_ms=NOW_MS)
-    assert verify(codec.decode(codec.encode(signed)), _RING, now_ms=NOW_MS, nonces=MemoryNonceStore()).envelope == signed
+    assert (
+        verify(codec.decode(codec.encode(signed)), _RING, now_ms=NOW_MS, nonces=MemoryNonceStore()).envelope == signed
+    )
 
 
 def test_every_single_byte_flip_of_one_command(make_envelope):

@@ -28,8 +28,10 @@ def test_negative_ev_is_refused_with_its_reason():
     assert "no edge" in result.reason and "-0.5000%" in result.reason
 
 
-@pytest.mark.parametrize("game", [CoinFlip(), Dice(direction="over", threshold=50), Dice(direction="under", threshold=30),
-                                  Multiplier(target=10.0)])
+@pytest.mark.parametrize(
+    "game",
+    [CoinFlip(), Dice(direction="over", threshold=50), Dice(direction="under", threshold=30), Multiplier(target=10.0)],
+)
 def test_every_real_game_has_a_house_edge_so_kelly_says_zero(game):
     p, payout = true_odds(game)
     assert kelly_stake(p, payout - 1, 10**9, "full").stake == 0

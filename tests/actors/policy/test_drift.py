@@ -105,8 +105,11 @@ def test_reserve_is_topped_up_first():
 
 def test_two_givers_and_two_takers_go_through_the_reserve():
     plan = plan_rebalance(balances(300 * USD, 500 * USD, 0, 200 * USD), reason="drift")
-    assert plan.moves == (Move("trading", "reserve", 150 * USD, "drift"), Move("referral", "reserve", 100 * USD, "drift"),
-                          Move("reserve", "casino", 150 * USD, "drift"))
+    assert plan.moves == (
+        Move("trading", "reserve", 150 * USD, "drift"),
+        Move("referral", "reserve", 100 * USD, "drift"),
+        Move("reserve", "casino", 150 * USD, "drift"),
+    )
     assert plan.after == ON_TARGET
 
 

@@ -17,7 +17,7 @@ from messages.envelope import seeded_ids, wrap
 from messages.schema import BalancesChanged, CommandRejected
 from runtime.atomic import AtomicSteps
 from runtime.bus import StreamBus, command_client
-from tests.bus.helpers import CountingHandler
+from tests.kit.bus import CountingHandler
 
 pytestmark = pytest.mark.redis
 
@@ -125,7 +125,7 @@ CONSUMER_THAT_DIES = textwrap.dedent("""
     from runtime.keys import Keys
     from runtime.atomic import AtomicSteps
     from runtime.bus import StreamBus, command_client
-    from tests.bus.helpers import CountingHandler
+    from tests.kit.bus import CountingHandler
     url, prefix, shard, die_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     keys = Keys(prefix=prefix, shards=4)
     inner = CountingHandler(AtomicSteps(command_client(url), keys))

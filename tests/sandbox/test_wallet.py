@@ -68,7 +68,9 @@ class Holder:
                                                              "address": address or self.addresses[chain]})
         return int(got[token])
 
-    def send(self, chain: str, to: str, amount: str, token: str | None = None, key: str | None = None) -> httpx.Response:
+    def send(
+        self, chain: str, to: str, amount: str, token: str | None = None, key: str | None = None
+    ) -> httpx.Response:
         body = {"chain": chain, "to": to, "amount": amount, "private_key": key or self.keys[chain]}
         if token:
             body["token"] = token
@@ -137,7 +139,12 @@ def test_portfolio_of_saved_addresses(chain):
     h = Holder(chain)
     h.fund("base", "native", "1")
     h.fund("solana", "native", "10")
-    h.ok("POST", "/wallet/portfolio/addresses", 201, json={"label": "hot", "chain": "base", "address": h.addresses["base"]})
+    h.ok(
+        "POST",
+        "/wallet/portfolio/addresses",
+        201,
+        json={"label": "hot", "chain": "base", "address": h.addresses["base"]},
+    )
     h.ok("POST", "/wallet/portfolio/addresses", 201, json={"label": "sol", "chain": "solana",
                                                              "address": h.addresses["solana"], "note": "gas"})
     prices = admin(chain, "GET", "/prices")["prices"]
@@ -237,8 +244,15 @@ def test_multi_send_is_evm_only(chain):
                                                    "recipients": [{"to": ELSEWHERE, "amount": "0.1"},
                                                                   {"to": "0xbad", "amount": "0.1"}]})
     assert r.status_code == 200 and (r.json()["sent"], r.json()["failed"]) == (1, 1)
-    assert h.error("POST", "/wallet/multi-send", 400, json={"chain": "solana", "private_key": "k",
-                                                             "recipients": [{"to": "x", "amount": "1"}]}) == "not_supported"
+    assert (
+        h.error(
+            "POST",
+            "/wallet/multi-send",
+            400,
+            json={"chain": "solana", "private_key": "k", "recipients": [{"to": "x", "amount": "1"}]},
+        )
+        == "not_supported"
+    )
 
 
 # ── swaps ─────────────────────────────────────────────────────────────────────────────────────

@@ -1,6 +1,6 @@
 """A single-threaded harness for rebalancing tests: the Rebalancer, the ReserveBucket and stand-in
 casino, referral and trading actors, each fed by its own StreamBus on real Redis, pumped in a
-fixed order so every run is the same. (No tests here; the rebalancer and transfer tests use it.)
+fixed order so every run is the same. (The rebalancer, transfer and referral reinvest tests use it.)
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ class FakeTrading(LegsOnlyBucket):
         env, k = delivery.envelope, self.steps.keys
         margin = int(self.steps.client.hget(k.ledger(env.agent), "trading:margin") or 0)
         commit = self.steps.new_commit(env.agent)
-        commit.incr(k.ledger(env.agent), "trading:margin", -margin).incr(k.ledger(env.agent), "trading", margin + self.pnl)
+        commit.incr(k.ledger(env.agent), "trading:margin", -margin).incr(
+            k.ledger(env.agent), "trading", margin + self.pnl
+        )
         done = PositionsClosedAll(reason=body.reason, closed=1 if margin else 0, pnl=self.pnl, fees=0)
         for stream in (k.events(env.agent), k.agent_commands(env.agent, "rebalancer")):
             commit.emit(stream, wrap(done, agent=env.agent, now_ms=self.clock.now_ms(), new_id=self.new_id, cause=env))

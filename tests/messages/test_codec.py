@@ -69,8 +69,16 @@ def test_shards_are_stable_and_keys_share_one_hash_tag():
     keys = Keys("tr", 64)
     s = keys.shard("agent-42")
     tag = f"{{{s}}}"
-    for key in (keys.events("agent-42"), keys.risk("agent-42"), keys.ledger("agent-42"), keys.applied("agent-42"),
-                keys.reservations("agent-42"), keys.agent_commands("agent-42", "casino"), keys.control(s), keys.dead(s)):
+    for key in (
+        keys.events("agent-42"),
+        keys.risk("agent-42"),
+        keys.ledger("agent-42"),
+        keys.applied("agent-42"),
+        keys.reservations("agent-42"),
+        keys.agent_commands("agent-42", "casino"),
+        keys.control(s),
+        keys.dead(s),
+    ):
         assert key.startswith("tr:") and tag in key
 
 

@@ -49,7 +49,12 @@ def test_2_casino_session_at_minus_50_percent_continues():
 
 def test_2_casino_session_beyond_minus_50_percent_stops_and_sends_the_rest_to_reserve():
     result = casino_session(100 * USD, 50 * USD - 1)
-    assert (result.breaker, result.action, result.scope, result.until_ms) == ("casino_session", "stop_session", "casino", None)
+    assert (result.breaker, result.action, result.scope, result.until_ms) == (
+        "casino_session",
+        "stop_session",
+        "casino",
+        None,
+    )
     assert "reserve" in result.reason and "$49.999999" in result.reason
 
 
@@ -59,7 +64,12 @@ def test_3_trading_at_20_percent_below_peak_keeps_trading():
 
 def test_3_trading_beyond_20_percent_below_peak_halts_trading_until_an_operator_resumes():
     result = trading_drawdown(350 * USD, 280 * USD - 1)
-    assert (result.breaker, result.action, result.scope, result.until_ms) == ("trading_drawdown", "halt_trading", "trading", None)
+    assert (result.breaker, result.action, result.scope, result.until_ms) == (
+        "trading_drawdown",
+        "halt_trading",
+        "trading",
+        None,
+    )
     assert "closing all positions" in result.reason
 
 
@@ -69,7 +79,12 @@ def test_4_treasury_at_20_percent_below_peak_runs_on():
 
 def test_4_treasury_beyond_20_percent_below_peak_halts_all_manual_resume():
     result = treasury_drawdown(1000 * USD, 800 * USD - 1)
-    assert (result.breaker, result.action, result.scope, result.until_ms) == ("treasury_drawdown", "halt", "treasury", None)
+    assert (result.breaker, result.action, result.scope, result.until_ms) == (
+        "treasury_drawdown",
+        "halt",
+        "treasury",
+        None,
+    )
 
 
 def test_5_reserve_at_its_floor_is_fine():

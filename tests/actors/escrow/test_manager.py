@@ -24,7 +24,7 @@ from messages.escrow_msgs import (
 )
 from supervisor.status import escrows_key as status_escrows_key
 from supervisor.status import record_rows
-from tests.actors.test_escrow_harness import AGENT, CASINO_BUCKET, FLOAT, RESERVE, USD, world  # noqa: F401
+from tests.kit.escrow import AGENT, CASINO_BUCKET, FLOAT, RESERVE, USD
 
 pytestmark = pytest.mark.redis
 

@@ -37,7 +37,11 @@ def test_cache_is_immutable():
 
 
 def test_total_usd_is_exact_and_floored_to_the_micro():
-    held = {"base": {"ETH": D("0.5"), "USDC": D("120.25")}, "solana": {"SOL": D("3")}, "bitcoin": {"BTC": D("0.00000001")}}
+    held = {
+        "base": {"ETH": D("0.5"), "USDC": D("120.25")},
+        "solana": {"SOL": D("3")},
+        "bitcoin": {"BTC": D("0.00000001")},
+    }
     prices = {"ETH": D("3000"), "SOL": D("150.333333"), "BTC": D("60000")}
     assert total_usd(held, prices) == 1_500_000_000 + 120_250_000 + 450_999_999 + 600
 

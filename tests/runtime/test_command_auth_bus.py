@@ -16,7 +16,7 @@ from runtime.command_gate import CommandGate
 from runtime.keyring import Keyring, generate_key
 from runtime.nonces import RedisNonceStore
 from runtime.signing import sign
-from tests.bus.helpers import CountingHandler
+from tests.kit.bus import CountingHandler
 
 pytestmark = pytest.mark.redis
 
@@ -65,18 +65,33 @@ def applied(rclient, keys) -> int:
     return int(rclient.hget(keys.ledger(AGENT), "applied") or 0)
 
 
-@pytest.mark.parametrize("name, make, code", [
-    ("unsigned", lambda: pause(), "unsigned"),
-    ("malformed", lambda: msgspec.structs.replace(pause(), signature="v1.not-a-signature"), "malformed_signature"),
-    ("unknown key", lambda: sign(pause(), generate_key("nobody", "agent"), now_ms=NOW), "unknown_key"),
-    ("forged", lambda: sign(pause(), STRANGER_KEY, now_ms=NOW), "bad_signature"),
-    ("tampered", lambda: msgspec.structs.replace(sign(pause(), AGENT_KEY, now_ms=NOW), body=SetRisk(state="HALTED", reason="x")),
-     "bad_signature"),
-    ("expired", lambda: sign(pause(), AGENT_KEY, now_ms=NOW - 120_000, ttl_ms=60_000), "expired"),
-    ("too long-lived", lambda: sign(pause(), AGENT_KEY, now_ms=NOW, ttl_ms=3_600_000), "expiry_too_far"),
-    ("agent key resuming", lambda: sign(wrap(SetRisk(state="ACTIVE", reason="resume"), agent=AGENT, now_ms=NOW,
-                                             new_id=seeded_ids(7)), AGENT_KEY, now_ms=NOW), "insufficient_scope"),
-])
+@pytest.mark.parametrize(
+    "name, make, code",
+    [
+        ("unsigned", lambda: pause(), "unsigned"),
+        ("malformed", lambda: msgspec.structs.replace(pause(), signature="v1.not-a-signature"), "malformed_signature"),
+        ("unknown key", lambda: sign(pause(), generate_key("nobody", "agent"), now_ms=NOW), "unknown_key"),
+        ("forged", lambda: sign(pause(), STRANGER_KEY, now_ms=NOW), "bad_signature"),
+        (
+            "tampered",
+            lambda: msgspec.structs.replace(
+                sign(pause(), AGENT_KEY, now_ms=NOW), body=SetRisk(state="HALTED", reason="x")
+            ),
+            "bad_signature",
+        ),
+        ("expired", lambda: sign(pause(), AGENT_KEY, now_ms=NOW - 120_000, ttl_ms=60_000), "expired"),
+        ("too long-lived", lambda: sign(pause(), AGENT_KEY, now_ms=NOW, ttl_ms=3_600_000), "expiry_too_far"),
+        (
+            "agent key resuming",
+            lambda: sign(
+                wrap(SetRisk(state="ACTIVE", reason="resume"), agent=AGENT, now_ms=NOW, new_id=seeded_ids(7)),
+                AGENT_KEY,
+                now_ms=NOW,
+            ),
+            "insufficient_scope",
+        ),
+    ],
+)
 def test_each_failure_mode_is_refused_recorded_and_changes_nothing(setup, rclient, keys, name, make, code):
     bus, handler, _ = setup
     publish(rclient, keys, make())

@@ -1,4 +1,4 @@
-"""Sandbox fixtures: real HTTP on loopback, seeded.
+"""Sandbox fixtures, loaded for the whole suite by tests/conftest.py: real HTTP on loopback, seeded.
 
 - `sandbox`: one sandbox for the whole session (system clock). Tests on it must create their own
   agents and leave faults off.

@@ -1,4 +1,5 @@
 """Shared set-up for the EscrowManager tests: a real Redis, a sandbox on loopback, two casino agents.
+`World` is here; the `world` fixture that builds it is in tests/actors/escrow/conftest.py.
 
 The treasury agent opens with a $400 reserve and a $100 casino bucket; the sandbox casino balance
 holds the casino bucket plus a $200 reserve float (paper mode: a simulated deposit), so escrows
@@ -10,9 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pytest
-
-from actors.bootstrap import open_treasury
 from actors.escrow.manager import EscrowManager
 from actors.escrow.store import escrows_key, load_escrows
 from actors.escrow.venue import escrow_venue_factory
@@ -21,12 +19,10 @@ from messages.codec import FIELD, encode
 from messages.envelope import Envelope, seeded_ids, wrap
 from messages.money import MICRO
 from runtime.atomic import AtomicSteps
-from runtime.bus import Delivery, command_client
+from runtime.bus import Delivery
 from runtime.clock import ManualClock
 from runtime.journal import read_journal
-from sandbox import ManualClock as VenueClock
-from sandbox import start_sandbox
-from venue.client import CasinoClient, EscrowClient, SandboxAdmin
+from venue.client import EscrowClient, SandboxAdmin
 
 USD = MICRO
 AGENT = "esc-agent"
@@ -127,30 +123,3 @@ class World:
         return escrows_key(self.keys, AGENT)
 
 
-@pytest.fixture
-def world(redis_url, keys, rclient):
-    clock = ManualClock()
-    sandbox = start_sandbox(seed=5, clock=VenueClock(clock.now_ms()))
-    admin = SandboxAdmin(sandbox.root_url)
-    casino = CasinoClient(sandbox.urls["casino"], **FAST)
-    creator = casino.register()
-    counterparty = CasinoClient(sandbox.urls["casino"], **FAST).register()
-    already = CasinoClient(sandbox.urls["casino"], creator.api_key, **FAST).balance().balance
-    admin.credit(creator.agent_id, CASINO_BUCKET + FLOAT - already)
-    steps = AtomicSteps(command_client(redis_url), keys)
-    open_treasury(steps, AGENT, RESERVE + CASINO_BUCKET, now_ms=clock.now_ms(), new_id=seeded_ids(1),
-                  buckets={"reserve": RESERVE, "casino": CASINO_BUCKET})
-    rclient.hset(keys.credentials(AGENT), mapping={"casino_agent_id": creator.agent_id,
-                                                   "casino_key": creator.api_key.reveal()})
-    rclient.xgroup_create(keys.agent_commands(AGENT, "escrow"), GROUP, id="0", mkstream=True)
-    w = World(steps=steps, keys=keys, client=rclient, sandbox=sandbox, admin=admin, clock=clock,
-              creator_id=creator.agent_id, creator_key=creator.api_key.reveal(),
-              counterparty_id=counterparty.agent_id, counterparty_key=counterparty.api_key.reveal())
-    yield w
-    for ref in w.actors:
-        ref.stop()
-    for client in w.venues:
-        client.close()
-    casino.close()
-    admin.close()
-    sandbox.stop()

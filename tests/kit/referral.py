@@ -1,44 +1,20 @@
-"""Shared pieces of the referral, onboarding and chain-view tests (no tests of its own).
+"""Shared pieces of the referral, onboarding and chain-view tests. Their fixtures (a sandbox on a
+still clock per test module, `steps`, `clock`) are in tests/actors/conftest.py.
 
-A sandbox on a still clock per test module; an agent onboarded through `onboard_agent`; and
+An agent onboarded through `onboard_agent` (`onboard`); and
 `deliver`/`redeliver`, which hand an actor a command the way the bus does: XADD to the role's
 stream, XREADGROUP as a consumer of the role's group, a `Delivery` with the entry id.
 """
 
 from __future__ import annotations
 
-import pytest
-
 from actors.onboarding import onboard_agent
 from messages.codec import FIELD, encode
 from messages.envelope import Envelope, seeded_ids
 from messages.money import parse_usd
-from runtime.atomic import AtomicSteps
-from runtime.bus import Delivery, command_client
-from runtime.clock import ManualClock
-from sandbox.clock import ManualClock as SandboxClock
-from sandbox.runner import start_sandbox
+from runtime.bus import Delivery
 
 CONSUMER = "tester"
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    handle = start_sandbox(seed=11, clock=SandboxClock())
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
-def steps(redis_url, keys):
-    client = command_client(redis_url)
-    yield AtomicSteps(client, keys)
-    client.close()
-
-
-@pytest.fixture
-def clock():
-    return ManualClock()
 
 
 def onboard(steps, sandbox, agent: str, clock, capital: str = "1000", seed: int = 1, **kw):

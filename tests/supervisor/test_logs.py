@@ -25,6 +25,6 @@ def test_json_lines_never_carry_a_key_even_in_a_traceback():
         log.exception("bet failed")
     logging.getLogger().removeHandler(handler)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [l["msg"] for l in lines] == ["registered with key sk_live_…(hidden)", "bet failed"]
+    assert [entry["msg"] for entry in lines] == ["registered with key sk_live_…(hidden)", "bet failed"]
     assert lines[0]["role"] == "casino" and lines[0]["level"] == "INFO"
     assert "RuntimeError" in lines[1]["exc"] and KEY not in out.getvalue()

@@ -125,7 +125,10 @@ def test_account_defaults_and_unknown_route(trading):
     t = Trader(trading)
     acc = t.ok("GET", "/auth/account")
     assert acc["max_leverage"] == 10 and acc["max_position_usd"] == 10_000
-    assert acc["total_volume"] == acc["total_pnl"] == 0 and acc["hl_wallet"]["address"] == t.registration["deposit_address"]
+    assert (
+        acc["total_volume"] == acc["total_pnl"] == 0
+        and acc["hl_wallet"]["address"] == t.registration["deposit_address"]
+    )
     assert "_info" in acc
     r = t.call("GET", "/trade/nothing")
     assert (r.status_code, r.json()["error"]) == (404, "not_found")
