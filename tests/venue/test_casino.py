@@ -223,8 +223,8 @@ def test_the_key_never_leaks(caplog):
     for failure in failures:
         c = client(failure, retries=0)
         texts.append(repr(c))
-        for call in (c.balance, lambda: c.bet("dice", 1_000_000, {}, client_seed="s", idempotency_key="k"),
-                     lambda: c.place_bet_once("dice", 1_000_000, {}, client_seed="s", idempotency_key="k")):
+        for call in (c.balance, lambda c=c: c.bet("dice", 1_000_000, {}, client_seed="s", idempotency_key="k"),
+                     lambda c=c: c.place_bet_once("dice", 1_000_000, {}, client_seed="s", idempotency_key="k")):
             try:
                 call()
             except Exception as exc:  # noqa: BLE001 - every failure is inspected
