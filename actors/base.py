@@ -1,15 +1,25 @@
-"""What every role's actor shares: its tools, and how messages reach its handler.
+"""What every role's actor shares: its tools, how messages reach its handlers, and how it commits.
 
 Each actor serves one role for every agent of its worker's shards. It receives bus deliveries
-(`Delivery`, answered by `handle`) and, from the worker's control listener, the latest
-ACTIVE / PAUSED / HALTED broadcast per agent (`("control", agent, RiskControl)`), which it keeps
-and may act on (`on_control`); the fence, not this cache, decides whether a spend may start.
+(`Delivery`, dispatched by `handle` through the class's `handlers` table) and, from the worker's
+control listener, the latest ACTIVE / PAUSED / HALTED broadcast per agent
+(`("control", agent, RiskControl)`), which it keeps and may act on (`on_control`); the fence, not
+this cache, decides whether a spend may start.
+
+Every change an actor makes goes through one commit with the stream ack; the helpers that build
+and run those (`_emit`, `_commit`, `_ack_only`, `_deny`) come from `actors.commits.Committer`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 import pykka
 
+from actors.commits import Committer
+from actors.transfers import handle_transfer
+from messages.base import Message
 from messages.codec import decode
 from messages.envelope import Envelope, IdFactory
 from messages.schema import RetrySpend, RiskControl
@@ -19,9 +29,23 @@ from runtime.clock import Clock
 from runtime.keys import Keys
 
 
-class TreasuryActor(pykka.ThreadingActor):
-    role = ""
-    """The role name, for refusals of messages the role does not handle."""
+class TreasuryActor(Committer, pykka.ThreadingActor):
+    """Base of the role actors (a pykka actor: one thread, one message at a time).
+
+    Subclasses set `role`, fill `handlers` (message body type -> name of the method called as
+    `method(delivery, body)`) and set `transfer_legs` when the role's bucket takes part in
+    rebalancing moves (its `DebitLeg`/`CreditLeg`/... are applied by `actors.transfers`).
+    A body type with no handler is dead-lettered at once (`HandlerRejected`).
+    """
+
+    role: ClassVar[str] = ""
+    """The role name (the stream the actor consumes), for refusals of messages it does not handle."""
+
+    handlers: ClassVar[Mapping[type[Message], str]] = {}
+    """Body type -> handler method name; each handler is called as `method(delivery, body)`."""
+
+    transfer_legs: ClassVar[bool] = False
+    """True for bucket actors: transfer legs addressed to the bucket are applied before `handlers`."""
 
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory):
         super().__init__()
@@ -44,7 +68,14 @@ class TreasuryActor(pykka.ThreadingActor):
         raise TypeError(f"{type(self).__name__} cannot handle {type(message).__name__}")
 
     def handle(self, delivery: Delivery) -> None:
-        raise NotImplementedError
+        """Apply one delivery: a transfer leg (when `transfer_legs`), else the body's handler."""
+        if self.transfer_legs and handle_transfer(self, delivery):
+            return None
+        body = delivery.envelope.body
+        name = self.handlers.get(type(body))
+        if name is None:
+            raise self.unhandled(delivery)
+        return getattr(self, name)(delivery, body)
 
     def on_control(self, agent: str, control: RiskControl) -> None:
         """React to a broadcast (stop a loop, close positions); nothing by default."""
@@ -71,7 +102,7 @@ class TreasuryActor(pykka.ThreadingActor):
         return HandlerRejected(f"the {self.role} role does not handle {delivery.envelope.type}")
 
 
-def find_dead(client, keys: Keys, agent: str, message_id: str, scan: int = 10_000) -> Envelope | None:
+def find_dead(client: Any, keys: Keys, agent: str, message_id: str, scan: int = 10_000) -> Envelope | None:
     """The newest dead-lettered command with this message id, from the agent's shard's dead stream."""
     stream = keys.dead(keys.shard(agent))
     last = "+"

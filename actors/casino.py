@@ -16,14 +16,16 @@ from fractions import Fraction
 from typing import Callable
 
 import pykka
+import redis
 
 from actors.base import TreasuryActor
 from actors.casino_odds import game_id, true_odds, venue_params
 from actors.kelly import KellyResult, kelly_stake
 from actors.ledger import read_ledger
 from actors.policy.breakers import casino_session
+from actors.policy.buckets import bp_text
 from actors.policy.drift import big_win
-from actors.transfers import handle_transfer
+from actors.venues import TIMEOUT_S, AgentClients
 from messages.envelope import IdFactory, wrap
 from messages.money import CENT, MAX_MICROS, floor_to_cent, format_usd
 from messages.schema import (
@@ -39,9 +41,10 @@ from messages.schema import (
     StartSession,
 )
 from runtime.atomic import AtomicSteps
-from runtime.bus import Delivery, HandlerRejected
+from runtime.bus import Delivery
 from runtime.clock import Clock
 from runtime.keys import Keys
+from venue.client.casino import CasinoClient
 from venue.errors import VenueRejected
 
 log = logging.getLogger(__name__)
@@ -57,21 +60,27 @@ def sizing_event(k: KellyResult) -> KellySizing:
 
 
 class CasinoBucket(TreasuryActor):
+    """The casino role: the only writer of each agent's casino bucket (ledger field `casino`, micro-USD).
+
+    Handles `PlaceBet` (size with Kelly from the casino bucket, cap the stake at the bet cap in
+    basis points of that bucket, reserve it through the fence, place it at the venue once, settle)
+    and `StartSession` (a session budget in micro-USD, taken from the casino bucket), plus the
+    transfer legs of rebalancing moves into or out of the bucket. Answers in the agent's journal:
+    `BetSettled` (stake and gross payout in micro-USD), `BetRefused` (code, reason, the Kelly
+    sizing), `BetFailed` (the venue refused; the reservation is released), `SessionStarted`,
+    `SessionStopped`. A settled bet also pokes RiskGuard (`BalancesChanged`) in the same commit.
+
+    `casino_for(agent)` gives the agent's `CasinoClient` (`casino_client_factory`, from the
+    `casino_key` in its credentials hash); a missing key raises `HandlerRejected` (dead-lettered).
+    """
+
     role = "casino"
+    handlers = {PlaceBet: "place_bet", StartSession: "start_session"}
+    transfer_legs = True
 
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory, casino_for: Callable[[str], object]):
         super().__init__(steps, clock, new_id)
         self.casino_for = casino_for
-
-    def handle(self, delivery: Delivery) -> None:
-        if handle_transfer(self, delivery):
-            return None
-        body = delivery.envelope.body
-        if isinstance(body, PlaceBet):
-            return self.place_bet(delivery, body)
-        if isinstance(body, StartSession):
-            return self.start_session(delivery, body)
-        raise self.unhandled(delivery)
 
     # ------------------------------------------------------------------ sessions
 
@@ -137,10 +146,10 @@ class CasinoBucket(TreasuryActor):
         if reservation.status == "duplicate":
             return self._ack_only(delivery)
         if not reservation.granted:
-            reason = _refusal_reason(reservation.status, reservation.detail, stake, cap)
+            reason = reservation.denial("casino", stake, what="the stake", cap_name=f"{bp_text(BET_CAP_BP)} bet cap")
             return self._refuse(delivery, reservation.status, reason, sizing, reservation.seq or None)
-        if reservation.status == "already_reserved":
-            stake = int(reservation.detail.split("|")[1])
+        if reservation.record is not None:  # reserved by an earlier delivery: that stake stands
+            stake = reservation.record.amount
 
         casino = self.casino_for(agent)
         game = game_id(bet.game)
@@ -214,34 +223,17 @@ class CasinoBucket(TreasuryActor):
 
     def _release(self, delivery: Delivery, stake: int, code: str, reason: str) -> None:
         env = delivery.envelope
-        agent, now, k = env.agent, self.clock.now_ms(), self.keys
+        agent, k = env.agent, self.keys
         commit = self.steps.new_commit(agent)
         commit.incr(k.ledger(agent), "casino:reserved", -stake).incr(k.ledger(agent), "casino", stake)
         commit.hdel(k.reservations(agent), env.id)
-        commit.emit(k.events(agent), wrap(BetFailed(code=code, reason=reason, stake=stake), agent=agent, now_ms=now,
-                                          new_id=self.new_id, cause=env))
-        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, env.id, now)
+        self._deny(delivery, BetFailed(code=code, reason=reason, stake=stake), commit)
 
     def _refuse(
         self, delivery: Delivery, code: str, reason: str, sizing: KellyResult | None, seq: int | None = None
     ) -> None:
-        env = delivery.envelope
-        agent, now = env.agent, self.clock.now_ms()
         refused = BetRefused(code=code, reason=reason, sizing=sizing_event(sizing) if sizing else None, fence_seq=seq)
-        commit = self.steps.new_commit(agent)
-        commit.emit(self.keys.events(agent), wrap(refused, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
-        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, env.id, now)
-
-    def _ack_only(self, delivery: Delivery) -> None:
-        commit = self.steps.new_commit(delivery.envelope.agent).ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, delivery.envelope.id, self.clock.now_ms())
-
-    def _commit(self, commit, msg_id: str, now: int) -> None:
-        result = self.steps.commit(commit, msg_id, now)
-        if result.status == "refused":
-            raise RuntimeError(f"commit of {msg_id} refused: {result.reason}")
+        self._deny(delivery, refused)
 
 
 def gross_payout(stake: int, amount_won: int, multiplier: str) -> int:
@@ -261,34 +253,9 @@ def gross_payout(stake: int, amount_won: int, multiplier: str) -> int:
     return exact if abs(exact - amount_won) <= CENT // 2 else amount_won
 
 
-def _refusal_reason(status: str, detail: str, stake: int, cap: int) -> str:
-    return {
-        "paused": f"treasury is PAUSED: {detail}",
-        "halted": f"treasury is HALTED: {detail}",
-        "bucket_halted": f"casino spending halted: {detail}",
-        "over_cap": f"stake {stake} exceeds the 2 % bet cap of {cap} micro-USD",
-        "insufficient": f"stake {stake} exceeds the casino bucket's available {detail} micro-USD",
-        "unknown_agent": "no risk state for this agent: refusing (fail closed)",
-        "unknown_bucket": "no casino bucket for this agent: refusing (fail closed)",
-        "unknown_state": f"unreadable risk state {detail!r}: refusing (fail closed)",
-    }.get(status, f"{status}: {detail}")
-
-
-def casino_client_factory(client, keys: Keys, base_url: str) -> Callable[[str], object]:
-    """Per-agent casino clients, built from the API key kept in the agent's credentials hash."""
-    from venue.client.casino import CasinoClient
-
-    cache: dict[str, CasinoClient] = {}
-
-    def casino_for(agent: str) -> CasinoClient:
-        if agent not in cache:
-            api_key = client.hget(keys.credentials(agent), "casino_key")
-            if api_key is None:
-                raise HandlerRejected(f"no casino credentials for agent {agent}")
-            cache[agent] = CasinoClient(base_url, api_key.decode(), timeout_s=5.0)
-        return cache[agent]
-
-    return casino_for
+def casino_client_factory(client: redis.Redis, keys: Keys, base_url: str) -> AgentClients[CasinoClient]:
+    """Per-agent casino clients, built from `casino_key` in the agent's credentials hash."""
+    return AgentClients(client, keys, "casino", lambda key: CasinoClient(base_url, key, timeout_s=TIMEOUT_S))
 
 
 def build(steps: AtomicSteps, clock: Clock, new_id: IdFactory, venues: dict[str, str]) -> pykka.ActorRef:

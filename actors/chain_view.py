@@ -30,11 +30,13 @@ import redis
 
 from actors.policy.buckets import BP_SCALE, DEFAULT_POLICY, Policy, PolicyError
 from actors.policy.chains import CHAINS, SWAP_FEE_BP, USDC, BalanceCache, Cached, chain, swap_min_out, total_usd
+from actors.venues import TIMEOUT_S, AgentClients
 from messages.envelope import IdFactory, wrap
 from messages.referral_msgs import ChainSwapPlaced, ChainSwapRefused
 from runtime.atomic import AtomicSteps
 from runtime.clock import Clock
 from runtime.keys import Keys
+from venue.client.wallet import WalletClient
 from venue.errors import VenueError, VenueRejected
 
 log = logging.getLogger(__name__)
@@ -340,21 +342,9 @@ class ChainView:
         self.steps.commit(commit, f"swap:{key}", now)
 
 
-def wallet_client_factory(client: redis.Redis, keys: Keys, base_url: str) -> Callable[[str], object]:
-    """Per-agent wallet clients, built from the API key kept in the agent's credentials hash."""
-    from venue.client.wallet import WalletClient
-
-    cache: dict[str, WalletClient] = {}
-
-    def wallet_for(agent: str) -> WalletClient:
-        if agent not in cache:
-            api_key = client.hget(keys.credentials(agent), "wallet_key")
-            if api_key is None:
-                raise LookupError(f"no wallet credentials for agent {agent}")
-            cache[agent] = WalletClient(base_url, _text(api_key), timeout_s=5.0)
-        return cache[agent]
-
-    return wallet_for
+def wallet_client_factory(client: redis.Redis, keys: Keys, base_url: str) -> AgentClients[WalletClient]:
+    """Per-agent wallet clients, built from `wallet_key` in the agent's credentials hash."""
+    return AgentClients(client, keys, "wallet", lambda key: WalletClient(base_url, key, timeout_s=TIMEOUT_S))
 
 
 def _text(value: bytes | str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 from actors.bootstrap import open_treasury
 from actors.chain_view import addresses_key
+from actors.venues import read_credentials
 from messages.envelope import IdFactory, wrap
 from messages.referral_msgs import AgentOnboarded, FaucetChecked, VenueRegistered, WalletCreated
 from runtime.atomic import AtomicSteps
@@ -78,8 +79,7 @@ class Onboarding:
     # ------------------------------------------------------------------ state in Redis
 
     def credentials(self) -> dict[str, str]:
-        raw = self.client.hgetall(self.keys.credentials(self.agent))
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return read_credentials(self.client, self.keys, self.agent)
 
     def done(self, step: str) -> str | None:
         """The recorded outcome of `step`, or None when it has not been done."""

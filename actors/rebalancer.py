@@ -26,6 +26,7 @@ What this version does not do physically is in `docs/rebalancing.md` ("Physical 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import msgspec
 import pykka
@@ -289,6 +290,10 @@ class Rebalancer(TreasuryActor):
     """Broadcasts need no action: the risk state is read from Redis at each decision."""
 
     role = "rebalancer"
+    handlers = {Rebalance: "_on_request", SetPolicy: "_on_set_policy", RebalanceTick: "_on_tick",
+                **dict.fromkeys(LEG_ANSWERS, "_on_leg_answer"),
+                **({MoveReferralIncome: "_on_move_income"} if MoveReferralIncome is not None else {}),
+                **({PositionsClosedAll: "_on_positions_closed"} if PositionsClosedAll is not None else {})}
 
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory, *, policy: Policy = DEFAULT_POLICY,
                  stall_ms: int = STALL_MS, max_resends: int = MAX_RESENDS, hold_physical: bool = True):
@@ -298,21 +303,25 @@ class Rebalancer(TreasuryActor):
         self.max_resends = max_resends
         self.hold_physical = hold_physical
 
-    def handle(self, delivery: Delivery) -> None:
-        body = delivery.envelope.body
-        if isinstance(body, Rebalance):
-            return self._run(delivery, lambda c, now: self.request(c, delivery.envelope, body, now))
-        if isinstance(body, SetPolicy):
-            return self._run(delivery, lambda c, now: self.set_policy(c, delivery.envelope, body))
-        if isinstance(body, RebalanceTick):
-            return self._run(delivery, lambda c, now: self.tick(c, delivery.envelope, now))
-        if isinstance(body, LEG_ANSWERS):
-            return self._run(delivery, lambda c, now: self.answer(c, delivery.envelope, body.saga, now))
-        if MoveReferralIncome is not None and isinstance(body, MoveReferralIncome):
-            return self._run(delivery, lambda c, now: self.move_income(c, delivery.envelope, body, now))
-        if PositionsClosedAll is not None and isinstance(body, PositionsClosedAll):
-            return self._run(delivery, lambda c, now: self.answer(c, delivery.envelope, None, now))
-        raise HandlerRejected(f"the rebalancer role does not handle {delivery.envelope.type}")
+    # Each handler decides inside `_run`: decide from Redis, commit with the ack, decide again if raced.
+
+    def _on_request(self, delivery: Delivery, body: Rebalance) -> None:
+        self._run(delivery, lambda c, now: self.request(c, delivery.envelope, body, now))
+
+    def _on_set_policy(self, delivery: Delivery, body: SetPolicy) -> None:
+        self._run(delivery, lambda c, now: self.set_policy(c, delivery.envelope, body))
+
+    def _on_tick(self, delivery: Delivery, body: RebalanceTick) -> None:
+        self._run(delivery, lambda c, now: self.tick(c, delivery.envelope, now))
+
+    def _on_leg_answer(self, delivery: Delivery, body: Any) -> None:
+        self._run(delivery, lambda c, now: self.answer(c, delivery.envelope, body.saga, now))
+
+    def _on_move_income(self, delivery: Delivery, body: Any) -> None:
+        self._run(delivery, lambda c, now: self.move_income(c, delivery.envelope, body, now))
+
+    def _on_positions_closed(self, delivery: Delivery, body: Any) -> None:
+        self._run(delivery, lambda c, now: self.answer(c, delivery.envelope, None, now))
 
     # ------------------------------------------------------------------ keys
 

@@ -47,7 +47,7 @@ from actors.chain_view import read_addresses
 from actors.ledger import RiskView, read_ledger, read_risk
 from actors.policy.buckets import DEFAULT_POLICY, Policy
 from actors.policy.referral import SWEEP_SOURCES, WITHDRAW_MIN, plan_reinvest, reinvest_due, sweep_due, sweepable
-from actors.transfers import handle_transfer
+from actors.venues import TIMEOUT_S, AgentClients
 from messages.envelope import IdFactory, wrap
 from messages.referral_msgs import (
     MoveReferralIncome,
@@ -65,6 +65,9 @@ from runtime.atomic import AtomicSteps, Commit
 from runtime.bus import Delivery, HandlerRejected
 from runtime.clock import Clock
 from runtime.keys import Keys
+from venue.client.casino import CasinoClient
+from venue.client.trading import TradingClient
+from venue.client.wallet import WalletClient
 from venue.errors import VenueRejected
 
 log = logging.getLogger(__name__)
@@ -225,7 +228,22 @@ def read_payout(client) -> PayoutReading:
 
 
 class ReferralBucket(TreasuryActor):
+    """The referral role: the only writer of each agent's referral bucket (`referral`,
+    `referral:in_transit`, micro-USD) and of its per-source watermarks.
+
+    Handles `SweepReferrals` (count commissions beyond each source's watermark, ask the wallet and
+    trading services for payouts), `ReinvestReferrals` (income 70 % to the reserve, 30 % to trading,
+    in basis points of the policy, as a `MoveReferralIncome` to the rebalancer) and
+    `ReferralPayoutLanded` (a trading payout arrived), plus the transfer legs of moves. Journal:
+    `ReferralSwept`, `ReferralSweepSkipped`, `ReferralReinvested`, `ReferralReinvestSkipped`.
+
+    `venues_for(agent)` gives the agent's casino, wallet and trading clients and payout address
+    (`referral_venue_factory`); an agent with no credentials at all raises `HandlerRejected`.
+    """
+
     role = "referral"
+    handlers = {SweepReferrals: "sweep", ReinvestReferrals: "reinvest", ReferralPayoutLanded: "payout_landed"}
+    transfer_legs = True  # legs of moves into or out of the referral bucket (the rebalancer's saga)
 
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory,
                  venues_for: Callable[[str], ReferralVenues], policy: Policy = DEFAULT_POLICY):
@@ -233,21 +251,9 @@ class ReferralBucket(TreasuryActor):
         self.venues_for = venues_for
         self.policy = policy
 
-    def handle(self, delivery: Delivery) -> None:
-        if handle_transfer(self, delivery):
-            return None  # a leg of a move into or out of the referral bucket (the rebalancer's saga)
-        body = delivery.envelope.body
-        if isinstance(body, SweepReferrals):
-            return self.sweep(delivery)
-        if isinstance(body, ReinvestReferrals):
-            return self.reinvest(delivery)
-        if isinstance(body, ReferralPayoutLanded):
-            return self.payout_landed(delivery, body)
-        raise self.unhandled(delivery)
-
     # ------------------------------------------------------------------ sweep
 
-    def sweep(self, delivery: Delivery) -> None:
+    def sweep(self, delivery: Delivery, cmd: SweepReferrals) -> None:
         env = delivery.envelope
         agent, now = env.agent, self.clock.now_ms()
         if self._applied(agent, env.id):
@@ -408,7 +414,7 @@ class ReferralBucket(TreasuryActor):
 
     # ------------------------------------------------------------------ reinvest
 
-    def reinvest(self, delivery: Delivery) -> None:
+    def reinvest(self, delivery: Delivery, cmd: ReinvestReferrals) -> None:
         env = delivery.envelope
         agent, now, k = env.agent, self.clock.now_ms(), self.keys
         if self._applied(agent, env.id):
@@ -466,16 +472,6 @@ class ReferralBucket(TreasuryActor):
         """Already committed (a redelivery after the commit): do not touch the venues again."""
         return self.client.zscore(self.keys.applied(agent), msg_id) is not None
 
-    def _ack_only(self, delivery: Delivery, msg_id: str | None = None) -> None:
-        commit = self.steps.new_commit(delivery.envelope.agent).ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, msg_id or delivery.envelope.id, self.clock.now_ms())
-
-    def _commit(self, commit: Commit, msg_id: str, now: int) -> None:
-        result = self.steps.commit(commit, msg_id, now)
-        if result.status == "refused":
-            # A watermark moved under us (another sweep committed first): retry from fresh state.
-            raise RuntimeError(f"commit of {msg_id} refused: {result.reason}")
-
 
 def _blocked(risk: RiskView, now: int) -> str:
     """Why money must not move now ('' when it may): not ACTIVE, or the referral bucket halted."""
@@ -521,23 +517,16 @@ def _text(value: bytes | str) -> str:
 def referral_venue_factory(client: redis.Redis, keys: Keys, venues: dict[str, str]) -> Callable[[str], ReferralVenues]:
     """Per-agent clients built from the keys in the credentials hash; payouts go to the agent's
     own EVM address (base), the chain both wallet and trading pay referral withdrawals on."""
-    from venue.client.casino import CasinoClient
-    from venue.client.trading import TradingClient
-    from venue.client.wallet import WalletClient
-
     makers = {"casino": CasinoClient, "wallet": WalletClient, "trading": TradingClient}
-    cache: dict[str, dict[str, object]] = {}
+    clients = {service: AgentClients(client, keys, service,
+                                     lambda key, url=venues[service], make=make: make(url, key, timeout_s=TIMEOUT_S))
+               for service, make in makers.items() if service in venues}
 
     def venues_for(agent: str) -> ReferralVenues:
-        creds = {_text(k): _text(v) for k, v in client.hgetall(keys.credentials(agent)).items()}
-        if not creds:
+        if not client.exists(keys.credentials(agent)):
             raise HandlerRejected(f"no venue credentials for agent {agent}")
-        built = cache.setdefault(agent, {})
-        for service, maker in makers.items():
-            key = creds.get(f"{service}_key")
-            if key and service in venues and service not in built:
-                built[service] = maker(venues[service], key, timeout_s=5.0)
-        return ReferralVenues(casino=built.get("casino"), wallet=built.get("wallet"), trading=built.get("trading"),
+        built = {service: clients[service].get(agent) if service in clients else None for service in makers}
+        return ReferralVenues(casino=built["casino"], wallet=built["wallet"], trading=built["trading"],
                               payout_address=read_addresses(client, keys, agent).get("base"))
 
     return venues_for

@@ -12,10 +12,8 @@ from __future__ import annotations
 import pykka
 
 from actors.base import TreasuryActor
-from actors.transfers import handle_transfer
 from messages.envelope import IdFactory
 from runtime.atomic import AtomicSteps
-from runtime.bus import Delivery
 from runtime.clock import Clock
 
 
@@ -23,11 +21,7 @@ class ReserveBucket(TreasuryActor):
     """Broadcasts need no action: the fence refuses moves out of the reserve once PAUSED."""
 
     role = "reserve"
-
-    def handle(self, delivery: Delivery) -> None:
-        if handle_transfer(self, delivery):
-            return None
-        raise self.unhandled(delivery)
+    transfer_legs = True
 
 
 def build(steps: AtomicSteps, clock: Clock, new_id: IdFactory, venues: dict[str, str]) -> pykka.ActorRef:

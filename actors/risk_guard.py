@@ -42,19 +42,22 @@ REBALANCE_REQUEST_EVERY_MS = 3600 * 1000
 
 
 class RiskGuard(TreasuryActor):
+    """The risk role: the only writer of each agent's risk state (`ACTIVE`/`PAUSED`/`HALTED`, a
+    pause's end in epoch ms, per-bucket halts) and of its peak and day-start totals (micro-USD).
+
+    Handles `BalancesChanged` (re-evaluate the breakers of `actors.policy.breakers` on the ledger:
+    drawdowns and the daily loss in basis points of the peak or day-start total), `SetRisk` (a state set by
+    hand; a resume to ACTIVE needs an operator key) and `ResumeBucket` (lift one bucket's halt). A state
+    change is committed with the next fence sequence number, so the fence refuses spends from that
+    step on, then broadcast on the control stream (`RiskControl`). Journal: `BreakerFired`,
+    `RiskStateChanged`, `BucketHalted`, `BucketResumed`, `CommandRejected` (a resume that does not
+    apply). Breakers that need money moved ask the rebalancer (`Rebalance`).
+    """
+
     role = "risk"
+    handlers = {BalancesChanged: "evaluate", SetRisk: "set_by_operator", ResumeBucket: "resume_bucket"}
 
-    def handle(self, delivery: Delivery) -> None:
-        body = delivery.envelope.body
-        if isinstance(body, BalancesChanged):
-            return self.evaluate(delivery)
-        if isinstance(body, SetRisk):
-            return self.set_by_operator(delivery, body)
-        if isinstance(body, ResumeBucket):
-            return self.resume_bucket(delivery, body)
-        raise self.unhandled(delivery)
-
-    def evaluate(self, delivery: Delivery) -> None:
+    def evaluate(self, delivery: Delivery, poke: BalancesChanged) -> None:
         env = delivery.envelope
         agent, now = env.agent, self.clock.now_ms()
         risk = read_risk(self.client, self.keys, agent)
@@ -91,7 +94,7 @@ class RiskGuard(TreasuryActor):
                 self._change(commit, env, risk, "ACTIVE", "pause_expired", "pause expired; spending resumes",
                              0, total, peak, day_start)
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self.steps.commit(commit, env.id, now)
+        self._commit(commit, env.id, now)
 
     def _bucket_actions(self, commit, env: Envelope, risk: RiskView, results, now: int) -> None:
         """Breakers that act on one bucket or ask for a rebalance, each acted on once.
@@ -150,7 +153,7 @@ class RiskGuard(TreasuryActor):
                                                               reason=f"the {cmd.bucket} bucket is not halted"),
                                               agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self.steps.commit(commit, env.id, now)
+        self._commit(commit, env.id, now)
 
     def set_by_operator(self, delivery: Delivery, cmd: SetRisk) -> None:
         env = delivery.envelope
@@ -162,7 +165,7 @@ class RiskGuard(TreasuryActor):
         self._change(commit, env, risk, cmd.state, "operator", cmd.reason, cmd.until_ms or 0,
                      int(self.client.hget(self.keys.risk(agent), "total") or risk.peak), risk.peak, risk.day_start)
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self.steps.commit(commit, env.id, now)
+        self._commit(commit, env.id, now)
 
     def _change(self, commit, env: Envelope, risk: RiskView, state: str, breaker: str, reason: str, until_ms: int,
                 total: int, peak: int, day_start: int) -> None:

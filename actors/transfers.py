@@ -38,8 +38,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from actors.commits import Committer
 from actors.ledger import read_risk
-from messages.envelope import Envelope, IdFactory, wrap
+from messages.envelope import Envelope, IdFactory
 from messages.money import MAX_MICROS, format_usd
 from messages.schema import BalancesChanged
 from messages.treasury_msgs import (
@@ -53,7 +54,7 @@ from messages.treasury_msgs import (
     LegFailed,
     TransitLanded,
 )
-from runtime.atomic import AtomicSteps, Commit
+from runtime.atomic import AtomicSteps, Commit, FenceStatus, Reservation
 from runtime.bus import Delivery, HandlerRejected
 from runtime.clock import Clock
 from runtime.keys import Keys
@@ -163,8 +164,10 @@ def read_leg(client, keys: Keys, agent: str, saga: str, leg: int) -> LegFacts | 
 # ---------------------------------------------------------------- the legs
 
 
-class TransferLegs:
+class TransferLegs(Committer):
     """Carries out the legs addressed to the bucket actor that owns it (one per actor)."""
+
+    handlers = {DebitLeg: "debit", CreditLeg: "credit", CompensateLeg: "compensate", LandTransit: "land"}
 
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory):
         self.steps = steps
@@ -174,17 +177,11 @@ class TransferLegs:
         self.new_id = new_id
 
     def handle(self, delivery: Delivery) -> bool:
-        body = delivery.envelope.body
-        if isinstance(body, DebitLeg):
-            self.debit(delivery, body)
-        elif isinstance(body, CreditLeg):
-            self.credit(delivery, body)
-        elif isinstance(body, CompensateLeg):
-            self.compensate(delivery, body)
-        elif isinstance(body, LandTransit):
-            self.land(delivery, body)
-        else:
+        """Apply `delivery` if it is a transfer leg (True); False, touching nothing, if it is not."""
+        name = self.handlers.get(type(delivery.envelope.body))
+        if name is None:
             return False
+        getattr(self, name)(delivery, delivery.envelope.body)
         return True
 
     # ------------------------------------------------------------------ debit
@@ -207,7 +204,7 @@ class TransferLegs:
         env, k = delivery.envelope, self.keys
         commit = self._debit_commit(delivery, leg)
         commit.incr(k.ledger(env.agent), leg.source, -leg.amount)
-        if self._commit(commit, env.id).applied:
+        if self._try_commit(commit, env.id).applied:
             return
         facts = read_leg(self.client, k, env.agent, leg.saga, leg.leg)
         if facts is None or facts.token <= 0:
@@ -224,12 +221,11 @@ class TransferLegs:
         if reservation.status == "duplicate":
             return self._ack_only(delivery)
         if not reservation.granted:
-            return self._refuse(delivery, leg, "debit", reservation.status,
-                                _fence_reason(reservation.status, reservation.detail, leg))
+            return self._refuse(delivery, leg, "debit", reservation.status, _fence_reason(reservation, leg))
         commit = self._debit_commit(delivery, leg)
         commit.incr(k.ledger(env.agent), f"{leg.source}:reserved", -leg.amount)
         commit.hdel(k.reservations(env.agent), env.id)
-        if self._commit(commit, env.id).applied:
+        if self._try_commit(commit, env.id).applied:
             return
         # the token went to a twin of this command (a resend): give the reservation back, silently
         release = self.steps.new_commit(env.agent)
@@ -237,7 +233,7 @@ class TransferLegs:
         release.incr(k.ledger(env.agent), leg.source, leg.amount)
         release.hdel(k.reservations(env.agent), env.id)
         release.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(release, env.id, required=True)
+        self._commit(release, env.id)
 
     def _debit_commit(self, delivery: Delivery, leg: DebitLeg) -> Commit:
         env, k = delivery.envelope, self.keys
@@ -281,7 +277,7 @@ class TransferLegs:
                            reason=leg.reason, held=leg.hold)
         self._announce(commit, env, event, f"credit of {leg.dest} for saga {leg.saga}")
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        if not self._commit(commit, env.id).applied:
+        if not self._try_commit(commit, env.id).applied:
             self._ack_only(delivery)  # a compensation won the race: nothing to credit
 
     # ------------------------------------------------------------------ compensate
@@ -307,7 +303,7 @@ class TransferLegs:
                               reason=leg.reason)
         self._announce(commit, env, event, f"compensation of saga {leg.saga}")
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        if not self._commit(commit, env.id).applied:
+        if not self._try_commit(commit, env.id).applied:
             self._ack_only(delivery)  # the credit won the race; the coordinator sees it in the hash
 
     # ------------------------------------------------------------------ land
@@ -333,7 +329,7 @@ class TransferLegs:
         commit.emit(k.agent_commands(env.agent, "risk"),
                     self._wrap(BalancesChanged(cause=f"deposit landed for saga {leg.saga}"), env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        if self._commit(commit, env.id).applied:
+        if self._try_commit(commit, env.id).applied:
             return
         refused = LegFailed(saga=leg.saga, leg=leg.leg, stage="land", source=facts.source, dest=facts.dest,
                             amount=leg.amount, code="not_held",
@@ -341,7 +337,7 @@ class TransferLegs:
         commit = self.steps.new_commit(env.agent)
         commit.emit(k.events(env.agent), self._wrap(refused, env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, env.id, required=True)
+        self._commit(commit, env.id)
 
     # ------------------------------------------------------------------ shared
 
@@ -372,7 +368,7 @@ class TransferLegs:
         commit.emit(k.events(env.agent), self._wrap(failed, env))
         commit.emit(k.agent_commands(env.agent, COORDINATOR), self._wrap(failed, env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, env.id, required=True)
+        self._commit(commit, env.id)
 
     def _announce(self, commit: Commit, env: Envelope, event, cause: str) -> None:
         k = self.keys
@@ -380,18 +376,6 @@ class TransferLegs:
         commit.emit(k.agent_commands(env.agent, COORDINATOR), self._wrap(event, env))
         commit.emit(k.agent_commands(env.agent, "risk"), self._wrap(BalancesChanged(cause=cause), env))
 
-    def _wrap(self, body, cause: Envelope) -> Envelope:
-        return wrap(body, agent=cause.agent, now_ms=self.clock.now_ms(), new_id=self.new_id, cause=cause)
-
-    def _ack_only(self, delivery: Delivery) -> None:
-        commit = self.steps.new_commit(delivery.envelope.agent).ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, delivery.envelope.id, required=True)
-
-    def _commit(self, commit: Commit, msg_id: str, required: bool = False):
-        result = self.steps.commit(commit, msg_id, self.clock.now_ms())
-        if required and result.status == "refused":
-            raise RuntimeError(f"commit of {msg_id} refused: {result.reason}")
-        return result
 
 
 def handle_transfer(owner, delivery: Delivery) -> bool:
@@ -408,17 +392,12 @@ def handle_transfer(owner, delivery: Delivery) -> bool:
     return legs.handle(delivery)
 
 
-def _fence_reason(status: str, detail: str, leg: DebitLeg) -> str:
-    if status == "insufficient" and detail.lstrip("-").isdigit():
-        return f"{leg.source} has {format_usd(int(detail))} available, the move needs {format_usd(leg.amount)}"
-    return {
-        "paused": f"treasury is PAUSED ({detail}): only moves into the reserve are allowed",
-        "halted": f"treasury is HALTED ({detail}): only moves into the reserve are allowed",
-        "bucket_halted": f"{leg.source} is halted ({detail}): only moves into the reserve are allowed",
-        "unknown_agent": NO_RISK_STATE,
-        "unknown_bucket": f"no {leg.source} bucket for this agent: no move (fail closed)",
-        "unknown_state": f"unreadable risk state {detail!r}: no move (fail closed)",
-    }.get(status, f"{status}: {detail}")
+def _fence_reason(reservation: Reservation, leg: DebitLeg) -> str:
+    """The fence's denial of a debit leg; a risk state adds that moves into the reserve still run."""
+    reason = reservation.denial(leg.source, leg.amount, what="the move", fail_closed="no move (fail closed)")
+    if reservation.status in (FenceStatus.PAUSED, FenceStatus.HALTED, FenceStatus.BUCKET_HALTED):
+        reason += "; only moves into the reserve are allowed"
+    return reason
 
 
 def _text(value) -> str:

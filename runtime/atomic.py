@@ -7,6 +7,7 @@ same keys. All keys one step touches belong to one agent's shard (one cluster sl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from importlib import resources
 from typing import Any
 
@@ -15,6 +16,7 @@ import redis
 
 from messages.codec import FIELD, encode
 from messages.envelope import Envelope
+from messages.money import format_usd
 from runtime.keys import Keys
 
 APPLIED_RETENTION_MS = 7 * 24 * 3600 * 1000
@@ -85,15 +87,94 @@ class CommitResult:
         return self.status == "ok"
 
 
+class FenceStatus(StrEnum):
+    """What the fence (reserve.lua) answered. A `StrEnum`: each member equals its wire text."""
+
+    OK = "ok"
+    """Reserved now; `seq` is the fence sequence number taken."""
+    ALREADY_RESERVED = "already_reserved"
+    """Reserved by an earlier delivery of the same message (a redelivery): `record` says what."""
+    DUPLICATE = "duplicate"
+    """The message was applied already (its commit ran): nothing to do but ack."""
+    UNKNOWN_AGENT = "unknown_agent"
+    """No risk state for the agent: refused (fail closed)."""
+    HALTED = "halted"
+    """The treasury is HALTED; `detail` is the reason recorded with the state."""
+    PAUSED = "paused"
+    """The treasury is PAUSED (and the pause has not ended); `detail` is the reason."""
+    UNKNOWN_STATE = "unknown_state"
+    """The risk state is none of ACTIVE/PAUSED/HALTED; `detail` is what was read."""
+    BUCKET_HALTED = "bucket_halted"
+    """This bucket's spending is halted (`halt:<bucket>`); `detail` is the reason."""
+    UNKNOWN_BUCKET = "unknown_bucket"
+    """The ledger has no such bucket for the agent: refused (fail closed)."""
+    INVALID_AMOUNT = "invalid_amount"
+    """The amount was not positive; `detail` is the amount."""
+    OVER_CAP = "over_cap"
+    """The amount is above the cap passed in; `detail` is the cap in micro-USD."""
+    INSUFFICIENT = "insufficient"
+    """The amount is above the bucket's available balance; `detail` is that balance in micro-USD."""
+
+
+@dataclass(frozen=True)
+class ReservationRecord:
+    """One entry of the reservations hash (`<prefix>:{S}:resv:<agent>`, field = message id), stored
+    by reserve.lua as `bucket|amount|seq|at_ms`: micro-USD held out of `bucket` since `at_ms`."""
+
+    bucket: str
+    amount: int
+    seq: int
+    at_ms: int
+
+    @classmethod
+    def parse(cls, text: str) -> ReservationRecord:
+        """Read `bucket|amount|seq|at_ms`; raises `ValueError` on anything else."""
+        bucket, amount, seq, at_ms = text.split("|")
+        return cls(bucket, int(amount), int(seq), int(at_ms))
+
+
 @dataclass(frozen=True)
 class Reservation:
-    status: str
+    """The fence's answer to `AtomicSteps.reserve`.
+
+    `status` says what happened; `seq` is the fence sequence number (0 when refused); `detail`
+    is the fence's raw detail text (see `FenceStatus`); `record` is the stored reservation, parsed
+    once, when the status is `ALREADY_RESERVED`.
+    """
+
+    status: FenceStatus
     seq: int
     detail: str
+    record: ReservationRecord | None = None
 
     @property
     def granted(self) -> bool:
-        return self.status in ("ok", "already_reserved")
+        """True when the funds are held for this message (now or by an earlier delivery)."""
+        return self.status in (FenceStatus.OK, FenceStatus.ALREADY_RESERVED)
+
+    def denial(self, bucket: str, amount: int, *, what: str = "the spend", cap_name: str = "cap",
+               fail_closed: str = "refusing (fail closed)") -> str:
+        """One sentence saying why the fence refused `amount` micro-USD out of `bucket`, quoting what
+        the fence read: `what` names the spend ("the stake", "the move"), `cap_name` the cap it
+        was held to ("2 % bet cap"). Money is shown in dollars (`$1.50`)."""
+        status, detail = self.status, self.detail
+        if status in (FenceStatus.PAUSED, FenceStatus.HALTED):
+            return f"treasury is {status.value.upper()}: {detail}"
+        if status == FenceStatus.BUCKET_HALTED:
+            return f"{bucket} spending halted: {detail}"
+        if status == FenceStatus.OVER_CAP and detail.lstrip("-").isdigit():
+            return f"{what} {format_usd(amount)} exceeds the {cap_name} of {format_usd(int(detail))}"
+        if status == FenceStatus.INSUFFICIENT and detail.lstrip("-").isdigit():
+            return f"{bucket} has {format_usd(int(detail))} available, {what} needs {format_usd(amount)}"
+        if status == FenceStatus.INVALID_AMOUNT:
+            return f"{what} of {detail} micro-USD is not a positive amount"
+        if status == FenceStatus.UNKNOWN_AGENT:
+            return f"no risk state for this agent: {fail_closed}"
+        if status == FenceStatus.UNKNOWN_BUCKET:
+            return f"no {bucket} bucket for this agent: {fail_closed}"
+        if status == FenceStatus.UNKNOWN_STATE:
+            return f"unreadable risk state {detail!r}: {fail_closed}"
+        return f"{status.value}: {detail}"
 
 
 class AtomicSteps:
@@ -119,12 +200,21 @@ class AtomicSteps:
         return CommitResult(status, int(result[1]))
 
     def reserve(self, agent: str, msg_id: str, bucket: str, amount: int, cap: int, now_ms: int) -> Reservation:
+        """The fence: hold `amount` micro-USD of `bucket` for message `msg_id`, or say why not.
+
+        Atomic with every other step on the agent's keys (reserve.lua): refused once PAUSED or
+        HALTED is committed, when the bucket's spending is halted, above `cap` (micro-USD), or
+        above the bucket's available balance; the same message id is reserved at most once.
+        Fails closed for an agent with no risk state or no such bucket. Raises only on Redis errors.
+        """
         k = self.keys
         result = self._reserve(
             keys=[k.risk(agent), k.ledger(agent), k.reservations(agent), k.applied(agent)],
             args=[msg_id, bucket, amount, cap, now_ms],
         )
-        return Reservation(_text(result[0]), int(result[1]), _text(result[2]))
+        status, detail = FenceStatus(_text(result[0])), _text(result[2])
+        record = ReservationRecord.parse(detail) if status == FenceStatus.ALREADY_RESERVED else None
+        return Reservation(status, int(result[1]), detail, record)
 
 
 def _text(value: bytes | str) -> str:

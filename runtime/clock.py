@@ -1,11 +1,20 @@
-"""Injected time. Nothing in the treasury reads the wall clock directly, so tests and the demo
-can run a day in a second and replay gives the same answers."""
+"""Injected time: the one clock of the treasury and of the sandbox.
+
+Nothing reads the wall clock directly (timeouts measured with `time.monotonic` aside), so tests
+and the demo can run a day in a second and replay gives the same answers. Every clock answers
+`now_ms()`, milliseconds since the Unix epoch; the movable ones also `advance(ms)` (forward only).
+
+- `SystemClock`: the wall clock, plus an offset that `advance` grows (a running sandbox can be
+  pushed forward);
+- `ManualClock`: moves only when told to (tests, the sandbox under test);
+- `RedisClock`: a simulated `now` kept in a Redis key, shared by several processes (the demo).
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -14,17 +23,43 @@ DAY_MS = 24 * 3600 * 1000
 
 
 class Clock(Protocol):
-    def now_ms(self) -> int: ...
+    """Anything that tells the time."""
+
+    def now_ms(self) -> int:
+        """Milliseconds since the Unix epoch."""
+        ...
+
+
+@runtime_checkable
+class MovableClock(Clock, Protocol):
+    """A clock that can be pushed forward (the sandbox's admin route does)."""
+
+    def advance(self, ms: int) -> int:
+        """Move time forward by `ms` (raises `ValueError` if negative); returns the new `now_ms()`."""
+        ...
 
 
 class SystemClock:
+    """Wall-clock time, plus an offset that `advance` grows (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._offset_ms = 0
+        self._lock = threading.Lock()
+
     def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
+        return time.time_ns() // 1_000_000 + self._offset_ms
+
+    def advance(self, ms: int) -> int:
+        if ms < 0:
+            raise ValueError("time only moves forward")
+        with self._lock:
+            self._offset_ms += ms
+        return self.now_ms()
 
 
 class ManualClock:
     """A clock that moves only when told to (thread-safe); `advance` only goes forward.
-    The sandbox's services use it too (`venue/sandbox/clock.py`)."""
+    The sandbox's services use it too (`sandbox/clock.py`)."""
 
     def __init__(self, start_ms: int = 1_767_225_600_000):  # 2026-01-01T00:00:00Z
         self._now = start_ms

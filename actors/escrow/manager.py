@@ -61,7 +61,7 @@ from messages.escrow_msgs import (
     SyncEscrows,
 )
 from messages.schema import BalancesChanged
-from runtime.atomic import AtomicSteps, Commit
+from runtime.atomic import AtomicSteps, Commit, FenceStatus, Reservation
 from runtime.bus import Delivery, HandlerRejected
 from runtime.clock import Clock
 from venue.client.escrow import tag_description
@@ -80,24 +80,13 @@ class EscrowManager(TreasuryActor):
     releases by the risk state read at the time (see `release`)."""
 
     role = "escrow"
+    handlers = {CreateEscrow: "create", ReleaseEscrow: "release", DisputeEscrow: "dispute", SyncEscrows: "sync"}
 
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory, venue_for: VenueFor,
                  policy: Policy = DEFAULT_POLICY):
         super().__init__(steps, clock, new_id)
         self.venue_for = venue_for
         self.policy = policy
-
-    def handle(self, delivery: Delivery) -> None:
-        body = delivery.envelope.body
-        if isinstance(body, CreateEscrow):
-            return self.create(delivery, body)
-        if isinstance(body, ReleaseEscrow):
-            return self.release(delivery, body)
-        if isinstance(body, DisputeEscrow):
-            return self.dispute(delivery, body)
-        if isinstance(body, SyncEscrows):
-            return self.sync(delivery)
-        raise HandlerRejected(f"the escrow role does not handle {delivery.envelope.type}")
 
     # ------------------------------------------------------------------ create
 
@@ -125,12 +114,11 @@ class EscrowManager(TreasuryActor):
         if reservation.status == "duplicate":
             return self._ack_only(delivery)
         if not reservation.granted:
-            code, reason = self._fence_refusal(reservation.status, reservation.detail, cmd.amount, locked,
-                                               reserve_total)
+            code, reason = self._fence_refusal(reservation, cmd.amount, reserved, locked, reserve_total)
             return self._refuse(delivery, code, reason, amount=cmd.amount, seq=reservation.seq or None)
         seq = reservation.seq or None
-        if reservation.status == "already_reserved":
-            reserved = int(reservation.detail.split("|")[1])
+        if reservation.record is not None:  # reserved by an earlier delivery: that amount stands
+            reserved = reservation.record.amount
             intent = load_intent(self.client, self.keys, agent, env.id)
             if intent is not None:  # the venue may have been called: look before creating again
                 try:
@@ -252,7 +240,7 @@ class EscrowManager(TreasuryActor):
 
     # ------------------------------------------------------------------ sync
 
-    def sync(self, delivery: Delivery) -> None:
+    def sync(self, delivery: Delivery, cmd: SyncEscrows) -> None:
         env = delivery.envelope
         agent = env.agent
         records = open_escrows(self.client, self.keys, agent)
@@ -380,47 +368,30 @@ class EscrowManager(TreasuryActor):
 
     def _refuse(self, delivery: Delivery, code: str, reason: str, *, escrow_id: str | None = None,
                 amount: int | None = None, seq: int | None = None) -> None:
-        refused = EscrowRefused(code=code, reason=reason, escrow_id=escrow_id, amount=amount, fence_seq=seq)
-        self._finish(delivery, self.steps.new_commit(delivery.envelope.agent), [refused], balances_changed=False,
-                     cause="")
+        self._deny(delivery, EscrowRefused(code=code, reason=reason, escrow_id=escrow_id, amount=amount, fence_seq=seq))
 
     def _finish(self, delivery: Delivery, commit: Commit, events: list[Message], *, balances_changed: bool,
                 cause: str) -> None:
         """Journal `events`, notify RiskGuard if money moved, ack: all in `commit`, applied once."""
         env = delivery.envelope
-        agent, now, k = env.agent, self.clock.now_ms(), self.keys
         for event in events:
-            commit.emit(k.events(agent), wrap(event, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+            self._emit(commit, env, event)
         if balances_changed:
-            commit.emit(k.agent_commands(agent, "risk"),
-                        wrap(BalancesChanged(cause=cause), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+            self._emit(commit, env, BalancesChanged(cause=cause), self.keys.agent_commands(env.agent, "risk"))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, env.id, now)
+        self._commit(commit, env.id)
 
-    def _ack_only(self, delivery: Delivery) -> None:
-        commit = self.steps.new_commit(delivery.envelope.agent).ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, delivery.envelope.id, self.clock.now_ms())
-
-    def _commit(self, commit: Commit, msg_id: str, now: int) -> None:
-        result = self.steps.commit(commit, msg_id, now)
-        if result.status == "refused":
-            raise RuntimeError(f"commit of {msg_id} refused: {result.reason}")
-
-    def _fence_refusal(self, status: str, detail: str, amount: int, locked: int, reserve_total: int) -> tuple[str, str]:
-        if status == "over_cap":
+    def _fence_refusal(self, reservation: Reservation, amount: int, reserved: int, locked: int,
+                       reserve_total: int) -> tuple[str, str]:
+        """The refusal code and reason: over the cap is breaker 7 (escrow overcommit) with its own
+        reason; anything else is the fence's denial, for `reserved` (the escrow and its fee)."""
+        denial = reservation.denial("reserve", reserved, what=f"the escrow of {usd(amount)} with its fee",
+                                    cap_name="escrow cap")
+        if reservation.status == FenceStatus.OVER_CAP:
             fee = escrow_fee(amount, self.policy.escrow_fee_bp)
             breaker = escrow_lock(locked, amount, fee, reserve_total, limit_bp=self.policy.escrow_reserve_bp)
-            return OVERCOMMIT, breaker.reason if breaker else f"escrow {usd(amount)} is above the escrow cap {detail}"
-        return status, {
-            "paused": f"treasury is PAUSED: {detail}",
-            "halted": f"treasury is HALTED: {detail}",
-            "bucket_halted": f"reserve spending halted: {detail}",
-            "insufficient": f"escrow {usd(amount)} plus its fee exceeds the reserve's available {detail} micro-USD",
-            "unknown_agent": "no risk state for this agent: refusing (fail closed)",
-            "unknown_bucket": "no reserve bucket for this agent: refusing (fail closed)",
-            "unknown_state": f"unreadable risk state {detail!r}: refusing (fail closed)",
-            "invalid_amount": f"invalid escrow amount {amount}",
-        }.get(status, f"{status}: {detail}")
+            return OVERCOMMIT, breaker.reason if breaker else denial
+        return reservation.status, denial
 
 
 def _replace(record: EscrowRecord, **changes) -> EscrowRecord:

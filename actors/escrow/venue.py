@@ -13,37 +13,33 @@ from typing import Callable
 
 import redis
 
-from runtime.bus import HandlerRejected
+from actors.venues import TIMEOUT_S, AgentClients
 from runtime.keys import Keys
 from venue.client.casino import CasinoClient
 from venue.client.escrow import EscrowClient
 
-TIMEOUT_S = 5.0
-
 
 @dataclass(frozen=True)
 class EscrowVenue:
+    """The escrow client and the casino client of one agent, both on its casino key."""
+
     escrow: EscrowClient
     casino: CasinoClient
 
+    def close(self) -> None:
+        self.escrow.close()
+        self.casino.close()
+
 
 VenueFor = Callable[[str], EscrowVenue]
+"""`venue_for(agent)`: an `AgentClients[EscrowVenue]` in the workers, any callable in tests."""
 
 
 def escrow_venue_factory(client: redis.Redis, keys: Keys, escrow_url: str, casino_url: str,
                          **client_options) -> VenueFor:
-    """`venue_for(agent)`, caching one pair of clients per agent."""
-    cache: dict[str, EscrowVenue] = {}
-
-    def venue_for(agent: str) -> EscrowVenue:
-        if agent not in cache:
-            api_key = client.hget(keys.credentials(agent), "casino_key")
-            if api_key is None:
-                raise HandlerRejected(f"no casino credentials for agent {agent}: escrow uses the casino account")
-            key = api_key.decode()
-            options = {"timeout_s": TIMEOUT_S, **client_options}
-            cache[agent] = EscrowVenue(EscrowClient(escrow_url, key, casino_url=casino_url, **options),
-                                       CasinoClient(casino_url, key, **options))
-        return cache[agent]
-
-    return venue_for
+    """`venue_for(agent)`, caching one pair of clients per agent (`client_options` go to both)."""
+    options = {"timeout_s": TIMEOUT_S, **client_options}
+    return AgentClients(client, keys, "casino",
+                        lambda key: EscrowVenue(EscrowClient(escrow_url, key, casino_url=casino_url, **options),
+                                                CasinoClient(casino_url, key, **options)),
+                        missing="escrow uses the casino account")

@@ -30,7 +30,7 @@ import pykka
 
 from actors.base import TreasuryActor
 from actors.ledger import read_ledger, read_risk
-from actors.policy.buckets import DEFAULT_POLICY, Policy
+from actors.policy.buckets import DEFAULT_POLICY, Policy, bp_text
 from actors.policy.trading_rules import stop_prices
 from actors.trading.book import (
     OrderPlan,
@@ -58,7 +58,6 @@ from actors.trading.venue import (
     resolve_gone,
     trading_client_factory,
 )
-from actors.transfers import handle_transfer
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.schema import BalancesChanged
 from messages.trading_msgs import (
@@ -112,7 +111,26 @@ def venue_price(value: Decimal) -> Decimal:
 
 
 class TradingBucket(TreasuryActor):
+    """The trading role: the only writer of each agent's trading bucket (`trading`, `trading:margin`,
+    micro-USD) and of its booked positions.
+
+    Handles `OpenPosition` (sized and checked by `actors.trading.sizing`, margin plus fee
+    allowance reserved through the fence, opened once at the venue with stop-loss and take-profit),
+    `CheckExits` (ratchet trailing stops, settle what the venue closed), `ClosePosition` and
+    `CloseAllPositions` (allowed in every risk state), plus the transfer legs of rebalancing moves.
+    Answers in the journal: `PositionOpened`, `PositionClosed` (pnl and fees in micro-USD, prices
+    as decimal strings), `OrderRefused` (code, reason, the sizing). Percentages of the policy are
+    basis points (`Policy`, default `DEFAULT_POLICY`, or the agent's overrides).
+
+    `trading_for(agent)` gives the agent's `TradingClient` (`trading_client_factory`, from its
+    `trading_key`); a missing key raises `HandlerRejected`. Venue errors other than a refusal
+    propagate, so the bus redelivers and the open is looked up before anything is resent.
+    """
+
     role = "trading"
+    handlers = {OpenPosition: "open_position", CheckExits: "check_exits", ClosePosition: "close_one",
+                CloseAllPositions: "close_all"}
+    transfer_legs = True  # legs of moves into or out of the trading bucket (the rebalancer's saga)
 
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory,
                  trading_for: Callable[[str], TradingClient], policy: Policy = DEFAULT_POLICY):
@@ -124,20 +142,6 @@ class TradingBucket(TreasuryActor):
         close = getattr(self.trading_for, "close", None)
         if close is not None:
             close()
-
-    def handle(self, delivery: Delivery) -> None:
-        if handle_transfer(self, delivery):
-            return None  # a leg of a move into or out of the trading bucket (the rebalancer's saga)
-        body = delivery.envelope.body
-        if isinstance(body, OpenPosition):
-            return self.open_position(delivery, body)
-        if isinstance(body, CheckExits):
-            return self.check_exits(delivery)
-        if isinstance(body, ClosePosition):
-            return self.close_one(delivery, body)
-        if isinstance(body, CloseAllPositions):
-            return self.close_all(delivery, body)
-        raise self.unhandled(delivery)
 
     # ------------------------------------------------------------------ open
 
@@ -159,12 +163,13 @@ class TradingBucket(TreasuryActor):
         if reservation.status == "duplicate":
             return self._ack_only(delivery)
         if not reservation.granted:
-            reason = _fence_reason(reservation.status, reservation.detail, plan.held, plan.cap)
+            cap_name = f"{bp_text(self.policy.max_trade_margin_bp)} margin cap with fee allowance"
+            reason = reservation.denial(BUCKET, plan.held, what="the margin and fee allowance", cap_name=cap_name)
             return self._refuse(delivery, reservation.status, reason, sizing=plan.sizing, seq=reservation.seq or None,
                                 drop_plan=True)
         held = plan.held
-        if reservation.status == "already_reserved":
-            held = int(reservation.detail.split("|")[1])
+        if reservation.record is not None:  # reserved by an earlier delivery: that amount stands
+            held = reservation.record.amount
             found = find_opened(venue, plan, set(read_positions(self.client, self.keys, agent)))
             if found is not None:
                 return self._adopt(delivery, plan, held, found, venue)
@@ -280,9 +285,7 @@ class TradingBucket(TreasuryActor):
         commit = self.steps.new_commit(agent)
         commit.incr(k.ledger(agent), f"{BUCKET}:reserved", -held).incr(k.ledger(agent), BUCKET, held)
         commit.hdel(k.reservations(agent), env.id).hdel(plans_key(k, agent), env.id)
-        self._emit(commit, env, OrderRefused(code=code, reason=reason, sizing=plan.sizing))
-        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, env.id, self.clock.now_ms())
+        self._deny(delivery, OrderRefused(code=code, reason=reason, sizing=plan.sizing), commit)
 
     # ------------------------------------------------------------------ close
 
@@ -343,7 +346,7 @@ class TradingBucket(TreasuryActor):
 
     # ------------------------------------------------------------------ the exit tick
 
-    def check_exits(self, delivery: Delivery) -> None:
+    def check_exits(self, delivery: Delivery, cmd: CheckExits) -> None:
         env = delivery.envelope
         agent = env.agent
         records = read_positions(self.client, self.keys, agent)
@@ -457,28 +460,11 @@ class TradingBucket(TreasuryActor):
         commit = self.steps.new_commit(env.agent)
         if drop_plan:
             commit.hdel(plans_key(self.keys, env.agent), env.id)
-        self._emit(commit, env, OrderRefused(code=code, reason=reason, position_id=position_id, sizing=sizing,
-                                             fence_seq=seq))
-        commit.ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, env.id, self.clock.now_ms())
-
-    def _ack_only(self, delivery: Delivery) -> None:
-        commit = self.steps.new_commit(delivery.envelope.agent).ack(delivery.stream, delivery.group, delivery.entry_id)
-        self._commit(commit, delivery.envelope.id, self.clock.now_ms())
-
-    def _emit(self, commit: Commit, cause: Envelope, body) -> None:
-        commit.emit(self.keys.events(cause.agent),
-                    wrap(body, agent=cause.agent, now_ms=self.clock.now_ms(), new_id=self.new_id, cause=cause))
+        self._deny(delivery, OrderRefused(code=code, reason=reason, position_id=position_id, sizing=sizing,
+                                          fence_seq=seq), commit)
 
     def _balances_changed(self, commit: Commit, cause: Envelope, why: str) -> None:
-        commit.emit(self.keys.agent_commands(cause.agent, "risk"),
-                    wrap(BalancesChanged(cause=why), agent=cause.agent, now_ms=self.clock.now_ms(),
-                         new_id=self.new_id, cause=cause))
-
-    def _commit(self, commit: Commit, msg_id: str, now: int) -> None:
-        result = self.steps.commit(commit, msg_id, now)
-        if result.status == "refused":
-            raise RuntimeError(f"commit of {msg_id} refused: {result.reason}")
+        self._emit(commit, cause, BalancesChanged(cause=why), self.keys.agent_commands(cause.agent, "risk"))
 
 
 def _exits(plan: OrderPlan, opened: OpenedPosition) -> tuple[Decimal, Decimal]:
@@ -487,19 +473,6 @@ def _exits(plan: OrderPlan, opened: OpenedPosition) -> tuple[Decimal, Decimal]:
         opened.entry_price, plan.side, Decimal(plan.stop_pct), Decimal(plan.take_profit_multiple)
     )
     return venue_price(stop), venue_price(target)
-
-
-def _fence_reason(status: str, detail: str, amount: int, cap: int) -> str:
-    return {
-        "paused": f"treasury is PAUSED: {detail}",
-        "halted": f"treasury is HALTED: {detail}",
-        "bucket_halted": f"trading halted: {detail}",
-        "over_cap": f"margin and fee allowance {amount} exceed the 10 % cap of {cap} micro-USD",
-        "insufficient": f"margin and fee allowance {amount} exceed the trading bucket's available {detail} micro-USD",
-        "unknown_agent": "no risk state for this agent: refusing (fail closed)",
-        "unknown_bucket": "no trading bucket for this agent: refusing (fail closed)",
-        "unknown_state": f"unreadable risk state {detail!r}: refusing (fail closed)",
-    }.get(status, f"{status}: {detail}")
 
 
 def build(steps: AtomicSteps, clock: Clock, new_id: IdFactory, venues: dict[str, str]) -> pykka.ActorRef:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Callable, Iterable
+from typing import Iterable
+
+import redis
 
 from actors.trading.book import OrderPlan, PositionRecord
+from actors.venues import TIMEOUT_S, AgentClients
 from messages.money import CENT, MICRO
-from runtime.bus import HandlerRejected
 from runtime.keys import Keys
 from venue.client.trading import TradingClient
 from venue.client.trading_types import ClosedPosition, ExitExecution, Position
@@ -140,25 +142,9 @@ def _ticker(coin: str) -> str:
     return coin.replace("xyz:", "").upper()
 
 
-def trading_client_factory(client, keys: Keys, base_url: str) -> Callable[[str], TradingClient]:
-    """Per-agent trading clients, built from the `trading_key` in the agent's credentials hash.
+def trading_client_factory(client: redis.Redis, keys: Keys, base_url: str) -> AgentClients[TradingClient]:
+    """Per-agent trading clients, built from `trading_key` in the agent's credentials hash.
 
     One client per agent and process: the client serialises its opens so that its look-ups after
     a lost answer can only match its own orders."""
-    cache: dict[str, TradingClient] = {}
-
-    def trading_for(agent: str) -> TradingClient:
-        if agent not in cache:
-            api_key = client.hget(keys.credentials(agent), "trading_key")
-            if api_key is None:
-                raise HandlerRejected(f"no trading credentials for agent {agent}")
-            cache[agent] = TradingClient(base_url, api_key.decode(), timeout_s=5.0)
-        return cache[agent]
-
-    def close() -> None:
-        for venue in cache.values():
-            venue.close()
-        cache.clear()
-
-    trading_for.close = close  # type: ignore[attr-defined]
-    return trading_for
+    return AgentClients(client, keys, "trading", lambda key: TradingClient(base_url, key, timeout_s=TIMEOUT_S))

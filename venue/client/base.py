@@ -4,8 +4,9 @@ What it guarantees, because the callers move money with it:
 
 - every call has a timeout (default 5 s) and ends in a decoded msgspec Struct or one of the
   `venue.errors` exceptions, chosen by what the failure means for money (see that module);
-- only SAFE calls are retried (GETs, with exponential backoff). A spend is sent once; the
-  service clients decide, after a lookup, whether a second attempt is safe;
+- only SAFE calls are retried (GETs, with exponential backoff). A spend is sent once; after a
+  lost answer `spend_once` looks it up and sends again only when the lookup proves it did not
+  happen (each service client supplies the lookup);
 - spends carry an `Idempotency-Key` header. The real services ignore it; the sandbox logs it;
 - parsing is lenient where the real services are sloppy: unknown fields (`_info`) are ignored,
   amounts may be floats or strings and become integer micro-USD, `null` stands for Infinity;
@@ -27,7 +28,7 @@ import msgspec
 
 from messages.errors import MoneyError
 from messages.money import usd_from_venue
-from venue.errors import VenueError, VenueRateLimited, VenueRejected, VenueUnavailable
+from venue.errors import VenueError, VenueNotApplied, VenueRateLimited, VenueRejected, VenueUnavailable
 
 T = TypeVar("T")
 
@@ -296,6 +297,60 @@ class ServiceClient:
         """A POST sent exactly once (no retry: it may be a spend), decoded into `tp`."""
         data = self.request_json("POST", path, body=body or {}, auth=auth, idempotency_key=idempotency_key)
         return self.decode(data, tp, f"POST {path}")
+
+    def wait_settle(self, error: VenueUnavailable) -> None:
+        """After a lost spend: wait `settle_s` if it TIMED OUT (the server may still be working on
+        it); other failures were answered by the server, so there is nothing to wait for."""
+        if error.code == "timeout" and self.settle_s > 0:
+            self._sleep(self.settle_s)
+
+    def spend_once(self, what: str, send: Callable[[], T], lookup: Callable[[], T | None], *, attempts: int = 3,
+                   details: dict[str, Any] | None = None,
+                   settle: Callable[[VenueUnavailable], None] | None = None) -> T:
+        """Run a spend at most once, whatever the network does: request, then look up, then resend.
+
+        `send()` makes the request once. After a `VenueUnavailable` (the answer was lost: the spend
+        may or may not have happened) `settle(error)` runs (default: one backoff step), then
+        `lookup()`: a result means the spend happened (returned as it was rebuilt); None proves it
+        did not, so it is sent again, after a backoff, up to `attempts` times. A 429 is retried
+        after backoff without a lookup (the venue refused before doing anything).
+
+        Ends with the result, or raises: `VenueRejected` from `send` (a definite refusal, nothing
+        spent); `VenueNotApplied` when every attempt was lost and each lookup proved nothing
+        happened; the last `VenueRateLimited` when the venue kept refusing with 429; and
+        `VenueUnavailable` with code `outcome_unknown` when a lookup failed or could not decide
+        (then nothing is sent again). `what` names the spend in messages ("bet 'm-1'").
+        """
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        info = dict(details or {})
+        last: VenueUnavailable | VenueRateLimited | None = None
+        for attempt in range(attempts):
+            if attempt:
+                self._sleep(self.backoff(attempt - 1))
+            try:
+                return send()
+            except VenueRateLimited as exc:
+                last = exc
+                continue
+            except VenueUnavailable as exc:
+                last = exc
+            if settle is None:
+                self._sleep(self.backoff(0))
+            else:
+                settle(last)
+            try:
+                found = lookup()
+            except (VenueUnavailable, VenueRateLimited) as exc:
+                raise VenueUnavailable(self.service, f"{what}: outcome unknown ({last.message}; lookup: {exc.message})",
+                                       code="outcome_unknown", details={**info, "lookup_error": exc.code}) from None
+            if found is not None:
+                return found
+        assert last is not None
+        if isinstance(last, VenueRateLimited):
+            raise last
+        raise VenueNotApplied(self.service, f"{what} not applied after {attempts} attempts: {last.message}",
+                              code="not_applied", details={**info, "last_error": last.code})
 
 
 __all__ = [

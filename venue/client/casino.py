@@ -41,7 +41,7 @@ from venue.client.types import (
     Withdrawal,
     WithdrawResult,
 )
-from venue.errors import VenueNotApplied, VenueRateLimited, VenueRejected, VenueUnavailable
+from venue.errors import VenueRejected, VenueUnavailable
 from venue.wire import to_venue_amount
 
 API = "/api/v1"
@@ -220,34 +220,10 @@ class CasinoClient(ServiceClient):
         `VenueNotApplied` when every attempt was lost and the lookups prove nothing landed), a
         `VenueRateLimited`, or a `VenueUnavailable` when even the lookup failed (outcome unknown).
         """
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
-        last: VenueUnavailable | VenueRateLimited | None = None
-        for attempt in range(attempts):
-            if attempt:
-                self._sleep(self.backoff(attempt - 1))
-            try:
-                return self.bet(game, amount, params, client_seed=client_seed, idempotency_key=idempotency_key)
-            except VenueRateLimited as exc:
-                last = exc
-                continue
-            except VenueUnavailable as exc:
-                last = exc
-            self._sleep(self.backoff(0))
-            try:
-                found = self.find_bet(client_seed)
-            except (VenueUnavailable, VenueRateLimited) as exc:
-                raise VenueUnavailable(
-                    self.service,
-                    f"bet {client_seed!r}: outcome unknown ({last.message}; lookup failed: {exc.message})",
-                    code="outcome_unknown", details={"client_seed": client_seed}) from None
-            if found is not None:
-                return found
-        assert last is not None
-        if isinstance(last, VenueRateLimited):
-            raise last
-        raise VenueNotApplied(self.service, f"bet {client_seed!r} not placed after {attempts} attempts: {last.message}",
-                              code="not_applied", details={"client_seed": client_seed, "last_error": last.code})
+        return self.spend_once(
+            f"bet {client_seed!r}",
+            lambda: self.bet(game, amount, params, client_seed=client_seed, idempotency_key=idempotency_key),
+            lambda: self.find_bet(client_seed), attempts=attempts, details={"client_seed": client_seed})
 
     def bet_batch(self, bets: list[dict[str, Any]], *, idempotency_key: str) -> BatchResult:
         """Up to 20 bets `{game, amount (micro-USD), **params}` run one by one; failed items come

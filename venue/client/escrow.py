@@ -17,7 +17,7 @@ import httpx
 from venue.client.base import DEFAULT_TIMEOUT_S, ServiceClient
 from venue.client.casino import CasinoClient, _dollars
 from venue.client.types import Escrow, EscrowCreated, EscrowRelease, EscrowStats, EscrowTransition
-from venue.errors import VenueNotApplied, VenueRateLimited, VenueRejected, VenueUnavailable
+from venue.errors import VenueRejected
 
 LOCK_REASON = "escrow_lock:"
 
@@ -56,36 +56,12 @@ class EscrowClient(ServiceClient):
                     timeout_hours: int = 24, referral_code: str | None = None, attempts: int = 3) -> EscrowCreated:
         """Create the escrow at most once (needs `casino_url` for the ledger lookup). Outcomes as in
         `CasinoClient.place_bet_once`; a found escrow comes back with `recovered=True`."""
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
         tagged = tag_description(description, idempotency_key)
-        last: VenueUnavailable | VenueRateLimited | None = None
-        for attempt in range(attempts):
-            if attempt:
-                self._sleep(self.backoff(attempt - 1))
-            try:
-                return self.create(counterparty_agent_id, amount, tagged, timeout_hours=timeout_hours,
-                                   referral_code=referral_code, idempotency_key=idempotency_key)
-            except VenueRateLimited as exc:
-                last = exc
-                continue
-            except VenueUnavailable as exc:
-                last = exc
-            self._sleep(self.backoff(0))
-            try:
-                found = self.find_created(tagged, amount)
-            except (VenueUnavailable, VenueRateLimited) as exc:
-                raise VenueUnavailable(self.service, f"escrow {idempotency_key!r}: outcome unknown "
-                                       f"({last.message}; lookup failed: {exc.message})", code="outcome_unknown",
-                                       details={"idempotency_key": idempotency_key}) from None
-            if found is not None:
-                return found
-        assert last is not None
-        if isinstance(last, VenueRateLimited):
-            raise last
-        raise VenueNotApplied(self.service, f"escrow {idempotency_key!r} not created after {attempts} attempts: "
-                              f"{last.message}", code="not_applied",
-                              details={"idempotency_key": idempotency_key, "last_error": last.code})
+        return self.spend_once(
+            f"escrow {idempotency_key!r}",
+            lambda: self.create(counterparty_agent_id, amount, tagged, timeout_hours=timeout_hours,
+                                referral_code=referral_code, idempotency_key=idempotency_key),
+            lambda: self.find_created(tagged, amount), attempts=attempts, details={"idempotency_key": idempotency_key})
 
     def find_created(self, tagged_description: str, amount: int) -> EscrowCreated | None:
         """The escrow this agent created with exactly this description, among the escrow locks in

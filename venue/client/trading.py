@@ -48,7 +48,7 @@ from venue.client.trading_types import (
     TradingReferralStats,
     TradingRegistration,
 )
-from venue.errors import VenueNotApplied, VenueRejected, VenueUnavailable
+from venue.errors import VenueRejected, VenueUnavailable
 from venue.wire import to_venue_amount
 
 T = TypeVar("T")
@@ -106,10 +106,6 @@ class TradingClient(ServiceClient):
     def _post_repeatable(self, path: str, build: Callable[[Any], T], body: dict[str, Any] | None = None) -> T:
         """A POST whose repetition changes nothing more than the first call (check-exits, settings)."""
         return self.retry_safe(lambda: self._post_once(path, build, body or {}))
-
-    def _wait_settle(self, error: VenueUnavailable) -> None:
-        if error.code == "timeout" and self.settle_s > 0:
-            self._sleep(self.settle_s)
 
     # ── account ───────────────────────────────────────────────────────────────────────────
 
@@ -216,20 +212,14 @@ class TradingClient(ServiceClient):
         capped = self.capped_leverage(coin, leverage)  # reads happen before anything is sent
         with self._open_lock:
             before = {p.position_id for p in self.positions(show_all=True).positions}
-            last: VenueUnavailable | None = None
-            for _ in range(max(1, attempts)):
-                try:
-                    return self._send_open(coin, side, size_usd, capped, key)
-                except VenueUnavailable as exc:
-                    last = exc
-                    self._wait_settle(exc)
-                    found = self._find_new_position(before, coin, side, size_usd)
-                    if found is not None:
-                        return OpenedPosition.from_position(found)
-            assert last is not None
-            raise VenueNotApplied(self.service, f"open {coin} {side}: no answer after {attempts} attempts and no "
-                                                f"position was created", code="not_applied",
-                                  details={"last_error": str(last), "idempotency_key": key})
+
+            def lookup() -> OpenedPosition | None:
+                found = self._find_new_position(before, coin, side, size_usd)
+                return None if found is None else OpenedPosition.from_position(found)
+
+            return self.spend_once(f"open {coin} {side}", lambda: self._send_open(coin, side, size_usd, capped, key),
+                                   lookup, attempts=max(1, attempts), details={"idempotency_key": key},
+                                   settle=self.wait_settle)
 
     def _find_new_position(self, before: set[str | None], coin: str, side: str, size_usd: int) -> Position | None:
         """The position this client's lost open created, if any. Raises `VenueUnavailable` when the
@@ -252,23 +242,17 @@ class TradingClient(ServiceClient):
                             attempts: int = 3) -> ClosedPosition:
         """Close exactly once: after a lost answer the position's row says whether it closed."""
         key = idempotency_key or f"close-{uuid.uuid4()}"
-        last: VenueUnavailable | None = None
-        for _ in range(max(1, attempts)):
-            try:
-                return self.close_position(position_id, idempotency_key=key)
-            except VenueUnavailable as exc:
-                last = exc
-                self._wait_settle(exc)
-                row = next((p for p in self.positions(show_all=True).positions if p.position_id == position_id), None)
-                if row is None:
-                    raise VenueUnavailable(self.service, f"close {position_id}: outcome unknown (not in the listing)",
-                                           code="unknown_outcome") from None
-                if row.status != "open":
-                    return ClosedPosition.from_position(row)
-        assert last is not None
-        raise VenueNotApplied(self.service, f"close {position_id}: no answer after {attempts} attempts and the "
-                                            f"position is still open", code="not_applied",
-                              details={"last_error": str(last), "idempotency_key": key})
+
+        def lookup() -> ClosedPosition | None:
+            row = next((p for p in self.positions(show_all=True).positions if p.position_id == position_id), None)
+            if row is None:
+                raise VenueUnavailable(self.service, f"position {position_id} is not in the listing",
+                                       code="not_listed")
+            return None if row.status == "open" else ClosedPosition.from_position(row)
+
+        return self.spend_once(f"close {position_id}", lambda: self.close_position(position_id, idempotency_key=key),
+                               lookup, attempts=max(1, attempts), details={"idempotency_key": key},
+                               settle=self.wait_settle)
 
     def positions(self, *, show_all: bool = False) -> PositionList:
         """Open exchange positions (default), or the service's database rows (`show_all`: newest
@@ -383,7 +367,7 @@ class TradingClient(ServiceClient):
             return self._post_once("/v1/referral/withdraw", ReferralWithdrawal.from_wire, {"address": address},
                                    idempotency_key=key)
         except VenueUnavailable as exc:
-            self._wait_settle(exc)
+            self.wait_settle(exc)
             lost = exc
         try:
             return self._post_once("/v1/referral/withdraw", ReferralWithdrawal.from_wire, {"address": address},

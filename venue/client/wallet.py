@@ -47,7 +47,7 @@ from venue.client.wallet_types import (
     WalletRegistration,
     from_base_units,
 )
-from venue.errors import VenueNotApplied, VenueRejected, VenueUnavailable
+from venue.errors import VenueRejected, VenueUnavailable
 
 T = TypeVar("T")
 
@@ -85,10 +85,6 @@ class WalletClient(ServiceClient):
                    idempotency_key: str | None = None, auth: bool = True) -> T:
         data = self.request_json("POST", path, body=body, auth=auth, idempotency_key=idempotency_key)
         return self._parse(data, build, f"POST {path}")
-
-    def _wait_settle(self, error: VenueUnavailable) -> None:
-        if error.code == "timeout" and self.settle_s > 0:
-            self._sleep(self.settle_s)
 
     # ── account and wallets ─────────────────────────────────────────────────────────────────
 
@@ -176,25 +172,21 @@ class WalletClient(ServiceClient):
             return self.native_balance(from_address, chain).base_units
 
         before = balance()
-        last: VenueUnavailable | None = None
-        for _ in range(max(1, attempts)):
-            try:
-                return self.send(chain, to, amount, private_key, token=contract, idempotency_key=key)
-            except VenueUnavailable as exc:
-                last = exc
-                self._wait_settle(exc)
-                after = balance()
-                if before - after >= units:
-                    return SendResult(tx_hash="", chain=chain, from_address=from_address, to=to, amount=amount,
-                                      token=contract, reconstructed=True)
-                if after != before:
-                    raise VenueUnavailable(self.service, f"send on {chain}: outcome unknown (the balance moved by "
-                                                         f"{before - after}, not by {units})",
-                                           code="unknown_outcome") from None
-        assert last is not None
-        raise VenueNotApplied(self.service, f"send on {chain}: no answer after {attempts} attempts and the balance "
-                                            f"is unchanged", code="not_applied",
-                              details={"last_error": str(last), "idempotency_key": key})
+
+        def lookup() -> SendResult | None:
+            after = balance()
+            if before - after >= units:
+                return SendResult(tx_hash="", chain=chain, from_address=from_address, to=to, amount=amount,
+                                  token=contract, reconstructed=True)
+            if after != before:
+                raise VenueUnavailable(self.service, f"the balance moved by {before - after}, not by {units}",
+                                       code="balance_moved")
+            return None  # the balance is unchanged: the send did not happen
+
+        return self.spend_once(f"send on {chain}",
+                               lambda: self.send(chain, to, amount, private_key, token=contract, idempotency_key=key),
+                               lookup, attempts=max(1, attempts), details={"idempotency_key": key},
+                               settle=self.wait_settle)
 
     def send_usdc_once(self, chain: str, from_address: str, to: str, micros: int, private_key: str | Secret, *,
                        idempotency_key: str | None = None) -> SendResult:
@@ -269,7 +261,7 @@ class WalletClient(ServiceClient):
         try:
             return self._post_once("/v1/referral/withdraw", ReferralWithdrawal.from_wire, body, idempotency_key=key)
         except VenueUnavailable as exc:
-            self._wait_settle(exc)
+            self.wait_settle(exc)
             lost = exc
         try:
             return self._post_once("/v1/referral/withdraw", ReferralWithdrawal.from_wire, body, idempotency_key=key)
