@@ -12,6 +12,7 @@ difference. The record format is described in `supervisor/replay_format.py`.
 from __future__ import annotations
 
 import threading
+from typing import Callable
 import time
 from dataclasses import dataclass, field
 
@@ -120,9 +121,10 @@ class ReplayResult:
         return [decode(raw) for _, raw in self.events]
 
 
-def replay(recording: Recording) -> ReplayResult:
+def replay(recording: Recording, progress: Callable[[int, int], None] | None = None) -> ReplayResult:
     """Run the record's inputs through the real actors on a fresh embedded Redis (venue answers
-    played back from the record). Raises `ValueError` for a record naming an unknown role."""
+    played back from the record). `progress(done, total)` is called after each input. Raises
+    `ValueError` for a record naming an unknown role."""
     h = recording.header
     keyring = Keyring([SigningKey(key_id=k.id, secret=bytes.fromhex(k.secret_hex), scope=k.scope)  # type: ignore[arg-type]
                        for k in h.keys])
@@ -136,9 +138,12 @@ def replay(recording: Recording) -> ReplayResult:
         clock = RedisClock(client, f"{keys.prefix}:clock")
         with routed_through(playback):
             roles = InlineRoles(url, keys, h.roles, h.venues, clock, keyring, h.seed)
+            todo = recording.inputs
             try:
-                for record in recording.inputs:
+                for record in todo:
                     inputs += 1
+                    if progress is not None:
+                        progress(inputs, len(todo))
                     if isinstance(record, ClockSet):
                         clock.set(record.ms)
                     elif isinstance(record, Onboard):

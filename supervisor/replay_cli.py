@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from messages.codec import decode
 from messages.errors import ConfigError
@@ -26,7 +27,7 @@ def replay_main(args: argparse.Namespace) -> int:
         recording = replay_format.read(args.file)
     except replay_format.ReplayFormatError as exc:
         raise ConfigError(str(exc)) from None
-    result = replay.replay(recording)
+    result = _replay_with_progress(recording, show=not args.json and sys.stderr.isatty())
     verdict = replay.verify(recording, result) if args.verify else None
     rate = len(result.events) / result.seconds if result.seconds else 0.0
     if args.json:
@@ -51,6 +52,17 @@ def replay_main(args: argparse.Namespace) -> int:
         if verdict is not None:
             print("verify: identical" if verdict.same else f"verify: DIFFERENT — {verdict.first_difference}")
     return 0 if verdict is None or verdict.same else 1
+
+
+def _replay_with_progress(recording: replay_format.Recording, *, show: bool) -> replay.ReplayResult:
+    """A progress bar on a terminal (stderr), nothing otherwise."""
+    if not show:
+        return replay.replay(recording)
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=None) as bar:
+        task = bar.add_task("replaying inputs", total=len(recording.inputs))
+        return replay.replay(recording, progress=lambda done, total: bar.update(task, completed=done))
 
 
 def _event_json(raw: bytes) -> bytes:
