@@ -12,9 +12,9 @@ difference. The record format is described in `supervisor/replay_format.py`.
 from __future__ import annotations
 
 import threading
-from typing import Callable
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import msgspec
 
