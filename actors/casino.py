@@ -40,7 +40,7 @@ from messages.schema import (
     SessionStopped,
     StartSession,
 )
-from runtime.atomic import AtomicSteps
+from runtime.atomic import AtomicSteps, FenceStatus
 from runtime.bus import Delivery
 from runtime.clock import Clock
 from runtime.keys import Keys
@@ -85,7 +85,7 @@ class CasinoBucket(TreasuryActor):
     # ------------------------------------------------------------------ sessions
 
     def session_key(self, agent: str) -> str:
-        return self.keys._k(self.keys.shard(agent), "session", agent)
+        return self.keys.session(agent)
 
     def read_session(self, agent: str) -> dict[str, str]:
         raw = self.client.hgetall(self.session_key(agent))
@@ -143,7 +143,7 @@ class CasinoBucket(TreasuryActor):
             )
 
         reservation = self.steps.reserve(agent, env.id, "casino", stake, cap, now)
-        if reservation.status == "duplicate":
+        if reservation.status is FenceStatus.DUPLICATE:
             return self._ack_only(delivery)
         if not reservation.granted:
             reason = reservation.denial("casino", stake, what="the stake", cap_name=f"{bp_text(BET_CAP_BP)} bet cap")
@@ -154,7 +154,7 @@ class CasinoBucket(TreasuryActor):
         casino = self.casino_for(agent)
         game = game_id(bet.game)
         try:
-            if reservation.status == "already_reserved":
+            if reservation.record is not None:
                 result = casino.find_bet(env.id) or casino.place_bet_once(
                     game, stake, venue_params(bet.game), client_seed=env.id, idempotency_key=env.id)
             else:

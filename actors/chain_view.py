@@ -56,11 +56,11 @@ CACHE_RETENTION_S = 24 * 3600
 
 def addresses_key(keys: Keys, agent: str) -> str:
     """The agent's public wallet addresses by chain (written by onboarding)."""
-    return keys._k(keys.shard(agent), "addr", agent)
+    return keys.addresses(agent)
 
 
 def cache_key(keys: Keys, agent: str) -> str:
-    return keys._k(keys.shard(agent), "chains", agent)
+    return keys.chains(agent)
 
 
 def read_addresses(client: redis.Redis, keys: Keys, agent: str) -> dict[str, str]:

@@ -50,7 +50,7 @@ class OnboardingResult:
 def onboarding_key(keys: Keys, agent: str) -> str:
     """Which onboarding steps are done (step → outcome): kept for good, unlike the applied set,
     which forgets message ids after seven days."""
-    return keys._k(keys.shard(agent), "onboard", agent)
+    return keys.onboarding(agent)
 
 
 def _clients(venues: dict[str, str]) -> dict[str, Any]:

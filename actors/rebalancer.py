@@ -327,11 +327,11 @@ class Rebalancer(TreasuryActor):
 
     def state_key(self, agent: str) -> str:
         """`<prefix>:{S}:rebal:<agent>`: the active saga and the last run (written only here)."""
-        return self.keys._k(self.keys.shard(agent), "rebal", agent)
+        return self.keys.rebalance(agent)
 
     def policy_key(self, agent: str) -> str:
         """`<prefix>:{S}:policy:<agent>`: the operator's overrides of the default policy."""
-        return self.keys._k(self.keys.shard(agent), "policy", agent)
+        return self.keys.policy(agent)
 
     def _overrides(self, agent: str) -> dict[str, int | str]:
         raw = self.client.hgetall(self.policy_key(agent))
@@ -648,7 +648,7 @@ class Rebalancer(TreasuryActor):
             intent = PhysicalTransferIntended(saga=saga, from_silo=src, to_silo=dst, amount=amount,
                                               route=ROUTES[(src, dst)], reason=record.get("reason", ""))
             commit.hset(
-                self.keys._k(k.shard(agent), "silo_intents", agent), f"{saga}:{n}", f"{src}|{dst}|{amount}|pending"
+                self.keys.silo_intents(agent), f"{saga}:{n}", f"{src}|{dst}|{amount}|pending"
             )
             commit.emit(k.events(agent), self._wrap(intent, env))
         log.info("rebalancer %s: saga %s %s", agent, saga, state)

@@ -89,7 +89,7 @@ UNBOUNDED = 10**18
 
 def state_key(keys: Keys, agent: str) -> str:
     """The referral bucket's own bookkeeping: watermarks, money in transit by source, income."""
-    return keys._k(keys.shard(agent), "referral", agent)
+    return keys.referral(agent)
 
 
 # ---------------------------------------------------------------- state

@@ -83,7 +83,7 @@ def record_net_transfer(commit: Commit, flows_key: str, source: str, dest: str, 
 
 def saga_key(keys: Keys, agent: str, saga: str) -> str:
     """`<prefix>:{S}:saga:<agent>:<saga>`: one hash per saga, in the agent's shard."""
-    return keys._k(keys.shard(agent), "saga", agent, saga)
+    return keys.saga(agent, saga)
 
 
 def leg_field(leg: int, name: str | None = None) -> str:
@@ -218,7 +218,7 @@ class TransferLegs(Committer):
         env, k = delivery.envelope, self.keys
         now = self.clock.now_ms()
         reservation = self.steps.reserve(env.agent, env.id, leg.source, leg.amount, leg.amount, now)
-        if reservation.status == "duplicate":
+        if reservation.status is FenceStatus.DUPLICATE:
             return self._ack_only(delivery)
         if not reservation.granted:
             return self._refuse(delivery, leg, "debit", reservation.status, _fence_reason(reservation, leg))

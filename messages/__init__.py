@@ -1,1 +1,1 @@
-"""Typed messages, money, codec and key names. Pure: no I/O."""
+"""The contract: typed messages, envelope, money (integer micro-USD), codec, errors. Pure: no I/O."""

@@ -18,6 +18,7 @@ FIELD = b"m"
 
 
 def encode(envelope: Envelope) -> bytes:
+    """The envelope as msgpack bytes, the value of stream field `m` (`FIELD`)."""
     return _encoder.encode(envelope)
 
 

@@ -20,6 +20,14 @@ from messages.schema import AnyMessage
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Every message on a stream: a body with who, when, why, and (for commands) a signature.
+
+    `id` is unique per message (the commit's de-duplication key); `agent` the agent it concerns;
+    `created_ms` epoch milliseconds from the sender's clock; `body` one message of the tagged
+    union (`type` is its tag); `causation` the id of the message that caused this one and
+    `correlation` the id of the command that started the chain (both None for a first command);
+    `signature` the command signature (`runtime.signing`), None on events. Built by `wrap`."""
+
     id: MessageId
     agent: AgentId
     created_ms: int

@@ -36,15 +36,21 @@ class Game(msgspec.Struct, tag=True, tag_field="game", frozen=True, kw_only=True
 
 
 class CoinFlip(Game, tag="coin_flip", frozen=True):
+    """A coin flip on `side`: wins half the time, pays 1.99× gross (`actors.casino_odds`)."""
+
     side: Literal["heads", "tails"] = "heads"
 
 
 class Dice(Game, tag="dice", frozen=True):
+    """A dice roll that wins when it lands `direction` (over or under) `threshold` (1–99)."""
+
     direction: Literal["over", "under"] = "over"
     threshold: Annotated[int, msgspec.Meta(ge=1, le=99)] = 50
 
 
 class Multiplier(Game, tag="multiplier", frozen=True):
+    """A crash-style multiplier that wins when it reaches `target` (1.01–1000×)."""
+
     target: Annotated[float, msgspec.Meta(ge=1.01, le=1000.0)] = 2.0
 
 
@@ -102,6 +108,8 @@ class BalancesChanged(Message, frozen=True):
 
 
 class CapitalAllocated(Message, frozen=True):
+    """The treasury was opened: `total` micro-USD split into `buckets` (bucket name → micro-USD)."""
+
     buckets: dict[str, Micros]
     total: Micros
 
@@ -121,6 +129,10 @@ class KellySizing(Message, frozen=True):
 
 
 class BetSettled(Message, frozen=True):
+    """A bet placed and settled: `stake` and gross `payout` in micro-USD, `pnl` their difference
+    (signed), `roll` the venue's outcome, `bucket_after` the casino bucket after settling, and the
+    Kelly sizing that chose the stake (None for a bet found again after a lost answer)."""
+
     bet_id: str
     game: str
     stake: Micros
@@ -142,11 +154,16 @@ class BetRefused(Message, frozen=True):
 
 
 class SessionStarted(Message, frozen=True):
+    """A casino session began with `budget` micro-USD of the casino bucket; `session` is its id."""
+
     session: str
     budget: Micros
 
 
 class SessionStopped(Message, frozen=True):
+    """A session ended by `breaker` (its session stop): `remaining` micro-USD of its `budget` go to
+    the reserve; `reason` quotes the loss against the stop."""
+
     session: str
     breaker: str
     reason: str
@@ -163,6 +180,10 @@ class BetFailed(Message, frozen=True):
 
 
 class RiskStateChanged(Message, frozen=True):
+    """The agent's risk state moved from `previous` to `state`, by `breaker` (or an operator), with
+    the totals the decision read (signed micro-USD: `total`, the `peak`, the `day_start`) and, for
+    a pause, `until_ms` (epoch ms; None for a pause lifted only by hand)."""
+
     state: RiskState
     previous: RiskState
     breaker: str
@@ -197,6 +218,8 @@ class BucketHalted(Message, frozen=True):
 
 
 class BucketResumed(Message, frozen=True):
+    """An operator lifted `bucket`'s halt (answer to `ResumeBucket`)."""
+
     bucket: Bucket
     reason: str
 

@@ -95,6 +95,11 @@ class TradeSizing(Message, frozen=True):
 
 
 class PositionOpened(Message, frozen=True):
+    """A position opened at the venue and booked: `notional`, `margin` and `fee` in micro-USD,
+    prices (`entry_price`, `stop_loss`, `take_profit`) as decimal strings as the venue holds them,
+    `trail_bp` the trailing stop in basis points, and `reconstructed` when the open's answer was
+    lost and the position was found by a look-up."""
+
     position_id: str
     coin: str
     side: Side

@@ -160,6 +160,9 @@ class PlannedMove(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 class RebalancePlanned(Message, frozen=True):
+    """A rebalance saga started: its `moves` in order (micro-USD each), the risk `state` it was
+    planned under, and the buckets `before` and `after` (bucket → micro-USD)."""
+
     saga: MessageId
     trigger: str
     reason: str
@@ -183,6 +186,8 @@ class RebalanceSkipped(Message, frozen=True):
 
 
 class RebalanceCompleted(Message, frozen=True):
+    """Every move of saga `saga` is done: `moves` legs, `moved` micro-USD in all."""
+
     saga: MessageId
     reason: str
     moves: int
@@ -235,6 +240,8 @@ class PolicyChanged(Message, frozen=True):
 
 
 class PolicyRefused(Message, frozen=True):
+    """A `SetPolicy` that was not applied (an unknown name or a value out of range): nothing changed."""
+
     settings: dict[str, int | str]
     reason: str
 

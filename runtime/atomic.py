@@ -32,7 +32,13 @@ def _script(name: str) -> str:
 
 @dataclass
 class Commit:
-    """A list of effects to apply atomically for one message, built in Python, run by commit.lua."""
+    """A list of effects to apply atomically for one message, built in Python, run by commit.lua.
+
+    Build it with `AtomicSteps.new_commit(agent)`; every key must be in that agent's shard. The
+    builder methods return the commit, so calls chain. Money deltas are integer micro-USD. Nothing
+    happens until `AtomicSteps.commit` runs it: then all of it, or (a failed `require`/minimum)
+    none of it.
+    """
 
     applied_key: str
     keys: list[str] = field(default_factory=list)
@@ -45,22 +51,29 @@ class Commit:
         return self.keys.index(key) + 2  # KEYS[1] is the applied set; Lua is 1-based
 
     def ack(self, stream: str, group: str, entry_id: str) -> "Commit":
+        """XACK the stream entry that carried the message, in the same step as its effects."""
         self.ops.append(["xack", self._index(stream), group, entry_id])
         return self
 
     def require(self, key: str, fld: str, minimum: int) -> "Commit":
+        """Refuse the whole commit unless hash field `fld` of `key` is at least `minimum` (a token the
+        decision relied on has not moved)."""
         self.ops.append(["check", self._index(key), fld, str(minimum)])
         return self
 
     def incr(self, key: str, fld: str, delta: int, minimum: int = 0) -> "Commit":
+        """HINCRBY `delta` (micro-USD for money); the commit is refused if the result would fall
+        below `minimum` (0 by default: no balance goes negative)."""
         self.ops.append(["hincrby", self._index(key), fld, str(delta), str(minimum)])
         return self
 
     def hset(self, key: str, fld: str, value: str | int) -> "Commit":
+        """HSET one field."""
         self.ops.append(["hset", self._index(key), fld, str(value)])
         return self
 
     def hdel(self, key: str, fld: str) -> "Commit":
+        """HDEL one field (a settled reservation, a finished plan)."""
         self.ops.append(["hdel", self._index(key), fld])
         return self
 
@@ -70,6 +83,8 @@ class Commit:
         return self
 
     def emit(self, stream: str, envelope: Envelope, maxlen: int = JOURNAL_MAXLEN) -> "Commit":
+        """XADD the encoded envelope (field `m`) to `stream`: the journal, another role's command
+        stream, the control stream. `maxlen` 0 keeps every entry."""
         self.payloads.append(encode(envelope))
         argv_index = 4 + len(self.payloads)  # ARGV[1..4] are fixed; payloads follow
         self.ops.append(["xadd", self._index(stream), maxlen, FIELD.decode(), argv_index])
@@ -78,12 +93,17 @@ class Commit:
 
 @dataclass(frozen=True)
 class CommitResult:
+    """What `AtomicSteps.commit` did: `ok` (applied; `seq` is the fence sequence taken by a
+    `next_seq`, else 0), `duplicate` (this message id was applied before: nothing changed) or
+    `refused` (a `require` or a minimum failed: nothing changed; `reason` says which)."""
+
     status: str  # "ok" | "duplicate" | "refused"
     seq: int = 0
     reason: str = ""
 
     @property
     def applied(self) -> bool:
+        """True when this call changed something."""
         return self.status == "ok"
 
 
@@ -178,7 +198,11 @@ class Reservation:
 
 
 class AtomicSteps:
-    """Loads the scripts once per client and runs them."""
+    """The two atomic steps, commit and fence, on one Redis client (scripts loaded once).
+
+    `client` is a redis-py client (bytes replies); `keys` names the deployment's keys. Redis
+    errors (connection, script) propagate: the bus then retries the delivery.
+    """
 
     def __init__(self, client: redis.Redis, keys: Keys):
         self.client = client
@@ -187,9 +211,12 @@ class AtomicSteps:
         self._reserve = client.register_script(_script("reserve.lua"))
 
     def new_commit(self, agent: str) -> Commit:
+        """An empty commit for one of `agent`'s messages (de-duplicated in its applied set)."""
         return Commit(applied_key=self.keys.applied(agent))
 
     def commit(self, commit: Commit, msg_id: str, now_ms: int) -> CommitResult:
+        """Apply `commit` for message `msg_id` at most once (commit.lua): every effect, event and ack,
+        or none. `now_ms` (epoch ms) stamps the applied record, kept `APPLIED_RETENTION_MS`."""
         ops = msgspec.msgpack.encode(commit.ops)
         result = self._commit(
             keys=[commit.applied_key, *commit.keys], args=[msg_id, now_ms, ops, APPLIED_RETENTION_MS, *commit.payloads]

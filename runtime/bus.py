@@ -67,20 +67,32 @@ def blocking_client(url: str, block_ms: int) -> redis.Redis:
 
 
 def command_client(url: str) -> redis.Redis:
+    """A client for short commands (10 s socket timeout): commits, the fence, reads."""
     return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
 
 
 def default_consumer_name(role: str) -> str:
+    """`<role>-<host>-<pid>`: unique per worker process."""
     return f"{role}-{socket.gethostname()}-{os.getpid()}"
 
 
 def entry_id_tuple(entry_id: str) -> tuple[int, int]:
+    """A stream entry id `"<ms>-<seq>"` as `(ms, seq)`, for ordering."""
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
 
 
 class StreamBus:
-    """Consumes one role's command streams for a set of shards and hands each entry to `handler`."""
+    """Consumes one role's command streams for a set of shards and hands each entry to `handler`.
+
+    `url` is the Redis URL (two connections: commands, and a blocking reader); `role` picks the
+    streams `<prefix>:{S}:cmd:<role>` of `shards` and the group `g:<role>`; `handler(delivery)`
+    applies one entry and acknowledges it in its own commit, or raises: `HandlerRejected` (or a
+    `TreasuryError`/`CommandAuthError`) dead-letters at once, anything else is retried after
+    `retry_backoff_ms` × 2^(failures-1) ms, up to `max_deliveries`. `gate` checks signatures,
+    scope and nonces before the handler (None where every writer is trusted). Times are ms.
+    Run it with `run(stop)` (its own thread) or step it with `poll_once()` in tests.
+    """
 
     def __init__(
         self,
@@ -318,6 +330,7 @@ class StreamBus:
         log.warning("bus %s: dead-lettered %s from %s: %s", self.role, entry_id, stream, error)
 
     def close(self) -> None:
+        """Close both Redis connections."""
         self.client.close()
         self.reader.close()
 

@@ -6,6 +6,7 @@ touches for an agent live in one slot. The shard count is fixed when a deploymen
 
 from __future__ import annotations
 
+import inspect
 import zlib
 from dataclasses import dataclass
 
@@ -22,55 +23,225 @@ def shard_of(agent: str, shards: int = DEFAULT_SHARDS) -> int:
 
 @dataclass(frozen=True)
 class Keys:
-    """Every key of one deployment, given its prefix and shard count."""
+    """Every Redis key of one deployment, given its prefix and shard count.
+
+    Each method's docstring starts with the key's Redis type, then says what it holds and who
+    writes it; docs/architecture.md's key table is generated from them (`python -m runtime.keys
+    --markdown`). Money in hashes is integer micro-USD, times are epoch milliseconds.
+    """
 
     prefix: str = "tr"
     shards: int = DEFAULT_SHARDS
 
     def shard(self, agent: str) -> int:
+        """The agent's shard (`shard_of`)."""
         return shard_of(agent, self.shards)
 
-    def _k(self, shard: int, *parts: str) -> str:
+    def _k(self, shard: int | str, *parts: str) -> str:
         return ":".join((self.prefix, f"{{{shard}}}", *parts))
 
+    # ---------------------------------------------------------------- per shard
+
     def commands(self, shard: int, role: str) -> str:
+        """Stream. Commands for one role on one shard (field `m`: an encoded envelope); consumed by
+        the role's group `g:<role>`."""
         return self._k(shard, "cmd", role)
 
     def control(self, shard: int) -> str:
+        """Stream. ACTIVE / PAUSED / HALTED broadcasts (`RiskControl`) for the shard's agents; read
+        without a group by every worker (written by RiskGuard)."""
         return self._k(shard, "control")
 
     def dead(self, shard: int) -> str:
+        """Stream. Dead-lettered commands with their error, deliveries and raw envelope (the bus)."""
         return self._k(shard, "dead")
 
+    def failures(self, shard: int, role: str) -> str:
+        """Hash. Stream entry id → handler failures so far, for the retry backoff (the bus)."""
+        return self._k(shard, "fails", role)
+
+    # ---------------------------------------------------------------- per agent
+
     def events(self, agent: str) -> str:
+        """Stream. The agent's journal: every event, never trimmed (every actor, through commits)."""
         return self._k(self.shard(agent), "events", agent)
 
     def risk(self, agent: str) -> str:
+        """Hash. Risk state (`state`, `until_ms`, `reason`, `halt:<bucket>`), `fence_seq`, peak and
+        day-start totals (RiskGuard; read by the fence)."""
         return self._k(self.shard(agent), "risk", agent)
 
     def ledger(self, agent: str) -> str:
+        """Hash. Buckets' available micro-USD (`<bucket>`) and what is held (`<bucket>:reserved`,
+        `trading:margin`, `referral:in_transit`, ...); each field has one writing actor."""
         return self._k(self.shard(agent), "ledger", agent)
 
     def reservations(self, agent: str) -> str:
+        """Hash. Message id → `bucket|amount|seq|at_ms`: spends the fence reserved, not yet settled."""
         return self._k(self.shard(agent), "resv", agent)
 
     def applied(self, agent: str) -> str:
+        """Sorted set. Message ids already committed (score: when), for exactly-once commits."""
         return self._k(self.shard(agent), "applied", agent)
 
     def credentials(self, agent: str) -> str:
-        """The agent's venue ids and API keys (protect Redis with ACLs/TLS in production)."""
+        """Hash. The agent's venue ids and API keys (`<service>_key`, `<service>_agent_id`; written
+        by onboarding). Protect Redis with ACLs/TLS in production."""
         return self._k(self.shard(agent), "venue", agent)
 
     def flows(self, agent: str) -> str:
-        """Net transfers into each bucket (signed; not money the agent holds, so not in the ledger)."""
+        """Hash. Net transfers into each bucket (signed micro-USD; not money the agent holds, so not in
+        the ledger; transfer legs write it, RiskGuard reads it for the trading drawdown)."""
         return self._k(self.shard(agent), "flows", agent)
 
-    def failures(self, shard: int, role: str) -> str:
-        return self._k(shard, "fails", role)
+    def session(self, agent: str) -> str:
+        """Hash. The casino session: `id`, `budget` and `pnl` (micro-USD), `state`, `reason` (CasinoBucket)."""
+        return self._k(self.shard(agent), "session", agent)
 
-    def agents(self) -> str:
-        """The set of agents this deployment serves (not shard-local: read by status tools)."""
-        return f"{self.prefix}:agents"
+    def rebalance(self, agent: str) -> str:
+        """Hash. The active saga id and the last run (Rebalancer)."""
+        return self._k(self.shard(agent), "rebal", agent)
+
+    def policy(self, agent: str) -> str:
+        """Hash. The agent's `set-policy` overrides of the default policy (Rebalancer)."""
+        return self._k(self.shard(agent), "policy", agent)
+
+    def saga(self, agent: str, saga: str) -> str:
+        """Hash. One rebalance saga: its moves, cursor, state, and each leg's progress (Rebalancer
+        and the bucket actors' transfer legs)."""
+        return self._k(self.shard(agent), "saga", agent, saga)
+
+    def silo_intents(self, agent: str) -> str:
+        """Hash. `<saga>:<n>` → `source|dest|amount|status`: physical moves between venues a saga
+        needs (Rebalancer)."""
+        return self._k(self.shard(agent), "silo_intents", agent)
+
+    def positions(self, agent: str) -> str:
+        """Hash. Position id → booked position record (msgpack) of open trading positions (TradingBucket)."""
+        return self._k(self.shard(agent), "positions", agent)
+
+    def trade_plans(self, agent: str) -> str:
+        """Hash. Message id → the order plan of an open in flight (TradingBucket)."""
+        return self._k(self.shard(agent), "trade_plans", agent)
+
+    def escrows(self, agent: str) -> str:
+        """Hash. Escrow id → record of the agent's open escrows (EscrowManager)."""
+        return self._k(self.shard(agent), "escrows", agent)
+
+    def escrows_closed(self, agent: str) -> str:
+        """Hash. Escrow id → record of released or refunded escrows (EscrowManager)."""
+        return self._k(self.shard(agent), "escrows_closed", agent)
+
+    def escrow_creating(self, agent: str) -> str:
+        """Hash. Message id → intent of an escrow creation in flight, for the look-up after a crash
+        (EscrowManager)."""
+        return self._k(self.shard(agent), "escrow_creating", agent)
+
+    def referral(self, agent: str) -> str:
+        """Hash. Per-source watermarks of referral income already counted (ReferralBucket)."""
+        return self._k(self.shard(agent), "referral", agent)
+
+    def onboarding(self, agent: str) -> str:
+        """Hash. Onboarding step → outcome, so a resumed onboarding skips what is done."""
+        return self._k(self.shard(agent), "onboard", agent)
+
+    def addresses(self, agent: str) -> str:
+        """Hash. Chain → the agent's public wallet address (onboarding)."""
+        return self._k(self.shard(agent), "addr", agent)
+
+    def chains(self, agent: str) -> str:
+        """Hash. Chain → cached balance reading with its time (ChainView)."""
+        return self._k(self.shard(agent), "chains", agent)
+
+    def nonce(self, key_id: str, nonce: str, agent: str | None = None) -> str:
+        """String. A command signature's nonce, claimed once, expiring after its window (the command
+        gate). In the agent's shard; without an agent, outside any shard."""
+        if agent is None:
+            return f"{self.prefix}:nonce:{key_id}:{nonce}"
+        return self._k(self.shard(agent), "nonce", key_id, nonce)
 
     def agent_commands(self, agent: str, role: str) -> str:
+        """Stream. `commands` of the agent's shard for `role`."""
         return self.commands(self.shard(agent), role)
+
+    # ---------------------------------------------------------------- deployment-wide (no shard)
+
+    def agents(self) -> str:
+        """Set. The agents this deployment serves (not shard-local: read by status tools)."""
+        return f"{self.prefix}:agents"
+
+    def deployment(self) -> str:
+        """Hash. Shard count, venues and mode of the deployment (`treasury up`)."""
+        return f"{self.prefix}:deployment"
+
+    def workers(self) -> str:
+        """Hash. Worker consumer name → heartbeat JSON (workers; read by the supervisor and status)."""
+        return f"{self.prefix}:workers"
+
+    def alerts(self) -> str:
+        """Stream. Supervisor alerts (a worker restarted too often, ...)."""
+        return f"{self.prefix}:alerts"
+
+    def lease(self, role: str, shard: int) -> str:
+        """String. The worker holding `role` on `shard`, with a TTL (shard leases)."""
+        return f"{self.prefix}:lease:{role}:{shard}"
+
+    def members(self, role: str) -> str:
+        """Sorted set. Live workers of `role` (score: last renewal), to share shards (shard leases)."""
+        return f"{self.prefix}:members:{role}"
+
+    def schedule(self, tick: str) -> str:
+        """String. The last period a scheduled tick was published for (the scheduler)."""
+        return f"{self.prefix}:sched:{tick}"
+
+    def clock(self) -> str:
+        """String. Simulated `now` in epoch ms shared by the demo's processes (`RedisClock`)."""
+        return f"{self.prefix}:clock"
+
+
+class _Template(Keys):
+    """Keys rendered with placeholders, for the key table."""
+
+    def shard(self, agent: str) -> int:
+        return "S"  # type: ignore[return-value]
+
+
+_PLACEHOLDERS = {"shard": "S", "agent": "<agent>", "role": "<role>", "saga": "<saga>", "key_id": "<key_id>",
+                 "nonce": "<nonce>", "tick": "<tick>"}
+
+
+def key_table() -> list[tuple[str, str, str]]:
+    """(key pattern, Redis type, what it holds) for every key method of `Keys`, in source order."""
+    template = _Template(prefix="<prefix>")
+    rows = []
+    for name, member in vars(Keys).items():
+        if name.startswith("_") or not callable(member) or name in ("shard", "agent_commands"):
+            continue
+        params = [p for p in inspect.signature(member).parameters if p != "self"]
+        pattern = getattr(template, name)(*(_PLACEHOLDERS[p] for p in params))
+        doc = " ".join((inspect.getdoc(member) or "").split())
+        kind, _, text = doc.partition(". ")
+        rows.append((pattern, kind.lower(), text))
+    return rows
+
+
+def markdown_table() -> str:
+    """The key table as Markdown (docs/architecture.md carries it verbatim)."""
+    lines = ["| key | type | holds |", "|---|---|---|"]
+    lines += [f"| `{pattern}` | {kind} | {text.replace('|', chr(92) + '|')} |" for pattern, kind, text in key_table()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m runtime.keys --markdown`: print the key table."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m runtime.keys", description="The Redis key table.")
+    parser.add_argument("--markdown", action="store_true", help="as a Markdown table (the default)")
+    parser.parse_args(argv)
+    print(markdown_table(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import redis
 
+from runtime.keys import Keys
+
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -52,10 +54,10 @@ class ShardLeases:
         self._acquire = self.client.register_script(_ACQUIRE)
 
     def key(self, shard: int) -> str:
-        return f"{self.prefix}:lease:{self.role}:{shard}"
+        return Keys(self.prefix).lease(self.role, shard)
 
     def members_key(self) -> str:
-        return f"{self.prefix}:members:{self.role}"
+        return Keys(self.prefix).members(self.role)
 
     def live_members(self, now_ms: int) -> int:
         """Workers of this role that announced themselves within one lease period."""

@@ -19,7 +19,7 @@ import heapq
 import threading
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from runtime.keys import DEFAULT_SHARDS, shard_of
+from runtime.keys import DEFAULT_SHARDS, Keys
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -116,9 +116,7 @@ class RedisNonceStore:
 
     def key(self, key_id: str, nonce: str, agent: str | None = None) -> str:
         """The Redis key that records this nonce."""
-        if agent is None:
-            return f"{self._prefix}:nonce:{key_id}:{nonce}"
-        return f"{self._prefix}:{{{shard_of(agent, self._shards)}}}:nonce:{key_id}:{nonce}"
+        return Keys(self._prefix, self._shards).nonce(key_id, nonce, agent)
 
     def claim(self, key_id: str, nonce: str, expires_ms: int, now_ms: int, *, agent: str | None = None,
               holder: str | None = None) -> bool:

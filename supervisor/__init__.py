@@ -1,0 +1,1 @@
+"""Processes, the `treasury` CLI, the demo and scenarios: the top layer."""

@@ -82,7 +82,7 @@ def run_demo(seed: int = 7, capital_usd: str = "1000", max_bets: int = 1500) -> 
         prefix = "tr" if embedded else f"demo-{seed}-{uuid.uuid4().hex[:10]}"
         keys = Keys(prefix, DEFAULT_SHARDS)
         client = command_client(url)
-        clock = RedisClock(client, f"{prefix}:clock")
+        clock = RedisClock(client, Keys(prefix).clock())
         clock.set(DEMO_START_MS)
         steps = AtomicSteps(client, keys)
         new_id = seeded_ids(seed, prefix="cmd")
@@ -92,7 +92,8 @@ def run_demo(seed: int = 7, capital_usd: str = "1000", max_bets: int = 1500) -> 
         casino_key = client.hget(keys.credentials(AGENT), "casino_key").decode()
 
         signing_key = generate_key("demo-agent-key", "agent")
-        common = dict(prefix=prefix, shard_count=DEFAULT_SHARDS, casino_url=casino_url, clock=f"redis:{prefix}:clock",
+        common = dict(prefix=prefix, shard_count=DEFAULT_SHARDS, casino_url=casino_url,
+                      clock=f"redis:{Keys(prefix).clock()}",
                       env={"TREASURY_KEYS": signing_key.env_entry()})
         workers = [spawn_worker("casino", url, **common), spawn_worker("risk", url, **common)]
         try:

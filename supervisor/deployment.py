@@ -73,7 +73,7 @@ def load_keyring(d: Path | None = None) -> Keyring:
 
 
 def deployment_key(prefix: str) -> str:
-    return f"{prefix}:deployment"
+    return Keys(prefix).deployment()
 
 
 def record_deployment(client: redis.Redis, keys: Keys, venues: dict[str, str], mode: str) -> None:

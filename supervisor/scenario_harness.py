@@ -50,7 +50,7 @@ class ScenarioRun:
         self.inline_roles: InlineRoles | None = None
         self.client = command_client(url)
         self.steps = AtomicSteps(self.client, keys)
-        self.clock = RedisClock(self.client, f"{keys.prefix}:clock")
+        self.clock = RedisClock(self.client, keys.clock())
         self.clock.set(START_MS)
         self.new_id = seeded_ids(seed, prefix="cmd")
         self.key = generate_key("scenario-key", "agent")
@@ -179,7 +179,7 @@ class ScenarioRun:
         }
 
     def _session(self) -> dict | None:
-        raw = self.client.hgetall(self.keys._k(self.keys.shard(AGENT), "session", AGENT))
+        raw = self.client.hgetall(self.keys.session(AGENT))
         return {k.decode(): v.decode() for k, v in sorted(raw.items())} or None
 
     def conservation(self, ledger) -> dict:
@@ -215,7 +215,7 @@ class ScenarioRun:
         """Per silo: money the ledger has moved away but that has not physically left it yet (+),
         less money moved in that has not physically arrived (−)."""
         net: dict[str, int] = {}
-        raw = self.client.hgetall(self.keys._k(self.keys.shard(AGENT), "silo_intents", AGENT))
+        raw = self.client.hgetall(self.keys.silo_intents(AGENT))
         for value in raw.values():
             src, dst, amount, status = value.decode().split("|")
             if status == "pending":

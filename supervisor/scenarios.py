@@ -89,7 +89,7 @@ def casino_session_stop(run: ScenarioRun) -> None:
     run.onboard(parse_usd("1000"))
     run.send("casino", StartSession(budget=parse_usd("20")))
     run.say("the agent opens a $20 casino session and bets coin flips it wrongly rates at 60 %, full Kelly")
-    session_key = run.keys._k(run.keys.shard(AGENT), "session", AGENT)
+    session_key = run.keys.session(AGENT)
     n = _bet_until(run, lambda: run.client.hget(session_key, "state") == b"stopped", 1000,
                    bet=lambda: PlaceBet(game=CoinFlip(side="heads"), win_prob=0.6, kelly="full"))
     run.say(f"{n} bets later the session is down half its budget")

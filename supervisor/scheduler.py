@@ -56,7 +56,7 @@ class Scheduler:
         self.ticks = tuple(t for t in ticks if t.role in roles)
 
     def period_key(self, tick: Tick) -> str:
-        return f"{self.keys.prefix}:sched:{tick.name}"
+        return self.keys.schedule(tick.name)
 
     def run_once(self) -> int:
         """Publish every tick whose period has turned since it was last published; returns how many."""

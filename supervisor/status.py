@@ -148,12 +148,12 @@ def discover_agents(client: redis.Redis, keys: Keys) -> tuple[list[str], str, di
 
 def escrows_key(keys: Keys, agent: str) -> str:
     """The hash of an agent's open escrows (escrow id → msgpack or JSON record)."""
-    return f"{keys.prefix}:{{{keys.shard(agent)}}}:escrows:{agent}"
+    return keys.escrows(agent)
 
 
 def positions_key(keys: Keys, agent: str) -> str:
     """The hash of an agent's open trading positions (position id → msgpack or JSON record)."""
-    return f"{keys.prefix}:{{{keys.shard(agent)}}}:positions:{agent}"
+    return keys.positions(agent)
 
 
 def collect_agents(client: redis.Redis, keys: Keys, agents: list[str], *, now_ms: int,
@@ -374,7 +374,7 @@ def summarize(body: dict) -> str:
 def collect_deployment(client: redis.Redis, keys: Keys, *, now_ms: int, heartbeat_stale_ms: int = 5000) -> dict:
     """Workers, dead letters and command backlogs: at most four round trips whatever the shard count."""
     return {
-        "workers": worker_rows(client.hgetall(f"{keys.prefix}:workers"), now_ms, heartbeat_stale_ms),
+        "workers": worker_rows(client.hgetall(keys.workers()), now_ms, heartbeat_stale_ms),
         "dead": dead_rows(client, keys),
         "backlog": backlog_rows(client, keys),
     }

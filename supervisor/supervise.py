@@ -143,7 +143,7 @@ class Supervisor:
 
     def _heartbeats(self) -> dict[str, dict]:
         try:
-            raw = self.client.hgetall(f"{self.keys.prefix}:workers")
+            raw = self.client.hgetall(self.keys.workers())
         except redis.RedisError as exc:
             log.warning("cannot read heartbeats: %s", exc)
             return {}
@@ -194,7 +194,7 @@ class Supervisor:
         alert = {"at_ms": self.clock.now_ms(), "role": slot.role, "worker": slot.consumer, "reason": reason,
                  "halted": halted}
         self.alerts.append(alert)
-        self.client.xadd(f"{self.keys.prefix}:alerts", {"alert": json.dumps(alert)}, maxlen=10_000, approximate=True)
+        self.client.xadd(self.keys.alerts(), {"alert": json.dumps(alert)}, maxlen=10_000, approximate=True)
         log.error("ALERT %s", reason)
 
     def agents(self) -> list[str]:

@@ -79,7 +79,7 @@ class Worker:
         self.actor.tell(("control", agent, control))
 
     def heartbeat(self) -> None:
-        key = f"{self.keys.prefix}:workers"
+        key = self.keys.workers()
         parent = int(os.environ.get("TREASURY_PARENT_PID", "0"))
         while not self.stop_event.wait(HEARTBEAT_MS / 1000):
             if parent and os.getppid() != parent:
@@ -108,7 +108,7 @@ class Worker:
             self.bus.request_shards(self.shards)
 
     def beat(self, key: str | None = None) -> None:
-        key = key or f"{self.keys.prefix}:workers"
+        key = key or self.keys.workers()
         shards = self.shards
         info = {"pid": os.getpid(), "role": self.role,
                 "shards": [shards[0], shards[-1], len(shards)] if shards else [None, None, 0],
@@ -141,7 +141,7 @@ class Worker:
             self.actor.stop(timeout=30)
             if self.leases is not None:
                 self.leases.release_all()
-            self.client.hdel(f"{self.keys.prefix}:workers", self.bus.consumer)
+            self.client.hdel(self.keys.workers(), self.bus.consumer)
             self.bus.close()
         return 0
 

@@ -111,7 +111,7 @@ class EscrowManager(TreasuryActor):
         reserved = to_reserve(cmd.amount, self.policy)
         cap = lock_cap(reserve_total, locked, self.policy)
         reservation = self.steps.reserve(agent, env.id, "reserve", reserved, cap, now)
-        if reservation.status == "duplicate":
+        if reservation.status is FenceStatus.DUPLICATE:
             return self._ack_only(delivery)
         if not reservation.granted:
             code, reason = self._fence_refusal(reservation, cmd.amount, reserved, locked, reserve_total)

@@ -84,16 +84,16 @@ _intent_decoder = msgspec.json.Decoder(CreatingIntent)
 
 def escrows_key(keys: Keys, agent: str) -> str:
     """Open escrows (their money is in `reserve:locked`)."""
-    return keys._k(keys.shard(agent), "escrows", agent)
+    return keys.escrows(agent)
 
 
 def closed_key(keys: Keys, agent: str) -> str:
     """Released and refunded escrows: kept so a late command can be answered and audited."""
-    return keys._k(keys.shard(agent), "escrows_closed", agent)
+    return keys.escrows_closed(agent)
 
 
 def creating_key(keys: Keys, agent: str) -> str:
-    return keys._k(keys.shard(agent), "escrow_creating", agent)
+    return keys.escrow_creating(agent)
 
 
 def encode(value: EscrowRecord | CreatingIntent) -> str:

@@ -1,0 +1,1 @@
+"""The trading role: `actor.TradingBucket` and its book, sizing and venue side."""

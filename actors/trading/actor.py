@@ -72,7 +72,7 @@ from messages.trading_msgs import (
     StopMoved,
     TradeSizing,
 )
-from runtime.atomic import AtomicSteps, Commit
+from runtime.atomic import AtomicSteps, Commit, FenceStatus
 from runtime.bus import Delivery, HandlerRejected
 from runtime.clock import Clock
 from runtime.keys import Keys
@@ -96,9 +96,8 @@ def close_all_refusal(client, keys: Keys, env) -> str | None:
         return None
     if "trading" in read_risk(client, keys, env.agent).halted_buckets:
         return None
-    shard = keys.shard(env.agent)
-    saga = client.hget(keys._k(shard, "rebal", env.agent), "active")
-    if saga is not None and client.hget(keys._k(shard, "saga", env.agent, saga.decode()), "state") == b"closing":
+    saga = client.hget(keys.rebalance(env.agent), "active")
+    if saga is not None and client.hget(keys.saga(env.agent, saga.decode()), "state") == b"closing":
         return None
     return ("an unsigned CloseAllPositions is obeyed only while trading is halted or a rebalance waits for it; "
             "sign it to close positions by hand")
@@ -160,7 +159,7 @@ class TradingBucket(TreasuryActor):
             plan = plan_or_refusal
 
         reservation = self.steps.reserve(agent, env.id, BUCKET, plan.held, plan.cap, self.clock.now_ms())
-        if reservation.status == "duplicate":
+        if reservation.status is FenceStatus.DUPLICATE:
             return self._ack_only(delivery)
         if not reservation.granted:
             cap_name = f"{bp_text(self.policy.max_trade_margin_bp)} margin cap with fee allowance"

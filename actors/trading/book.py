@@ -32,11 +32,11 @@ venue open can never be refused for want of funds."""
 
 
 def positions_key(keys: Keys, agent: str) -> str:
-    return keys._k(keys.shard(agent), "positions", agent)
+    return keys.positions(agent)
 
 
 def plans_key(keys: Keys, agent: str) -> str:
-    return keys._k(keys.shard(agent), "trade_plans", agent)
+    return keys.trade_plans(agent)
 
 
 def fee_allowance(notional: int) -> int:

@@ -96,7 +96,7 @@ def test_the_cache_is_per_agent_and_refresh_forces_a_read(steps, sandbox, clock,
     calls = wallet.calls
     assert view.balances(agent, refresh=True).refreshed == tuple(sorted(CHAINS))
     assert wallet.calls > calls
-    assert rclient.exists(keys._k(keys.shard(agent), "chains", agent))
+    assert rclient.exists(keys.chains(agent))
 
 
 def test_swap_within_the_cap_is_placed_and_journaled(steps, sandbox, clock, agent, wallet, rclient, keys):

@@ -110,7 +110,7 @@ class Harness:
 
     def mark_run(self) -> None:
         """The scheduled rebalance ran just now (so only drift can trigger a tick)."""
-        self.client.hset(self.keys._k(self.keys.shard(self.agent), "rebal", self.agent), "last_run_ms",
+        self.client.hset(self.keys.rebalance(self.agent), "last_run_ms",
                          self.clock.now_ms())
 
     # ------------------------------------------------------------------ driving

@@ -266,7 +266,7 @@ def test_a_402_from_the_venue_releases_the_reservation(world):
     assert refused.code == "insufficient_balance" and "402" in refused.reason
     assert w.ledger() == before and before.total == TOTAL and w.venue_escrows() == []
     assert w.client.hlen(w.keys.reservations(AGENT)) == 0 and w.pending() == 0
-    assert w.client.hlen(w.keys._k(w.keys.shard(AGENT), "escrow_creating", AGENT)) == 0
+    assert w.client.hlen(w.keys.escrow_creating(AGENT)) == 0
 
 
 def test_release_is_refused_while_halted(world):
