@@ -45,18 +45,31 @@ class KellyResult:
         return self.stake == 0
 
 
+MAX_NET_ODDS = Fraction(1_000_000)
+MIN_NET_ODDS = Fraction(1, 1_000_000)
+"""Net odds outside [1e-6, 1e6] describe no game anyone offers; refused rather than computed."""
+
+_MAX_BITS = 256
+"""An input whose exact fraction needs more bits than this (`1e-400`, 300 digits) is refused."""
+
+
 def _exact(value: object, name: str) -> Fraction:
     if isinstance(value, bool):
         raise KellyInputError(f"{name}: {value!r} is not a number")
+    if isinstance(value, str) and len(value) > 40:
+        raise KellyInputError(f"{name}: {value[:20]!r}... is too long for a number (40 characters at most)")
     try:
         result = Fraction(str(value)) if not isinstance(value, Fraction) else value
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):
         raise KellyInputError(f"{name}: {value!r} is not a finite number") from None
+    if abs(result.numerator).bit_length() > _MAX_BITS or result.denominator.bit_length() > _MAX_BITS:
+        raise KellyInputError(f"{name}: {value!r} is too large or too precise to size a bet with")
     return result
 
 
 def parse_fraction(value: object) -> Fraction:
-    """'full' | 'half' | 'quarter' | a number in (0, 1]."""
+    """'full' | 'half' | 'quarter' | a number in (0, 1]: the one syntax of `treasury kelly
+    --fraction` and `treasury cmd bet --kelly`."""
     if isinstance(value, str) and value.lower() in NAMED_FRACTIONS:
         return NAMED_FRACTIONS[value.lower()]
     fraction = _exact(value, "fraction")
@@ -84,6 +97,8 @@ def kelly_stake(
     b = _exact(net_odds, "net-odds")
     if b <= 0:
         raise KellyInputError(f"net-odds: {net_odds!r} must be greater than 0")
+    if not MIN_NET_ODDS <= b <= MAX_NET_ODDS:
+        raise KellyInputError(f"net-odds: {net_odds!r} is outside [0.000001, 1000000]")
     if isinstance(bankroll, bool) or not isinstance(bankroll, int) or not 0 <= bankroll <= MAX_MICROS:
         raise KellyInputError(f"bankroll: {bankroll!r} must be a non-negative integer of micro-USD")
     multiplier = parse_fraction(fraction)

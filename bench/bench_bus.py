@@ -17,7 +17,6 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import redis  # noqa: E402
 
 from messages.codec import FIELD, encode  # noqa: E402
 from messages.envelope import seeded_ids, wrap  # noqa: E402
@@ -25,6 +24,7 @@ from messages.schema import BalancesChanged  # noqa: E402
 from runtime.atomic import AtomicSteps  # noqa: E402
 from runtime.bus import StreamBus  # noqa: E402
 from runtime.keys import Keys  # noqa: E402
+from supervisor.status import RedisUnreachable, open_client  # noqa: E402
 
 AGENT = "bench-agent"
 
@@ -46,7 +46,13 @@ def main() -> int:
     p.add_argument("--n", type=int, default=20_000)
     p.add_argument("--batch", type=int, default=64)
     args = p.parse_args()
-    client = redis.Redis.from_url(args.redis_url)
+    try:
+        client = open_client(args.redis_url)
+    except RedisUnreachable as exc:
+        print(f"bench_bus: error: {exc} "
+              "(start one: redis-server --port N --save '' --appendonly no; then --redis-url)",
+              file=sys.stderr)
+        return 2
     keys = Keys(f"benchbus{uuid.uuid4().hex[:6]}", 4)
     stream = keys.agent_commands(AGENT, "casino")
     try:

@@ -18,13 +18,13 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import redis  # noqa: E402
 
 from actors.bootstrap import open_treasury  # noqa: E402
 from messages.envelope import seeded_ids, wrap  # noqa: E402
 from messages.schema import BalancesChanged, BetSettled  # noqa: E402
 from runtime.atomic import AtomicSteps  # noqa: E402
 from runtime.keys import Keys  # noqa: E402
+from supervisor.status import RedisUnreachable, open_client  # noqa: E402
 
 
 def timed(fn, n: int) -> list[float]:
@@ -49,7 +49,13 @@ def main() -> int:
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"))
     p.add_argument("--n", type=int, default=5000)
     args = p.parse_args()
-    client = redis.Redis.from_url(args.redis_url)
+    try:
+        client = open_client(args.redis_url)
+    except RedisUnreachable as exc:
+        print(f"bench_fence: error: {exc} "
+              "(start one: redis-server --port N --save '' --appendonly no; then --redis-url)",
+              file=sys.stderr)
+        return 2
     keys = Keys(f"bench{uuid.uuid4().hex[:6]}", 64)
     steps = AtomicSteps(client, keys)
     agent = "bench-agent"

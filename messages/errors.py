@@ -42,3 +42,7 @@ class MessageDecodeError(TreasuryError):
 
 class ConfigError(TreasuryError):
     """A setting or argument that cannot be used."""
+
+
+class BadAgentId(TreasuryError, ValueError):
+    """An agent name that breaks the one rule messages use (`messages.base.AGENT_ID_PATTERN`)."""

@@ -9,6 +9,7 @@ exactly); venue amounts, which are floats already, are rounded half-even to the 
 from __future__ import annotations
 
 import math
+import re
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Annotated
 
@@ -33,6 +34,10 @@ SignedMicros = Annotated[int, msgspec.Meta(ge=-MAX_MICROS, le=MAX_MICROS)]
 
 _SIX_PLACES = Decimal("0.000001")
 
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?|-?\.[0-9]+", re.ASCII)
+"""What a person may type as an amount: ASCII digits with one optional point (no `_`, no
+exponent, no other scripts' digits)."""
+
 
 def _as_decimal(value: object, field: str) -> Decimal:
     if isinstance(value, bool):
@@ -46,13 +51,19 @@ def _as_decimal(value: object, field: str) -> Decimal:
     if isinstance(value, Decimal):
         return value
     if isinstance(value, str):
-        text = value.strip().replace("_", "")
+        text = value.strip()
         if text.startswith("$"):
             text = text[1:]
-        try:
+        if _PLAIN_DECIMAL.fullmatch(text):
             return Decimal(text)
-        except InvalidOperation:
-            raise MoneyError(f"{field}: {value!r} is not a number") from None
+        try:
+            special = Decimal(text)
+        except (InvalidOperation, ValueError):
+            special = None
+        if special is not None and not special.is_finite():
+            raise MoneyError(f"{field}: {special} is not a finite amount")
+        raise MoneyError(f"{field}: {ascii(value)[:80]} is not a number: write ASCII digits with an optional "
+                         f"decimal point, e.g. 12.50")
     raise MoneyError(f"{field}: expected an amount, got {type(value).__name__}")
 
 
@@ -67,8 +78,9 @@ def _checked(amount: Decimal, field: str, allow_negative: bool) -> Decimal:
 def parse_usd(value: object, *, field: str = "amount", allow_negative: bool = False) -> int:
     """Parse a USD amount given by a person ("12.34", 12, Decimal) into micro-USD, exactly.
 
-    Refuses NaN, infinities, booleans, negatives (unless `allow_negative`), more than six
-    decimals and magnitudes above `MAX_MICROS`.
+    Strings must be plain ASCII decimals (`12`, `12.5`, `$12.50`); `1_000`, `1e3` and digits of
+    other scripts are refused. Refuses NaN, infinities, booleans, negatives (unless
+    `allow_negative`), more than six decimals and magnitudes above `MAX_MICROS` (`MoneyError`).
     """
     amount = _checked(_as_decimal(value, field), field, allow_negative)
     micros = amount * MICRO
@@ -120,3 +132,11 @@ def fraction_of(micros: int, numerator: int, denominator: int) -> int:
     if denominator <= 0:
         raise MoneyError("denominator must be positive")
     return (micros * numerator) // denominator
+
+
+def parse_positive_usd(value: object, *, field: str = "amount") -> int:
+    """`parse_usd`, and more than zero (`0`, `-0`, `0.000` refused with `MoneyError`)."""
+    micros = parse_usd(value, field=field)
+    if micros <= 0:
+        raise MoneyError(f"{field}: {ascii(value)[:80]} must be more than 0")
+    return micros

@@ -26,6 +26,7 @@ from messages.base import (  # noqa: F401 - re-exported
     Probability,
     RiskState,
     SignedMicros,
+    validate_agent_id,
 )
 
 # ---------------------------------------------------------------- casino games (bet parameters)

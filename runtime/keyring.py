@@ -262,3 +262,41 @@ def add_key_to_file(path: str | os.PathLike[str], key: SigningKey) -> None:
     path = Path(path)
     existing = Keyring.from_file(path) if path.exists() else Keyring()
     write_key_file(path, [*existing, key])
+
+
+class KeyFileWatch:
+    """Notices when `TREASURY_KEYS_FILE` changes and builds the new keyring (env keys kept).
+
+    `poll()` returns the new `Keyring` after the file changed (size, mtime or inode), else None.
+    A file that cannot be read or parsed keeps the old keyring: `poll()` returns None and
+    `last_error` says why (the caller logs it)."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.env = dict(os.environ if environ is None else environ)
+        self.path = Path(self.env[KEYS_FILE_ENV]) if self.env.get(KEYS_FILE_ENV) else None
+        self.last_error = ""
+        self._stamp = self._read_stamp()
+
+    def _read_stamp(self) -> tuple[object, ...] | None:
+        if self.path is None:
+            return None
+        try:
+            st = self.path.stat()
+        except OSError:
+            return ("missing",)
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def poll(self) -> Keyring | None:
+        if self.path is None:
+            return None
+        stamp = self._read_stamp()
+        if stamp == self._stamp:
+            return None
+        self._stamp = stamp
+        try:
+            ring = Keyring.from_env(self.env)
+        except ConfigError as exc:
+            self.last_error = str(exc)
+            return None
+        self.last_error = ""
+        return ring

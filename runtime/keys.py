@@ -182,6 +182,11 @@ class Keys:
         """Stream. Supervisor alerts (a worker restarted too often, ...)."""
         return f"{self.prefix}:alerts"
 
+    def supervisor(self) -> str:
+        """Hash. Worker slot (consumer name) → JSON: role, pid, start time, restarts and last exit
+        reason (the supervisor, at every start and exit; deleted when it stops; read by status)."""
+        return f"{self.prefix}:supervisor"
+
     def lease(self, role: str, shard: int) -> str:
         """String. The worker holding `role` on `shard`, with a TTL (shard leases)."""
         return f"{self.prefix}:lease:{role}:{shard}"

@@ -20,12 +20,15 @@ from messages.envelope import random_ids, wrap
 from messages.errors import ConfigError
 from messages.money import parse_usd
 from messages.schema import CoinFlip, CommandRejected, Dice, Multiplier, PlaceBet, SetRisk
-from runtime.bus import command_client
 from runtime.clock import SystemClock
 from runtime.journal import JournalFollower
 from runtime.keyring import Keyring, SigningKey, scope_covers
 from runtime.signing import required_scope_for, sign
-from supervisor.deployment import default_redis_url, load_deployment, load_keyring
+from supervisor.cli_common import add_deployment_arguments, connect, data_dir_path, positive_float, safe_text
+from supervisor.cmd_checks import check_cmd_args, check_policy_settings
+from supervisor.deployment import load_keyring
+from supervisor.status import summarize
+from supervisor.status_json import label_units, unlabel_units
 
 
 def _bet(a):
@@ -74,13 +77,7 @@ def _rebalance(a):
 def _set_policy(a):
     from messages.treasury_msgs import SetPolicy
 
-    settings = {}
-    for item in a.settings:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"policy setting {item!r} is not NAME=VALUE")
-        settings[name] = int(value) if value.lstrip("-").isdigit() else value
-    return "rebalancer", SetPolicy(settings=settings)
+    return "rebalancer", SetPolicy(settings=a.checked_settings)
 
 
 def _retry(a):
@@ -90,70 +87,86 @@ def _retry(a):
 
 
 def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--redis-url", default=None)
-    p.add_argument("--prefix", default="tr")
+    add_deployment_arguments(p)
     p.add_argument("--key-id", default=None, help="sign with this key (default: the first key with enough scope)")
     p.add_argument("--wait", action="store_true", help="wait for the command's outcome and print it")
-    p.add_argument("--timeout", type=float, default=30.0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--timeout", type=positive_float, default=30.0, help="seconds --wait waits (default 30)")
+    p.add_argument("--json", action="store_true", help="one JSON object (money in integer micro-USD, times in *_ms)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     bet = sub.add_parser("bet", help="size and place one casino bet")
-    bet.add_argument("agent")
-    bet.add_argument("--game", choices=["coin_flip", "dice", "multiplier"], default="coin_flip")
-    bet.add_argument("--side", choices=["heads", "tails"], default="heads")
-    bet.add_argument("--direction", choices=["over", "under"], default="over")
-    bet.add_argument("--threshold", type=int, default=50)
-    bet.add_argument("--target", type=float, default=2.0)
-    bet.add_argument("--win-prob", type=float, default=None, help="your own estimate of the chance to win")
-    bet.add_argument("--kelly", default="half")
+    bet.add_argument("agent", help="the agent\'s name")
+    bet.add_argument("--game", choices=["coin_flip", "dice", "multiplier"], default="coin_flip",
+                     help="the casino game (default coin_flip)")
+    bet.add_argument("--side", choices=["heads", "tails"], default=None, help="coin_flip only (default heads)")
+    bet.add_argument("--direction", choices=["over", "under"], default=None, help="dice only (default over)")
+    bet.add_argument("--threshold", type=int, default=None, help="dice only: 1 to 99 (default 50)")
+    bet.add_argument("--target", type=float, default=None,
+                     help="multiplier only, required there: the payout multiple, 1.01 to 1000")
+    bet.add_argument("--win-prob", type=float, default=None,
+                     help="your own estimate of the chance to win, strictly between 0 and 1")
+    bet.add_argument("--kelly", default="half",
+                     help="share of full Kelly: full, half, quarter or a number in (0, 1] (default half)")
     bet.add_argument("--fixed-stake", default=None, help="USD: bet this amount even with no edge (2 %% cap applies)")
     bet.set_defaults(build=_bet)
 
     for name, state, text in (("pause", "PAUSED", "pause all spending"), ("halt", "HALTED", "halt for manual review"),
                               ("resume", "ACTIVE", "resume (from HALTED needs the operator key)")):
         s = sub.add_parser(name, help=text)
-        s.add_argument("agent")
-        s.add_argument("--reason", required=True)
+        s.add_argument("agent", help="the agent\'s name")
+        s.add_argument("--reason", required=True, help="why, for the journal: some text, at most 1 kB")
         if name == "pause":
             s.add_argument("--hours", type=float, default=None, help="resume by itself after this long")
         s.set_defaults(build=_risk(state))
 
     pay = sub.add_parser("pay", help="pay another agent through escrow")
-    pay.add_argument("agent")
+    pay.add_argument("agent", help="the agent\'s name")
     pay.add_argument("--to", required=True, help="the counterparty's casino agent id (ag_...)")
-    pay.add_argument("--amount", required=True, help="USD")
-    pay.add_argument("--description", required=True)
-    pay.add_argument("--timeout-hours", type=int, default=24)
+    pay.add_argument("--amount", required=True, help="USD, plain ASCII decimal, e.g. 12.50")
+    pay.add_argument("--description", required=True, help="what the payment is for: 3 to 200 characters")
+    pay.add_argument("--timeout-hours", type=int, default=24, help="hours before the escrow expires (default 24)")
     pay.set_defaults(build=_pay)
 
     release = sub.add_parser("release", help="release an escrow with proof of delivery")
-    release.add_argument("agent")
-    release.add_argument("escrow_id")
-    release.add_argument("--proof", required=True)
+    release.add_argument("agent", help="the agent\'s name")
+    release.add_argument("escrow_id", help="the escrow's id (esc_...), as `treasury status` shows it")
+    release.add_argument("--proof", required=True, help="proof of delivery, some text")
     release.set_defaults(build=_release)
 
     dispute = sub.add_parser("dispute", help="dispute an escrow")
-    dispute.add_argument("agent")
-    dispute.add_argument("escrow_id")
-    dispute.add_argument("--reason", required=True)
+    dispute.add_argument("agent", help="the agent\'s name")
+    dispute.add_argument("escrow_id", help="the escrow's id (esc_...), as `treasury status` shows it")
+    dispute.add_argument("--reason", required=True, help="why, some text, at most 1 kB")
     dispute.set_defaults(build=_dispute)
 
     rebalance = sub.add_parser("rebalance", help="rebalance the buckets now")
-    rebalance.add_argument("agent")
-    rebalance.add_argument("--reason", default="operator request")
+    rebalance.add_argument("agent", help="the agent\'s name")
+    rebalance.add_argument("--reason", default="operator request", help="why, at most 1 kB")
     rebalance.set_defaults(build=_rebalance)
 
     retry = sub.add_parser("retry", help="retry a dead-lettered spend whose funds are still reserved (operator key)")
-    retry.add_argument("agent")
-    retry.add_argument("message_id")
-    retry.add_argument("--role", default="casino", choices=["casino", "trading", "escrow"])
+    retry.add_argument("agent", help="the agent\'s name")
+    retry.add_argument("message_id", help="the dead-lettered command's message id (`treasury dead list`)")
+    retry.add_argument("--role", default="casino", choices=["casino", "trading", "escrow"],
+                       help="the role whose spend it was (default casino)")
     retry.set_defaults(build=_retry)
 
     policy = sub.add_parser("set-policy", help="change policy settings (operator key)")
-    policy.add_argument("agent")
-    policy.add_argument("settings", nargs="+", metavar="NAME=VALUE")
+    policy.add_argument("agent", help="the agent\'s name")
+    policy.add_argument("settings", nargs="+", metavar="NAME=VALUE",
+                        help="Policy names; units as the name says: *_bp basis points, *_ms milliseconds, "
+                             "*_hours hours, money in micro-USD")
     policy.set_defaults(build=_set_policy)
+
+
+def _policy_overrides(client, keys, agent: str) -> dict[str, int | str]:
+    """The agent's current policy overrides (`<prefix>:{S}:policy:<agent>`, written by the rebalancer)."""
+    raw = client.hgetall(keys.policy(agent))
+    out: dict[str, int | str] = {}
+    for k, v in raw.items():
+        text = v.decode()
+        out[k.decode()] = int(text) if text.lstrip("-").isdigit() else text
+    return out
 
 
 def pick_key(keyring: Keyring, scope: str, key_id: str | None) -> SigningKey:
@@ -173,14 +186,16 @@ TERMINAL_SUFFIXES = ("Settled", "Refused", "Failed", "Rejected", "Created", "Rel
 
 
 def cmd_main(args: argparse.Namespace) -> int:
-    url = args.redis_url or default_redis_url()
-    client = command_client(url)
-    keys, _venues, _mode = load_deployment(client, args.prefix)
+    check_cmd_args(args)
+    dep = connect(args)
+    client, keys = dep.client, dep.keys
+    if args.cmd == "set-policy":
+        args.checked_settings = check_policy_settings(args.settings, _policy_overrides(client, keys, args.agent))
     role, body = args.build(args)
     now = SystemClock().now_ms()
     envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())
     decode(encode(envelope))  # validate here, as a worker would: a bad value is refused before it is sent
-    key = pick_key(load_keyring(), required_scope_for(body), args.key_id)
+    key = pick_key(load_keyring(data_dir_path(args.data_dir)), required_scope_for(body), args.key_id)
     envelope = sign(envelope, key, now_ms=now)
     follower = JournalFollower(client, keys, args.agent)
     follower.last_id = client.xinfo_stream(keys.events(args.agent))["last-generated-id"] \
@@ -197,11 +212,13 @@ def cmd_main(args: argparse.Namespace) -> int:
     while time.monotonic() < deadline:
         for event in follower.poll(block_ms=200):
             if event.causation == envelope.id and type(event.body).__name__.endswith(TERMINAL_SUFFIXES):
-                outcome = {**sent, "outcome": type(event.body).__name__, "event": msgspec.to_builtins(event.body)}
+                outcome = {**sent, "outcome": type(event.body).__name__,
+                           "event": label_units(msgspec.to_builtins(event.body))}
                 if args.json:
                     print(json.dumps(outcome))
                 else:
-                    print(f"{envelope.type} {envelope.id}: {outcome['outcome']} {json.dumps(outcome['event'])}")
+                    print(f"{envelope.type} {envelope.id}: {outcome['outcome']}: "
+                          f"{safe_text(summarize(unlabel_units(outcome['event'])))}")
                 return 1 if isinstance(event.body, CommandRejected) else 0
     print(f"treasury cmd: no outcome for {envelope.id} within {args.timeout:g} s (it stays queued)", file=sys.stderr)
     return 3

@@ -18,6 +18,7 @@ from runtime.keyring import Keyring, add_key_to_file, generate_key
 from runtime.keys import Keys
 
 DEFAULT_DATA_DIR = ".treasury"
+DATA_DIR_ENV = "TREASURY_DATA_DIR"
 REAL_VENUES = {
     "casino": "https://casino.purpleflea.com",
     "escrow": "https://escrow.purpleflea.com",
@@ -40,16 +41,6 @@ def data_dir(path: str | None = None) -> Path:
 
 def redis_url_file(d: Path) -> Path:
     return d / "redis.url"
-
-
-def default_redis_url(d: Path | None = None) -> str:
-    """REDIS_URL, else the URL a running `treasury up` wrote, else the local default."""
-    if os.environ.get("REDIS_URL"):
-        return os.environ["REDIS_URL"]
-    f = redis_url_file(d or Path(os.environ.get("TREASURY_DATA_DIR", DEFAULT_DATA_DIR)))
-    if f.exists():
-        return f.read_text().strip()
-    return "redis://127.0.0.1:6379/0"
 
 
 def ensure_keys(d: Path) -> Path:

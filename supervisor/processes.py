@@ -16,13 +16,14 @@ from supervisor.embedded_redis import EmbeddedRedis
 
 
 @contextlib.contextmanager
-def redis_for_run(data_dir: str | None = None) -> Iterator[tuple[str, bool]]:
-    """Yields (url, embedded): REDIS_URL when set, else a fresh embedded redis-server."""
+def redis_for_run(data_dir: str | None = None, say=None) -> Iterator[tuple[str, bool]]:
+    """Yields (url, embedded): REDIS_URL when set, else a fresh embedded redis-server (one that a
+    dead owner left on `data_dir` is stopped first; `say(line)` tells the operator)."""
     url = os.environ.get("REDIS_URL")
     if url:
         yield url, False
         return
-    server = EmbeddedRedis(data_dir=data_dir)
+    server = EmbeddedRedis(data_dir=data_dir, say=say)
     try:
         yield server.start(), True
     finally:

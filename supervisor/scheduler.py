@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import redis
 
+from messages.base import validate_agent_id
 from messages.codec import FIELD, encode
 from messages.envelope import Envelope
+from messages.errors import BadAgentId
 from runtime.clock import Clock
 from runtime.keys import Keys
 
@@ -54,9 +56,24 @@ class Scheduler:
         self.keys = keys
         self.clock = clock
         self.ticks = tuple(t for t in ticks if t.role in roles)
+        self._skipped: set[str] = set()
 
     def period_key(self, tick: Tick) -> str:
         return self.keys.schedule(tick.name)
+
+    def _agents(self) -> list[str]:
+        """The agent set, without names no message can carry (left by a version that did not
+        check them): a tick for one would only be dead-lettered, every period."""
+        agents = []
+        for raw in sorted(self.client.smembers(self.keys.agents())):
+            name = raw.decode(errors="replace")
+            try:
+                agents.append(validate_agent_id(name))
+            except BadAgentId:
+                if name not in self._skipped:
+                    self._skipped.add(name)
+                    log.warning("agent set holds %s, which is not a valid agent id: no ticks for it", ascii(name))
+        return agents
 
     def run_once(self) -> int:
         """Publish every tick whose period has turned since it was last published; returns how many."""
@@ -69,7 +86,7 @@ class Scheduler:
             if period <= last:
                 continue
             if agents is None:
-                agents = sorted(m.decode() for m in self.client.smembers(self.keys.agents()))
+                agents = self._agents()
             try:
                 body = _body(tick.message)
             except (ImportError, AttributeError) as exc:

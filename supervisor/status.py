@@ -362,8 +362,19 @@ def summarize(body: dict) -> str:
         text = f"{body.get('previous')} → {body.get('state')}{by}: {body.get('reason')}"
     elif kind == "CommandRejected":
         text = f"{body.get('command')} rejected: {body.get('reason')}"
+    elif kind == "PositionOpened":
+        text = (f"{body.get('side')} {body.get('coin')} {format_usd(body['notional'])} at {body.get('entry_price')}, "
+                f"{body.get('leverage')}x, margin {format_usd(body['margin'])}, stop-loss {body.get('stop_loss')}, "
+                f"take-profit {body.get('take_profit')}; position {body.get('position_id')}")
+    elif kind == "PositionClosed":
+        pnl = body["pnl"]
+        text = (f"{body.get('side')} {body.get('coin')} closed at {body.get('exit_price')} ({body.get('reason')}), "
+                f"P&L {'+' if pnl >= 0 else ''}{format_usd(pnl)}, fee {format_usd(body['fee'])}")
+    elif kind == "EscrowCreated":
+        text = (f"escrow {body.get('escrow_id')}: {format_usd(body['amount'])} to {body.get('counterparty')} "
+                f"(fee {format_usd(body['fee'])}), times out in {body.get('timeout_hours')} h")
     else:
-        text = ", ".join(f"{k}={_short(v)}" for k, v in body.items()
+        text = ", ".join(f"{k}={_money_or_short(k, v)}" for k, v in body.items()
                          if k != "type" and not _SECRET_NAME.search(str(k)))
     return _one_line(text)[:SUMMARY_CHARS]
 
@@ -371,13 +382,99 @@ def summarize(body: dict) -> str:
 # ---------------------------------------------------------------- the deployment
 
 
+DEAD_SAMPLE = 500
+"""Dead entries per shard read (newest first) to count them by reason."""
+
+ALERTS_SHOWN = 3
+
+
 def collect_deployment(client: redis.Redis, keys: Keys, *, now_ms: int, heartbeat_stale_ms: int = 5000) -> dict:
-    """Workers, dead letters and command backlogs: at most four round trips whatever the shard count."""
+    """Workers (heartbeats joined with the supervisor's slots: uptime, restarts, last exit), dead
+    letters (per shard and per reason), the latest alerts and command backlogs."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hgetall(keys.workers())
+    pipe.hgetall(keys.supervisor())
+    pipe.xrevrange(keys.alerts(), count=ALERTS_SHOWN)
+    pipe.xlen(keys.alerts())
+    beats, slots_raw, alerts_raw, alerts_len = pipe.execute()
+    workers = worker_rows(beats, now_ms, heartbeat_stale_ms)
+    slots = slot_rows(slots_raw, now_ms)
+    by_consumer = {w["consumer"]: w for w in workers}
+    for consumer, slot in slots.items():
+        w = by_consumer.get(consumer)
+        if w is None:  # a slot whose worker is down (restarting, or failed to start)
+            w = {"consumer": consumer, "pid": None, "role": slot["role"], "shards": None, "heartbeat_ms": 0,
+                 "age_ms": None, "processed": 0, "dead_lettered": 0, "stale": True}
+            workers.append(w)
+        w.update(uptime_ms=slot["uptime_ms"], restarts=slot["restarts"], last_exit=slot["last_exit"],
+                 escalated=slot["escalated"])
+    workers.sort(key=lambda r: (r["role"], r["consumer"]))
+    dead = dead_rows(client, keys)
     return {
-        "workers": worker_rows(client.hgetall(keys.workers()), now_ms, heartbeat_stale_ms),
-        "dead": dead_rows(client, keys),
+        "workers": workers,
+        "supervised": bool(slots),
+        "dead": dead,
+        "dead_by_reason": dead_reasons(client, keys, [d["shard"] for d in dead]),
+        "alerts": alert_rows(alerts_raw, alerts_len),
         "backlog": backlog_rows(client, keys),
     }
+
+
+def slot_rows(raw: dict, now_ms: int) -> dict[str, dict]:
+    """The supervisor's worker slots (`<prefix>:supervisor`): uptime, restarts and last exit reason."""
+    out = {}
+    for name, value in raw.items():
+        try:
+            info = json.loads(value)
+        except ValueError:
+            continue
+        if not isinstance(info, dict):
+            continue
+        started = _int(info.get("started_ms"))
+        out[_text(name)] = {"role": str(info.get("role", "?")),
+                            "uptime_ms": max(0, now_ms - started) if started else None,
+                            "restarts": _int(info.get("restarts")), "last_exit": str(info.get("last_exit") or ""),
+                            "escalated": bool(info.get("escalated"))}
+    return out
+
+
+def dead_reason(error: str) -> str:
+    """The kind of a dead entry's error: its text up to the first colon, at most 48 characters."""
+    head = _one_line(error.split(":", 1)[0]).strip() or "unknown"
+    return head[:48]
+
+
+def dead_reasons(client: redis.Redis, keys: Keys, shards: list[int]) -> dict[str, int]:
+    """Dead entries per reason over the newest `DEAD_SAMPLE` of each non-empty shard, most first."""
+    if not shards:
+        return {}
+    pipe = client.pipeline(transaction=False)
+    for shard in shards:
+        pipe.xrevrange(keys.dead(shard), count=DEAD_SAMPLE)
+    counts: dict[str, int] = {}
+    for reply in pipe.execute(raise_on_error=False):
+        if not isinstance(reply, list):
+            continue
+        for _entry_id, fields in reply:
+            f = {_text(k): v for k, v in fields.items()}
+            reason = dead_reason(_text(f.get("error", b"")))
+            counts[reason] = counts.get(reason, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def alert_rows(newest: list, count: int) -> dict:
+    """How many alerts the deployment holds (`count`), and the newest (`XREVRANGE` reply) read."""
+    latest = []
+    for entry_id, fields in newest:
+        try:
+            alert = json.loads(fields.get(b"alert") or fields.get("alert") or b"{}")
+        except ValueError:
+            alert = {}
+        alert = alert if isinstance(alert, dict) else {}
+        latest.append({"id": _text(entry_id), "at_ms": _int(alert.get("at_ms")),
+                       "reason": _one_line(str(alert.get("reason", "")))[:SUMMARY_CHARS],
+                       "halted": len(alert.get("halted") or [])})
+    return {"count": int(count), "latest": latest}
 
 
 def worker_rows(raw: dict, now_ms: int, stale_ms: int) -> list[dict]:
@@ -518,6 +615,15 @@ def _int(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 0
+
+
+def _money_or_short(key: str, value: Any) -> str:
+    """A micro-USD field (`status_json.MONEY_KEYS`) in dollars, anything else as `_short`."""
+    from supervisor.status_json import MONEY_KEYS
+
+    if key in MONEY_KEYS and isinstance(value, int) and not isinstance(value, bool):
+        return format_usd(value)
+    return _short(value)
 
 
 def _short(value: Any) -> str:

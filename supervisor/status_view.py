@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import datetime, timezone
 from typing import Any
@@ -20,10 +19,15 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from messages.base import validate_agent_id
+from messages.errors import ConfigError, TreasuryError
 from messages.money import format_usd
 from runtime.clock import Clock, SystemClock
-from runtime.keys import DEFAULT_SHARDS, Keys
-from supervisor.status import RedisUnreachable, collect_status, open_client
+from runtime.keys import Keys
+from supervisor.cli_common import NoDeployment, add_deployment_arguments, find_redis_url, safe_text
+from supervisor.deployment import load_deployment
+from supervisor.status import collect_status, open_client, redact_url
+from supervisor.status_json import MONEY_KEYS, with_units
 
 DETAIL_MAX_AGENTS = 3
 """Up to this many agents are drawn in full; more get one summary row each."""
@@ -89,7 +93,7 @@ def _money_or_value(key: str, value: Any) -> str:
     return str(value)
 
 
-_MONEY_FIELDS = {"amount", "margin", "collateral", "pnl", "unrealized_pnl", "realized_pnl", "fee", "notional", "value"}
+_MONEY_FIELDS = MONEY_KEYS
 
 
 # ---------------------------------------------------------------- pieces
@@ -212,25 +216,56 @@ def agents_summary(agents: list[dict], now_ms: int) -> Table:
 
 
 def workers_table(workers: list[dict]) -> RenderableType:
+    """Workers: heartbeat, and from the supervisor uptime, restarts and the last exit reason."""
     if not workers:
         return Text("no worker has reported a heartbeat", style="yellow")
     t = Table(title="workers", title_justify="left")
     for name, justify in (("consumer", "left"), ("pid", "right"), ("role", "left"), ("shards", "left"),
-                          ("heartbeat", "right"), ("processed", "right"), ("dead", "right")):
-        t.add_column(name, justify=justify)
+                          ("heartbeat", "right"), ("uptime", "right"), ("restarts", "right"),
+                          ("processed", "right"), ("dead", "right"), ("last exit", "left")):
+        t.add_column(name, justify=justify, overflow="fold" if name == "last exit" else "ellipsis")
     for w in workers:
         beat = age(w["age_ms"]) + (" ago" if w["age_ms"] is not None else "") + (" STALE" if w["stale"] else "")
+        restarts = w.get("restarts")
         t.add_row(Text(w["consumer"]), str(w["pid"] if w["pid"] is not None else "?"), w["role"],
-                  shards_text(w["shards"]), beat, str(w["processed"]),
-                  Text(str(w["dead_lettered"]), style="red" if w["dead_lettered"] else ""),
+                  shards_text(w["shards"]), beat, age(w["uptime_ms"]) if w.get("uptime_ms") is not None else "—",
+                  Text("—" if restarts is None else str(restarts), style="yellow" if restarts else ""),
+                  str(w["processed"]), Text(str(w["dead_lettered"]), style="red" if w["dead_lettered"] else ""),
+                  Text(w.get("last_exit") or "", style="red" if w.get("escalated") else ""),
                   style="bold red" if w["stale"] else None)
     return t
 
 
-def dead_table(dead: list[dict]) -> RenderableType:
+def alerts_text(alerts: dict) -> RenderableType:
+    if not alerts or not alerts["count"]:
+        return Text("alerts: none", style="green")
+    t = Table(title=f"alerts ({alerts['count']}; `treasury alerts` lists them)", title_justify="left")
+    t.add_column("time (UTC)", no_wrap=True)
+    t.add_column("halted", justify="right")
+    t.add_column("reason", ratio=1)
+    for a in alerts["latest"]:
+        t.add_row(utc(a["at_ms"]), str(a["halted"]), Text(a["reason"], style="bold red"))
+    return t
+
+
+def venues_text(venues: list[dict] | None) -> RenderableType:
+    if venues is None:
+        return Text("venues: not probed (--no-probe)", style="dim")
+    if not venues:
+        return Text("venues: none recorded", style="yellow")
+    line = Text("venues ")
+    for v in venues:
+        ok = v["reachable"]
+        line.append(f" {v['service']} ", style="bold green" if ok else "bold white on red")
+        line.append(f"{v['latency_ms']} ms" if ok else f"unreachable ({v['error']})", style="" if ok else "red")
+    return line
+
+
+def dead_table(dead: list[dict], by_reason: dict[str, int] | None = None) -> RenderableType:
     if not dead:
         return Text("dead streams: empty", style="green")
-    t = Table(title="dead letters", title_justify="left")
+    reasons = ", ".join(f"{n} {r}" for r, n in (by_reason or {}).items())
+    t = Table(title=f"dead letters — {reasons or 'by reason: ?'} (`treasury dead list`)", title_justify="left")
     t.add_column("shard", justify="right")
     t.add_column("entries", justify="right")
     t.add_column("latest", ratio=1)
@@ -271,17 +306,38 @@ def status_renderable(status: dict) -> RenderableType:
         first = page["offset"] + 1 if page["count"] else page["offset"]
         parts.append(Text(f"agents {first}–{page['offset'] + page['count']} of {status['agents_total']} "
                           f"(--offset/--limit for other pages, --agent ID for one agent)", style="dim"))
-    dep = status["deployment"]
-    parts += [Rule(Text(f"deployment {status['prefix']} · {status['shards']} shards · {utc(status['now_ms'])}",
-                        style="bold"), align="left"),
-              workers_table(dep["workers"]), dead_table(dep["dead"]), backlog_table(dep["backlog"])]
-    parts += [Text(f"warning: {w}", style="yellow") for w in status["warnings"]]
+    parts += deployment_parts(status)
     return Group(*parts)
 
 
+def deployment_parts(status: dict) -> list[RenderableType]:
+    """The deployment section: workers, alerts, dead letters, venues, backlog, warnings."""
+    dep = status["deployment"]
+    parts: list[RenderableType] = [
+        Rule(Text(f"deployment {status['prefix']} · {status['shards']} shards · {utc(status['now_ms'])}",
+                  style="bold"), align="left"),
+        workers_table(dep["workers"]), alerts_text(dep.get("alerts")),
+        dead_table(dep["dead"], dep.get("dead_by_reason")), venues_text(dep.get("venues")),
+        backlog_table(dep["backlog"])]
+    parts += [Text(f"warning: {w}", style="yellow") for w in status["warnings"]]
+    return parts
+
+
 def render_status(status: dict, console: Console) -> None:
-    """Draw a snapshot from `collect_status` on `console`."""
-    console.print(status_renderable(status))
+    """Draw a snapshot from `collect_status` on `console` (text from data shown escaped)."""
+    console.print(status_renderable(printable(status)))
+
+
+def printable(value: Any) -> Any:
+    """A copy of a snapshot with every string passed through `safe_text`: an agent id, a reason or an
+    error holding an escape sequence is shown as `\\x1b[...`, never sent to the terminal raw."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dict):
+        return {printable(k) if isinstance(k, str) else k: printable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [printable(v) for v in value]
+    return value
 
 
 # ---------------------------------------------------------------- command line
@@ -303,11 +359,9 @@ def non_negative_int(text: str) -> int:
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every read-only view shares: where Redis is and which deployment to read."""
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
-                        help="Redis of the deployment (default: $REDIS_URL, else redis://127.0.0.1:6379/0)")
-    parser.add_argument("--prefix", default="tr", help="key prefix of the deployment (default tr)")
-    parser.add_argument("--shard-count", type=positive_int, default=DEFAULT_SHARDS,
-                        help=f"shard count the deployment was created with (default {DEFAULT_SHARDS})")
+    add_deployment_arguments(parser)
+    parser.add_argument("--shard-count", type=positive_int, default=None,
+                        help="shard count (default: the one the deployment recorded at creation)")
     parser.add_argument("--agent", action="append", default=None, metavar="ID",
                         help="show this agent (repeat for several); default: every agent, one page")
     parser.add_argument("--limit", type=positive_int, default=DEFAULT_LIMIT,
@@ -315,20 +369,23 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offset", type=non_negative_int, default=0, help="first agent of the page (default 0)")
     parser.add_argument("--events", type=non_negative_int, default=10, help="journal events per agent (default 10)")
     parser.add_argument("--stale-ms", type=positive_int, default=5000,
-                        help="a worker silent this long is flagged stale (default 5000)")
+                        help="milliseconds: a worker silent this long is flagged stale (default 5000)")
+    parser.add_argument("--no-probe", action="store_true", help="do not check that the venues answer")
 
 
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the snapshot as one JSON object")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object: money in *_micros (integer micro-USD), times in *_ms")
 
 
 def snapshot(client: redis.Redis, args: argparse.Namespace, now_ms: int) -> dict:
-    """`collect_status` with the options of a parsed command line (missing ones take defaults)."""
+    """`collect_status` with the options of a parsed command line (missing ones take defaults),
+    and the venues' reachability unless `--no-probe` (or no venues are recorded in `args.venues`)."""
     agents = getattr(args, "agent", None) or None
     if isinstance(agents, str):
         agents = [agents]
-    return collect_status(
+    status = collect_status(
         client, Keys(args.prefix, args.shard_count),
         agents=agents,
         now_ms=now_ms,
@@ -337,20 +394,44 @@ def snapshot(client: redis.Redis, args: argparse.Namespace, now_ms: int) -> dict
         limit=getattr(args, "limit", DEFAULT_LIMIT),
         offset=getattr(args, "offset", 0),
     )
+    venues = getattr(args, "venues", None)
+    if venues is not None and not getattr(args, "no_probe", False):
+        from supervisor.venue_probe import probe_venues
+
+        status["deployment"]["venues"] = probe_venues(venues)
+    return status
+
+
+def prepare(command: str, args: argparse.Namespace) -> redis.Redis:
+    """Check the filters, find and reach the deployment, and fill `args.shard_count` and
+    `args.venues` from its record. Raises `TreasuryError` (one line) when any of it fails."""
+    for agent in getattr(args, "agent", None) or []:
+        validate_agent_id(agent)
+    url = find_redis_url(args)
+    client = open_client(url)
+    try:
+        keys, venues, _mode = load_deployment(client, args.prefix)
+    except ConfigError:
+        client.close()
+        raise NoDeployment(f"no deployment with prefix {args.prefix!r} in the Redis at {redact_url(url)}: start one "
+                           f"with `treasury up` (or give the right --prefix)") from None
+    if args.shard_count is None:
+        args.shard_count = keys.shards
+    args.venues = venues
+    return client
 
 
 def fail(command: str, message: object) -> int:
-    print(f"treasury {command}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(f"treasury {command}: error: {safe_text(' '.join(str(message).split()))}", file=sys.stderr)
     return 2
 
 
 def status_main(args: argparse.Namespace, *, clock: Clock | None = None) -> int:
-    """One snapshot, drawn or as JSON. Exit 0, or 2 with one line on stderr when Redis fails us."""
-    if args.shard_count <= 0:
-        return fail("status", f"--shard-count must be positive, got {args.shard_count}")
+    """One snapshot, drawn or as JSON. Exit 0, or 2 with one line on stderr when there is no
+    deployment to read or Redis fails us."""
     try:
-        client = open_client(args.redis_url)
-    except RedisUnreachable as exc:
+        client = prepare("status", args)
+    except TreasuryError as exc:
         return fail("status", exc)
     try:
         status = snapshot(client, args, (clock or SystemClock()).now_ms())
@@ -359,7 +440,7 @@ def status_main(args: argparse.Namespace, *, clock: Clock | None = None) -> int:
     finally:
         client.close()
     if args.json:
-        print(json.dumps(status))
+        print(json.dumps(with_units(status)))
     else:
         render_status(status, Console())
     return 0

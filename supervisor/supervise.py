@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import time
 from collections import deque
@@ -44,6 +45,8 @@ class WorkerSlot:
     escalated: bool = False
     last_exit: str = ""
     started_at: float = 0.0
+    started_ms: int = 0
+    restarts_total: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,16 @@ class Supervisor:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
+    def start(self, on_spawn=None) -> None:
+        """Start every slot's worker; `on_spawn(slot)` after each (a progress bar)."""
         for slot in self.slots:
             self._spawn(slot)
+            if on_spawn is not None:
+                on_spawn(slot)
 
-    def run(self, stop) -> None:
+    def run(self, stop, on_spawn=None) -> None:
         """Start every worker, then watch them until `stop` (a threading.Event) is set."""
-        self.start()
+        self.start(on_spawn)
         try:
             while not stop.wait(self.config.check_every_s):
                 self.check_once()
@@ -106,7 +112,28 @@ class Supervisor:
             if slot.process is not None:
                 codes[slot.consumer] = slot.process.terminate()
                 slot.process = None
+        try:
+            self.client.delete(self.slots_key)
+        except redis.RedisError as exc:
+            log.warning("cannot clear %s: %s", self.slots_key, exc)
         return codes
+
+    @property
+    def slots_key(self) -> str:
+        """`<prefix>:supervisor`: consumer → the slot's start time, restarts and last exit (JSON), for
+        `treasury status`; deleted when the supervisor stops."""
+        return self.keys.supervisor()
+
+    def publish_slot(self, slot: WorkerSlot) -> None:
+        """Write one slot's state to `slots_key` (on every start and exit, not on a timer)."""
+        info = {"role": slot.role, "pid": slot.process.pid if slot.process else None,
+                "started_ms": slot.started_ms if slot.process else 0, "restarts": slot.restarts_total,
+                "restarts_in_window": len(slot.restarts), "last_exit": slot.last_exit,
+                "escalated": slot.escalated, "supervisor_pid": os.getpid()}
+        try:
+            self.client.hset(self.slots_key, slot.consumer, json.dumps(info))
+        except redis.RedisError as exc:
+            log.warning("cannot publish worker slot %s: %s", slot.consumer, exc)
 
     # ------------------------------------------------------------------ watching
 
@@ -151,6 +178,7 @@ class Supervisor:
 
     def _schedule_restart(self, slot: WorkerSlot, now: float) -> None:
         slot.process = None
+        slot.restarts_total += 1
         slot.restarts.append(now)
         while slot.restarts and now - slot.restarts[0] > self.config.restart_window_s:
             slot.restarts.popleft()
@@ -162,6 +190,7 @@ class Supervisor:
         if len(slot.restarts) > self.config.max_restarts and not slot.escalated:
             slot.escalated = True
             self.escalate(slot)
+        self.publish_slot(slot)
 
     def _spawn(self, slot: WorkerSlot) -> None:
         try:
@@ -178,7 +207,9 @@ class Supervisor:
                 extra=[a for name, url in self.venues.items() for a in ("--venue", f"{name}={url}")],
             )
             slot.started_at = time.monotonic()
+            slot.started_ms = self.clock.now_ms()
             slot.restart_at = None
+            self.publish_slot(slot)
         except Exception as exc:  # noqa: BLE001 - a failed start counts as a crash
             slot.process = None
             slot.last_exit = f"failed to start: {exc}"

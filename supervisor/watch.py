@@ -17,9 +17,21 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
+from messages.errors import TreasuryError
 from runtime.clock import Clock, SystemClock
-from supervisor.status import RedisUnreachable, open_client
-from supervisor.status_view import add_connection_arguments, fail, positive_int, snapshot, status_renderable, utc
+from supervisor.status_json import with_units
+from supervisor.status_view import (
+    add_connection_arguments,
+    agents_summary,
+    deployment_parts,
+    fail,
+    positive_int,
+    prepare,
+    printable,
+    snapshot,
+    status_renderable,
+    utc,
+)
 
 
 def _positive_float(text: str) -> float:
@@ -34,16 +46,48 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=_positive_float, default=2.0, help="seconds between refreshes (default 2)")
     parser.add_argument("--iterations", type=positive_int, default=None,
                         help="stop after this many refreshes (default: until Ctrl-C)")
-    parser.add_argument("--json", action="store_true", help="print one JSON snapshot per line instead of a screen")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON snapshot per line (money in *_micros, times in *_ms) instead of a screen")
 
 
-def frame(client: redis.Redis, args: argparse.Namespace, now_ms: int) -> RenderableType:
-    """One screen: a header, then the status, or the Redis error when a refresh failed."""
+def frame(client: redis.Redis, args: argparse.Namespace, now_ms: int, console: Console | None = None) -> RenderableType:
+    """One screen: a header, then the status, or the Redis error when a refresh failed.
+
+    On a terminal the deployment section is never cut: when the agents' details do not fit above
+    it, they are summarised one row per agent, and the rows that still do not fit are counted
+    ("… N more agents") instead of drawn."""
     header = Text(f"treasury watch — {utc(now_ms)} — every {args.interval:g} s — Ctrl-C to stop", style="dim")
     try:
-        return Group(header, status_renderable(snapshot(client, args, now_ms)))
+        status = printable(snapshot(client, args, now_ms))
     except redis.RedisError as exc:
         return Group(header, Text(f"Redis unavailable: {' '.join(str(exc).split())} — retrying", style="bold red"))
+    if console is None or not console.is_terminal:
+        return Group(header, status_renderable(status))
+    return Group(header, fitted(status, console, console.size.height - 1))
+
+
+def _height(console: Console, renderable: RenderableType) -> int:
+    return len(console.render_lines(renderable, console.options, pad=False))
+
+
+def fitted(status: dict, console: Console, height: int) -> RenderableType:
+    """The status in at most `height` lines, the deployment section whole (see `frame`)."""
+    whole = status_renderable(status)
+    if _height(console, whole) <= height:
+        return whole
+    deployment = Group(*deployment_parts(status))
+    room = height - _height(console, deployment)
+    agents = status["agents"]
+    for shown in range(len(agents), -1, -1):
+        summary: list[RenderableType] = [agents_summary(agents[:shown], status["now_ms"])] if shown else []
+        rest = status["agents_total"] - shown
+        if rest > 0:
+            summary.append(Text(f"… {rest} more agents: `treasury status --offset {status['page']['offset'] + shown}`"
+                                f" pages them, --agent ID shows one", style="dim"))
+        part = Group(*summary)
+        if _height(console, part) <= room or shown == 0:
+            return Group(part, deployment)
+    return Group(deployment)
 
 
 def watch_main(args: argparse.Namespace, *, clock: Clock | None = None, console: Console | None = None,
@@ -51,14 +95,12 @@ def watch_main(args: argparse.Namespace, *, clock: Clock | None = None, console:
     """Refresh every `args.interval` s; stop after `args.iterations` refreshes or on Ctrl-C (exit 0)."""
     interval = getattr(args, "interval", 2.0) or 2.0
     iterations = getattr(args, "iterations", None)
-    if args.shard_count <= 0:
-        return fail("watch", f"--shard-count must be positive, got {args.shard_count}")
     if interval <= 0:
         return fail("watch", f"--interval must be positive, got {interval}")
     args.interval = interval
     try:
-        client = open_client(args.redis_url)
-    except RedisUnreachable as exc:
+        client = prepare("watch", args)
+    except TreasuryError as exc:
         return fail("watch", exc)
     clock = clock or SystemClock()
     done = 0
@@ -66,7 +108,7 @@ def watch_main(args: argparse.Namespace, *, clock: Clock | None = None, console:
         if getattr(args, "json", False):
             while iterations is None or done < iterations:
                 try:
-                    print(json.dumps(snapshot(client, args, clock.now_ms())), flush=True)
+                    print(json.dumps(with_units(snapshot(client, args, clock.now_ms()))), flush=True)
                 except redis.RedisError as exc:
                     print(json.dumps({"error": " ".join(str(exc).split()), "now_ms": clock.now_ms()}), flush=True)
                 done += 1
@@ -76,7 +118,7 @@ def watch_main(args: argparse.Namespace, *, clock: Clock | None = None, console:
         console = console or Console()
         with Live(Text("reading…", style="dim"), console=console, auto_refresh=False) as live:
             while iterations is None or done < iterations:
-                live.update(frame(client, args, clock.now_ms()), refresh=True)
+                live.update(frame(client, args, clock.now_ms(), console), refresh=True)
                 done += 1
                 if iterations is None or done < iterations:
                     sleep(interval)

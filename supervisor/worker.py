@@ -23,7 +23,7 @@ from runtime.bus import StreamBus, command_client
 from runtime.clock import Clock, RedisClock, SystemClock
 from runtime.command_gate import CommandGate
 from runtime.control import ControlListener
-from runtime.keyring import Keyring
+from runtime.keyring import KeyFileWatch, Keyring
 from runtime.keys import DEFAULT_SHARDS, Keys
 from runtime.leases import ShardLeases
 from runtime.nonces import RedisNonceStore
@@ -63,6 +63,8 @@ class Worker:
         self.clock = make_clock(clock_spec, self.client)
         self.steps = AtomicSteps(self.client, keys)
         gate = None if allow_unsigned else make_gate(self.client, keys, self.clock)  # before any thread starts
+        self.gate = gate
+        self.key_watch = KeyFileWatch() if gate is not None else None
         self.actor = build_actor(role, self.steps, self.clock, random_ids(), venues)
         self.bus = StreamBus(url, keys, role, shards, self._dispatch, consumer=consumer, claim_idle_ms=claim_idle_ms,
                              clock=self.clock, gate=gate)
@@ -87,7 +89,20 @@ class Worker:
                 self.stop_event.set()
                 break
             self.refresh_leases()
+            self.reload_keys()
             self.beat(key)
+
+    def reload_keys(self) -> None:
+        """Swap in the key file's keys when it changed (`treasury keys new|rotate|revoke`)."""
+        if self.key_watch is None or self.gate is None:
+            return
+        ring = self.key_watch.poll()
+        if ring is not None:
+            self.gate.keyring = ring
+            log.info("key file changed: %d keys now trusted (%s)", len(ring), ", ".join(ring.key_ids()))
+        elif self.key_watch.last_error:
+            log.warning("key file changed but cannot be used, keeping the old keys: %s", self.key_watch.last_error)
+            self.key_watch.last_error = ""
 
     def loop_age_ms(self) -> int:
         return int((time.monotonic() - self.bus.last_loop) * 1000)

@@ -65,4 +65,4 @@ def test_kelly_cli_json():
                            "--bankroll", "1000", "--fraction", "quarter", "--json"],
                           capture_output=True, text=True, timeout=60, check=True)
     data = json.loads(proc.stdout)
-    assert data["stake"] == 20_000_000 and data["capped"] and data["full_kelly"] == "0.100000"
+    assert data["stake_micros"] == 20_000_000 and data["capped"] and data["full_kelly"] == "0.100000"

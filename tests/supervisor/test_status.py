@@ -18,7 +18,9 @@ from messages.money import parse_usd
 from messages.schema import BetRefused, BetSettled, RiskStateChanged
 from runtime.atomic import AtomicSteps
 from runtime.clock import ManualClock
+from supervisor.deployment import record_deployment
 from supervisor.status import collect_status, escrows_key, positions_key
+from supervisor.status_json import with_units
 from supervisor.status_view import add_status_arguments, render_status, status_main
 from supervisor.watch import add_watch_arguments, watch_main
 
@@ -46,6 +48,7 @@ def commit_events(steps, agent, bodies, cause, now_ms, ids, risk=None):
 def deployment(rclient, keys):
     """alice: drifted buckets, a reservation, a pause, escrows and positions; bob: fresh and ACTIVE."""
     steps = AtomicSteps(rclient, keys)
+    record_deployment(rclient, keys, {}, "paper")
     ids = seeded_ids(11)
     buckets = {"reserve": USD(300), "trading": USD(350), "casino": USD(250), "referral": USD(100)}
     open_treasury(steps, "alice", USD(1000), now_ms=NOW - 60_000, new_id=ids, buckets=buckets)
@@ -100,8 +103,9 @@ def by_agent(status):
 
 
 def cli_args(redis_url, keys, **kw):
-    base = dict(redis_url=redis_url, prefix=keys.prefix, shard_count=keys.shards, agent=None, json=False,
-                limit=50, offset=0, events=10, stale_ms=5000, interval=0.01, iterations=None)
+    base = dict(redis_url=redis_url, data_dir=None, prefix=keys.prefix, shard_count=keys.shards, agent=None,
+                json=False, limit=50, offset=0, events=10, stale_ms=5000, interval=0.01, iterations=None,
+                no_probe=True)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -191,14 +195,14 @@ def test_odd_data_does_not_break_the_snapshot(rclient, keys, deployment):
     rclient.hset(f"{keys.prefix}:workers", "broken", "{not json")
     rclient.xadd(keys.events("bob"), {FIELD: b"\xc1garbage"})
     future = {"id": "m-new", "agent": "bob", "created_ms": NOW, "causation": None, "correlation": "m-new",
-              "body": {"type": "EscrowOpened", "escrow_id": "e9", "amount": 5, "api_key": API_KEY}}
+              "body": {"type": "EscrowOpened", "escrow_id": "e9", "amount": 5_000_000, "api_key": API_KEY}}
     rclient.xadd(keys.events("bob"), {FIELD: msgspec.msgpack.encode(future)})
     status = collect_status(rclient, keys, now_ms=NOW)
     broken = next(w for w in status["deployment"]["workers"] if w["consumer"] == "broken")
     assert broken["stale"] is True and broken["error"] == "unreadable heartbeat"
     events = by_agent(status)["bob"]["journal"]["events"]
     assert events[-2]["type"] == "?" and events[-2]["summary"].startswith("undecodable entry")
-    assert (events[-1]["type"], events[-1]["summary"]) == ("EscrowOpened", "escrow_id=e9, amount=5")
+    assert (events[-1]["type"], events[-1]["summary"]) == ("EscrowOpened", "escrow_id=e9, amount=$5.00")
     assert API_KEY not in json.dumps(status)
 
 
@@ -297,7 +301,15 @@ def test_json_output_is_the_snapshot(redis_url, keys, rclient, deployment, capsy
     code = status_main(cli_args(redis_url, keys, json=True), clock=ManualClock(NOW))
     out, err = capsys.readouterr()
     assert code == 0 and err == ""
-    assert json.loads(out) == collect_status(rclient, keys, now_ms=NOW, limit=50)
+    status = collect_status(rclient, keys, now_ms=NOW, limit=50)
+    assert json.loads(out) == with_units(status)
+    alice = next(a for a in json.loads(out)["agents"] if a["agent"] == "alice")
+    assert alice["total_micros"] == status["agents"][0]["total"] == USD(1000)
+    assert {b["bucket"]: b["available_micros"] for b in alice["buckets"]}["reserve"] == USD(300)
+    assert alice["risk"]["day_utc"] and "day" not in alice["risk"] and "total" not in alice
+    worker = json.loads(out)["deployment"]["workers"][0]
+    assert worker["shards"] == {"first": 0, "last": 3, "count": 4}
+    assert json.loads(out)["shard_count"] == keys.shards
     assert len(out.strip().splitlines()) == 1
     assert API_KEY not in out
 
@@ -350,11 +362,11 @@ def test_argument_helpers(monkeypatch):
     add_status_arguments(sub.add_parser("status"))
     add_watch_arguments(sub.add_parser("watch"))
     s = parser.parse_args(["status", "--agent", "a", "--agent", "b", "--json"])
-    assert (s.redis_url, s.prefix, s.shard_count) == ("redis://example:6380/2", "tr", 64)
+    assert (s.redis_url, s.prefix, s.shard_count) == (None, "tr", None)  # resolved when run (find_redis_url)
     assert (s.agent, s.json, s.limit, s.offset) == (["a", "b"], True, 50, 0)
     w = parser.parse_args(["watch", "--interval", "0.5", "--iterations", "2"])
     assert (w.interval, w.iterations, w.agent, w.json) == (0.5, 2, None, False)
     monkeypatch.delenv("REDIS_URL")
     parser = argparse.ArgumentParser()
     add_status_arguments(parser)
-    assert parser.parse_args([]).redis_url == "redis://127.0.0.1:6379/0"
+    assert parser.parse_args(["--data-dir", "d"]).data_dir == "d"

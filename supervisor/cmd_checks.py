@@ -1,0 +1,92 @@
+"""`treasury cmd` inputs checked at the edge, before anything is built, signed or published.
+
+The message schema and the actors check again; this layer refuses what they would accept but the
+operator did not mean (a multiplier bet without a target, a coin flip with one, a certain win),
+and makes the few syntaxes one (a Kelly fraction is `full|half|quarter|0<F<=1` everywhere).
+Every refusal is a `ConfigError`: one line, exit 2, nothing sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Mapping
+
+from actors.kelly import NAMED_FRACTIONS, KellyInputError, parse_fraction
+from messages.base import validate_agent_id
+from messages.errors import ConfigError
+from supervisor.cli_common import reason_text
+
+GAME_FLAGS = {"coin_flip": {"side"}, "dice": {"direction", "threshold"}, "multiplier": {"target"}}
+"""Which game flags belong to which game; any other given flag is refused."""
+
+GAME_DEFAULTS = {"side": "heads", "direction": "over", "threshold": 50}
+
+
+def kelly_fraction(text: str, flag: str = "--kelly") -> str | float:
+    """The one Kelly fraction syntax: `full`, `half`, `quarter`, or a number in (0, 1].
+    Returns the name, or the number as a float (what `PlaceBet.kelly` carries)."""
+    if text.lower() in NAMED_FRACTIONS:
+        return text.lower()
+    try:
+        value = parse_fraction(text)
+    except KellyInputError:
+        raise ConfigError(f"{flag} {text!r}: use full, half, quarter or a number in (0, 1], e.g. 0.25") from None
+    return float(value)
+
+
+def check_bet(a: argparse.Namespace) -> None:
+    """Game flags match the game; a multiplier bet names its target; win-prob is in (0, 1)."""
+    given = {name for names in GAME_FLAGS.values() for name in names if getattr(a, name, None) is not None}
+    stray = sorted(given - GAME_FLAGS[a.game])
+    if stray:
+        raise ConfigError(f"--{stray[0]} does not apply to --game {a.game} (it takes: "
+                          f"{', '.join('--' + f for f in sorted(GAME_FLAGS[a.game]))})")
+    if a.game == "multiplier" and a.target is None:
+        raise ConfigError("--game multiplier needs --target (the payout multiple, 1.01 to 1000, e.g. 2.5)")
+    for name, value in GAME_DEFAULTS.items():
+        if getattr(a, name, None) is None:
+            setattr(a, name, value)
+    if a.win_prob is not None and not 0 < a.win_prob < 1:
+        raise ConfigError(f"--win-prob {a.win_prob:g}: must be strictly between 0 and 1 (a certain bet is no "
+                          f"estimate)")
+    a.kelly = kelly_fraction(a.kelly)
+
+
+def check_policy_settings(items: list[str], overrides: Mapping[str, int | str] | None = None) -> dict[str, int | str]:
+    """`NAME=VALUE` items as settings, checked against the policy's names and ranges (merged with
+    the agent's current overrides, as the rebalancer will) before anything is published."""
+    import msgspec
+
+    from actors.policy.buckets import Policy, PolicyError
+
+    settings: dict[str, int | str] = {}
+    known = set(msgspec.structs.asdict(Policy()))
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"policy setting {item!r} is not NAME=VALUE")
+        if name not in known:
+            raise ConfigError(f"unknown policy setting {name!r}; known: {', '.join(sorted(known))}")
+        if name == "kelly_fraction":
+            settings[name] = str(kelly_fraction(value, "kelly_fraction"))
+            continue
+        if not value.isascii() or not value.lstrip("-").isdigit():
+            raise ConfigError(f"policy setting {name}={value!r}: expected a whole number (bp, micro-USD, ms or "
+                              f"hours, as the name says)")
+        settings[name] = int(value)
+    try:
+        Policy.load({**msgspec.structs.asdict(Policy()), **(overrides or {}), **settings})
+    except PolicyError as exc:
+        raise ConfigError(f"policy refused before sending: {exc}") from None
+    return settings
+
+
+def check_cmd_args(a: argparse.Namespace) -> None:
+    """Every check of this module that applies to the parsed `treasury cmd` line (mutates `a`)."""
+    validate_agent_id(a.agent)
+    if getattr(a, "reason", None) is not None or a.cmd in ("pause", "halt", "resume", "dispute"):
+        a.reason = reason_text(a.reason or "")
+    if a.cmd == "bet":
+        check_bet(a)
+    if getattr(a, "timeout", None) is not None and not a.timeout > 0:
+        raise ConfigError(f"--timeout {a.timeout:g}: must be more than 0 seconds")
