@@ -25,15 +25,17 @@ from actors.ledger import read_ledger
 from actors.policy.breakers import casino_session
 from actors.policy.buckets import bp_text
 from actors.policy.drift import big_win
+from actors.policy.effective import effective_policy
 from actors.venues import TIMEOUT_S, AgentClients
+from messages.catalogue import role_of
 from messages.envelope import IdFactory, wrap
 from messages.money import CENT, MAX_MICROS, floor_to_cent, format_usd
 from messages.schema import (
     BalancesChanged,
-    BetFailed,
     BetRefused,
+    BetRejected,
     BetSettled,
-    CommandRejected,
+    CommandRefused,
     KellySizing,
     PlaceBet,
     SessionStarted,
@@ -49,10 +51,6 @@ from venue.errors import VenueRejected
 
 log = logging.getLogger(__name__)
 
-BET_CAP_BP = 200
-"""Breaker 6: no single bet above 2 % of the casino bucket."""
-
-
 def sizing_event(k: KellyResult) -> KellySizing:
     return KellySizing(win_prob=str(k.win_prob), net_odds=str(k.net_odds), full_fraction=str(k.full_fraction),
                        applied_fraction=str(k.applied_fraction), bankroll=k.bankroll, cap=k.cap, stake=k.stake,
@@ -67,7 +65,7 @@ class CasinoBucket(TreasuryActor):
     and `StartSession` (a session budget in micro-USD, taken from the casino bucket), plus the
     transfer legs of rebalancing moves into or out of the bucket. Answers in the agent's journal:
     `BetSettled` (stake and gross payout in micro-USD), `BetRefused` (code, reason, the Kelly
-    sizing), `BetFailed` (the venue refused; the reservation is released), `SessionStarted`,
+    sizing), `BetRejected` (the venue refused; the reservation is released), `SessionStarted`,
     `SessionStopped`. A settled bet also pokes RiskGuard (`BalancesChanged`) in the same commit.
 
     `casino_for(agent)` gives the agent's `CasinoClient` (`casino_client_factory`, from the
@@ -99,7 +97,7 @@ class CasinoBucket(TreasuryActor):
         commit = self.steps.new_commit(agent)
         if cmd.budget == 0 or cmd.budget > available:
             commit.emit(self.keys.events(agent), wrap(
-                CommandRejected(command="StartSession",
+                CommandRefused(command="StartSession",
                                 reason=f"budget {format_usd(cmd.budget)} must be above 0 and within the casino "
                                        f"bucket's available {format_usd(available)}"),
                 agent=agent, now_ms=now, new_id=self.new_id, cause=env))
@@ -123,14 +121,15 @@ class CasinoBucket(TreasuryActor):
         if session.get("state") == "stopped":
             return self._refuse(delivery, "session_stopped", f"the casino session is stopped: {session['reason']}",
                                 None)
-        # In a session, Kelly sizes on the session's balance; the 2 % cap is always on the bucket.
+        policy = effective_policy(self.client, self.keys, agent)
+        # In a session, Kelly sizes on the session's balance; the bet cap is always on the bucket.
         bankroll = (min(int(session["budget"]) + int(session["pnl"]), bucket_available) if session
                     else bucket_available)
         p_true, payout = true_odds(bet.game)
         win_prob = bet.win_prob if bet.win_prob is not None else p_true
-        cap = floor_to_cent(bucket_available * BET_CAP_BP // 10_000)
+        cap = floor_to_cent(bucket_available * policy.max_bet_bp // 10_000)
         bankroll = max(bankroll, 0)
-        # The 2 % cap is a share of the casino bucket, whatever bankroll (session) Kelly sizes on.
+        # The cap (max_bet_bp) is a share of the casino bucket, whatever bankroll (session) Kelly sizes on.
         cap_share = Fraction(cap, bankroll) if bankroll > cap else Fraction(1)
         sizing = kelly_stake(win_prob, payout - 1, bankroll, bet.kelly, cap=cap_share)
         if bet.fixed_stake is not None:
@@ -146,7 +145,8 @@ class CasinoBucket(TreasuryActor):
         if reservation.status is FenceStatus.DUPLICATE:
             return self._ack_only(delivery)
         if not reservation.granted:
-            reason = reservation.denial("casino", stake, what="the stake", cap_name=f"{bp_text(BET_CAP_BP)} bet cap")
+            reason = reservation.denial("casino", stake, what="the stake",
+                                        cap_name=f"{bp_text(policy.max_bet_bp)} bet cap")
             return self._refuse(delivery, reservation.status, reason, sizing, reservation.seq or None)
         if reservation.record is not None:  # reserved by an earlier delivery: that stake stands
             stake = reservation.record.amount
@@ -182,14 +182,14 @@ class CasinoBucket(TreasuryActor):
         commit.hdel(k.reservations(agent), env.id)
         commit.emit(k.events(agent), wrap(settled, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         commit.emit(
-            k.agent_commands(agent, "risk"),
+            k.agent_commands(agent, role_of(BalancesChanged)),
             wrap(BalancesChanged(cause=f"bet {result.bet_id}"), agent=agent, now_ms=now, new_id=self.new_id, cause=env),
         )
         self._session_after_bet(commit, env, payout - stake, now)
-        if big_win(payout - stake, before.bucket("casino")):
+        if big_win(payout - stake, before.bucket("casino"), effective_policy(self.client, k, agent)):
             from messages.treasury_msgs import Rebalance  # a win > 20 % of the bucket: rebalance it away
 
-            commit.emit(k.agent_commands(agent, "rebalancer"), wrap(
+            commit.emit(k.agent_commands(agent, role_of(Rebalance)), wrap(
                 Rebalance(trigger="big_win", reason=f"bet {result.bet_id} won {format_usd(payout - stake)}",
                           bucket="casino", amount=payout - stake, bucket_before=before.bucket("casino")),
                 agent=agent, now_ms=now, new_id=self.new_id, cause=env))
@@ -206,7 +206,8 @@ class CasinoBucket(TreasuryActor):
         budget = int(session["budget"])
         balance = budget + int(session["pnl"]) + pnl
         commit.incr(key, "pnl", pnl, minimum=-MAX_MICROS)
-        stop = casino_session(budget, balance)
+        stop = casino_session(budget, balance,
+                              stop_bp=effective_policy(self.client, self.keys, agent).casino_session_stop_bp)
         if stop is None:
             return
         remaining = max(balance, 0)
@@ -217,7 +218,7 @@ class CasinoBucket(TreasuryActor):
         if remaining:
             from messages.treasury_msgs import Rebalance
 
-            commit.emit(self.keys.agent_commands(agent, "rebalancer"), wrap(
+            commit.emit(self.keys.agent_commands(agent, role_of(Rebalance)), wrap(
                 Rebalance(trigger="casino_session", reason=stop.reason, bucket="casino", amount=remaining),
                 agent=agent, now_ms=now, new_id=self.new_id, cause=env))
 
@@ -227,7 +228,7 @@ class CasinoBucket(TreasuryActor):
         commit = self.steps.new_commit(agent)
         commit.incr(k.ledger(agent), "casino:reserved", -stake).incr(k.ledger(agent), "casino", stake)
         commit.hdel(k.reservations(agent), env.id)
-        self._deny(delivery, BetFailed(code=code, reason=reason, stake=stake), commit)
+        self._deny(delivery, BetRejected(code=code, reason=reason, stake=stake), commit)
 
     def _refuse(
         self, delivery: Delivery, code: str, reason: str, sizing: KellyResult | None, seq: int | None = None

@@ -30,9 +30,10 @@ import redis
 
 from actors.policy.buckets import BP_SCALE, DEFAULT_POLICY, Policy, PolicyError
 from actors.policy.chains import CHAINS, SWAP_FEE_BP, USDC, BalanceCache, Cached, chain, swap_min_out, total_usd
+from actors.policy.effective import effective_policy
 from actors.venues import TIMEOUT_S, AgentClients
 from messages.envelope import IdFactory, wrap
-from messages.referral_msgs import ChainSwapPlaced, ChainSwapRefused
+from messages.referral_msgs import ChainSwapPlaced, ChainSwapRefused, ChainSwapRejected
 from runtime.atomic import AtomicSteps
 from runtime.clock import Clock
 from runtime.keys import Keys
@@ -151,6 +152,10 @@ class ChainView:
         self.steps = steps
         self.new_id = new_id
 
+    def policy_for(self, agent: str) -> Policy:
+        """The agent's effective policy (`actors.policy.effective`): this view's base with the overrides."""
+        return effective_policy(self.client, self.keys, agent, self.policy)
+
     # ------------------------------------------------------------------ cache
 
     def _load(self, agent: str) -> BalanceCache:
@@ -158,7 +163,7 @@ class ChainView:
         for fld, raw in self.client.hgetall(cache_key(self.keys, agent)).items():
             record = json.loads(raw)
             entries[_text(fld)] = Cached(record, int(record["at"]))
-        return BalanceCache(self.policy.balance_ttl_ms, entries)
+        return BalanceCache(self.policy_for(agent).balance_ttl_ms, entries)
 
     def _store(self, agent: str, records: Mapping[str, dict]) -> None:
         if not records:
@@ -282,8 +287,8 @@ class ChainView:
         spec = chain(chain_name)
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise PolicyError(f"amount must be a positive integer of {spec.native} base units, got {amount!r}")
-        slippage = self.policy.swap_slippage_bp if max_slippage_bp is None else max_slippage_bp
-        cap = self.policy.swap_slippage_bp
+        cap = self.policy_for(agent).swap_slippage_bp
+        slippage = cap if max_slippage_bp is None else max_slippage_bp
         if isinstance(slippage, bool) or not isinstance(slippage, int) or not 0 <= slippage <= cap:
             raise PolicyError(f"slippage cap {slippage!r} bp is outside the policy's 0–{cap} bp")
         coins = Decimal(amount).scaleb(-spec.decimals)
@@ -306,7 +311,7 @@ class ChainView:
                                 max_slippage_bps=slippage, min_output_amount=min_out, idempotency_key=key)
         except VenueRejected as exc:
             return self._refused(agent, key, spec.name, amount, min_out, slippage, quote.to_amount,
-                                 f"venue refused the order ({exc.code}): fill below the minimum")
+                                 f"venue refused the order ({exc.code}): fill below the minimum", by_venue=True)
         if order.expected_output < min_out:
             return self._refused(agent, key, spec.name, amount, min_out, slippage, quote.to_amount,
                                  f"order fills {order.expected_output} micro-USDC, below the minimum {min_out}")
@@ -326,9 +331,10 @@ class ChainView:
         return outcome
 
     def _refused(self, agent: str, key: str, name: str, amount: int, min_out: int, slippage: int,
-                 quote_out: int | None, reason: str) -> SwapOutcome:
+                 quote_out: int | None, reason: str, *, by_venue: bool = False) -> SwapOutcome:
         log.info("swap of %s %s for agent %s refused: %s", amount, name, agent, reason)
-        self._journal(agent, key, ChainSwapRefused(chain=name, from_token=CHAINS[name].native, amount=str(amount),
+        kind = ChainSwapRejected if by_venue else ChainSwapRefused
+        self._journal(agent, key, kind(chain=name, from_token=CHAINS[name].native, amount=str(amount),
                                                    min_out=min_out, slippage_bp=slippage, reason=reason,
                                                    quote_out=quote_out))
         return SwapOutcome("refused", name, amount, min_out, quote_out, reason=reason)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import msgspec
 import pykka
 
 from actors.base import TreasuryActor
@@ -46,7 +45,9 @@ from actors.policy.drift import (
     plan_rebalance,
     schedule_due,
 )
+from actors.policy.effective import effective_policy, merge_policy, read_overrides
 from actors.transfers import LegFacts, open_leg, read_leg, saga_key
+from messages.catalogue import role_of
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.schema import BUCKETS
 from messages.treasury_msgs import (
@@ -269,10 +270,6 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _setting(text: str) -> int | str:
-    return int(text) if text.lstrip("-").isdigit() else text
-
-
 def _encode_moves(moves: list[Move], holds: list[int], origins: list[str]) -> str:
     return ";".join(f"{m.source}|{m.dest}|{m.amount}|{h}|{o}" for m, h, o in zip(moves, holds, origins, strict=True))
 
@@ -329,20 +326,9 @@ class Rebalancer(TreasuryActor):
         """`<prefix>:{S}:rebal:<agent>`: the active saga and the last run (written only here)."""
         return self.keys.rebalance(agent)
 
-    def policy_key(self, agent: str) -> str:
-        """`<prefix>:{S}:policy:<agent>`: the operator's overrides of the default policy."""
-        return self.keys.policy(agent)
-
-    def _overrides(self, agent: str) -> dict[str, int | str]:
-        raw = self.client.hgetall(self.policy_key(agent))
-        return {_text(k): _setting(_text(v)) for k, v in raw.items()}
-
     def policy_for(self, agent: str) -> Policy:
-        """The default policy with the agent's overrides (validated when they were set)."""
-        overrides = self._overrides(agent)
-        if not overrides:
-            return self.policy
-        return Policy.load({**msgspec.structs.asdict(self.policy), **overrides})
+        """The agent's effective policy (`actors.policy.effective`): this actor's base with the overrides."""
+        return effective_policy(self.client, self.keys, agent, self.policy)
 
     def _saga(self, agent: str, saga: str) -> dict[str, str]:
         raw = self.client.hgetall(saga_key(self.keys, agent, saga))
@@ -404,16 +390,17 @@ class Rebalancer(TreasuryActor):
                           min_move=1, origins=origins)
 
     def set_policy(self, commit: Commit, env: Envelope, cmd: SetPolicy) -> None:
-        """Validate the whole resulting policy, then store the changed settings; or refuse, with why."""
-        merged = {**self._overrides(env.agent), **cmd.settings}
+        """Validate the whole resulting policy, then store the changed settings; or refuse, with why
+        (an unknown name, a wrong type or a value out of range changes nothing)."""
+        merged = {**read_overrides(self.client, self.keys, env.agent), **cmd.settings}
         try:
-            Policy.load({**msgspec.structs.asdict(self.policy), **merged})
+            merge_policy(merged, self.policy)
         except PolicyError as exc:
             refused = PolicyRefused(settings=dict(cmd.settings), reason=str(exc))
             commit.emit(self.keys.events(env.agent), self._wrap(refused, env))
             return None
         for name, value in cmd.settings.items():
-            commit.hset(self.policy_key(env.agent), name, value)
+            commit.hset(self.keys.policy(env.agent), name, value)
         changed = PolicyChanged(settings=dict(cmd.settings), policy=merged)
         commit.emit(self.keys.events(env.agent), self._wrap(changed, env))
 
@@ -664,7 +651,7 @@ class Rebalancer(TreasuryActor):
         commit.hset(skey, f"leg:{leg}:sent", "debit").hset(skey, "sends", sends)
         commit.hset(skey, "updated_ms", self.clock.now_ms())
         body = DebitLeg(saga=saga, leg=leg, source=source, dest=dest, amount=amount, reason=reason)
-        commit.emit(k.agent_commands(agent, source), self._wrap(body, env))
+        commit.emit(k.agent_commands(agent, role_of(body)), self._wrap(body, env))
 
     def _send(self, commit: Commit, env: Envelope, saga: str, leg: int, stage: str, facts: LegFacts, sends: int,
               reason: str) -> None:
@@ -676,7 +663,7 @@ class Rebalancer(TreasuryActor):
         if stage == "credit":
             body = CreditLeg(saga=saga, leg=leg, source=facts.source, dest=facts.dest, amount=facts.amount,
                              hold=facts.hold, reason=reason)
-            commit.emit(k.agent_commands(agent, facts.dest), self._wrap(body, env))
+            commit.emit(k.agent_commands(agent, role_of(body)), self._wrap(body, env))
         else:
             body = CompensateLeg(
                 saga=saga,
@@ -686,14 +673,14 @@ class Rebalancer(TreasuryActor):
                 amount=facts.amount,
                 reason=f"compensation: {self._refusal_text(facts) or 'the credit did not come'}; {reason}",
             )
-            commit.emit(k.agent_commands(agent, facts.source), self._wrap(body, env))
+            commit.emit(k.agent_commands(agent, role_of(body)), self._wrap(body, env))
 
     def _close_positions(self, commit: Commit, env: Envelope, saga: str, margin: int) -> None:
         skey = saga_key(self.keys, env.agent, saga)
         commit.hset(skey, "updated_ms", self.clock.now_ms())
         body = CloseAllPositions(reason=f"rebalance {saga} moves trading money while {usd(margin)} is in open "
                                         "positions: close them first")
-        commit.emit(self.keys.agent_commands(env.agent, "trading"), self._wrap(body, env))
+        commit.emit(self.keys.agent_commands(env.agent, role_of(body)), self._wrap(body, env))
 
     def _skip(self, commit: Commit, env: Envelope, trigger: str, reason: str) -> None:
         commit.emit(self.keys.events(env.agent), self._wrap(RebalanceSkipped(trigger=trigger, reason=reason), env))

@@ -46,8 +46,10 @@ from actors.base import TreasuryActor
 from actors.chain_view import read_addresses
 from actors.ledger import RiskView, read_ledger, read_risk
 from actors.policy.buckets import DEFAULT_POLICY, Policy
+from actors.policy.effective import effective_policy
 from actors.policy.referral import SWEEP_SOURCES, WITHDRAW_MIN, plan_reinvest, reinvest_due, sweep_due, sweepable
 from actors.venues import TIMEOUT_S, AgentClients
+from messages.catalogue import role_of
 from messages.envelope import IdFactory, wrap
 from messages.referral_msgs import (
     MoveReferralIncome,
@@ -81,7 +83,7 @@ LEDGER_PAGE = 50
 HELD_AT = ("casino", "chain")
 """Where referral income sits once in hand: the casino balance, or the treasury's own address."""
 
-MOVER_ROLE = "rebalancer"
+MOVER_ROLE = role_of(MoveReferralIncome)
 
 UNBOUNDED = 10**18
 """A bound no watermark reaches (the money limit is 10^15 micro-USD)."""
@@ -261,8 +263,9 @@ class ReferralBucket(TreasuryActor):
         if not read_ledger(self.client, self.keys, agent).known():
             raise HandlerRejected(f"agent {agent} has no treasury: onboard it first")
         state = read_state(self.client, self.keys, agent)
-        if not sweep_due(state.last_sweep_ms, now, self.policy):
-            next_due = state.last_sweep_ms + self.policy.referral_sweep_interval_ms
+        policy = effective_policy(self.client, self.keys, agent, self.policy)
+        if not sweep_due(state.last_sweep_ms, now, policy):
+            next_due = state.last_sweep_ms + policy.referral_sweep_interval_ms
             return self._sweep_skipped(delivery, state, "not_due", next_due, {}, record=False)
 
         venues = self.venues_for(agent)
@@ -287,7 +290,7 @@ class ReferralBucket(TreasuryActor):
         if not (credited or landed or withdrawals or casino_credit):
             available = {src: r.available for src, r in payouts.items()}
             return self._sweep_skipped(delivery, state, "below_minimum",
-                                       now + self.policy.referral_sweep_interval_ms, available, record=True,
+                                       now + policy.referral_sweep_interval_ms, available, record=True,
                                        casino=casino)
         self._commit_sweep(delivery, state, casino, payouts, credited, landed, withdrawals, withdrawal_ids, below)
 
@@ -360,7 +363,7 @@ class ReferralBucket(TreasuryActor):
         commit.emit(k.events(agent), wrap(swept, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         if credits or landed:
             cause = f"referral sweep: credited {credits}, landed {landed}"
-            commit.emit(k.agent_commands(agent, "risk"),
+            commit.emit(k.agent_commands(agent, role_of(BalancesChanged)),
                         wrap(BalancesChanged(cause=cause), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
@@ -406,9 +409,9 @@ class ReferralBucket(TreasuryActor):
             commit.hset(st, f"paid:{body.withdrawal_id}", body.amount)
         confirmed = ReferralPayoutConfirmed(source=body.source, amount=body.amount, withdrawal_id=body.withdrawal_id)
         commit.emit(k.events(agent), wrap(confirmed, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
-        commit.emit(k.agent_commands(agent, "risk"), wrap(BalancesChanged(cause=f"referral payout landed from "
-                                                                                f"{body.source}"),
-                                                           agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+        poke = BalancesChanged(cause=f"referral payout landed from {body.source}")
+        commit.emit(k.agent_commands(agent, role_of(poke)), wrap(poke, agent=agent, now_ms=now, new_id=self.new_id,
+                                                                 cause=env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
 
@@ -425,14 +428,15 @@ class ReferralBucket(TreasuryActor):
         blocked = _blocked(read_risk(self.client, k, agent), now)
         if blocked:
             return self._reinvest_skipped(delivery, "risk_state", income, blocked)
-        if not reinvest_due(state.last_reinvest_ms, now, income, self.policy):
+        policy = effective_policy(self.client, k, agent, self.policy)
+        if not reinvest_due(state.last_reinvest_ms, now, income, policy):
             reason = "below_minimum" if income == 0 else "not_due"
             return self._reinvest_skipped(delivery, reason, income, "no income in hand" if income == 0 else
-                                          f"next quarter or above {self.policy.referral_reinvest_threshold}")
-        moves = plan_reinvest(income, self.policy)
+                                          f"next quarter or above {policy.referral_reinvest_threshold}")
+        moves = plan_reinvest(income, policy)
         if not moves:
             return self._reinvest_skipped(delivery, "below_minimum", income,
-                                          f"under the minimum move of {self.policy.min_move}")
+                                          f"under the minimum move of {policy.min_move}")
         parts = {"reserve": 0, "trading": 0}
         for move in moves:
             parts[move.dest] += move.amount

@@ -16,13 +16,15 @@ import pykka
 from actors.base import TreasuryActor
 from actors.ledger import RiskView, read_ledger, read_risk
 from actors.policy.breakers import RiskMarks, TotalsSnapshot, evaluate_totals
+from actors.policy.effective import effective_policy
+from messages.catalogue import role_of
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.schema import (
     BalancesChanged,
     BreakerFired,
     BucketHalted,
     BucketResumed,
-    CommandRejected,
+    CommandRefused,
     ResumeBucket,
     RiskControl,
     RiskStateChanged,
@@ -50,7 +52,7 @@ class RiskGuard(TreasuryActor):
     hand; a resume to ACTIVE needs an operator key) and `ResumeBucket` (lift one bucket's halt). A state
     change is committed with the next fence sequence number, so the fence refuses spends from that
     step on, then broadcast on the control stream (`RiskControl`). Journal: `BreakerFired`,
-    `RiskStateChanged`, `BucketHalted`, `BucketResumed`, `CommandRejected` (a resume that does not
+    `RiskStateChanged`, `BucketHalted`, `BucketResumed`, `CommandRefused` (a resume that does not
     apply). Breakers that need money moved ask the rebalancer (`Rebalance`).
     """
 
@@ -81,7 +83,7 @@ class RiskGuard(TreasuryActor):
         expired = state == "PAUSED" and 0 < risk.until_ms <= now
         snapshot = TotalsSnapshot(total=total, peak=peak, day_start=day_start, reserve=ledger.bucket("reserve"),
                                   trading=trading, trading_peak=trading_peak)
-        results = evaluate_totals(snapshot, now)
+        results = evaluate_totals(snapshot, now, effective_policy(self.client, self.keys, agent))
         # Bucket-level breakers act in every state: closing positions is right even while paused.
         self._bucket_actions(commit, env, risk, [r for r in results if r.action not in STATE_ACTIONS], now)
         if state == "ACTIVE" or expired:
@@ -113,7 +115,7 @@ class RiskGuard(TreasuryActor):
                 commit.emit(k.events(agent), wrap(BucketHalted(bucket="trading", breaker=result.breaker,
                                                                reason=result.reason),
                                                   agent=agent, now_ms=now, new_id=self.new_id, cause=env))
-                commit.emit(k.agent_commands(agent, "trading"),
+                commit.emit(k.agent_commands(agent, role_of(CloseAllPositions)),
                             wrap(CloseAllPositions(reason=result.reason, reply_to=None), agent=agent, now_ms=now,
                                  new_id=self.new_id, cause=env))
                 commit.emit(k.control(k.shard(agent)), wrap(RiskControl(state=risk.state or "ACTIVE",
@@ -130,7 +132,7 @@ class RiskGuard(TreasuryActor):
                 commit.emit(k.events(agent), wrap(BreakerFired(breaker=result.breaker, action=result.action,
                                                                reason=result.reason),
                                                   agent=agent, now_ms=now, new_id=self.new_id, cause=env))
-                commit.emit(k.agent_commands(agent, "rebalancer"),
+                commit.emit(k.agent_commands(agent, role_of(Rebalance)),
                             wrap(Rebalance(trigger=result.breaker, reason=result.reason), agent=agent, now_ms=now,
                                  new_id=self.new_id, cause=env))
 
@@ -149,7 +151,7 @@ class RiskGuard(TreasuryActor):
             commit.emit(k.events(agent), wrap(BucketResumed(bucket=cmd.bucket, reason=cmd.reason), agent=agent,
                                               now_ms=now, new_id=self.new_id, cause=env))
         else:
-            commit.emit(k.events(agent), wrap(CommandRejected(command="ResumeBucket",
+            commit.emit(k.events(agent), wrap(CommandRefused(command="ResumeBucket",
                                                               reason=f"the {cmd.bucket} bucket is not halted"),
                                               agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)

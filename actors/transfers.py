@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 from actors.commits import Committer
 from actors.ledger import read_risk
+from messages.catalogue import role_of
 from messages.envelope import Envelope, IdFactory
 from messages.money import MAX_MICROS, format_usd
 from messages.schema import BalancesChanged
@@ -59,7 +60,7 @@ from runtime.bus import Delivery, HandlerRejected
 from runtime.clock import Clock
 from runtime.keys import Keys
 
-COORDINATOR = "rebalancer"
+COORDINATOR = role_of(FundsMoved)
 """The role that receives every leg's answer."""
 
 SAFE_DEST = "reserve"
@@ -326,7 +327,7 @@ class TransferLegs(Committer):
         commit.incr(k.ledger(env.agent), leg.bucket, leg.amount)
         commit.emit(k.events(env.agent), self._wrap(TransitLanded(saga=leg.saga, leg=leg.leg, bucket=leg.bucket,
                                                                  amount=leg.amount, reason=leg.reason), env))
-        commit.emit(k.agent_commands(env.agent, "risk"),
+        commit.emit(k.agent_commands(env.agent, role_of(BalancesChanged)),
                     self._wrap(BalancesChanged(cause=f"deposit landed for saga {leg.saga}"), env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         if self._try_commit(commit, env.id).applied:
@@ -374,7 +375,8 @@ class TransferLegs(Committer):
         k = self.keys
         commit.emit(k.events(env.agent), self._wrap(event, env))
         commit.emit(k.agent_commands(env.agent, COORDINATOR), self._wrap(event, env))
-        commit.emit(k.agent_commands(env.agent, "risk"), self._wrap(BalancesChanged(cause=cause), env))
+        poke = BalancesChanged(cause=cause)
+        commit.emit(k.agent_commands(env.agent, role_of(poke)), self._wrap(poke, env))
 
 
 

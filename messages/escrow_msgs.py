@@ -122,7 +122,18 @@ class EscrowDisputed(Message, frozen=True):
 
 
 class EscrowRefused(Message, frozen=True):
-    """A command that did not go ahead, and why. `code` is machine-readable, `reason` for people."""
+    """A command the treasury itself did not let go ahead (policy, fence, state), and why. `code` is
+    machine-readable, `reason` for people."""
+
+    code: str
+    reason: str
+    escrow_id: str | None = None
+    amount: Micros | None = None
+    fence_seq: int | None = None
+
+
+class EscrowRejected(Message, frozen=True):
+    """A command the venue refused (its error `code` and text); anything reserved for it went back."""
 
     code: str
     reason: str
@@ -146,5 +157,5 @@ class EscrowSynced(Message, frozen=True):
 
 MESSAGES: tuple[type, ...] = (
     CreateEscrow, ReleaseEscrow, DisputeEscrow, SyncEscrows,
-    EscrowCreated, EscrowReleased, EscrowRefunded, EscrowDisputed, EscrowRefused, EscrowSynced,
+    EscrowCreated, EscrowReleased, EscrowRefunded, EscrowDisputed, EscrowRefused, EscrowRejected, EscrowSynced,
 )

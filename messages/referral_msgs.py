@@ -185,15 +185,21 @@ class ChainSwapRefused(Message, frozen=True):
     quote_out: Micros | None = None
 
 
-INTERNAL_POKES: frozenset[str] = frozenset({"SweepReferrals", "ReinvestReferrals", "MoveReferralIncome"})
-"""Scheduled or actor-to-actor messages with no authority of their own: a sweep only counts what
-the venues report and pays out to the treasury's own address, a reinvestment only follows the
-policy, and the move request is re-checked by the rebalancer. `ReferralPayoutLanded` is not one:
-it asserts that money arrived, so it must come signed."""
+class ChainSwapRejected(Message, frozen=True):
+    """A swap order the venue refused (its error code in `reason`). Nothing moved."""
+
+    chain: str
+    from_token: str
+    amount: str
+    min_out: Micros
+    slippage_bp: int
+    reason: str
+    quote_out: Micros | None = None
+
 
 MESSAGES: tuple[type, ...] = (
     SweepReferrals, ReinvestReferrals, ReferralPayoutLanded, MoveReferralIncome,
     ReferralSwept, ReferralSweepSkipped, ReferralPayoutConfirmed, ReferralReinvested, ReferralReinvestSkipped,
     VenueRegistered, WalletCreated, FaucetChecked, AgentOnboarded,
-    ChainSwapPlaced, ChainSwapRefused,
+    ChainSwapPlaced, ChainSwapRefused, ChainSwapRejected,
 )

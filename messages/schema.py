@@ -72,7 +72,8 @@ class PlaceBet(Message, frozen=True):
 
     `win_prob` is the agent's own estimate of its chance; without it the game's true odds are
     used (which always have a house edge, so Kelly says 0). `fixed_stake` is the explicit opt-in
-    to bet a set amount even when Kelly says 0; the 2 % cap still applies.
+    to bet a set amount even when Kelly says 0; the bet cap (`max_bet_bp` of the agent's effective
+    policy, 2 % by default) still applies.
     """
 
     game: AnyGame
@@ -172,8 +173,8 @@ class SessionStopped(Message, frozen=True):
     remaining: Micros
 
 
-class BetFailed(Message, frozen=True):
-    """The venue refused or could not take a reserved bet; the reservation was released."""
+class BetRejected(Message, frozen=True):
+    """The venue refused a reserved bet (its error `code` and text); the reservation was released."""
 
     code: str
     reason: str
@@ -233,8 +234,10 @@ class BreakerFired(Message, frozen=True):
     reason: str
 
 
-class CommandRejected(Message, frozen=True):
-    """A command that decoded but could not be applied (unknown agent, invalid for its state)."""
+class CommandRefused(Message, frozen=True):
+    """A command the treasury did not apply, and why: refused by the gate (signature, scope, nonce),
+    undecodable or invalid, or refused by its handler (unknown agent, invalid for the state).
+    Written by the bus when it dead-letters the entry, or by an actor; ends every command."""
 
     command: str
     reason: str
@@ -254,7 +257,7 @@ class RiskControl(Message, frozen=True):
 CORE_MESSAGES: tuple[type, ...] = (
     Allocate, PlaceBet, StartSession, SetRisk, BalancesChanged, ResumeBucket, RetrySpend,
     SessionStarted, SessionStopped,
-    CapitalAllocated, BetSettled, BetRefused, BetFailed, RiskStateChanged, CommandRejected,
+    CapitalAllocated, BetSettled, BetRefused, BetRejected, RiskStateChanged, CommandRefused,
     BucketHalted, BucketResumed, BreakerFired,
     RiskControl,
 )

@@ -139,7 +139,18 @@ class PositionClosed(Message, frozen=True):
 
 
 class OrderRefused(Message, frozen=True):
-    """An order or close that was not carried out, and why. `code` is for machines."""
+    """An order or close the treasury itself did not carry out (policy, fence, state), and why.
+    `code` is for machines."""
+
+    code: str
+    reason: str
+    position_id: str | None = None
+    sizing: TradeSizing | None = None
+    fence_seq: int | None = None
+
+
+class OrderRejected(Message, frozen=True):
+    """An order or close the venue refused (its error `code` and text); the reservation went back."""
 
     code: str
     reason: str
@@ -169,5 +180,5 @@ class PositionsClosedAll(Message, frozen=True):
 
 MESSAGES: tuple[type, ...] = (
     OpenPosition, ClosePosition, CloseAllPositions, CheckExits,
-    TradeSizing, PositionOpened, PositionClosed, OrderRefused, StopMoved, PositionsClosedAll,
+    TradeSizing, PositionOpened, PositionClosed, OrderRefused, OrderRejected, StopMoved, PositionsClosedAll,
 )

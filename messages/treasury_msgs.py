@@ -7,7 +7,7 @@ source bucket's actor debits, the destination's actor credits. The leg commands 
 answers carry no authority of their own: every leg handler checks the command against the leg
 the Rebalancer recorded in the saga's Redis hash, and the Rebalancer decides from that hash, not
 from what an answer says. So a forged leg message can move nothing that was not planned
-(`INTERNAL_POKES` lists them for the command gate).
+(`messages/catalogue.py` marks them internal for the command gate).
 """
 
 from __future__ import annotations
@@ -253,13 +253,3 @@ MESSAGES: tuple[type, ...] = (
     RebalancePlanned, RebalanceSkipped, RebalanceCompleted, RebalanceCompensated, RebalanceFailed,
     PhysicalTransferIntended,
 )
-
-INTERNAL_POKES: frozenset[str] = frozenset({
-    "RebalanceTick", "Rebalance",
-    "DebitLeg", "CreditLeg", "CompensateLeg",
-    "FundsDebited", "FundsMoved", "FundsReturned", "LegFailed",
-})
-"""Actor-to-actor messages that carry no authority: a leg only does what the saga hash recorded,
-an answer only makes the Rebalancer re-read that hash, and a rebalance only moves money toward
-the policy's targets inside the fence. `LandTransit` is not one: it asserts that a deposit
-arrived, so it should come signed from the deposit watcher."""

@@ -10,7 +10,7 @@ What it guarantees, and how:
 - a restarted consumer drains its own pending entries first; entries left pending by a dead
   consumer for longer than `claim_idle_ms` are taken over with XAUTOCLAIM;
 - an entry that does not decode, or whose handler fails `max_deliveries` times, goes to the dead
-  stream with the error text (and, when the agent is known, a `CommandRejected` in its journal);
+  stream with the error text (and, when the agent is known, a `CommandRefused` in its journal);
 - a duplicate (same message id) is applied once: the commit script remembers applied ids.
 """
 
@@ -29,7 +29,7 @@ import redis
 from messages.codec import FIELD, decode_entry, encode
 from messages.envelope import Envelope, IdFactory, random_ids, wrap
 from messages.errors import MessageDecodeError, TreasuryError, one_line
-from messages.schema import CommandRejected
+from messages.schema import CommandRefused
 from runtime.clock import Clock, SystemClock
 from runtime.keys import Keys
 from runtime.signing import CommandAuthError
@@ -320,7 +320,7 @@ class StreamBus:
             "agent": envelope.agent if envelope else "", "msg_id": envelope.id if envelope else "",
         }, maxlen=DEAD_MAXLEN, approximate=True)
         if envelope is not None and envelope.agent:
-            rejected = wrap(CommandRejected(command=envelope.type, reason=error), agent=envelope.agent,
+            rejected = wrap(CommandRefused(command=envelope.type, reason=error), agent=envelope.agent,
                             now_ms=now, new_id=self.new_id, cause=envelope)
             pipe.xadd(self.keys.events(envelope.agent), {FIELD: encode(rejected)})
         pipe.xack(stream, self.group, entry_id)

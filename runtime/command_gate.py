@@ -10,22 +10,21 @@ nothing that a real one would not. `CloseAllPositions` would have an effect (clo
 early), so the trading actor honours an unsigned one only when the trading bucket is halted or a
 rebalance is waiting for it; from anyone else it must be signed. A poke that does carry a
 signature is verified like any command.
+
+Which messages are internal pokes is the catalogue's fact (`messages/catalogue.py`), per body:
+a `Rebalance` is one only for the triggers the actors raise themselves; `trigger="operator"`
+stands for an operator and needs an operator's signature, so an unsigned one added straight to
+the rebalancer's stream is refused here like any unsigned command.
 """
 
 from __future__ import annotations
 
+from messages.catalogue import required_scope
 from messages.envelope import Envelope
 from runtime.clock import Clock
 from runtime.keyring import Keyring
 from runtime.nonces import NonceStore
 from runtime.signing import verify
-
-INTERNAL_POKES = frozenset({
-    "BalancesChanged", "Rebalance", "RebalanceTick", "CheckExits", "SyncEscrows", "SweepReferrals",
-    "DebitLeg", "CreditLeg", "CompensateLeg", "CloseAllPositions",
-    "PositionsClosedAll", "FundsDebited", "FundsMoved", "FundsReturned", "TransitLanded", "LegFailed",
-    "ReinvestReferrals", "MoveReferralIncome",
-})
 
 
 class CommandGate:
@@ -40,6 +39,6 @@ class CommandGate:
         The nonce is claimed for this stream entry: a redelivery of the same entry after a crash
         passes, the same signed command published again (a replay) does not.
         """
-        if envelope.type in INTERNAL_POKES and envelope.signature is None:
-            return  # an actor's own message; a signed one (from a person or a program) is verified
+        if envelope.signature is None and required_scope(envelope.body) == "internal":
+            return  # an actor's own poke; a signed one (from a person or a program) is verified
         verify(envelope, self.keyring, now_ms=self.clock.now_ms(), nonces=self.nonces, holder=entry_id)

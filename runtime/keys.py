@@ -10,8 +10,9 @@ import inspect
 import zlib
 from dataclasses import dataclass
 
+from messages.catalogue import ROLES  # noqa: F401 - re-exported: the roles are a fact of the catalogue
+
 DEFAULT_SHARDS = 64
-ROLES = ("casino", "risk", "reserve", "trading", "referral", "escrow", "rebalancer")
 
 
 def shard_of(agent: str, shards: int = DEFAULT_SHARDS) -> int:
@@ -103,7 +104,8 @@ class Keys:
         return self._k(self.shard(agent), "rebal", agent)
 
     def policy(self, agent: str) -> str:
-        """Hash. The agent's `set-policy` overrides of the default policy (Rebalancer)."""
+        """Hash. The agent's `set-policy` overrides of the default policy (Rebalancer); every actor reads
+        them through `actors.policy.effective.effective_policy`."""
         return self._k(self.shard(agent), "policy", agent)
 
     def saga(self, agent: str, saga: str) -> str:

@@ -32,9 +32,9 @@ from typing import NamedTuple
 import msgspec
 
 from messages.base import Message
+from messages.catalogue import required_scope
 from messages.envelope import Envelope
 from messages.errors import ConfigError, TreasuryError
-from messages.schema import SetRisk
 from runtime.keyring import KEY_ID_RE, SCOPES, Keyring, Scope, SigningKey, scope_covers, scope_rank
 from runtime.nonces import NonceStore
 
@@ -196,34 +196,17 @@ def sign(
     return msgspec.structs.replace(envelope, signature=format_signature(key.key_id, expires_ms, nonce, mac))
 
 
-AGENT_COMMANDS: frozenset[str] = frozenset({
-    "Allocate", "PlaceBet", "StartSession", "SetRisk", "BalancesChanged",
-    "CreateEscrow", "ReleaseEscrow", "DisputeEscrow", "SyncEscrows",
-    "OpenPosition", "ClosePosition", "CloseAllPositions", "CheckExits",
-    "Rebalance", "RebalanceTick", "SweepReferrals", "ReinvestReferrals",
-})
-"""Body types an agent key may sign. Everything else needs an operator key.
-
-An allow-list, so that a command type added later (a policy change, say) needs an operator key
-until someone decides otherwise, and so that an agent key cannot inject internal messages
-(`TotalsChanged`, events) that only the treasury's own actors should write.
-"""
-
-
 def required_scope_for(body: Message) -> Scope:
-    """The weakest key scope that may sign a command with this body.
+    """The weakest key scope that may sign a command with this body (`messages.catalogue`).
 
-    A `SetRisk` to ACTIVE is a resume and always needs an operator: the verifier cannot know the
-    state the command will meet (a halt may commit between signing and applying, which would
-    turn a harmless resume-from-PAUSED into a resume-from-HALTED). Pausing and halting are open
-    to agent keys: making the treasury safer needs no special right.
+    An internal poke (which may travel unsigned) needs an agent key when it is signed; a type the
+    catalogue does not list as a command (an event, a broadcast) needs an operator key, so that
+    an agent key cannot inject messages only the treasury's own actors should write. A `SetRisk`
+    to ACTIVE is a resume and always needs an operator: the verifier cannot know the state the
+    command will meet. A `Rebalance` whose trigger stands for an operator needs an operator key.
     """
-    name = type(body).__name__
-    if name not in AGENT_COMMANDS:
-        return "operator"
-    if isinstance(body, SetRisk) and body.state == "ACTIVE":
-        return "operator"
-    return "agent"
+    scope = required_scope(body)
+    return "agent" if scope == "internal" else scope
 
 
 def verify(

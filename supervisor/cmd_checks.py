@@ -58,6 +58,7 @@ def check_policy_settings(items: list[str], overrides: Mapping[str, int | str] |
     import msgspec
 
     from actors.policy.buckets import Policy, PolicyError
+    from actors.policy.effective import merge_policy
 
     settings: dict[str, int | str] = {}
     known = set(msgspec.structs.asdict(Policy()))
@@ -75,7 +76,7 @@ def check_policy_settings(items: list[str], overrides: Mapping[str, int | str] |
                               f"hours, as the name says)")
         settings[name] = int(value)
     try:
-        Policy.load({**msgspec.structs.asdict(Policy()), **(overrides or {}), **settings})
+        merge_policy({**(overrides or {}), **settings})  # as the Rebalancer will (actors.policy.effective)
     except PolicyError as exc:
         raise ConfigError(f"policy refused before sending: {exc}") from None
     return settings

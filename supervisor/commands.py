@@ -2,8 +2,11 @@
 
 Each subcommand builds one typed message, wraps it in an envelope, signs it with a key from the
 deployment's keyring (the operator key where the command needs one) and XADDs it to the role's
-command stream of the agent's shard. `--wait` follows the agent's journal until the command's
-terminal event (done or refused) and prints it.
+command stream of the agent's shard (the role and the scope come from `messages/catalogue.py`).
+`--wait` follows the agent's journal until the command's terminal event, as the catalogue names
+them, and prints it as one line (`--json`: the event as JSON, money fields named `*_micros`).
+Exit codes with `--wait`: 0 done, 1 refused, rejected or failed (the reason is printed), 3 no
+outcome in time (`supervisor/outcome.py`).
 """
 
 from __future__ import annotations
@@ -11,15 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 import msgspec
 
+from actors.policy.effective import read_overrides
+from messages.catalogue import facts_for
 from messages.codec import FIELD, decode, encode
 from messages.envelope import random_ids, wrap
 from messages.errors import ConfigError
 from messages.money import parse_usd
-from messages.schema import CoinFlip, CommandRejected, Dice, Multiplier, PlaceBet, SetRisk
+from messages.schema import CoinFlip, Dice, Multiplier, PlaceBet, RetrySpend, SetRisk
 from runtime.clock import SystemClock
 from runtime.journal import JournalFollower
 from runtime.keyring import Keyring, SigningKey, scope_covers
@@ -27,8 +31,8 @@ from runtime.signing import required_scope_for, sign
 from supervisor.cli_common import add_deployment_arguments, connect, data_dir_path, positive_float, safe_text
 from supervisor.cmd_checks import check_cmd_args, check_policy_settings
 from supervisor.deployment import load_keyring
-from supervisor.status import summarize
-from supervisor.status_json import label_units, unlabel_units
+from supervisor.outcome import EXIT_DONE, EXIT_NO_OUTCOME, EXIT_NOT_DONE, describe, wait_outcome
+from supervisor.status_json import label_units
 
 
 def _bet(a):
@@ -39,57 +43,57 @@ def _bet(a):
     else:
         game = Multiplier(target=a.target)
     fixed = parse_usd(a.fixed_stake, field="fixed-stake") if a.fixed_stake is not None else None
-    return "casino", PlaceBet(game=game, win_prob=a.win_prob, kelly=a.kelly, fixed_stake=fixed)
+    return PlaceBet(game=game, win_prob=a.win_prob, kelly=a.kelly, fixed_stake=fixed)
 
 
 def _risk(state):
     def build(a):
         until = SystemClock().now_ms() + int(a.hours * 3_600_000) if getattr(a, "hours", None) else None
-        return "risk", SetRisk(state=state, reason=a.reason, until_ms=until)
+        return SetRisk(state=state, reason=a.reason, until_ms=until)
     return build
 
 
 def _pay(a):
     from messages.escrow_msgs import CreateEscrow
 
-    return "escrow", CreateEscrow(counterparty=a.to, amount=parse_usd(a.amount, field="amount"),
-                                  description=a.description, timeout_hours=a.timeout_hours)
+    return CreateEscrow(counterparty=a.to, amount=parse_usd(a.amount, field="amount"),
+                        description=a.description, timeout_hours=a.timeout_hours)
 
 
 def _release(a):
     from messages.escrow_msgs import ReleaseEscrow
 
-    return "escrow", ReleaseEscrow(escrow_id=a.escrow_id, proof=a.proof)
+    return ReleaseEscrow(escrow_id=a.escrow_id, proof=a.proof)
 
 
 def _dispute(a):
     from messages.escrow_msgs import DisputeEscrow
 
-    return "escrow", DisputeEscrow(escrow_id=a.escrow_id, reason=a.reason)
+    return DisputeEscrow(escrow_id=a.escrow_id, reason=a.reason)
 
 
 def _rebalance(a):
     from messages.treasury_msgs import Rebalance
 
-    return "rebalancer", Rebalance(trigger="operator", reason=a.reason)
+    return Rebalance(trigger="operator", reason=a.reason)
 
 
 def _set_policy(a):
     from messages.treasury_msgs import SetPolicy
 
-    return "rebalancer", SetPolicy(settings=a.checked_settings)
+    return SetPolicy(settings=a.checked_settings)
 
 
 def _retry(a):
-    from messages.schema import RetrySpend
-
-    return a.role, RetrySpend(message_id=a.message_id)
+    return RetrySpend(message_id=a.message_id)
 
 
 def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     add_deployment_arguments(p)
     p.add_argument("--key-id", default=None, help="sign with this key (default: the first key with enough scope)")
-    p.add_argument("--wait", action="store_true", help="wait for the command's outcome and print it")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for the command's outcome and print it; exit 0 done, 1 refused, rejected or failed, "
+                        "3 no outcome within --timeout")
     p.add_argument("--timeout", type=positive_float, default=30.0, help="seconds --wait waits (default 30)")
     p.add_argument("--json", action="store_true", help="one JSON object (money in integer micro-USD, times in *_ms)")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -107,7 +111,7 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
                      help="your own estimate of the chance to win, strictly between 0 and 1")
     bet.add_argument("--kelly", default="half",
                      help="share of full Kelly: full, half, quarter or a number in (0, 1] (default half)")
-    bet.add_argument("--fixed-stake", default=None, help="USD: bet this amount even with no edge (2 %% cap applies)")
+    bet.add_argument("--fixed-stake", default=None, help="USD: bet this amount even with no edge (the bet cap applies)")
     bet.set_defaults(build=_bet)
 
     for name, state, text in (("pause", "PAUSED", "pause all spending"), ("halt", "HALTED", "halt for manual review"),
@@ -139,7 +143,7 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     dispute.add_argument("--reason", required=True, help="why, some text, at most 1 kB")
     dispute.set_defaults(build=_dispute)
 
-    rebalance = sub.add_parser("rebalance", help="rebalance the buckets now")
+    rebalance = sub.add_parser("rebalance", help="rebalance the buckets now (operator key)")
     rebalance.add_argument("agent", help="the agent\'s name")
     rebalance.add_argument("--reason", default="operator request", help="why, at most 1 kB")
     rebalance.set_defaults(build=_rebalance)
@@ -147,8 +151,9 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     retry = sub.add_parser("retry", help="retry a dead-lettered spend whose funds are still reserved (operator key)")
     retry.add_argument("agent", help="the agent\'s name")
     retry.add_argument("message_id", help="the dead-lettered command's message id (`treasury dead list`)")
-    retry.add_argument("--role", default="casino", choices=["casino", "trading", "escrow"],
-                       help="the role whose spend it was (default casino)")
+    retry_roles = facts_for(RetrySpend).roles
+    retry.add_argument("--role", default=retry_roles[0], choices=retry_roles,
+                       help=f"the role whose spend it was (default {retry_roles[0]})")
     retry.set_defaults(build=_retry)
 
     policy = sub.add_parser("set-policy", help="change policy settings (operator key)")
@@ -157,16 +162,6 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
                         help="Policy names; units as the name says: *_bp basis points, *_ms milliseconds, "
                              "*_hours hours, money in micro-USD")
     policy.set_defaults(build=_set_policy)
-
-
-def _policy_overrides(client, keys, agent: str) -> dict[str, int | str]:
-    """The agent's current policy overrides (`<prefix>:{S}:policy:<agent>`, written by the rebalancer)."""
-    raw = client.hgetall(keys.policy(agent))
-    out: dict[str, int | str] = {}
-    for k, v in raw.items():
-        text = v.decode()
-        out[k.decode()] = int(text) if text.lstrip("-").isdigit() else text
-    return out
 
 
 def pick_key(keyring: Keyring, scope: str, key_id: str | None) -> SigningKey:
@@ -181,8 +176,11 @@ def pick_key(keyring: Keyring, scope: str, key_id: str | None) -> SigningKey:
     raise ConfigError(f"this command needs a key of scope {scope!r}; the keyring has none")
 
 
-TERMINAL_SUFFIXES = ("Settled", "Refused", "Failed", "Rejected", "Created", "Released", "Disputed", "Changed",
-                     "Opened", "Closed", "Completed", "Compensated", "Synced", "Applied")
+def _role(body, args: argparse.Namespace) -> str:
+    """The stream the command goes to: the catalogue's role (a retry goes to the role the operator named)."""
+    if isinstance(body, RetrySpend):
+        return args.role
+    return facts_for(body).role_for(body)
 
 
 def cmd_main(args: argparse.Namespace) -> int:
@@ -190,8 +188,9 @@ def cmd_main(args: argparse.Namespace) -> int:
     dep = connect(args)
     client, keys = dep.client, dep.keys
     if args.cmd == "set-policy":
-        args.checked_settings = check_policy_settings(args.settings, _policy_overrides(client, keys, args.agent))
-    role, body = args.build(args)
+        args.checked_settings = check_policy_settings(args.settings, read_overrides(client, keys, args.agent))
+    body = args.build(args)
+    role = _role(body, args)
     now = SystemClock().now_ms()
     envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())
     decode(encode(envelope))  # validate here, as a worker would: a bad value is refused before it is sent
@@ -204,21 +203,17 @@ def cmd_main(args: argparse.Namespace) -> int:
     sent = {"sent": envelope.type, "id": envelope.id, "agent": args.agent, "role": role, "entry": entry.decode(),
             "key": key.key_id}
     if not args.wait:
-        print(
-            json.dumps(sent) if args.json else f"sent {envelope.type} {envelope.id} to {role} (signed by {key.key_id})"
-        )
-        return 0
-    deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline:
-        for event in follower.poll(block_ms=200):
-            if event.causation == envelope.id and type(event.body).__name__.endswith(TERMINAL_SUFFIXES):
-                outcome = {**sent, "outcome": type(event.body).__name__,
-                           "event": label_units(msgspec.to_builtins(event.body))}
-                if args.json:
-                    print(json.dumps(outcome))
-                else:
-                    print(f"{envelope.type} {envelope.id}: {outcome['outcome']}: "
-                          f"{safe_text(summarize(unlabel_units(outcome['event'])))}")
-                return 1 if isinstance(event.body, CommandRejected) else 0
-    print(f"treasury cmd: no outcome for {envelope.id} within {args.timeout:g} s (it stays queued)", file=sys.stderr)
-    return 3
+        print(json.dumps(sent) if args.json
+              else f"sent {envelope.type} {envelope.id} to {role} (signed by {key.key_id})")
+        return EXIT_DONE
+    outcome = wait_outcome(follower, envelope, args.timeout)
+    if outcome is None:
+        print(f"treasury cmd: no outcome for {envelope.id} within {args.timeout:g} s (it stays queued)",
+              file=sys.stderr)
+        return EXIT_NO_OUTCOME
+    if args.json:
+        print(json.dumps({**sent, "outcome": type(outcome.event.body).__name__, "kind": outcome.kind,
+                          "event": label_units(msgspec.to_builtins(outcome.event.body))}))
+    else:
+        print(f"{envelope.type} {envelope.id}: {safe_text(describe(outcome))}")
+    return EXIT_DONE if outcome.done else EXIT_NOT_DONE

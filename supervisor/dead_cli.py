@@ -4,7 +4,7 @@ An entry is named `SHARD/ENTRY` (`12/1733300000000-0`), as `list` prints it. `re
 owning actor to run a dead-lettered spend again (a signed `RetrySpend`, operator key: the actor
 finds the spend's reservation and settles or places it, once); an entry that is not a spend whose
 funds are still reserved cannot be retried, only dropped. `drop` removes entries from the dead stream (the
-journal keeps their `CommandRejected`). Text from the entries is shown with control characters
+journal keeps their `CommandRefused`). Text from the entries is shown with control characters
 escaped.
 """
 
@@ -21,11 +21,11 @@ from rich.table import Table
 from rich.text import Text
 
 from messages.base import validate_agent_id
+from messages.catalogue import SPEND_ROLES
 from messages.errors import ConfigError
 from runtime.keys import Keys
 from supervisor.cli_common import add_deployment_arguments, connect, positive_int, safe_text
 
-SPEND_ROLES = ("casino", "trading", "escrow")
 _ENTRY = re.compile(r"(\d{1,6})/(\d{1,20}-\d{1,20})")
 
 

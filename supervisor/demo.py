@@ -19,7 +19,7 @@ from actors.ledger import read_ledger, read_risk
 from messages.codec import FIELD, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import parse_usd
-from messages.schema import BetFailed, BetRefused, BetSettled, CoinFlip, Dice, Multiplier, PlaceBet, RiskStateChanged
+from messages.schema import BetRefused, BetRejected, BetSettled, CoinFlip, Dice, Multiplier, PlaceBet, RiskStateChanged
 from runtime.atomic import AtomicSteps
 from runtime.bus import command_client
 from runtime.clock import RedisClock
@@ -57,7 +57,7 @@ class Tally:
                 self.lost += 1
         elif isinstance(body, BetRefused):
             self.refused[body.code] = self.refused.get(body.code, 0) + 1
-        elif isinstance(body, BetFailed):
+        elif isinstance(body, BetRejected):
             self.failed[body.code] = self.failed.get(body.code, 0) + 1
 
 
@@ -132,7 +132,7 @@ def _play(client, keys: Keys, clock: RedisClock, new_id, seed: int, max_bets: in
         env = sign(wrap(bet, agent=AGENT, now_ms=now, new_id=new_id), signing_key, now_ms=now,
                    nonce=f"{env_nonce_prefix}{next(counter):012d}")
         client.xadd(cmd_stream, {FIELD: encode(env)})
-        outcome = follower.wait_for(env.id, (BetSettled, BetRefused, BetFailed))
+        outcome = follower.wait_for(env.id, (BetSettled, BetRefused, BetRejected))
         wait_caught_up(client, risk_stream, "g:risk")  # RiskGuard has judged this bet
         return outcome.body
 

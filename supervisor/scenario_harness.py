@@ -21,6 +21,8 @@ from actors.ledger import read_ledger, read_risk
 from actors.rebalancer import HOME_SILO
 from messages.codec import FIELD, encode
 from messages.envelope import Envelope, seeded_ids, wrap
+from messages.escrow_msgs import EscrowRefunded, EscrowRefused, EscrowReleased
+from messages.schema import BetRefused, BreakerFired, BucketHalted, RiskStateChanged, SessionStopped
 from runtime.atomic import AtomicSteps
 from runtime.bus import command_client
 from runtime.clock import RedisClock
@@ -228,10 +230,9 @@ class ScenarioRun:
         or kept as the fee of a refund."""
         gone = 0
         for env in self.journal():
-            kind = type(env.body).__name__
-            if kind == "EscrowReleased":
+            if isinstance(env.body, EscrowReleased):
                 gone += env.body.amount
-            elif kind == "EscrowRefunded":
+            elif isinstance(env.body, EscrowRefunded):
                 gone += env.body.fee
         return self.paper_float - ledger.held_by("reserve", "locked") - gone
 
@@ -247,18 +248,18 @@ def breakers_fired(journal: list[Envelope]) -> list[dict]:
     """Every breaker that acted, in order, with its reason — from the journal alone."""
     fired = []
     for env in journal:
-        body, kind = env.body, type(env.body).__name__
-        if kind == "RiskStateChanged" and body.breaker not in ("operator", "pause_expired"):
+        body = env.body
+        if isinstance(body, RiskStateChanged) and body.breaker not in ("operator", "pause_expired"):
             fired.append({"breaker": body.breaker, "action": body.state, "reason": body.reason})
-        elif kind == "BucketHalted":
+        elif isinstance(body, BucketHalted):
             fired.append({"breaker": body.breaker, "action": f"halt {body.bucket}", "reason": body.reason})
-        elif kind in ("BreakerFired",):
+        elif isinstance(body, BreakerFired):
             fired.append({"breaker": body.breaker, "action": body.action, "reason": body.reason})
-        elif kind == "SessionStopped":
+        elif isinstance(body, SessionStopped):
             fired.append({"breaker": body.breaker, "action": "stop session", "reason": body.reason})
-        elif kind == "BetRefused" and body.code == "over_cap":
+        elif isinstance(body, BetRefused) and body.code == "over_cap":
             fired.append({"breaker": "bet_size", "action": "reject", "reason": body.reason})
-        elif kind == "EscrowRefused" and body.code == "escrow_overcommit":
+        elif isinstance(body, EscrowRefused) and body.code == "escrow_overcommit":
             fired.append({"breaker": "escrow_lock", "action": "reject", "reason": body.reason})
     return fired
 

@@ -122,7 +122,8 @@ def drift_rebalance(run: ScenarioRun) -> None:
 
 
 def escrow_overcommit(run: ScenarioRun) -> None:
-    from messages.escrow_msgs import CreateEscrow
+    from messages.escrow_msgs import CreateEscrow, EscrowCreated, EscrowRefused
+    from messages.treasury_msgs import RebalancePlanned, RebalanceSkipped
     from venue.client.casino import CasinoClient
 
     run.onboard(parse_usd("1000"), casino_float=parse_usd("200"))
@@ -131,12 +132,12 @@ def escrow_overcommit(run: ScenarioRun) -> None:
     for amount in ("80", "40"):
         events = run.send("escrow", CreateEscrow(counterparty=counterparty, amount=parse_usd(amount),
                                                  description=f"pay for work worth ${amount}", timeout_hours=24))
-        outcome = next(e.body for e in events if type(e.body).__name__ in ("EscrowCreated", "EscrowRefused"))
-        if type(outcome).__name__ == "EscrowCreated":
+        outcome = next(e.body for e in events if isinstance(e.body, (EscrowCreated, EscrowRefused)))
+        if isinstance(outcome, EscrowCreated):
             run.say(f"an escrow of ${amount}: created, {format_usd(outcome.locked_after)} now locked")
         else:
             run.say(f"an escrow of ${amount}: refused — {outcome.reason}")
-        asked = [e.body for e in events if type(e.body).__name__ in ("RebalancePlanned", "RebalanceSkipped")]
+        asked = [e.body for e in events if isinstance(e.body, (RebalancePlanned, RebalanceSkipped))]
         if asked:
             run.say(f"  (a large escrow asks the Rebalancer to top the reserve up: {type(asked[0]).__name__})")
 

@@ -9,16 +9,21 @@ restarted scheduler, or two supervisors at once, cannot apply the same tick twic
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
 
 import redis
 
-from messages.base import validate_agent_id
+from messages.base import Message, validate_agent_id
+from messages.catalogue import CommandFacts, facts_for
 from messages.codec import FIELD, encode
 from messages.envelope import Envelope
-from messages.errors import BadAgentId
+from messages.errors import BadAgentId, ConfigError
+from messages.escrow_msgs import SyncEscrows
+from messages.referral_msgs import ReinvestReferrals, SweepReferrals
+from messages.schema import BalancesChanged
+from messages.trading_msgs import CheckExits
+from messages.treasury_msgs import RebalanceTick
 from runtime.clock import Clock
 from runtime.keys import Keys
 
@@ -27,26 +32,36 @@ log = logging.getLogger("treasury.scheduler")
 
 @dataclass(frozen=True)
 class Tick:
+    """A periodic poke: `command` is an internal poke of the catalogue, which names its role and
+    builds its body."""
+
     name: str
-    role: str
     every_ms: int
-    message: str  # "module:Class" of a body with no required fields
+    command: type[Message]
+
+    @property
+    def facts(self) -> CommandFacts:
+        return facts_for(self.command)
+
+    @property
+    def role(self) -> str:
+        return self.facts.role
+
+    def body(self) -> Message:
+        poke = self.facts.poke
+        if poke is None:
+            raise ConfigError(f"tick {self.name}: {self.command.__name__} is not a poke the scheduler may send")
+        return poke()
 
 
 DEFAULT_TICKS = (
-    Tick("exits", "trading", 15_000, "messages.trading_msgs:CheckExits"),
-    Tick("escrows", "escrow", 300_000, "messages.escrow_msgs:SyncEscrows"),
-    Tick("rebalance", "rebalancer", 3_600_000, "messages.treasury_msgs:RebalanceTick"),
-    Tick("referrals", "referral", 6 * 3_600_000, "messages.referral_msgs:SweepReferrals"),
-    Tick("reinvest", "referral", 24 * 3_600_000, "messages.referral_msgs:ReinvestReferrals"),
-    Tick("risk", "risk", 3_600_000, "messages.schema:BalancesChanged"),
+    Tick("exits", 15_000, CheckExits),
+    Tick("escrows", 300_000, SyncEscrows),
+    Tick("rebalance", 3_600_000, RebalanceTick),
+    Tick("referrals", 6 * 3_600_000, SweepReferrals),
+    Tick("reinvest", 24 * 3_600_000, ReinvestReferrals),
+    Tick("risk", 3_600_000, BalancesChanged),
 )
-
-
-def _body(path: str):
-    module, _, name = path.partition(":")
-    cls = getattr(importlib.import_module(module), name)
-    return cls(cause="scheduled tick") if name == "BalancesChanged" else cls()
 
 
 class Scheduler:
@@ -87,11 +102,7 @@ class Scheduler:
                 continue
             if agents is None:
                 agents = self._agents()
-            try:
-                body = _body(tick.message)
-            except (ImportError, AttributeError) as exc:
-                log.warning("tick %s has no message type (%s): skipped", tick.name, exc)
-                continue
+            body = tick.body()
             pipe = self.client.pipeline(transaction=False)
             for agent in agents:
                 msg_id = f"tick:{tick.name}:{period}:{agent}"[:80]

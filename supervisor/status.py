@@ -24,11 +24,12 @@ import msgspec
 import redis
 
 from actors.bootstrap import TARGET_BP
+from messages.catalogue import OUTCOME_KIND_BY_TAG, ROLES
 from messages.codec import FIELD
 from messages.errors import TreasuryError
 from messages.money import format_usd
 from messages.schema import BUCKETS
-from runtime.keys import ROLES, Keys
+from runtime.keys import Keys
 
 BATCH = 500
 """Agents read per pipeline round trip."""
@@ -322,7 +323,7 @@ def journal_row(entry_id: bytes | str, fields: dict) -> dict:
     when a newer worker journals an event type this process does not know yet.
     """
     row: dict[str, Any] = {"entry_id": _text(entry_id), "msg_id": "", "type": "?", "created_ms": 0,
-                           "causation": None, "correlation": None, "summary": ""}
+                           "causation": None, "correlation": None, "summary": "", "outcome": None}
     raw = fields.get(FIELD, fields.get(FIELD.decode()))
     try:
         env = msgspec.msgpack.decode(raw) if raw is not None else None
@@ -334,7 +335,8 @@ def journal_row(entry_id: bytes | str, fields: dict) -> dict:
         return row
     body = env["body"]
     row.update(msg_id=str(env.get("id", "")), type=str(body.get("type", "?")), created_ms=_int(env.get("created_ms")),
-               causation=scrub(env.get("causation")), correlation=scrub(env.get("correlation")))
+               causation=scrub(env.get("causation")), correlation=scrub(env.get("correlation")),
+               outcome=OUTCOME_KIND_BY_TAG.get(str(body.get("type"))))
     try:
         row["summary"] = summarize(body)
     except Exception as exc:  # noqa: BLE001 - an odd body must not break the screen
@@ -353,15 +355,15 @@ def summarize(body: dict) -> str:
         pnl = body["pnl"]
         text = (f"{body.get('game')} stake {format_usd(body['stake'])} {outcome}, "
                 f"P&L {'+' if pnl >= 0 else ''}{format_usd(pnl)}, casino now {format_usd(body['bucket_after'])}")
-    elif kind == "BetRefused":
-        text = f"refused ({body.get('code')}): {body.get('reason')}"
-    elif kind == "BetFailed":
-        text = f"failed ({body.get('code')}): {body.get('reason')}; {format_usd(body['stake'])} released"
     elif kind == "RiskStateChanged":
         by = f" by {body['breaker']}" if body.get("breaker") else ""
         text = f"{body.get('previous')} → {body.get('state')}{by}: {body.get('reason')}"
-    elif kind == "CommandRejected":
-        text = f"{body.get('command')} rejected: {body.get('reason')}"
+    elif OUTCOME_KIND_BY_TAG.get(str(kind), "done") != "done" and body.get("reason"):
+        what = f"{body['command']} " if body.get("command") else ""
+        code = f" ({body['code']})" if body.get("code") else ""
+        text = f"{what}{OUTCOME_KIND_BY_TAG[str(kind)]}{code}: {body['reason']}"
+        if isinstance(body.get("stake"), int):
+            text += f"; {format_usd(body['stake'])} released"
     elif kind == "PositionOpened":
         text = (f"{body.get('side')} {body.get('coin')} {format_usd(body['notional'])} at {body.get('entry_price')}, "
                 f"{body.get('leverage')}x, margin {format_usd(body['margin'])}, stop-loss {body.get('stop_loss')}, "
@@ -618,11 +620,14 @@ def _int(value: Any) -> int:
 
 
 def _money_or_short(key: str, value: Any) -> str:
-    """A micro-USD field (`status_json.MONEY_KEYS`) in dollars, anything else as `_short`."""
+    """A micro-USD field (`status_json.MONEY_KEYS`) in dollars, a small map of plain values (policy
+    settings) as `{name=value, ...}`, anything else as `_short`."""
     from supervisor.status_json import MONEY_KEYS
 
     if key in MONEY_KEYS and isinstance(value, int) and not isinstance(value, bool):
         return format_usd(value)
+    if isinstance(value, dict) and 0 < len(value) <= 8 and all(isinstance(v, (int, str)) for v in value.values()):
+        return "{" + ", ".join(f"{k}={_short(v)}" for k, v in value.items()) + "}"
     return _short(value)
 
 

@@ -24,6 +24,9 @@ MONEY_KEYS = frozenset({
     "total", "available", "reserved", "amount", "margin", "peak", "day_start", "trading_peak", "collateral",
     "pnl", "unrealized_pnl", "realized_pnl", "fee", "fee_open", "notional", "value", "stake", "bucket_after",
     "budget", "capital", "returned", "held", "venue_fee", "net_to_counterparty", "credited",
+    # the other scalar micro-USD fields of the message schema (`Micros` / `SignedMicros`)
+    "bucket_before", "casino_balance", "expected_out", "fees", "fixed_stake", "hold", "income", "locked_after",
+    "min_out", "moved", "paid", "payout", "quote_out", "remaining", "to_reserve", "to_trading",
 })
 """Field names that hold integer micro-USD in the snapshot and the journal's event bodies."""
 

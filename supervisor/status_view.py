@@ -172,7 +172,7 @@ def events_table(journal: dict) -> RenderableType:
     t.add_column("what happened", ratio=1)
     t.add_column("caused by", no_wrap=True, style="dim")
     for e in journal["events"]:
-        style = "red" if e["type"] in ("BetRefused", "BetFailed", "CommandRejected") else (
+        style = "red" if e.get("outcome") in ("refused", "rejected", "failed") else (
             "bold yellow" if e["type"] == "RiskStateChanged" else None)
         t.add_row(utc(e["created_ms"]), Text(e["type"], style=style or ""), Text(e["summary"]), e["causation"] or "")
     return t

@@ -85,16 +85,16 @@ def _open(a):
     if a.trail_bp is not None and not 1 <= a.trail_bp <= 9999:
         raise ConfigError(f"--trail-bp {a.trail_bp}: must be 1 to 9999 basis points")
     notional = parse_positive_usd(a.notional, field="notional") if a.notional is not None else None
-    return "trading", OpenPosition(coin=a.coin, side=a.side, win_rate=a.win_rate, win_loss_ratio=a.win_loss_ratio,
-                                   stop_distance=a.stop, leverage=a.leverage,
-                                   take_profit_multiple=a.take_profit_multiple, kelly=kelly_fraction(a.kelly),
-                                   trail_bp=a.trail_bp, notional=notional)
+    return OpenPosition(coin=a.coin, side=a.side, win_rate=a.win_rate, win_loss_ratio=a.win_loss_ratio,
+                        stop_distance=a.stop, leverage=a.leverage,
+                        take_profit_multiple=a.take_profit_multiple, kelly=kelly_fraction(a.kelly),
+                        trail_bp=a.trail_bp, notional=notional)
 
 
 def _close(a):
     from messages.trading_msgs import ClosePosition
 
-    return "trading", ClosePosition(position_id=a.position_id, reason=reason_text(a.reason))
+    return ClosePosition(position_id=a.position_id, reason=reason_text(a.reason))
 
 
 def position_rows(client, keys, agent: str) -> list[dict]:

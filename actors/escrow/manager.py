@@ -45,8 +45,10 @@ from actors.ledger import read_ledger, read_risk
 from actors.policy.breakers import escrow_lock
 from actors.policy.buckets import DEFAULT_POLICY, Policy, usd
 from actors.policy.drift import before_escrow
+from actors.policy.effective import effective_policy
 from actors.policy.escrow_rules import check_escrow, escrow_fee
 from messages.base import Message
+from messages.catalogue import role_of
 from messages.envelope import IdFactory, wrap
 from messages.escrow_msgs import (
     CreateEscrow,
@@ -55,6 +57,7 @@ from messages.escrow_msgs import (
     EscrowDisputed,
     EscrowRefunded,
     EscrowRefused,
+    EscrowRejected,
     EscrowReleased,
     EscrowSynced,
     ReleaseEscrow,
@@ -90,6 +93,10 @@ class EscrowManager(TreasuryActor):
 
     # ------------------------------------------------------------------ create
 
+    def policy_for(self, agent: str) -> Policy:
+        """The agent's effective policy (`actors.policy.effective`): this actor's base with the overrides."""
+        return effective_policy(self.client, self.keys, agent, self.policy)
+
     def create(self, delivery: Delivery, cmd: CreateEscrow) -> None:
         env = delivery.envelope
         agent, now = env.agent, self.clock.now_ms()
@@ -100,7 +107,8 @@ class EscrowManager(TreasuryActor):
         in_flight = sum(i.amount for m, i in load_intents(self.client, self.keys, agent).items() if m != env.id)
         locked = ledger.held_by("reserve", "locked") + in_flight
         reserve_total = ledger.bucket("reserve")
-        check = check_escrow(cmd.amount, cmd.timeout_hours, locked, reserve_total, self.policy)
+        policy = self.policy_for(agent)
+        check = check_escrow(cmd.amount, cmd.timeout_hours, locked, reserve_total, policy)
         problems = [(c, r) for c, r in zip(check.codes, check.reasons, strict=True) if c != "escrow_lock"]
         if len(description) < 3:
             problems.append(("invalid_description", "the description needs at least 3 visible characters"))
@@ -108,13 +116,13 @@ class EscrowManager(TreasuryActor):
             return self._refuse(delivery, problems[0][0], "; ".join(r for _, r in problems), amount=cmd.amount)
 
         venue = self.venue_for(agent)  # no credentials: rejected before anything is reserved
-        reserved = to_reserve(cmd.amount, self.policy)
-        cap = lock_cap(reserve_total, locked, self.policy)
+        reserved = to_reserve(cmd.amount, policy)
+        cap = lock_cap(reserve_total, locked, policy)
         reservation = self.steps.reserve(agent, env.id, "reserve", reserved, cap, now)
         if reservation.status is FenceStatus.DUPLICATE:
             return self._ack_only(delivery)
         if not reservation.granted:
-            code, reason = self._fence_refusal(reservation, cmd.amount, reserved, locked, reserve_total)
+            code, reason = self._fence_refusal(reservation, cmd.amount, reserved, locked, reserve_total, policy)
             return self._refuse(delivery, code, reason, amount=cmd.amount, seq=reservation.seq or None)
         seq = reservation.seq or None
         if reservation.record is not None:  # reserved by an earlier delivery: that amount stands
@@ -155,7 +163,7 @@ class EscrowManager(TreasuryActor):
             created = venue.escrow.create(cmd.counterparty, cmd.amount, tagged, timeout_hours=cmd.timeout_hours,
                                           idempotency_key=env.id)
         except VenueRejected as exc:
-            return self._fail(delivery, cmd, reserved, exc.code or "rejected", str(exc), seq)
+            return self._fail(delivery, cmd, reserved, exc.code or "rejected", str(exc), seq, by_venue=True)
         # VenueUnavailable (outcome unknown) and VenueRateLimited propagate: the bus redelivers,
         # and the intent makes the next attempt look the escrow up first.
         self._settle_created(delivery, cmd, created, reserved, seq, recovered=False)
@@ -185,7 +193,8 @@ class EscrowManager(TreasuryActor):
             status = "released"
         except VenueRejected as exc:
             if exc.status != 409:
-                return self._refuse(delivery, exc.code or "rejected", str(exc), escrow_id=record.escrow_id)
+                return self._refuse(delivery, exc.code or "rejected", str(exc), escrow_id=record.escrow_id,
+                                    by_venue=True)
             status = venue.escrow.get_escrow(record.escrow_id).status  # released by an earlier attempt?
         refusal = None if status == "released" else (
             "invalid_status", f"escrow {record.escrow_id} is {status} at the venue: it cannot be released")
@@ -202,7 +211,8 @@ class EscrowManager(TreasuryActor):
             status = "disputed"
         except VenueRejected as exc:
             if exc.status != 409:
-                return self._refuse(delivery, exc.code or "rejected", str(exc), escrow_id=record.escrow_id)
+                return self._refuse(delivery, exc.code or "rejected", str(exc), escrow_id=record.escrow_id,
+                                    by_venue=True)
             status = venue.escrow.get_escrow(record.escrow_id).status  # disputed by an earlier attempt?
         refusal = None if status == "disputed" else (
             "invalid_status", f"escrow {record.escrow_id} is {status} at the venue: it cannot be disputed")
@@ -289,7 +299,7 @@ class EscrowManager(TreasuryActor):
                                          source=source))
             money = True
         elif status == "refunded":
-            move = on_refunded(record.amount, self.policy)
+            move = on_refunded(record.amount, self.policy_for(agent))
             self._move(commit, ledger, move)
             updated = _replace(record, status="refunded", closed_ms=now)
             events.append(EscrowRefunded(escrow_id=record.escrow_id, amount=record.amount,
@@ -327,7 +337,8 @@ class EscrowManager(TreasuryActor):
         amount = int(created.amount)
         if amount != cmd.amount:
             log.warning("escrow %s: venue locked %d micro-USD, %d asked", created.escrow_id, amount, cmd.amount)
-        fee = escrow_fee(amount, self.policy.escrow_fee_bp)
+        policy = self.policy_for(agent)
+        fee = escrow_fee(amount, policy.escrow_fee_bp)
         record = EscrowRecord(escrow_id=created.escrow_id, counterparty=created.counterparty_id or cmd.counterparty,
                               amount=amount, fee=fee, venue_fee=int(created.commission), status="funded",
                               timeout_hours=created.timeout_hours, auto_release_at=created.auto_release_at or "",
@@ -345,17 +356,17 @@ class EscrowManager(TreasuryActor):
         if recovered and created.status != "funded":  # found after a crash, and it has moved on since
             self._transition(commit, agent, record, created.status, events, source="venue")
         reserve_before = read_ledger(self.client, k, agent).bucket("reserve")
-        if before_escrow(amount, reserve_before, self.policy):
+        if before_escrow(amount, reserve_before, policy):
             # A large escrow: ask the Rebalancer to top the reserve up (it re-checks the trigger).
             from messages.treasury_msgs import Rebalance
 
-            commit.emit(k.agent_commands(agent, "rebalancer"), wrap(
+            commit.emit(k.agent_commands(agent, role_of(Rebalance)), wrap(
                 Rebalance(trigger="before_escrow", reason=f"escrow {record.escrow_id} locks {amount} micro-USD",
                           amount=amount), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         self._finish(delivery, commit, events, balances_changed=True, cause=f"escrow {record.escrow_id} created")
 
     def _fail(self, delivery: Delivery, cmd: CreateEscrow, reserved: int, code: str, reason: str,
-              seq: int | None) -> None:
+              seq: int | None, *, by_venue: bool = False) -> None:
         """The escrow was not created: the reservation goes back whole, and nothing else changes."""
         env = delivery.envelope
         agent, k = env.agent, self.keys
@@ -363,12 +374,15 @@ class EscrowManager(TreasuryActor):
         self._move(commit, k.ledger(agent), on_failed(reserved))
         commit.hdel(k.reservations(agent), env.id)
         commit.hdel(creating_key(k, agent), env.id)
-        refused = EscrowRefused(code=code, reason=reason, amount=cmd.amount, fence_seq=seq)
+        kind = EscrowRejected if by_venue else EscrowRefused
+        refused = kind(code=code, reason=reason, amount=cmd.amount, fence_seq=seq)
         self._finish(delivery, commit, [refused], balances_changed=False, cause="")
 
     def _refuse(self, delivery: Delivery, code: str, reason: str, *, escrow_id: str | None = None,
-                amount: int | None = None, seq: int | None = None) -> None:
-        self._deny(delivery, EscrowRefused(code=code, reason=reason, escrow_id=escrow_id, amount=amount, fence_seq=seq))
+                amount: int | None = None, seq: int | None = None, by_venue: bool = False) -> None:
+        """Journal the command's refusal: `EscrowRejected` when the venue refused it, else `EscrowRefused`."""
+        kind = EscrowRejected if by_venue else EscrowRefused
+        self._deny(delivery, kind(code=code, reason=reason, escrow_id=escrow_id, amount=amount, fence_seq=seq))
 
     def _finish(self, delivery: Delivery, commit: Commit, events: list[Message], *, balances_changed: bool,
                 cause: str) -> None:
@@ -377,19 +391,20 @@ class EscrowManager(TreasuryActor):
         for event in events:
             self._emit(commit, env, event)
         if balances_changed:
-            self._emit(commit, env, BalancesChanged(cause=cause), self.keys.agent_commands(env.agent, "risk"))
+            poke = BalancesChanged(cause=cause)
+            self._emit(commit, env, poke, self.keys.agent_commands(env.agent, role_of(poke)))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id)
 
     def _fence_refusal(self, reservation: Reservation, amount: int, reserved: int, locked: int,
-                       reserve_total: int) -> tuple[str, str]:
+                       reserve_total: int, policy: Policy) -> tuple[str, str]:
         """The refusal code and reason: over the cap is breaker 7 (escrow overcommit) with its own
         reason; anything else is the fence's denial, for `reserved` (the escrow and its fee)."""
         denial = reservation.denial("reserve", reserved, what=f"the escrow of {usd(amount)} with its fee",
                                     cap_name="escrow cap")
         if reservation.status == FenceStatus.OVER_CAP:
-            fee = escrow_fee(amount, self.policy.escrow_fee_bp)
-            breaker = escrow_lock(locked, amount, fee, reserve_total, limit_bp=self.policy.escrow_reserve_bp)
+            fee = escrow_fee(amount, policy.escrow_fee_bp)
+            breaker = escrow_lock(locked, amount, fee, reserve_total, limit_bp=policy.escrow_reserve_bp)
             return OVERCOMMIT, breaker.reason if breaker else denial
         return reservation.status, denial
 

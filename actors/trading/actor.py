@@ -31,6 +31,7 @@ import pykka
 from actors.base import TreasuryActor
 from actors.ledger import read_ledger, read_risk
 from actors.policy.buckets import DEFAULT_POLICY, Policy, bp_text
+from actors.policy.effective import effective_policy
 from actors.policy.trading_rules import stop_prices
 from actors.trading.book import (
     OrderPlan,
@@ -58,6 +59,7 @@ from actors.trading.venue import (
     resolve_gone,
     trading_client_factory,
 )
+from messages.catalogue import role_of
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.schema import BalancesChanged
 from messages.trading_msgs import (
@@ -66,6 +68,7 @@ from messages.trading_msgs import (
     ClosePosition,
     OpenPosition,
     OrderRefused,
+    OrderRejected,
     PositionClosed,
     PositionOpened,
     PositionsClosedAll,
@@ -162,7 +165,8 @@ class TradingBucket(TreasuryActor):
         if reservation.status is FenceStatus.DUPLICATE:
             return self._ack_only(delivery)
         if not reservation.granted:
-            cap_name = f"{bp_text(self.policy.max_trade_margin_bp)} margin cap with fee allowance"
+            policy = effective_policy(self.client, self.keys, agent, self.policy)
+            cap_name = f"{bp_text(policy.max_trade_margin_bp)} margin cap with fee allowance"
             reason = reservation.denial(BUCKET, plan.held, what="the margin and fee allowance", cap_name=cap_name)
             return self._refuse(delivery, reservation.status, reason, sizing=plan.sizing, seq=reservation.seq or None,
                                 drop_plan=True)
@@ -179,7 +183,7 @@ class TradingBucket(TreasuryActor):
             opened = venue.open_position_once(plan.coin, plan.side, plan.notional, plan.leverage,
                                               idempotency_key=env.id)
         except VenueRejected as exc:
-            return self._release(delivery, plan, held, exc.code or "venue_rejected", str(exc))
+            return self._release(delivery, plan, held, exc.code or "venue_rejected", str(exc), by_venue=True)
         # VenueUnavailable propagates: the outcome is unknown, the bus retries, the retry looks it up.
         self._place_exits_and_book(delivery, plan, held, opened, venue)
 
@@ -201,7 +205,7 @@ class TradingBucket(TreasuryActor):
             unknown = exc.code in ("market_not_found", "unknown_market")
             return Refusal("unknown_market" if unknown else exc.code or "venue_rejected", str(exc))
         bucket = read_ledger(self.client, self.keys, agent).bucket(BUCKET)
-        sized = plan_order(cmd, bucket, facts, self.policy)
+        sized = plan_order(cmd, bucket, facts, effective_policy(self.client, self.keys, agent, self.policy))
         if isinstance(sized, Refusal):
             return sized
         now = self.clock.now_ms()
@@ -277,14 +281,17 @@ class TradingBucket(TreasuryActor):
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
 
-    def _release(self, delivery: Delivery, plan: OrderPlan, held: int, code: str, reason: str) -> None:
-        """Nothing was opened: the reservation goes back to the available balance."""
+    def _release(self, delivery: Delivery, plan: OrderPlan, held: int, code: str, reason: str, *,
+                 by_venue: bool = False) -> None:
+        """Nothing was opened: the reservation goes back to the available balance; journaled as
+        `OrderRejected` when the venue refused the order, else `OrderRefused`."""
         env = delivery.envelope
         agent, k = env.agent, self.keys
         commit = self.steps.new_commit(agent)
         commit.incr(k.ledger(agent), f"{BUCKET}:reserved", -held).incr(k.ledger(agent), BUCKET, held)
         commit.hdel(k.reservations(agent), env.id).hdel(plans_key(k, agent), env.id)
-        self._deny(delivery, OrderRefused(code=code, reason=reason, sizing=plan.sizing), commit)
+        kind = OrderRejected if by_venue else OrderRefused
+        self._deny(delivery, kind(code=code, reason=reason, sizing=plan.sizing), commit)
 
     # ------------------------------------------------------------------ close
 
@@ -463,7 +470,8 @@ class TradingBucket(TreasuryActor):
                                           fence_seq=seq), commit)
 
     def _balances_changed(self, commit: Commit, cause: Envelope, why: str) -> None:
-        self._emit(commit, cause, BalancesChanged(cause=why), self.keys.agent_commands(cause.agent, "risk"))
+        poke = BalancesChanged(cause=why)
+        self._emit(commit, cause, poke, self.keys.agent_commands(cause.agent, role_of(poke)))
 
 
 def _exits(plan: OrderPlan, opened: OpenedPosition) -> tuple[Decimal, Decimal]:

@@ -12,8 +12,8 @@ from messages.codec import FIELD, decode, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import parse_usd
 from messages.schema import (
-    BetFailed,
     BetRefused,
+    BetRejected,
     BetSettled,
     CoinFlip,
     Multiplier,
@@ -114,7 +114,7 @@ def test_a_definite_venue_refusal_releases_the_reservation(casino):
     venue, send, events, _, _, steps = casino
     venue.script = [("reject", "kelly_limit_exceeded")]
     send(BELIEVER)
-    [failed] = events(BetFailed)
+    [failed] = events(BetRejected)
     assert failed.code == "kelly_limit_exceeded"
     ledger = read_ledger(steps.client, steps.keys, AGENT)
     assert ledger.bucket("casino") == parse_usd("150") and ledger.held_by("casino", "reserved") == 0

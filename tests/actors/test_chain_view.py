@@ -11,6 +11,7 @@ from actors.chain_view import ChainView, read_addresses, wallet_client_factory
 from actors.policy.buckets import PolicyError
 from actors.policy.chains import CHAINS
 from messages.envelope import seeded_ids
+from messages.referral_msgs import ChainSwapRejected
 from runtime.journal import read_journal
 from tests.kit.referral import onboard
 
@@ -124,7 +125,8 @@ def test_swap_refused_when_the_fill_breaks_the_slippage_cap(steps, sandbox, cloc
         force_slippage(sandbox, None)
     assert outcome.status == "refused" and "fill below the minimum" in outcome.reason
     assert sandbox.ctx.store.scalar("SELECT COUNT(*) FROM wallet_swaps", (), 0) == swaps  # no order exists
-    refused = [e.body for e in read_journal(rclient, keys, agent) if type(e.body).__name__ == "ChainSwapRefused"]
+    # the venue refused the order: the venue's refusal is journaled as ...Rejected
+    refused = [e.body for e in read_journal(rclient, keys, agent) if isinstance(e.body, ChainSwapRejected)]
     assert refused and refused[0].min_out == outcome.min_out
 
 

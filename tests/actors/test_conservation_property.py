@@ -26,9 +26,9 @@ from hypothesis.stateful import (
 )
 
 from actors.bootstrap import open_treasury
-from actors.casino import BET_CAP_BP
 from actors.ledger import HELD_KINDS, read_ledger
 from actors.policy.breakers import bet_size
+from actors.policy.buckets import DEFAULT_POLICY
 from actors.transfers import TransferLegs, open_leg, read_leg
 from messages.envelope import seeded_ids, wrap
 from messages.schema import BUCKETS
@@ -107,7 +107,7 @@ class Treasury(RuleBasedStateMachine):
     @rule(stake=st.integers(min_value=1, max_value=5_000_000))
     def place_bet(self, stake):
         bankroll = self.ledger()["casino"]
-        cap = bankroll * BET_CAP_BP // 10_000
+        cap = bankroll * DEFAULT_POLICY.max_bet_bp // 10_000
         msg_id, granted = self.reserve("casino", stake, cap)
         if granted:
             assert bet_size(stake, bankroll) is None, "a bet above its 2 % cap was reserved"

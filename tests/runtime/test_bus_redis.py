@@ -14,7 +14,7 @@ import pytest
 
 from messages.codec import FIELD, decode, encode
 from messages.envelope import seeded_ids, wrap
-from messages.schema import BalancesChanged, CommandRejected
+from messages.schema import BalancesChanged, CommandRefused
 from runtime.atomic import AtomicSteps
 from runtime.bus import StreamBus, command_client
 from tests.kit.bus import CountingHandler
@@ -115,7 +115,7 @@ def test_failing_handler_is_retried_then_dead_lettered_with_a_journal_entry(redi
     assert handler.calls == 4  # 3 attempts of the bad one, 1 of the good one
     assert counts(rclient, keys) == {"applied": 1, f"id:{good.id}": 1}
     journal = [decode(f[FIELD]) for _, f in rclient.xrange(keys.events(AGENT))]
-    assert [type(e.body) for e in journal] == [CommandRejected]
+    assert [type(e.body) for e in journal] == [CommandRefused]
     assert journal[0].causation == bad.id and "handler failure" in journal[0].body.reason
     assert pending_count(rclient, keys) == 0
 

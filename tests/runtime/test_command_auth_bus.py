@@ -8,7 +8,7 @@ import pytest
 
 from messages.codec import FIELD, decode, encode
 from messages.envelope import seeded_ids, wrap
-from messages.schema import BalancesChanged, CommandRejected, SetRisk
+from messages.schema import BalancesChanged, CommandRefused, SetRisk
 from runtime.atomic import AtomicSteps
 from runtime.bus import StreamBus, command_client
 from runtime.clock import ManualClock
@@ -58,7 +58,7 @@ def refusals(rclient, keys) -> list[str]:
 
 def journal_rejections(rclient, keys) -> list[str]:
     events = [decode(f[FIELD]) for _, f in rclient.xrange(keys.events(AGENT))]
-    return [e.body.reason for e in events if isinstance(e.body, CommandRejected)]
+    return [e.body.reason for e in events if isinstance(e.body, CommandRefused)]
 
 
 def applied(rclient, keys) -> int:

@@ -78,20 +78,20 @@ def test_operator_commands_on_a_running_deployment(tmp_path, redis_url, prefix, 
         old_ops2 = Keyring.from_file(d / "keys.json").get("ops2")
         time.sleep(2.5)
         body = _outcome(rclient, keys, "alice", _publish_signed_with(rclient, keys, old_ops2, "alice"))
-        assert type(body).__name__ != "CommandRejected", body
+        assert type(body).__name__ != "CommandRefused", body
         rotated = treasury("keys", "rotate", "--id", "ops2", "--data-dir", str(d), env=env)
         assert rotated.returncode == 0, rotated.stderr
         time.sleep(2.5)
         body = _outcome(rclient, keys, "alice", _publish_signed_with(rclient, keys, old_ops2, "alice"))
-        assert type(body).__name__ == "CommandRejected" and "bad_signature" in body.reason
+        assert type(body).__name__ == "CommandRefused" and "bad_signature" in body.reason
         fresh = treasury("cmd", *at, "--key-id", "ops2", "--wait", "--json", "bet", "alice", "--win-prob", "0.6",
                          env=env)
-        assert _json(fresh)["outcome"] != "CommandRejected"
+        assert _json(fresh)["outcome"] != "CommandRefused"
         new_ops2 = Keyring.from_file(d / "keys.json").get("ops2")
         assert treasury("keys", "revoke", "--id", "ops2", "--data-dir", str(d), env=env).returncode == 0
         time.sleep(2.5)
         body = _outcome(rclient, keys, "alice", _publish_signed_with(rclient, keys, new_ops2, "alice"))
-        assert type(body).__name__ == "CommandRejected" and "unknown_key" in body.reason
+        assert type(body).__name__ == "CommandRefused" and "unknown_key" in body.reason
         line = one_line_error(treasury("cmd", *at, "--key-id", "ops2", "pause", "alice", "--reason", "r", env=env))
         assert "no key 'ops2' in the keyring" in line
 

@@ -13,7 +13,7 @@ import pytest
 from messages.codec import FIELD, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import parse_usd
-from messages.schema import BetFailed, BetRefused, BetSettled, Multiplier, PlaceBet
+from messages.schema import BetRefused, BetRejected, BetSettled, Multiplier, PlaceBet
 from runtime.atomic import AtomicSteps
 from runtime.bus import command_client
 from runtime.journal import read_journal
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.redis
 
 SHARDS = 8
 AGENTS = [f"lease-agent-{i}" for i in range(10)]
-TERMINAL = (BetSettled, BetRefused, BetFailed)
+TERMINAL = (BetSettled, BetRefused, BetRejected)
 
 
 def outcomes_in_order(client, keys, agent):

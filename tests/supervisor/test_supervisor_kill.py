@@ -14,7 +14,7 @@ from actors.ledger import read_ledger
 from messages.codec import FIELD, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import parse_usd
-from messages.schema import BetFailed, BetRefused, BetSettled, CommandRejected, Multiplier, PlaceBet
+from messages.schema import BetRefused, BetRejected, BetSettled, CommandRefused, Multiplier, PlaceBet
 from runtime.atomic import AtomicSteps
 from runtime.bus import command_client
 from runtime.journal import read_journal
@@ -29,7 +29,7 @@ from venue.client.casino import CasinoClient
 pytestmark = pytest.mark.redis
 
 AGENT = "kill-test"
-TERMINAL = (BetSettled, BetRefused, BetFailed, CommandRejected)
+TERMINAL = (BetSettled, BetRefused, BetRejected, CommandRefused)
 
 
 def wait_until(predicate, timeout_s, what):

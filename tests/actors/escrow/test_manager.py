@@ -17,6 +17,7 @@ from messages.escrow_msgs import (
     EscrowDisputed,
     EscrowRefunded,
     EscrowRefused,
+    EscrowRejected,
     EscrowReleased,
     EscrowSynced,
     ReleaseEscrow,
@@ -262,7 +263,7 @@ def test_a_402_from_the_venue_releases_the_reservation(world):
         conn.execute("UPDATE casino_agents SET balance = ? WHERE id = ?", (USD, w.creator_id))
     before = w.ledger()
     env = create(w, actor, 10 * USD)
-    refused = only(w.journal(env.id), EscrowRefused)
+    refused = only(w.journal(env.id), EscrowRejected)  # the venue's refusal
     assert refused.code == "insufficient_balance" and "402" in refused.reason
     assert w.ledger() == before and before.total == TOTAL and w.venue_escrows() == []
     assert w.client.hlen(w.keys.reservations(AGENT)) == 0 and w.pending() == 0
@@ -345,3 +346,17 @@ def test_build_needs_both_venue_urls(world):
     ref = build(world.steps, world.clock, lambda: "x", world.sandbox.urls)
     world.actors.append(ref)
     assert ref.is_alive()
+
+
+def test_an_escrow_share_override_is_the_limit_and_is_quoted(world):
+    """An operator's `escrow_reserve_bp=1000` (stored as the Rebalancer stores a `SetPolicy`): on the
+    $400 reserve at most $40 may be locked, fees included, and the refusal says 10.00 %."""
+    w = world
+    w.client.hset(w.keys.policy(AGENT), "escrow_reserve_bp", 1000)
+    actor = w.start_actor()
+    env = create(w, actor, 40 * USD)  # + $0.40 fee: beyond 10 %, though far inside the default 30 %
+    refused = only(w.journal(env.id), EscrowRefused)
+    assert refused.code == OVERCOMMIT and "10.00 %" in refused.reason and "$400" in refused.reason
+    assert w.ledger().held_by("reserve", "locked") == 0 and w.venue_escrows() == []
+    env = create(w, actor, 39_603_960)  # + $0.396040 fee = $40.00: exactly at the overridden limit
+    assert only(w.journal(env.id), EscrowCreated).amount == 39_603_960
