@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import pykka
 
 from actors.commits import Committer
+from actors.silo.legs import handle_silo_leg
 from actors.transfers import handle_transfer
 from messages.base import Message
 from messages.codec import decode
@@ -68,8 +69,9 @@ class TreasuryActor(Committer, pykka.ThreadingActor):
         raise TypeError(f"{type(self).__name__} cannot handle {type(message).__name__}")
 
     def handle(self, delivery: Delivery) -> None:
-        """Apply one delivery: a transfer leg (when `transfer_legs`), else the body's handler."""
-        if self.transfer_legs and handle_transfer(self, delivery):
+        """Apply one delivery: a transfer leg or a silo leg (`actors/silo/legs.py`: land, return,
+        fee, income, adjustment) when `transfer_legs`, else the body's handler."""
+        if self.transfer_legs and (handle_transfer(self, delivery) or handle_silo_leg(self, delivery)):
             return None
         body = delivery.envelope.body
         name = self.handlers.get(type(body))

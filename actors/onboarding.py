@@ -133,10 +133,10 @@ class Onboarding:
         wallet = self.clients["wallet"]
         wallet.set_api_key(self.credentials()["wallet_key"])
         created = wallet.create_wallet()
-        secrets = {"wallet_mnemonic": created.mnemonic}
+        secrets = {"wallet_mnemonic": _reveal(created.mnemonic)}  # the value, not its masked print
         view_key = created.monero_keys.get("private_view_key") or created.monero_keys.get("view_key")
         if view_key:
-            secrets["monero_view_key"] = view_key
+            secrets["monero_view_key"] = _reveal(view_key)
         status = self._commit("wallet_create", {addresses_key(self.keys, self.agent): dict(created.addresses),
                                                 self.keys.credentials(self.agent): secrets},
                               WalletCreated(addresses=dict(created.addresses)))
@@ -209,6 +209,10 @@ def onboard_agent(steps: AtomicSteps, agent: str, capital: int, *, venues: dict[
     """
     return Onboarding(steps, agent, venues=venues, now_ms=now_ms, new_id=new_id, clients=clients).run(
         capital, referral_codes=referral_codes, buckets=buckets, create_wallet=create_wallet)
+
+
+def _reveal(value) -> str:
+    return value.reveal() if hasattr(value, "reveal") else str(value)
 
 
 def _text(value: bytes | str) -> str:

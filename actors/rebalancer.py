@@ -46,10 +46,13 @@ from actors.policy.drift import (
     schedule_due,
 )
 from actors.policy.effective import effective_policy, merge_policy, read_overrides
+from actors.silo.planning import assign_legs, cover_transfers, weigh_moves
+from actors.silo.records import HeldLeg, encode_legs, intents_key, silo_state_key, xfer_key
 from actors.transfers import LegFacts, open_leg, read_leg, saga_key
 from messages.catalogue import role_of
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.schema import BUCKETS
+from messages.silo_msgs import ExecuteSiloTransfers, MoveFunds
 from messages.treasury_msgs import (
     CompensateLeg,
     CreditLeg,
@@ -95,6 +98,12 @@ STALL_MS = 5 * 60_000
 """A saga step with no progress for this long is resent (or, after `MAX_RESENDS`, given up)."""
 
 MAX_RESENDS = 2
+
+SURPLUS_FRESH_MS = 3_600_000
+"""A silo's surplus stands in for a transfer only if a reconciliation measured it this recently."""
+
+SURPLUS_MIN = 10_000
+"""Surpluses within the venues' cent rounding are not used."""
 
 LEG_ANSWERS = (FundsDebited, FundsMoved, FundsReturned, LegFailed)
 
@@ -288,17 +297,21 @@ class Rebalancer(TreasuryActor):
 
     role = "rebalancer"
     handlers = {Rebalance: "_on_request", SetPolicy: "_on_set_policy", RebalanceTick: "_on_tick",
+                MoveFunds: "_on_move_funds",
                 **dict.fromkeys(LEG_ANSWERS, "_on_leg_answer"),
                 **({MoveReferralIncome: "_on_move_income"} if MoveReferralIncome is not None else {}),
                 **({PositionsClosedAll: "_on_positions_closed"} if PositionsClosedAll is not None else {})}
 
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory, *, policy: Policy = DEFAULT_POLICY,
-                 stall_ms: int = STALL_MS, max_resends: int = MAX_RESENDS, hold_physical: bool = True):
+                 stall_ms: int = STALL_MS, max_resends: int = MAX_RESENDS, hold_physical: bool = True,
+                 execute_silos: bool = True):
         super().__init__(steps, clock, new_id)
         self.policy = policy
         self.stall_ms = stall_ms
         self.max_resends = max_resends
         self.hold_physical = hold_physical
+        self.execute_silos = execute_silos
+        """Poke the `silo` role when a saga leaves physical transfers (it makes them)."""
 
     # Each handler decides inside `_run`: decide from Redis, commit with the ack, decide again if raced.
 
@@ -313,6 +326,9 @@ class Rebalancer(TreasuryActor):
 
     def _on_leg_answer(self, delivery: Delivery, body: Any) -> None:
         self._run(delivery, lambda c, now: self.answer(c, delivery.envelope, body.saga, now))
+
+    def _on_move_funds(self, delivery: Delivery, body: MoveFunds) -> None:
+        self._run(delivery, lambda c, now: self.operator_move(c, delivery.envelope, body, now))
 
     def _on_move_income(self, delivery: Delivery, body: Any) -> None:
         self._run(delivery, lambda c, now: self.move_income(c, delivery.envelope, body, now))
@@ -387,7 +403,23 @@ class Rebalancer(TreasuryActor):
         if state not in ("ACTIVE", "PAUSED", "HALTED"):
             return self._skip(commit, env, trigger, "no readable risk state for this agent: no move (fail closed)")
         self._begin_moves(commit, env, self.new_id(), trigger, reason, moves, ledger, risk, state, first=True,
-                          min_move=1, origins=origins)
+                          min_move=1, origins=origins, weigh_fees=False)
+
+    def operator_move(self, commit: Commit, env: Envelope, cmd: MoveFunds, now: int) -> None:
+        """An operator's `MoveFunds`: the same saga as a rebalance move (fence, legs, and the
+        physical transfer when the buckets live in different silos). Answered in the journal by
+        `RebalancePlanned` then its outcome, or `RebalanceSkipped` with why."""
+        if cmd.source == cmd.dest:
+            raise HandlerRejected(f"a move from {cmd.source} to itself moves nothing")
+        ledger = read_ledger(self.client, self.keys, env.agent)
+        if not ledger.known():
+            raise HandlerRejected(f"agent {env.agent} has no ledger")
+        active = self._active(env.agent)
+        if active:
+            return self._skip(commit, env, "operator_move", f"saga {active} is still running: move again once it ends")
+        reason = f"operator move: {cmd.reason}"
+        self.explicit(commit, env, "operator_move", reason, [Move(cmd.source, cmd.dest, cmd.amount, reason)], None,
+                      ledger, now)
 
     def set_policy(self, commit: Commit, env: Envelope, cmd: SetPolicy) -> None:
         """Validate the whole resulting policy, then store the changed settings; or refuse, with why
@@ -478,9 +510,12 @@ class Rebalancer(TreasuryActor):
 
     def _begin_moves(self, commit: Commit, env: Envelope, saga: str, trigger: str, reason: str,
                      planned_moves: tuple[Move, ...] | list[Move], ledger: LedgerView, risk: RiskView, state: str,
-                     first: bool, min_move: int | None = None, origins: list[str] | None = None) -> None:
+                     first: bool, min_move: int | None = None, origins: list[str] | None = None,
+                     weigh_fees: bool = True) -> None:
         """Send the first debit of the moves the state allows; `origins` names, per planned move,
-        the silo its money physically leaves from (default: the source bucket's home silo)."""
+        the silo its money physically leaves from (default: the source bucket's home silo).
+        `weigh_fees`: drop planned moves whose transfer fees exceed the policy's share (not for
+        moves decided elsewhere: a breaker's, the referral policy's, an operator's)."""
         agent, k = env.agent, self.keys
         skey = saga_key(k, agent, saga)
         moves, dropped, positions = allowed_moves(planned_moves, state, risk.halted_buckets, dict(ledger.available),
@@ -495,6 +530,19 @@ class Rebalancer(TreasuryActor):
                 saga=saga, reason=f"{reason}; {why}", moves=0, moved=0, held=0))
         origins = [origins[i] if origins else HOME_SILO[moves[n].source] for n, i in enumerate(positions)]
         holds = silo_plan(moves, origins)[0] if self.hold_physical else [0] * len(moves)
+        covered: dict[str, int] = {}
+        if self.hold_physical and any(holds):
+            moves, origins, holds, covered = self._weigh(agent, moves, origins, holds, dropped, weigh_fees)
+            if not moves:
+                why = "no move worth its cost: " + "; ".join(dropped)
+                if first:
+                    return self._skip(commit, env, trigger, f"{reason}; {why}")
+                return self._finish(commit, env, saga, "completed", RebalanceCompleted(
+                    saga=saga, reason=f"{reason}; {why}", moves=0, moved=0, held=0))
+        for silo, amount in covered.items():
+            commit.hset(skey, f"covered:{silo}", amount)
+            # the surplus is spoken for: a later plan before the next reconciliation cannot use it again
+            commit.incr(silo_state_key(k, agent), f"surplus:{silo}", -amount)
         for fld, value in (("trigger", trigger), ("reason", reason), ("state", "moving"),
                            ("moves", _encode_moves(moves, holds, origins)), ("cursor", 0),
                            ("updated_ms", self.clock.now_ms()), ("sends", 0)):
@@ -506,6 +554,31 @@ class Rebalancer(TreasuryActor):
         commit.emit(k.events(agent), self._wrap(planned, env))
         self._send_debit(commit, env, saga, 0, moves[0].source, moves[0].dest, moves[0].amount, holds[0], reason,
                          open_=True)
+
+    def _weigh(self, agent: str, moves: list[Move], origins: list[str], holds: list[int], dropped: list[str],
+               weigh_fees: bool = True):
+        """Drop moves whose transfer fees exceed the policy's share; let a destination silo's
+        surplus (from the last reconciliation) stand in for a transfer. Appends why to `dropped`."""
+        policy = self.policy_for(agent)
+        _, keep, _, why = weigh_moves(moves, holds, origins, HOME_SILO, {},
+                                      policy.max_transfer_fee_bp if weigh_fees else None)
+        dropped.extend(why)
+        moves = [m for m, k in zip(moves, keep, strict=True) if k]
+        origins = [o for o, k in zip(origins, keep, strict=True) if k]
+        holds = silo_plan(moves, origins)[0]
+        holds, _, covered, why = weigh_moves(moves, holds, origins, HOME_SILO, self._surplus(agent), None)
+        dropped.extend(why)
+        return moves, origins, holds, {s: a for s, a in covered.items() if a > 0}
+
+    def _surplus(self, agent: str) -> dict[str, int]:
+        """What each silo held beyond its buckets at the last clean-enough reconciliation (the silo
+        actor records it); nothing when no reconciliation is recent."""
+        raw = {_text(k): _text(v) for k, v in self.client.hgetall(silo_state_key(self.keys, agent)).items()}
+        at = int(raw.get("last_reconcile_ms", 0) or 0)
+        if not at or self.clock.now_ms() - at > SURPLUS_FRESH_MS:
+            return {}
+        return {k.removeprefix("surplus:"): int(v) for k, v in raw.items()
+                if k.startswith("surplus:") and int(v) > SURPLUS_MIN}
 
     def _planned(self, saga, trigger, reason, moves, holds, close_first, state, before, dropped) -> RebalancePlanned:
         pairs = tuple(zip(moves, holds, strict=True))
@@ -631,14 +704,34 @@ class Rebalancer(TreasuryActor):
             if facts is not None and facts.settled == "credit":
                 done.append(Move(source, dest, amount, record.get("reason", "")))
                 origins.append(origin)
-        for n, (src, dst, amount) in enumerate(silo_plan(done, origins)[1]):
+        covered = {f.removeprefix("covered:"): int(v) for f, v in record.items() if f.startswith("covered:")}
+        transfers = cover_transfers(silo_plan(done, origins)[1], covered)
+        carried = assign_legs(self._held_legs(agent, saga, record), transfers, HOME_SILO)
+        for n, ((src, dst, amount), legs) in enumerate(zip(transfers, carried, strict=True)):
             intent = PhysicalTransferIntended(saga=saga, from_silo=src, to_silo=dst, amount=amount,
                                               route=ROUTES[(src, dst)], reason=record.get("reason", ""))
-            commit.hset(
-                self.keys.silo_intents(agent), f"{saga}:{n}", f"{src}|{dst}|{amount}|pending"
-            )
+            tid = f"{saga}:{n}"
+            xkey = xfer_key(k, agent, tid)
+            for fld, value in (("saga", saga), ("from_silo", src), ("to_silo", dst), ("amount", amount),
+                               ("route", ROUTES[(src, dst)]), ("legs", encode_legs(legs)), ("state", "pending"),
+                               ("hop", 0), ("attempts", 0), ("created_ms", self.clock.now_ms()),
+                               ("reason", record.get("reason", ""))):
+                commit.hset(xkey, fld, value)
+            commit.hset(intents_key(k, agent), tid, f"{src}|{dst}|{amount}|pending")
             commit.emit(k.events(agent), self._wrap(intent, env))
+        if transfers and self.execute_silos:
+            commit.emit(k.agent_commands(agent, "silo"),
+                        self._wrap(ExecuteSiloTransfers(reason=f"saga {saga} left {len(transfers)} transfer(s)"), env))
         log.info("rebalancer %s: saga %s %s", agent, saga, state)
+
+    def _held_legs(self, agent: str, saga: str, record: dict) -> list[HeldLeg]:
+        """The credited legs of the saga whose held part still waits for a deposit, in plan order."""
+        out = []
+        for i, (source, dest, _amount, _hold, _origin) in enumerate(_decode_moves(record.get("moves", ""))):
+            facts = read_leg(self.client, self.keys, agent, saga, i)
+            if facts is not None and facts.settled == "credit" and facts.landable > 0:
+                out.append(HeldLeg(i, source, dest, facts.landable))
+        return out
 
     # ------------------------------------------------------------------ sending
 

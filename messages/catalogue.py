@@ -77,6 +77,24 @@ from messages.schema import (
     SetRisk,
     StartSession,
 )
+from messages.silo_msgs import (
+    AdjustLedger,
+    AdjustRefused,
+    BookFee,
+    BookIncome,
+    ExecuteSiloTransfers,
+    LandHeld,
+    LedgerAdjusted,
+    MoveFunds,
+    PlaceFunds,
+    Reconcile,
+    ReconciliationChecked,
+    ReturnHeld,
+    SiloTick,
+    SiloTransferFailed,
+    SiloTransferHeld,
+    SiloTransferSent,
+)
 from messages.trading_msgs import (
     CheckExits,
     CloseAllPositions,
@@ -112,7 +130,7 @@ from messages.treasury_msgs import (
 Scope = Literal["internal", "agent", "operator"]
 OutcomeKind = Literal["done", "refused", "rejected", "failed"]
 
-ROLES: tuple[str, ...] = ("casino", "risk", "reserve", "trading", "referral", "escrow", "rebalancer")
+ROLES: tuple[str, ...] = ("casino", "risk", "reserve", "trading", "referral", "escrow", "rebalancer", "silo")
 """Every role a worker can serve (one command stream per role and shard)."""
 
 BUCKET_ROLE: dict[str, str] = {"reserve": "reserve", "trading": "trading", "casino": "casino", "referral": "referral"}
@@ -249,6 +267,22 @@ _FACTS: tuple[CommandFacts, ...] = (
     CommandFacts(ReinvestReferrals, ("referral",), "internal", done=(ReferralReinvested, ReferralReinvestSkipped),
                  poke=ReinvestReferrals),
     CommandFacts(ReferralPayoutLanded, ("referral",), "operator", done=(ReferralPayoutConfirmed,)),
+    # silos (actors/silo/): operator moves and adjustments, the silo role's pokes, its legs
+    CommandFacts(MoveFunds, ("rebalancer",), "operator",
+                 done=(RebalanceSkipped, RebalanceCompleted), failed=(RebalanceFailed, RebalanceCompensated),
+                 later=(RebalanceCompleted, RebalanceFailed, RebalanceCompensated)),
+    CommandFacts(PlaceFunds, ("silo",), "operator", done=(SiloTransferSent, SiloTransferHeld),
+                 failed=(SiloTransferFailed,)),
+    CommandFacts(AdjustLedger, tuple(BUCKET_ROLE.values()), "operator", route_field="bucket",
+                 done=(LedgerAdjusted,), refused=(AdjustRefused,)),
+    CommandFacts(Reconcile, ("silo",), "internal", done=(ReconciliationChecked,)),
+    CommandFacts(SiloTick, ("silo",), "internal", poke=SiloTick),
+    CommandFacts(ExecuteSiloTransfers, ("silo",), "internal"),
+    # each honoured only up to a one-shot token the silo actor recorded (actors/silo/legs.py)
+    CommandFacts(LandHeld, tuple(BUCKET_ROLE.values()), "internal", route_field="bucket"),
+    CommandFacts(ReturnHeld, tuple(BUCKET_ROLE.values()), "internal", route_field="source"),
+    CommandFacts(BookFee, tuple(BUCKET_ROLE.values()), "internal", route_field="bucket"),
+    CommandFacts(BookIncome, tuple(BUCKET_ROLE.values()), "internal", route_field="bucket"),
 )
 
 CATALOGUE: dict[type[Message], CommandFacts] = {f.command: f for f in _FACTS}

@@ -262,7 +262,8 @@ CORE_MESSAGES: tuple[type, ...] = (
     RiskControl,
 )
 
-_CONCERNS = ("messages.treasury_msgs", "messages.trading_msgs", "messages.escrow_msgs", "messages.referral_msgs")
+_CONCERNS = ("messages.treasury_msgs", "messages.trading_msgs", "messages.escrow_msgs", "messages.referral_msgs",
+             "messages.silo_msgs")
 """Modules that each export `MESSAGES: tuple[type, ...]`; a missing one is skipped."""
 
 

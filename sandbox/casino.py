@@ -264,6 +264,18 @@ def credit_deposit(ctx: SandboxContext, agent_id: str, micros: int, *, chain: st
             "tx_hash": tx_hash, "status": "credited", "new_balance": wire(after)}
 
 
+ONCHAIN_PAYOUTS: list[Callable[[SandboxContext, str, int], None]] = []
+"""Where a completed withdrawal's USDC lands: the wallet sandbox registers its simulated Base
+chain here when it starts (the casino does not import the wallet)."""
+
+
+def pay_out_onchain(ctx: SandboxContext, address: str, micros: int) -> None:
+    """A completed withdrawal's USDC lands at `address` on the simulated Base chain (the real
+    casino sends it on-chain synchronously), so the wallet silo shows it."""
+    for payout in ONCHAIN_PAYOUTS:
+        payout(ctx, address, micros)
+
+
 def balance_of(ctx: SandboxContext, agent_id: str) -> int | None:
     """An agent's casino balance in micro-USD (None if unknown): for tests and the harness."""
     value = ctx.store.scalar("SELECT balance FROM casino_agents WHERE id = ?", (agent_id,))
@@ -719,6 +731,7 @@ class Casino:
                          "tx_hash, created_ms, completed_ms) "
                          "VALUES (?, ?, ?, ?, 'base', 'USDC', ?, 'completed', ?, ?, ?)",
                          (withdrawal_id, agent["id"], micros, WITHDRAW_FEE, address, tx_hash, now, now))
+        pay_out_onchain(self.ctx, address, micros)
         return self.ok({"status": "completed", **common, "token": "USDC", "tx_hash": tx_hash,
                         "explorer": f"https://basescan.org/tx/{tx_hash}", "new_balance": wire(after)})
 

@@ -349,6 +349,12 @@ class WalletSandbox:
         else:
             self._save_prices()
         self.forced_slippage_bps: int | None = None
+        self.delay_overrides: dict[str, int] = {}
+        """`service` or `service:chain` → deposit delay in ms (`POST /_sandbox/deposit-delay`)."""
+        from sandbox import casino
+
+        if _withdrawal_lands not in casino.ONCHAIN_PAYOUTS:  # casino withdrawals land on this chain
+            casino.ONCHAIN_PAYOUTS.append(_withdrawal_lands)
         self._deliver_lock = threading.Lock()
 
     def now(self) -> int:
@@ -691,19 +697,27 @@ class WalletSandbox:
         if row is not None:
             delay = row["delay_ms"]
             if delay is None:
-                delay = DEPOSIT_DELAY_MS.get(f"{row['service']}:{chain}", DEPOSIT_DELAY_MS.get(row["service"], 60_000))
+                delay = self.deposit_delay_ms(row["service"], chain)
             return row["service"], row["agent_id"], int(delay)
         if _table_exists(db, "casino_deposit_addresses"):
             owner = db.execute("SELECT agent_id FROM casino_deposit_addresses WHERE chain = ? AND lower(address) = ?",
                                (chain, address.lower())).fetchone()
             if owner is not None:
-                return "casino", owner["agent_id"], DEPOSIT_DELAY_MS.get(f"casino:{chain}", DEPOSIT_DELAY_MS["casino"])
+                return "casino", owner["agent_id"], self.deposit_delay_ms("casino", chain)
         if chain in EVM and _table_exists(db, "trading_agents"):
             owner = db.execute("SELECT id FROM trading_agents WHERE lower(hl_wallet_address) = ?",
                                (address.lower(),)).fetchone()
             if owner is not None:
-                return "trading", owner["id"], DEPOSIT_DELAY_MS["trading"]
+                return "trading", owner["id"], self.deposit_delay_ms("trading", chain)
         return None
+
+    def deposit_delay_ms(self, service: str, chain: str) -> int:
+        """How long a deposit into `service` takes to be credited (the casino's poll, the bridge):
+        the value set with `POST /_sandbox/deposit-delay`, else the real services' figures."""
+        for name in (f"{service}:{chain}", service):
+            if name in self.delay_overrides:
+                return self.delay_overrides[name]
+        return DEPOSIT_DELAY_MS.get(f"{service}:{chain}", DEPOSIT_DELAY_MS.get(service, 60_000))
 
     def deliver_due(self) -> list[dict[str, Any]]:
         """Credit every pending cross-silo deposit whose delay has passed."""
@@ -1004,6 +1018,11 @@ def credit_onchain(ctx: SandboxContext, chain: str, address: str, token: str, un
     return tx_hash
 
 
+def _withdrawal_lands(ctx: SandboxContext, address: str, micros: int) -> None:
+    """A completed casino withdrawal: its USDC arrives at `address` on Base."""
+    credit_onchain(ctx, "base", address, "USDC", micros)
+
+
 class _Poller:
     """The deposit poller: delivers due cross-silo credits without waiting for a wallet request."""
 
@@ -1155,6 +1174,17 @@ def create_app(ctx: SandboxContext) -> Starlette:
         return JSONResponse({"chain": chain, "address": address, "service": service, "agent_id": body.get("agent_id"),
                              "delay_ms": delay})
 
+    async def admin_deposit_delay(request: Request) -> JSONResponse:
+        body = await read_json(request, strict=True)
+        service, delay = body.get("service"), body.get("delay_ms")
+        if service not in ("casino", "trading") or isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
+            raise ApiError(400, "invalid_request", "give service (casino|trading), delay_ms (integer >= 0), chain?")
+        name = f"{service}:{body['chain']}" if body.get("chain") else service
+        wallet.delay_overrides[name] = delay
+        if not body.get("chain"):  # a service-wide setting replaces the per-chain defaults too
+            wallet.delay_overrides.update({k: delay for k in DEPOSIT_DELAY_MS if k.startswith(f"{service}:")})
+        return JSONResponse({"delays_ms": dict(wallet.delay_overrides)})
+
     async def admin_deposits(request: Request) -> JSONResponse:
         return JSONResponse({"deposits": wallet.pending_deposits()})
 
@@ -1195,6 +1225,7 @@ def create_app(ctx: SandboxContext) -> Starlette:
         Route("/_sandbox/transfers", admin_transfers, methods=["GET"]),
         Route("/_sandbox/deposit-routes", admin_route, methods=["POST"]),
         Route("/_sandbox/deposits", admin_deposits, methods=["GET"]),
+        Route("/_sandbox/deposit-delay", admin_deposit_delay, methods=["POST"]),
         Route("/_sandbox/deliver-deposits", admin_deliver, methods=["POST"]),
         Route("/_sandbox/swap-slippage", admin_slippage, methods=["POST"]),
         Route("/_sandbox/prices", admin_prices, methods=["GET"]),

@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     from supervisor.replay_cli import add_replay_arguments
 
     add_replay_arguments(sub.add_parser("replay", help="play a recorded run back through the real actors"))
+    from supervisor.reconcile_cli import add_reconcile_arguments
+
+    add_reconcile_arguments(sub.add_parser("reconcile", help="every silo's venue balance against the ledger"))
     return parser
 
 
@@ -152,6 +155,7 @@ HANDLERS = {
     "dead": "supervisor.dead_cli:dead_main",
     "alerts": "supervisor.alerts_cli:alerts_main",
     "replay": "supervisor.replay_cli:replay_main",
+    "reconcile": "supervisor.reconcile_cli:reconcile_main",
 }
 
 

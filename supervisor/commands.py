@@ -163,6 +163,10 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
                              "*_hours hours, money in micro-USD")
     policy.set_defaults(build=_set_policy)
 
+    from supervisor.reconcile_cli import add_silo_commands
+
+    add_silo_commands(sub)
+
 
 def pick_key(keyring: Keyring, scope: str, key_id: str | None) -> SigningKey:
     if key_id:

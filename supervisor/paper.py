@@ -14,6 +14,9 @@ from actors.ledger import read_ledger
 from messages.envelope import IdFactory
 from runtime.atomic import AtomicSteps
 
+PAPER_GAS_WEI = 10**16
+"""0.01 ETH on Base: about 5,000 sends' gas in the sandbox."""
+
 
 def top_up_casino(casino_url: str, casino_agent_id: str, api_key, want: int) -> None:
     """Bring the agent's casino balance up to `want` with a simulated deposit (never down)."""
@@ -68,5 +71,11 @@ def fund_paper_silos(steps: AtomicSteps, agent: str, venues: dict[str, str], *, 
         admin.fund_trading(creds["trading_agent_id"], ledger.available["trading"])
     base = client.hget(addresses_key(keys, agent), "base")
     on_chain = ledger.available.get("reserve", 0) - casino_float  # the float is reserve money at the casino
+    if casino_float:  # reserve money parked at the casino: where the reconciliation looks for it
+        from actors.silo.records import placement_key
+
+        client.hsetnx(placement_key(keys, agent), "reserve@casino", casino_float)
     if base is not None and on_chain > 0:  # the reserve's home: USDC on Base
         admin.fund_wallet("base", base.decode(), on_chain)
+    if base is not None:  # gas for the silo transfers' sends (ETH on Base; not treasury money)
+        admin.fund_wallet("base", base.decode(), PAPER_GAS_WEI, token="native")

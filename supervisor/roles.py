@@ -16,6 +16,7 @@ ROLE_MODULES = {
     "reserve": "actors.reserve",
     "referral": "actors.referral",
     "rebalancer": "actors.rebalancer",
+    "silo": "actors.silo.actor",
 }
 
 

@@ -163,7 +163,12 @@ class ScenarioRun:
         ledger = read_ledger(self.client, self.keys, AGENT)
         risk = read_risk(self.client, self.keys, AGENT)
         journal = self.journal()
-        return {
+        extra = {}
+        if "silo" in self.roles:
+            from supervisor.silo_report import silo_report
+
+            extra["silo"] = silo_report(self.client, self.keys, AGENT, journal)
+        return extra | {
             "scenario": name,
             "seed": self.seed,
             "agent": AGENT,
@@ -222,6 +227,7 @@ class ScenarioRun:
             src, dst, amount, status = value.decode().split("|")
             if status == "pending":
                 net[src] = net.get(src, 0) + int(amount)
+            if status in ("pending", "sent"):  # sent: in flight, in neither silo
                 net[dst] = net.get(dst, 0) - int(amount)
         return net
 

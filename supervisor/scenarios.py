@@ -19,6 +19,7 @@ from messages.schema import BalancesChanged, BetRefused, BetSettled, CoinFlip, D
 from runtime.clock import DAY_MS
 from supervisor import replay_format
 from supervisor.scenario_harness import AGENT, ScenarioRun, scenario_run
+from supervisor.silo_scenario import silo_transfer
 
 BET_STEP_MS = 60_000
 
@@ -182,6 +183,8 @@ SCENARIOS: dict[str, tuple[Callable[[ScenarioRun], None], list[str], str]] = {
                                               "referral"], "no more than 30 % of the reserve locked in escrow"),
     "drift-rebalance": (drift_rebalance, ["rebalancer", "reserve", "casino", "trading", "referral", "risk"],
                         "a bucket more than 5 % off target is rebalanced, reserve first, moves of $10 or more"),
+    "silo-transfer": (silo_transfer, ["rebalancer", "reserve", "casino", "trading", "referral", "risk", "silo"],
+                      "a rebalance moves money between silos through the venues; fees booked, reconciliation clean"),
 }
 
 

@@ -22,6 +22,7 @@ from messages.errors import BadAgentId, ConfigError
 from messages.escrow_msgs import SyncEscrows
 from messages.referral_msgs import ReinvestReferrals, SweepReferrals
 from messages.schema import BalancesChanged
+from messages.silo_msgs import SiloTick
 from messages.trading_msgs import CheckExits
 from messages.treasury_msgs import RebalanceTick
 from runtime.clock import Clock
@@ -61,6 +62,7 @@ DEFAULT_TICKS = (
     Tick("referrals", 6 * 3_600_000, SweepReferrals),
     Tick("reinvest", 24 * 3_600_000, ReinvestReferrals),
     Tick("risk", 3_600_000, BalancesChanged),
+    Tick("silos", 60_000, SiloTick),
 )
 
 

@@ -41,7 +41,8 @@ def test_every_public_message_class_has_its_own_docstring():
     import msgspec
 
     missing = []
-    for name in ("base", "schema", "trading_msgs", "escrow_msgs", "referral_msgs", "treasury_msgs", "envelope"):
+    for name in ("base", "schema", "trading_msgs", "escrow_msgs", "referral_msgs", "treasury_msgs", "silo_msgs",
+                 "envelope"):
         module = importlib.import_module(f"messages.{name}")
         for cls_name, cls in vars(module).items():
             if (inspect.isclass(cls) and issubclass(cls, msgspec.Struct) and cls.__module__ == module.__name__

@@ -160,6 +160,8 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     rebalance_interval_ms: int = DAY_MS
     big_win_bp: int = 2000
     large_escrow_bp: int = 1000
+    max_transfer_fee_bp: int = 200
+    """A move between silos whose venue fees exceed this share of it is not made (2 %)."""
     # trading
     max_leverage: int = 5
     max_trade_margin_bp: int = 1000
@@ -220,7 +222,7 @@ _RANGES: dict[str, tuple[int, int | None]] = {
     "trading_drawdown_bp": _LIMIT, "treasury_drawdown_bp": _LIMIT, "max_bet_bp": _LIMIT, "escrow_reserve_bp": _LIMIT,
     "escrow_fee_bp": _SHARE, "escrow_max_timeout_hours": (1, 720),            # the venue's own range
     "drift_bp": _LIMIT, "min_move": _MONEY, "rebalance_interval_ms": _DURATION, "big_win_bp": _LIMIT,
-    "large_escrow_bp": _LIMIT,
+    "large_escrow_bp": _LIMIT, "max_transfer_fee_bp": _SHARE,
     "max_leverage": (1, 50), "max_trade_margin_bp": _LIMIT, "min_reward_risk": (1, None),   # 50×: the venue's ceiling
     "referral_sweep_interval_ms": _DURATION, "referral_reinvest_interval_ms": _DURATION,
     "referral_reinvest_threshold": _MONEY, "referral_reserve_bp": _SHARE,

@@ -96,6 +96,18 @@ class SandboxAdmin(ServiceClient):
         return self.request_json("POST", "/../wallet/_sandbox/fund",
                                  body={"chain": chain, "address": address, "token": token, "units": units}, auth=False)
 
+    def set_deposit_delay(self, service: str, delay_ms: int, chain: str | None = None) -> dict[str, Any]:
+        """How long the sandbox takes to credit a deposit into `service` (casino|trading), in ms of
+        the sandbox's clock; due deposits are credited by `deliver_deposits` or the poller."""
+        body: dict[str, Any] = {"service": service, "delay_ms": delay_ms}
+        if chain:
+            body["chain"] = chain
+        return self.request_json("POST", "/../wallet/_sandbox/deposit-delay", body=body, auth=False)
+
+    def deliver_deposits(self) -> list[dict[str, Any]]:
+        """Credit every deposit whose delay has passed on the sandbox's clock, now."""
+        return self.request_json("POST", "/../wallet/_sandbox/deliver-deposits", body={}, auth=False)["delivered"]
+
     def wallet_usdc(self, chain: str, address: str) -> int:
         """The USDC units (micro-USD) the simulated chain holds at `address`."""
         return int(self.request_json("GET", "/../wallet/_sandbox/balances",
