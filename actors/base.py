@@ -2,9 +2,11 @@
 
 Each actor serves one role for every agent of its worker's shards. It receives bus deliveries
 (`Delivery`, dispatched by `handle` through the class's `handlers` table) and, from the worker's
-control listener, the latest ACTIVE / PAUSED / HALTED broadcast per agent
-(`("control", agent, RiskControl)`), which it keeps and may act on (`on_control`); the fence, not
-this cache, decides whether a spend may start.
+control listener, every ACTIVE / PAUSED / HALTED broadcast: written at once into `self.controls`
+(a `ControlView` the listener thread updates directly, read before each spend, so queued spends
+are refused as soon as the broadcast lands) and told as a `ControlChanged` message, which
+`on_control` may act on. The fence, not this view, is the authority: a spend the broadcast has
+not reached is still refused there.
 
 Every change an actor makes goes through one commit with the stream ack; the helpers that build
 and run those (`_emit`, `_commit`, `_ack_only`, `_deny`) come from `actors.commits.Committer`.
@@ -27,6 +29,7 @@ from messages.schema import RetrySpend, RiskControl
 from runtime.atomic import AtomicSteps
 from runtime.bus import Delivery, HandlerRejected
 from runtime.clock import Clock
+from runtime.control import ControlChanged, ControlView
 from runtime.keys import Keys
 
 
@@ -55,17 +58,17 @@ class TreasuryActor(Committer, pykka.ThreadingActor):
         self.client = steps.client
         self.clock = clock
         self.new_id = new_id
-        self.control: dict[str, RiskControl] = {}
+        self.controls = ControlView()
 
     def on_receive(self, message):
         if isinstance(message, Delivery):
             if isinstance(message.envelope.body, RetrySpend):
                 return self.retry_spend(message, message.envelope.body)
             return self.handle(message)
-        if isinstance(message, tuple) and message and message[0] == "control":
-            _, agent, control = message
-            self.control[agent] = control
-            return self.on_control(agent, control)
+        if isinstance(message, ControlChanged):
+            if not self.controls.fed_directly:  # else the listener wrote it (and maybe newer ones) already
+                self.controls.update(message.agent, message.control)
+            return self.on_control(message.agent, message.control)
         raise TypeError(f"{type(self).__name__} cannot handle {type(message).__name__}")
 
     def handle(self, delivery: Delivery) -> None:
@@ -80,7 +83,11 @@ class TreasuryActor(Committer, pykka.ThreadingActor):
         return getattr(self, name)(delivery, body)
 
     def on_control(self, agent: str, control: RiskControl) -> None:
-        """React to a broadcast (stop a loop, close positions); nothing by default."""
+        """React to a broadcast with a commit (close positions, stop a session); nothing by default."""
+
+    def spend_blocked(self, agent: str) -> RiskControl | None:
+        """The broadcast PAUSED / HALTED that forbids this agent's spend now, if one has landed."""
+        return self.controls.blocking(agent, self.clock.now_ms())
 
     def retry_spend(self, delivery: Delivery, cmd: RetrySpend) -> None:
         """Run a dead-lettered spend again, if and only if its funds are still reserved.

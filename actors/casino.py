@@ -21,7 +21,7 @@ import redis
 from actors.base import TreasuryActor
 from actors.casino_odds import game_id, true_odds, venue_params
 from actors.kelly import KellyResult, kelly_stake
-from actors.ledger import read_ledger
+from actors.ledger import LedgerView, ledger_from, read_ledger
 from actors.policy.breakers import casino_session
 from actors.policy.buckets import bp_text
 from actors.policy.drift import big_win
@@ -89,6 +89,13 @@ class CasinoBucket(TreasuryActor):
         raw = self.client.hgetall(self.session_key(agent))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
+    def read_state(self, agent: str) -> tuple[LedgerView, dict[str, str]]:
+        """The agent's ledger and casino session, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.ledger(agent)).hgetall(self.session_key(agent))
+        ledger_raw, session_raw = pipe.execute()
+        return ledger_from(ledger_raw), {k.decode(): v.decode() for k, v in session_raw.items()}
+
     def start_session(self, delivery: Delivery, cmd: StartSession) -> None:
         """A new session replaces a stopped one; its budget must be in the casino bucket."""
         env = delivery.envelope
@@ -115,9 +122,14 @@ class CasinoBucket(TreasuryActor):
     def place_bet(self, delivery: Delivery, bet: PlaceBet) -> None:
         env = delivery.envelope
         agent, now = env.agent, self.clock.now_ms()
-        ledger = read_ledger(self.client, self.keys, agent)
+        blocked = self.spend_blocked(agent)
+        if blocked is not None and not self.client.hexists(self.keys.reservations(agent), env.id):
+            # the broadcast landed: refused at once, no fence, no venue (a bet reserved before a
+            # crash is not refused here: it may be placed already, and is looked up below)
+            return self._refuse(delivery, blocked.state.lower(), f"treasury is {blocked.state}: {blocked.reason}",
+                                None)
+        ledger, session = self.read_state(agent)
         bucket_available = ledger.available.get("casino", 0)
-        session = self.read_session(agent)
         if session.get("state") == "stopped":
             return self._refuse(delivery, "session_stopped", f"the casino session is stopped: {session['reason']}",
                                 None)
@@ -150,7 +162,13 @@ class CasinoBucket(TreasuryActor):
             return self._refuse(delivery, reservation.status, reason, sizing, reservation.seq or None)
         if reservation.record is not None:  # reserved by an earlier delivery: that stake stands
             stake = reservation.record.amount
+        else:  # what the fence just did to the ledger read above (only this actor writes the casino bucket)
+            ledger = ledger.moved("casino", -stake, "reserved", stake)
 
+        blocked = self.spend_blocked(agent) if reservation.status == "ok" else None
+        if blocked is not None:  # it landed while this bet was being reserved: nothing placed yet
+            return self._release(delivery, stake, blocked.state.lower(),
+                                 f"treasury is {blocked.state}: {blocked.reason}")
         casino = self.casino_for(agent)
         game = game_id(bet.game)
         try:
@@ -163,16 +181,18 @@ class CasinoBucket(TreasuryActor):
         except VenueRejected as exc:
             return self._release(delivery, stake, exc.code, str(exc))
         # VenueUnavailable propagates: the bus retries later; the reservation stays until settled.
-        self._settle(delivery, stake, result, sizing)
+        self._settle(delivery, stake, result, sizing, ledger, session)
 
     # ------------------------------------------------------------------ commits
 
-    def _settle(self, delivery: Delivery, stake: int, result, sizing: KellyResult) -> None:
+    def _settle(self, delivery: Delivery, stake: int, result, sizing: KellyResult, before: LedgerView,
+                session: dict[str, str]) -> None:
+        """Settle in one commit; `before` and `session` are the state this bet was placed on (read
+        once per bet: only this actor writes the casino bucket and the session)."""
         env = delivery.envelope
         agent, now, k = env.agent, self.clock.now_ms(), self.keys
         ledger = k.ledger(agent)
         payout = gross_payout(stake, result.amount_won, result.payout_multiplier)
-        before = read_ledger(self.client, k, agent)
         after = before.available.get("casino", 0) + payout
         settled = BetSettled(bet_id=result.bet_id, game=result.game, stake=stake, payout=payout,
                              pnl=payout - stake, won=bool(result.won), roll=str(result.roll),
@@ -185,7 +205,7 @@ class CasinoBucket(TreasuryActor):
             k.agent_commands(agent, role_of(BalancesChanged)),
             wrap(BalancesChanged(cause=f"bet {result.bet_id}"), agent=agent, now_ms=now, new_id=self.new_id, cause=env),
         )
-        self._session_after_bet(commit, env, payout - stake, now)
+        self._session_after_bet(commit, env, payout - stake, now, session)
         if big_win(payout - stake, before.bucket("casino"), effective_policy(self.client, k, agent)):
             from messages.treasury_msgs import Rebalance  # a win > 20 % of the bucket: rebalance it away
 
@@ -196,10 +216,9 @@ class CasinoBucket(TreasuryActor):
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
 
-    def _session_after_bet(self, commit, env, pnl: int, now: int) -> None:
+    def _session_after_bet(self, commit, env, pnl: int, now: int, session: dict[str, str]) -> None:
         """Count the bet in the open session; at −50 % stop it and send the rest to the reserve."""
         agent = env.agent
-        session = self.read_session(agent)
         if session.get("state") != "open":
             return
         key = self.session_key(agent)

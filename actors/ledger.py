@@ -40,9 +40,21 @@ class LedgerView:
     def known(self) -> bool:
         return bool(self.available)
 
+    def moved(self, bucket: str, available_delta: int, kind: str, held_delta: int) -> "LedgerView":
+        """This view after moving money within `bucket` (e.g. available -> reserved by the fence)."""
+        available = dict(self.available)
+        available[bucket] = available.get(bucket, 0) + available_delta
+        held = {b: dict(k) for b, k in self.held.items()}
+        held.setdefault(bucket, {})[kind] = held.get(bucket, {}).get(kind, 0) + held_delta
+        return LedgerView(available, held)
+
 
 def read_ledger(client: redis.Redis, keys: Keys, agent: str) -> LedgerView:
-    raw = client.hgetall(keys.ledger(agent))
+    return ledger_from(client.hgetall(keys.ledger(agent)))
+
+
+def ledger_from(raw: dict) -> LedgerView:
+    """A LedgerView from the ledger hash's fields (as HGETALL returns them, e.g. from a pipeline)."""
     available: dict[str, int] = {}
     held: dict[str, dict[str, int]] = {}
     for k, v in raw.items():

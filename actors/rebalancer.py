@@ -473,8 +473,19 @@ class Rebalancer(TreasuryActor):
         if not ledger.known():
             raise HandlerRejected(f"agent {agent} has no ledger")
         fired = tick_trigger(balances_of(ledger), self._last_run(agent), now, self.policy_for(agent))
-        if fired is not None:
-            self.begin(commit, env, fired[0], fired[1], ledger, now)
+        if fired is None:
+            return None
+        self._skipped = None
+        self.begin(commit, env, fired[0], fired[1], ledger, now)
+        if self._skipped is None:
+            return None
+        # A tick that comes to the same skip as the last tick wrote changes nothing: write nothing
+        # (an idle agent under drift it may not correct would otherwise journal it every hour).
+        previous = self.client.hget(self.state_key(agent), "tick_skip")
+        if previous is not None and previous.decode() == self._skipped:
+            commit.clear()
+        else:
+            commit.hset(self.state_key(agent), "tick_skip", self._skipped)
 
     def begin(self, commit: Commit, env: Envelope, trigger: str, reason: str, ledger: LedgerView, now: int) -> None:
         """Plan, and start the saga: close positions first, or send the first debit."""
@@ -775,7 +786,11 @@ class Rebalancer(TreasuryActor):
                                         "positions: close them first")
         commit.emit(self.keys.agent_commands(env.agent, role_of(body)), self._wrap(body, env))
 
+    _skipped: str | None = None
+    """The reason of the skip the decision in hand came to, if any (read by `tick`)."""
+
     def _skip(self, commit: Commit, env: Envelope, trigger: str, reason: str) -> None:
+        self._skipped = f"{trigger}: {reason}"
         commit.emit(self.keys.events(env.agent), self._wrap(RebalanceSkipped(trigger=trigger, reason=reason), env))
 
     # ------------------------------------------------------------------ small helpers

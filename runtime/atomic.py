@@ -19,8 +19,15 @@ from messages.envelope import Envelope
 from messages.money import format_usd
 from runtime.keys import Keys
 
-APPLIED_RETENTION_MS = 7 * 24 * 3600 * 1000
-"""How long a message id is remembered for de-duplication (longer than any redelivery)."""
+APPLIED_RETENTION_MS = 3_600_000
+"""How long a message id is remembered for de-duplication: as long as a duplicate can still come.
+
+Bounded by what redelivery can still bring, not by days. The stream entry itself can never come
+back once committed (commit.lua acknowledges it in the same step that records its id, and the
+bus then trims it). A duplicate is therefore a new entry carrying the same id: a signed command
+sent again (its nonce is claimed, and refused once expired: at most MAX_TTL_MS + grace, 5.5 min),
+or a tick published twice by two schedulers in the same instant (ids name the period). One hour
+covers both with a wide margin for clocks; memory per agent is its commands of the last hour."""
 
 JOURNAL_MAXLEN = 0
 """The journal is the audit trail: never trimmed by default."""
@@ -49,6 +56,13 @@ class Commit:
         if key not in self.keys:
             self.keys.append(key)
         return self.keys.index(key) + 2  # KEYS[1] is the applied set; Lua is 1-based
+
+    def clear(self) -> "Commit":
+        """Drop every effect added so far (a decision that turned out to change nothing)."""
+        self.keys.clear()
+        self.ops.clear()
+        self.payloads.clear()
+        return self
 
     def ack(self, stream: str, group: str, entry_id: str) -> "Commit":
         """XACK the stream entry that carried the message, in the same step as its effects."""
@@ -216,7 +230,18 @@ class AtomicSteps:
 
     def commit(self, commit: Commit, msg_id: str, now_ms: int) -> CommitResult:
         """Apply `commit` for message `msg_id` at most once (commit.lua): every effect, event and ack,
-        or none. `now_ms` (epoch ms) stamps the applied record, kept `APPLIED_RETENTION_MS`."""
+        or none. `now_ms` (epoch ms) stamps the applied record, kept `APPLIED_RETENTION_MS`.
+
+        A commit that only acknowledges (a tick that found nothing to do, a duplicate) writes
+        nothing else: its entry is acknowledged and the id is not remembered, since doing nothing
+        again is harmless. So an idle agent's ticks leave no trace in Redis.
+        """
+        if commit.ops and all(op[0] == "xack" for op in commit.ops) and not commit.payloads:
+            pipe = self.client.pipeline(transaction=False)
+            for _, index, group, entry_id in commit.ops:
+                pipe.xack(commit.keys[index - 2], group, entry_id)
+            pipe.execute()
+            return CommitResult("ok", 0)
         ops = msgspec.msgpack.encode(commit.ops)
         result = self._commit(
             keys=[commit.applied_key, *commit.keys], args=[msg_id, now_ms, ops, APPLIED_RETENTION_MS, *commit.payloads]

@@ -11,7 +11,10 @@ What it guarantees, and how:
   consumer for longer than `claim_idle_ms` are taken over with XAUTOCLAIM;
 - an entry that does not decode, or whose handler fails `max_deliveries` times, goes to the dead
   stream with the error text (and, when the agent is known, a `CommandRefused` in its journal);
-- a duplicate (same message id) is applied once: the commit script remembers applied ids.
+- a duplicate (same message id) is applied once: the commit script remembers applied ids;
+- a stream keeps only what its groups still need: every `trim_every_ms` the streams that had
+  traffic are trimmed to the lowest position any group still needs (runtime/trim.py), so an
+  idle deployment's command streams stay empty, however long it runs.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from messages.schema import CommandRefused
 from runtime.clock import Clock, SystemClock
 from runtime.keys import Keys
 from runtime.signing import CommandAuthError
+from runtime.trim import StreamTrimmer
 
 if TYPE_CHECKING:
     from runtime.command_gate import CommandGate
@@ -106,7 +110,8 @@ class StreamBus:
         batch: int = 64,
         block_ms: int = 1000,
         claim_idle_ms: int = 30_000,
-        claim_every_ms: int = 5_000,
+        claim_every_ms: int = 30_000,
+        trim_every_ms: int = 1_000,
         max_deliveries: int = 5,
         retry_backoff_ms: int = 200,
         clock: Clock | None = None,
@@ -123,6 +128,7 @@ class StreamBus:
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.claim_every_ms = claim_every_ms
+        self.trim_every_ms = trim_every_ms
         self.max_deliveries = max_deliveries
         self.retry_backoff_ms = retry_backoff_ms
         self.clock = clock or SystemClock()
@@ -131,6 +137,8 @@ class StreamBus:
         # (command client, blocking reader): injected in unit tests (fakeredis), else made from url
         self.client, self.reader = clients or (command_client(url), blocking_client(url, block_ms))
         self.gate = gate  # CommandGate, or None where every writer is trusted (unit tests)
+        self.trimmer = StreamTrimmer(self.client)
+        self._dirty: set[str] = set()  # streams with entries handled since the last trim
         self._wanted_shards: set[int] | None = None
         self.last_loop = time.monotonic()  # liveness: a loop stuck longer than a handler timeout is hung
         self._shard_lock = threading.Lock()
@@ -177,7 +185,8 @@ class StreamBus:
         """Serve until `stop` is set; the batch in hand is finished first (graceful drain)."""
         self.ensure_groups()
         self.drain_own_pending()
-        next_claim = 0.0
+        next_claim = time.monotonic() + self.claim_every_ms / 1000  # drained just above
+        next_trim = 0.0
         while not stop.is_set():
             self.last_loop = time.monotonic()
             try:
@@ -192,6 +201,9 @@ class StreamBus:
                 if self._retry_at is not None and now >= self._retry_at:
                     self.drain_own_pending()
                 self.poll_once()
+                if self._dirty and time.monotonic() >= next_trim:
+                    self.trim_acknowledged()
+                    next_trim = time.monotonic() + self.trim_every_ms / 1000
             except redis.ConnectionError as exc:
                 log.warning("bus %s: Redis unreachable (%s); retrying", self.role, exc)
                 stop.wait(0.5)
@@ -214,6 +226,15 @@ class StreamBus:
                 self._process(stream, entry_id, fields, deliveries=1)
                 handled += 1
         return handled
+
+    def trim_acknowledged(self) -> int:
+        """Trim the streams handled since the last call to what their groups still need."""
+        dirty, self._dirty = self._dirty, set()
+        try:
+            return self.trimmer.trim(sorted(dirty))
+        except redis.RedisError:
+            self._dirty |= dirty  # tried again at the next trim
+            raise
 
     # ------------------------------------------------------------------ recovery
 
@@ -269,6 +290,7 @@ class StreamBus:
         self.last_loop = time.monotonic()
         entry_id = _s(entry_id)
         stream = _s(stream)
+        self._dirty.add(stream)
         if not fields:
             self.client.xack(stream, self.group, entry_id)  # trimmed or deleted: nothing to apply
             return

@@ -1,13 +1,21 @@
 """Fan-out of the control stream (ACTIVE / PAUSED / HALTED) to the spending actors of a worker.
 
 A plain XREAD (no group): every worker sees every broadcast of its shards. It is the fast path
-that stops loops and sessions; the fence stays the authority on whether a spend may start.
+that stops loops and refuses queued spends; the fence stays the authority on whether a spend may
+start (a spend the broadcast has not reached yet is still refused by the fence).
+
+A broadcast reaches an actor two ways. The listener's thread writes it at once into the actor's
+`ControlView` (a small thread-safe map), which the actor reads before each spend: so a busy actor
+refuses the spends queued behind its current one without waiting to finish its mailbox. And it
+is told to the actor as a typed `ControlChanged` message, for reactions that take a commit
+(`on_control`: close positions, stop a session).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from redis.typing import KeyT, StreamIdT
@@ -21,6 +29,54 @@ from runtime.keys import Keys
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, RiskControl], None]
+
+
+@dataclass(frozen=True)
+class ControlChanged:
+    """A broadcast, as told to an actor: the agent, and its new ACTIVE / PAUSED / HALTED control."""
+
+    agent: str
+    control: RiskControl
+
+
+class ControlView:
+    """The latest broadcast per agent, written by the listener thread, read by the actor's thread.
+
+    Only agents whose last broadcast blocks spending are kept (ACTIVE removes the entry), so its
+    size is the number of paused or halted agents, not the number of agents.
+    """
+
+    def __init__(self) -> None:
+        self._blocked: dict[str, RiskControl] = {}
+        self._lock = threading.Lock()
+        self.updates = 0
+        self.fed_directly = False
+        """True once a listener thread writes into this view: the actor's mailbox copy is then stale."""
+
+    def update(self, agent: str, control: RiskControl) -> None:
+        with self._lock:
+            self.updates += 1
+            if control.state in ("PAUSED", "HALTED"):
+                self._blocked[agent] = control
+            else:
+                self._blocked.pop(agent, None)
+
+    def blocking(self, agent: str, now_ms: int) -> RiskControl | None:
+        """The PAUSED / HALTED control that forbids `agent` to spend at `now_ms`, or None.
+
+        A pause with an `until_ms` stops blocking once that time has come (as the fence does).
+        """
+        with self._lock:
+            control = self._blocked.get(agent)
+        if control is None:
+            return None
+        if control.state == "PAUSED" and control.until_ms and now_ms >= control.until_ms:
+            return None
+        return control
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._blocked)
 
 
 class ControlListener:

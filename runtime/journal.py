@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import redis
 
@@ -13,8 +13,19 @@ from runtime.keys import Keys
 
 
 def read_journal(client: redis.Redis, keys: Keys, agent: str) -> list[Envelope]:
-    entries: Any = client.xrange(keys.events(agent))
-    return [decode(fields[FIELD]) for _, fields in entries]
+    """The agent's whole journal, oldest first: archived files (runtime/archive.py), then the stream.
+
+    Errors: ConfigError if the journal was archived to a directory that is missing.
+    """
+    return list(replay_journal(client, keys, agent))
+
+
+def replay_journal(client: redis.Redis, keys: Keys, agent: str, page: int = 10_000) -> Iterator[Envelope]:
+    """The agent's journal as a stream of envelopes, read in pages (for projection rebuilds)."""
+    from runtime.archive import journal_payloads
+
+    for payload in journal_payloads(client, keys, agent, page):
+        yield decode(payload)
 
 
 class JournalFollower:

@@ -45,7 +45,7 @@ class Keys:
 
     def commands(self, shard: int, role: str) -> str:
         """Stream. Commands for one role on one shard (field `m`: an encoded envelope); consumed by
-        the role's group `g:<role>`."""
+        the role's group `g:<role>`, trimmed once every group has acknowledged an entry."""
         return self._k(shard, "cmd", role)
 
     def control(self, shard: int) -> str:
@@ -64,7 +64,8 @@ class Keys:
     # ---------------------------------------------------------------- per agent
 
     def events(self, agent: str) -> str:
-        """Stream. The agent's journal: every event, never trimmed (every actor, through commits)."""
+        """Stream. The agent's journal: every event (every actor, through commits); never trimmed
+        but by `treasury journal archive`, which moves old entries to files first."""
         return self._k(self.shard(agent), "events", agent)
 
     def risk(self, agent: str) -> str:
@@ -82,7 +83,8 @@ class Keys:
         return self._k(self.shard(agent), "resv", agent)
 
     def applied(self, agent: str) -> str:
-        """Sorted set. Message ids already committed (score: when), for exactly-once commits."""
+        """Sorted set. Message ids already committed (score: when), for exactly-once commits; kept
+        one hour, as long as a duplicate can still come."""
         return self._k(self.shard(agent), "applied", agent)
 
     def credentials(self, agent: str) -> str:
@@ -143,6 +145,11 @@ class Keys:
         """Hash. Per-source watermarks of referral income already counted (ReferralBucket)."""
         return self._k(self.shard(agent), "referral", agent)
 
+    def archived(self, agent: str) -> str:
+        """Hash. Where the journal's archived part is: `dir` and `last_id`, the last entry moved to
+        the day files (`treasury journal archive`; read by every reader of the whole journal)."""
+        return self._k(self.shard(agent), "archived", agent)
+
     def onboarding(self, agent: str) -> str:
         """Hash. Onboarding step → outcome, so a resumed onboarding skips what is done."""
         return self._k(self.shard(agent), "onboard", agent)
@@ -189,16 +196,18 @@ class Keys:
         reason (the supervisor, at every start and exit; deleted when it stops; read by status)."""
         return f"{self.prefix}:supervisor"
 
-    def lease(self, role: str, shard: int) -> str:
-        """String. The worker holding `role` on `shard`, with a TTL (shard leases)."""
-        return f"{self.prefix}:lease:{role}:{shard}"
+    def leases(self, role: str) -> str:
+        """Hash. Shard → `owner|expires_ms` (Redis server time) for every shard lease of `role`; one
+        script call per worker heartbeat renews, gives back and takes over (shard leases)."""
+        return f"{self.prefix}:{{lease:{role}}}:held"
 
     def members(self, role: str) -> str:
-        """Sorted set. Live workers of `role` (score: last renewal), to share shards (shard leases)."""
-        return f"{self.prefix}:members:{role}"
+        """Sorted set. Live workers of `role` (score: last renewal), to share shards; in the same
+        cluster slot as `leases` (shard leases)."""
+        return f"{self.prefix}:{{lease:{role}}}:members"
 
     def schedule(self, tick: str) -> str:
-        """String. The last period a scheduled tick was published for (the scheduler)."""
+        """String. Epoch ms up to which the scheduler has published the tick's per-agent phases."""
         return f"{self.prefix}:sched:{tick}"
 
     def clock(self) -> str:

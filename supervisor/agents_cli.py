@@ -18,41 +18,14 @@ from rich.table import Table
 from rich.text import Text
 
 from messages.base import validate_agent_id
-from messages.envelope import random_ids
 from messages.errors import ConfigError, TreasuryError
 from messages.money import format_usd, parse_positive_usd
-from runtime.atomic import AtomicSteps
-from runtime.clock import SystemClock
 from runtime.keys import Keys
 from supervisor.cli_common import add_deployment_arguments, connect, safe_text
+from supervisor.onboard_many import add_agent
 
 VENUE_SERVICES = ("casino", "trading", "wallet", "escrow")
 """Services whose venue agent id is shown by `agent list` (`pay --to` takes the casino one)."""
-
-
-def add_agent(client, keys: Keys, venues: dict[str, str], mode: str, name: str, capital: int) -> str:
-    """Onboard one agent (idempotent: a known agent is neither registered nor funded again).
-
-    `name` is validated first (`BadAgentId`); `capital` is micro-USD and must be > 0."""
-    from actors.onboarding import onboard_agent
-
-    validate_agent_id(name)
-    if capital <= 0:
-        raise ConfigError(f"capital for {name} must be more than $0")
-    steps = AtomicSteps(client, keys)
-    result = onboard_agent(steps, name, capital, venues=venues, now_ms=SystemClock().now_ms(), new_id=random_ids())
-    client.sadd(keys.agents(), name)
-    if result.allocation != "ok":
-        funded = "already open, left as it was"
-    elif mode == "paper":
-        from supervisor.paper import fund_paper_silos
-
-        fund_paper_silos(steps, name, venues)
-        funded = "the sandbox silos funded to match"
-    else:
-        funded = "deposit the capital to the venues before the agent spends"
-    ids = ", ".join(f"{service} {venue_id}" for service, venue_id in sorted(result.venue_agent_ids.items()))
-    return f"agent {name}: {ids}; capital {format_usd(capital)} allocated ({result.allocation}); {funded}"
 
 
 def read_agents_file(path: str | Path) -> list[tuple[str, int]]:
@@ -90,6 +63,10 @@ def add_agent_arguments(agent: argparse.ArgumentParser) -> None:
     add.add_argument("name", help="1 to 64 of A-Z a-z 0-9 _ . : -")
     add.add_argument("--capital", required=True, help="USD, more than 0, plain ASCII decimal (e.g. 1000 or 250.50)")
     add_deployment_arguments(add)
+    many = agent_sub.add_parser("add-many", help="onboard every agent of a file, in parallel, with a progress bar")
+    many.add_argument("file", help='{"agents": [{"name": ..., "capital": ...}]} as JSON, or TOML [[agents]]')
+    many.add_argument("--parallel", type=int, default=16, help="agents onboarded at once (default 16)")
+    add_deployment_arguments(many)
     lst = agent_sub.add_parser("list", help="the agents: venue ids (for `pay --to`), risk state and total")
     add_deployment_arguments(lst)
     lst.add_argument("--json", action="store_true", help="one JSON object; money as total_micros (integer micro-USD)")
@@ -116,7 +93,21 @@ def agent_main(args: argparse.Namespace) -> int:
     if args.agent_cmd == "add":
         validate_agent_id(args.name)  # before Redis is even reached
         capital = parse_positive_usd(args.capital, field="capital")
+    if args.agent_cmd == "add-many":
+        if args.parallel < 1:
+            raise ConfigError(f"--parallel must be at least 1 (got {args.parallel})")
+        listed = read_agents_file(args.file)  # every entry checked before Redis is reached
     dep = connect(args)
+    if args.agent_cmd == "add-many":
+        from supervisor.onboard_many import onboard_with_bar
+
+        report = onboard_with_bar(dep.client, dep.keys, dep.venues, dep.mode, listed, parallel=args.parallel,
+                                  console=Console(stderr=True))
+        for name, error in sorted(report.failed.items()):
+            print(f"agent {safe_text(name)}: not onboarded: {error}", file=sys.stderr)
+        print(f"{len(report.done)} of {len(listed)} agents onboarded"
+              + ("; run again to finish the rest" if report.failed else ""))
+        return 1 if report.failed else 0
     if args.agent_cmd == "list":
         rows = list_agents(dep.client, dep.keys)
         if args.json:

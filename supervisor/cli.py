@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     from supervisor.reconcile_cli import add_reconcile_arguments
 
     add_reconcile_arguments(sub.add_parser("reconcile", help="every silo's venue balance against the ledger"))
+    from supervisor.journal_cli import add_journal_arguments
+
+    add_journal_arguments(sub.add_parser("journal", help="archive old journal entries to files (explicit step)"))
     return parser
 
 
@@ -156,6 +159,7 @@ HANDLERS = {
     "alerts": "supervisor.alerts_cli:alerts_main",
     "replay": "supervisor.replay_cli:replay_main",
     "reconcile": "supervisor.reconcile_cli:reconcile_main",
+    "journal": "supervisor.journal_cli:journal_main",
 }
 
 

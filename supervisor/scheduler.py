@@ -1,16 +1,27 @@
-"""Periodic ticks: the pokes that make time-driven policy happen for every agent.
+"""Periodic ticks: the pokes that make time-driven policy happen for every agent that needs them.
 
 The venues fire nothing by themselves (stops need `check-exits`, escrow timeouts need a look),
 and some rules are due by the calendar (weekly referral sweep, scheduled rebalance, a new UTC
 day for the daily-loss breaker, a pause that has expired). Each tick kind is published once per
-period to every agent, with a message id made of the kind, the agent and the period, so a
-restarted scheduler, or two supervisors at once, cannot apply the same tick twice.
+period to every agent that has work for it, with a message id made of the kind, the agent and
+the period, so a restarted scheduler, or two supervisors at once, cannot apply the same tick twice.
+
+Cheap at scale:
+- a tick may name the key whose existence means the agent has work (`needs`): an agent with no
+  open position gets no exit check, one with no open escrow no escrow sync;
+- ticks are spread over their period: each agent has its own phase (a hash of tick and agent),
+  so 10,000 agents get their 15 s exit checks a few at a time, never all at once at start;
+- the agent list is cached and re-read only when the agent count changes or once a minute, and
+  the scheduler does nothing between its runs (at most one per `every_ms`).
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
+import zlib
 from dataclasses import dataclass
+from typing import Callable
 
 import redis
 
@@ -30,15 +41,27 @@ from runtime.keys import Keys
 
 log = logging.getLogger("treasury.scheduler")
 
+NeedsKey = Callable[[Keys, str], str]
+
+
+def _positions(keys: Keys, agent: str) -> str:
+    return keys.positions(agent)
+
+
+def _open_escrows(keys: Keys, agent: str) -> str:
+    return keys.escrows(agent)
+
 
 @dataclass(frozen=True)
 class Tick:
     """A periodic poke: `command` is an internal poke of the catalogue, which names its role and
-    builds its body."""
+    builds its body; `needs` names the key whose existence means the agent has work for it."""
 
     name: str
     every_ms: int
     command: type[Message]
+    needs: NeedsKey | None = None
+    """The key whose existence means the agent has work for this tick; None: every agent."""
 
     @property
     def facts(self) -> CommandFacts:
@@ -56,8 +79,8 @@ class Tick:
 
 
 DEFAULT_TICKS = (
-    Tick("exits", 15_000, CheckExits),
-    Tick("escrows", 300_000, SyncEscrows),
+    Tick("exits", 15_000, CheckExits, needs=_positions),
+    Tick("escrows", 300_000, SyncEscrows, needs=_open_escrows),
     Tick("rebalance", 3_600_000, RebalanceTick),
     Tick("referrals", 6 * 3_600_000, SweepReferrals),
     Tick("reinvest", 24 * 3_600_000, ReinvestReferrals),
@@ -65,20 +88,38 @@ DEFAULT_TICKS = (
     Tick("silos", 60_000, SiloTick),
 )
 
+AGENTS_REFRESH_MS = 60_000
+
+
+def phase(tick: Tick, agent: str) -> int:
+    """The agent's offset within the tick's period (ms): the same on every machine and run."""
+    return zlib.crc32(f"{tick.name}:{agent}".encode()) % tick.every_ms
+
+
+def period_of(tick: Tick, agent: str, now_ms: int) -> int:
+    """The period of `tick` the agent is in at `now_ms`; a new one starts at each phase crossing."""
+    return (now_ms - phase(tick, agent)) // tick.every_ms
+
 
 class Scheduler:
     def __init__(self, client: redis.Redis, keys: Keys, clock: Clock, roles: list[str],
-                 ticks: tuple[Tick, ...] = DEFAULT_TICKS):
+                 ticks: tuple[Tick, ...] = DEFAULT_TICKS, every_ms: int = 1_000):
         self.client = client
         self.keys = keys
         self.clock = clock
         self.ticks = tuple(t for t in ticks if t.role in roles)
+        self.every_ms = every_ms
+        self._next_run = 0
+        self._agents: list[str] = []
+        self._agents_count = -1
+        self._agents_read_ms = 0
+        self._phases: dict[str, tuple[list[int], list[str]]] = {}  # tick -> agents sorted by phase
         self._skipped: set[str] = set()
 
     def period_key(self, tick: Tick) -> str:
         return self.keys.schedule(tick.name)
 
-    def _agents(self) -> list[str]:
+    def _read_agents(self) -> list[str]:
         """The agent set, without names no message can carry (left by a version that did not
         check them): a tick for one would only be dead-lettered, every period."""
         agents = []
@@ -92,25 +133,71 @@ class Scheduler:
                     log.warning("agent set holds %s, which is not a valid agent id: no ticks for it", ascii(name))
         return agents
 
+    def agents(self, now: int) -> list[str]:
+        """Every agent, from a cache re-read when the count changes or once a minute."""
+        count = self.client.scard(self.keys.agents())
+        if count != self._agents_count or now - self._agents_read_ms >= AGENTS_REFRESH_MS:
+            self._agents = self._read_agents() if count else []
+            self._agents_count, self._agents_read_ms = count, now
+            self._phases = {}
+            for tick in self.ticks:
+                pairs = sorted((phase(tick, a), a) for a in self._agents)
+                self._phases[tick.name] = ([p for p, _ in pairs], [a for _, a in pairs])
+        return self._agents
+
+    def due(self, tick: Tick, last: int, now: int) -> list[str]:
+        """Agents whose phase of `tick` lies in (last, now] (a window at most one period long)."""
+        phases, agents = self._phases[tick.name]
+        if now - last >= tick.every_ms:
+            return list(agents)
+        lo, hi = last % tick.every_ms, now % tick.every_ms
+        if lo < hi:
+            return agents[bisect.bisect_right(phases, lo):bisect.bisect_right(phases, hi)]
+        return agents[bisect.bisect_right(phases, lo):] + agents[:bisect.bisect_right(phases, hi)]
+
     def run_once(self) -> int:
-        """Publish every tick whose period has turned since it was last published; returns how many."""
+        """Publish every agent's ticks whose phase was crossed since the last run; returns how many.
+
+        The window starts where the last run (of any scheduler of this deployment) ended, kept
+        in Redis per tick; a first run, or one after a pause longer than the period, starts now,
+        so nothing is published in a burst. Errors: redis.RedisError (the next run tries again).
+        """
         now = self.clock.now_ms()
+        if now < self._next_run or not self.ticks:
+            return 0
+        self._next_run = now + self.every_ms
+        agents = self.agents(now)
+        if not agents:
+            return 0
+        lasts = self.client.mget([self.period_key(t) for t in self.ticks])
         sent = 0
-        agents = None
-        for tick in self.ticks:
-            period = now // tick.every_ms
-            last = int(self.client.get(self.period_key(tick)) or -1)
-            if period <= last:
+        pipe = self.client.pipeline(transaction=False)
+        for tick, raw in zip(self.ticks, lasts, strict=True):
+            if raw is None or now - int(raw) > tick.every_ms:
+                # first run, or after a long pause: start now (each agent's next phase), no burst
+                pipe.set(self.period_key(tick), now)
                 continue
-            if agents is None:
-                agents = self._agents()
+            last = int(raw)
+            if last >= now:
+                continue
+            due = self.due(tick, last, now)
+            if due and tick.needs is not None:
+                probe = self.client.pipeline(transaction=False)
+                for agent in due:
+                    probe.exists(tick.needs(self.keys, agent))
+                due = [a for a, has in zip(due, probe.execute(), strict=True) if has]
+            if due or now - last >= tick.every_ms // 2:
+                # the window is stored when ticks went out, and at least twice a period (so it never
+                # looks like a pause); between, the next run looks at it again and finds nothing new
+                pipe.set(self.period_key(tick), now)
+            if not due:
+                continue
             body = tick.body()
-            pipe = self.client.pipeline(transaction=False)
-            for agent in agents:
+            for agent in due:
+                period = period_of(tick, agent, now)
                 msg_id = f"tick:{tick.name}:{period}:{agent}"[:80]
                 env = Envelope(id=msg_id, agent=agent, created_ms=now, body=body, correlation=msg_id)
                 pipe.xadd(self.keys.agent_commands(agent, tick.role), {FIELD: encode(env)})
-            pipe.set(self.period_key(tick), period)
-            pipe.execute()
-            sent += len(agents)
+            sent += len(due)
+        pipe.execute()
         return sent

@@ -183,13 +183,12 @@ def _run(args, plan: UpPlan, d: Path, keyfile: Path, console: Console, say, stop
             client = command_client(url)
             record_deployment(client, keys, venues, mode)
             if plan.agents:
-                from supervisor.agents_cli import add_agent
-                from supervisor.progress import progress
+                from supervisor.onboard_many import onboard_with_bar
 
-                with progress(console, "onboarding agents", len(plan.agents), quiet=False) as step:
-                    for name, capital in plan.agents:
-                        line = add_agent(client, keys, venues, mode, name, capital)
-                        step(line)
+                report = onboard_with_bar(client, keys, venues, mode, plan.agents, console=console)
+                if report.failed:
+                    console.print(f"agents    {len(report.done)} of {len(plan.agents)} onboarded; "
+                                  "run again to finish the rest")
             config = SupervisorConfig(workers_per_role=args.workers, heartbeat_stale_ms=args.stale_ms,
                                       max_restarts=args.max_restarts, restart_window_s=args.restart_window)
             supervisor = Supervisor(url, keys, roles, venues, env={"TREASURY_KEYS_FILE": str(keyfile)}, config=config)

@@ -22,7 +22,7 @@ from runtime.atomic import AtomicSteps
 from runtime.bus import StreamBus, command_client
 from runtime.clock import Clock, RedisClock, SystemClock
 from runtime.command_gate import CommandGate
-from runtime.control import ControlListener
+from runtime.control import ControlChanged, ControlListener, ControlView
 from runtime.keyring import KeyFileWatch, Keyring
 from runtime.keys import DEFAULT_SHARDS, Keys
 from runtime.leases import ShardLeases
@@ -66,6 +66,8 @@ class Worker:
         self.gate = gate
         self.key_watch = KeyFileWatch() if gate is not None else None
         self.actor = build_actor(role, self.steps, self.clock, random_ids(), venues)
+        self.controls: ControlView = self.actor.proxy().controls.get()
+        self.controls.fed_directly = True
         self.bus = StreamBus(url, keys, role, shards, self._dispatch, consumer=consumer, claim_idle_ms=claim_idle_ms,
                              clock=self.clock, gate=gate)
         # every worker hears every shard's broadcasts: leased shards move, the fan-out must not miss one
@@ -78,7 +80,10 @@ class Worker:
         self.actor.ask(delivery, timeout=120)
 
     def _on_control(self, agent, control) -> None:
-        self.actor.tell(("control", agent, control))
+        # at once into the actor's view (read before each spend, so queued spends are refused now),
+        # then to its mailbox for reactions that take a commit
+        self.controls.update(agent, control)
+        self.actor.tell(ControlChanged(agent, control))
 
     def heartbeat(self) -> None:
         key = self.keys.workers()

@@ -101,6 +101,11 @@ class EscrowManager(TreasuryActor):
         env = delivery.envelope
         agent, now = env.agent, self.clock.now_ms()
         description = cmd.description.strip()
+        blocked = self.spend_blocked(agent)
+        if blocked is not None and not self.client.hexists(self.keys.reservations(agent), env.id):
+            # the broadcast landed: refused at once (one reserved before a crash is resolved below)
+            return self._refuse(delivery, blocked.state.lower(), f"treasury is {blocked.state}: {blocked.reason}",
+                                amount=cmd.amount)
         ledger = read_ledger(self.client, self.keys, agent)
         # Creations in flight (or left unresolved after a crash) may already be escrows at the
         # venue: breaker 7 counts them as locked.
@@ -275,7 +280,10 @@ class EscrowManager(TreasuryActor):
                                               reason=_dispute_note(view), source="venue")
             moved |= money
             counts[view.status if applied else "unchanged"] += 1
-        events.append(EscrowSynced(checked=len(records), **counts))
+        # A sync that found every escrow as it was writes nothing (it runs every 5 minutes);
+        # one that changed something, or could not look, says so.
+        if moved or any(counts[k] for k in counts if k != "unchanged"):
+            events.append(EscrowSynced(checked=len(records), **counts))
         self._finish(delivery, commit, events, balances_changed=moved, cause="escrow sync")
 
     # ------------------------------------------------------------------ transitions (shared)

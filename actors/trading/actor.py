@@ -437,14 +437,10 @@ class TradingBucket(TreasuryActor):
 
     def _stopped_by_control(self, agent: str) -> tuple[str, str] | None:
         """The fast path: the last broadcast says spending stopped (the fence stays the authority)."""
-        control = self.control.get(agent)
+        control = self.spend_blocked(agent)
         if control is None:
             return None
-        if control.state == "HALTED":
-            return "halted", f"treasury is HALTED: {control.reason}"
-        if control.state == "PAUSED" and (not control.until_ms or self.clock.now_ms() < control.until_ms):
-            return "paused", f"treasury is PAUSED: {control.reason}"
-        return None
+        return control.state.lower(), f"treasury is {control.state}: {control.reason}"
 
     def _stopped_now(self, agent: str) -> tuple[str, str] | None:
         """For a reservation granted before a crash: is opening still allowed now? A halt or pause

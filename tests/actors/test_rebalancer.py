@@ -76,9 +76,27 @@ def test_the_schedule_fires_once_per_interval(h):
     h.pump()
     assert len(h.journal(RebalanceSkipped)) == 1
     h.clock.advance(3600_000)
+    h.client.hincrby(h.keys.ledger(h.agent), "casino", 5_000_000)  # $5 more: drift, but under the $10 move
     h.send(RebalanceTick())
     h.pump()
     assert len(h.journal(RebalanceSkipped)) == 2
+
+
+def test_a_tick_that_comes_to_the_same_skip_again_writes_nothing(h):
+    h.open(reserve="400", trading="350", casino="150", referral="100")
+    h.send(RebalanceTick())
+    h.pump()
+    assert len(h.journal(RebalanceSkipped)) == 1
+    before = {k: h.client.dump(k) for k in sorted(h.client.scan_iter(match=f"{h.keys.prefix}:*"))
+              if b":cmd:" not in k}
+    for _ in range(3):                         # the schedule is due again every day; nothing has changed
+        h.clock.advance(24 * 3600_000)
+        h.send(RebalanceTick())
+        h.pump()
+    after = {k: h.client.dump(k) for k in sorted(h.client.scan_iter(match=f"{h.keys.prefix}:*"))
+             if b":cmd:" not in k}
+    assert len(h.journal(RebalanceSkipped)) == 1
+    assert after == before                     # no journal entry, no applied id, no state written
 
 
 # ---------------------------------------------------------------- $10 minimum move

@@ -72,7 +72,7 @@ def test_escrow_builds_both_clients_on_the_casino_key_and_closes_both(r):
     with pytest.raises(HandlerRejected, match="escrow uses the casino account"):
         venue_for("nobody")
     venue_for.close()
-    assert pair.escrow._http.is_closed and pair.casino._http.is_closed
+    assert pair.escrow.closed and pair.casino.closed
 
 
 def test_read_credentials_decodes_the_hash(r):

@@ -258,7 +258,11 @@ def test_ticks_skip_names_left_in_the_agent_set_by_older_versions(redis_url, pre
 
     keys = Keys(prefix, 8)
     rclient.sadd(keys.agents(), "alice", "ali ce", "\x1b[31m")
-    sent = Scheduler(rclient, keys, ManualClock(1_767_258_000_000), ["risk", "trading"]).run_once()
+    clock = ManualClock(1_767_258_000_000)
+    scheduler = Scheduler(rclient, keys, clock, ["risk", "trading"])
+    scheduler.run_once()  # the first run only marks where the window starts
+    clock.advance(3_600_000)  # one period of the risk tick: every agent's phase is crossed once
+    sent = scheduler.run_once()
     published = [decode(fields[FIELD]).agent for shard in range(8) for role in ("risk", "trading")
                  for _, fields in rclient.xrange(keys.commands(shard, role))]
     assert sent == len(published) > 0 and set(published) == {"alice"}

@@ -14,6 +14,7 @@ from messages.codec import FIELD, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import parse_usd
 from messages.schema import BetRefused, BetRejected, BetSettled, Multiplier, PlaceBet
+from runtime import leases
 from runtime.atomic import AtomicSteps
 from runtime.bus import command_client
 from runtime.journal import read_journal
@@ -45,7 +46,8 @@ def wait_for(predicate, timeout_s, what):
 
 
 def lease_holders(client, keys):
-    return {s: (client.get(f"{keys.prefix}:lease:casino:{s}") or b"").decode() for s in range(SHARDS)}
+    held = leases.lease_holders(client, keys.prefix, "casino")
+    return {s: held.get(s, "") for s in range(SHARDS)}
 
 
 def test_two_workers_split_the_shards_keep_order_and_take_over(redis_url, prefix, rclient):

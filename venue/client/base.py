@@ -28,6 +28,7 @@ import msgspec
 
 from messages.errors import MoneyError
 from messages.money import usd_from_venue
+from venue.client.pool import HEADERS, SHARED
 from venue.errors import VenueError, VenueNotApplied, VenueRateLimited, VenueRejected, VenueUnavailable
 
 T = TypeVar("T")
@@ -162,8 +163,12 @@ class ServiceClient:
         self.max_backoff_s = max_backoff_s
         self._sleep = sleep
         self._key: Secret | None = None if api_key is None else Secret(api_key)
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport or _routed_transport,
-                                  headers={"user-agent": "agent-treasury", "accept": "application/json"})
+        # A given transport (tests, fault injection, a replay's recording or playback: see
+        # `routed_through`) gets its own client; otherwise connections and the SSL context are shared
+        # by every client of this base URL (venue/client/pool.py).
+        transport = transport or _routed_transport
+        self._http = (httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport, headers=HEADERS)
+                      if transport is not None else None)
 
     # ── key handling ──────────────────────────────────────────────────────────────────────
 
@@ -180,7 +185,14 @@ class ServiceClient:
     # ── lifecycle ─────────────────────────────────────────────────────────────────────────
 
     def close(self) -> None:
-        self._http.close()
+        """Close this client: its own connection pool if it has one (the shared pool stays)."""
+        self._closed = True
+        if self._http is not None:
+            self._http.close()
+
+    @property
+    def closed(self) -> bool:
+        return getattr(self, "_closed", False)
 
     def __enter__(self: T) -> T:
         return self
@@ -225,8 +237,13 @@ class ServiceClient:
               idempotency_key: str | None = None) -> httpx.Response:
         headers = self._headers(auth, idempotency_key)
         where = f"{method} {path}"
+        if self.closed:
+            raise RuntimeError(f"{type(self).__name__} is closed")
         try:
-            return self._http.request(method, path, json=body, params=params, headers=headers)
+            if self._http is not None:
+                return self._http.request(method, path, json=body, params=params, headers=headers)
+            with SHARED.borrow(self.base_url, self.timeout_s) as http:
+                return http.request(method, path, json=body, params=params, headers=headers)
         except httpx.TimeoutException as exc:
             raise VenueUnavailable(self.service, f"{where}: timed out ({type(exc).__name__})", code="timeout") from None
         except httpx.HTTPError as exc:

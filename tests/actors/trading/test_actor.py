@@ -22,6 +22,7 @@ from messages.trading_msgs import (
 )
 from messages.treasury_msgs import DebitLeg, FundsDebited
 from runtime.bus import HandlerRejected
+from runtime.control import ControlChanged
 from tests.kit.trading import TRADING, USD, assert_books, exit_triggers, order
 from venue.client.trading import TradingClient
 from venue.errors import VenueRejected
@@ -114,7 +115,7 @@ def test_the_fence_refuses_an_order_while_spending_is_stopped(harness, risk, cod
 
 def test_a_halt_broadcast_stops_orders_before_any_venue_call(harness):
     h = harness
-    h.actor.tell(("control", h.agent, RiskControl(state="HALTED", reason="operator halt")))
+    h.actor.tell(ControlChanged(h.agent, RiskControl(state="HALTED", reason="operator halt")))
     d = h.send(order())
     refused = h.one(d, OrderRefused)
     assert (refused.code, refused.sizing) == ("halted", None)
