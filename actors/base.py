@@ -30,6 +30,7 @@ from runtime.atomic import AtomicSteps
 from runtime.bus import Delivery, HandlerRejected
 from runtime.clock import Clock
 from runtime.control import ControlChanged, ControlView
+from runtime.durability import suffix_loss_possible
 from runtime.keys import Keys
 
 
@@ -59,6 +60,23 @@ class TreasuryActor(Committer, pykka.ThreadingActor):
         self.clock = clock
         self.new_id = new_id
         self.controls = ControlView()
+        self._lossy: bool | None = None
+
+    def must_look_up(self, delivery: Delivery, reserved_before: bool) -> bool:
+        """Whether a spend must be looked up at the venue before it is placed: whenever the treasury
+        cannot prove it never sent it. The fence's reservation is written before any venue call, so
+        on a Redis that fsyncs every write a reservation made just now (none before, not applied)
+        proves the spend never left; a reservation found already there proves nothing; and on a
+        Redis that may lose a suffix of acknowledged writes (`runtime.durability`) nothing does —
+        the reservation, its applied id and the delivery count may all have been lost while the
+        command survived. `delivery` is for the reader; the proof does not depend on its count."""
+        return reserved_before or self.redis_may_lose_writes()
+
+    def redis_may_lose_writes(self) -> bool:
+        """`runtime.durability.suffix_loss_possible`, asked once per actor."""
+        if self._lossy is None:
+            self._lossy = suffix_loss_possible(self.client)
+        return self._lossy
 
     def on_receive(self, message):
         if isinstance(message, Delivery):

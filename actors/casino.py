@@ -21,7 +21,7 @@ import redis
 from actors.base import TreasuryActor
 from actors.casino_odds import game_id, true_odds, venue_params
 from actors.kelly import KellyResult, kelly_stake
-from actors.ledger import LedgerView, ledger_from, read_ledger
+from actors.ledger import LedgerView, ledger_from, read_ledger, read_risk
 from actors.policy.breakers import casino_session
 from actors.policy.buckets import bp_text
 from actors.policy.drift import big_win
@@ -160,28 +160,48 @@ class CasinoBucket(TreasuryActor):
             reason = reservation.denial("casino", stake, what="the stake",
                                         cap_name=f"{bp_text(policy.max_bet_bp)} bet cap")
             return self._refuse(delivery, reservation.status, reason, sizing, reservation.seq or None)
+        reserved_before = reservation.record is not None
         if reservation.record is not None:  # reserved by an earlier delivery: that stake stands
             stake = reservation.record.amount
         else:  # what the fence just did to the ledger read above (only this actor writes the casino bucket)
             ledger = ledger.moved("casino", -stake, "reserved", stake)
 
+        look_up = self.must_look_up(delivery, reserved_before)
         blocked = self.spend_blocked(agent) if reservation.status == "ok" else None
-        if blocked is not None:  # it landed while this bet was being reserved: nothing placed yet
+        if blocked is not None and not look_up:  # it landed while this bet was being reserved: nothing placed yet
             return self._release(delivery, stake, blocked.state.lower(),
                                  f"treasury is {blocked.state}: {blocked.reason}")
         casino = self.casino_for(agent)
         game = game_id(bet.game)
         try:
-            if reservation.record is not None:
-                result = casino.find_bet(env.id) or casino.place_bet_once(
-                    game, stake, venue_params(bet.game), client_seed=env.id, idempotency_key=env.id)
-            else:
+            result = None
+            if look_up:
+                # Never spend on "unknown": a look-up the venue cannot answer raises, the bus tries
+                # again later (parking the bet if it keeps failing), and the funds stay reserved.
+                result = casino.find_bet(env.id)
+                if result is None and (reserved_before or blocked is not None):
+                    stopped = self._stopped_since_reserved(agent)
+                    if stopped is not None:  # provably not placed, and spending has stopped since
+                        return self._release(delivery, stake, *stopped)
+            if result is None:
                 result = casino.place_bet_once(game, stake, venue_params(bet.game), client_seed=env.id,
                                                idempotency_key=env.id)
         except VenueRejected as exc:
             return self._release(delivery, stake, exc.code, str(exc))
         # VenueUnavailable propagates: the bus retries later; the reservation stays until settled.
         self._settle(delivery, stake, result, sizing, ledger, session)
+
+    def _stopped_since_reserved(self, agent: str) -> tuple[str, str] | None:
+        """A late attempt (the bet was reserved long ago, never placed) places nothing once the
+        treasury has been paused or halted since: (code, reason) to release it with, or None."""
+        risk = read_risk(self.client, self.keys, agent)
+        if risk.state == "HALTED" or (risk.state == "PAUSED" and (not risk.until_ms or
+                                                                  self.clock.now_ms() < risk.until_ms)):
+            return risk.state.lower(), f"not placed: treasury is {risk.state} since it was reserved ({risk.reason})"
+        if "casino" in risk.halted_buckets:
+            return "bucket_halted", f"not placed: casino spending halted since it was reserved " \
+                                    f"({risk.halted_buckets['casino']})"
+        return None
 
     # ------------------------------------------------------------------ commits
 

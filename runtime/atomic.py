@@ -269,5 +269,21 @@ class AtomicSteps:
         return Reservation(status, int(result[1]), detail, record)
 
 
+def reserved_at(client: redis.Redis, keys: Keys, agent: str, msg_id: str) -> int | None:
+    """When the fence reserved funds for this message (clock ms), or None if nothing is reserved.
+
+    A reservation is only ever made for a command the gate accepted, so this is also proof that
+    the command was verified, and when: the gate judges a redelivered spend as of that time.
+    """
+    held = client.hget(keys.reservations(agent), msg_id)
+    if held is None:
+        return None
+    parts = _text(held).split("|")
+    try:
+        return int(parts[3])
+    except (IndexError, ValueError):
+        return None
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)

@@ -9,8 +9,13 @@ What it guarantees, and how:
   one Lua step), so a crash before the commit leaves it pending, never lost;
 - a restarted consumer drains its own pending entries first; entries left pending by a dead
   consumer for longer than `claim_idle_ms` are taken over with XAUTOCLAIM;
-- an entry that does not decode, or whose handler fails `max_deliveries` times, goes to the dead
-  stream with the error text (and, when the agent is known, a `CommandRefused` in its journal);
+- an entry that does not decode (whatever the decoder raises), or whose handler fails
+  `max_deliveries` times, goes to the dead stream with the error text (and, when the agent is
+  known, a `CommandRefused` in its journal);
+- a redelivered entry is marked in flight while it is handled; one that was in flight when its
+  worker died `max_crashes` times is dead-lettered instead of killing the next worker too;
+- Redis faults are classified (`runtime.redis_faults`): transient ones are ridden out with
+  backoff, a deleted stream or group is created again, only configuration errors end the loop;
 - a duplicate (same message id) is applied once: the commit script remembers applied ids;
 - a stream keeps only what its groups still need: every `trim_every_ms` the streams that had
   traffic are trimmed to the lowest position any group still needs (runtime/trim.py), so an
@@ -19,6 +24,7 @@ What it guarantees, and how:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -31,11 +37,11 @@ import redis
 
 from messages.codec import FIELD, decode_entry, encode
 from messages.envelope import Envelope, IdFactory, random_ids, wrap
-from messages.errors import MessageDecodeError, TreasuryError, one_line
-from messages.schema import CommandRefused
+from messages.errors import TreasuryError, one_line
+from messages.schema import CommandRefused, RetrySpend
 from runtime.clock import Clock, SystemClock
 from runtime.keys import Keys
-from runtime.signing import CommandAuthError
+from runtime.redis_faults import Backoff, Fault, classify, is_transient
 from runtime.trim import StreamTrimmer
 
 if TYPE_CHECKING:
@@ -44,6 +50,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEAD_MAXLEN = 100_000
+
+SPEND_COMMANDS = frozenset({"PlaceBet", "OpenPosition", "CreateEscrow"})
+"""Commands that may move money out to a venue. Whatever goes wrong with one, it is never
+dead-lettered by a count (of deliveries, failures or worker deaths) before its handler has looked
+it up at the venue: it is parked instead (see `StreamBus._park`). Only the handler's own
+`HandlerRejected` — a decision made knowing the venue's answer — sets it aside."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,11 @@ class Delivery:
 
 class HandlerRejected(TreasuryError):
     """Raised by a handler for a message that can never succeed: dead-lettered at once."""
+
+
+class OutcomeUnknown(TreasuryError):
+    """Raised by a handler when the venue cannot yet tell whether a spend happened (a look-up
+    that does not reach back far enough, say): never guessed, the spend is retried and parked."""
 
 
 Handler = Callable[[Delivery], None]
@@ -91,9 +108,9 @@ class StreamBus:
 
     `url` is the Redis URL (two connections: commands, and a blocking reader); `role` picks the
     streams `<prefix>:{S}:cmd:<role>` of `shards` and the group `g:<role>`; `handler(delivery)`
-    applies one entry and acknowledges it in its own commit, or raises: `HandlerRejected` (or a
-    `TreasuryError`/`CommandAuthError`) dead-letters at once, anything else is retried after
-    `retry_backoff_ms` × 2^(failures-1) ms, up to `max_deliveries`. `gate` checks signatures,
+    applies one entry and acknowledges it in its own commit, or raises: `HandlerRejected`
+    dead-letters at once, anything else is retried after `retry_backoff_ms` × 2^(failures-1) ms,
+    up to `max_deliveries` (a spend is then parked, never dead-lettered by a count). `gate` checks signatures,
     scope and nonces before the handler (None where every writer is trusted). Times are ms.
     Run it with `run(stop)` (its own thread) or step it with `poll_once()` in tests.
     """
@@ -113,6 +130,9 @@ class StreamBus:
         claim_every_ms: int = 30_000,
         trim_every_ms: int = 1_000,
         max_deliveries: int = 5,
+        max_crashes: int = 2,
+        park_retry_ms: int = 10_000,
+        park_alert_ms: int = 600_000,
         retry_backoff_ms: int = 200,
         clock: Clock | None = None,
         new_id: IdFactory | None = None,
@@ -130,6 +150,9 @@ class StreamBus:
         self.claim_every_ms = claim_every_ms
         self.trim_every_ms = trim_every_ms
         self.max_deliveries = max_deliveries
+        self.max_crashes = max_crashes
+        self.park_retry_ms = park_retry_ms
+        self.park_alert_ms = park_alert_ms
         self.retry_backoff_ms = retry_backoff_ms
         self.clock = clock or SystemClock()
         self.new_id = new_id or random_ids()
@@ -182,14 +205,24 @@ class StreamBus:
     # ------------------------------------------------------------------ main loop
 
     def run(self, stop: threading.Event) -> None:
-        """Serve until `stop` is set; the batch in hand is finished first (graceful drain)."""
-        self.ensure_groups()
-        self.drain_own_pending()
-        next_claim = time.monotonic() + self.claim_every_ms / 1000  # drained just above
+        """Serve until `stop` is set; the batch in hand is finished first (graceful drain).
+
+        Transient Redis trouble (see `redis_faults.classify`) is ridden out with backoff and
+        repaired where it can be (a deleted stream or group is created again); only an error
+        that retrying cannot cure (wrong password, missing permission, wrong key type) ends it.
+        """
+        recovering = True  # own pending entries first: at start, and after every outage
+        next_claim = 0.0
         next_trim = 0.0
+        backoff = Backoff()
         while not stop.is_set():
             self.last_loop = time.monotonic()
             try:
+                if recovering:
+                    self.ensure_groups()
+                    self.drain_own_pending()
+                    recovering = False
+                    next_claim = time.monotonic() + self.claim_every_ms / 1000  # drained just above
                 self._apply_requested_shards()
                 if not self.streams:
                     stop.wait(self.block_ms / 1000)
@@ -204,14 +237,19 @@ class StreamBus:
                 if self._dirty and time.monotonic() >= next_trim:
                     self.trim_acknowledged()
                     next_trim = time.monotonic() + self.trim_every_ms / 1000
-            except redis.ConnectionError as exc:
-                log.warning("bus %s: Redis unreachable (%s); retrying", self.role, exc)
-                stop.wait(0.5)
-            except redis.ResponseError as exc:
-                if "NOGROUP" in str(exc):
-                    self.ensure_groups()
-                else:
+                backoff.reset()
+            except redis.RedisError as exc:
+                fault = classify(exc)
+                if fault is Fault.FATAL:
+                    log.error("bus %s: Redis refused us for good: %s", self.role, exc)
                     raise
+                recovering = True
+                if fault is Fault.REPAIR:
+                    log.warning("bus %s: %s; creating the stream and group again", self.role, exc)
+                    continue
+                delay = backoff.next()
+                log.warning("bus %s: Redis %s (%s); retrying in %.2f s", self.role, fault.value, exc, delay)
+                stop.wait(delay)
 
     def poll_once(self, block_ms: int | None = None, *, wait: bool = True) -> int:
         """One XREADGROUP for new entries, blocking up to `block_ms` (default: the bus's) unless
@@ -251,7 +289,7 @@ class StreamBus:
                     break
                 counts = self._delivery_counts(stream, entries[0][0], entries[-1][0], self.consumer)
                 for entry_id, fields in entries:
-                    self._process(stream, entry_id, fields, deliveries=counts.get(entry_id, 1))
+                    self._process(stream, entry_id, fields, deliveries=counts.get(_s(entry_id), 1))
                     handled += 1
                 start = entries[-1][0]
         return handled
@@ -267,17 +305,31 @@ class StreamBus:
                                                           idle, start, self.batch)
                 for entry_id in deleted:
                     log.warning("bus %s: pending entry %s was deleted from %s", self.role, entry_id, stream)
+                if any(fields is None for _, fields in entries):
+                    self._ack_deleted(stream, start, {e for e, f in entries if f is not None})
+                entries = [(e, f) for e, f in entries if f is not None]
                 if entries:
                     counts = self._delivery_counts(stream, entries[0][0], entries[-1][0], self.consumer)
                     for entry_id, fields in entries:
-                        if fields is None:
-                            continue
-                        self._process(stream, entry_id, fields, deliveries=counts.get(entry_id, 1))
+                        self._process(stream, entry_id, fields, deliveries=counts.get(_s(entry_id), 1))
                         handled += 1
                 if next_start in ("0-0", b"0-0"):
                     break
                 start = next_start
         return handled
+
+    def _ack_deleted(self, stream: str, start: str, present: set[str]) -> None:
+        """Acknowledge claimed entries that were deleted while pending.
+
+        Redis 7 drops them from the pending list itself and names them; Redis 6.2 answers a nil in
+        their place (no id) and keeps them pending forever. Their ids come from a JUSTID claim of
+        the same range (they are ours now, so nothing is taken from anyone)."""
+        claimed = self.client.xautoclaim(stream, self.group, self.consumer, 0, start, count=self.batch, justid=True)
+        for raw_id in claimed:
+            entry_id = _s(raw_id)
+            if entry_id not in present and not self.client.xrange(stream, entry_id, entry_id):
+                log.warning("bus %s: pending entry %s was deleted from %s", self.role, entry_id, stream)
+                self.client.xack(stream, self.group, entry_id)
 
     def _delivery_counts(self, stream: str, first: str, last: str, consumer: str) -> dict[str, int]:
         rows: Any = self.client.xpending_range(stream, self.group, min=first, max=last, count=self.batch * 2,
@@ -296,10 +348,12 @@ class StreamBus:
             return
         try:
             envelope = decode_entry(fields)
-        except MessageDecodeError as exc:
-            self.dead_letter(stream, entry_id, fields, str(exc), deliveries, None)
+        except Exception as exc:  # noqa: BLE001 - any entry, however malformed, is set aside
+            self.dead_letter(stream, entry_id, fields, _error_text(exc), deliveries, None)
             return
-        if deliveries > self.max_deliveries:
+        spend = self._is_spend(envelope)
+        if deliveries > self.max_deliveries and not spend:
+            # a spend is never set aside by count: its handler must first look it up at the venue
             self.dead_letter(stream, entry_id, fields,
                              f"delivered {deliveries} times without success (limit {self.max_deliveries})",
                              deliveries, envelope)
@@ -307,23 +361,109 @@ class StreamBus:
         if self.gate is not None:
             try:
                 self.gate.check(envelope, entry_id)
-            except CommandAuthError as exc:
-                self.dead_letter(stream, entry_id, fields, str(exc), deliveries, envelope)
+            except Exception as exc:  # noqa: BLE001 - a command the gate cannot judge is refused
+                if is_transient(exc):
+                    raise
+                self.dead_letter(stream, entry_id, fields, _error_text(exc), deliveries, envelope)
                 return
         delivery = Delivery(stream, self.group, entry_id, envelope, deliveries)
+        suspect = deliveries > 1  # redelivered: it may be what killed the last worker
+        if suspect:
+            crashes = self._mark_in_flight(stream, entry_id)
+            if crashes >= self.max_crashes:
+                error = f"the worker died {crashes} times while handling this entry"
+                if not spend:
+                    self._clear_in_flight(stream, entry_id)
+                    self.dead_letter(stream, entry_id, fields, error, deliveries, envelope)
+                    return
+                self._park(stream, entry_id, envelope, error)  # and try it once more: it may hold money
+        resolved = False
         try:
             self.handler(delivery)
             self.processed += 1
+            resolved = True
         except HandlerRejected as exc:
             self.dead_letter(stream, entry_id, fields, str(exc), deliveries, envelope)
+            resolved = True
         except Exception as exc:  # noqa: BLE001 - any failure is counted, retried, then dead-lettered
-            failures = self.client.hincrby(self._failures_key(stream), entry_id, 1)
-            log.warning("bus %s: %s %s failed (%d/%d): %s", self.role, envelope.type, envelope.id,
-                        failures, self.max_deliveries, exc)
-            if failures >= self.max_deliveries:
-                self.dead_letter(stream, entry_id, fields, f"{type(exc).__name__}: {exc}", deliveries, envelope)
-            else:
-                self._retry_at = time.monotonic() + self.retry_backoff_ms * (2 ** (failures - 1)) / 1000
+            if is_transient(exc):
+                raise  # Redis's fault, not the entry's: the loop backs off and it is handled again later
+            self._failed(stream, entry_id, fields, deliveries, envelope, exc, spend)
+        finally:
+            if suspect:
+                self._clear_in_flight(stream, entry_id, resolved)
+
+    def _failed(self, stream: str, entry_id: str, fields: dict[Any, Any], deliveries: int, envelope: Envelope,
+                exc: Exception, spend: bool) -> None:
+        """Count a handler failure; retry with backoff; past `max_deliveries` dead-letter it — or,
+        for a spend, park it (still pending, retried every `park_retry_ms`, alerted past
+        `park_alert_ms`), because its money may be at the venue or reserved."""
+        failures = self.client.hincrby(self._failures_key(stream), entry_id, 1)
+        log.warning("bus %s: %s %s failed (%d/%d): %s", self.role, envelope.type, envelope.id,
+                    failures, self.max_deliveries, exc)
+        error = f"{type(exc).__name__}: {exc}"
+        if failures >= self.max_deliveries and not spend:
+            self.dead_letter(stream, entry_id, fields, error, deliveries, envelope)
+            return
+        delay_ms = self.retry_backoff_ms * (2 ** min(failures - 1, 20))
+        if spend and failures >= self.max_deliveries:
+            self._park(stream, entry_id, envelope, error)
+            delay_ms = min(delay_ms, self.park_retry_ms)
+        self._retry_at = time.monotonic() + delay_ms / 1000
+
+    # ------------------------------------------------------------------ spends whose outcome is unknown
+
+    def _is_spend(self, envelope: Envelope) -> bool:
+        return envelope.type in SPEND_COMMANDS or isinstance(envelope.body, RetrySpend)
+
+    def _park(self, stream: str, entry_id: str, envelope: Envelope, error: str) -> None:
+        """Keep a spend that keeps failing pending (never dead-lettered with its money in limbo),
+        record it in `<shard>:parked:<role>` for `treasury status`, and raise one alert once it has
+        been unresolved for `park_alert_ms`."""
+        key = self.keys.parked(self.streams[stream], self.role)
+        now = self.clock.now_ms()
+        raw = self.client.hget(key, entry_id)
+        record: dict[str, Any] = json.loads(raw) if raw else {"msg_id": envelope.id, "agent": envelope.agent,
+                                               "type": envelope.type, "since_ms": now, "alerted": False}
+        record["error"] = error[:500]
+        if not record["alerted"] and now - int(record["since_ms"]) >= self.park_alert_ms:
+            record["alerted"] = True
+            alert = {"at_ms": now, "role": self.role, "worker": self.consumer, "halted": [],
+                     "reason": f"{envelope.type} {envelope.id} of {envelope.agent}: outcome still unknown after "
+                               f"{(now - int(record['since_ms'])) // 1000} s ({error[:200]}); its funds stay "
+                               f"reserved and it is retried every {self.park_retry_ms // 1000} s"}
+            self.client.xadd(self.keys.alerts(), {"alert": json.dumps(alert)}, maxlen=10_000,
+                             approximate=True)
+            log.error("ALERT %s", alert["reason"])
+        self.client.hset(key, entry_id, json.dumps(record))
+
+    # ------------------------------------------------------------------ crash tracing
+
+    def _crash_field(self, entry_id: str) -> str:
+        return f"crash:{entry_id}"
+
+    def _mark_in_flight(self, stream: str, entry_id: str) -> int:
+        """Record that a redelivered entry is being handled; returns how many earlier attempts never
+        finished (each one a worker that died holding it). Also names the entry under this consumer
+        in `<prefix>:suspects`, so the supervisor can trace a crash loop to it."""
+        pipe = self.client.pipeline(transaction=False)  # two slots in a Cluster: not one transaction
+        pipe.hincrby(self._failures_key(stream), self._crash_field(entry_id), 1)
+        pipe.hset(self.keys.suspects(), self.consumer, f"{stream} {entry_id}")
+        attempts, _ = pipe.execute()
+        return int(attempts) - 1
+
+    def _clear_in_flight(self, stream: str, entry_id: str, resolved: bool = True) -> None:
+        """The attempt finished (in any way but the process dying): it is no crash. `resolved`: the
+        entry is done with (applied or set aside), so it is no longer parked either."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hincrby(self._failures_key(stream), self._crash_field(entry_id), -1)
+        pipe.hdel(self.keys.suspects(), self.consumer)
+        if resolved:
+            pipe.hdel(self.keys.parked(self.streams[stream], self.role), entry_id)
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("bus %s: could not clear the in-flight mark of %s: %s", self.role, entry_id, exc)
 
     def _failures_key(self, stream: str) -> str:
         return self.keys.failures(self.streams[stream], self.role)
@@ -346,7 +486,8 @@ class StreamBus:
                             now_ms=now, new_id=self.new_id, cause=envelope)
             pipe.xadd(self.keys.events(envelope.agent), {FIELD: encode(rejected)})
         pipe.xack(stream, self.group, entry_id)
-        pipe.hdel(self._failures_key(stream), entry_id)
+        pipe.hdel(self._failures_key(stream), entry_id, self._crash_field(entry_id))
+        pipe.hdel(self.keys.parked(shard, self.role), entry_id)
         pipe.execute()
         self.dead_lettered += 1
         log.warning("bus %s: dead-lettered %s from %s: %s", self.role, entry_id, stream, error)
@@ -355,6 +496,11 @@ class StreamBus:
         """Close both Redis connections."""
         self.client.close()
         self.reader.close()
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, TreasuryError) else f"{type(exc).__name__}: {exc}"
+    return text[:1000]
 
 
 def _s(value: str | bytes) -> str:
@@ -377,11 +523,12 @@ def _autoclaim(client: redis.Redis, stream: str, group: str, consumer: str, min_
     raw_entries = reply[1] or []
     entries: list[tuple[str, dict[Any, Any] | None]] = []
     for item in raw_entries:
-        if item is None:
+        if item is None:  # an entry deleted while pending (Redis 6.2): no id in the reply
+            entries.append(("", None))
             continue
         entry_id, flat = item[0], item[1]
         if flat is None:
-            entries.append((_s(entry_id), None))
+            entries.append((_s(entry_id) if entry_id is not None else "", None))
             continue
         fields = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)} if isinstance(flat, list) else flat
         entries.append((_s(entry_id), fields))

@@ -88,12 +88,14 @@ class ControlListener:
         self.received = 0
 
     def run(self, stop: threading.Event) -> None:
-        # Resolve "$" to concrete ids once, so broadcasts between two reads are not skipped.
-        for stream in self.positions:
-            info = self.client.xinfo_stream(stream) if self.client.exists(stream) else None
-            self.positions[stream] = (info or {}).get("last-generated-id", b"0-0") or b"0-0"
+        """Listen until `stop` is set. Redis being away (at start too) is waited out, never fatal:
+        a worker must not lose the thread that hears pause and halt broadcasts."""
+        resolved = False
         while not stop.is_set():
             try:
+                if not resolved:
+                    self._resolve_positions()
+                    resolved = True
                 reply: Any = self.client.xread(self.positions, block=self.block_ms, count=256)
             except Exception as exc:  # noqa: BLE001 - keep listening through Redis restarts
                 log.warning("control listener: %s", exc)
@@ -102,11 +104,25 @@ class ControlListener:
             for stream, entries in reply or []:
                 for entry_id, fields in entries:
                     self.positions[stream.decode() if isinstance(stream, bytes) else stream] = entry_id
-                    try:
-                        env = decode_entry(fields)
-                    except MessageDecodeError as exc:
-                        log.warning("control listener: undecodable broadcast %s: %s", entry_id, exc)
-                        continue
-                    if isinstance(env.body, RiskControl):
-                        self.received += 1
-                        self.listener(env.agent, env.body)
+                    self._deliver(entry_id, fields)
+
+    def _resolve_positions(self) -> None:
+        """Resolve "$" to concrete ids once, so broadcasts between two reads are not skipped."""
+        for stream, position in self.positions.items():
+            if position != "$":
+                continue
+            info = self.client.xinfo_stream(stream) if self.client.exists(stream) else None
+            self.positions[stream] = (info or {}).get("last-generated-id", b"0-0") or b"0-0"
+
+    def _deliver(self, entry_id: Any, fields: dict[Any, Any]) -> None:
+        try:
+            env = decode_entry(fields)
+        except MessageDecodeError as exc:
+            log.warning("control listener: undecodable broadcast %s: %s", entry_id, exc)
+            return
+        if isinstance(env.body, RiskControl):
+            self.received += 1
+            try:
+                self.listener(env.agent, env.body)
+            except Exception:  # noqa: BLE001 - one bad listener call must not end the fan-out
+                log.exception("control listener: delivering %s failed", entry_id)

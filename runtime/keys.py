@@ -61,6 +61,12 @@ class Keys:
         """Hash. Stream entry id → handler failures so far, for the retry backoff (the bus)."""
         return self._k(shard, "fails", role)
 
+    def parked(self, shard: int, role: str) -> str:
+        """Hash. Stream entry id → JSON (msg_id, agent, type, since_ms, error, alerted): spends of
+        `role` whose outcome is still unknown after `max_deliveries` tries. Still pending, retried,
+        alerted past a deadline, never dead-lettered with their funds in limbo (the bus)."""
+        return self._k(shard, "parked", role)
+
     # ---------------------------------------------------------------- per agent
 
     def events(self, agent: str) -> str:
@@ -186,6 +192,11 @@ class Keys:
     def workers(self) -> str:
         """Hash. Worker consumer name → heartbeat JSON (workers; read by the supervisor and status)."""
         return f"{self.prefix}:workers"
+
+    def suspects(self) -> str:
+        """Hash. Consumer name → `<stream> <entry id>` of the redelivered entry it is handling now: if
+        the worker dies, this names the entry in its hands (the bus; read by the supervisor)."""
+        return f"{self.prefix}:suspects"
 
     def alerts(self) -> str:
         """Stream. Supervisor alerts (a worker restarted too often, ...)."""

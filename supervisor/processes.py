@@ -16,16 +16,18 @@ from supervisor.embedded_redis import EmbeddedRedis
 
 
 @contextlib.contextmanager
-def redis_for_run(data_dir: str | None = None, say=None) -> Iterator[tuple[str, bool]]:
-    """Yields (url, embedded): REDIS_URL when set, else a fresh embedded redis-server (one that a
-    dead owner left on `data_dir` is stopped first; `say(line)` tells the operator)."""
+def redis_for_run(data_dir: str | None = None, say=None) -> Iterator[tuple[str, EmbeddedRedis | None]]:
+    """Yields (url, embedded server or None): REDIS_URL when set, else a fresh embedded redis-server
+    (one that a dead owner left on `data_dir` is stopped first; `say(line)` tells the operator;
+    appendfsync from TREASURY_REDIS_APPENDFSYNC: always, the default, everysec or no)."""
     url = os.environ.get("REDIS_URL")
     if url:
-        yield url, False
+        yield url, None
         return
-    server = EmbeddedRedis(data_dir=data_dir, say=say)
+    server = EmbeddedRedis(data_dir=data_dir, say=say,
+                           appendfsync=os.environ.get("TREASURY_REDIS_APPENDFSYNC", "always"))
     try:
-        yield server.start(), True
+        yield server.start(), server
     finally:
         server.stop()
 

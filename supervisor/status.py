@@ -392,7 +392,7 @@ ALERTS_SHOWN = 3
 
 def collect_deployment(client: redis.Redis, keys: Keys, *, now_ms: int, heartbeat_stale_ms: int = 5000) -> dict:
     """Workers (heartbeats joined with the supervisor's slots: uptime, restarts, last exit), dead
-    letters (per shard and per reason), the latest alerts and command backlogs."""
+    letters (per shard and per reason), the latest alerts, parked spends and command backlogs."""
     pipe = client.pipeline(transaction=False)
     pipe.hgetall(keys.workers())
     pipe.hgetall(keys.supervisor())
@@ -418,8 +418,37 @@ def collect_deployment(client: redis.Redis, keys: Keys, *, now_ms: int, heartbea
         "dead": dead,
         "dead_by_reason": dead_reasons(client, keys, [d["shard"] for d in dead]),
         "alerts": alert_rows(alerts_raw, alerts_len),
+        "parked": parked_rows(client, keys, now_ms),
         "backlog": backlog_rows(client, keys),
     }
+
+
+SPEND_ROLES = ("casino", "trading", "escrow")
+
+
+def parked_rows(client: redis.Redis, keys: Keys, now_ms: int) -> list[dict]:
+    """Spends whose venue outcome is still unknown (the bus parked them with their funds reserved):
+    role, agent, message id, `age_ms`, last error, whether the alert went out. One round trip."""
+    pipe = client.pipeline(transaction=False)
+    slots = [(shard, role) for shard in range(keys.shards) for role in SPEND_ROLES]
+    for shard, role in slots:
+        pipe.hgetall(keys.parked(shard, role))
+    rows = []
+    for (shard, role), raw in zip(slots, pipe.execute(raise_on_error=False), strict=True):
+        if not isinstance(raw, dict):
+            continue
+        for entry_id, value in raw.items():
+            try:
+                record = json.loads(value)
+            except ValueError:
+                continue
+            rows.append({"shard": shard, "role": role, "entry_id": _text(entry_id),
+                         "agent": str(record.get("agent", "")), "msg_id": str(record.get("msg_id", "")),
+                         "type": str(record.get("type", "")), "age_ms": max(0, now_ms - _int(record.get("since_ms"))),
+                         "error": _one_line(str(record.get("error", "")))[:SUMMARY_CHARS],
+                         "alerted": bool(record.get("alerted"))})
+    rows.sort(key=lambda r: -r["age_ms"])
+    return rows
 
 
 def slot_rows(raw: dict, now_ms: int) -> dict[str, dict]:

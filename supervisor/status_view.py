@@ -277,6 +277,19 @@ def dead_table(dead: list[dict], by_reason: dict[str, int] | None = None) -> Ren
     return t
 
 
+def parked_table(parked: list[dict]) -> RenderableType:
+    if not parked:
+        return Text("parked spends: none", style="green")
+    t = Table(title="parked spends (venue outcome unknown; funds stay reserved, retried by themselves)",
+              title_justify="left")
+    for name in ("role", "agent", "command", "for", "last error"):
+        t.add_column(name, ratio=1 if name == "last error" else None)
+    for p in parked:
+        t.add_row(p["role"], p["agent"], f"{p['type']} {p['msg_id']}", f"{p['age_ms'] // 1000} s",
+                  p["error"], style="bold red" if p["alerted"] else "yellow")
+    return t
+
+
 def backlog_table(backlog: dict) -> RenderableType:
     if not backlog:
         return Text("command streams: none yet", style="dim")
@@ -317,8 +330,8 @@ def deployment_parts(status: dict) -> list[RenderableType]:
         Rule(Text(f"deployment {status['prefix']} · {status['shards']} shards · {utc(status['now_ms'])}",
                   style="bold"), align="left"),
         workers_table(dep["workers"]), alerts_text(dep.get("alerts")),
-        dead_table(dep["dead"], dep.get("dead_by_reason")), venues_text(dep.get("venues")),
-        backlog_table(dep["backlog"])]
+        dead_table(dep["dead"], dep.get("dead_by_reason")), parked_table(dep.get("parked", [])),
+        venues_text(dep.get("venues")), backlog_table(dep["backlog"])]
     parts += [Text(f"warning: {w}", style="yellow") for w in status["warnings"]]
     return parts
 

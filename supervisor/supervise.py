@@ -5,6 +5,12 @@ watches their heartbeats, restarts a dead or hung worker with exponential backof
 worker slot restarts more than `max_restarts` times within `restart_window_s` it halts every
 treasury of the deployment (a committed HALT, so the fence stops all spending at once) and
 raises an alert. Stopping it (SIGTERM, Ctrl-C) lets every worker finish its batch and exit.
+
+Redis going away is not a worker fault: while Redis does not answer, heartbeats are not judged
+(workers cannot write them) and nothing is escalated; an embedded redis-server that died is
+started again from its AOF (with backoff), an external one is waited for. Once Redis answers
+again the workers get `heartbeat_stale_ms` to beat before they are judged again, restarts in that
+grace do not count towards escalation, and an alert records the outage.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from messages.schema import RiskControl, RiskStateChanged
 from runtime.atomic import AtomicSteps
 from runtime.clock import Clock, SystemClock
 from runtime.keys import Keys
+from supervisor.embedded_redis import EmbeddedRedis
 from supervisor.processes import WorkerProcess, spawn_worker
 from supervisor.scheduler import Scheduler
 
@@ -60,12 +67,14 @@ class SupervisorConfig:
     max_backoff_s: float = 30.0
     check_every_s: float = 0.25
     ticks: bool = True
+    redis_restart_backoff_s: float = 1.0
 
 
 class Supervisor:
     def __init__(self, redis_url: str, keys: Keys, roles: list[str], venues: dict[str, str], *,
                  env: dict[str, str] | None = None, clock_spec: str = "system",
-                 config: SupervisorConfig = SupervisorConfig(), clock: Clock | None = None):
+                 config: SupervisorConfig = SupervisorConfig(), clock: Clock | None = None,
+                 redis_server: EmbeddedRedis | None = None):
         self.redis_url = redis_url
         self.keys = keys
         self.roles = roles
@@ -75,6 +84,12 @@ class Supervisor:
         self.config = config
         self.clock = clock or SystemClock()
         self.client = redis.Redis.from_url(redis_url, socket_timeout=10)
+        self.probe = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=1)
+        self.redis_server = redis_server  # the embedded server to bring back if it dies, else None
+        self.redis_down_since: float | None = None
+        self.redis_outages = 0
+        self._redis_restart_at = 0.0
+        self._judge_after = 0.0  # after an outage: heartbeats not judged, restarts not counted
         self.steps = AtomicSteps(self.client, keys)
         self.new_id = random_ids()
         host = socket.gethostname()
@@ -97,8 +112,12 @@ class Supervisor:
         self.start(on_spawn)
         try:
             while not stop.wait(self.config.check_every_s):
-                self.check_once()
-                if self.scheduler is not None:
+                try:
+                    self.check_once()
+                except redis.RedisError as exc:  # Redis went away mid-check: judged on the next one
+                    log.warning("supervisor check: %s", exc)
+                    continue
+                if self.scheduler is not None and self.redis_down_since is None:
                     try:
                         self.scheduler.run_once()
                     except redis.RedisError as exc:
@@ -139,6 +158,8 @@ class Supervisor:
 
     def check_once(self) -> None:
         now = time.monotonic()
+        if not self.redis_answers(now):
+            return
         beats = self._heartbeats()
         for slot in self.slots:
             proc = slot.process
@@ -156,7 +177,49 @@ class Supervisor:
             if slot.process is None and slot.restart_at is not None and now >= slot.restart_at:
                 self._spawn(slot)
 
+    # ------------------------------------------------------------------ Redis outages
+
+    def redis_answers(self, now: float) -> bool:
+        """PING Redis; while it does not answer, bring an embedded one back and judge nobody."""
+        try:
+            self.probe.ping()
+        except redis.RedisError as exc:
+            if self.redis_down_since is None:
+                self.redis_down_since = now
+                log.error("Redis does not answer (%s): heartbeats not judged until it is back", exc)
+            self._revive_redis(now)
+            return False
+        if self.redis_down_since is not None:
+            self._redis_back(now)
+        return True
+
+    def _revive_redis(self, now: float) -> None:
+        server = self.redis_server
+        if server is None or server.alive() or now < self._redis_restart_at:
+            return  # external Redis: wait for it; embedded and alive: it is loading its AOF
+        log.warning("the embedded redis-server died: starting it again from its AOF")
+        try:
+            server.restart()
+        except Exception as exc:  # noqa: BLE001 - try again after a pause
+            log.error("restarting the embedded redis-server failed: %s", exc)
+            self._redis_restart_at = now + self.config.redis_restart_backoff_s
+
+    def _redis_back(self, now: float) -> None:
+        down_s = now - (self.redis_down_since or now)
+        self.redis_down_since = None
+        self.redis_outages += 1
+        self._judge_after = time.monotonic() + self.config.heartbeat_stale_ms / 1000
+        alert = {"at_ms": self.clock.now_ms(), "role": "redis", "worker": "",
+                 "reason": f"Redis was unreachable for {down_s:.1f} s"
+                           + (" (embedded server restarted from its AOF)" if self.redis_server else "")
+                           + "; workers resumed, nothing halted", "halted": []}
+        self.alerts.append(alert)
+        self.client.xadd(self.keys.alerts(), {"alert": json.dumps(alert)}, maxlen=10_000, approximate=True)
+        log.warning("ALERT %s", alert["reason"])
+
     def _hung(self, slot: WorkerSlot, beat: dict | None) -> str:
+        if time.monotonic() < self._judge_after:
+            return ""  # Redis just came back: the workers have not had the time to beat yet
         if slot.process is None or time.monotonic() - slot.started_at < self.config.heartbeat_stale_ms / 1000:
             return ""
         if beat is None:
@@ -179,6 +242,11 @@ class Supervisor:
     def _schedule_restart(self, slot: WorkerSlot, now: float) -> None:
         slot.process = None
         slot.restarts_total += 1
+        if now < self._judge_after:  # it died of the Redis outage, not of itself: restart, count nothing
+            slot.restart_at = now + self.config.base_backoff_s
+            log.warning("worker %s %s after a Redis outage; restarting it", slot.consumer, slot.last_exit)
+            self.publish_slot(slot)
+            return
         slot.restarts.append(now)
         while slot.restarts and now - slot.restarts[0] > self.config.restart_window_s:
             slot.restarts.popleft()
@@ -218,15 +286,36 @@ class Supervisor:
     # ------------------------------------------------------------------ escalation
 
     def escalate(self, slot: WorkerSlot) -> None:
-        """Too many restarts: halt every treasury of the deployment and raise an alert."""
+        """Too many restarts: raise an alert and, unless the cause is known and contained, halt
+        every treasury of the deployment.
+
+        Not halted for: a crash loop traced to one stream entry (the worker's bus names the
+        redelivered entry it holds in `<prefix>:suspects`, and sets it aside after `max_crashes`
+        deaths), and an unreachable Redis (an outage is ridden out, not escalated; nothing can be
+        committed then anyway). The alert still goes out in both cases.
+        """
+        try:
+            self._escalate(slot)
+        except redis.RedisError as exc:
+            log.error("escalation of %s deferred: Redis unreachable (%s); nothing halted", slot.consumer, exc)
+            slot.escalated = False  # judged again once Redis answers
+
+    def _escalate(self, slot: WorkerSlot) -> None:
         reason = (f"supervisor: worker {slot.consumer} ({slot.role}) restarted {len(slot.restarts)} times in "
-                  f"{self.config.restart_window_s:g} s (last: {slot.last_exit}); halted for manual review")
-        halted = [agent for agent in self.agents() if self.halt(agent, reason)]
-        alert = {"at_ms": self.clock.now_ms(), "role": slot.role, "worker": slot.consumer, "reason": reason,
-                 "halted": halted}
+                  f"{self.config.restart_window_s:g} s (last: {slot.last_exit})")
+        suspect = self.client.hget(self.keys.suspects(), slot.consumer)
+        if suspect is not None:
+            cause = f"traced to entry {suspect.decode()}, which the worker sets aside; nothing halted"
+            halted: list[str] = []
+        else:
+            reason += "; halted for manual review"
+            cause = ""
+            halted = [agent for agent in self.agents() if self.halt(agent, reason)]
+        alert = {"at_ms": self.clock.now_ms(), "role": slot.role, "worker": slot.consumer,
+                 "reason": f"{reason}; {cause}" if cause else reason, "halted": halted}
         self.alerts.append(alert)
         self.client.xadd(self.keys.alerts(), {"alert": json.dumps(alert)}, maxlen=10_000, approximate=True)
-        log.error("ALERT %s", reason)
+        log.error("ALERT %s", alert["reason"])
 
     def agents(self) -> list[str]:
         return sorted(m.decode() for m in self.client.smembers(self.keys.agents()))

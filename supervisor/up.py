@@ -164,7 +164,8 @@ def _run(args, plan: UpPlan, d: Path, keyfile: Path, console: Console, say, stop
     sandbox = None
     sandbox_lock = ChildLock(d / "sandbox.lock", "sandbox")
     with redis_for_run(str(d / "redis"), say=say) as (url, embedded):
-        console.print(f"redis     {'embedded, AOF on, in ' + str(d / 'redis') if embedded else url}")
+        where = f"embedded, AOF on (appendfsync {embedded.appendfsync}), in {d / 'redis'}" if embedded else url
+        console.print(f"redis     {where}")
         redis_url_file(d).write_text(url)
         try:
             if args.live:
@@ -191,7 +192,8 @@ def _run(args, plan: UpPlan, d: Path, keyfile: Path, console: Console, say, stop
                                   "run again to finish the rest")
             config = SupervisorConfig(workers_per_role=args.workers, heartbeat_stale_ms=args.stale_ms,
                                       max_restarts=args.max_restarts, restart_window_s=args.restart_window)
-            supervisor = Supervisor(url, keys, roles, venues, env={"TREASURY_KEYS_FILE": str(keyfile)}, config=config)
+            supervisor = Supervisor(url, keys, roles, venues, env={"TREASURY_KEYS_FILE": str(keyfile)}, config=config,
+                                    redis_server=embedded)
             console.print(f"workers   {args.workers} per role: {', '.join(roles)}; keys in {keyfile}")
             from supervisor.progress import progress
 

@@ -18,7 +18,7 @@ import pykka
 
 from messages.envelope import random_ids
 from messages.errors import ConfigError, TreasuryError
-from runtime.atomic import AtomicSteps
+from runtime.atomic import AtomicSteps, reserved_at
 from runtime.bus import StreamBus, command_client
 from runtime.clock import Clock, RedisClock, SystemClock
 from runtime.command_gate import CommandGate
@@ -51,7 +51,8 @@ def make_gate(client, keys: Keys, clock: Clock) -> CommandGate:
     if not len(keyring):
         raise ConfigError("no command keys configured (TREASURY_KEYS or TREASURY_KEYS_FILE); "
                           "use --allow-unsigned only on a private Redis")
-    return CommandGate(keyring, RedisNonceStore(client, keys.prefix, shards=keys.shards), clock)
+    return CommandGate(keyring, RedisNonceStore(client, keys.prefix, shards=keys.shards), clock,
+                       accepted_at=lambda env: reserved_at(client, keys, env.agent, env.id))
 
 
 class Worker:
@@ -145,7 +146,8 @@ class Worker:
             self.shards = []
             self.bus.streams = {}
             self.refresh_leases()
-        self.bus.ensure_groups()
+        # no Redis call before the threads start: a worker (re)started while Redis is away must come
+        # up whole (bus, heartbeat, control listener) and wait for it; the bus creates its groups
         threads = [threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True)]
         if self.control:
             threads.append(
@@ -159,9 +161,12 @@ class Worker:
         finally:
             self.stop_event.set()
             self.actor.stop(timeout=30)
-            if self.leases is not None:
-                self.leases.release_all()
-            self.client.hdel(self.keys.workers(), self.bus.consumer)
+            try:
+                if self.leases is not None:
+                    self.leases.release_all()
+                self.client.hdel(self.keys.workers(), self.bus.consumer)
+            except Exception as exc:  # noqa: BLE001 - leases lapse and the heartbeat ages by itself
+                log.warning("could not release leases or heartbeat at exit: %s", exc)
             self.bus.close()
         return 0
 

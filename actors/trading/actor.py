@@ -171,8 +171,10 @@ class TradingBucket(TreasuryActor):
             return self._refuse(delivery, reservation.status, reason, sizing=plan.sizing, seq=reservation.seq or None,
                                 drop_plan=True)
         held = plan.held
+        reserved_before = reservation.record is not None
         if reservation.record is not None:  # reserved by an earlier delivery: that amount stands
             held = reservation.record.amount
+        if self.must_look_up(delivery, reserved_before):  # it may be open at the venue already
             found = find_opened(venue, plan, set(read_positions(self.client, self.keys, agent)))
             if found is not None:
                 return self._adopt(delivery, plan, held, found, venue)

@@ -24,45 +24,11 @@ from messages.schema import (
 from runtime.atomic import AtomicSteps
 from runtime.bus import StreamBus, command_client
 from runtime.clock import ManualClock
-from venue.client.types import BetResult
-from venue.errors import VenueRejected, VenueUnavailable
+from tests.kit.casino import ScriptedCasino
 
 pytestmark = pytest.mark.redis
 
 AGENT = "scripted"
-
-
-class ScriptedCasino:
-    """Answers bets from a script: ("win", multiplier) | ("lose",) | ("reject", code) | ("lost",)."""
-
-    def __init__(self):
-        self.script: list[tuple] = []
-        self.placed: dict[str, BetResult] = {}
-        self.calls = 0
-
-    def _result(self, seed, game, amount, won, multiplier):
-        amount_won = amount * multiplier if won else 0
-        return BetResult(bet_id=f"bet-{len(self.placed)}", game=game, amount_bet=amount, amount_won=amount_won,
-                         won=won, payout_multiplier=str(multiplier), roll="1.00", new_balance=0, client_seed=seed)
-
-    def place_bet_once(self, game, amount, params, *, client_seed, idempotency_key, attempts=3):
-        self.calls += 1
-        step = self.script.pop(0)
-        if step[0] == "reject":
-            raise VenueRejected("casino", "refused", code=step[1], status=400)
-        won = step[0] == "win"
-        result = self._result(client_seed, game, amount, won, step[1] if won else 0)
-        self.placed[client_seed] = result
-        if step[0] == "lost":  # the venue took the bet, the answer never came back
-            raise VenueUnavailable("casino", "timed out", code="outcome_unknown", status=0)
-        return result
-
-    down = False
-
-    def find_bet(self, client_seed):
-        if self.down:
-            raise VenueUnavailable("casino", "unreachable", code="outcome_unknown", status=0)
-        return self.placed.get(client_seed)
 
 
 @pytest.fixture
@@ -146,26 +112,3 @@ def test_a_session_down_half_stops_and_sends_the_rest_to_the_reserve(casino):
     assert (request.trigger, request.amount) == ("casino_session", stopped.remaining)
     send(bet)
     assert events(BetRefused)[-1].code == "session_stopped"
-
-
-def test_a_dead_lettered_spend_is_retried_by_an_operator_and_settles_once(casino, keys, rclient):
-    from messages.schema import RetrySpend
-
-    venue, send, events, _, bus, steps = casino
-    venue.script = [("lost",)]
-    send(BELIEVER)  # the venue took the bet, then could not be reached to say so
-    venue.down = True
-    while not rclient.xlen(keys.dead(keys.shard(AGENT))):
-        bus.drain_own_pending()  # every redelivery finds the reservation but cannot look the bet up
-    ledger = read_ledger(steps.client, steps.keys, AGENT)
-    assert ledger.held_by("casino", "reserved") == parse_usd("3")  # nothing lost: the stake stays reserved
-    [dead] = rclient.xrange(keys.dead(keys.shard(AGENT)))
-    original_id = dead[1][b"msg_id"].decode()
-
-    venue.down = False
-    send(RetrySpend(message_id=original_id))
-    [settled] = events(BetSettled)
-    assert venue.calls == 1 and settled.pnl == -parse_usd("3")
-    assert read_ledger(steps.client, steps.keys, AGENT).held_by("casino", "reserved") == 0
-    send(RetrySpend(message_id=original_id))  # a second retry finds nothing reserved
-    assert len(events(BetSettled)) == 1 and rclient.xlen(keys.dead(keys.shard(AGENT))) == 2

@@ -58,6 +58,21 @@ def test_arbitrary_bytes_never_escape_as_another_exception(data):
         pass
 
 
+@given(depth=st.integers(min_value=1, max_value=20_000),
+       opener=st.sampled_from([b"\x91", b"\xdc\x00\x01", b"\x81\xa1k"]), before_tag=st.booleans())
+def test_any_nesting_depth_is_a_decode_error_never_a_recursion_error(depth, opener, before_tag):
+    """Issue 9, case 2: arrays or maps nested to any depth, in the body before or after its `type`
+    tag, give `MessageDecodeError` (msgspec raises RecursionError past its limit)."""
+    enc = msgspec.msgpack.Encoder()
+    nested = opener * depth + b"\x90"
+    tag = enc.encode("type") + enc.encode("PlaceBet")
+    body = b"\x82" + (enc.encode("x") + nested + tag if before_tag else tag + enc.encode("x") + nested)
+    data = (b"\x84" + enc.encode("id") + enc.encode("m1") + enc.encode("agent") + enc.encode("a")
+            + enc.encode("created_ms") + enc.encode(1) + enc.encode("body") + body)
+    with pytest.raises(MessageDecodeError):
+        decode(data)
+
+
 def test_decode_entry_names_the_missing_field():
     with pytest.raises(MessageDecodeError, match="no 'm' field"):
         decode_entry({b"x": b"1"})

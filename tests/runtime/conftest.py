@@ -3,7 +3,6 @@ and a real Redis connection confined to a unique key prefix that is deleted afte
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -20,7 +19,6 @@ AGENT_SECRET = bytes(range(32))
 OPERATOR_SECRET = bytes(range(100, 132))
 OTHER_SECRET = bytes(range(200, 232))
 
-REDIS_TEST_URL_DEFAULT = "redis://127.0.0.1:6379/15"
 
 
 @pytest.fixture
@@ -71,23 +69,11 @@ def resume_envelope() -> Envelope:
 
 
 @pytest.fixture
-def auth_redis():
-    """A client on the test Redis (database 15 by default).
-
-    Skips when no server answers, unless REDIS_TEST_URL is set explicitly, in which case an
-    unreachable server is a failure: CI sets it and must not pass by skipping.
-    """
+def auth_redis(redis_url):
+    """A client on the test Redis (`redis_url`: REDIS_TEST_URL, or the embedded server)."""
     import redis
 
-    url = os.environ.get("REDIS_TEST_URL")
-    client = redis.Redis.from_url(url or REDIS_TEST_URL_DEFAULT)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        client.close()
-        if url:
-            raise
-        pytest.skip(f"no Redis at {REDIS_TEST_URL_DEFAULT}: {exc}")
+    client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
 

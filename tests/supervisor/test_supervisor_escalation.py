@@ -55,3 +55,26 @@ def test_crash_loop_halts_every_treasury_and_alerts(redis_url, keys, rclient):
         assert [c.state for c in changes] == ["HALTED"]
         assert steps.reserve(agent, "after-halt", "casino", 10_000, 10**9, 0).status == "halted"
     assert rclient.xlen(keys.control(keys.shard("a1"))) >= 1
+
+
+def test_crash_loop_traced_to_one_entry_alerts_without_halting_anyone(redis_url, keys, rclient):
+    """Issue 9, case 2: a worker dying on one entry is that entry's problem, not every agent's."""
+    steps = AtomicSteps(command_client(redis_url), keys)
+    for agent in ("a1", "a2"):
+        open_treasury(steps, agent, parse_usd("1000"), now_ms=0, new_id=seeded_ids(1))
+        rclient.sadd(keys.agents(), agent)
+    supervisor = Supervisor(redis_url, keys, ["casino"], {"casino": "http://127.0.0.1:9"},
+                            config=SupervisorConfig(max_restarts=2, ticks=False))
+    slot = supervisor.slots[0]
+    stream = keys.commands(1, "casino")
+    # what the casino worker's bus wrote before handling the redelivered entry it then died on
+    rclient.hset(keys.suspects(), slot.consumer, f"{stream} 1-0")
+    now = time.monotonic()
+    for _ in range(3):
+        slot.last_exit = "exited with -9"
+        supervisor._schedule_restart(slot, now)
+    assert slot.escalated and supervisor.alerts
+    alert = json.loads(rclient.xrange(f"{keys.prefix}:alerts")[0][1][b"alert"])
+    assert alert["halted"] == [] and f"traced to entry {stream} 1-0" in alert["reason"]
+    for agent in ("a1", "a2"):
+        assert read_risk(rclient, keys, agent).state == "ACTIVE"

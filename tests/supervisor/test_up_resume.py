@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from actors.ledger import read_ledger
+from actors.ledger import read_ledger, read_risk
 from runtime.journal import read_journal
 from runtime.keys import Keys
 from supervisor.deployment import load_keyring
@@ -113,3 +113,46 @@ def test_bad_commands_are_refused_at_the_cli_in_one_line_and_nothing_is_sent(tmp
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr
     assert not [k for k in rclient.scan_iter(match=f"{prefix}:*cmd*")]  # nothing was published
+
+
+def test_up_restarts_its_embedded_redis_from_the_aof_and_halts_nobody(tmp_path):
+    """Issue 9, case 6 through `treasury up`: SIGKILL of the embedded redis-server; the supervisor
+    starts it again from the AOF on the same port, the agent and a bet placed before are still
+    there, one alert records the outage, nobody is halted, and a bet after it settles."""
+    import redis
+
+    env = {**os.environ, "TREASURY_DATA_DIR": str(tmp_path)}
+    for name in ("REDIS_URL", "TREASURY_KEYS", "TREASURY_KEYS_FILE"):
+        env.pop(name, None)
+    proc = subprocess.Popen([sys.executable, "-m", "supervisor.cli", "up", "--data-dir", str(tmp_path), "--roles",
+                             "casino,risk", "--shard-count", "8"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "redis.url").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        client = redis.Redis.from_url((tmp_path / "redis.url").read_text(), socket_timeout=5)
+        while client.hlen("tr:workers") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        treasury("agent", "add", "alice", "--capital", "1000", env=env)
+        bet = ["cmd", "--wait", "--json", "bet", "alice", "--game", "multiplier", "--target", "10",
+               "--win-prob", "0.12"]
+        assert json.loads(treasury(*bet, env=env).stdout)["outcome"] == "BetSettled"
+        os.kill(int(client.info("server")["process_id"]), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if client.xlen("tr:alerts"):
+                    break
+            except redis.RedisError:
+                pass
+            time.sleep(0.2)
+        [(_, fields)] = client.xrange("tr:alerts")
+        alert = json.loads(fields[b"alert"])
+        assert alert["halted"] == [] and "restarted from its AOF" in alert["reason"]
+        keys = Keys("tr", 8)
+        assert read_risk(client, keys, "alice").state == "ACTIVE"
+        assert [type(e.body).__name__ for e in read_journal(client, keys, "alice")].count("BetSettled") == 1
+        assert json.loads(treasury(*bet, env=env).stdout)["outcome"] == "BetSettled"
+    finally:
+        stop_up(proc)

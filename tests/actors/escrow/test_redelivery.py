@@ -24,7 +24,7 @@ from messages.escrow_msgs import (
     ReleaseEscrow,
 )
 from runtime.atomic import AtomicSteps
-from runtime.bus import HandlerRejected, StreamBus
+from runtime.bus import OutcomeUnknown, StreamBus
 from tests.kit.escrow import AGENT, CASINO_BUCKET, RESERVE, USD
 from venue.errors import VenueUnavailable
 
@@ -159,7 +159,8 @@ def test_found_after_its_deadline_is_created_and_refunded_in_one_commit(world):
 
 def test_unprovable_absence_is_not_guessed(world):
     """More than 50 casino ledger entries since the call: the lookup cannot prove the escrow was
-    not created, so the command is rejected and the reservation stays held for an operator."""
+    not created, so nothing is created on a guess: the outcome is unknown (the bus parks the
+    command, retries it and alerts past a deadline) and the reservation stays held."""
     w = world
     actor = w.start_actor(breaking_create(w, send_first=False))
     delivery = w.publish(command(w))
@@ -167,7 +168,7 @@ def test_unprovable_absence_is_not_guessed(world):
         actor.ask(delivery)
     for _ in range(51):  # a busy casino bucket pushes the recorded entry out of the window
         w.admin.credit(w.creator_id, 10_000)
-    with pytest.raises(HandlerRejected, match="stays held"):
+    with pytest.raises(OutcomeUnknown, match="stays held"):
         w.redeliver(w.start_actor(), delivery)
     assert w.venue_escrows() == []
     assert w.ledger().held_by("reserve", "reserved") == 25 * USD + 250_000 and w.ledger().total == TOTAL
