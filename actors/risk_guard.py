@@ -164,7 +164,14 @@ class RiskGuard(TreasuryActor):
         if not risk.known:
             raise HandlerRejected(f"agent {agent} has no risk state")
         commit = self.steps.new_commit(agent)
-        self._change(commit, env, risk, cmd.state, "operator", cmd.reason, cmd.until_ms or 0,
+        if cmd.state == "ACTIVE" and (risk.state or "ACTIVE") == "ACTIVE":  # a resume with nothing to resume
+            commit.emit(self.keys.events(agent), wrap(CommandRefused(command="SetRisk", reason=f"{agent} is already "
+                                                                     f"ACTIVE: nothing to resume"),
+                                                      agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+            commit.ack(delivery.stream, delivery.group, delivery.entry_id)
+            self._commit(commit, env.id, now)
+            return
+        self._change(commit, env, risk, cmd.state, signed_by(env), cmd.reason, cmd.until_ms or 0,
                      int(self.client.hget(self.keys.risk(agent), "total") or risk.peak), risk.peak, risk.day_start)
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
@@ -183,6 +190,17 @@ class RiskGuard(TreasuryActor):
         commit.emit(k.control(k.shard(agent)), wrap(control, agent=agent, now_ms=now, new_id=self.new_id, cause=env),
                     maxlen=10_000)
         log.info("risk %s: %s -> %s (%s)", agent, risk.state, state, reason)
+
+
+def signed_by(env: Envelope) -> str:
+    """Who set a risk state by hand, for `RiskStateChanged.breaker`: `key <key id>` of the command's
+    signature (an operator's or the agent's own key), `operator` for an unsigned one (no gate)."""
+    from runtime.signing import parse_signature
+
+    try:
+        return f"key {parse_signature(env.signature).key_id}" if env.signature else "operator"
+    except Exception:  # noqa: BLE001 - the gate verified it already; a name is all that is wanted here
+        return "operator"
 
 
 def build(steps: AtomicSteps, clock: Clock, new_id: IdFactory, venues: dict[str, str]) -> pykka.ActorRef:

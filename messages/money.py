@@ -71,17 +71,21 @@ def _checked(amount: Decimal, field: str, allow_negative: bool) -> Decimal:
     if not amount.is_finite():
         raise MoneyError(f"{field}: {amount} is not a finite amount")
     if amount < 0 and not allow_negative:
-        raise MoneyError(f"{field}: {amount} is negative")
+        raise MoneyError(f"{field}: {amount} is negative; it must be positive")
     return amount
 
 
 def parse_usd(value: object, *, field: str = "amount", allow_negative: bool = False) -> int:
     """Parse a USD amount given by a person ("12.34", 12, Decimal) into micro-USD, exactly.
 
-    Strings must be plain ASCII decimals (`12`, `12.5`, `$12.50`); `1_000`, `1e3` and digits of
-    other scripts are refused. Refuses NaN, infinities, booleans, negatives (unless
+    Strings must be plain ASCII decimals (`12`, `12.5`, `$12.50`); `1_000`, `1e3`, digits of
+    other scripts and spaces around the number (`" 10"`, a paste slip) are refused. Refuses NaN,
+    infinities, booleans, negatives (unless
     `allow_negative`), more than six decimals and magnitudes above `MAX_MICROS` (`MoneyError`).
     """
+    if isinstance(value, str) and value != value.strip():
+        raise MoneyError(f"{field}: {ascii(value)[:80]} has spaces around the number; write just the number, "
+                         f"e.g. 12.50")
     amount = _checked(_as_decimal(value, field), field, allow_negative)
     micros = amount * MICRO
     if micros != micros.to_integral_value():
@@ -135,7 +139,8 @@ def fraction_of(micros: int, numerator: int, denominator: int) -> int:
 
 
 def parse_positive_usd(value: object, *, field: str = "amount") -> int:
-    """`parse_usd`, and more than zero (`0`, `-0`, `0.000` refused with `MoneyError`)."""
+    """`parse_usd`, and more than zero (`0`, `-0`, `0.000` refused with `MoneyError`: "must be more
+    than 0"; `-5`: "is negative; it must be positive")."""
     micros = parse_usd(value, field=field)
     if micros <= 0:
         raise MoneyError(f"{field}: {ascii(value)[:80]} must be more than 0")

@@ -16,10 +16,15 @@ from supervisor.cli_common import EXPECTED_ERRORS, OneLineParser, positive_int, 
 
 def _cmd_kelly(args) -> int:
     from actors.kelly import kelly_stake
-    from messages.money import format_usd, parse_usd
+    from messages.money import format_usd, parse_positive_usd
+    from supervisor.cmd_checks import kelly_fraction
 
-    bankroll = parse_usd(args.bankroll, field="bankroll")
-    result = kelly_stake(args.win_prob, args.net_odds, bankroll, args.fraction, args.cap)
+    bankroll = parse_positive_usd(args.bankroll, field="bankroll")
+    result = kelly_stake(args.win_prob, args.net_odds, bankroll, kelly_fraction(args.fraction, "--fraction"),
+                         args.cap)
+    if not 0 < result.win_prob < 1:  # the same rule as `cmd bet --win-prob` (supervisor.cmd_checks.check_bet)
+        raise ConfigError(f"--win-prob {args.win_prob}: must be strictly between 0 and 1 (a certain bet is no "
+                          f"estimate)")
     data = {
         "win_prob": str(result.win_prob), "net_odds": str(result.net_odds),
         "full_kelly": f"{float(result.full_fraction):.6f}", "applied_fraction": f"{float(result.applied_fraction):.6f}",
@@ -51,6 +56,8 @@ def _cmd_demo(args) -> int:
     from supervisor.scenarios import SCENARIOS, list_scenarios, run_scenario
     from supervisor.status_json import label_units
 
+    if args.list_scenarios and args.scenario:
+        raise ConfigError("--list-scenarios names the scenarios and takes no --scenario; give one or the other")
     if args.list_scenarios:
         for name, text in list_scenarios():
             print(f"{name:<22} {text}")
@@ -100,10 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --scenario: run the roles in-process and write a replay record (.jsonl or .jsonl.gz)")
 
     kelly = sub.add_parser("kelly", help="the stake the Kelly policy would bet, and why")
-    kelly.add_argument("--win-prob", required=True, help="probability of winning, in [0, 1]")
+    kelly.add_argument("--win-prob", required=True, help="probability of winning, strictly between 0 and 1")
     kelly.add_argument("--net-odds", required=True,
                        help="net odds b, in [0.000001, 1000000]: a 1.99x payout is b = 0.99")
-    kelly.add_argument("--bankroll", required=True, help="bankroll in USD, plain ASCII decimal, e.g. 150 or 150.25")
+    kelly.add_argument("--bankroll", required=True,
+                       help="bankroll in USD, more than 0, plain ASCII decimal, e.g. 150 or 150.25")
     kelly.add_argument("--fraction", default="half",
                        help="share of full Kelly: full, half, quarter or a number in (0, 1] (default half)")
     kelly.add_argument("--cap", default="0.02", help="largest share of the bankroll per bet, in (0, 1] (default 0.02)")
@@ -180,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "sandbox":
         return _cmd_sandbox(None, argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     try:
         return _handler(args.command)(args)
     except EXPECTED_ERRORS as exc:
@@ -189,9 +197,29 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """`parser.parse_args`, but an unknown argument is reported by the subcommand it was given to
+    (`treasury cmd bet: error: unrecognized arguments: --stake 2.5`), not by `treasury`."""
+    OneLineParser.argv = list(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        chosen_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The deepest subcommand parser `args` went through (`treasury cmd bet`'s for `cmd ... bet ...`)."""
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        name = getattr(args, subs[0].dest, None) if subs else None
+        if name is None or name not in subs[0].choices:
+            return parser
+        parser = subs[0].choices[name]
+
+
 def _command_name(args) -> str:
     sub = getattr(args, "agent_cmd", None) or getattr(args, "keys_cmd", None) or getattr(args, "dead_cmd", None) \
-        or getattr(args, "trade_cmd", None)
+        or getattr(args, "trade_cmd", None) or (args.cmd if args.command == "cmd" else None)
     return f"{args.command} {sub}" if sub else args.command
 
 

@@ -31,10 +31,31 @@ class NoDeployment(ConfigError):
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An `ArgumentParser` whose errors are one line on stderr (`treasury up: error: ...`), exit 2."""
+    """An `ArgumentParser` whose errors are one line on stderr (`treasury up: error: ...`), exit 2.
+
+    A missing positional when the line holds a word starting with `-` that is no option (an agent
+    named `-dash`) says so and how to give it (`-- -dash`)."""
+
+    argv: list[str] = []
+    """The command line being parsed (set by `supervisor.cli.parse_args`), to explain a `-name`."""
 
     def error(self, message: str):  # noqa: D102 - argparse's hook
+        if message.startswith("the following arguments are required") and not message.startswith(
+                "the following arguments are required: -"):
+            dashed = [w for w in OneLineParser.argv if w.startswith("-") and not w.startswith("--") and len(w) > 2
+                      and not _is_number(w) and w not in self._option_string_actions]
+            if dashed:
+                message += (f"; {dashed[0]!r} starts with '-' so it was read as an option: to give a value "
+                            f"starting with '-', put it after `--` (e.g. `{self.prog} ... -- {dashed[0]}`)")
         self.exit(2, f"{self.prog}: error: {safe_text(message)} (see `{self.prog} --help`)\n")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- text from data

@@ -19,7 +19,17 @@ from supervisor.cli_common import reason_text
 GAME_FLAGS = {"coin_flip": {"side"}, "dice": {"direction", "threshold"}, "multiplier": {"target"}}
 """Which game flags belong to which game; any other given flag is refused."""
 
+FREE_TEXT = ("description", "proof", "memo")
+"""Free-text flags other than --reason: each checked with `reason_text` (visible text, 1 kB, no control
+characters); `supervisor.cmd_schema.check_body` catches a control character in any other text field."""
+
 GAME_DEFAULTS = {"side": "heads", "direction": "over", "threshold": 50}
+
+FIELD_FLAGS = {
+    "counterparty": "--to", "escrow_id": "ESCROW_ID", "message_id": "MESSAGE_ID", "position_id": "POSITION_ID",
+    "stop_distance": "--stop", "source": "--from", "dest": "--to", "settings": "NAME=VALUE",
+}
+"""Message fields whose flag (or positional) is not `--<field-with-dashes>`, for plain-words errors."""
 
 
 def kelly_fraction(text: str, flag: str = "--kelly") -> str | float:
@@ -82,11 +92,37 @@ def check_policy_settings(items: list[str], overrides: Mapping[str, int | str] |
     return settings
 
 
+def check_against_policy(body, policy) -> None:
+    """The limits the actors would refuse a well-formed command for, checked against the agent's
+    effective `policy` before publishing (`ConfigError`): an escrow under the service's minimum or
+    with a timeout outside 1 to `escrow_max_timeout_hours`, a position under the venue's minimum
+    notional. Limits that depend on balances (bet cap, escrow lock share) stay with the actors."""
+    from actors.policy.escrow_rules import ESCROW_MIN
+    from actors.policy.escrow_rules import timeout_problem as escrow_timeout_problem
+    from actors.trading.sizing import MIN_NOTIONAL
+    from messages.escrow_msgs import CreateEscrow
+    from messages.money import format_usd
+    from messages.trading_msgs import OpenPosition
+
+    if isinstance(body, CreateEscrow):
+        if body.amount < ESCROW_MIN:
+            raise ConfigError(f"--amount {format_usd(body.amount)}: the escrow service's minimum is "
+                              f"{format_usd(ESCROW_MIN)}")
+        if escrow_timeout_problem(body.timeout_hours, policy) is not None:
+            raise ConfigError(f"--timeout-hours {body.timeout_hours}: must be between 1 and "
+                              f"{policy.escrow_max_timeout_hours} hours (the agent's policy)")
+    if isinstance(body, OpenPosition) and body.notional is not None and body.notional < MIN_NOTIONAL:
+        raise ConfigError(f"--notional {format_usd(body.notional)}: the venue's minimum is {format_usd(MIN_NOTIONAL)}")
+
+
 def check_cmd_args(a: argparse.Namespace) -> None:
     """Every check of this module that applies to the parsed `treasury cmd` line (mutates `a`)."""
     validate_agent_id(a.agent)
     if getattr(a, "reason", None) is not None or a.cmd in ("pause", "halt", "resume", "dispute"):
         a.reason = reason_text(a.reason or "")
+    for name in FREE_TEXT:  # the same rule as --reason for every free-text flag
+        if getattr(a, name, None) is not None:
+            setattr(a, name, reason_text(getattr(a, name), flag="--" + name))
     if a.cmd == "bet":
         check_bet(a)
     if getattr(a, "timeout", None) is not None and not a.timeout > 0:

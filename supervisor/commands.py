@@ -3,6 +3,9 @@
 Each subcommand builds one typed message, wraps it in an envelope, signs it with a key from the
 deployment's keyring (the operator key where the command needs one) and XADDs it to the role's
 command stream of the agent's shard (the role and the scope come from `messages/catalogue.py`).
+Every value is checked before anything is published (`supervisor/cmd_checks.py`: flags, free text,
+the actors' minimums against the agent's effective policy; `supervisor/cmd_schema.py`: the message
+schema, its refusals in plain words), each refusal one line and exit 2.
 `--wait` follows the agent's journal until the command's terminal event, as the catalogue names
 them, and prints it as one line (`--json`: the event as JSON, money fields named `*_micros`).
 Exit codes with `--wait`: 0 done, 1 refused, rejected or failed (the reason is printed), 3 no
@@ -15,24 +18,23 @@ import argparse
 import json
 import sys
 
-import msgspec
-
-from actors.policy.effective import read_overrides
+from actors.policy.effective import effective_policy, read_overrides
 from messages.catalogue import facts_for
 from messages.codec import FIELD, decode, encode
 from messages.envelope import random_ids, wrap
 from messages.errors import ConfigError
-from messages.money import parse_usd
+from messages.money import parse_positive_usd
 from messages.schema import CoinFlip, Dice, Multiplier, PlaceBet, RetrySpend, SetRisk
 from runtime.clock import SystemClock
 from runtime.journal import JournalFollower
 from runtime.keyring import Keyring, SigningKey, scope_covers
 from runtime.signing import required_scope_for, sign
 from supervisor.cli_common import add_deployment_arguments, connect, data_dir_path, positive_float, safe_text
-from supervisor.cmd_checks import check_cmd_args, check_policy_settings
+from supervisor.cmd_checks import FIELD_FLAGS, check_against_policy, check_cmd_args, check_policy_settings
+from supervisor.cmd_schema import check_body
 from supervisor.deployment import load_keyring
 from supervisor.outcome import EXIT_DONE, EXIT_NO_OUTCOME, EXIT_NOT_DONE, describe, wait_outcome
-from supervisor.status_json import label_units
+from supervisor.status_json import label_message
 
 
 def _bet(a):
@@ -42,7 +44,7 @@ def _bet(a):
         game = Dice(direction=a.direction, threshold=a.threshold)
     else:
         game = Multiplier(target=a.target)
-    fixed = parse_usd(a.fixed_stake, field="fixed-stake") if a.fixed_stake is not None else None
+    fixed = parse_positive_usd(a.fixed_stake, field="--fixed-stake") if a.fixed_stake is not None else None
     return PlaceBet(game=game, win_prob=a.win_prob, kelly=a.kelly, fixed_stake=fixed)
 
 
@@ -56,7 +58,7 @@ def _risk(state):
 def _pay(a):
     from messages.escrow_msgs import CreateEscrow
 
-    return CreateEscrow(counterparty=a.to, amount=parse_usd(a.amount, field="amount"),
+    return CreateEscrow(counterparty=a.to, amount=parse_positive_usd(a.amount, field="--amount"),
                         description=a.description, timeout_hours=a.timeout_hours)
 
 
@@ -188,12 +190,20 @@ def _role(body, args: argparse.Namespace) -> str:
 
 
 def cmd_main(args: argparse.Namespace) -> int:
+    """Check, sign and publish one command (see the module docstring); every refusal of bad input
+    comes before anything is published: as `ConfigError` (one line, exit 2)."""
     check_cmd_args(args)
+    body = None
+    if args.cmd != "set-policy":  # set-policy is checked against the stored overrides, so after connecting
+        body = args.build(args)
+        check_body(body, FIELD_FLAGS)  # the message schema, in plain words, before Redis is reached
     dep = connect(args)
     client, keys = dep.client, dep.keys
-    if args.cmd == "set-policy":
+    if body is None:
         args.checked_settings = check_policy_settings(args.settings, read_overrides(client, keys, args.agent))
-    body = args.build(args)
+        body = args.build(args)
+        check_body(body, FIELD_FLAGS)
+    check_against_policy(body, effective_policy(client, keys, args.agent))
     role = _role(body, args)
     now = SystemClock().now_ms()
     envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())
@@ -217,7 +227,7 @@ def cmd_main(args: argparse.Namespace) -> int:
         return EXIT_NO_OUTCOME
     if args.json:
         print(json.dumps({**sent, "outcome": type(outcome.event.body).__name__, "kind": outcome.kind,
-                          "event": label_units(msgspec.to_builtins(outcome.event.body))}))
+                          "event": label_message(outcome.event.body)}))
     else:
         print(f"{envelope.type} {envelope.id}: {safe_text(describe(outcome))}")
     return EXIT_DONE if outcome.done else EXIT_NOT_DONE

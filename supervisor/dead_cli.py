@@ -15,7 +15,6 @@ import json
 import re
 from collections import Counter
 
-import msgspec
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -46,11 +45,11 @@ def add_dead_arguments(p: argparse.ArgumentParser) -> None:
         s.add_argument("--json", action="store_true", help="JSON (times in *_ms, epoch milliseconds)")
 
 
-def reason_of(error: str) -> str:
-    """The kind of a dead entry's error (`supervisor.status.dead_reason`), safe to print."""
+def reason_of(error: str, agent: str = "") -> str:
+    """The reason code of a dead entry's error, without agent names (`supervisor.status.dead_reason`)."""
     from supervisor.status import dead_reason
 
-    return safe_text(dead_reason(error))
+    return safe_text(dead_reason(error, agent))
 
 
 def _text(v) -> str:
@@ -64,16 +63,16 @@ def entry_view(shard: int, entry_id: str, fields: dict, *, raw: bool = False) ->
            "agent": _text(f.get("agent", b"")), "msg_id": _text(f.get("msg_id", b"")),
            "error": _text(f.get("error", b"")), "deliveries": int(_text(f.get("deliveries", b"0")) or 0),
            "at_ms": int(_text(f.get("at_ms", b"0")) or 0), "stream": _text(f.get("stream", b""))}
-    out["reason"] = reason_of(out["error"])
+    out["reason"] = reason_of(out["error"], out["agent"])
     if raw:
         from messages.codec import decode
 
         data = f.get("raw", b"")
         try:
             envelope = decode(data if isinstance(data, bytes) else data.encode())
-            from supervisor.status_json import label_units
+            from supervisor.status_json import label_message
 
-            out["message"] = label_units(msgspec.to_builtins(envelope))
+            out["message"] = label_message(envelope)
             out["message"].pop("signature", None)
         except Exception as exc:  # noqa: BLE001 - a dead entry is often one that does not decode
             out["message"] = None

@@ -104,11 +104,11 @@ def run_demo(seed: int = 7, capital_usd: str = "1000", max_bets: int = 1500) -> 
         venue_balance = CasinoClient(casino_url, casino_key).balance().balance
         casino_total = read_ledger(client, keys, AGENT).bucket("casino")
         summary["conservation"] = {
-            "casino_bucket": casino_total, "venue_casino_balance": venue_balance,
+            "casino_bucket_micros": casino_total, "venue_casino_balance_micros": venue_balance,
             "matches": casino_total == venue_balance,
         }
         summary["timing"] = {
-            "wall_seconds": round(time.monotonic() - started, 3),
+            "wall_ms": round((time.monotonic() - started) * 1000),
             "redis": "embedded" if embedded else "REDIS_URL",
             "workers": {w.role: {"pid": w.pid, "exit_code": exit_codes[w.role]} for w in workers},
         }
@@ -148,9 +148,10 @@ def _play(client, keys: Keys, clock: RedisClock, new_id, seed: int, max_bets: in
 
 
 def breakers_fired(journal) -> list[dict]:
-    """Every risk-state change in the journal, with how long it holds (None: until an operator)."""
+    """Every risk-state change in the journal, with how long it holds in milliseconds (`hold_ms`;
+    None: until an operator) and until when (`until_ms`, epoch ms)."""
     return [{"breaker": e.body.breaker, "state": e.body.state, "reason": e.body.reason,
-             "hours": (e.body.until_ms - e.created_ms) / 3_600_000 if e.body.until_ms else None}
+             "hold_ms": e.body.until_ms - e.created_ms if e.body.until_ms else None, "until_ms": e.body.until_ms}
             for e in journal if isinstance(e.body, RiskStateChanged)]
 
 
@@ -160,7 +161,7 @@ def _summary(client, keys: Keys, seed: int, capital: int, tally: Tally, stop_rea
     return {
         "seed": seed,
         "agent": AGENT,
-        "capital": capital,
+        "capital_micros": capital,
         "bets": {
             "placed": tally.placed,
             "won": tally.won,
@@ -168,17 +169,17 @@ def _summary(client, keys: Keys, seed: int, capital: int, tally: Tally, stop_rea
             "refused": dict(sorted(tally.refused.items())),
             "failed": dict(sorted(tally.failed.items())),
         },
-        "staked": tally.staked,
-        "paid_out": tally.paid_out,
-        "pnl": tally.paid_out - tally.staked,
-        "buckets": {b: ledger.bucket(b) for b in sorted(ledger.available)},
-        "total": ledger.total,
+        "staked_micros": tally.staked,
+        "paid_out_micros": tally.paid_out,
+        "pnl_micros": tally.paid_out - tally.staked,
+        "buckets_micros": {b: ledger.bucket(b) for b in sorted(ledger.available)},
+        "total_micros": ledger.total,
         "risk": {
             "state": risk.state,
             "breaker": risk.breaker,
             "reason": risk.reason,
-            "peak": risk.peak,
-            "day_start": risk.day_start,
+            "peak_micros": risk.peak,
+            "day_start_micros": risk.day_start,
         },
         "breakers_fired": breakers_fired(journal),
         "stopped_because": stop_reason,

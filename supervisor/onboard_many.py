@@ -24,7 +24,8 @@ DEFAULT_PARALLEL = 16
 
 
 def add_agent(client, keys: Keys, venues: dict[str, str], mode: str, name: str, capital: int) -> str:
-    """Onboard one agent (idempotent: a known agent is neither registered nor funded again).
+    """Onboard one agent (idempotent: a known agent is neither registered nor funded again, and the
+    line returned says plainly that nothing was done).
 
     `name` is validated first (`BadAgentId`); `capital` is micro-USD and must be > 0."""
     from actors.onboarding import onboard_agent
@@ -36,8 +37,12 @@ def add_agent(client, keys: Keys, venues: dict[str, str], mode: str, name: str, 
     result = onboard_agent(steps, name, capital, venues=venues, now_ms=SystemClock().now_ms(), new_id=random_ids())
     client.sadd(keys.agents(), name)
     if result.allocation != "ok":
-        funded = "already open, left as it was"
-    elif mode == "paper":
+        from actors.ledger import read_ledger
+
+        total = read_ledger(client, keys, name).total
+        return (f"agent {name} exists already: nothing was done (--capital {format_usd(capital)} not applied; it "
+                f"holds {format_usd(total)} as before; `treasury agent list` shows it)")
+    if mode == "paper":
         from supervisor.paper import fund_paper_silos
 
         fund_paper_silos(steps, name, venues)

@@ -24,9 +24,10 @@ EXIT_DONE, EXIT_NOT_DONE, EXIT_NO_OUTCOME = 0, 1, 3
 
 def describe(outcome: Outcome) -> str:
     """A one-line reading of a terminal event for people: its type, then the journal's summary of it
-    (`supervisor.status.summarize`: money in dollars; a refusal as `refused (code): reason`)."""
+    (`supervisor.status.summarize`: money in dollars; a refusal as `refused (code): reason`), whole:
+    never cut, however long the reason."""
     body = outcome.event.body
-    return f"{type(body).__name__}: {summarize(msgspec.to_builtins(body))}"
+    return f"{type(body).__name__}: {summarize(msgspec.to_builtins(body), limit=None)}"
 
 
 def wait_outcome(follower: JournalFollower, envelope: Envelope, timeout_s: float) -> Outcome | None:

@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from messages.money import format_usd, parse_usd
+from messages.money import format_usd, parse_positive_usd, parse_usd
 
 
 def add_reconcile_arguments(p: argparse.ArgumentParser) -> None:
@@ -86,7 +86,8 @@ def _move(a):
         from messages.errors import ConfigError
 
         raise ConfigError(f"--from and --to are both {a.source}: a move needs two buckets")
-    return MoveFunds(source=a.source, dest=a.dest, amount=parse_usd(a.amount, field="amount"), reason=a.reason)
+    return MoveFunds(source=a.source, dest=a.dest, amount=parse_positive_usd(a.amount, field="--amount"),
+                     reason=a.reason)
 
 
 def _adjust(a):
@@ -103,7 +104,8 @@ def _adjust(a):
 def _park(a):
     from messages.silo_msgs import PlaceFunds
 
-    return PlaceFunds(bucket="reserve", silo=a.silo, amount=parse_usd(a.amount, field="amount"), reason=a.reason)
+    return PlaceFunds(bucket="reserve", silo=a.silo, amount=parse_positive_usd(a.amount, field="--amount"),
+                      reason=a.reason)
 
 
 BUCKET_CHOICES = ["reserve", "trading", "casino", "referral"]

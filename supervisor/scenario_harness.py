@@ -37,6 +37,8 @@ from supervisor.replay_format import Onboard, Recording
 from venue.client.base import routed_through
 
 AGENT = "scenario-agent"
+SESSION_MONEY = frozenset({"budget", "pnl"})
+"""The casino session hash's micro-USD fields."""
 START_MS = 1_767_258_000_000  # 2026-01-01T09:00:00Z
 
 
@@ -172,22 +174,24 @@ class ScenarioRun:
             "scenario": name,
             "seed": self.seed,
             "agent": AGENT,
-            "capital": self.capital,
+            "capital_micros": self.capital,
             "risk": {"state": risk.state, "breaker": risk.breaker, "reason": risk.reason},
             "buckets_risk": {b: ("HALTED: " + risk.halted_buckets[b]) if b in risk.halted_buckets else "ACTIVE"
                              for b in sorted(ledger.available)},
             "casino_session": self._session(),
             "breakers_fired": breakers_fired(journal),
-            "balances": {b: ledger.bucket(b) for b in sorted(ledger.available)},
-            "held": {b: dict(sorted(k.items())) for b, k in sorted(ledger.held.items()) if any(k.values())},
+            "balances_micros": {b: ledger.bucket(b) for b in sorted(ledger.available)},
+            "held_micros": {b: dict(sorted(k.items())) for b, k in sorted(ledger.held.items()) if any(k.values())},
             "conservation": self.conservation(ledger),
             "story": self.story,
             "journal_events": len(journal),
         }
 
     def _session(self) -> dict | None:
-        raw = self.client.hgetall(self.keys.session(AGENT))
-        return {k.decode(): v.decode() for k, v in sorted(raw.items())} or None
+        """The casino session hash, its money (`budget`, `pnl`) as `*_micros` integers."""
+        raw = {k.decode(): v.decode() for k, v in sorted(self.client.hgetall(self.keys.session(AGENT)).items())}
+        return {(f"{k}_micros" if k in SESSION_MONEY else k): (int(v) if k in SESSION_MONEY else v)
+                for k, v in raw.items()} or None
 
     def conservation(self, ledger) -> dict:
         """The ledger against the venue silos that hold its money, and the in-flight amounts."""
@@ -204,19 +208,20 @@ class ScenarioRun:
         homed = {silo: sum(ledger.bucket(b) for b, home in HOME_SILO.items() if home == silo)
                  for silo in ("casino", "trading")}
         casino_ledger = homed["casino"] + self._float_left(ledger) + pending.get("casino", 0)
-        silos = {"casino": {"venue": casino_venue, "ledger": casino_ledger}}
+        silos = {"casino": {"venue_micros": casino_venue, "ledger_micros": casino_ledger}}
         if "trading_agent_id" in creds:
             account = SandboxAdmin(self.sandbox.urls["casino"]).trading_account(creds["trading_agent_id"])
-            silos["trading"] = {"venue": account["collateral_micros"] + account["margin_locked_micros"],
-                                "ledger": homed["trading"] + pending.get("trading", 0)}
+            silos["trading"] = {"venue_micros": account["collateral_micros"] + account["margin_locked_micros"],
+                                "ledger_micros": homed["trading"] + pending.get("trading", 0)}
         base = self.client.hget(addresses_key(self.keys, AGENT), "base")
         if base is not None:
             admin = SandboxAdmin(self.sandbox.urls["casino"])
             reserve_ledger = ledger.bucket("reserve") - self.paper_float + pending.get("wallet", 0)
-            silos["wallet"] = {"venue": admin.wallet_usdc("base", base.decode()), "ledger": reserve_ledger}
+            silos["wallet"] = {"venue_micros": admin.wallet_usdc("base", base.decode()),
+                               "ledger_micros": reserve_ledger}
         in_flight = sum(ledger.held_by(b, k) for b in ledger.held for k in ("reserved", "in_transit"))
-        return {"ledger_total": ledger.total, "in_flight": in_flight, "silos": silos,
-                "silos_match": all(s["venue"] == s["ledger"] for s in silos.values())}
+        return {"ledger_total_micros": ledger.total, "in_flight_micros": in_flight, "silos": silos,
+                "silos_match": all(s["venue_micros"] == s["ledger_micros"] for s in silos.values())}
 
     def _pending_transfers(self) -> dict[str, int]:
         """Per silo: money the ledger has moved away but that has not physically left it yet (+),
@@ -255,7 +260,9 @@ def breakers_fired(journal: list[Envelope]) -> list[dict]:
     fired = []
     for env in journal:
         body = env.body
-        if isinstance(body, RiskStateChanged) and body.breaker not in ("operator", "pause_expired"):
+        manual = body.breaker in ("operator", "pause_expired") or body.breaker.startswith("key ") \
+            if isinstance(body, RiskStateChanged) else True
+        if isinstance(body, RiskStateChanged) and not manual:
             fired.append({"breaker": body.breaker, "action": body.state, "reason": body.reason})
         elif isinstance(body, BucketHalted):
             fired.append({"breaker": body.breaker, "action": f"halt {body.bucket}", "reason": body.reason})

@@ -200,7 +200,7 @@ def run_scenario(name: str, seed: int = 7, *, record: str | Path | None = None, 
         summary = run.summary(name)
         if record:
             replay_format.write(record, run.recording())
-    summary["timing"] = {"wall_seconds": round(time.monotonic() - started, 3)}
+    summary["timing"] = {"wall_ms": round((time.monotonic() - started) * 1000)}
     return summary
 
 

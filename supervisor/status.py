@@ -344,8 +344,9 @@ def journal_row(entry_id: bytes | str, fields: dict) -> dict:
     return row
 
 
-def summarize(body: dict) -> str:
-    """A one-line reading of an event body, amounts in dollars."""
+def summarize(body: dict, limit: int | None = SUMMARY_CHARS) -> str:
+    """A one-line reading of an event body, amounts in dollars; cut to `limit` characters with `…`
+    (None: the whole line, as `treasury cmd --wait` prints it)."""
     kind = body.get("type")
     if kind == "CapitalAllocated":
         parts = ", ".join(f"{k} {format_usd(v)}" for k, v in body.get("buckets", {}).items())
@@ -378,7 +379,10 @@ def summarize(body: dict) -> str:
     else:
         text = ", ".join(f"{k}={_money_or_short(k, v)}" for k, v in body.items()
                          if k != "type" and not _SECRET_NAME.search(str(k)))
-    return _one_line(text)[:SUMMARY_CHARS]
+    line = _one_line(text)
+    if limit is not None and len(line) > limit:
+        line = line[: max(0, limit - 1)] + "…"
+    return line
 
 
 # ---------------------------------------------------------------- the deployment
@@ -469,10 +473,34 @@ def slot_rows(raw: dict, now_ms: int) -> dict[str, dict]:
     return out
 
 
-def dead_reason(error: str) -> str:
-    """The kind of a dead entry's error: its text up to the first colon, at most 48 characters."""
-    head = _one_line(error.split(":", 1)[0]).strip() or "unknown"
-    return head[:48]
+_REASON_WORD = re.compile(r"[a-z]+", re.ASCII)
+_REASON_TAIL = frozenset({"a", "an", "by", "for", "from", "in", "of", "on", "the", "to", "with"})
+
+
+def dead_reason(error: str, agent: str = "") -> str:
+    """The reason code of a dead entry's error, the same for every agent and id: the error's text up
+    to its first colon (after an exception class name, the text that follows it), without the
+    agent's name, quoted values or words holding digits, as lower-case words joined by `_` (at most
+    48 characters); the class name when nothing else is left, else `unknown`.
+
+    "no trading credentials for agent ghost" (agent ghost) → `no_trading_credentials`;
+    "ConfigError: no ledger for 'ghost'" → `no_ledger`; "KeyError: 'x'" → `keyerror`."""
+    parts = [p.strip() for p in _one_line(error).split(":")]
+    klass = parts[0] if len(parts) > 1 and re.fullmatch(r"[A-Z][A-Za-z]*(Error|Exception|Refused)", parts[0]) else ""
+    code = _reason_words(parts[1] if klass else parts[0], agent)
+    return code or _reason_words(klass, agent) or "unknown"
+
+
+def _reason_words(text: str, agent: str) -> str:
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", " ", text)
+    words = []
+    for word in text.split():
+        if (agent and word.strip(".,;()[]") == agent) or any(c.isdigit() for c in word):
+            continue
+        words.extend(_REASON_WORD.findall(word.lower()))
+    while words and (words[-1] in _REASON_TAIL or words[-2:-1] and words[-1] == "agent" and words[-2] in _REASON_TAIL):
+        words.pop()
+    return "_".join(words)[:48].rstrip("_")
 
 
 def dead_reasons(client: redis.Redis, keys: Keys, shards: list[int]) -> dict[str, int]:
@@ -488,7 +516,7 @@ def dead_reasons(client: redis.Redis, keys: Keys, shards: list[int]) -> dict[str
             continue
         for _entry_id, fields in reply:
             f = {_text(k): v for k, v in fields.items()}
-            reason = dead_reason(_text(f.get("error", b"")))
+            reason = dead_reason(_text(f.get("error", b"")), _text(f.get("agent", b"")))
             counts[reason] = counts.get(reason, 0) + 1
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 

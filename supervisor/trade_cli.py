@@ -25,14 +25,22 @@ from supervisor.cli_common import add_deployment_arguments, connect, positive_fl
 _DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,18})?", re.ASCII)
 
 
-def _decimal(flag: str, text: str, low: str, high: str | None, *, low_open: bool = True) -> str:
+def _decimal(flag: str, text: str, low: str, high: str | None, *, low_open: bool = True,
+             high_open: bool = False) -> str:
+    """`text` when it is a plain decimal in the range (the brackets say which ends are open, and the
+    help of each flag says the same range), else `ConfigError`; a negative number "must be positive"."""
     from decimal import Decimal
 
+    span = f"{'(' if low_open else '['}{low}, {high or '∞'}{')' if high_open or high is None else ']'}"
+    if text.startswith("-") and _DECIMAL.fullmatch(text[1:]):
+        raise ConfigError(f"{flag} {text}: must be positive, in {span}")
     if not _DECIMAL.fullmatch(text):
         raise ConfigError(f"{flag} {ascii(text)}: expected a plain decimal number, e.g. 0.55")
     value = Decimal(text)
-    if (value <= Decimal(low) if low_open else value < Decimal(low)) or (high is not None and value > Decimal(high)):
-        raise ConfigError(f"{flag} {text}: must be in {'(' if low_open else '['}{low}, {high or '∞'}]")
+    too_low = value <= Decimal(low) if low_open else value < Decimal(low)
+    too_high = high is not None and (value >= Decimal(high) if high_open else value > Decimal(high))
+    if too_low or too_high:
+        raise ConfigError(f"{flag} {text}: must be in {span}")
     return text
 
 
@@ -42,12 +50,13 @@ def add_trade_arguments(p: argparse.ArgumentParser) -> None:
     op.add_argument("agent", help="the agent's name")
     op.add_argument("--coin", required=True, help="market, e.g. BTC")
     op.add_argument("--side", required=True, choices=["long", "short"], help="long or short")
-    op.add_argument("--win-rate", required=True, help="the strategy's share of winning trades p, in (0, 1)")
-    op.add_argument("--win-loss-ratio", required=True, help="average win / average loss b, more than 0")
+    op.add_argument("--win-rate", required=True,
+                    help="the strategy's share of winning trades p, in (0, 1): more than 0, less than 1")
+    op.add_argument("--win-loss-ratio", required=True, help="average win / average loss b, in (0, ∞): more than 0")
     op.add_argument("--stop", required=True,
                     help="stop-loss distance as a fraction of the entry price, in (0, 0.5]: 0.02 is 2 %%")
     op.add_argument("--take-profit-multiple", default="2",
-                    help="take-profit distance in stop distances, at least 2 (default 2)")
+                    help="take-profit distance in stop distances, in [2, ∞): at least 2 (default 2)")
     op.add_argument("--leverage", type=int, required=True, help="1 to 100 (the policy's cap applies)")
     op.add_argument("--kelly", default="half",
                     help="share of full Kelly: full, half, quarter or a number in (0, 1] (default half)")
@@ -74,9 +83,7 @@ def _open(a):
     from messages.trading_msgs import OpenPosition
     from supervisor.cmd_checks import kelly_fraction
 
-    _decimal("--win-rate", a.win_rate, "0", "1")
-    if a.win_rate.rstrip("0").rstrip(".") == "1":
-        raise ConfigError("--win-rate 1: must be below 1 (a strategy that never loses is no estimate)")
+    _decimal("--win-rate", a.win_rate, "0", "1", high_open=True)  # a strategy that never loses is no estimate
     _decimal("--win-loss-ratio", a.win_loss_ratio, "0", None)
     _decimal("--stop", a.stop, "0", "0.5")
     _decimal("--take-profit-multiple", a.take_profit_multiple, "2", None, low_open=False)
@@ -84,7 +91,7 @@ def _open(a):
         raise ConfigError(f"--leverage {a.leverage}: must be 1 to 100")
     if a.trail_bp is not None and not 1 <= a.trail_bp <= 9999:
         raise ConfigError(f"--trail-bp {a.trail_bp}: must be 1 to 9999 basis points")
-    notional = parse_positive_usd(a.notional, field="notional") if a.notional is not None else None
+    notional = parse_positive_usd(a.notional, field="--notional") if a.notional is not None else None
     return OpenPosition(coin=a.coin, side=a.side, win_rate=a.win_rate, win_loss_ratio=a.win_loss_ratio,
                         stop_distance=a.stop, leverage=a.leverage,
                         take_profit_multiple=a.take_profit_multiple, kelly=kelly_fraction(a.kelly),

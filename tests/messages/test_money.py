@@ -14,7 +14,6 @@ from messages.money import MAX_MICROS, floor_to_cent, format_usd, parse_usd, to_
         ("12.34", 12_340_000),
         ("0.000001", 1),
         ("$1,000"[0:2] + "5", 15_000_000),
-        (" 7 ", 7_000_000),
         (Decimal("2.5"), 2_500_000),
         (3, 3_000_000),
     ],
@@ -41,6 +40,9 @@ def test_parse_usd_is_exact(text, micros):
         ("1e3", "not a number"),
         ("", "not a number"),
         ("1.", "not a number"),
+        (" 7 ", "spaces around the number"),
+        ("7\n", "spaces around the number"),
+        ("\t7", "spaces around the number"),
     ],
 )
 def test_parse_usd_refuses_bad_input_with_a_clear_message(bad, words):

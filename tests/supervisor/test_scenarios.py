@@ -25,17 +25,17 @@ EXPECTED = {
     "trading-drawdown": lambda s: ("trading_drawdown", "halt trading") in fired(s)
     and s["buckets_risk"]["trading"].startswith("HALTED") and s["risk"]["state"] == "ACTIVE",
     "casino-session-stop": lambda s: ("casino_session", "stop session") in fired(s)
-    and s["casino_session"]["state"] == "stopped" and s["balances"]["reserve"] > 400_000_000,
+    and s["casino_session"]["state"] == "stopped" and s["balances_micros"]["reserve"] > 400_000_000,
     "reserve-floor": lambda s: ("reserve_floor", "emergency_rebalance") in fired(s)
-    and s["balances"]["reserve"] >= 200_000_000,
+    and s["balances_micros"]["reserve"] >= 200_000_000,
     "bet-cap": lambda s: ("bet_size", "reject") in fired(s),
     "escrow-overcommit": lambda s: ("escrow_lock", "reject") in fired(s),
-    "drift-rebalance": lambda s: s["balances"] == {"casino": 150_000_000, "referral": 100_000_000,
+    "drift-rebalance": lambda s: s["balances_micros"] == {"casino": 150_000_000, "referral": 100_000_000,
                                                    "reserve": 400_000_000, "trading": 350_000_000},
     "silo-transfer": lambda s: s["silo"]["reconciliation"]["clean"]
     and [(t["from_silo"], t["to_silo"], t["state"], t["fees_micros"]) for t in s["silo"]["transfers"]]
     == [("wallet", "casino", "landed", 0), ("wallet", "trading", "landed", 0), ("casino", "wallet", "landed", 500_000)]
-    and s["conservation"]["ledger_total"] == 1_000_000_000 - 500_000,
+    and s["conservation"]["ledger_total_micros"] == 1_000_000_000 - 500_000,
 }
 
 

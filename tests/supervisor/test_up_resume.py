@@ -94,8 +94,10 @@ def test_up_stops_cleanly_and_resumes(tmp_path, redis_url, prefix, rclient):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["pay", "alice", "--to", "bogus", "--amount", "5", "--description", "x y z"], "at `$.body.counterparty`"),
-    (["pay", "alice", "--to", "ag_0123456789ab", "--amount", "-5", "--description", "xyz"], "amount: -5 is negative"),
+    (["pay", "alice", "--to", "bogus", "--amount", "5", "--description", "x y z"],
+     "--to 'bogus': must be a casino agent id"),
+    (["pay", "alice", "--to", "ag_0123456789ab", "--amount", "-5", "--description", "xyz"],
+     "--amount: -5 is negative; it must be positive"),
     (["bet", "alice", "--win-prob", "1.7"], "--win-prob 1.7: must be strictly between 0 and 1"),
     (["bet", "alice", "--fixed-stake", "nan"], "fixed-stake: NaN is not a finite amount"),
     (["resume", "alice", "--reason", "r"], "this command needs a key of scope 'operator'"),
