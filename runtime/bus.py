@@ -37,7 +37,7 @@ import redis
 
 from messages.codec import FIELD, decode_entry, encode
 from messages.envelope import Envelope, IdFactory, random_ids, wrap
-from messages.errors import TreasuryError
+from messages.errors import TreasuryError, one_line
 from messages.schema import CommandRefused, RetrySpend
 from runtime.clock import Clock, SystemClock
 from runtime.keys import Keys
@@ -260,9 +260,11 @@ class StreamBus:
                 log.warning("bus %s: Redis %s (%s); retrying in %.2f s", self.role, fault.value, exc, delay)
                 stop.wait(delay)
 
-    def poll_once(self, block_ms: int | None = None) -> int:
-        """One blocking XREADGROUP for new entries; returns how many were handled."""
-        block = self.block_ms if block_ms is None else block_ms
+    def poll_once(self, block_ms: int | None = None, *, wait: bool = True) -> int:
+        """One XREADGROUP for new entries, blocking up to `block_ms` (default: the bus's) unless
+        `wait` is false (then it returns at once: how a deterministic in-process run drains);
+        returns how many entries were handled."""
+        block = (self.block_ms if block_ms is None else block_ms) if wait else None
         reply = self.reader.xreadgroup(self.group, self.consumer, {s: ">" for s in self.streams},
                                        count=self.batch, block=block)
         handled = 0
@@ -484,6 +486,7 @@ class StreamBus:
                     envelope: Envelope | None, journal: bool = True) -> None:
         """Move an entry to the dead stream with its error, acknowledge it, and journal the refusal
         (unless `journal` is False: an unknown agent gets nothing written under its name)."""
+        error = one_line(error)
         shard = self.streams[stream]
         raw = fields.get(FIELD) or fields.get(FIELD.decode()) or b""
         now = self.clock.now_ms()

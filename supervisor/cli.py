@@ -65,7 +65,7 @@ def _cmd_demo(args) -> int:
     if args.scenario:
         if args.scenario not in SCENARIOS:
             raise ConfigError(f"unknown scenario {args.scenario!r}; `treasury demo --list-scenarios` names them")
-        summary = run_scenario(args.scenario, seed=args.seed)
+        summary = run_scenario(args.scenario, seed=args.seed, record=args.record)
         if args.json:
             print(json.dumps(label_units(summary), sort_keys=True))
         else:
@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="print the summary as one JSON object (money in *_micros, integer micro-USD)")
     demo.add_argument("--scenario", default=None, help="tell one breaker's or rebalancing rule's story")
     demo.add_argument("--list-scenarios", action="store_true", help="name the scenarios")
+    demo.add_argument("--record", default=None, metavar="FILE",
+                      help="with --scenario: run the roles in-process and write a replay record (.jsonl or .jsonl.gz)")
 
     kelly = sub.add_parser("kelly", help="the stake the Kelly policy would bet, and why")
     kelly.add_argument("--win-prob", required=True, help="probability of winning, strictly between 0 and 1")
@@ -138,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_watch_arguments(sub.add_parser("watch", help="the status, live"))
     add_dead_arguments(sub.add_parser("dead", help="the dead-letter streams: list, show, retry, drop"))
     add_alerts_arguments(sub.add_parser("alerts", help="the deployment's alerts (escalations, halts)"))
+    from supervisor.replay_cli import add_replay_arguments
+
+    add_replay_arguments(sub.add_parser("replay", help="play a recorded run back through the real actors"))
     from supervisor.reconcile_cli import add_reconcile_arguments
 
     add_reconcile_arguments(sub.add_parser("reconcile", help="every silo's venue balance against the ledger"))
@@ -160,6 +165,7 @@ HANDLERS = {
     "watch": "supervisor.watch:watch_main",
     "dead": "supervisor.dead_cli:dead_main",
     "alerts": "supervisor.alerts_cli:alerts_main",
+    "replay": "supervisor.replay_cli:replay_main",
     "reconcile": "supervisor.reconcile_cli:reconcile_main",
     "journal": "supervisor.journal_cli:journal_main",
 }

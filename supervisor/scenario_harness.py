@@ -27,10 +27,14 @@ from runtime.atomic import AtomicSteps
 from runtime.bus import command_client
 from runtime.clock import RedisClock
 from runtime.journal import group_caught_up, read_journal
-from runtime.keyring import generate_key
+from runtime.keyring import Keyring, generate_key
 from runtime.keys import DEFAULT_SHARDS, Keys
 from runtime.signing import sign
+from supervisor.inline_roles import InlineRoles
 from supervisor.processes import redis_for_run, spawn_worker
+from supervisor.replay import Recorder, make_header, onboard_paper_agent
+from supervisor.replay_format import Onboard, Recording
+from venue.client.base import routed_through
 
 AGENT = "scenario-agent"
 SESSION_MONEY = frozenset({"budget", "pnl"})
@@ -39,8 +43,15 @@ START_MS = 1_767_258_000_000  # 2026-01-01T09:00:00Z
 
 
 class ScenarioRun:
-    def __init__(self, url: str, keys: Keys, sandbox, seed: int):
+    """One story's run. `inline` runs the roles in this process, deterministically (InlineRoles);
+    `record` (a scenario name) also records the run for `treasury replay` (see `recording()`)."""
+
+    def __init__(self, url: str, keys: Keys, sandbox, seed: int, *, inline: bool = False, record: str | None = None):
         self.url, self.keys, self.sandbox, self.seed = url, keys, sandbox, seed
+        self.inline = inline or record is not None
+        self.record_as = record
+        self.recorder: Recorder | None = None
+        self.inline_roles: InlineRoles | None = None
         self.client = command_client(url)
         self.steps = AtomicSteps(self.client, keys)
         self.clock = RedisClock(self.client, keys.clock())
@@ -58,6 +69,9 @@ class ScenarioRun:
     # ------------------------------------------------------------------ set-up
 
     def start_workers(self, roles: list[str]) -> None:
+        if self.inline:
+            self._start_inline(roles)
+            return
         env = {"TREASURY_KEYS": f"{self.key.env_entry()},{self.operator.env_entry()}"}
         venues = [a for name, u in self.sandbox.urls.items() for a in ("--venue", f"{name}={u}")]
         self.roles = list(roles)
@@ -66,16 +80,31 @@ class ScenarioRun:
                                              casino_url=self.sandbox.urls["casino"],
                                              clock=f"redis:{self.keys.prefix}:clock", env=env, extra=venues))
 
+    def _start_inline(self, roles: list[str]) -> None:
+        self.roles = list(roles)
+        keyring = Keyring([self.key, self.operator])
+        if self.record_as is not None:
+            self.recorder = Recorder(make_header(scenario=self.record_as, seed=self.seed, agent=AGENT, roles=roles,
+                                                 keys=self.keys, venues=self.sandbox.urls,
+                                                 signing_keys=[self.key, self.operator]))
+            self.recorder.clock(self.clock.now_ms())
+        with self._recording_venues():
+            self.inline_roles = InlineRoles(self.url, self.keys, roles, self.sandbox.urls, self.clock, keyring,
+                                            self.seed)
+
+    def _recording_venues(self) -> contextlib.AbstractContextManager:
+        """Venue clients made inside the block send through the recorder (when recording)."""
+        return routed_through(self.recorder.transport) if self.recorder else contextlib.nullcontext()
+
     def onboard(self, capital: int, buckets: dict[str, int] | None = None, *, casino_float: int = 0) -> None:
         """Register at the venues, open the treasury, and fund the venue silos as deposits would."""
-        from actors.onboarding import onboard_agent
-        from supervisor.paper import fund_paper_silos
-
         self.capital = capital
-        onboard_agent(self.steps, AGENT, capital, venues=self.sandbox.urls, now_ms=self.clock.now_ms(),
-                      new_id=self.new_id, buckets=buckets)
-        self.client.sadd(self.keys.agents(), AGENT)
-        fund_paper_silos(self.steps, AGENT, self.sandbox.urls, casino_float=casino_float)
+        entry = Onboard(AGENT, capital, buckets, casino_float)
+        if self.recorder:
+            self.recorder.onboard(entry)
+        with self._recording_venues():
+            onboard_paper_agent(self.steps, self.keys, self.sandbox.urls, entry, now_ms=self.clock.now_ms(),
+                                seed=self.seed)
         self.paper_float = casino_float
 
     # ------------------------------------------------------------------ driving
@@ -86,13 +115,20 @@ class ScenarioRun:
         self._nonce += 1
         env = sign(wrap(body, agent=AGENT, now_ms=now, new_id=self.new_id), self.operator if operator else self.key,
                    now_ms=now, nonce=f"scenario{self.seed:06d}n{self._nonce:010d}")
-        self.client.xadd(self.keys.agent_commands(AGENT, role), {FIELD: encode(env)})
+        entry = encode(env)
+        if self.recorder:
+            self.recorder.command(role, entry)
+        self.client.xadd(self.keys.agent_commands(AGENT, role), {FIELD: entry})
         self.settle()
         return [e for e in self.journal() if e.correlation == env.correlation and e.id != env.id]
 
     def settle(self, timeout_s: float = 60.0) -> None:
         """Wait until every running role's group on the agent's shard has handled everything, twice in
         a row. (A role the story does not run keeps its messages queued, as it would while down.)"""
+        if self.inline_roles is not None:
+            with self._recording_venues():
+                self.inline_roles.drain()
+            return
         shard = self.keys.shard(AGENT)
         streams = [(self.keys.commands(shard, role), f"g:{role}") for role in self.roles]
         deadline = time.monotonic() + timeout_s
@@ -107,7 +143,15 @@ class ScenarioRun:
             time.sleep(0.02)
 
     def advance(self, ms: int) -> None:
-        self.clock.advance(ms)
+        now = self.clock.advance(ms)
+        if self.recorder:
+            self.recorder.clock(now)
+
+    def recording(self) -> Recording:
+        """The record of this run so far, journal events included (only when recording)."""
+        if self.recorder is None:
+            raise RuntimeError("this run is not being recorded")
+        return self.recorder.finish(self.client, self.keys)
 
     def journal(self) -> list[Envelope]:
         return read_journal(self.client, self.keys, AGENT)
@@ -204,6 +248,8 @@ class ScenarioRun:
         return self.paper_float - ledger.held_by("reserve", "locked") - gone
 
     def close(self) -> dict:
+        if self.inline_roles is not None:
+            self.inline_roles.stop()
         codes = {w.role: w.terminate() for w in self.workers}
         self.client.close()
         return codes
@@ -232,13 +278,14 @@ def breakers_fired(journal: list[Envelope]) -> list[dict]:
 
 
 @contextlib.contextmanager
-def scenario_run(seed: int, roles: list[str]) -> Iterator[ScenarioRun]:
+def scenario_run(seed: int, roles: list[str], *, inline: bool = False, record: str | None = None
+                 ) -> Iterator[ScenarioRun]:
     from sandbox.runner import start_sandbox
 
     with redis_for_run() as (url, embedded), start_sandbox(seed=seed) as sandbox:
         # On a shared Redis every run gets its own prefix (never part of the summary).
         keys = Keys("tr" if embedded else f"scn-{seed}-{uuid.uuid4().hex[:10]}", DEFAULT_SHARDS)
-        run = ScenarioRun(url, keys, sandbox, seed)
+        run = ScenarioRun(url, keys, sandbox, seed, inline=inline, record=record)
         try:
             run.start_workers(roles)
             yield run

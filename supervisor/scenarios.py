@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 from typing import Callable
 
 from actors.ledger import read_ledger, read_risk
 from messages.money import format_usd, parse_usd
 from messages.schema import BalancesChanged, BetRefused, BetSettled, CoinFlip, Dice, Multiplier, PlaceBet, StartSession
 from runtime.clock import DAY_MS
+from supervisor import replay_format
 from supervisor.scenario_harness import AGENT, ScenarioRun, scenario_run
 from supervisor.silo_scenario import silo_transfer
 
@@ -187,14 +189,18 @@ SCENARIOS: dict[str, tuple[Callable[[ScenarioRun], None], list[str], str]] = {
 }
 
 
-def run_scenario(name: str, seed: int = 7) -> dict:
+def run_scenario(name: str, seed: int = 7, *, record: str | Path | None = None, inline: bool = False) -> dict:
+    """Tell one story; with `record`, run its roles in-process and write the run's replay record
+    there (`treasury replay FILE` plays it back). `inline` runs in-process without recording."""
     if name not in SCENARIOS:
         raise KeyError(name)
     story, roles, _ = SCENARIOS[name]
     started = time.monotonic()
-    with scenario_run(seed, roles) as run:
+    with scenario_run(seed, roles, inline=inline, record=name if record else None) as run:
         story(run)
         summary = run.summary(name)
+        if record:
+            replay_format.write(record, run.recording())
     summary["timing"] = {"wall_ms": round((time.monotonic() - started) * 1000)}
     return summary
 

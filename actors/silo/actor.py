@@ -320,11 +320,13 @@ class SiloExecutor(TreasuryActor):
     def _trading_deposit(self, venues, t: Transfer, sent_ms: int, seen: set[str]) -> v.Lookup:
         if not self.paper:
             return v.Lookup(v.UNKNOWN, detail="the trading API has no balance or deposit endpoint")
-        import httpx
+        from venue.client import SandboxAdmin
+        from venue.errors import VenueError
 
         try:
-            rows = httpx.get(self.urls["wallet"].rstrip("/") + "/_sandbox/deposits", timeout=10).json()["deposits"]
-        except Exception as exc:  # the sandbox's delivery log is unreadable: unknown
+            with SandboxAdmin(self.urls["wallet"], timeout_s=10) as admin:
+                rows = admin.wallet_deposits()
+        except (VenueError, KeyError, TypeError) as exc:  # the sandbox's delivery log is unreadable: unknown
             return v.Lookup(v.UNKNOWN, detail=f"sandbox deposits unreadable: {exc}")
         for row in rows:
             ref = f"wallet-deposit:{row['id']}"

@@ -112,6 +112,12 @@ class SandboxAdmin(ServiceClient):
         """Credit every deposit whose delay has passed on the sandbox's clock, now."""
         return self.request_json("POST", "/../wallet/_sandbox/deliver-deposits", body={}, auth=False)["delivered"]
 
+    def wallet_deposits(self) -> list[dict[str, Any]]:
+        """The sandbox's log of deposits routed from the wallet to the casino or trading deposit
+        addresses: `[{id, service, status, amount_micros, due_ms, ...}]` (paper mode's stand-in for
+        reading Hyperliquid collateral)."""
+        return self.request_json("GET", "/../wallet/_sandbox/deposits", auth=False)["deposits"]
+
     def wallet_usdc(self, chain: str, address: str) -> int:
         """The USDC units (micro-USD) the simulated chain holds at `address`."""
         return int(self.request_json("GET", "/../wallet/_sandbox/balances",

@@ -15,10 +15,11 @@ What it guarantees, because the callers move money with it:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, TypeVar
@@ -118,6 +119,22 @@ def decode(data: Any, tp: type[T]) -> T:
     return msgspec.convert(data, tp, strict=False, dec_hook=_dec_hook)
 
 
+_routed_transport: httpx.BaseTransport | None = None
+
+
+@contextlib.contextmanager
+def routed_through(transport: httpx.BaseTransport) -> Iterator[httpx.BaseTransport]:
+    """Every client created inside the block (on any thread) sends through `transport` unless it is
+    given its own: how a run's venue answers are recorded and played back (supervisor/replay.py).
+    Clients created before or after the block are not affected."""
+    global _routed_transport
+    previous, _routed_transport = _routed_transport, transport
+    try:
+        yield transport
+    finally:
+        _routed_transport = previous
+
+
 class ServiceClient:
     """Base URL + bearer key + timeout + error mapping + safe retries, over `httpx.Client`."""
 
@@ -158,8 +175,10 @@ class ServiceClient:
         """The venue's clock minus ours, from the `Date` header of its last answer (None before
         any); look-ups refuse to prove absence by time when it exceeds `lookup.SKEW_MS` / 2."""
         self._key: Secret | None = None if api_key is None else Secret(api_key)
-        # A given transport (tests, fault injection) gets its own client; otherwise connections and
-        # the SSL context are shared by every client of this base URL (venue/client/pool.py).
+        # A given transport (tests, fault injection, a replay's recording or playback: see
+        # `routed_through`) gets its own client; otherwise connections and the SSL context are shared
+        # by every client of this base URL (venue/client/pool.py).
+        transport = transport or _routed_transport
         self._http = (httpx.Client(base_url=self.base_url, timeout=timeout_s, transport=transport, headers=HEADERS)
                       if transport is not None else None)
 
@@ -253,7 +272,7 @@ class ServiceClient:
                                        status=status) from None
         try:
             data = json.loads(response.content, parse_constant=lambda _: None)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than any answer we read
             data = None
         if 200 <= status < 300:
             if not isinstance(data, (dict, list)):
@@ -295,6 +314,17 @@ class ServiceClient:
         from venue.client.lookup import SKEW_MS
 
         return self.venue_skew_ms is None or abs(self.venue_skew_ms) <= SKEW_MS // 2
+
+    def _parse(self, data: Any, build: Callable[[Any], T], where: str) -> T:
+        """`build(data)`, with any sign that the answer is not the shape we read — a missing key, a
+        wrong type, a list for an object, a number that is not a number — reported as
+        `VenueUnavailable` (`unexpected_response`) naming the call, never as a stray exception."""
+        try:
+            return build(data)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError, MoneyError,
+                msgspec.ValidationError, RecursionError) as exc:
+            raise VenueUnavailable(self.service, f"{where}: unexpected response ({type(exc).__name__}: {exc})",
+                                   code="unexpected_response") from None
 
     def decode(self, data: Any, tp: type[T], where: str) -> T:
         """`decode`, with a shape mismatch reported as `VenueUnavailable` (an answer we cannot read)."""

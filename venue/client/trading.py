@@ -87,13 +87,6 @@ class TradingClient(ServiceClient):
 
     # ── plumbing ──────────────────────────────────────────────────────────────────────────
 
-    def _parse(self, data: Any, build: Callable[[Any], T], where: str) -> T:
-        try:
-            return build(data)
-        except (ValueError, TypeError, MoneyError) as exc:
-            raise VenueUnavailable(self.service, f"{where}: unexpected response ({exc})",
-                                   code="unexpected_response") from None
-
     def _get(self, path: str, build: Callable[[Any], T], *, params: dict[str, Any] | None = None,
              auth: bool = True) -> T:
         return self.retry_safe(lambda: self._parse(self.request_json("GET", path, params=params, auth=auth), build,

@@ -70,13 +70,6 @@ class WalletClient(ServiceClient):
 
     # ── plumbing ──────────────────────────────────────────────────────────────────────────
 
-    def _parse(self, data: Any, build: Callable[[Any], T], where: str) -> T:
-        try:
-            return build(data)
-        except (ValueError, TypeError, KeyError, MoneyError) as exc:
-            raise VenueUnavailable(self.service, f"{where}: unexpected response ({type(exc).__name__}: {exc})",
-                                   code="unexpected_response") from None
-
     def _get(self, path: str, build: Callable[[Any], T], *, params: dict[str, Any] | None = None) -> T:
         return self.retry_safe(lambda: self._parse(self.request_json("GET", path, params=params), build,
                                                    f"GET {path}"))
