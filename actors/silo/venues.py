@@ -34,9 +34,11 @@ FOUND, ABSENT, UNKNOWN = "FOUND", "ABSENT", "UNKNOWN"
 PAGE = 50
 """Rows the casino's deposit and withdrawal lists return at most."""
 
-INCOME_REASONS = ("escrow_release", "payment_received")
-"""Casino ledger credits paid by another agent (the counterparty side of an escrow, a casino payment),
-as the real casino names them (`payment_received` for `POST /stats/pay`)."""
+INCOME_REASONS = ("payment_received",)
+"""Casino ledger credits paid by another agent that this role books as income, as the real casino
+names them (`payment_received` for `POST /stats/pay`). Escrow payouts to the agent
+(`escrow_release: <id>`) are not among them: the casino role books those, once, as a flow with
+the escrow as its reference (`actors/incoming.py`); booking them here too counted them twice."""
 
 SLACK_MS = 5_000
 """Clock difference allowed between the treasury and a venue's `createdAt` (seconds on the wire)."""
@@ -258,8 +260,9 @@ class AgentVenues:
 
     def outside_income(self) -> list[tuple[str, int, str]]:
         """(reference, micro-USD, what it is) for every credited casino deposit and every casino
-        ledger credit paid by another agent (an escrow released to us, `POST /stats/pay` to us),
-        among the 50 newest of each. Raises `VenueError` when either list is unreadable."""
+        ledger credit another agent paid us by `POST /stats/pay`, among the 50 newest of each
+        (escrow payouts are the casino role's: `actors/incoming.py`). Raises `VenueError` when
+        either list is unreadable."""
         out = [(str(r.id), int(r.amount), f"casino deposit {r.id} that no transfer of the treasury explains")
                for r in self.casino.deposits() if r.status == "credited"]
         for e in self.casino.ledger():
