@@ -215,8 +215,16 @@ def _flat(value, prefix: str = "") -> dict:
 
 def summarise_event(env: Envelope) -> str:
     """One line per event for `treasury replay` without --json."""
-    body = {k: v for k, v in msgspec.to_builtins(env.body).items() if k != "type" and not isinstance(v, (dict, list))}
-    fields = ", ".join(f"{k}={v}" for k, v in list(body.items())[:5])
+    from messages.money import format_usd
+    from supervisor.status_json import label_message
+
+    def shown(name: str, value) -> str:  # money (labelled from the schema) in dollars, never raw micro-USD
+        if name.endswith("_micros") and isinstance(value, int) and not isinstance(value, bool):
+            return f"{name.removesuffix('_micros')}={format_usd(value)}"
+        return f"{name}={value}"
+
+    body = {k: v for k, v in label_message(env.body).items() if k != "type" and not isinstance(v, (dict, list))}
+    fields = ", ".join(shown(k, v) for k, v in list(body.items())[:5])
     line = f"{env.created_ms} {env.agent} {env.type} {fields}"
     return line if len(line) <= 200 else line[:199] + "…"
 
