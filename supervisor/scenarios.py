@@ -28,6 +28,12 @@ def _long_shot(kelly: str = "full") -> PlaceBet:
     return PlaceBet(game=Multiplier(target=10.0), win_prob=0.12, kelly=kelly)
 
 
+def _middling_shot(kelly: str = "full") -> PlaceBet:
+    """×4 believed at 30 % (true odds about 24.75 %): steady enough that the day's loss, not a
+    drawdown from an early lucky peak, is what stops the agent."""
+    return PlaceBet(game=Multiplier(target=4.0), win_prob=0.3, kelly=kelly)
+
+
 def _bet_until(run: ScenarioRun, done: Callable[[], bool], limit: int, bet=_long_shot) -> int:
     """Bet (long shots the agent believes in) until `done()` or `limit` bets; returns bets sent."""
     for n in range(1, limit + 1):
@@ -44,14 +50,14 @@ def _state(run: ScenarioRun) -> str:
 
 def daily_loss(run: ScenarioRun) -> None:
     run.onboard(parse_usd("1000"))
-    run.say("an agent with $1,000 bets long shots it wrongly believes it has an edge on")
-    n = _bet_until(run, lambda: _state(run) != "ACTIVE", 2000)
+    run.say("an agent with $1,000 bets ×4 shots it wrongly believes it has an edge on")
+    n = _bet_until(run, lambda: _state(run) != "ACTIVE", 2000, bet=_middling_shot)
     risk = read_risk(run.client, run.keys, AGENT)
     run.say(f"after {n} bets: {risk.state} — {risk.reason}")
-    [refused] = [e.body for e in run.send("casino", _long_shot()) if isinstance(e.body, BetRefused)]
+    [refused] = [e.body for e in run.send("casino", _middling_shot()) if isinstance(e.body, BetRefused)]
     run.say(f"the next bet is refused by the fence: {refused.code}")
     run.advance(DAY_MS)
-    settled = [e.body for e in run.send("casino", _long_shot()) if isinstance(e.body, BetSettled)]
+    settled = [e.body for e in run.send("casino", _middling_shot()) if isinstance(e.body, BetSettled)]
     run.say(f"24 h later the pause has expired: the next bet is {'placed' if settled else 'refused'}")
 
 

@@ -111,7 +111,7 @@ def test_up_checks_its_whole_configuration_before_starting_anything(tmp_path, fl
 
 @pytest.mark.parametrize("argv", [
     ["agent", "list"], ["agent", "add", "alice", "--capital", "5"], ["balances", "alice"],
-    ["cmd", "pause", "alice", "--reason", "why"], ["status"], ["watch", "--iterations", "1"],
+    ["cmd", "pause", "alice", "--reason", "why", "--hours", "1"], ["status"], ["watch", "--iterations", "1"],
     ["dead", "list"], ["alerts"], ["trade", "list", "alice"],
 ])
 def test_no_redis_is_one_line(argv):
