@@ -48,12 +48,14 @@ def effective(state: str, until_ms: int, now_ms: int) -> tuple[str, int]:
     return state, until_ms
 
 
-def strictness(state: str, until_ms: int) -> tuple[int, float]:
-    """A sortable strictness: the state's rank, then (for a pause) its end, no end being the latest."""
+def strictness(state: str, until_ms: int) -> tuple[int, int, int]:
+    """A sortable strictness: the state's rank, then (for a pause) whether it has no end, then its
+    end in epoch ms (integers only: a pause with no end is later than any end)."""
     if state not in RANK:
         raise ValueError(f"unknown risk state {state!r}")
-    end = float("inf") if until_ms == NO_END else float(until_ms)
-    return RANK[state], end if state == "PAUSED" else 0.0
+    if state != "PAUSED":
+        return RANK[state], 0, 0
+    return (RANK[state], 1, 0) if until_ms == NO_END else (RANK[state], 0, until_ms)
 
 
 def may_change(state: str, until_ms: int, new_state: str, new_until_ms: int, authority: str | None,
