@@ -49,12 +49,14 @@ def test_scenario_shows_its_rule(name):
     assert summary["story"]
 
 
+@pytest.mark.soak  # by default, every recorded scenario replaying identically (test_replay.py) shows it
 def test_a_scenario_tells_the_same_story_twice():
     first, second = (run_scenario("daily-loss", seed=11) for _ in range(2))
     first.pop("timing"), second.pop("timing")
     assert first == second
 
 
+@pytest.mark.soak  # by default, test_replay.py replays the recorded silo-transfer story
 def test_the_silo_story_is_the_same_twice():
     first, second = (run_scenario("silo-transfer", seed=3) for _ in range(2))
     first.pop("timing"), second.pop("timing")
