@@ -77,6 +77,10 @@ class AdjustLedger(Message, frozen=True):
     amount: SignedMicros
     reason: Reason
 
+    def __post_init__(self) -> None:
+        if self.amount == 0:
+            raise ValueError("an adjustment of 0 micro-USD adjusts nothing")
+
 
 # ---------------------------------------------------------------- silo role -> bucket roles
 

@@ -11,6 +11,7 @@ command gate checked its signature and scope before it reached the actor.
 
 from __future__ import annotations
 
+from actors.flows import flow_effects
 from actors.silo.records import income_key, xfer_key
 from actors.transfers import leg_field, record_net_transfer, saga_key
 from messages.envelope import Envelope, wrap
@@ -82,17 +83,20 @@ def handle_silo_leg(owner, delivery: Delivery) -> bool:
                        reason=body.reason), f"fee of {body.transfer}")
     elif isinstance(body, BookIncome):
         commit.incr(income_key(k, env.agent), body.ref, -body.amount)
-        commit.incr(ledger, body.bucket, body.amount)
-        # EXTERNAL FLOW (the one call site): money paid in from outside is income of the bucket, not
-        # a trading or casino profit, recorded as a flow so the breakers do not read it as a gain.
-        # Replace this line with the shared external-flow booking function once it is on main.
-        commit.incr(k.flows(env.agent), body.bucket, body.amount, minimum=-(10**15))
+        # money paid in from outside is an external flow, not a casino or trading profit: the
+        # breakers measure performance (total less flows), so it moves neither a day's loss nor a peak
+        commit.emit(k.events(env.agent), _wrap(owner, flow_effects(
+            commit, k, env.agent, bucket=body.bucket, amount_micros=body.amount,
+            source="deposit", detail=body.reason, ref=f"income:{body.ref}"), env))
         emit(IncomeBooked(silo=body.silo, bucket=body.bucket, amount=body.amount, ref=body.ref, reason=body.reason),
              f"outside income {body.ref}")
     else:  # AdjustLedger, signed by an operator
         before = int(owner.steps.client.hget(ledger, body.bucket) or 0)
-        commit.incr(ledger, body.bucket, body.amount)
-        commit.incr(k.flows(env.agent), body.bucket, body.amount, minimum=-(10**15))
+        # an operator's correction of the books is a flow (source `operator_adjustment`), not a win or
+        # a loss: an adjustment never trips a breaker, and never relaxes one either
+        commit.emit(k.events(env.agent), _wrap(owner, flow_effects(
+            commit, k, env.agent, bucket=body.bucket, amount_micros=body.amount, source="operator_adjustment",
+            detail=body.reason), env))
         emit(LedgerAdjusted(bucket=body.bucket, amount=body.amount, before=before, after=before + body.amount,
                             reason=body.reason), f"operator adjustment of {body.bucket}")
     commit.ack(delivery.stream, delivery.group, delivery.entry_id)

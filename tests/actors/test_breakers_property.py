@@ -25,7 +25,6 @@ subscriptions and redemptions:
 from __future__ import annotations
 
 import os
-
 import uuid
 
 import pytest

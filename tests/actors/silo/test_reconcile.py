@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from actors.chain_view import addresses_key
+from actors.flows import external_flows
+from actors.ledger import read_ledger
 from messages.silo_msgs import (
     AdjustLedger,
     FeeBooked,
@@ -27,6 +29,12 @@ def h(redis_url, keys):
     harness = SiloHarness(redis_url, keys)
     yield harness
     harness.close()
+
+
+def performance(h) -> int:
+    """What the breakers measure, computed here from its definition (docs/policy.md): the ledger's
+    total less the cumulative external flows, in micro-USD."""
+    return read_ledger(h.client, h.keys, h.agent).total - external_flows(h.client, h.keys, h.agent)["total"]
 
 
 def checks(event: ReconciliationChecked) -> dict:
@@ -70,9 +78,11 @@ def test_out_of_band_money_is_reported_and_left_until_an_operator_adjusts(h):
     h.send(SiloTick(), role="silo")
     h.pump()
     assert h.fields() == before
+    level = performance(h)
     h.send(AdjustLedger(bucket="reserve", amount=usd("42"), reason="owner topped up the wallet directly"),
            role="reserve")
     h.pump()
+    assert performance(h) == level                            # a correction, not a gain: no breaker reads it
     adjusted, = h.journal(LedgerAdjusted)
     assert (adjusted.before, adjusted.after) == (usd("500"), usd("542"))
     assert reconcile(h).clean
@@ -86,6 +96,16 @@ def test_an_adjustment_that_would_go_negative_is_refused(h):
     h.pump()
     refused, = h.journal(AdjustRefused)
     assert "negative" in refused.reason and h.fields()["casino"] == usd("100")
+
+
+def test_an_adjustment_of_nothing_is_not_a_command():
+    import msgspec
+
+    with pytest.raises(ValueError, match="adjusts nothing"):
+        AdjustLedger(bucket="casino", amount=0, reason="typo")
+    with pytest.raises(msgspec.ValidationError, match="adjusts nothing"):  # as a signed command would arrive
+        msgspec.msgpack.decode(msgspec.msgpack.encode({"bucket": "casino", "amount": 0, "reason": "typo"}),
+                               type=AdjustLedger)
 
 
 class BlindCasino:
@@ -128,6 +148,7 @@ def test_outside_deposit_is_booked_as_income_once(h):
     h.send(SiloTick(), role="silo")            # the first look only records what is there
     h.pump()
     assert not h.journal(IncomeBooked)
+    level = performance(h)
     h.admin.credit(h.creds()["casino_agent_id"], usd("25"))   # another agent pays us at the casino
     for _ in range(2):
         h.send(SiloTick(), role="silo")
@@ -135,6 +156,7 @@ def test_outside_deposit_is_booked_as_income_once(h):
     income, = h.journal(IncomeBooked)
     assert (income.bucket, income.amount) == ("casino", usd("25"))
     assert h.fields()["casino"] == usd("125")
+    assert performance(h) == level            # money paid in is a flow, not a casino win
     assert reconcile(h).clean
 
 
@@ -180,11 +202,13 @@ def test_a_payment_from_another_agent_is_income_once(h):
     payer = CasinoClient(h.sandbox.urls["casino"])
     payer.register()
     h.admin.credit(payer.balance().agent_id, usd("30"))
+    level = performance(h)
     payer.pay(h.creds()["casino_agent_id"], usd("12"), "for the dataset", idempotency_key="p1")
     for _ in range(2):
         h.send(SiloTick(), role="silo")
         h.pump()
     income, = h.journal(IncomeBooked)
+    assert performance(h) == level
     assert income.amount == usd("12") and income.ref.startswith("ledger:") and "payment_received" in income.reason
     assert h.fields()["casino"] == usd("112")
     assert reconcile(h).clean
