@@ -44,6 +44,7 @@ import redis
 
 from actors.base import TreasuryActor
 from actors.chain_view import read_addresses
+from actors.flows import flow_effects
 from actors.ledger import RiskView, read_ledger, read_risk
 from actors.policy.buckets import DEFAULT_POLICY, Policy
 from actors.policy.effective import effective_policy
@@ -374,14 +375,20 @@ class ReferralBucket(TreasuryActor):
         income = state.income + casino_credit + sum(landed.values())
         in_transit = sum(state.in_transit.values()) + sum(credited.values()) - sum(landed.values())
 
+        # commission is an external inflow (docs/policy.md, Flows): booked as a flow in this same
+        # step, so the breakers never read it as a win; landing it later only moves it within the bucket
+        flows = []
         if casino is not None:
             if casino_credit:
-                commit.incr(ledger, "referral", casino_credit)
+                flows.append(flow_effects(commit, k, agent, bucket="referral", amount_micros=casino_credit,
+                                          source="referral_commission", detail="casino commission"))
                 commit.incr(st, "income", casino_credit).incr(st, "at:casino", casino_credit)
             _advance(commit, st, "casino:earned", state.earned["casino"], state.earned["casino"] + casino_credit)
             _advance(commit, st, "casino:entry", state.casino_entry, casino.newest_entry)
         for src, amount in credited.items():
-            commit.incr(ledger, "referral:in_transit", amount)
+            flows.append(flow_effects(commit, k, agent, bucket="referral", amount_micros=amount,
+                                      source="referral_commission", detail=f"{src} commission, paid out to the wallet",
+                                      apply_to="in_transit"))
             commit.incr(st, f"{src}:in_transit", amount)
             _advance(commit, st, f"{src}:earned", state.earned[src], payouts[src].earned)
         for src, amount in landed.items():
@@ -393,6 +400,8 @@ class ReferralBucket(TreasuryActor):
         credits = {**({"casino": casino_credit} if casino_credit else {}), **credited}
         swept = ReferralSwept(credited=credits, withdrawals=withdrawals, withdrawal_ids=withdrawal_ids, landed=landed,
                               below_minimum=below, in_transit=in_transit, income=income)
+        for flow in flows:
+            commit.emit(k.events(agent), wrap(flow, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         commit.emit(k.events(agent), wrap(swept, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         if credits or landed:
             cause = f"referral sweep: credited {credits}, landed {landed}"

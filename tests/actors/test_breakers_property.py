@@ -29,7 +29,7 @@ import uuid
 
 import pytest
 import redis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from actors.bootstrap import open_treasury
@@ -152,6 +152,10 @@ ops = st.lists(st.one_of(
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(script=ops, lag=st.lists(st.sampled_from([True, True, False]), min_size=30, max_size=30))
+# every breaker is reached at least once, whatever the generated sequences happen to reach
+@example(script=[("bet", False, 60_000_000), ("judge",)], lag=[True] * 30)             # a 6 % day: paused
+@example(script=[("mark", -350_000_000), ("judge",)], lag=[True] * 30)                 # −35 %: halted
+@example(script=[("mark", -100_000_000), ("close",), ("judge",)], lag=[False] * 30)  # trading −29 %
 def breakers_fire_exactly_when_the_oracle_says(redis_url, script, lag):
     keys = Keys(prefix=f"p{uuid.uuid4().hex[:10]}", shards=2)
     client = redis.Redis.from_url(redis_url)
@@ -262,4 +266,4 @@ def test_breakers_fire_exactly_when_the_oracle_says_and_every_breaker_fires(redi
     breakers_fire_exactly_when_the_oracle_says(redis_url)
     print(f"\nbreaker property: {RUNS}")
     assert RUNS["examples"] >= EXAMPLES // 2
-    assert RUNS["pauses"] > 0 and RUNS["halts"] > 0 and RUNS["trading_halts"] > 0
+    assert RUNS["pauses"] > 0 and RUNS["halts"] > 0 and RUNS["trading_halts"] > 0, RUNS

@@ -11,6 +11,8 @@ from collections import Counter
 
 import pytest
 
+from actors.flows import external_flows
+from actors.ledger import read_ledger
 from actors.referral import ReferralBucket, build, referral_venue_factory, state_key
 from messages.envelope import seeded_ids, wrap
 from messages.referral_msgs import ReferralPayoutLanded, SweepReferrals
@@ -100,6 +102,11 @@ class CrashBeforeCommit(AtomicSteps):
 # ---------------------------------------------------------------- the weekly sweep
 
 
+def performance(rclient, keys, agent) -> int:
+    """What the breakers measure, from its definition: the ledger's total less the external flows."""
+    return read_ledger(rclient, keys, agent).total - external_flows(rclient, keys, agent)["total"]
+
+
 def test_a_weekly_sweep_counts_each_commission_once(steps, sandbox, clock, agent, actor, rclient, keys):
     ids = creds(rclient, keys, agent)
     casino_commission(sandbox, ids["casino_agent_id"], 750_000)
@@ -107,10 +114,12 @@ def test_a_weekly_sweep_counts_each_commission_once(steps, sandbox, clock, agent
     payout_commission(sandbox, "wallet", ids["wallet_agent_id"], 2_400_000)
     payout_commission(sandbox, "trading", ids["trading_agent_id"], 1_300_000)
     start = ledger(rclient, keys, agent)
+    level = performance(rclient, keys, agent)
 
     first = deliver(rclient, keys, "referral", sweep_env(agent, clock, 1))
     actor.ask(first)
     book = ledger(rclient, keys, agent)
+    assert performance(rclient, keys, agent) == level  # commission is an inflow, not a win (docs/policy.md)
     assert book["referral"] - start["referral"] == 1_250_000  # casino commissions: in hand at once
     assert book["referral:in_transit"] == 3_700_000  # wallet + trading: requested, pending
     assert [tuple(r) for r in withdrawal_rows(sandbox, "wallet", ids["wallet_agent_id"])] == [(2_400_000, "pending")]
@@ -139,6 +148,7 @@ def test_a_weekly_sweep_counts_each_commission_once(steps, sandbox, clock, agent
     assert later.credited == {"casino": 300_000, "wallet": 1_100_000}
     assert later.withdrawals == {"wallet": 1_100_000}
     after = ledger(rclient, keys, agent)
+    assert performance(rclient, keys, agent) == level
     assert after["referral"] - start["referral"] == 1_550_000
     assert after["referral:in_transit"] == 4_800_000
     assert pending(rclient, keys, agent, "referral") == 0
