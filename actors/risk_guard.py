@@ -185,6 +185,22 @@ class RiskGuard(TreasuryActor):
                          NO_END, total, peak, day_start)
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
+        self._trim_values(agent, raw, min(latest.at_ms if latest is not ORIGIN else now, now))
+
+    def _trim_values(self, agent: str, raw: dict, judged_ms: int) -> None:
+        """Drop the value points no later evaluation can read: the next one reads points from
+        `judged_ms` − 1 day on and the last point before each of their midnights, so everything
+        before the last point preceding midnight of day(`judged_ms` − 1 day) goes. Once per UTC day
+        per agent (two round trips), so an agent's series holds about two days of points, however
+        long it runs (the journal keeps the history)."""
+        keep_day = utc_day(max(0, judged_ms - DAY_MS))
+        if int(_text(raw, "values_trimmed_day", "-1")) >= keep_day:
+            return
+        series = self.keys.values(agent)
+        keeper = self.client.zrevrangebyscore(series, f"({keep_day * DAY_MS}", "-inf", start=0, num=1, withscores=True)
+        if keeper:
+            self.client.zremrangebyscore(series, "-inf", f"({int(keeper[0][1])}")
+        self.client.hset(self.keys.risk(agent), "values_trimmed_day", keep_day)
 
     def _bucket_actions(self, commit, env: Envelope, risk: RiskView, results, now: int) -> None:
         """Breakers that act on one bucket or ask for a rebalance, each acted on once.

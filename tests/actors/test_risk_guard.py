@@ -155,3 +155,34 @@ def test_a_rebalance_out_of_trading_is_not_a_trading_drawdown(guard):
     assert "trading" not in guard.poke().halted_buckets
     risk = guard.lose("trading", "0.000001")
     assert "trading" in risk.halted_buckets
+
+
+def test_the_value_series_keeps_about_two_days_however_long_an_agent_trades(guard):
+    """An agent that bets every four hours for two weeks: the series RiskGuard reads stays at about
+    two days of points, and the day's loss is still measured from the right midnight afterwards."""
+    from actors.ledger import read_ledger
+
+    series = guard.keys.values(AGENT)
+    sizes = []
+    for step in range(14 * 6):
+        guard.clock.advance(4 * 3_600_000)
+        c = guard.steps.new_commit(AGENT)
+        c.incr(guard.keys.ledger(AGENT), "casino", parse_usd("1.5") if step % 3 else -parse_usd("2"))
+        guard.steps.commit(c, f"bet-{step}", guard.clock.now_ms())
+        assert guard.poke().state == "ACTIVE"
+        sizes.append(guard.steps.client.zcard(series))
+    assert max(sizes[-5 * 6:]) <= 3 * 6 + 2   # bounded: at most the points of the last three days
+    assert max(sizes[-5 * 6:]) == max(sizes[-10 * 6:-5 * 6])  # and flat
+
+    # the day's start is still the value at the last midnight: 5 % of it is allowed, a micro more pauses
+    guard.clock.set((guard.clock.now_ms() // DAY_MS + 1) * DAY_MS + 60_000)
+    start = read_ledger(guard.steps.client, guard.keys, AGENT).total
+
+    def lose(micros):
+        c = guard.steps.new_commit(AGENT)
+        c.incr(guard.keys.ledger(AGENT), "casino", -micros)
+        guard.steps.commit(c, f"loss-{micros}", guard.clock.now_ms())
+        return guard.poke().state
+
+    assert start * 5 % 100 == 0 and lose(start * 5 // 100) == "ACTIVE"
+    assert lose(1) == "PAUSED"
