@@ -43,6 +43,7 @@ from actors.silo.records import (
     intents_key,
     list_transfers,
     placement_key,
+    prune_closed,
     seen_key,
     silo_state_key,
     xfer_key,
@@ -164,8 +165,11 @@ class SiloExecutor(TreasuryActor):
     # ------------------------------------------------------------------ transfers
 
     def work(self, env: Envelope, venues: v.AgentVenues) -> None:
-        """Take every open transfer of the agent as far as it can go now."""
-        for t in list_transfers(self.client, self.keys, env.agent):
+        """Take every open transfer of the agent as far as it can go now; drop long-closed ones
+        from the index (`records.prune_closed`), so a tick reads what is open and recent only."""
+        transfers = list_transfers(self.client, self.keys, env.agent)
+        prune_closed(self.client, self.keys, env.agent, transfers, self.clock.now_ms())
+        for t in transfers:
             for _ in range(6):  # a transfer may take several steps at once (send, then find it landed)
                 if t.state not in OPEN_STATES or not self.step(env, venues, t):
                     break

@@ -112,6 +112,30 @@ def read_transfer(client, keys: Keys, agent: str, transfer: str) -> Transfer | N
                     fields=f)
 
 
+CLOSED_RETENTION_MS = 7 * 86_400_000
+"""How long a landed or returned transfer stays in the index (for `treasury status` and
+reconciliation notes) before `prune_closed` drops it; its story stays in the journal."""
+
+
+def prune_closed(client, keys: Keys, agent: str, transfers: list[Transfer], now_ms: int,
+                 retention_ms: int = CLOSED_RETENTION_MS) -> int:
+    """Drop from the index, with their records, the transfers that ended (`landed`, `returned`)
+    more than `retention_ms` after they were created and hold no unspent token (`land:`, `ret:`,
+    `fee:` all 0: no bucket message can still need them). Returns how many went. The silo actor
+    is the only writer of both keys; the bucket actors only ever lower tokens."""
+    old = [t for t in transfers if t.state in ("landed", "returned") and now_ms - t.int("created_ms") > retention_ms
+           and not any(name.startswith(("land:", "ret:", "fee:")) and value not in ("", "0")
+                       for name, value in t.fields.items())]
+    if not old:
+        return 0
+    pipe = client.pipeline(transaction=True)
+    for t in old:
+        pipe.delete(xfer_key(keys, agent, t.id))
+        pipe.hdel(intents_key(keys, agent), t.id)
+    pipe.execute()
+    return len(old)
+
+
 def list_transfers(client, keys: Keys, agent: str) -> list[Transfer]:
     """Every transfer of the agent's index, oldest first (ids sort by saga then position)."""
     out = []

@@ -73,6 +73,33 @@ def test_casino_to_wallet_books_the_withdrawal_fee(h):
     assert h.ledger().total == usd("1000") - usd("0.50")   # the fee left the treasury
 
 
+def test_a_closed_transfer_leaves_the_index_after_a_week_a_younger_one_stays(h):
+    from actors.silo.records import CLOSED_RETENTION_MS
+    from messages.silo_msgs import Reconcile, ReconciliationChecked
+
+    h.onboard(reserve="300", trading="300", casino="300", referral="100")
+    h.send(MoveFunds(source="casino", dest="reserve", amount=usd("50"), reason="take profits"))
+    h.pump()
+    h.send(SiloTick(), role="silo")
+    h.pump()
+    assert [t.state for t in h.transfers()] == ["landed"]
+    h.advance(3 * 86_400_000)
+    h.send(MoveFunds(source="reserve", dest="casino", amount=usd("20"), reason="fund escrows"))
+    h.pump()                                               # sent; the casino has not credited it yet
+    h.advance(CLOSED_RETENTION_MS - 3 * 86_400_000 - 60_000)
+    h.send(SiloTick(), role="silo")                        # the deposit lands; the first is 1 min short of a week
+    h.pump()
+    assert [t.state for t in h.transfers()] == ["landed", "landed"]
+    h.advance(120_000)
+    h.send(SiloTick(), role="silo")
+    h.pump()
+    assert [(t.from_silo, t.state) for t in h.transfers()] == [("wallet", "landed")]  # the first went
+    h.send(Reconcile(reason="after pruning"), role="silo")
+    h.pump()
+    assert h.journal(ReconciliationChecked)[-1].clean
+    assert len(h.journal(SiloTransferLanded)) == 2          # the journal keeps both stories
+
+
 def test_withdrawal_over_the_review_threshold_waits_and_says_so(h):
     h.onboard(reserve="100", trading="100", casino="1500", referral="100")
     h.send(MoveFunds(source="casino", dest="reserve", amount=usd("1200"), reason="bank the win"))
