@@ -296,9 +296,10 @@ class StreamBus:
         answering, 1 ms after the first empty round, doubling up to `CLUSTER_IDLE_MS` (never
         beyond `block`): an idle bus costs a few cheap rounds a second, a busy one never waits."""
         pipe = self.reader.pipeline(transaction=False)
-        streams = list(self.streams)
-        for stream in streams:
-            pipe.xreadgroup(self.group, self.consumer, {stream: ">"}, count=self.batch)
+        for stream in self.streams:
+            # the node named from the local slot map: else redis-py asks COMMAND GETKEYS every time
+            pipe.execute_command("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", self.batch,
+                                 "STREAMS", stream, ">", target_nodes=self.reader.get_node_from_key(stream))
         replies = pipe.execute()
         out = [pair for reply in replies for pair in _iter_reply(reply)]
         if any(entries for _, entries in out):
