@@ -277,6 +277,7 @@ class StreamBus:
         `wait` is false (then it returns at once: how a deterministic in-process run drains);
         returns how many entries were handled."""
         block = (self.block_ms if block_ms is None else block_ms) if wait else None
+        reply: Any
         if self._cluster and len(self.streams) > 1:
             reply = self._read_each_slot(block)
         else:
@@ -295,11 +296,12 @@ class StreamBus:
         all nodes written before any is read). When every stream is empty it waits before
         answering, 1 ms after the first empty round, doubling up to `CLUSTER_IDLE_MS` (never
         beyond `block`): an idle bus costs a few cheap rounds a second, a busy one never waits."""
-        pipe = self.reader.pipeline(transaction=False)
+        reader: Any = self.reader  # a RedisCluster (its pipeline's execute_command is untyped)
+        pipe = reader.pipeline(transaction=False)
         for stream in self.streams:
             # the node named from the local slot map: else redis-py asks COMMAND GETKEYS every time
             pipe.execute_command("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", self.batch,
-                                 "STREAMS", stream, ">", target_nodes=self.reader.get_node_from_key(stream))
+                                 "STREAMS", stream, ">", target_nodes=reader.get_node_from_key(stream))
         replies = pipe.execute()
         out = [pair for reply in replies for pair in _iter_reply(reply)]
         if any(entries for _, entries in out):

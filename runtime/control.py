@@ -114,10 +114,11 @@ class ControlListener:
         after a round that found nothing."""
         if not is_cluster(self.client) or len(self.positions) < 2:
             return self.client.xread(self.positions, block=self.block_ms, count=256)
-        pipe = self.client.pipeline(transaction=False)
+        client: Any = self.client  # a RedisCluster (its pipeline's execute_command is untyped)
+        pipe = client.pipeline(transaction=False)
         for stream, position in self.positions.items():  # named nodes: no COMMAND GETKEYS per read
             pipe.execute_command("XREAD", "COUNT", 256, "STREAMS", stream, position,
-                                 target_nodes=self.client.get_node_from_key(stream))
+                                 target_nodes=client.get_node_from_key(stream))
         reply = [pair for answer in pipe.execute() for pair in (answer or [])]
         if not reply:
             time.sleep(min(CLUSTER_IDLE_MS, self.block_ms) / 1000)

@@ -15,7 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from redis.cluster import RedisCluster, key_slot
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
 
 from messages.errors import ConfigError
 
@@ -65,11 +66,3 @@ def slot_of(key: str | bytes) -> int:
     """The Redis Cluster hash slot of `key` (CRC16 of its `{tag}` if it has one, mod 16384)."""
     return int(key_slot(key.encode() if isinstance(key, str) else key))
 
-
-def group_by_node(client: Client, keys: list[str]) -> dict[str, list[str]]:
-    """`keys` grouped by the name (`host:port`) of the primary that owns their slot, in order."""
-    out: dict[str, list[str]] = {}
-    for key in keys:
-        node = client.get_node_from_key(key)
-        out.setdefault(node.name, []).append(key)
-    return out
