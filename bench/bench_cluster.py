@@ -18,7 +18,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import statistics
 import sys
 import threading
 import time
@@ -30,7 +29,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from bench_bets import InstantCasino, fill, payloads  # noqa: E402
-from common import machine, own_redis, redis_server_binary  # noqa: E402
+from common import cpu_seconds, machine, own_redis, redis_server_binary  # noqa: E402
 
 from actors.bootstrap import open_treasury  # noqa: E402
 from messages.envelope import seeded_ids  # noqa: E402
@@ -39,7 +38,7 @@ from runtime.clock import SystemClock  # noqa: E402
 from runtime.keyring import SigningKey, generate_key  # noqa: E402
 from runtime.keys import Keys  # noqa: E402
 from runtime.leases import lease_holders  # noqa: E402
-from runtime.redis_client import make_client  # noqa: E402
+from runtime.redis_client import is_cluster, make_client  # noqa: E402
 from supervisor.embedded_cluster import LocalCluster  # noqa: E402
 
 LEASE_MS = 5_000
@@ -100,8 +99,10 @@ def worker_main(url: str, prefix: str, shards: int, key: SigningKey, name: str, 
     bus.close()
 
 
-def run_once(url: str, workers: int, bets: int, agents: int, shards: int, key: SigningKey) -> float:
-    """Bets per second of `workers` processes on a fresh prefix of `url`."""
+def run_once(url: str, workers: int, bets: int, agents: int, shards: int, key: SigningKey,
+             server_pids: list[int]) -> tuple[float, float]:
+    """(bets per second, CPU use in % of the machine's cores by the workers and the Redis servers)
+    of `workers` processes on a fresh prefix of `url`."""
     ctx = mp.get_context("spawn")
     prefix = f"cl{uuid.uuid4().hex[:6]}"
     keys = Keys(prefix, shards)
@@ -130,14 +131,18 @@ def run_once(url: str, workers: int, bets: int, agents: int, shards: int, key: S
         if time.monotonic() > deadline:
             raise SystemExit(f"leases never settled: {counts}")
         time.sleep(0.05)
+    pids = server_pids + [p.pid for p in procs if p.pid is not None]
+    cpu0 = sum(cpu_seconds(pid) for pid in pids)
     t0 = time.perf_counter()
     go.set()
     while sum(progress[:]) < bets:
         if time.perf_counter() - t0 > 600 or not all(p.is_alive() for p in procs):
             stop.set()
             raise SystemExit(f"workers stopped at {sum(progress[:])} of {bets} bets")
-        time.sleep(0.005)
-    rate = bets / (time.perf_counter() - t0)
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - t0
+    cpu = (sum(cpu_seconds(pid) for pid in pids) - cpu0) / elapsed / (os.cpu_count() or 1) * 100
+    rate = bets / elapsed
     stop.set()
     for p in procs:
         p.join(30)
@@ -145,7 +150,7 @@ def run_once(url: str, workers: int, bets: int, agents: int, shards: int, key: S
     if dead:
         raise SystemExit(f"{dead} bets dead-lettered: the path is broken")
     client.close()
-    return rate
+    return rate, cpu
 
 
 def idle_cost(url: str, shards: int, seconds: float = 2.0) -> float:
@@ -159,10 +164,8 @@ def idle_cost(url: str, shards: int, seconds: float = 2.0) -> float:
     bus.poll_once(wait=False)
 
     def served() -> int:
-        info: Any = client.info("stats")
-        if "total_commands_processed" in info:
-            return int(info["total_commands_processed"])
-        return sum(int(v["total_commands_processed"]) for v in info.values())  # a cluster: per node
+        nodes = [client.get_redis_connection(n) for n in client.get_primaries()] if is_cluster(client) else [client]
+        return sum(int(node.info("stats")["total_commands_processed"]) for node in nodes)
 
     before, t0 = served(), time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -196,27 +199,31 @@ def main() -> int:
 
     idle: dict[str, float] = {}
 
-    def measure(label: str, n_nodes: int, url: str) -> None:
+    def measure(label: str, n_nodes: int, url: str, server_pids: list[int]) -> None:
         idle[f"{label}-{n_nodes}"] = round(idle_cost(url, args.shards), 1)
         for w in workers:
-            rates = [run_once(url, w, args.bets, args.agents, args.shards, key) for _ in range(args.runs)]
+            runs = sorted(run_once(url, w, args.bets, args.agents, args.shards, key, server_pids)
+                          for _ in range(args.runs))
+            rate, cpu = runs[len(runs) // 2]
             rows.append({"redis": label, "nodes": n_nodes, "workers": w, "agents": args.agents,
-                         "bets_per_s": round(statistics.median(rates))})
-            print(f"  {label:<8}{n_nodes:>6}{w:>9}{args.agents:>8}{rows[-1]['bets_per_s']:>10}", flush=True)
+                         "bets_per_s": round(rate), "cpu_pct": round(cpu)})
+            print(f"  {label:<8}{n_nodes:>6}{w:>9}{args.agents:>8}{round(rate):>10}{round(cpu):>8}", flush=True)
 
     binary = redis_server_binary()
     print(machine())
     print(f"redis-server {binary}; {args.bets} bets over {args.agents} agents, {args.shards} shards, "
           f"median of {args.runs}")
-    print(f"  {'redis':<8}{'nodes':>6}{'workers':>9}{'agents':>8}{'bets/s':>10}")
-    with own_redis() as (url, _):
-        measure("plain", 1, url)
+    print(f"  {'redis':<8}{'nodes':>6}{'workers':>9}{'agents':>8}{'bets/s':>10}{'cpu %':>8}")
+    with own_redis() as (url, proc):
+        measure("plain", 1, url, [proc.pid])
     for n in nodes:
-        with LocalCluster(n, binary=binary) as url:
-            measure("cluster", n, url)
+        cluster = LocalCluster(n, binary=binary)
+        with cluster as url:
+            measure("cluster", n, url, [p.pid for p in cluster.procs])
     base = {r["workers"]: r["bets_per_s"] for r in rows if r["redis"] == "plain"}
     for r in rows:
         r["vs_plain"] = round(r["bets_per_s"] / base[r["workers"]], 2)
+    print("cpu %: workers + Redis servers during the timed window, share of all cores (the parent not counted)")
     print("idle bus, Redis commands per second: " + ", ".join(f"{k} {v}" for k, v in idle.items()))
     print(json.dumps({"bench": "cluster", "bets": args.bets, "agents": args.agents, "shards": args.shards,
                       "cores": os.cpu_count(), "rows": rows, "idle_commands_per_s": idle}))
