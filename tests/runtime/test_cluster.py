@@ -200,3 +200,37 @@ def test_bets_through_two_workers_on_a_cluster_settle_exactly_once(cluster_url):
         stream = keys.commands(s, "casino")
         assert client.xpending(stream, "g:casino")["pending"] == 0
         assert client.xlen(stream) == 0
+
+
+@pytest.mark.redis
+def test_the_control_listener_hears_every_shard_on_a_cluster(cluster_url):
+    import threading
+
+    from messages.schema import RiskControl
+    from runtime.control import ControlListener
+
+    keys = Keys("ctl", 8)
+    client = command_client(cluster_url)
+    heard: list[tuple[str, str]] = []
+    done = threading.Event()
+
+    def listener(agent: str, control: RiskControl) -> None:
+        heard.append((agent, control.state))
+        if len(heard) == 4:
+            done.set()
+
+    control = ControlListener(cluster_url, keys, range(keys.shards), listener, block_ms=50)
+    control._resolve_positions()  # from here on, every broadcast is heard
+    agents = [f"agent-{i}" for i in range(4)]
+    stop = threading.Event()
+    thread = threading.Thread(target=control.run, args=(stop,), daemon=True)
+    thread.start()
+    ids = seeded_ids(3)
+    for agent in agents:
+        env = wrap(RiskControl(state="HALTED", reason="test"), agent=agent, now_ms=NOW, new_id=ids)
+        client.xadd(keys.control(keys.shard(agent)), {FIELD: encode(env)})
+    done.wait(30)
+    stop.set()
+    thread.join(5)
+    assert len({keys.shard(a) for a in agents}) > 1
+    assert sorted(heard) == [(agent, "HALTED") for agent in agents]
