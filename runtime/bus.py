@@ -4,7 +4,9 @@ delivery made exactly-once in effect.
 What it guarantees, and how:
 - consumer groups are created idempotently (XGROUP CREATE ... MKSTREAM, BUSYGROUP ignored);
 - reads are batched XREADGROUP calls that really block on the server (own connection, its
-  socket timeout longer than the block), so an idle bus costs nothing;
+  socket timeout longer than the block), so an idle bus costs nothing; on a Redis Cluster
+  (`redis+cluster://`), where one read may not span slots, one read per shard stream, pipelined
+  per node, with a short growing wait between empty rounds (`CLUSTER_IDLE_MS`);
 - an entry is acknowledged only by the handler's own atomic commit (effects + journal + XACK in
   one Lua step), so a crash before the commit leaves it pending, never lost;
 - a restarted consumer drains its own pending entries first; entries left pending by a dead
@@ -41,6 +43,7 @@ from messages.errors import TreasuryError, one_line
 from messages.schema import CommandRefused, RetrySpend
 from runtime.clock import Clock, SystemClock
 from runtime.keys import Keys
+from runtime.redis_client import is_cluster, make_client
 from runtime.redis_faults import Backoff, Fault, classify, is_transient
 from runtime.trim import StreamTrimmer
 
@@ -50,6 +53,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEAD_MAXLEN = 100_000
+
+CLUSTER_IDLE_MS = 50
+"""On a Redis Cluster, the longest an idle bus waits between two rounds of reads (`StreamBus._read_each_slot`)."""
 
 SPEND_COMMANDS = frozenset({"PlaceBet", "OpenPosition", "CreateEscrow"})
 """Commands that may move money out to a venue. Whatever goes wrong with one, it is never
@@ -91,14 +97,18 @@ Handler = Callable[[Delivery], None]
 
 
 def blocking_client(url: str, block_ms: int) -> redis.Redis:
-    """A connection for blocking reads: its socket timeout outlasts the longest block."""
-    return redis.Redis.from_url(url, socket_timeout=block_ms / 1000 + 10, socket_connect_timeout=5,
-                                health_check_interval=30)
+    """A connection for blocking reads: its socket timeout outlasts the longest block. A
+    `redis+cluster://` URL gives a cluster client (`runtime.redis_client.make_client`)."""
+    client: redis.Redis = make_client(url, socket_timeout=block_ms / 1000 + 10, socket_connect_timeout=5,
+                                      health_check_interval=30)
+    return client
 
 
 def command_client(url: str) -> redis.Redis:
-    """A client for short commands (10 s socket timeout): commits, the fence, reads."""
-    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
+    """A client for short commands (10 s socket timeout): commits, the fence, reads. A
+    `redis+cluster://` URL gives a cluster client (`runtime.redis_client.make_client`)."""
+    client: redis.Redis = make_client(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
+    return client
 
 
 def default_consumer_name(role: str) -> str:
@@ -170,6 +180,8 @@ class StreamBus:
         self.client, self.reader = clients or (command_client(url), blocking_client(url, block_ms))
         self.gate = gate  # CommandGate, or None where every writer is trusted (unit tests)
         self.trimmer = StreamTrimmer(self.client)
+        self._cluster = is_cluster(self.reader)  # one read per slot there (`_read_each_slot`)
+        self._idle_s = 0.0
         self._dirty: set[str] = set()  # streams with entries handled since the last trim
         self._wanted_shards: set[int] | None = None
         self.last_loop = time.monotonic()  # liveness: a loop stuck longer than a handler timeout is hung
@@ -265,14 +277,39 @@ class StreamBus:
         `wait` is false (then it returns at once: how a deterministic in-process run drains);
         returns how many entries were handled."""
         block = (self.block_ms if block_ms is None else block_ms) if wait else None
-        reply = self.reader.xreadgroup(self.group, self.consumer, {s: ">" for s in self.streams},
-                                       count=self.batch, block=block)
+        reply: Any
+        if self._cluster and len(self.streams) > 1:
+            reply = self._read_each_slot(block)
+        else:
+            reply = self.reader.xreadgroup(self.group, self.consumer, {s: ">" for s in self.streams},
+                                           count=self.batch, block=block)
         handled = 0
         for stream, entries in _iter_reply(reply):
             for entry_id, fields in entries:
                 self._process(stream, entry_id, fields, deliveries=1)
                 handled += 1
         return handled
+
+    def _read_each_slot(self, block: int | None) -> list[tuple[str, list[Any]]]:
+        """On a Redis Cluster every shard's stream is in its own slot, and one XREADGROUP may not
+        span slots: one non-blocking XREADGROUP per stream, pipelined (one round trip per node,
+        all nodes written before any is read). When every stream is empty it waits before
+        answering, 1 ms after the first empty round, doubling up to `CLUSTER_IDLE_MS` (never
+        beyond `block`): an idle bus costs a few cheap rounds a second, a busy one never waits."""
+        reader: Any = self.reader  # a RedisCluster (its pipeline's execute_command is untyped)
+        pipe = reader.pipeline(transaction=False)
+        for stream in self.streams:
+            # the node named from the local slot map: else redis-py asks COMMAND GETKEYS every time
+            pipe.execute_command("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", self.batch,
+                                 "STREAMS", stream, ">", target_nodes=reader.get_node_from_key(stream))
+        replies = pipe.execute()
+        out = [pair for reply in replies for pair in _iter_reply(reply)]
+        if any(entries for _, entries in out):
+            self._idle_s = 0.0
+        elif block:
+            self._idle_s = min(max(self._idle_s * 2, 0.001), CLUSTER_IDLE_MS / 1000, block / 1000)
+            time.sleep(self._idle_s)
+        return out
 
     def trim_acknowledged(self) -> int:
         """Trim the streams handled since the last call to what their groups still need."""

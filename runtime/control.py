@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -23,8 +24,9 @@ from redis.typing import KeyT, StreamIdT
 from messages.codec import decode_entry
 from messages.errors import MessageDecodeError
 from messages.schema import RiskControl
-from runtime.bus import blocking_client
+from runtime.bus import CLUSTER_IDLE_MS, blocking_client
 from runtime.keys import Keys
+from runtime.redis_client import is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ class ControlListener:
                 if not resolved:
                     self._resolve_positions()
                     resolved = True
-                reply: Any = self.client.xread(self.positions, block=self.block_ms, count=256)
+                reply: Any = self._read()
             except Exception as exc:  # noqa: BLE001 - keep listening through Redis restarts
                 log.warning("control listener: %s", exc)
                 stop.wait(0.5)
@@ -105,6 +107,22 @@ class ControlListener:
                 for entry_id, fields in entries:
                     self.positions[stream.decode() if isinstance(stream, bytes) else stream] = entry_id
                     self._deliver(entry_id, fields)
+
+    def _read(self) -> Any:
+        """One blocking XREAD over every control stream; on a Redis Cluster (one read may not span
+        slots) one non-blocking XREAD per stream, pipelined per node, waiting `CLUSTER_IDLE_MS`
+        after a round that found nothing."""
+        if not is_cluster(self.client) or len(self.positions) < 2:
+            return self.client.xread(self.positions, block=self.block_ms, count=256)
+        client: Any = self.client  # a RedisCluster (its pipeline's execute_command is untyped)
+        pipe = client.pipeline(transaction=False)
+        for stream, position in self.positions.items():  # named nodes: no COMMAND GETKEYS per read
+            pipe.execute_command("XREAD", "COUNT", 256, "STREAMS", stream, position,
+                                 target_nodes=client.get_node_from_key(stream))
+        reply = [pair for answer in pipe.execute() for pair in (answer or [])]
+        if not reply:
+            time.sleep(min(CLUSTER_IDLE_MS, self.block_ms) / 1000)
+        return reply
 
     def _resolve_positions(self) -> None:
         """Resolve "$" to concrete ids once, so broadcasts between two reads are not skipped."""

@@ -14,6 +14,8 @@ from typing import Iterable
 
 import redis
 
+from runtime.redis_client import is_cluster
+
 
 def _script() -> str:
     return resources.files("runtime").joinpath("lua", "trim.lua").read_text()
@@ -35,8 +37,9 @@ class StreamTrimmer:
         streams = list(streams)
         if not streams:
             return 0
-        if len(streams) == 1:
-            removed = int(self._trim(keys=streams))
+        if len(streams) == 1 or is_cluster(self.client):
+            # a cluster pipeline cannot load a script a node lacks: one call each (once a second)
+            removed = sum(int(self._trim(keys=[stream])) for stream in streams)
         else:
             pipe = self.client.pipeline(transaction=False)
             for stream in streams:

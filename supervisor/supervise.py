@@ -31,6 +31,7 @@ from messages.schema import RiskControl, RiskStateChanged
 from runtime.atomic import AtomicSteps
 from runtime.clock import Clock, SystemClock
 from runtime.keys import Keys
+from runtime.redis_client import make_client
 from supervisor.embedded_redis import EmbeddedRedis
 from supervisor.processes import WorkerProcess, spawn_worker
 from supervisor.scheduler import Scheduler
@@ -83,8 +84,8 @@ class Supervisor:
         self.clock_spec = clock_spec
         self.config = config
         self.clock = clock or SystemClock()
-        self.client = redis.Redis.from_url(redis_url, socket_timeout=10)
-        self.probe = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=1)
+        self.client = make_client(redis_url, socket_timeout=10)  # a redis+cluster:// URL: a cluster client
+        self.probe = make_client(redis_url, socket_timeout=2, socket_connect_timeout=1)
         self.redis_server = redis_server  # the embedded server to bring back if it dies, else None
         self.redis_down_since: float | None = None
         self.redis_outages = 0

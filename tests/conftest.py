@@ -41,6 +41,16 @@ def _answers(url: str) -> bool:
         client.close()
 
 
+@pytest.fixture(autouse=True)
+def _scripts_stay_in_one_slot(monkeypatch):
+    """Every Lua script call of every test must keep its keys in one cluster slot (tests/kit/slots.py)."""
+    from redis.commands.core import Script
+
+    from tests.kit.slots import checked_call
+
+    monkeypatch.setattr(Script, "__call__", checked_call)
+
+
 @pytest.fixture(scope="session")
 def redis_url():
     """The URL every Redis test uses: REDIS_TEST_URL if it answers, else an embedded server."""
