@@ -58,6 +58,7 @@ from actors.trading.venue import (
     from_execution,
     liquidation,
     resolve_gone,
+    same_market,
     trading_client_factory,
 )
 from messages.catalogue import role_of
@@ -85,6 +86,9 @@ from venue.client.trading_types import ClosedPosition, OpenedPosition, Position
 from venue.errors import VenueRateLimited, VenueRejected, VenueUnavailable
 
 log = logging.getLogger(__name__)
+
+LOST_OPEN_SKEW_S = 60
+"""How far the venue's clock may lag ours when a position is matched to an open whose plan Redis lost."""
 
 BUCKET = "trading"
 
@@ -215,11 +219,30 @@ class TradingBucket(TreasuryActor):
         plan = OrderPlan(coin=cmd.coin, side=cmd.side, notional=sized.notional, leverage=sized.leverage,
                          stop_pct=str(sized.stop_pct), take_profit_multiple=str(sized.take_profit_multiple),
                          held=sized.held, cap=sized.cap, trail_bp=cmd.trail_bp,
-                         before=[p.position_id for p in venue.positions(show_all=True).positions if p.position_id],
-                         created_ms=now, sizing=sized.sizing)
+                         before=self._there_before(agent, env, cmd, venue), created_ms=now, sizing=sized.sizing)
         commit = self.steps.new_commit(agent).hset(plans_key(self.keys, agent), env.id, plan.encode())
         self._commit(commit, f"{env.id}:plan", now)
         return plan
+
+    def _there_before(self, agent: str, env: Envelope, cmd: OpenPosition, venue: TradingClient) -> list[str]:
+        """Ids of the venue's positions this order cannot have opened (the plan's `before`).
+
+        Where Redis may lose a suffix of acknowledged writes, an earlier plan of this very command,
+        its reservation and its venue call may all be forgotten while the command survived: then a
+        position of the same market and side that the treasury does not book, opened since the
+        command was created (`LOST_OPEN_SKEW_S` of clock difference with the venue allowed), may
+        be that lost attempt's, so it is left out of `before` and the look-up (`find_opened`) can
+        adopt it rather than open a second. A venue row without an opening time is not matched."""
+        rows = [p for p in venue.positions(show_all=True).positions if p.position_id]
+        if not self.redis_may_lose_writes():
+            return [p.position_id for p in rows]
+        booked = set(read_positions(self.client, self.keys, agent))
+        since_s = env.created_ms // 1000 - LOST_OPEN_SKEW_S
+
+        def maybe_ours(p: Position) -> bool:
+            return (p.position_id not in booked and p.side == cmd.side and same_market(p.coin, cmd.coin)
+                    and p.opened_at_s is not None and p.opened_at_s >= since_s)
+        return [p.position_id for p in rows if not maybe_ours(p)]
 
     def _adopt(self, delivery: Delivery, plan: OrderPlan, held: int, row: Position, venue: TradingClient) -> None:
         """The lost attempt did open: book that position (and its close, if it is closed already)."""

@@ -146,6 +146,11 @@ def _ticker(coin: str) -> str:
     return coin.replace("xyz:", "").upper()
 
 
+def same_market(a: str, b: str) -> bool:
+    """Whether two coin names name one market (`xyz:` prefix and case ignored)."""
+    return _ticker(a) == _ticker(b)
+
+
 def trading_client_factory(client: redis.Redis, keys: Keys, base_url: str) -> AgentClients[TradingClient]:
     """Per-agent trading clients, built from `trading_key` in the agent's credentials hash.
 

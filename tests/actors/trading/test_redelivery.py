@@ -67,6 +67,34 @@ def test_a_redelivered_order_finds_its_position_instead_of_opening_another(harne
     assert_books(h)
 
 
+def test_after_redis_lost_the_plan_and_reservation_the_redelivery_adopts_the_open_position(harness, monkeypatch):
+    """An AOF suffix lost (appendfsync everysec): the venue opened the position, but Redis lost the
+    plan, the reservation and the applied id, while the command entry survived. The redelivery
+    plans afresh; the new plan must not count the lost attempt's position as "there before"."""
+    from actors.trading.actor import TradingBucket
+
+    h = harness
+    monkeypatch.setattr(TradingBucket, "redis_may_lose_writes", lambda self: True)
+    h.set_price("BTC", "100000")
+    d = h.deliver(order())
+    crash_final_commit(h, d.envelope.id)
+    with pytest.raises(Crash):
+        h.actor.ask(d)
+    assert len(h.venue_rows()) == 1
+    keys = h.steps.keys
+    held = int(h.rclient.hget(keys.ledger(h.agent), "trading:reserved"))
+    h.rclient.hdel(plans_key(keys, h.agent), d.envelope.id)          # the lost suffix: plan,
+    h.rclient.hdel(keys.reservations(h.agent), d.envelope.id)        # reservation,
+    h.rclient.hincrby(keys.ledger(h.agent), "trading:reserved", -held)  # the money it held
+    h.rclient.hincrby(keys.ledger(h.agent), "trading", held)
+    h.redeliver(d)
+    rows = h.venue_rows()
+    opened = h.one(d, PositionOpened)
+    assert len(rows) == 1 and rows[0].position_id == opened.position_id   # adopted, not opened twice
+    assert opened.reconstructed
+    assert_books(h)
+
+
 def test_a_crash_before_the_venue_call_opens_exactly_once_on_redelivery(harness, monkeypatch):
     h = harness
     h.set_price("BTC", "100000")
