@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from venue.client.casino import CasinoClient
@@ -180,6 +180,8 @@ def _run(name: str, status: int, body: bytes) -> None:
 @pytest.mark.parametrize("name", sorted(CALLS))
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(status=STATUS, body=RAW)
+@example(status=200, body=b'{"a":' * 21846 + b"1" + b"}" * 21846)  # one csv field over csv's 128 KiB limit
+@example(status=200, body=b"bet_id,client_seed\n\x00,\x00\n")         # NUL bytes
 def test_hostile_answers_give_a_value_or_a_venue_error(name, status, body):
     _run(name, status, body)
 

@@ -227,7 +227,11 @@ class CasinoClient(ServiceClient):
             while True:
                 params = {} if until is None else {"until": _iso_seconds(until)}
                 text = self.retry_safe(lambda p=params: self.request_text("GET", f"{API}/bets/export.csv", params=p))
-                rows = list(csv.DictReader(io.StringIO(text)))
+                try:
+                    rows = list(csv.DictReader(io.StringIO(text)))
+                except csv.Error as exc:  # a field over csv's limit, a NUL byte: not an export we can read
+                    raise VenueUnavailable(self.service, f"unreadable bet export ({exc})",
+                                           code="unexpected_response") from None
                 last = len(rows) < EXPORT_LIMIT
                 yield rows, last
                 times = [t for t in (_row_ms(r) for r in rows) if t is not None]
