@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Iterator
+from typing import Annotated, Any, Iterable, Iterator, Union
 
+import msgspec
 import redis
 
-from messages.codec import FIELD, decode
+from messages.base import Message
+from messages.codec import FIELD, MAX_ENTRY_BYTES, decode
+from messages.errors import MessageDecodeError
 from messages.envelope import Envelope
 from runtime.keys import Keys
 
@@ -21,11 +24,69 @@ def read_journal(client: redis.Redis, keys: Keys, agent: str) -> list[Envelope]:
 
 
 def replay_journal(client: redis.Redis, keys: Keys, agent: str, page: int = 10_000) -> Iterator[Envelope]:
-    """The agent's journal as a stream of envelopes, read in pages (for projection rebuilds)."""
-    from runtime.archive import journal_payloads
+    """The agent's journal as a stream of envelopes, read in pages (archive files, then XRANGE
+    pages of `page`). Errors: MessageDecodeError for an entry that does not decode; ConfigError
+    as `read_journal`."""
+    from runtime.archive import journal_pages
 
-    for payload in journal_payloads(client, keys, agent, page):
-        yield decode(payload)
+    for payloads in journal_pages(client, keys, agent, page):
+        for payload in payloads:
+            yield decode(payload)
+
+
+class JournalHead(msgspec.Struct, frozen=True, kw_only=True):
+    """An envelope's fields without its body, as `replay_events` reads them (`Envelope` has the
+    meaning of each). The ids are bounded in length but not matched against the id pattern
+    again: they were checked when the event was committed."""
+
+    id: Annotated[str, msgspec.Meta(max_length=80)]
+    agent: Annotated[str, msgspec.Meta(max_length=64)]
+    created_ms: int
+    body: msgspec.Raw
+    causation: Annotated[str, msgspec.Meta(max_length=80)] | None = None
+    correlation: Annotated[str, msgspec.Meta(max_length=80)] | None = None
+    signature: str | None = None
+
+
+class _Tag(msgspec.Struct):
+    type: str
+
+
+_HEAD = msgspec.msgpack.Decoder(JournalHead)
+_TAG = msgspec.msgpack.Decoder(_Tag)
+
+
+def replay_events(client: redis.Redis, keys: Keys, agent: str, types: Iterable[type[Message]],
+                  page: int = 10_000) -> Iterator[tuple[JournalHead, Message]]:
+    """(head, body) of each of the agent's events whose body is one of `types`, oldest first: what a
+    projection folds. Bodies of other types are left undecoded; bodies that are decoded are
+    validated by their type as `decode` does, and every head must name `agent`.
+
+    Errors: MessageDecodeError for an entry that does not decode, names another agent or has a
+    body that fails its type; ConfigError as `read_journal`.
+    """
+    from runtime.archive import journal_pages
+
+    wanted = tuple(types)
+    if not wanted:
+        return
+    names = {t.__struct_config__.tag: t for t in wanted}  # type: ignore[attr-defined]
+    body_decoder = msgspec.msgpack.Decoder(wanted[0] if len(wanted) == 1 else Union[wanted])  # type: ignore[arg-type]
+    head_decode, tag_decode, body_decode = _HEAD.decode, _TAG.decode, body_decoder.decode
+    for payloads in journal_pages(client, keys, agent, page):
+        for payload in payloads:
+            try:
+                if len(payload) > MAX_ENTRY_BYTES:
+                    raise msgspec.DecodeError(f"{len(payload)} bytes exceed the limit of {MAX_ENTRY_BYTES}")
+                head = head_decode(payload)
+                if tag_decode(head.body).type not in names:
+                    continue
+                body = body_decode(head.body)
+            except Exception as exc:  # noqa: BLE001 - one error for whatever bad bytes raise
+                raise MessageDecodeError(f"journal of {agent}: undecodable event: {type(exc).__name__}: {exc}") from None
+            if head.agent != agent:
+                raise MessageDecodeError(f"journal of {agent}: event {head.id} names agent {head.agent!r}")
+            yield head, body
 
 
 class JournalFollower:
