@@ -192,7 +192,8 @@ def main() -> int:
            "xrange_per_s": round(med["baseline: XRANGE alone (client.xrange)"][1]),
            "xrange_raw_per_s": round(med["baseline: XRANGE alone (raw replies)"][1]),
            "decode_per_s": round(med["baseline: msgpack decode alone (envelopes)"][1])}
-    for key, name in (("previous", "baseline: previous reader + envelopes"), ("replay_journal", "replay_journal: envelopes"),
+    for key, name in (("previous", "baseline: previous reader + envelopes"),
+                      ("replay_journal", "replay_journal: envelopes"),
                       ("replay_events", "replay_events: folded types only")):
         a, r, o = med[name]
         out.update({f"{key}_archive_per_s": round(a), f"{key}_redis_per_s": round(r), f"{key}_per_s": round(o)})

@@ -24,7 +24,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 from urllib.parse import quote
 
 import msgspec
@@ -147,9 +147,9 @@ def _key(entry_id: str) -> tuple[int, int]:
 
 def _file_pages(path: Path, last: list[str], page: int) -> Iterator[list[bytes]]:
     """The payloads, in lists of up to `page`, of one archive file whose entry id comes after
-    `last[0]` (an entry id, "" for none), which is moved on to the last one taken. Two ids whose parts have the same widths
-    compare as text the way they compare as numbers (digits without leading zeros), so only a
-    change of width parses them."""
+    `last[0]` (an entry id, "" for none), which is moved on to the last one taken. Two ids whose
+    parts have the same widths compare as text the way they compare as numbers (digits without
+    leading zeros), so only a change of width parses them."""
     out: list[bytes] = []
     append = out.append
     last_text = last[0]
@@ -176,8 +176,8 @@ def _file_pages(path: Path, last: list[str], page: int) -> Iterator[list[bytes]]
 def _payload(fields: Any) -> bytes:
     """The encoded envelope of a raw stream entry's field list ([name, value, ...])."""
     if fields[0] == FIELD:
-        return fields[1]
-    return dict(zip(fields[::2], fields[1::2]))[FIELD]
+        return cast(bytes, fields[1])
+    return cast(bytes, dict(zip(fields[::2], fields[1::2], strict=True))[FIELD])
 
 
 def _stream_pages(client: redis.Redis, stream: str, start: str, page: int) -> Iterator[list[bytes]]:

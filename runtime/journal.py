@@ -10,8 +10,8 @@ import redis
 
 from messages.base import Message
 from messages.codec import FIELD, MAX_ENTRY_BYTES, decode
-from messages.errors import MessageDecodeError
 from messages.envelope import Envelope
+from messages.errors import MessageDecodeError
 from runtime.keys import Keys
 
 
@@ -70,8 +70,8 @@ def replay_events(client: redis.Redis, keys: Keys, agent: str, types: Iterable[t
     wanted = tuple(types)
     if not wanted:
         return
-    names = {t.__struct_config__.tag: t for t in wanted}  # type: ignore[attr-defined]
-    body_decoder = msgspec.msgpack.Decoder(wanted[0] if len(wanted) == 1 else Union[wanted])  # type: ignore[arg-type]
+    names = {t.__struct_config__.tag: t for t in wanted}
+    body_decoder = msgspec.msgpack.Decoder(wanted[0] if len(wanted) == 1 else Union[wanted])
     head_decode, tag_decode, body_decode = _HEAD.decode, _TAG.decode, body_decoder.decode
     for payloads in journal_pages(client, keys, agent, page):
         for payload in payloads:
@@ -83,7 +83,8 @@ def replay_events(client: redis.Redis, keys: Keys, agent: str, types: Iterable[t
                     continue
                 body = body_decode(head.body)
             except Exception as exc:  # noqa: BLE001 - one error for whatever bad bytes raise
-                raise MessageDecodeError(f"journal of {agent}: undecodable event: {type(exc).__name__}: {exc}") from None
+                raise MessageDecodeError(
+                    f"journal of {agent}: undecodable event: {type(exc).__name__}: {exc}") from None
             if head.agent != agent:
                 raise MessageDecodeError(f"journal of {agent}: event {head.id} names agent {head.agent!r}")
             yield head, body
