@@ -174,7 +174,7 @@ def main() -> int:
                  lambda e: e.body),
                 ("replay_journal: envelopes", replay_journal(client, keys, AGENT, page=args.page), lambda e: e.body),
                 ("replay_events: folded types only", replay_events(client, keys, AGENT, (BetSettled,),
-                                                                   page=args.page), lambda e: e[1]),
+                                                                   page=args.page), lambda e: e.body),
             ):
                 a_s, r_s, n, stakes = fold(events, archived, body)
                 assert n == args.events and stakes == args.events * 1_000_000, (name, n, stakes)

@@ -205,7 +205,7 @@ def _stream_pages(client: redis.Redis, stream: str, start: str, page: int) -> It
                 conn.send_command("XRANGE", stream, _after(_text(reply[-1][0])), "+", "COUNT", page)
                 in_flight = True
             if reply:
-                yield [_payload(fields) for _, fields in reply]
+                yield [f[1] if f[0] == FIELD else _payload(f) for _, f in reply]
             if not in_flight:
                 return
     finally:

@@ -67,7 +67,8 @@ def escrow_outflows(client, keys, agent: str) -> int:
     from runtime.journal import replay_events
 
     spent = 0
-    for _, body in replay_events(client, keys, agent, (EscrowReleased, EscrowRefunded)):
+    for event in replay_events(client, keys, agent, (EscrowReleased, EscrowRefunded)):
+        body = event.body
         if isinstance(body, EscrowReleased):
             spent += body.amount
         elif isinstance(body, EscrowRefunded):

@@ -98,7 +98,8 @@ def test_replay_events_folds_only_the_asked_types_from_files_and_stream(rclient,
     archive_journal(rclient, keys, AGENT, tmp_path, before_ms=T0 + 7000)
     assert rclient.xlen(keys.events(AGENT)) == 5
     got = list(replay_events(rclient, keys, AGENT, (BalancesChanged,), page=2))
-    assert [(h.id, h.created_ms, b) for h, b in got] == [(e.id, e.created_ms, e.body) for e in written]
+    assert [(g.id, g.created_ms, g.correlation, g.body) for g in got] == [
+        (e.id, e.created_ms, e.correlation, e.body) for e in written]
     assert list(replay_events(rclient, keys, AGENT, (BetSettled,))) == []
     # an event naming another agent in this agent's journal is an error, not folded
     stray = wrap(BalancesChanged(cause="x"), agent="someone-else", now_ms=T0 + 20_000, new_id=seeded_ids(9))
