@@ -13,8 +13,8 @@ import redis
 from messages.base import Message
 from messages.codec import FIELD, MAX_ENTRY_BYTES, decode
 from messages.envelope import Envelope
-from messages.schema import AnyMessage
 from messages.errors import MessageDecodeError
+from messages.schema import AnyMessage
 from runtime.keys import Keys
 
 
