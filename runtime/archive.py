@@ -193,7 +193,10 @@ def _stream_pages(client: redis.Redis, stream: str, start: str, page: int) -> It
             if len(entries) < page:
                 return
             start = _after(_text(entries[-1][0]))
-    conn = pool.get_connection()
+    try:
+        conn = pool.get_connection()
+    except TypeError:  # redis-py before 5.3 names the command
+        conn = pool.get_connection("XRANGE")
     in_flight = False
     try:
         conn.send_command("XRANGE", stream, start, "+", "COUNT", page)
