@@ -79,9 +79,9 @@ def main() -> int:
     sandbox.terminate()
     sandbox.wait(10)
     print(machine())
-    print(f"{'onboarding':<24}{'agents':>8}{'agents/s':>10}")
+    print(f"{'onboarding':<32}{'agents':>8}{'agents/s':>10}")
     for name, (count, rate) in rows.items():
-        print(f"{name:<24}{count:>8}{rate:>10.1f}")
+        print(f"{name:<32}{count:>8}{rate:>10.1f}")
     b = rows["one at a time"][1]
     f = rows[f"{args.parallel} in parallel"][1]
     result = {"bench": "onboard", "baseline_agents_per_s": round(b, 1), "parallel": args.parallel,
