@@ -14,8 +14,10 @@ Secrets — API keys, the wallet mnemonic, the Monero view key — go only into 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from actors.bootstrap import open_treasury
 from actors.chain_view import addresses_key
@@ -33,6 +35,31 @@ SERVICES = ("casino", "wallet", "trading")
 
 FAUCET_FINE = {"already_claimed", "has_deposits"}
 """Faucet refusals that mean there is nothing to claim: not failures of onboarding."""
+
+
+class FaucetLimit:
+    """What the faucet last said about this machine's IP, shared by the agents onboarded together.
+
+    The faucet limits claims per IP: 5 a minute (429 `rate_limited`) and one successful claim a day
+    (429 `ip_rate_limited`). After such an answer the claims of the next agents within that minute
+    or day are not sent: their outcome is `rate_limited`, what the faucet would answer. Thread-safe;
+    `clock` gives seconds (monotonic)."""
+
+    WAIT_S = {"ip_rate_limited": 24 * 3600.0, "rate_limited": 60.0}
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    def limited(self) -> bool:
+        with self._lock:
+            return self._clock() < self._until
+
+    def note(self, code: str | None) -> None:
+        """A 429 with error `code` (an unknown code counts as the one-minute limit)."""
+        with self._lock:
+            self._until = max(self._until, self._clock() + self.WAIT_S.get(code or "", 60.0))
 
 
 @dataclass(frozen=True)
@@ -67,7 +94,7 @@ class Onboarding:
     """One agent's onboarding, step by step; `run` does them all in order."""
 
     def __init__(self, steps: AtomicSteps, agent: str, *, venues: dict[str, str], now_ms: int, new_id: IdFactory,
-                 clients: dict[str, Any] | None = None):
+                 clients: dict[str, Any] | None = None, faucet_limit: FaucetLimit | None = None):
         self.steps = steps
         self.keys: Keys = steps.keys
         self.client = steps.client
@@ -75,6 +102,7 @@ class Onboarding:
         self.now_ms = now_ms
         self.new_id = new_id
         self.clients = clients if clients is not None else _clients(venues)
+        self.faucet_limit = faucet_limit if faucet_limit is not None else FaucetLimit()
 
     # ------------------------------------------------------------------ state in Redis
 
@@ -154,11 +182,14 @@ class Onboarding:
         credited = 0
         if balance > 0:
             outcome = "not_empty"
+        elif self.faucet_limit.limited():
+            outcome = "rate_limited"  # the faucet refused this IP a moment ago: not asked again
         else:
             try:
                 credited = int(self.clients["faucet"].claim(creds["casino_agent_id"]).credited)
                 outcome = "claimed"
-            except VenueRateLimited:
+            except VenueRateLimited as exc:
+                self.faucet_limit.note(exc.code)
                 outcome = "rate_limited"
             except VenueRejected as exc:
                 if exc.code not in FAUCET_FINE:
@@ -199,15 +230,17 @@ class Onboarding:
 def onboard_agent(steps: AtomicSteps, agent: str, capital: int, *, venues: dict[str, str], now_ms: int,
                   new_id: IdFactory, referral_codes: dict[str, str] | None = None,
                   buckets: dict[str, int] | None = None, create_wallet: bool = True,
-                  clients: dict[str, Any] | None = None) -> OnboardingResult:
+                  clients: dict[str, Any] | None = None, faucet_limit: FaucetLimit | None = None) -> OnboardingResult:
     """Register `agent` at casino, wallet and trading, create its wallet, claim the faucet if the
     casino balance is empty, and open its treasury with `capital` (or the given `buckets`).
 
     Idempotent: what Redis already holds is not done again. `venues` maps service names to base
     URLs; `clients` (casino, wallet, trading, faucet) replaces the clients built from them.
     `referral_codes` gives each venue's own code of the agent that referred this one.
+    `faucet_limit` is shared by agents onboarded together (`FaucetLimit`; default: this agent's own).
     """
-    return Onboarding(steps, agent, venues=venues, now_ms=now_ms, new_id=new_id, clients=clients).run(
+    return Onboarding(steps, agent, venues=venues, now_ms=now_ms, new_id=new_id, clients=clients,
+                      faucet_limit=faucet_limit).run(
         capital, referral_codes=referral_codes, buckets=buckets, create_wallet=create_wallet)
 
 

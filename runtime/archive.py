@@ -24,7 +24,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 from urllib.parse import quote
 
 import msgspec
@@ -125,45 +125,118 @@ def _record(client: redis.Redis, keys: Keys, agent: str) -> tuple[str, str] | No
     return _text(raw[0]), _text(raw[1])
 
 
+_RECORD = msgspec.msgpack.Decoder(tuple[str, bytes])
+
+
 def _read_file(path: Path) -> Iterator[tuple[str, bytes]]:
     data = path.read_bytes()
-    at, decoder = 0, msgspec.msgpack.Decoder(tuple[str, bytes])
+    at, unpack, decode = 0, _LEN.unpack_from, _RECORD.decode
+    view = memoryview(data)
     while at + 4 <= len(data):
-        (n,) = _LEN.unpack_from(data, at)
+        (n,) = unpack(data, at)
         if at + 4 + n > len(data):
             break  # a record cut short by a crash while writing: written again by the next run
-        yield decoder.decode(data[at + 4:at + 4 + n])
+        yield decode(view[at + 4:at + 4 + n])
         at += 4 + n
 
 
-def journal_payloads(client: redis.Redis, keys: Keys, agent: str, page: int = PAGE) -> Iterator[bytes]:
-    """Every encoded envelope of the agent's journal, oldest first: the archive, then the stream.
+def _key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
-    Reads the stream in pages of `page` entries (XRANGE COUNT), never in one unbounded call.
+
+def _file_pages(path: Path, last: list[str], page: int) -> Iterator[list[bytes]]:
+    """The payloads, in lists of up to `page`, of one archive file whose entry id comes after
+    `last[0]` (an entry id, "" for none), which is moved on to the last one taken. Two ids whose
+    parts have the same widths compare as text the way they compare as numbers (digits without
+    leading zeros), so only a change of width parses them."""
+    out: list[bytes] = []
+    append = out.append
+    last_text = last[0]
+    last_dash = last_text.find("-")
+    for eid, payload in _read_file(path):
+        dash = eid.find("-")
+        if dash == last_dash and len(eid) == len(last_text):
+            if eid <= last_text:
+                continue
+        elif last_text and _key(eid) <= _key(last_text):
+            continue
+        last_text, last_dash = eid, dash
+        append(payload)
+        if len(out) >= page:
+            last[0] = last_text
+            yield out
+            out = []
+            append = out.append
+    last[0] = last_text
+    if out:
+        yield out
+
+
+def _payload(fields: Any) -> bytes:
+    """The encoded envelope of a raw stream entry's field list ([name, value, ...])."""
+    if fields[0] == FIELD:
+        return cast(bytes, fields[1])
+    return cast(bytes, dict(zip(fields[::2], fields[1::2], strict=True))[FIELD])
+
+
+def _stream_pages(client: redis.Redis, stream: str, start: str, page: int) -> Iterator[list[bytes]]:
+    """The stream from `start` on, in pages of `page` payloads. On a plain client the next page is
+    asked for (on a connection of its own, raw replies) before the current one is handed out, so
+    Redis prepares it while the caller decodes; other clients read page after page."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is None or not isinstance(client, redis.Redis):
+        while True:
+            entries: Any = client.xrange(stream, min=start, count=page)
+            if entries:
+                yield [f[FIELD] for _, f in entries]
+            if len(entries) < page:
+                return
+            start = _after(_text(entries[-1][0]))
+    try:
+        conn = pool.get_connection()
+    except TypeError:  # redis-py before 5.3 names the command
+        conn = pool.get_connection("XRANGE")
+    in_flight = False
+    try:
+        conn.send_command("XRANGE", stream, start, "+", "COUNT", page)
+        in_flight = True
+        while True:
+            reply = conn.read_response()
+            in_flight = False
+            if len(reply) >= page:
+                conn.send_command("XRANGE", stream, _after(_text(reply[-1][0])), "+", "COUNT", page)
+                in_flight = True
+            if reply:
+                yield [f[1] if f[0] == FIELD else _payload(f) for _, f in reply]
+            if not in_flight:
+                return
+    finally:
+        if in_flight:
+            conn.disconnect()  # a reply left unread: the connection cannot be reused as it is
+        pool.release(conn)
+
+
+def journal_pages(client: redis.Redis, keys: Keys, agent: str, page: int = PAGE) -> Iterator[list[bytes]]:
+    """The agent's journal, oldest first, as lists of up to `page` encoded envelopes: the archive
+    files, then the stream (XRANGE COUNT `page`, never one unbounded call).
+
     Errors: ConfigError if an archive is recorded but its directory is missing.
     """
     record = _record(client, keys, agent)
-    last = (0, -1)
+    last = [""]
     if record is not None:
         root = agent_dir(record[0], agent)
         if not root.is_dir():
             raise ConfigError(f"agent {agent}: its journal up to {record[1]} is archived in {root}, which is missing")
         for path in sorted(root.glob("*.journal")):
-            for eid, payload in _read_file(path):
-                ms, _, seq = eid.partition("-")
-                key = (int(ms), int(seq))
-                if key <= last:
-                    continue
-                last = key
-                yield payload
-    start = f"{last[0]}-{last[1] + 1}" if last[1] >= 0 else "-"
-    stream = keys.events(agent)
-    while True:
-        entries: Any = client.xrange(stream, min=start, count=page)
-        if not entries:
-            return
-        for _, fields in entries:
-            yield fields[FIELD]
-        if len(entries) < page:
-            return
-        start = _after(_text(entries[-1][0]))
+            yield from _file_pages(path, last, page)
+    yield from _stream_pages(client, keys.events(agent), _after(last[0]) if last[0] else "-", page)
+
+
+def journal_payloads(client: redis.Redis, keys: Keys, agent: str, page: int = PAGE) -> Iterator[bytes]:
+    """Every encoded envelope of the agent's journal, oldest first: the archive, then the stream
+    (`journal_pages`, flattened). Errors: ConfigError if an archive is recorded but its directory
+    is missing."""
+    for payloads in journal_pages(client, keys, agent, page):
+        yield from payloads

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import Any, Iterable, Iterator
+import typing
+from typing import Annotated, Any, Iterable, Iterator, Union
 
+import msgspec
 import redis
 
-from messages.codec import FIELD, decode
+from messages.base import Message
+from messages.codec import FIELD, MAX_ENTRY_BYTES, decode
 from messages.envelope import Envelope
+from messages.errors import MessageDecodeError
+from messages.schema import AnyMessage
 from runtime.keys import Keys
 
 
@@ -21,11 +27,78 @@ def read_journal(client: redis.Redis, keys: Keys, agent: str) -> list[Envelope]:
 
 
 def replay_journal(client: redis.Redis, keys: Keys, agent: str, page: int = 10_000) -> Iterator[Envelope]:
-    """The agent's journal as a stream of envelopes, read in pages (for projection rebuilds)."""
-    from runtime.archive import journal_payloads
+    """The agent's journal as a stream of envelopes, read in pages (archive files, then XRANGE
+    pages of `page`). Errors: MessageDecodeError for an entry that does not decode; ConfigError
+    as `read_journal`."""
+    from runtime.archive import journal_pages
 
-    for payload in journal_payloads(client, keys, agent, page):
-        yield decode(payload)
+    for payloads in journal_pages(client, keys, agent, page):
+        for payload in payloads:
+            yield decode(payload)
+
+
+_Id = Annotated[str, msgspec.Meta(max_length=80)]
+
+
+class JournalEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One event as `replay_events` gives it: the envelope's fields (`Envelope` has the meaning of
+    each) with a body of one of the asked types. The ids are bounded in length but not matched
+    against the id pattern again: they were checked when the event was committed."""
+
+    id: _Id
+    agent: _Id
+    created_ms: int
+    body: Any
+    causation: _Id | None = None
+    correlation: _Id | None = None
+    signature: str | None = None
+
+
+@functools.lru_cache(maxsize=32)
+def _event_decoder(wanted: frozenset[type]) -> msgspec.msgpack.Decoder[Any]:
+    """A decoder of envelopes whose body is one of `wanted` (decoded and validated) or another
+    message type, read as an empty stand-in of that type: its fields are skipped, not decoded."""
+    others = []
+    for message_type in typing.get_args(AnyMessage):
+        if message_type not in wanted:
+            tag = message_type.__struct_config__.tag
+            others.append(msgspec.defstruct(f"Skipped{tag}", [], tag=tag, tag_field="type", frozen=True))
+    event = msgspec.defstruct("JournalEvent", [("body", Union[tuple(sorted(wanted, key=str)) + tuple(others)])],
+                              bases=(JournalEvent,), frozen=True, kw_only=True)
+    return msgspec.msgpack.Decoder(event)
+
+
+def replay_events(client: redis.Redis, keys: Keys, agent: str, types: Iterable[type[Message]],
+                  page: int = 10_000) -> Iterator[JournalEvent]:
+    """The agent's events whose body is one of `types`, oldest first: what a projection folds.
+    Bodies of other types are skipped, not decoded; bodies of `types` are validated by their type
+    as `decode` does, and every event must name `agent`.
+
+    Errors: MessageDecodeError for an entry that does not decode, names another agent or has a
+    body that fails its type; ConfigError as `read_journal`.
+    """
+    from runtime.archive import journal_pages
+
+    wanted = frozenset(types)
+    unknown = [t for t in wanted if t not in typing.get_args(AnyMessage)]
+    if unknown:
+        raise ValueError(f"not message types: {unknown}")
+    if not wanted:
+        return
+    event_decode = _event_decoder(wanted).decode
+    for payloads in journal_pages(client, keys, agent, page):
+        if max(map(len, payloads)) > MAX_ENTRY_BYTES:
+            raise MessageDecodeError(f"journal of {agent}: an event exceeds the limit of {MAX_ENTRY_BYTES} bytes")
+        for payload in payloads:
+            try:
+                event = event_decode(payload)
+            except Exception as exc:  # noqa: BLE001 - one error for whatever bad bytes raise
+                raise MessageDecodeError(
+                    f"journal of {agent}: undecodable event: {type(exc).__name__}: {exc}") from None
+            if type(event.body) in wanted:
+                if event.agent != agent:
+                    raise MessageDecodeError(f"journal of {agent}: event {event.id} names agent {event.agent!r}")
+                yield event
 
 
 class JournalFollower:

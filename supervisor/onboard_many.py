@@ -8,6 +8,7 @@ the others go on; running it again finishes what is missing.
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Callable
@@ -23,18 +24,21 @@ from runtime.keys import Keys
 DEFAULT_PARALLEL = 16
 
 
-def add_agent(client, keys: Keys, venues: dict[str, str], mode: str, name: str, capital: int) -> str:
+def add_agent(client, keys: Keys, venues: dict[str, str], mode: str, name: str, capital: int, *,
+              faucet_limit=None) -> str:
     """Onboard one agent (idempotent: a known agent is neither registered nor funded again, and the
     line returned says plainly that nothing was done).
 
-    `name` is validated first (`BadAgentId`); `capital` is micro-USD and must be > 0."""
+    `name` is validated first (`BadAgentId`); `capital` is micro-USD and must be > 0;
+    `faucet_limit` (actors.onboarding.FaucetLimit) is shared by the agents of one batch."""
     from actors.onboarding import onboard_agent
 
     validate_agent_id(name)
     if capital <= 0:
         raise ConfigError(f"capital for {name} must be more than $0")
     steps = AtomicSteps(client, keys)
-    result = onboard_agent(steps, name, capital, venues=venues, now_ms=SystemClock().now_ms(), new_id=random_ids())
+    result = onboard_agent(steps, name, capital, venues=venues, now_ms=SystemClock().now_ms(), new_id=random_ids(),
+                           faucet_limit=faucet_limit)
     client.sadd(keys.agents(), name)
     if result.allocation != "ok":
         from actors.ledger import read_ledger
@@ -72,7 +76,9 @@ def onboard_many(client, keys: Keys, venues: dict[str, str], mode: str, agents: 
     if parallel < 1:
         raise ValueError("parallel must be at least 1")
     if add is None:
-        add = add_agent
+        from actors.onboarding import FaucetLimit
+
+        add = functools.partial(add_agent, faucet_limit=FaucetLimit())
     report = OnboardReport()
     total = len(agents)
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="onboard") as pool:

@@ -63,15 +63,16 @@ def expected_by_silo(ledger, transfers, parked: int = 0, escrow_spent: int = 0
 def escrow_outflows(client, keys, agent: str) -> int:
     """What escrows took out of the reserve's parked money for good, from the journal: released
     amounts and the fees kept on refunds."""
-    from runtime.journal import read_journal
+    from messages.escrow_msgs import EscrowRefunded, EscrowReleased
+    from runtime.journal import replay_events
 
     spent = 0
-    for env in read_journal(client, keys, agent):
-        kind = type(env.body).__name__
-        if kind == "EscrowReleased":
-            spent += env.body.amount
-        elif kind == "EscrowRefunded":
-            spent += env.body.fee
+    for event in replay_events(client, keys, agent, (EscrowReleased, EscrowRefunded)):
+        body = event.body
+        if isinstance(body, EscrowReleased):
+            spent += body.amount
+        elif isinstance(body, EscrowRefunded):
+            spent += body.fee
     return spent
 
 

@@ -140,3 +140,40 @@ def test_two_concurrent_onboardings_store_one_account_per_venue(steps, sandbox, 
     counts = journal_types(rclient, keys, "eve")
     assert counts["VenueRegistered"] == 3 and counts["CapitalAllocated"] == 1 and counts["AgentOnboarded"] == 1
     assert sorted(r.allocation for r in results) == ["duplicate", "ok"]
+
+
+class CountingFaucet:
+    """A faucet client that counts claims and answers each with a 429 of the day's per-IP limit."""
+
+    def __init__(self):
+        self.claims = 0
+
+    def claim(self, agent_casino_id, referral_code=None):
+        from venue.errors import VenueRateLimited
+
+        self.claims += 1
+        raise VenueRateLimited("faucet", "Already claimed from this IP today", code="ip_rate_limited", status=429)
+
+
+def test_after_the_faucet_refuses_the_ip_the_next_agents_of_the_batch_do_not_ask(steps, sandbox, clock, rclient,
+                                                                                 keys):
+    from actors.onboarding import FaucetLimit
+    from venue.client.trading import TradingClient
+    from venue.client.wallet import WalletClient
+
+    now = [1000.0]
+    limit = FaucetLimit(clock=lambda: now[0])
+    faucet = CountingFaucet()
+    urls = sandbox.urls
+
+    def clients():
+        return {"casino": EmptyCasino(urls["casino"]), "wallet": WalletClient(urls["wallet"]),
+                "trading": TradingClient(urls["trading"]), "faucet": faucet}
+
+    results = [onboard(steps, sandbox, name, clock, clients=clients(), faucet_limit=limit)
+               for name in ("fay", "fin", "flo")]
+    assert [r.faucet for r in results] == ["rate_limited"] * 3
+    assert faucet.claims == 1  # the day's per-IP refusal holds for the whole batch
+    now[0] += 24 * 3600  # a day later the faucet is asked again
+    onboard(steps, sandbox, "fox", clock, clients=clients(), faucet_limit=limit)
+    assert faucet.claims == 2

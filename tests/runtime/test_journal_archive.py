@@ -6,7 +6,7 @@ import pytest
 
 from messages.codec import FIELD, encode
 from messages.envelope import seeded_ids, wrap
-from messages.errors import ConfigError
+from messages.errors import ConfigError, MessageDecodeError
 from messages.schema import BalancesChanged
 from runtime.archive import archive_journal, archive_key
 from runtime.journal import read_journal, replay_journal
@@ -87,3 +87,30 @@ def test_the_cli_archives_every_agent_and_refuses_a_negative_age(rclient, keys, 
     assert "4 entries archived" in capsys.readouterr().out
     assert rclient.xlen(keys.events(AGENT)) == 0
     assert read_journal(rclient, keys, AGENT) == written
+
+
+def test_replay_events_folds_only_the_asked_types_from_files_and_stream(rclient, keys, tmp_path):
+    from messages.codec import FIELD, encode
+    from messages.schema import BetSettled
+    from runtime.journal import replay_events
+
+    written = write(rclient, keys, 12, T0, 1000, seed=6)
+    archive_journal(rclient, keys, AGENT, tmp_path, before_ms=T0 + 7000)
+    assert rclient.xlen(keys.events(AGENT)) == 5
+    got = list(replay_events(rclient, keys, AGENT, (BalancesChanged,), page=2))
+    assert [(g.id, g.created_ms, g.correlation, g.body) for g in got] == [
+        (e.id, e.created_ms, e.correlation, e.body) for e in written]
+    assert list(replay_events(rclient, keys, AGENT, (BetSettled,))) == []
+    # an event naming another agent in this agent's journal is an error, not folded
+    stray = wrap(BalancesChanged(cause="x"), agent="someone-else", now_ms=T0 + 20_000, new_id=seeded_ids(9))
+    rclient.xadd(keys.events(AGENT), {FIELD: encode(stray)})
+    with pytest.raises(MessageDecodeError, match="names agent"):
+        list(replay_events(rclient, keys, AGENT, (BalancesChanged,)))
+
+
+def test_stopping_a_replay_early_leaves_the_client_usable(rclient, keys):
+    written = write(rclient, keys, 7, T0, 1000, seed=7)
+    it = replay_journal(rclient, keys, AGENT, page=2)
+    assert next(it) == written[0]
+    it.close()  # the next page was asked for and not read
+    assert rclient.ping() and read_journal(rclient, keys, AGENT) == written
