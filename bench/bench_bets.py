@@ -52,7 +52,7 @@ class InstantCasino:
     def __init__(self):
         self.n = 0
 
-    def place_bet_once(self, game, amount, params, *, client_seed, idempotency_key, attempts=3):
+    def place_bet_once(self, game, amount, params, *, client_seed, idempotency_key, attempts=3, since_ms=None):
         self.n += 1
         won = self.n % 2 == 0
         return BetResult(bet_id=f"b{self.n}", game=game, amount_bet=amount, amount_won=amount * 2 if won else 0,
@@ -60,6 +60,9 @@ class InstantCasino:
 
     def find_bet(self, client_seed):
         return None
+
+    def max_stake(self, game, params):
+        return None  # no venue-side Kelly limit: the treasury's own cap applies
 
 
 def payloads(keys: Keys, agents: list[str], n: int, key) -> list[tuple[str, bytes]]:
@@ -120,8 +123,11 @@ def full(url: str, n: int, agents: int, batch: int, key) -> float:
     bus.ensure_groups()
     fill(client, payloads(keys, names, n, key))
     t0 = time.perf_counter()
+    idle = 0
     while bus.processed + bus.dead_lettered < n:
-        bus.poll_once()
+        idle = 0 if bus.poll_once() else idle + 1
+        if idle > 100:  # a second with nothing new: the handler is failing (retries wait for the run loop)
+            raise SystemExit(f"only {bus.processed} of {n} bets handled: the full path is broken")
     rate = n / (time.perf_counter() - t0)
     actor.stop()
     if bus.dead_lettered:
