@@ -31,7 +31,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
 
 import redis
 
@@ -88,6 +88,20 @@ class OutcomeUnknown(TreasuryError):
 
 
 Handler = Callable[[Delivery], None]
+
+
+class _Prepared(NamedTuple):
+    """A stream entry decoded, and judged by the gate, ahead of its turn (`StreamBus._prepare`)."""
+
+    envelope: Envelope | None
+    """The decoded envelope; None if it did not decode (`error` says why)."""
+    error: Exception | None
+    checked: Any
+    """The gate's outcome (`command_gate.Checked`: who signed, None, or the refusal), or
+    `_UNCHECKED` when nothing was asked of the gate."""
+
+
+_UNCHECKED = object()
 
 
 def blocking_client(url: str, block_ms: int) -> redis.Redis:
@@ -267,12 +281,34 @@ class StreamBus:
         block = (self.block_ms if block_ms is None else block_ms) if wait else None
         reply = self.reader.xreadgroup(self.group, self.consumer, {s: ">" for s in self.streams},
                                        count=self.batch, block=block)
-        handled = 0
-        for stream, entries in _iter_reply(reply):
-            for entry_id, fields in entries:
-                self._process(stream, entry_id, fields, deliveries=1)
-                handled += 1
-        return handled
+        items = [(stream, entry_id, fields) for stream, entries in _iter_reply(reply) for entry_id, fields in entries]
+        for (stream, entry_id, fields), ready in zip(items, self._prepare(items), strict=True):
+            self._process(stream, entry_id, fields, deliveries=1, prepared=ready)
+        return len(items)
+
+    def _prepare(self, items: list[tuple[Any, Any, Any]]) -> list[_Prepared | None]:
+        """Decode a batch of first deliveries and pass them through the gate together: every
+        signed command's nonce is claimed in one round trip (`CommandGate.check_many`) instead of
+        one per entry. Each entry is still applied on its own, in order, by its own commit; a
+        claim names its entry, so one left pending (a crash, a Redis fault) passes again when it is
+        redelivered. None for an entry with no fields (acknowledged as it comes)."""
+        out: list[_Prepared | None] = []
+        for _, _, fields in items:
+            if not fields:
+                out.append(None)
+                continue
+            try:
+                out.append(_Prepared(decode_entry(fields), None, _UNCHECKED))
+            except Exception as exc:  # noqa: BLE001 - dead-lettered in its turn, as in `_process`
+                out.append(_Prepared(None, exc, _UNCHECKED))
+        if self.gate is None:
+            return out
+        gated = [i for i, ready in enumerate(out) if ready is not None and ready.envelope is not None]
+        if gated:
+            checked = self.gate.check_many([(out[i].envelope, _s(items[i][1])) for i in gated])  # type: ignore[union-attr]
+            for i, outcome in zip(gated, checked, strict=True):
+                out[i] = out[i]._replace(checked=outcome)  # type: ignore[union-attr]
+        return out
 
     def trim_acknowledged(self) -> int:
         """Trim the streams handled since the last call to what their groups still need."""
@@ -347,7 +383,8 @@ class StreamBus:
 
     # ------------------------------------------------------------------ one entry
 
-    def _process(self, stream: str, entry_id: str | bytes, fields: dict[Any, Any] | None, deliveries: int) -> None:
+    def _process(self, stream: str, entry_id: str | bytes, fields: dict[Any, Any] | None, deliveries: int,
+                 prepared: _Prepared | None = None) -> None:
         self.last_loop = time.monotonic()
         entry_id = _s(entry_id)
         stream = _s(stream)
@@ -355,10 +392,14 @@ class StreamBus:
         if not fields:
             self.client.xack(stream, self.group, entry_id)  # trimmed or deleted: nothing to apply
             return
-        try:
-            envelope = decode_entry(fields)
-        except Exception as exc:  # noqa: BLE001 - any entry, however malformed, is set aside
-            self.dead_letter(stream, entry_id, fields, _error_text(exc), deliveries, None)
+        if prepared is None:
+            try:
+                prepared = _Prepared(decode_entry(fields), None, _UNCHECKED)
+            except Exception as exc:  # noqa: BLE001 - any entry, however malformed, is set aside
+                prepared = _Prepared(None, exc, _UNCHECKED)
+        envelope = prepared.envelope
+        if envelope is None:
+            self.dead_letter(stream, entry_id, fields, _error_text(prepared.error or ValueError()), deliveries, None)
             return
         spend = self._is_spend(envelope)
         if deliveries > self.max_deliveries and not spend:
@@ -370,7 +411,9 @@ class StreamBus:
         authority = None
         if self.gate is not None:
             try:
-                verified = self.gate.check(envelope, entry_id)
+                verified = self.gate.check(envelope, entry_id) if prepared.checked is _UNCHECKED else prepared.checked
+                if isinstance(verified, Exception):
+                    raise verified
             except Exception as exc:  # noqa: BLE001 - a command the gate cannot judge is refused
                 if is_transient(exc):
                     raise

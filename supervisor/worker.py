@@ -18,7 +18,7 @@ import pykka
 
 from messages.envelope import random_ids
 from messages.errors import ConfigError, TreasuryError
-from runtime.atomic import AtomicSteps, reserved_at
+from runtime.atomic import AtomicSteps, reserved_at, reserved_at_many
 from runtime.bus import StreamBus, command_client
 from runtime.clock import Clock, RedisClock, SystemClock
 from runtime.command_gate import CommandGate
@@ -52,7 +52,8 @@ def make_gate(client, keys: Keys, clock: Clock) -> CommandGate:
         raise ConfigError("no command keys configured (TREASURY_KEYS or TREASURY_KEYS_FILE); "
                           "use --allow-unsigned only on a private Redis")
     return CommandGate(keyring, RedisNonceStore(client, keys.prefix, shards=keys.shards), clock,
-                       accepted_at=lambda env: reserved_at(client, keys, env.agent, env.id))
+                       accepted_at=lambda env: reserved_at(client, keys, env.agent, env.id),
+                       accepted_at_many=lambda envs: reserved_at_many(client, keys, envs))
 
 
 class Worker:
