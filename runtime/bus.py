@@ -329,11 +329,12 @@ class StreamBus:
                 out.append(_Prepared(None, exc, _UNCHECKED))
         if self.gate is None:
             return out
-        gated = [i for i, ready in enumerate(out) if ready is not None and ready.envelope is not None]
+        gated = [(i, ready) for i, ready in enumerate(out) if ready is not None and ready.envelope is not None]
         if gated:
-            checked = self.gate.check_many([(out[i].envelope, _s(items[i][1])) for i in gated])  # type: ignore[union-attr]
-            for i, outcome in zip(gated, checked, strict=True):
-                out[i] = out[i]._replace(checked=outcome)  # type: ignore[union-attr]
+            checked = self.gate.check_many([(ready.envelope, _s(items[i][1])) for i, ready in gated
+                                            if ready.envelope is not None])
+            for (i, ready), outcome in zip(gated, checked, strict=True):
+                out[i] = ready._replace(checked=outcome)
         return out
 
     def trim_acknowledged(self) -> int:

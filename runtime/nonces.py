@@ -59,7 +59,7 @@ def claim_many(store: NonceStore, claims: Sequence[NonceClaim]) -> list[bool]:
     can (`RedisNonceStore.claim_many`)."""
     many = getattr(store, "claim_many", None)
     if many is not None:
-        return many(claims)
+        return [bool(won) for won in many(claims)]
     return [store.claim(c.key_id, c.nonce, c.expires_ms, c.now_ms, agent=c.agent, holder=c.holder) for c in claims]
 
 
