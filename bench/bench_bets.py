@@ -3,8 +3,10 @@
     python bench/bench_bets.py [--bets 4000] [--agents 16] [--batch 64] [--runs 3]
 
 Full path: signed PlaceBet commands on the casino command streams -> bus (XREADGROUP) -> command
-gate (signature, nonce claim) -> casino actor -> fence (reserve.lua) -> an instant in-process
-venue -> settle (commit.lua: ledger, journal, RiskGuard poke, ack). Baseline, same run, same
+gate (signatures; the batch's nonces claimed together) -> casino actors (as the worker runs them:
+`ACTORS_PER_ROLE`, a batch handed over in waves of different agents; `--actors` to change) ->
+fence (reserve.lua) -> an instant in-process venue -> settle (commit.lua: ledger, journal,
+RiskGuard poke, ack). Baseline, same run, same
 Redis, same payloads: bare redis-py XREADGROUP, then per entry XACK and XADD of the payload to an
 events stream. Both start from a pre-filled stream; medians of `--runs`.
 Also: the first bet of an agent against later bets over real HTTP (the sandbox casino), with the
