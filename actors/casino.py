@@ -18,16 +18,16 @@ from typing import Callable
 import pykka
 import redis
 
-from actors.base import TreasuryActor
+from actors.base import TreasuryActor, unknown_agent
 from actors.casino_odds import game_id, true_odds, venue_params
 from actors.flows import already_booked, book_flow
 from actors.incoming import incoming_payments
 from actors.kelly import KellyResult, kelly_stake
 from actors.ledger import LedgerView, ledger_from, read_ledger, read_risk
 from actors.policy.breakers import casino_session
-from actors.policy.buckets import bp_text
+from actors.policy.buckets import Policy, bp_text
 from actors.policy.drift import big_win
-from actors.policy.effective import effective_policy
+from actors.policy.effective import policy_from
 from actors.venues import TIMEOUT_S, AgentClients
 from messages.catalogue import role_of
 from messages.envelope import IdFactory, wrap
@@ -78,6 +78,7 @@ class CasinoBucket(TreasuryActor):
     role = "casino"
     handlers = {PlaceBet: "place_bet", StartSession: "start_session", ScanIncoming: "scan_incoming"}
     transfer_legs = True
+    checks_agent_itself = frozenset({PlaceBet})  # in `read_state`, the bet's one read
 
     def __init__(self, steps: AtomicSteps, clock: Clock, new_id: IdFactory, casino_for: Callable[[str], object]):
         super().__init__(steps, clock, new_id)
@@ -113,12 +114,17 @@ class CasinoBucket(TreasuryActor):
         raw = self.client.hgetall(self.session_key(agent))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
-    def read_state(self, agent: str) -> tuple[LedgerView, dict[str, str]]:
-        """The agent's ledger and casino session, in one round trip."""
+    def read_state(self, agent: str) -> tuple[LedgerView, dict[str, str], Policy]:
+        """The agent's ledger, casino session and effective policy, in one round trip; raises
+        `UnknownAgent` (nothing read is used, nothing written) when the agent has no risk state."""
+        k = self.keys
         pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(self.keys.ledger(agent)).hgetall(self.session_key(agent))
-        ledger_raw, session_raw = pipe.execute()
-        return ledger_from(ledger_raw), {k.decode(): v.decode() for k, v in session_raw.items()}
+        pipe.exists(k.risk(agent)).hgetall(k.ledger(agent)).hgetall(self.session_key(agent)).hgetall(k.policy(agent))
+        known, ledger_raw, session_raw, policy_raw = pipe.execute()
+        if not known:
+            raise unknown_agent(agent)
+        session = {key.decode(): value.decode() for key, value in session_raw.items()}
+        return ledger_from(ledger_raw), session, policy_from(policy_raw)
 
     def start_session(self, delivery: Delivery, cmd: StartSession) -> None:
         """A new session replaces a stopped one; its budget must be in the casino bucket."""
@@ -146,18 +152,17 @@ class CasinoBucket(TreasuryActor):
     def place_bet(self, delivery: Delivery, bet: PlaceBet) -> None:
         env = delivery.envelope
         agent, now = env.agent, self.clock.now_ms()
+        ledger, session, policy = self.read_state(agent)  # first: an unknown agent raises here
         blocked = self.spend_blocked(agent)
         if blocked is not None and not self.client.hexists(self.keys.reservations(agent), env.id):
             # the broadcast landed: refused at once, no fence, no venue (a bet reserved before a
             # crash is not refused here: it may be placed already, and is looked up below)
             return self._refuse(delivery, blocked.state.lower(), f"treasury is {blocked.state}: {blocked.reason}",
                                 None)
-        ledger, session = self.read_state(agent)
         bucket_available = ledger.available.get("casino", 0)
         if session.get("state") == "stopped":
             return self._refuse(delivery, "session_stopped", f"the casino session is stopped: {session['reason']}",
                                 None)
-        policy = effective_policy(self.client, self.keys, agent)
         # In a session, Kelly sizes on the session's balance; the bet cap is always on the bucket.
         bankroll = (min(int(session["budget"]) + int(session["pnl"]), bucket_available) if session
                     else bucket_available)
@@ -224,7 +229,7 @@ class CasinoBucket(TreasuryActor):
         except VenueRejected as exc:
             return self._release(delivery, stake, exc.code, str(exc))
         # VenueUnavailable propagates: the bus retries later; the reservation stays until settled.
-        self._settle(delivery, stake, result, sizing, ledger, session)
+        self._settle(delivery, stake, result, sizing, ledger, session, policy)
 
     def _stopped_since_reserved(self, agent: str) -> tuple[str, str] | None:
         """A late attempt (the bet was reserved long ago, never placed) places nothing once the
@@ -241,9 +246,9 @@ class CasinoBucket(TreasuryActor):
     # ------------------------------------------------------------------ commits
 
     def _settle(self, delivery: Delivery, stake: int, result, sizing: KellyResult, before: LedgerView,
-                session: dict[str, str]) -> None:
-        """Settle in one commit; `before` and `session` are the state this bet was placed on (read
-        once per bet: only this actor writes the casino bucket and the session)."""
+                session: dict[str, str], policy: Policy) -> None:
+        """Settle in one commit; `before`, `session` and `policy` are the state this bet was placed
+        on (read once per bet: only this actor writes the casino bucket and the session)."""
         env = delivery.envelope
         agent, now, k = env.agent, self.clock.now_ms(), self.keys
         ledger = k.ledger(agent)
@@ -260,8 +265,8 @@ class CasinoBucket(TreasuryActor):
             k.agent_commands(agent, role_of(BalancesChanged)),
             wrap(BalancesChanged(cause=f"bet {result.bet_id}"), agent=agent, now_ms=now, new_id=self.new_id, cause=env),
         )
-        self._session_after_bet(commit, env, payout - stake, now, session)
-        if big_win(payout - stake, before.bucket("casino"), effective_policy(self.client, k, agent)):
+        self._session_after_bet(commit, env, payout - stake, now, session, policy)
+        if big_win(payout - stake, before.bucket("casino"), policy):
             from messages.treasury_msgs import Rebalance  # a win > 20 % of the bucket: rebalance it away
 
             commit.emit(k.agent_commands(agent, role_of(Rebalance)), wrap(
@@ -271,7 +276,7 @@ class CasinoBucket(TreasuryActor):
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self._commit(commit, env.id, now)
 
-    def _session_after_bet(self, commit, env, pnl: int, now: int, session: dict[str, str]) -> None:
+    def _session_after_bet(self, commit, env, pnl: int, now: int, session: dict[str, str], policy: Policy) -> None:
         """Count the bet in the open session; at −50 % stop it and send the rest to the reserve."""
         agent = env.agent
         if session.get("state") != "open":
@@ -280,8 +285,7 @@ class CasinoBucket(TreasuryActor):
         budget = int(session["budget"])
         balance = budget + int(session["pnl"]) + pnl
         commit.incr(key, "pnl", pnl, minimum=-MAX_MICROS)
-        stop = casino_session(budget, balance,
-                              stop_bp=effective_policy(self.client, self.keys, agent).casino_session_stop_bp)
+        stop = casino_session(budget, balance, stop_bp=policy.casino_session_stop_bp)
         if stop is None:
             return
         remaining = max(balance, 0)

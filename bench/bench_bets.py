@@ -3,8 +3,10 @@
     python bench/bench_bets.py [--bets 4000] [--agents 16] [--batch 64] [--runs 3]
 
 Full path: signed PlaceBet commands on the casino command streams -> bus (XREADGROUP) -> command
-gate (signature, nonce claim) -> casino actor -> fence (reserve.lua) -> an instant in-process
-venue -> settle (commit.lua: ledger, journal, RiskGuard poke, ack). Baseline, same run, same
+gate (signatures; the batch's nonces claimed together) -> casino actors (as the worker runs them:
+`ACTORS_PER_ROLE`, a batch handed over in waves of different agents; `--actors` to change) ->
+fence (reserve.lua) -> an instant in-process venue -> settle (commit.lua: ledger, journal,
+RiskGuard poke, ack). Baseline, same run, same
 Redis, same payloads: bare redis-py XREADGROUP, then per entry XACK and XADD of the payload to an
 events stream. Both start from a pre-filled stream; medians of `--runs`.
 Also: the first bet of an agent against later bets over real HTTP (the sandbox casino), with the
@@ -30,10 +32,11 @@ from common import machine, own_redis  # noqa: E402
 
 from actors.bootstrap import open_treasury  # noqa: E402
 from actors.casino import CasinoBucket  # noqa: E402
+from actors.pool import ActorPool  # noqa: E402
 from messages.codec import FIELD, encode  # noqa: E402
 from messages.envelope import seeded_ids, wrap  # noqa: E402
 from messages.schema import Multiplier, PlaceBet  # noqa: E402
-from runtime.atomic import AtomicSteps  # noqa: E402
+from runtime.atomic import AtomicSteps, reserved_at_many  # noqa: E402
 from runtime.bus import StreamBus  # noqa: E402
 from runtime.clock import SystemClock  # noqa: E402
 from runtime.command_gate import CommandGate  # noqa: E402
@@ -41,6 +44,7 @@ from runtime.keyring import Keyring, generate_key  # noqa: E402
 from runtime.keys import Keys  # noqa: E402
 from runtime.nonces import RedisNonceStore  # noqa: E402
 from runtime.signing import sign  # noqa: E402
+from supervisor.worker import ACTORS_PER_ROLE  # noqa: E402
 from venue.client.types import BetResult  # noqa: E402
 
 BET = PlaceBet(game=Multiplier(target=2.0), win_prob=0.6, kelly="quarter")
@@ -52,7 +56,7 @@ class InstantCasino:
     def __init__(self):
         self.n = 0
 
-    def place_bet_once(self, game, amount, params, *, client_seed, idempotency_key, attempts=3):
+    def place_bet_once(self, game, amount, params, *, client_seed, idempotency_key, attempts=3, since_ms=None):
         self.n += 1
         won = self.n % 2 == 0
         return BetResult(bet_id=f"b{self.n}", game=game, amount_bet=amount, amount_won=amount * 2 if won else 0,
@@ -60,6 +64,9 @@ class InstantCasino:
 
     def find_bet(self, client_seed):
         return None
+
+    def max_stake(self, game, params):
+        return None  # no venue-side Kelly limit: the treasury's own cap applies
 
 
 def payloads(keys: Keys, agents: list[str], n: int, key) -> list[tuple[str, bytes]]:
@@ -103,7 +110,7 @@ def bare(url: str, n: int, agents: int, batch: int, key) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def full(url: str, n: int, agents: int, batch: int, key) -> float:
+def full(url: str, n: int, agents: int, batch: int, key, actors: int | None = None) -> float:
     client = redis.Redis.from_url(url)
     keys = Keys(f"full{uuid.uuid4().hex[:6]}", 4)
     steps = AtomicSteps(client, keys)
@@ -113,17 +120,23 @@ def full(url: str, n: int, agents: int, batch: int, key) -> float:
     for name in names:
         open_treasury(steps, name, 10**12, now_ms=clock.now_ms(), new_id=ids)
     venue = InstantCasino()
-    actor = CasinoBucket.start(steps, clock, ids, lambda agent: venue)
-    gate = CommandGate(Keyring([key]), RedisNonceStore(client, keys.prefix, shards=keys.shards), clock)
-    bus = StreamBus(url, keys, "casino", range(keys.shards), lambda d: actor.ask(d), batch=batch, gate=gate,
-                    block_ms=10)
+    # as the worker runs the casino role (supervisor/worker.py): a pool of actors, waves across agents
+    pool = ActorPool.start(lambda: CasinoBucket.start(steps, clock, ids, lambda agent: venue),
+                           ACTORS_PER_ROLE["casino"] if actors is None else actors)
+    gate = CommandGate(Keyring([key]), RedisNonceStore(client, keys.prefix, shards=keys.shards), clock,
+                       accepted_at_many=lambda envs: reserved_at_many(client, keys, envs))
+    bus = StreamBus(url, keys, "casino", range(keys.shards), pool.ask, batch=batch, gate=gate, block_ms=10,
+                    submit=pool.submit if len(pool.refs) > 1 else None)
     bus.ensure_groups()
     fill(client, payloads(keys, names, n, key))
     t0 = time.perf_counter()
+    idle = 0
     while bus.processed + bus.dead_lettered < n:
-        bus.poll_once()
+        idle = 0 if bus.poll_once() else idle + 1
+        if idle > 100:  # a second with nothing new: the handler is failing (retries wait for the run loop)
+            raise SystemExit(f"only {bus.processed} of {n} bets handled: the full path is broken")
     rate = n / (time.perf_counter() - t0)
-    actor.stop()
+    pool.stop()
     if bus.dead_lettered:
         raise SystemExit(f"{bus.dead_lettered} bets dead-lettered: the full path is broken")
     return rate
@@ -173,6 +186,8 @@ def main() -> int:
     p.add_argument("--agents", type=int, default=16)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--actors", type=int, default=None,
+                   help="casino actors side by side (default: as the worker, supervisor/worker.py ACTORS_PER_ROLE)")
     args = p.parse_args()
     key = generate_key("bench", "operator")
     with own_redis() as (url, _):
@@ -181,7 +196,7 @@ def main() -> int:
         bare_rates, full_rates = [], []
         for _ in range(args.runs):
             bare_rates.append(bare(url, args.bets, args.agents, args.batch, key))
-            full_rates.append(full(url, args.bets, args.agents, args.batch, key))
+            full_rates.append(full(url, args.bets, args.agents, args.batch, key, args.actors))
         http = first_bet(url)
     b, f = statistics.median(bare_rates), statistics.median(full_rates)
     print(machine())

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
-from typing import Any
+from typing import Any, Sequence
 
 import msgspec
 import redis
@@ -293,7 +293,18 @@ def reserved_at(client: redis.Redis, keys: Keys, agent: str, msg_id: str) -> int
     A reservation is only ever made for a command the gate accepted, so this is also proof that
     the command was verified, and when: the gate judges a redelivered spend as of that time.
     """
-    held = client.hget(keys.reservations(agent), msg_id)
+    return _reserved_time(client.hget(keys.reservations(agent), msg_id))
+
+
+def reserved_at_many(client: redis.Redis, keys: Keys, commands: Sequence[Envelope]) -> list[int | None]:
+    """`reserved_at` of each command (its `agent` and `id`), in one pipelined round trip."""
+    pipe = client.pipeline(transaction=False)
+    for env in commands:
+        pipe.hget(keys.reservations(env.agent), env.id)
+    return [_reserved_time(held) for held in pipe.execute()]
+
+
+def _reserved_time(held: bytes | str | None) -> int | None:
     if held is None:
         return None
     parts = _text(held).split("|")

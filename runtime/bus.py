@@ -33,7 +33,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
 
 import redis
 
@@ -96,6 +96,35 @@ class OutcomeUnknown(TreasuryError):
 Handler = Callable[[Delivery], None]
 
 
+class _Prepared(NamedTuple):
+    """A stream entry decoded, and judged by the gate, ahead of its turn (`StreamBus._prepare`)."""
+
+    envelope: Envelope | None
+    """The decoded envelope; None if it did not decode (`error` says why)."""
+    error: Exception | None
+    checked: Any
+    """The gate's outcome (`command_gate.Checked`: who signed, None, or the refusal), or
+    `_UNCHECKED` when nothing was asked of the gate."""
+
+
+_UNCHECKED = object()
+
+
+class _Admitted(NamedTuple):
+    """An entry that passed `StreamBus._admit` and goes to its handler."""
+
+    delivery: Delivery
+    fields: dict[Any, Any]
+    spend: bool
+    suspect: bool
+    """Redelivered (marked in flight while handled)."""
+
+
+Submit = Callable[[Delivery], Any]
+"""Hands a delivery to its handler without waiting; returns a future whose `get(timeout=s)`
+returns once the handler is done, or raises what it raised (a pykka `ActorRef.ask(..., block=False)`)."""
+
+
 def blocking_client(url: str, block_ms: int) -> redis.Redis:
     """A connection for blocking reads: its socket timeout outlasts the longest block. A
     `redis+cluster://` URL gives a cluster client (`runtime.redis_client.make_client`)."""
@@ -130,7 +159,10 @@ class StreamBus:
     applies one entry and acknowledges it in its own commit, or raises: `HandlerRejected`
     dead-letters at once, anything else is retried after `retry_backoff_ms` × 2^(failures-1) ms,
     up to `max_deliveries` (a spend is then parked, never dead-lettered by a count). `gate` checks signatures,
-    scope and nonces before the handler (None where every writer is trusted). Times are ms.
+    scope and nonces before the handler (None where every writer is trusted). `submit` (optional) hands a
+    delivery over without waiting (`Submit`): new entries of different agents are then handled side by
+    side, a wave at a time, each agent's in order (`_process_in_waves`); `handler_timeout_s` bounds
+    the wait for each. Times are ms.
     Run it with `run(stop)` (its own thread) or step it with `poll_once()` in tests.
     """
 
@@ -157,6 +189,8 @@ class StreamBus:
         new_id: IdFactory | None = None,
         clients: tuple[redis.Redis, redis.Redis] | None = None,
         gate: CommandGate | None = None,
+        submit: Submit | None = None,
+        handler_timeout_s: float = 120.0,
     ):
         self.keys = keys
         self.role = role
@@ -179,6 +213,8 @@ class StreamBus:
         # (command client, blocking reader): injected in unit tests (fakeredis), else made from url
         self.client, self.reader = clients or (command_client(url), blocking_client(url, block_ms))
         self.gate = gate  # CommandGate, or None where every writer is trusted (unit tests)
+        self.submit = submit  # new entries handled in waves across agents (`_process_in_waves`) when given
+        self.handler_timeout_s = handler_timeout_s
         self.trimmer = StreamTrimmer(self.client)
         self._cluster = is_cluster(self.reader)  # one read per slot there (`_read_each_slot`)
         self._idle_s = 0.0
@@ -283,12 +319,39 @@ class StreamBus:
         else:
             reply = self.reader.xreadgroup(self.group, self.consumer, {s: ">" for s in self.streams},
                                            count=self.batch, block=block)
-        handled = 0
-        for stream, entries in _iter_reply(reply):
-            for entry_id, fields in entries:
-                self._process(stream, entry_id, fields, deliveries=1)
-                handled += 1
-        return handled
+        items = [(stream, entry_id, fields) for stream, entries in _iter_reply(reply) for entry_id, fields in entries]
+        prepared = self._prepare(items)
+        if self.submit is not None:
+            self._process_in_waves(items, prepared)
+            return len(items)
+        for (stream, entry_id, fields), ready in zip(items, prepared, strict=True):
+            self._process(stream, entry_id, fields, deliveries=1, prepared=ready)
+        return len(items)
+
+    def _prepare(self, items: list[tuple[Any, Any, Any]]) -> list[_Prepared | None]:
+        """Decode a batch of first deliveries and pass them through the gate together: every
+        signed command's nonce is claimed in one round trip (`CommandGate.check_many`) instead of
+        one per entry. Each entry is still applied on its own, in order, by its own commit; a
+        claim names its entry, so one left pending (a crash, a Redis fault) passes again when it is
+        redelivered. None for an entry with no fields (acknowledged as it comes)."""
+        out: list[_Prepared | None] = []
+        for _, _, fields in items:
+            if not fields:
+                out.append(None)
+                continue
+            try:
+                out.append(_Prepared(decode_entry(fields), None, _UNCHECKED))
+            except Exception as exc:  # noqa: BLE001 - dead-lettered in its turn, as in `_process`
+                out.append(_Prepared(None, exc, _UNCHECKED))
+        if self.gate is None:
+            return out
+        gated = [(i, ready) for i, ready in enumerate(out) if ready is not None and ready.envelope is not None]
+        if gated:
+            checked = self.gate.check_many([(ready.envelope, _s(items[i][1])) for i, ready in gated
+                                            if ready.envelope is not None])
+            for (i, ready), outcome in zip(gated, checked, strict=True):
+                out[i] = ready._replace(checked=outcome)
+        return out
 
     def _read_each_slot(self, block: int | None) -> list[tuple[str, list[Any]]]:
         """On a Redis Cluster every shard's stream is in its own slot, and one XREADGROUP may not
@@ -384,35 +447,60 @@ class StreamBus:
 
     # ------------------------------------------------------------------ one entry
 
-    def _process(self, stream: str, entry_id: str | bytes, fields: dict[Any, Any] | None, deliveries: int) -> None:
+    def _process(self, stream: str, entry_id: str | bytes, fields: dict[Any, Any] | None, deliveries: int,
+                 prepared: _Prepared | None = None) -> None:
+        admitted = self._admit(stream, entry_id, fields, deliveries, prepared)
+        if admitted is None:
+            return
+        error: Exception | None = None
+        try:
+            self.handler(admitted.delivery)
+        except Exception as exc:  # noqa: BLE001 - judged by `_conclude`
+            error = exc
+        except BaseException:
+            if admitted.suspect:
+                self._clear_in_flight(admitted.delivery.stream, admitted.delivery.entry_id, False)
+            raise
+        self._conclude(admitted, error)
+
+    def _admit(self, stream: str | bytes, entry_id: str | bytes, fields: dict[Any, Any] | None, deliveries: int,
+               prepared: _Prepared | None = None) -> _Admitted | None:
+        """Everything before the handler: decode, the delivery limit, the gate, the crash trace.
+        None when the entry was dealt with here (acknowledged empty, or dead-lettered)."""
         self.last_loop = time.monotonic()
         entry_id = _s(entry_id)
         stream = _s(stream)
         self._dirty.add(stream)
         if not fields:
             self.client.xack(stream, self.group, entry_id)  # trimmed or deleted: nothing to apply
-            return
-        try:
-            envelope = decode_entry(fields)
-        except Exception as exc:  # noqa: BLE001 - any entry, however malformed, is set aside
-            self.dead_letter(stream, entry_id, fields, _error_text(exc), deliveries, None)
-            return
+            return None
+        if prepared is None:
+            try:
+                prepared = _Prepared(decode_entry(fields), None, _UNCHECKED)
+            except Exception as exc:  # noqa: BLE001 - any entry, however malformed, is set aside
+                prepared = _Prepared(None, exc, _UNCHECKED)
+        envelope = prepared.envelope
+        if envelope is None:
+            self.dead_letter(stream, entry_id, fields, _error_text(prepared.error or ValueError()), deliveries, None)
+            return None
         spend = self._is_spend(envelope)
         if deliveries > self.max_deliveries and not spend:
             # a spend is never set aside by count: its handler must first look it up at the venue
             self.dead_letter(stream, entry_id, fields,
                              f"delivered {deliveries} times without success (limit {self.max_deliveries})",
                              deliveries, envelope)
-            return
+            return None
         authority = None
         if self.gate is not None:
             try:
-                verified = self.gate.check(envelope, entry_id)
+                verified = self.gate.check(envelope, entry_id) if prepared.checked is _UNCHECKED else prepared.checked
+                if isinstance(verified, Exception):
+                    raise verified
             except Exception as exc:  # noqa: BLE001 - a command the gate cannot judge is refused
                 if is_transient(exc):
                     raise
                 self.dead_letter(stream, entry_id, fields, _error_text(exc), deliveries, envelope)
-                return
+                return None
             authority = verified.scope if verified is not None else "internal"
         delivery = Delivery(stream, self.group, entry_id, envelope, deliveries, authority)
         suspect = deliveries > 1  # redelivered: it may be what killed the last worker
@@ -423,26 +511,76 @@ class StreamBus:
                 if not spend:
                     self._clear_in_flight(stream, entry_id)
                     self.dead_letter(stream, entry_id, fields, error, deliveries, envelope)
-                    return
+                    return None
                 self._park(stream, entry_id, envelope, error)  # and try it once more: it may hold money
+        return _Admitted(delivery, fields, spend, suspect)
+
+    def _conclude(self, admitted: _Admitted, error: Exception | None) -> None:
+        """Everything after the handler: count it, or dead-letter, retry or park it by `error`; a
+        transient Redis error is raised (the loop backs off; the entry stays pending)."""
+        delivery, fields = admitted.delivery, admitted.fields
+        stream, entry_id, envelope = delivery.stream, delivery.entry_id, delivery.envelope
+        deliveries = delivery.deliveries
         resolved = False
         try:
-            self.handler(delivery)
-            self.processed += 1
-            resolved = True
-        except UnknownAgent as exc:
-            self.dead_letter(stream, entry_id, fields, str(exc), deliveries, envelope, journal=False)
-            resolved = True
-        except HandlerRejected as exc:
-            self.dead_letter(stream, entry_id, fields, str(exc), deliveries, envelope)
-            resolved = True
-        except Exception as exc:  # noqa: BLE001 - any failure is counted, retried, then dead-lettered
-            if is_transient(exc):
-                raise  # Redis's fault, not the entry's: the loop backs off and it is handled again later
-            self._failed(stream, entry_id, fields, deliveries, envelope, exc, spend)
+            if error is None:
+                self.processed += 1
+                resolved = True
+            elif isinstance(error, UnknownAgent):
+                self.dead_letter(stream, entry_id, fields, str(error), deliveries, envelope, journal=False)
+                resolved = True
+            elif isinstance(error, HandlerRejected):
+                self.dead_letter(stream, entry_id, fields, str(error), deliveries, envelope)
+                resolved = True
+            elif is_transient(error):
+                raise error  # Redis's fault, not the entry's: the loop backs off and it is handled again later
+            else:  # any failure is counted, retried, then dead-lettered
+                self._failed(stream, entry_id, fields, deliveries, envelope, error, admitted.spend)
         finally:
-            if suspect:
+            if admitted.suspect:
                 self._clear_in_flight(stream, entry_id, resolved)
+
+    def _process_in_waves(self, items: list[tuple[Any, Any, Any]], prepared: list[_Prepared | None]) -> None:
+        """Hand a batch to `submit` a wave at a time: a wave is a run of entries of different
+        agents, all handed over before any is waited for, so their handlers may run side by side
+        (on actors that serve disjoint agents). An entry whose agent is already in the wave (or
+        that names none) starts a new wave once the current one is concluded: one agent's entries
+        are handled one after the other, in stream order, exactly as without waves. Each entry is
+        still acknowledged only by its handler's own commit; outcomes are concluded in order."""
+        wave: list[tuple[_Admitted, Any]] = []
+        agents: set[str] = set()
+        try:
+            for (stream, entry_id, fields), ready in zip(items, prepared, strict=True):
+                agent = ready.envelope.agent if ready is not None and ready.envelope is not None else None
+                if agent is None or agent in agents:
+                    self._conclude_wave(wave)
+                    wave, agents = [], set()
+                admitted = self._admit(stream, entry_id, fields, 1, ready)
+                if admitted is None:
+                    continue
+                assert self.submit is not None
+                wave.append((admitted, self.submit(admitted.delivery)))
+                agents.add(admitted.delivery.envelope.agent)
+        finally:
+            self._conclude_wave(wave)
+
+    def _conclude_wave(self, wave: list[tuple[_Admitted, Any]]) -> None:
+        """Wait for every handler of the wave and conclude each, in order; the first error a
+        conclusion raises (a transient Redis fault) is raised once all are concluded."""
+        raised: Exception | None = None
+        for admitted, future in wave:
+            error: Exception | None = None
+            try:
+                future.get(timeout=self.handler_timeout_s)
+            except Exception as exc:  # noqa: BLE001 - judged by `_conclude`
+                error = exc
+            try:
+                self._conclude(admitted, error)
+            except Exception as exc:  # noqa: BLE001 - raised after the rest of the wave is concluded
+                raised = raised or exc
+        wave.clear()
+        if raised is not None:
+            raise raised
 
     def _failed(self, stream: str, entry_id: str, fields: dict[Any, Any], deliveries: int, envelope: Envelope,
                 exc: Exception, spend: bool) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, Sequence, runtime_checkable
 
 from runtime.keys import DEFAULT_SHARDS, Keys
 
@@ -40,6 +40,27 @@ class NonceStore(Protocol):
         place the record; a replay always names the same agent, since the agent is signed.
         """
         ...
+
+
+class NonceClaim(NamedTuple):
+    """The arguments of one `NonceStore.claim`, for `claim_many`."""
+
+    key_id: str
+    nonce: str
+    expires_ms: int
+    now_ms: int
+    agent: str | None = None
+    holder: str | None = None
+
+
+def claim_many(store: NonceStore, claims: Sequence[NonceClaim]) -> list[bool]:
+    """`store.claim` for each of `claims`, in order (as if one after the other: of two claims of
+    the same nonce by different holders only the first wins), in one round trip where the store
+    can (`RedisNonceStore.claim_many`)."""
+    many = getattr(store, "claim_many", None)
+    if many is not None:
+        return [bool(won) for won in many(claims)]
+    return [store.claim(c.key_id, c.nonce, c.expires_ms, c.now_ms, agent=c.agent, holder=c.holder) for c in claims]
 
 
 def _ttl_ms(expires_ms: int, now_ms: int, grace_ms: int) -> int:
@@ -127,3 +148,25 @@ class RedisNonceStore:
         if self._redis.set(key, value, nx=True, px=ttl):
             return True
         return holder is not None and self._redis.get(key) == value
+
+    def claim_many(self, claims: Sequence[NonceClaim]) -> list[bool]:
+        """`claim` for each, in order, in one pipelined round trip (plus one more only when some
+        nonce was taken already, to compare its holder). Each SET NX is atomic on its own and
+        Redis runs them in order, so a nonce claimed twice in one batch goes to the first claim."""
+        if not claims:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        values = []
+        for c in claims:
+            values.append((c.holder or "1").encode())
+            pipe.set(self.key(c.key_id, c.nonce, c.agent), values[-1], nx=True,
+                     px=_ttl_ms(c.expires_ms, c.now_ms, self._grace_ms))
+        won = [bool(r) for r in pipe.execute()]
+        taken = [i for i, ok in enumerate(won) if not ok and claims[i].holder is not None]
+        if taken:
+            pipe = self._redis.pipeline(transaction=False)
+            for i in taken:
+                pipe.get(self.key(claims[i].key_id, claims[i].nonce, claims[i].agent))
+            for i, held in zip(taken, pipe.execute(), strict=True):
+                won[i] = held == values[i]
+        return won

@@ -228,6 +228,30 @@ def verify(
     insufficient_scope, replayed. Before the MAC is checked nothing is said about time or scope,
     and the nonce is claimed only once everything else has passed.
     """
+    verified = check_signature(envelope, keyring, now_ms=now_ms, required_scope=required_scope,
+                               max_ttl_ms=max_ttl_ms)
+    if not nonces.claim(verified.key_id, verified.nonce, verified.expires_ms, now_ms, agent=envelope.agent,
+                        holder=holder):
+        raise replayed(verified)
+    return verified
+
+
+def replayed(verified: VerifiedCommand) -> CommandAuthError:
+    """The refusal of a command whose nonce was claimed before (by another delivery)."""
+    return CommandAuthError(REPLAYED, f"nonce {verified.nonce} of key {verified.key_id!r} was already used")
+
+
+def check_signature(
+    envelope: Envelope,
+    keyring: Keyring,
+    *,
+    now_ms: int,
+    required_scope: str = "agent",
+    max_ttl_ms: int = MAX_TTL_MS,
+) -> VerifiedCommand:
+    """Every check of `verify` but the last (the nonce claim), in the same order: the caller
+    must claim `nonce` (until `expires_ms`) before applying the command — `verify` does, and
+    `runtime.command_gate.CommandGate.check_many` claims a whole batch's nonces in one round trip."""
     scope_rank(required_scope)
     if max_ttl_ms <= 0:
         raise ConfigError(f"max_ttl_ms must be positive, got {max_ttl_ms}")
@@ -258,9 +282,6 @@ def verify(
             INSUFFICIENT_SCOPE,
             f"{envelope.type} needs an {needed} key; key {parts.key_id!r} is an {key.scope} key",
         )
-
-    if not nonces.claim(parts.key_id, parts.nonce, parts.expires_ms, now_ms, agent=envelope.agent, holder=holder):
-        raise CommandAuthError(REPLAYED, f"nonce {parts.nonce} of key {parts.key_id!r} was already used")
 
     return VerifiedCommand(
         envelope=envelope,

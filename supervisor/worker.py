@@ -16,13 +16,14 @@ import time
 
 import pykka
 
+from actors.pool import ActorPool
 from messages.envelope import random_ids
 from messages.errors import ConfigError, TreasuryError
-from runtime.atomic import AtomicSteps, reserved_at
+from runtime.atomic import AtomicSteps, reserved_at, reserved_at_many
 from runtime.bus import StreamBus, command_client
 from runtime.clock import Clock, RedisClock, SystemClock
 from runtime.command_gate import CommandGate
-from runtime.control import ControlChanged, ControlListener, ControlView
+from runtime.control import ControlListener
 from runtime.keyring import KeyFileWatch, Keyring
 from runtime.keys import DEFAULT_SHARDS, Keys
 from runtime.leases import ShardLeases
@@ -34,6 +35,10 @@ from supervisor.roles import ROLE_MODULES, build_actor
 log = logging.getLogger("treasury.worker")
 
 HEARTBEAT_MS = 1000
+
+ACTORS_PER_ROLE = {"casino": 4}
+"""Roles whose actor runs as several instances, each serving its own agents (`actors.pool`): a
+bet waiting on its venue does not hold up other agents' bets. Every other role: one actor."""
 
 
 def make_clock(spec: str, client) -> Clock:
@@ -52,7 +57,8 @@ def make_gate(client, keys: Keys, clock: Clock) -> CommandGate:
         raise ConfigError("no command keys configured (TREASURY_KEYS or TREASURY_KEYS_FILE); "
                           "use --allow-unsigned only on a private Redis")
     return CommandGate(keyring, RedisNonceStore(client, keys.prefix, shards=keys.shards), clock,
-                       accepted_at=lambda env: reserved_at(client, keys, env.agent, env.id))
+                       accepted_at=lambda env: reserved_at(client, keys, env.agent, env.id),
+                       accepted_at_many=lambda envs: reserved_at_many(client, keys, envs))
 
 
 class Worker:
@@ -66,11 +72,11 @@ class Worker:
         gate = None if allow_unsigned else make_gate(self.client, keys, self.clock)  # before any thread starts
         self.gate = gate
         self.key_watch = KeyFileWatch() if gate is not None else None
-        self.actor = build_actor(role, self.steps, self.clock, random_ids(), venues)
-        self.controls: ControlView = self.actor.proxy().controls.get()
-        self.controls.fed_directly = True
+        size = ACTORS_PER_ROLE.get(role, 1)
+        self.actors = ActorPool.start(lambda: build_actor(role, self.steps, self.clock, random_ids(), venues), size)
+        self.actors.feed_controls_directly()
         self.bus = StreamBus(url, keys, role, shards, self._dispatch, consumer=consumer, claim_idle_ms=claim_idle_ms,
-                             clock=self.clock, gate=gate)
+                             clock=self.clock, gate=gate, submit=self.actors.submit if size > 1 else None)
         # every worker hears every shard's broadcasts: leased shards move, the fan-out must not miss one
         self.control = ControlListener(url, keys, range(keys.shards), self._on_control) if role != "risk" else None
         self.stop_event = threading.Event()
@@ -78,13 +84,12 @@ class Worker:
                        if lease_shards else None)
 
     def _dispatch(self, delivery) -> None:
-        self.actor.ask(delivery, timeout=120)
+        self.actors.ask(delivery, timeout=120)
 
     def _on_control(self, agent, control) -> None:
-        # at once into the actor's view (read before each spend, so queued spends are refused now),
-        # then to its mailbox for reactions that take a commit
-        self.controls.update(agent, control)
-        self.actor.tell(ControlChanged(agent, control))
+        # at once into the actors' views (read before each spend, so queued spends are refused now),
+        # then to the agent's actor's mailbox for reactions that take a commit
+        self.actors.control(agent, control)
 
     def heartbeat(self) -> None:
         key = self.keys.workers()
@@ -160,7 +165,7 @@ class Worker:
             self.bus.run(self.stop_event)
         finally:
             self.stop_event.set()
-            self.actor.stop(timeout=30)
+            self.actors.stop(timeout=30)
             try:
                 if self.leases is not None:
                     self.leases.release_all()

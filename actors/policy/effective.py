@@ -32,7 +32,11 @@ def parse_setting(text: str) -> int | str:
 
 def read_overrides(client, keys, agent: str) -> dict[str, int | str]:
     """The agent's stored overrides, name → value (empty when the operator changed nothing)."""
-    raw = client.hgetall(keys.policy(agent))
+    return overrides_from(client.hgetall(keys.policy(agent)))
+
+
+def overrides_from(raw: Mapping) -> dict[str, int | str]:
+    """Overrides from the policy hash's fields as HGETALL returns them (e.g. from a pipeline)."""
     return {_text(k): parse_setting(_text(v)) for k, v in raw.items()}
 
 
@@ -60,3 +64,9 @@ def effective_policy(client, keys, agent: str, base: Policy = DEFAULT_POLICY) ->
     judged by numbers nobody set (fail closed).
     """
     return merge_policy(read_overrides(client, keys, agent), base)
+
+
+def policy_from(raw: Mapping, base: Policy = DEFAULT_POLICY) -> Policy:
+    """`effective_policy` from the policy hash already read (`HGETALL Keys.policy(agent)`, say in a
+    pipeline with the rest of a decision's reads); raises as `effective_policy`."""
+    return merge_policy(overrides_from(raw), base) if raw else base

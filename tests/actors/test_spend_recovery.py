@@ -17,7 +17,7 @@ from messages.codec import FIELD, decode, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import parse_usd
 from messages.schema import BetRejected, BetSettled, CommandRefused, Multiplier, PlaceBet, SetRisk
-from runtime.atomic import AtomicSteps, reserved_at
+from runtime.atomic import AtomicSteps, reserved_at, reserved_at_many
 from runtime.bus import StreamBus, command_client
 from runtime.clock import ManualClock
 from runtime.command_gate import CommandGate
@@ -50,7 +50,8 @@ class Rig:
         gate = None
         if gated:
             gate = CommandGate(Keyring([KEY]), RedisNonceStore(self.client, keys.prefix, shards=keys.shards),
-                               self.clock, accepted_at=lambda env: reserved_at(self.client, keys, env.agent, env.id))
+                               self.clock, accepted_at=lambda env: reserved_at(self.client, keys, env.agent, env.id),
+                               accepted_at_many=lambda envs: reserved_at_many(self.client, keys, envs))
         self.bus = StreamBus(url, keys, "casino", [keys.shard(AGENT)], lambda d: self.actor.ask(d), block_ms=20,
                              max_deliveries=5, retry_backoff_ms=1, clock=self.clock, gate=gate)
         self.bus.ensure_groups()

@@ -131,3 +131,33 @@ def test_operator_key_may_resume_and_internal_pokes_need_no_signature(setup, rcl
     publish(rclient, keys, wrap(BalancesChanged(cause="bet"), agent=AGENT, now_ms=NOW, new_id=seeded_ids(10)))
     drain(bus)
     assert applied(rclient, keys) == 2 and refusals(rclient, keys) == []
+
+
+def test_a_batch_claims_nonces_as_one_by_one_would(setup, rclient, keys):
+    """One XREADGROUP batch is gated together (every nonce claimed in one round trip): a forgery
+    carrying a good command's nonce is refused without burning it, the good command applies once,
+    and a replay later in the same batch is refused."""
+    bus, handler, _ = setup
+    good = sign(pause(1), AGENT_KEY, now_ms=NOW, nonce="n" * 32)
+    forged = sign(pause(2), STRANGER_KEY, now_ms=NOW, nonce="n" * 32)
+    publish(rclient, keys, forged)
+    publish(rclient, keys, good)
+    publish(rclient, keys, good)
+    assert bus.poll_once(block_ms=20) == 3
+    assert applied(rclient, keys) == 1 and handler.calls == 1
+    codes = [r.split("(")[1].split(")")[0] for r in refusals(rclient, keys)]
+    assert codes == ["bad_signature", "replayed"]
+
+
+def test_an_entry_left_pending_after_its_batch_was_gated_applies_on_redelivery(setup, rclient, keys):
+    bus, handler, _ = setup
+    envs = [sign(pause(10 + i), AGENT_KEY, now_ms=NOW) for i in range(3)]
+    for env in envs:
+        publish(rclient, keys, env)
+    handler.fail_on = {envs[1].id}  # the middle one fails before its commit: it stays pending
+    assert bus.poll_once(block_ms=20) == 3
+    assert applied(rclient, keys) == 2
+    handler.fail_on = set()
+    assert bus.drain_own_pending() == 1  # its nonce was claimed with the batch, in its own name
+    assert applied(rclient, keys) == 3 and refusals(rclient, keys) == []
+    assert rclient.xpending(keys.agent_commands(AGENT, "risk"), "g:risk")["pending"] == 0

@@ -134,3 +134,25 @@ def test_forged_command_does_not_burn_the_nonce_in_redis(auth_redis, auth_prefix
         verify(tampered, keyring, now_ms=now, nonces=store)
     assert list(auth_redis.scan_iter(match=f"{auth_prefix}:*")) == []
     assert verify(good, keyring, now_ms=now, nonces=store).nonce == NONCE
+
+
+def test_claim_many_answers_as_claims_one_after_the_other(auth_redis, auth_prefix):
+    from runtime.nonces import MemoryNonceStore, NonceClaim, claim_many
+
+    now = _server_ms(auth_redis)
+    other = "fedcba9876543210fedcba9876543210"
+    store = RedisNonceStore(auth_redis, auth_prefix)
+    assert store.claim("deploy-1", other, now + 60_000, now, agent="a", holder="1-1")
+    batch = [
+        NonceClaim("deploy-1", NONCE, now + 60_000, now, "a", "2-1"),  # fresh: wins
+        NonceClaim("deploy-1", NONCE, now + 60_000, now, "a", "2-2"),  # same nonce, other entry: replay
+        NonceClaim("deploy-1", other, now + 60_000, now, "a", "1-1"),  # claimed before by this entry: redelivery
+        NonceClaim("deploy-1", other, now + 60_000, now, "a", "2-3"),  # claimed before by another entry
+        NonceClaim("deploy-1", NONCE, now + 60_000, now, "a", None),   # no holder: never a redelivery
+    ]
+    expected = [True, False, True, False, False]
+    assert store.claim_many(batch) == expected
+    memory = MemoryNonceStore()
+    memory.claim("deploy-1", other, now + 60_000, now, agent="a", holder="1-1")
+    assert claim_many(memory, batch) == expected  # the fallback: one claim after the other
+    assert store.claim_many([]) == []

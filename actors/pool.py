@@ -1,0 +1,62 @@
+"""Several actors of one role, each serving its own share of the agents, side by side.
+
+A role's actor keeps no agent state of its own (everything lives in Redis), so the agents of a
+worker's shards can be split between a few instances: an agent is always served by the same one
+(`route`), so its messages are handled one after the other, in order, while another agent's bet
+waits on its venue or on Redis. The bus hands a wave of entries of different agents over with
+`submit` (`runtime.bus.StreamBus`, `submit=`) and waits for them together.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, Callable, Sequence
+
+import pykka
+
+from runtime.bus import Delivery
+from runtime.control import ControlChanged, ControlView
+
+ASK_TIMEOUT_S = 120
+
+
+class ActorPool:
+    """`refs`: started actors of one role (at least one). Agent `a` goes to `refs[crc32(a) % n]`."""
+
+    def __init__(self, refs: Sequence[pykka.ActorRef]):
+        if not refs:
+            raise ValueError("an actor pool needs at least one actor")
+        self.refs = list(refs)
+        self.controls: list[ControlView] = [ref.proxy().controls.get() for ref in self.refs]
+
+    @classmethod
+    def start(cls, build: Callable[[], pykka.ActorRef], size: int) -> ActorPool:
+        """`size` actors made by `build()`."""
+        return cls([build() for _ in range(max(size, 1))])
+
+    def route(self, agent: str) -> pykka.ActorRef:
+        """The actor that serves `agent` (always the same one)."""
+        return self.refs[zlib.crc32(agent.encode()) % len(self.refs)]
+
+    def ask(self, delivery: Delivery, timeout: float = ASK_TIMEOUT_S) -> Any:
+        """Handle `delivery` on its agent's actor and wait (raises what the handler raised)."""
+        return self.route(delivery.envelope.agent).ask(delivery, timeout=timeout)
+
+    def submit(self, delivery: Delivery) -> pykka.Future:
+        """Hand `delivery` to its agent's actor without waiting (`runtime.bus.Submit`)."""
+        return self.route(delivery.envelope.agent).ask(delivery, block=False)
+
+    def feed_controls_directly(self) -> None:
+        """The control listener writes every actor's view itself (`ControlView.fed_directly`)."""
+        for view in self.controls:
+            view.fed_directly = True
+
+    def control(self, agent: str, control: Any) -> None:
+        """A broadcast: into every actor's view at once, then to the agent's actor for its reaction."""
+        for view in self.controls:
+            view.update(agent, control)
+        self.route(agent).tell(ControlChanged(agent, control))
+
+    def stop(self, timeout: float | None = None) -> None:
+        for ref in self.refs:
+            ref.stop(timeout=timeout)
