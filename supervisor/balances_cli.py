@@ -18,7 +18,7 @@ from messages.base import validate_agent_id
 from messages.errors import ConfigError
 from messages.money import format_usd
 from runtime.clock import SystemClock
-from supervisor.cli_common import add_deployment_arguments, connect
+from supervisor.cli_common import add_deployment_arguments, connect, require_agent
 
 
 def add_balances_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,6 +35,7 @@ def balances_main(args: argparse.Namespace) -> int:
     validate_agent_id(args.agent)
     dep = connect(args)
     client, keys, venues = dep.client, dep.keys, dep.venues
+    require_agent(client, keys, args.agent)
     if "wallet" not in venues:
         raise ConfigError("this deployment records no wallet venue")
     view = ChainView(client, keys, SystemClock(), wallet_client_factory(client, keys, venues["wallet"]))

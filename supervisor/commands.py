@@ -29,7 +29,14 @@ from messages.schema import CoinFlip, Dice, Multiplier, PlaceBet, RetrySpend, Se
 from runtime.clock import SystemClock
 from runtime.journal import JournalFollower
 from runtime.signing import required_scope_for, sign
-from supervisor.cli_common import add_deployment_arguments, connect, data_dir_path, positive_float, safe_text
+from supervisor.cli_common import (
+    add_deployment_arguments,
+    connect,
+    data_dir_path,
+    positive_float,
+    require_agent,
+    safe_text,
+)
 from supervisor.cmd_checks import FIELD_FLAGS, check_against_policy, check_cmd_args, check_policy_settings
 from supervisor.cmd_schema import check_body
 from supervisor.deployment import load_keyring
@@ -215,6 +222,7 @@ def cmd_main(args: argparse.Namespace) -> int:
         check_body(body, FIELD_FLAGS)  # the message schema, in plain words, before Redis is reached
     dep = connect(args)
     client, keys = dep.client, dep.keys
+    require_agent(client, keys, args.agent)
     if body is None:
         args.checked_settings = check_policy_settings(args.settings, read_overrides(client, keys, args.agent))
         body = args.build(args)
@@ -225,8 +233,6 @@ def cmd_main(args: argparse.Namespace) -> int:
     envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())
     decode(encode(envelope))  # validate here, as a worker would: a bad value is refused before it is sent
     key = pick_key(load_keyring(data_dir_path(args.data_dir)), required_scope_for(body), args.key_id, what=args.cmd)
-    if not client.exists(keys.risk(args.agent)):
-        raise ConfigError(f"unknown agent {args.agent!r}: `treasury agent list` shows the agents this treasury serves")
     envelope = sign(envelope, key, now_ms=now)
     follower = JournalFollower(client, keys, args.agent)
     follower.last_id = client.xinfo_stream(keys.events(args.agent))["last-generated-id"] \
