@@ -144,6 +144,11 @@ def agent_main(args: argparse.Namespace) -> int:
                 console.print(Text(f"{safe_text(row['agent'])} {row['state']}: {safe_text(row['reason'], 200)}"))
         console.print(Text("every venue id, the wallet's too: `treasury agent list --json`", style="dim"))
         return 0
+    from supervisor.onboard_many import exists_line
+
+    if dep.client.exists(dep.keys.ledger(args.name)):  # said first, before any onboarding line
+        print(exists_line(dep.client, dep.keys, args.name, capital))
+        return 0
     print(f"onboarding {args.name}: registering at casino, wallet and trading ...", file=sys.stderr)
     print(add_agent(dep.client, dep.keys, dep.venues, dep.mode, args.name, capital))
     return 0

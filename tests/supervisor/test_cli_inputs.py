@@ -235,6 +235,7 @@ def test_adding_an_existing_agent_says_plainly_that_nothing_was_done(deployment)
     again = run("agent", "add", "alice", "--capital", "10")
     assert again.returncode == 0, again.stderr
     assert "alice exists already: nothing was done" in again.stdout and "allocated" not in again.stdout
+    assert "onboarding" not in again.stderr and again.stdout.count("\n") == 1  # said first, and only that
     assert client.hgetall(keys.ledger("alice")) == before
 
 
