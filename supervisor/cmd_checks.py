@@ -115,6 +115,36 @@ def check_against_policy(body, policy) -> None:
         raise ConfigError(f"--notional {format_usd(body.notional)}: the venue's minimum is {format_usd(MIN_NOTIONAL)}")
 
 
+def check_against_ledger(body, client, keys, agent: str, policy) -> None:
+    """What the actors would refuse from the balances, checked before publishing where the CLI can
+    read them (`ConfigError`, one line, nothing sent): an operator's move of more than its source has
+    available or that would take the reserve under its floor (the rule the rebalancer applies again,
+    `actors.policy.operator_moves.move_problem`), parking more reserve money at the casino than is
+    available, bringing home more than is parked. The actors decide again when the command arrives."""
+    from actors.ledger import read_ledger
+    from actors.policy.operator_moves import move_problem
+    from actors.rebalancer import balances_of
+    from messages.money import format_usd
+    from messages.silo_msgs import MoveFunds, PlaceFunds
+
+    if isinstance(body, MoveFunds):
+        ledger = read_ledger(client, keys, agent)
+        problem = move_problem(body.source, body.dest, body.amount, ledger.available, balances_of(ledger), policy)
+        if problem is not None:
+            raise ConfigError(f"--amount {format_usd(body.amount)}: {problem}")
+    if isinstance(body, PlaceFunds):
+        from actors.silo.records import placement_key
+
+        if body.silo == "casino":
+            have = read_ledger(client, keys, agent).available.get(body.bucket, 0)
+            what = f"the {body.bucket} has only {format_usd(have)} available"
+        else:
+            have = int(client.hget(placement_key(keys, agent), f"{body.bucket}@casino") or 0)
+            what = f"only {format_usd(have)} of the {body.bucket} is parked at the casino"
+        if body.amount > have:
+            raise ConfigError(f"--amount {format_usd(body.amount)}: {what}; nothing was sent")
+
+
 def check_cmd_args(a: argparse.Namespace) -> None:
     """Every check of this module that applies to the parsed `treasury cmd` line (mutates `a`)."""
     validate_agent_id(a.agent)

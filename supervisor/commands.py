@@ -37,7 +37,13 @@ from supervisor.cli_common import (
     require_agent,
     safe_text,
 )
-from supervisor.cmd_checks import FIELD_FLAGS, check_against_policy, check_cmd_args, check_policy_settings
+from supervisor.cmd_checks import (
+    FIELD_FLAGS,
+    check_against_ledger,
+    check_against_policy,
+    check_cmd_args,
+    check_policy_settings,
+)
 from supervisor.cmd_schema import check_body
 from supervisor.deployment import load_keyring
 from supervisor.key_choice import add_key_arguments, pick_key
@@ -227,7 +233,9 @@ def cmd_main(args: argparse.Namespace) -> int:
         args.checked_settings = check_policy_settings(args.settings, read_overrides(client, keys, args.agent))
         body = args.build(args)
         check_body(body, FIELD_FLAGS)
-    check_against_policy(body, effective_policy(client, keys, args.agent))
+    policy = effective_policy(client, keys, args.agent)
+    check_against_policy(body, policy)
+    check_against_ledger(body, client, keys, args.agent, policy)
     role = _role(body, args)
     now = SystemClock().now_ms()
     envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())
