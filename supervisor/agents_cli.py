@@ -21,7 +21,7 @@ from messages.base import validate_agent_id
 from messages.errors import ConfigError, TreasuryError
 from messages.money import format_usd, parse_positive_usd
 from runtime.keys import Keys
-from supervisor.cli_common import add_deployment_arguments, connect, safe_text
+from supervisor.cli_common import add_deployment_arguments, connect, os_error_text, safe_text
 from supervisor.narrow import card, print_table_or_cards
 from supervisor.onboard_many import add_agent
 
@@ -36,8 +36,10 @@ def read_agents_file(path: str | Path) -> list[tuple[str, int]]:
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text()) if p.suffix == ".toml" else json.loads(p.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"agents file {p}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"agents file {p}: {os_error_text(exc).removesuffix(f': {p}').lower()}") from None
+    except ValueError as exc:
+        raise ConfigError(f"agents file {p}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {exc}") from None
     agents = data.get("agents") if isinstance(data, dict) else None
     if not isinstance(agents, list):
         raise ConfigError(f"agents file {p}: expected a list under 'agents'")

@@ -226,6 +226,13 @@ def require_agent(client: redis.Redis, keys: Keys, agent: str) -> str:
     return agent
 
 
+def os_error_text(exc: OSError) -> str:
+    """An OS error for people: `No such file or directory: /nonexistent` (the reason, then the
+    path), never Python's `[Errno 2] ...` form."""
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
 def report_error(command: str, exc: BaseException) -> int:
     """One line on stderr for an expected failure; exit code 2."""
     print(f"treasury {command}: error: {safe_text(' '.join(str(exc).split()))}", file=sys.stderr)

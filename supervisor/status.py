@@ -452,8 +452,11 @@ def summarize(body: dict, limit: int | None = SUMMARY_CHARS) -> str:
         text = (f"escrow {body.get('escrow_id')}: {format_usd(body['amount'])} to {body.get('counterparty')} "
                 f"(fee {format_usd(body['fee'])}), times out in {body.get('timeout_hours')} h")
     else:
-        text = ", ".join(f"{k}={_money_or_short(k, v)}" for k, v in body.items()
-                         if k != "type" and not _SECRET_NAME.search(str(k)))
+        from supervisor.status_json import money_fields
+
+        money = money_fields(str(kind))
+        text = ", ".join(f"{str(k).removesuffix('_micros')}={_money_or_short(k, v, k in money)}"
+                         for k, v in body.items() if k != "type" and not _SECRET_NAME.search(str(k)))
     line = _one_line(text)
     if limit is not None and len(line) > limit:
         line = line[: max(0, limit - 1)] + "…"
@@ -779,15 +782,21 @@ def _int(value: Any) -> int:
         return 0
 
 
-def _money_or_short(key: str, value: Any) -> str:
-    """A micro-USD field (`status_json.MONEY_KEYS`) in dollars, a small map of plain values (policy
-    settings) as `{name=value, ...}`, anything else as `_short`."""
+def _money_or_short(key: str, value: Any, money: bool = False) -> str:
+    """A micro-USD field (declared so in the message schema, `money`, or named in
+    `status_json.MONEY_KEYS`) in dollars, and a map of them as `{name=$..., ...}`; a small map of
+    plain values (policy settings, whose micro-USD ones are `MONEY_SETTINGS`) as `{name=value, ...}`;
+    anything else as `_short`."""
+    from actors.policy.buckets import MONEY_SETTINGS
     from supervisor.status_json import MONEY_KEYS
 
-    if key in MONEY_KEYS and isinstance(value, int) and not isinstance(value, bool):
+    money = money or key in MONEY_KEYS or key.endswith("_micros")
+    if money and isinstance(value, int) and not isinstance(value, bool):
         return format_usd(value)
     if isinstance(value, dict) and 0 < len(value) <= 8 and all(isinstance(v, (int, str)) for v in value.values()):
-        return "{" + ", ".join(f"{k}={_short(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(
+            f"{k}={format_usd(v) if isinstance(v, int) and (money or k in MONEY_SETTINGS) else _short(v)}"
+            for k, v in value.items()) + "}"
     return _short(value)
 
 

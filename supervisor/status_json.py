@@ -148,6 +148,31 @@ def _by_type(info: Any, value: Any) -> Any:
     return value
 
 
+def money_fields(type_name: str) -> frozenset[str]:
+    """The fields of message type `type_name` declared `Micros` / `SignedMicros` (or a map or list of
+    them), from its schema; empty for an unknown type. What a summary shows in dollars."""
+    return _MONEY_FIELDS.get(type_name, frozenset())
+
+
+def _money_fields_of(cls: type) -> frozenset[str]:
+    out = set()
+    for field in mi.type_info(cls).fields:
+        t = field.type
+        inner = t.value_type if isinstance(t, mi.DictType) else t.item_type if isinstance(t, mi.ListType) else None
+        if _is_micros(t) or (inner is not None and _is_micros(inner)):
+            out.add(field.encode_name)
+    return frozenset(out)
+
+
+def _all_money_fields() -> dict[str, frozenset[str]]:
+    from messages.schema import ALL_MESSAGES
+
+    return {cls.__name__: _money_fields_of(cls) for cls in ALL_MESSAGES}
+
+
+_MONEY_FIELDS = _all_money_fields()
+
+
 def label_message(message: msgspec.Struct) -> dict:
     """A message body as JSON-ready data with its money fields named `*_micros` from its schema
     (see the module docstring), then any remaining known money name (`label_units`)."""

@@ -229,4 +229,8 @@ _RANGES: dict[str, tuple[int, int | None]] = {
 """The allowed range of every integer setting (None: no upper bound)."""
 
 DEFAULT_POLICY = Policy()
+
+MONEY_SETTINGS = frozenset({"min_move", "referral_reinvest_threshold"})
+"""The `Policy` settings that are amounts of micro-USD (the others name their unit: `*_bp`, `*_ms`,
+`*_hours`, or are plain numbers and words)."""
 """The product's numbers."""

@@ -412,3 +412,14 @@ def test_an_unknown_agent_is_one_line_and_exit_2_in_every_command(argv, redis_ur
     line = one_line_error(treasury(*argv[:at], "--prefix", prefix, *argv[at:], env=env))
     assert "unknown agent 'nosuch'" in line and "treasury agent list" in line, line
     assert not list(rclient.scan_iter(match=f"{prefix}:*cmd*"))  # nothing published
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["agent", "add-many", "/nonexistent/agents.json"], "agents file /nonexistent/agents.json: no such file or directory"),
+    (["up", "--agents", "/nonexistent/agents.json", "--data-dir", "/nonexistent/d"],
+     "agents file /nonexistent/agents.json: no such file or directory"),
+    (["agent", "add", "bob", "--capital", "99999999999999"], "$99,999,999,999,999.00 is beyond the $1,000,000,000.00"),
+])
+def test_errors_are_readable_lines_with_units(argv, words):
+    line = one_line_error(treasury(*argv, env=NO_REDIS))
+    assert words in line and "Errno" not in line and "micro-USD" not in line, line
