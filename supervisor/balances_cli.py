@@ -57,7 +57,7 @@ def balances_main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=balances_title(b))
+    table = Table(title=balances_title(b, chains))
     table.add_column("chain", no_wrap=True)
     table.add_column("USDC", justify="right", ratio=1)
     table.add_column("native", justify="right", ratio=1)
@@ -72,10 +72,16 @@ def balances_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def balances_title(b) -> str:
-    """The table title: the USD total across the chains, or "total unknown" when any chain could
-    not be read (a partial sum is never shown as the total)."""
+def balances_title(b, chains: dict[str, dict]) -> str:
+    """The table title: the USD total across the chains, USDC and native coins apart, each the sum
+    of the cells shown below it (`supervisor.balances_view.shown_micros`), so the figures add up;
+    or "total unknown" when any chain could not be read (a partial sum is never shown as the total)."""
+    from supervisor.balances_view import shown_micros
+
+    usdc = sum(shown_micros(c["usdc"]) for c in chains.values())
+    coins = sum(shown_micros(c["native"]) for c in chains.values())
+    parts = f"USDC {format_usd(usdc)} + native coins {format_usd(coins)}"
     if b.complete:
-        return f"{b.agent}: {format_usd(b.total_usd)} across {len(b.holdings)} chains"
+        return f"{b.agent}: {format_usd(usdc + coins)} across {len(b.holdings)} chains ({parts})"
     return (f"{b.agent}: total unknown ({len(b.unread)} chain(s) unreadable: {', '.join(sorted(b.unread))}; "
-            f"{format_usd(b.total_usd)} on the {len(b.holdings)} read)")
+            f"{format_usd(usdc + coins)} on the {len(b.holdings)} read: {parts})")
