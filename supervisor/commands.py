@@ -236,6 +236,10 @@ def cmd_main(args: argparse.Namespace) -> int:
     policy = effective_policy(client, keys, args.agent)
     check_against_policy(body, policy)
     check_against_ledger(body, client, keys, args.agent, policy)
+    if args.command == "trade":
+        from supervisor.trade_cli import check_trade
+
+        check_trade(body, client, keys, args.agent, dep.venues)
     role = _role(body, args)
     now = SystemClock().now_ms()
     envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())
