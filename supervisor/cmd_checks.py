@@ -145,6 +145,23 @@ def check_against_ledger(body, client, keys, agent: str, policy) -> None:
             raise ConfigError(f"--amount {format_usd(body.amount)}: {what}; nothing was sent")
 
 
+DESCRIPTION_MIN, DESCRIPTION_MAX = 3, 200
+"""An escrow description: the escrow service wants at least 3 characters once spaces at its ends are
+trimmed (`invalid_description`); it sets no maximum, the treasury caps it at 200 characters so the
+` [ref:<message id>]` tag it appends fits (`messages.escrow_msgs.Description`)."""
+
+
+def check_description(text: str) -> None:
+    """`--description`: 3 to 200 characters, at least 3 once trimmed (`ConfigError` otherwise)."""
+    if len(text.strip()) < DESCRIPTION_MIN:
+        raise ConfigError(f"--description {ascii(text)[:60]}: must be {DESCRIPTION_MIN} to {DESCRIPTION_MAX} "
+                          f"characters, at least {DESCRIPTION_MIN} besides spaces at its ends (the escrow service's "
+                          f"rule)")
+    if len(text) > DESCRIPTION_MAX:
+        raise ConfigError(f"--description is {len(text)} characters: must be {DESCRIPTION_MIN} to {DESCRIPTION_MAX} "
+                          f"characters (the treasury appends a reference tag)")
+
+
 def check_cmd_args(a: argparse.Namespace) -> None:
     """Every check of this module that applies to the parsed `treasury cmd` line (mutates `a`)."""
     validate_agent_id(a.agent)
@@ -153,6 +170,8 @@ def check_cmd_args(a: argparse.Namespace) -> None:
     for name in FREE_TEXT:  # the same rule as --reason for every free-text flag
         if getattr(a, name, None) is not None:
             setattr(a, name, reason_text(getattr(a, name), flag="--" + name))
+    if a.cmd == "pay":
+        check_description(a.description)
     if a.cmd == "bet":
         check_bet(a)
     if getattr(a, "timeout", None) is not None and not a.timeout > 0:

@@ -170,7 +170,8 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     pay.add_argument("agent", help="the agent\'s name")
     pay.add_argument("--to", required=True, help="the counterparty's casino agent id (ag_...)")
     pay.add_argument("--amount", required=True, help="USD, plain ASCII decimal, e.g. 12.50")
-    pay.add_argument("--description", required=True, help="what the payment is for: 3 to 200 characters")
+    pay.add_argument("--description", required=True,
+                     help="what the payment is for: 3 to 200 characters, at least 3 besides spaces at its ends")
     pay.add_argument("--timeout-hours", type=int, default=24, help="hours before the escrow expires (default 24)")
     pay.set_defaults(build=_pay)
 

@@ -58,6 +58,9 @@ def _with(argv: list[str], flag: str, value: str) -> list[str]:
     (["cmd", "bet", "alice", "--fixed-stake", "0"], "--fixed-stake: '0' must be more than 0"),
     (["cmd", "bet", "alice", "--fixed-stake", "-1"], "--fixed-stake: -1 is negative; it must be positive"),
     (_with(PAY, "--description", "x"), "--description 'x': must be 3 to 200 characters"),
+    (_with(PAY, "--description", "  ab  "), "--description ' ab ': must be 3 to 200 characters, at least 3 "
+                                            "besides spaces at its ends"),
+    (_with(PAY, "--description", "d" * 201), "--description is 201 characters: must be 3 to 200 characters"),
     (_with(PAY, "--description", "two\nlines"), "--description 'two\\nlines' holds control characters"),
     (_with(PAY, "--description", "esc\x1b[31mred"), "--description 'esc\\x1b[31mred' holds control characters"),
     (_with(PAY, "--description", "rtl\u202eoverride"), "holds control characters"),
