@@ -199,7 +199,7 @@ def _agent_status(keys: Keys, agent: str, now_ms: int, journal_tail: int, ledger
         "drifted": any(b["drifted"] for b in buckets),
         "risk": risk,
         "reservations": reservation_rows(_hash(resv_raw, "reservations", errors), now_ms),
-        "escrows": record_rows(_hash(escrows_raw, "escrows", errors), "amount"),
+        "escrows": with_net(record_rows(_hash(escrows_raw, "escrows", errors), "amount")),
         "positions": record_rows(_hash(positions_raw, "positions", errors), "margin"),
         "in_transit": transit_rows(_hash(intents_raw, "silo transfers", errors), ledger),
         "journal": {
@@ -364,6 +364,16 @@ def record_rows(raw: dict[str, Any], money_field: str) -> dict:
     return {"count": len(items), money_field: total, "items": items[:MAX_ITEMS]}
 
 
+def with_net(escrows: dict) -> dict:
+    """Each escrow with `net_to_counterparty` (micro-USD): the amount less the escrow service's fee,
+    what the counterparty is paid on release (the locked amount is the gross)."""
+    for item in escrows["items"]:
+        amount, fee = item.get("amount"), item.get("fee")
+        if isinstance(amount, int) and isinstance(fee, int) and "net_to_counterparty" not in item:
+            item["net_to_counterparty"] = amount - fee
+    return escrows
+
+
 def decode_record(data: bytes | str) -> Any:
     """JSON or msgpack (whichever the writer used), made JSON-safe; anything else as text."""
     blob = data.encode() if isinstance(data, str) else data
@@ -449,8 +459,12 @@ def summarize(body: dict, limit: int | None = SUMMARY_CHARS) -> str:
         text = (f"{body.get('side')} {body.get('coin')} closed at {body.get('exit_price')} ({body.get('reason')}), "
                 f"P&L {'+' if pnl >= 0 else ''}{format_usd(pnl)}, fee {format_usd(body['fee'])}")
     elif kind == "EscrowCreated":
-        text = (f"escrow {body.get('escrow_id')}: {format_usd(body['amount'])} to {body.get('counterparty')} "
-                f"(fee {format_usd(body['fee'])}), times out in {body.get('timeout_hours')} h")
+        # the counterparty is paid the amount less the escrow service's fee, never the gross amount
+        net = body.get("net_to_counterparty", body["amount"] - body["fee"])
+        text = (f"escrow {body.get('escrow_id')}: {format_usd(body['amount'])} locked; on release "
+                f"{body.get('counterparty')} gets {format_usd(net)}, net of the escrow service's "
+                f"{format_usd(body['fee'])} fee; times out in {body.get('timeout_hours')} h (then refunded to "
+                f"this agent less the fee)")
     else:
         from supervisor.status_json import money_fields
 

@@ -49,3 +49,20 @@ def test_the_money_limit_is_named_in_dollars():
     with pytest.raises(MoneyError) as err:
         parse_usd("99999999999999", field="capital")
     assert str(err.value) == "capital: $99,999,999,999,999.00 is beyond the $1,000,000,000.00 limit"
+
+
+def test_the_escrow_line_says_the_counterparty_is_paid_net_of_the_fee():
+    body = {"type": "EscrowCreated", "escrow_id": "esc_1", "counterparty": "ag_bob1", "amount": 20_000_000,
+            "fee": 200_000, "net_to_counterparty": 19_800_000, "timeout_hours": 24, "auto_release_at": "",
+            "locked_after": 20_000_000, "recovered": False, "fence_seq": 1}
+    line = summarize(body, limit=None)
+    assert "$20.00 locked" in line and "ag_bob1 gets $19.80, net of the escrow service's $0.20 fee" in line, line
+    assert "$20.00 to ag_bob1" not in line
+
+
+def test_status_escrows_show_the_net_to_the_counterparty():
+    from supervisor.status import with_net
+
+    rows = with_net({"count": 1, "amount": 20_000_000, "items": [{"id": "esc_1", "amount": 20_000_000,
+                                                                  "fee": 200_000}]})
+    assert rows["items"][0]["net_to_counterparty"] == 19_800_000
