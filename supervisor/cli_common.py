@@ -213,8 +213,8 @@ class UnknownAgent(ConfigError):
 
 
 def agent_known(client: redis.Redis, keys: Keys, agent: str) -> bool:
-    """Whether the deployment serves `agent`: it is in the agent set or its ledger exists."""
-    return bool(client.sismember(keys.agents(), agent) or client.exists(keys.ledger(agent)))
+    """Whether the deployment serves `agent`: it is in the agent set, or its ledger or risk state exists."""
+    return bool(client.sismember(keys.agents(), agent) or client.exists(keys.ledger(agent), keys.risk(agent)))
 
 
 def require_agent(client: redis.Redis, keys: Keys, agent: str) -> str:

@@ -229,13 +229,13 @@ def cmd_main(args: argparse.Namespace) -> int:
         check_body(body, FIELD_FLAGS)  # the message schema, in plain words, before Redis is reached
     dep = connect(args)
     client, keys = dep.client, dep.keys
-    require_agent(client, keys, args.agent)
     if body is None:
         args.checked_settings = check_policy_settings(args.settings, read_overrides(client, keys, args.agent))
         body = args.build(args)
         check_body(body, FIELD_FLAGS)
     policy = effective_policy(client, keys, args.agent)
     check_against_policy(body, policy)
+    require_agent(client, keys, args.agent)
     check_against_ledger(body, client, keys, args.agent, policy)
     if args.command == "trade":
         from supervisor.trade_cli import check_trade

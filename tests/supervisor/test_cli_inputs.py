@@ -288,6 +288,10 @@ TIME_WORDS = frozenset({"hours", "seconds", "wall", "at", "until", "created", "o
 COUNTS = frozenset({"agents_total"})
 """Number-valued keys that are counts, not money, whatever their words say (status: how many agents)."""
 TEXT_MAPS = frozenset({"halted_buckets"})
+AMOUNT_MAP_KEYS = frozenset({"reserve", "trading", "casino", "referral", "wallet", "reserved", "locked", "margin",
+                             "in_transit", "unrealized"})
+"""The keys of a map of amounts (by bucket, by silo, by held kind): such a map, even an empty one,
+names its unit on itself (`held_micros`)."""
 """Maps whose values are text (bucket -> why it is halted), empty when nothing is halted."""
 UNIT_SUFFIXES = ("_micros", "_bp", "_ms", "_units", "_hours", "_epoch_days", "_count")
 
@@ -302,8 +306,8 @@ def unlabelled(value, path: str = "", parent_unit: bool = False) -> list[str]:
             unit = key.endswith(UNIT_SUFFIXES)
             numbers = isinstance(v, (int, float)) and not isinstance(v, bool)
             # a map of amounts (even an empty one: `held: {}`) names its unit on the map
-            amounts = isinstance(v, dict) and all(isinstance(x, int) and not isinstance(x, bool) for x in v.values()) \
-                and key not in TEXT_MAPS
+            amounts = isinstance(v, dict) and key not in TEXT_MAPS and set(v) <= AMOUNT_MAP_KEYS \
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in v.values())
             if (numbers or amounts) and not unit and not parent_unit and key not in COUNTS:
                 if set(key.lower().split("_")) & (MONEY_WORDS | TIME_WORDS):
                     bad.append(f"{path}.{key}")
