@@ -317,4 +317,6 @@ def current_message(body: Any) -> Any:
     return new(**{f: getattr(body, f) for f in body.__struct_fields__})
 
 
-AnyMessage = Union[ALL_MESSAGES + tuple(LEGACY_NAMES)]  # type: ignore[valid-type]  # noqa: UP007 - built from a tuple
+DECODABLE_MESSAGES: tuple[type, ...] = ALL_MESSAGES + tuple(LEGACY_NAMES)
+"""What a stream entry's body may decode as: every message, and the legacy names."""
+AnyMessage = Union[DECODABLE_MESSAGES]  # type: ignore[valid-type]  # noqa: UP007 - built from a tuple

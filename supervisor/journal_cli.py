@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from messages.base import validate_agent_id
 from messages.errors import ConfigError
 from runtime.archive import archive_journal
 from runtime.clock import SystemClock
-from messages.base import validate_agent_id
 from supervisor.cli_common import add_deployment_arguments, connect, require_agent
 
 DAY_MS = 24 * 3600 * 1000

@@ -34,7 +34,6 @@ def reconcile_main(args: argparse.Namespace) -> int:
     from actors.silo.venues import AgentVenues
     from messages.base import validate_agent_id
     from messages.envelope import random_ids, wrap
-    from messages.errors import ConfigError
     from runtime.atomic import AtomicSteps
     from runtime.clock import SystemClock
     from supervisor.cli_common import connect, require_agent

@@ -425,7 +425,8 @@ def test_an_unknown_agent_is_one_line_and_exit_2_in_every_command(argv, redis_ur
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["agent", "add-many", "/nonexistent/agents.json"], "agents file /nonexistent/agents.json: no such file or directory"),
+    (["agent", "add-many", "/nonexistent/agents.json"],
+     "agents file /nonexistent/agents.json: no such file or directory"),
     (["up", "--agents", "/nonexistent/agents.json", "--data-dir", "/nonexistent/d"],
      "agents file /nonexistent/agents.json: no such file or directory"),
     (["agent", "add", "bob", "--capital", "99999999999999"], "$99,999,999,999,999.00 is beyond the $1,000,000,000.00"),
