@@ -91,7 +91,7 @@ def _move(a):
 def _adjust(a):
     from messages.silo_msgs import AdjustLedger
 
-    amount = parse_usd(a.amount, field="amount", allow_negative=True)
+    amount = parse_usd(a.amount, field="--amount", allow_negative=True)
     if amount == 0:
         from messages.errors import ConfigError
 

@@ -66,3 +66,11 @@ def test_status_escrows_show_the_net_to_the_counterparty():
     rows = with_net({"count": 1, "amount": 20_000_000, "items": [{"id": "esc_1", "amount": 20_000_000,
                                                                   "fee": 200_000}]})
     assert rows["items"][0]["net_to_counterparty"] == 19_800_000
+
+
+def test_a_policy_amount_out_of_range_is_named_in_dollars():
+    from actors.policy.buckets import Policy, PolicyError
+
+    with pytest.raises(PolicyError) as err:
+        Policy(min_move=10**20)
+    assert "min_move: $99,999,999,999,999.999999" in str(err.value) and "$1,000,000,000.00]" in str(err.value)
