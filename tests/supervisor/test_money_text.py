@@ -73,4 +73,4 @@ def test_a_policy_amount_out_of_range_is_named_in_dollars():
 
     with pytest.raises(PolicyError) as err:
         Policy(min_move=10**20)
-    assert "min_move: $99,999,999,999,999.999999" in str(err.value) and "$1,000,000,000.00]" in str(err.value)
+    assert "min_move: $100,000,000,000,000.00 (" in str(err.value) and "$1,000,000,000.00]" in str(err.value)
