@@ -14,7 +14,7 @@ from typing import Mapping
 from actors.kelly import NAMED_FRACTIONS, KellyInputError, parse_fraction
 from messages.base import validate_agent_id
 from messages.errors import ConfigError
-from supervisor.cli_common import reason_text
+from supervisor.cli_common import reason_text, safe_text
 
 GAME_FLAGS = {"coin_flip": {"side"}, "dice": {"direction", "threshold"}, "multiplier": {"target"}}
 """Which game flags belong to which game; any other given flag is refused."""
@@ -160,6 +160,43 @@ def check_description(text: str) -> None:
     if len(text) > DESCRIPTION_MAX:
         raise ConfigError(f"--description is {len(text)} characters: must be {DESCRIPTION_MIN} to {DESCRIPTION_MAX} "
                           f"characters (the treasury appends a reference tag)")
+
+
+def venue_markets(url: str) -> set[str] | None:
+    """The tickers the trading venue at `url` lists (upper case, `BTC`), or None when it cannot be
+    asked (unreachable, an odd answer): then the trading actor decides alone, as it always does."""
+    from venue.client.trading import TradingClient
+    from venue.errors import VenueError
+
+    client = TradingClient(url, timeout_s=5.0, retries=1)
+    try:
+        markets = client.markets()
+    except (VenueError, OSError, ValueError):
+        return None
+    finally:
+        client.close()
+    return {m.coin.replace("xyz:", "").upper() for m in markets} | {m.ticker.upper() for m in markets}
+
+
+def check_trade(body, client, keys, agent: str, venues: dict[str, str]) -> None:
+    """What the trading actor would refuse, checked before sending where the CLI can see it
+    (`ConfigError`, one line, exit 2, nothing sent), with or without `--wait`: `open` of a coin the
+    trading venue does not list; `close` of a position id that is not in the agent's book."""
+    from actors.trading.book import read_positions
+    from messages.trading_msgs import ClosePosition, OpenPosition
+
+    if isinstance(body, OpenPosition) and "trading" in venues:
+        known = venue_markets(venues["trading"])
+        if known is not None and body.coin.replace("xyz:", "").upper() not in known:
+            some = ", ".join(sorted(known)[:8]) + (", ..." if len(known) > 8 else "")
+            raise ConfigError(f"--coin {safe_text(body.coin)!r}: not a market at the trading venue (it lists "
+                              f"{len(known)}: {some})")
+    if isinstance(body, ClosePosition):
+        book = read_positions(client, keys, agent)
+        if body.position_id not in book:
+            held = ", ".join(sorted(book)[:5]) or "none"
+            raise ConfigError(f"no open position {safe_text(body.position_id)!r} for {safe_text(agent)} (open: {held}; "
+                              f"`treasury trade list {safe_text(agent)}` shows them)")
 
 
 def check_cmd_args(a: argparse.Namespace) -> None:

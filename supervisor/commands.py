@@ -43,6 +43,7 @@ from supervisor.cmd_checks import (
     check_against_policy,
     check_cmd_args,
     check_policy_settings,
+    check_trade,
 )
 from supervisor.cmd_schema import check_body
 from supervisor.deployment import load_keyring
@@ -238,8 +239,6 @@ def cmd_main(args: argparse.Namespace) -> int:
     require_agent(client, keys, args.agent)
     check_against_ledger(body, client, keys, args.agent, policy)
     if args.command == "trade":
-        from supervisor.trade_cli import check_trade
-
         check_trade(body, client, keys, args.agent, dep.venues)
     role = _role(body, args)
     now = SystemClock().now_ms()

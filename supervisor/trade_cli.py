@@ -113,43 +113,6 @@ def _close(a):
     return ClosePosition(position_id=a.position_id, reason=reason_text(a.reason))
 
 
-def venue_markets(url: str) -> set[str] | None:
-    """The tickers the trading venue at `url` lists (upper case, `BTC`), or None when it cannot be
-    asked (unreachable, an odd answer): then the trading actor decides alone, as it always does."""
-    from venue.client.trading import TradingClient
-    from venue.errors import VenueError
-
-    client = TradingClient(url, timeout_s=5.0, retries=1)
-    try:
-        markets = client.markets()
-    except (VenueError, OSError, ValueError):
-        return None
-    finally:
-        client.close()
-    return {m.coin.replace("xyz:", "").upper() for m in markets} | {m.ticker.upper() for m in markets}
-
-
-def check_trade(body, client, keys, agent: str, venues: dict[str, str]) -> None:
-    """What the trading actor would refuse, checked before sending where the CLI can see it
-    (`ConfigError`, one line, exit 2, nothing sent), with or without `--wait`: `open` of a coin the
-    trading venue does not list; `close` of a position id that is not in the agent's book."""
-    from actors.trading.book import read_positions
-    from messages.trading_msgs import ClosePosition, OpenPosition
-
-    if isinstance(body, OpenPosition) and "trading" in venues:
-        known = venue_markets(venues["trading"])
-        if known is not None and body.coin.replace("xyz:", "").upper() not in known:
-            some = ", ".join(sorted(known)[:8]) + (", ..." if len(known) > 8 else "")
-            raise ConfigError(f"--coin {safe_text(body.coin)!r}: not a market at the trading venue (it lists "
-                              f"{len(known)}: {some})")
-    if isinstance(body, ClosePosition):
-        book = read_positions(client, keys, agent)
-        if body.position_id not in book:
-            held = ", ".join(sorted(book)[:5]) or "none"
-            raise ConfigError(f"no open position {safe_text(body.position_id)!r} for {safe_text(agent)} (open: {held}; "
-                              f"`treasury trade list {safe_text(agent)}` shows them)")
-
-
 def position_rows(client, keys, agent: str) -> list[dict]:
     """The open positions, oldest first, money in micro-USD (`*_micros`), prices as decimal text."""
     from actors.trading.book import read_positions
