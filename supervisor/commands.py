@@ -220,6 +220,22 @@ def _role(body, args: argparse.Namespace) -> str:
     return facts_for(body).role_for(body)
 
 
+def _what(body, policy) -> str:
+    """What a sent escrow will do, for the `sent ...` line: the counterparty is paid net of the fee."""
+    from messages.escrow_msgs import CreateEscrow
+
+    if not isinstance(body, CreateEscrow):
+        return ""
+    from actors.policy.buckets import bp_text
+    from actors.policy.escrow_rules import escrow_fee
+    from messages.money import format_usd
+
+    fee = escrow_fee(body.amount, policy.escrow_fee_bp)
+    return (f": {format_usd(body.amount)} to lock; once released {safe_text(body.counterparty)} gets "
+            f"{format_usd(body.amount - fee)}, net of the escrow service's {bp_text(policy.escrow_fee_bp)} fee "
+            f"({format_usd(fee)})")
+
+
 def cmd_main(args: argparse.Namespace) -> int:
     """Check, sign and publish one command (see the module docstring); every refusal of bad input
     comes before anything is published: as `ConfigError` (one line, exit 2)."""
@@ -254,7 +270,7 @@ def cmd_main(args: argparse.Namespace) -> int:
             "key": key.key_id}
     if not args.wait:
         print(json.dumps(sent) if args.json
-              else f"sent {envelope.type} {envelope.id} to {role} (signed by {key.key_id})")
+              else f"sent {envelope.type} {envelope.id} to {role} (signed by {key.key_id}){_what(body, policy)}")
         return EXIT_DONE
     outcome = wait_outcome(follower, envelope, args.timeout)
     if outcome is None:

@@ -74,3 +74,12 @@ def test_a_policy_amount_out_of_range_is_named_in_dollars():
     with pytest.raises(PolicyError) as err:
         Policy(min_move=10**20)
     assert "min_move: $100,000,000,000,000.00 (" in str(err.value) and "$1,000,000,000.00]" in str(err.value)
+
+
+def test_the_sent_line_of_a_payment_says_net_of_the_fee():
+    from actors.policy.buckets import DEFAULT_POLICY
+    from messages.escrow_msgs import CreateEscrow
+    from supervisor.commands import _what
+
+    text = _what(CreateEscrow(counterparty="ag_bob1", amount=20_000_000, description="for data"), DEFAULT_POLICY)
+    assert text == ": $20.00 to lock; once released ag_bob1 gets $19.80, net of the escrow service's 1.00 % fee ($0.20)"
