@@ -72,12 +72,13 @@ def balances_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def balances_title(b, chains: dict[str, dict]) -> str:
+def balances_title(b, chains: dict[str, dict] | None = None) -> str:
     """The table title: the USD total across the chains, USDC and native coins apart, each the sum
     of the cells shown below it (`supervisor.balances_view.shown_micros`), so the figures add up;
     or "total unknown" when any chain could not be read (a partial sum is never shown as the total)."""
-    from supervisor.balances_view import shown_micros
+    from supervisor.balances_view import shown_micros, token_states
 
+    chains = token_states(b) if chains is None else chains
     usdc = sum(shown_micros(c["usdc"]) for c in chains.values())
     coins = sum(shown_micros(c["native"]) for c in chains.values())
     parts = f"USDC {format_usd(usdc)} + native coins {format_usd(coins)}"
