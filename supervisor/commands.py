@@ -252,15 +252,15 @@ def cmd_main(args: argparse.Namespace) -> int:
         check_body(body, FIELD_FLAGS)
     policy = effective_policy(client, keys, args.agent)
     check_against_policy(body, policy)
-    require_agent(client, keys, args.agent)
-    check_against_ledger(body, client, keys, args.agent, policy)
-    if args.command == "trade":
-        check_trade(body, client, keys, args.agent, dep.venues)
     role = _role(body, args)
     now = SystemClock().now_ms()
     envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())
     decode(encode(envelope))  # validate here, as a worker would: a bad value is refused before it is sent
     key = pick_key(load_keyring(data_dir_path(args.data_dir)), required_scope_for(body), args.key_id, what=args.cmd)
+    require_agent(client, keys, args.agent)
+    check_against_ledger(body, client, keys, args.agent, policy)  # what the balances allow, then the venue's lists
+    if args.command == "trade":
+        check_trade(body, client, keys, args.agent, dep.venues)
     envelope = sign(envelope, key, now_ms=now)
     follower = JournalFollower(client, keys, args.agent)
     follower.last_id = client.xinfo_stream(keys.events(args.agent))["last-generated-id"] \

@@ -416,7 +416,8 @@ def test_an_unknown_agent_is_one_line_and_exit_2_in_every_command(argv, redis_ur
     keys = Keys(prefix, 8)
     record_deployment(rclient, keys, {}, "paper")
     rclient.sadd(keys.agents(), "alice")
-    env = clean_env(REDIS_URL=redis_url, TREASURY_KEYS=generate_key("k", "operator").env_entry())
+    both = f'{generate_key("a", "agent").env_entry()},{generate_key("o", "operator").env_entry()}'
+    env = clean_env(REDIS_URL=redis_url, TREASURY_KEYS=both)  # the right key for each: only the name is wrong
     argv = [a.replace("ARCHIVE", str(tmp_path)) for a in argv]
     at = 2 if argv[0] in ("trade", "dead", "journal") else 1
     line = one_line_error(treasury(*argv[:at], "--prefix", prefix, *argv[at:], env=env))
