@@ -46,12 +46,13 @@ from actors.policy.drift import (
     schedule_due,
 )
 from actors.policy.effective import effective_policy, merge_policy, read_overrides
+from actors.policy.operator_moves import move_problem
 from actors.silo.planning import assign_legs, cover_transfers, weigh_moves
 from actors.silo.records import HeldLeg, encode_legs, intents_key, silo_state_key, xfer_key
 from actors.transfers import LegFacts, open_leg, read_leg, saga_key
 from messages.catalogue import role_of
 from messages.envelope import Envelope, IdFactory, wrap
-from messages.schema import BUCKETS
+from messages.schema import BUCKETS, CommandRefused
 from messages.silo_msgs import ExecuteSiloTransfers, MoveFunds
 from messages.treasury_msgs import (
     CompensateLeg,
@@ -408,7 +409,10 @@ class Rebalancer(TreasuryActor):
     def operator_move(self, commit: Commit, env: Envelope, cmd: MoveFunds, now: int) -> None:
         """An operator's `MoveFunds`: the same saga as a rebalance move (fence, legs, and the
         physical transfer when the buckets live in different silos). Answered in the journal by
-        `RebalancePlanned` then its outcome, or `RebalanceSkipped` with why."""
+        `RebalancePlanned` then its outcome, or `RebalanceSkipped` with why; or refused whole by
+        `CommandRefused` with the reason (`actors.policy.operator_moves.move_problem`: more than
+        the source has available, or the reserve taken under its floor), nothing moved: an
+        operator's move is never trimmed."""
         if cmd.source == cmd.dest:
             raise HandlerRejected(f"a move from {cmd.source} to itself moves nothing")
         ledger = read_ledger(self.client, self.keys, env.agent)
@@ -417,6 +421,13 @@ class Rebalancer(TreasuryActor):
         active = self._active(env.agent)
         if active:
             return self._skip(commit, env, "operator_move", f"saga {active} is still running: move again once it ends")
+        problem = move_problem(cmd.source, cmd.dest, cmd.amount, ledger.available, balances_of(ledger),
+                               self.policy_for(env.agent))
+        if problem is not None:
+            refused = CommandRefused(command="MoveFunds", reason=f"move {cmd.source} -> {cmd.dest} {usd(cmd.amount)}: "
+                                                                 f"{problem}")
+            commit.emit(self.keys.events(env.agent), self._wrap(refused, env))
+            return None
         reason = f"operator move: {cmd.reason}"
         self.explicit(commit, env, "operator_move", reason, [Move(cmd.source, cmd.dest, cmd.amount, reason)], None,
                       ledger, now)

@@ -16,7 +16,7 @@ from typing import Callable
 import msgspec
 
 from messages.base import AgentId, MessageId
-from messages.schema import AnyMessage
+from messages.schema import LEGACY_NAMES, AnyMessage, current_message
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -35,6 +35,11 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     causation: MessageId | None = None
     correlation: MessageId | None = None
     signature: str | None = None
+
+    def __post_init__(self) -> None:
+        # an old journal's renamed event (CommandRejected, BetFailed) is read under its current name
+        if type(self.body) in LEGACY_NAMES:
+            msgspec.structs.force_setattr(self, "body", current_message(self.body))
 
     @property
     def type(self) -> str:

@@ -108,7 +108,7 @@ def usd_from_venue(value: object, *, field: str = "amount", allow_negative: bool
 
 def _bounded(micros: int, field: str) -> int:
     if abs(micros) > MAX_MICROS:
-        raise MoneyError(f"{field}: {micros} micro-USD is beyond the {MAX_MICROS} limit")
+        raise MoneyError(f"{field}: {format_usd(micros)} is beyond the {format_usd(MAX_MICROS)} limit")
     return micros
 
 

@@ -11,7 +11,7 @@ in `_CONCERNS` below.
 from __future__ import annotations
 
 import importlib
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
@@ -288,4 +288,35 @@ def _concern_messages() -> tuple[type, ...]:
 
 
 ALL_MESSAGES: tuple[type, ...] = CORE_MESSAGES + _concern_messages()
-AnyMessage = Union[ALL_MESSAGES]  # type: ignore[valid-type]  # noqa: UP007 - built from a tuple
+
+
+# ---------------------------------------------------------------- names of old journals
+
+
+class CommandRejected(CommandRefused, frozen=True):
+    """The name `CommandRefused` had before the refusal vocabulary was settled. Old journals and
+    replay records still hold it; it decodes, and `Envelope` turns it into a `CommandRefused`."""
+
+
+class BetFailed(BetRejected, frozen=True):
+    """The name `BetRejected` had before the refusal vocabulary was settled. Old journals and
+    replay records still hold it; it decodes, and `Envelope` turns it into a `BetRejected`."""
+
+
+LEGACY_NAMES: dict[type, type] = {CommandRejected: CommandRefused, BetFailed: BetRejected}
+"""Legacy message class -> the class it was renamed to (same fields). Never written any more:
+only so that decoding an old name still works. Not in `ALL_MESSAGES`."""
+
+
+def current_message(body: Any) -> Any:
+    """`body` under its current name: a legacy message (`LEGACY_NAMES`) becomes the renamed class
+    with the same fields; any other body is returned as it is."""
+    new = LEGACY_NAMES.get(type(body))
+    if new is None:
+        return body
+    return new(**{f: getattr(body, f) for f in body.__struct_fields__})
+
+
+DECODABLE_MESSAGES: tuple[type, ...] = ALL_MESSAGES + tuple(LEGACY_NAMES)
+"""What a stream entry's body may decode as: every message, and the legacy names."""
+AnyMessage = Union[DECODABLE_MESSAGES]  # type: ignore[valid-type]  # noqa: UP007 - built from a tuple

@@ -260,8 +260,8 @@ class LedgerAdjusted(Message, frozen=True):
 
     bucket: Bucket
     amount: SignedMicros
-    before: int
-    after: int
+    before: SignedMicros
+    after: SignedMicros
     reason: str
 
 

@@ -21,7 +21,7 @@ from messages.base import validate_agent_id
 from messages.errors import ConfigError, TreasuryError
 from messages.money import format_usd, parse_positive_usd
 from runtime.keys import Keys
-from supervisor.cli_common import add_deployment_arguments, connect, safe_text
+from supervisor.cli_common import add_deployment_arguments, connect, os_error_text, safe_text
 from supervisor.narrow import card, print_table_or_cards
 from supervisor.onboard_many import add_agent
 
@@ -36,8 +36,10 @@ def read_agents_file(path: str | Path) -> list[tuple[str, int]]:
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text()) if p.suffix == ".toml" else json.loads(p.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"agents file {p}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"agents file {p}: {os_error_text(exc).removesuffix(f': {p}').lower()}") from None
+    except ValueError as exc:
+        raise ConfigError(f"agents file {p}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {exc}") from None
     agents = data.get("agents") if isinstance(data, dict) else None
     if not isinstance(agents, list):
         raise ConfigError(f"agents file {p}: expected a list under 'agents'")
@@ -143,6 +145,11 @@ def agent_main(args: argparse.Namespace) -> int:
             if row["state"] != "ACTIVE":
                 console.print(Text(f"{safe_text(row['agent'])} {row['state']}: {safe_text(row['reason'], 200)}"))
         console.print(Text("every venue id, the wallet's too: `treasury agent list --json`", style="dim"))
+        return 0
+    from supervisor.onboard_many import exists_line
+
+    if dep.client.exists(dep.keys.ledger(args.name)):  # said first, before any onboarding line
+        print(exists_line(dep.client, dep.keys, args.name, capital))
         return 0
     print(f"onboarding {args.name}: registering at casino, wallet and trading ...", file=sys.stderr)
     print(add_agent(dep.client, dep.keys, dep.venues, dep.mode, args.name, capital))

@@ -18,7 +18,7 @@ from messages.base import validate_agent_id
 from messages.errors import ConfigError
 from messages.money import format_usd
 from runtime.clock import SystemClock
-from supervisor.cli_common import add_deployment_arguments, connect
+from supervisor.cli_common import add_deployment_arguments, connect, require_agent
 
 
 def add_balances_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,6 +35,7 @@ def balances_main(args: argparse.Namespace) -> int:
     validate_agent_id(args.agent)
     dep = connect(args)
     client, keys, venues = dep.client, dep.keys, dep.venues
+    require_agent(client, keys, args.agent)
     if "wallet" not in venues:
         raise ConfigError("this deployment records no wallet venue")
     view = ChainView(client, keys, SystemClock(), wallet_client_factory(client, keys, venues["wallet"]))
@@ -56,7 +57,7 @@ def balances_main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=balances_title(b))
+    table = Table(title=balances_title(b, chains))
     table.add_column("chain", no_wrap=True)
     table.add_column("USDC", justify="right", ratio=1)
     table.add_column("native", justify="right", ratio=1)
@@ -71,10 +72,17 @@ def balances_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def balances_title(b) -> str:
-    """The table title: the USD total across the chains, or "total unknown" when any chain could
-    not be read (a partial sum is never shown as the total)."""
+def balances_title(b, chains: dict[str, dict] | None = None) -> str:
+    """The table title: the USD total across the chains, USDC and native coins apart, each the sum
+    of the cells shown below it (`supervisor.balances_view.shown_micros`), so the figures add up;
+    or "total unknown" when any chain could not be read (a partial sum is never shown as the total)."""
+    from supervisor.balances_view import shown_micros, token_states
+
+    chains = token_states(b) if chains is None else chains
+    usdc = sum(shown_micros(c["usdc"]) for c in chains.values())
+    coins = sum(shown_micros(c["native"]) for c in chains.values())
+    parts = f"USDC {format_usd(usdc)} + native coins {format_usd(coins)}"
     if b.complete:
-        return f"{b.agent}: {format_usd(b.total_usd)} across {len(b.holdings)} chains"
+        return f"{b.agent}: {format_usd(usdc + coins)} across {len(b.holdings)} chains ({parts})"
     return (f"{b.agent}: total unknown ({len(b.unread)} chain(s) unreadable: {', '.join(sorted(b.unread))}; "
-            f"{format_usd(b.total_usd)} on the {len(b.holdings)} read)")
+            f"{format_usd(usdc + coins)} on the {len(b.holdings)} read: {parts})")

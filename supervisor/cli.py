@@ -262,8 +262,10 @@ def _describe(exc: BaseException) -> str:
         return f"lost the connection to Redis: {exc}"
     if isinstance(exc, redis.RedisError):
         return f"Redis refused: {exc}"
-    if isinstance(exc, OSError) and exc.filename:
-        return f"{exc.strerror or exc}: {exc.filename}"
+    if isinstance(exc, OSError):
+        from supervisor.cli_common import os_error_text
+
+        return os_error_text(exc)
     return str(exc)
 
 

@@ -208,6 +208,31 @@ def connect(args: argparse.Namespace, *, need_record: bool = True) -> Deployment
     return Deployment(url, client, keys, venues, mode)
 
 
+class UnknownAgent(ConfigError):
+    """An agent name this deployment does not serve (exit 2, one line)."""
+
+
+def agent_known(client: redis.Redis, keys: Keys, agent: str) -> bool:
+    """Whether the deployment serves `agent`: it is in the agent set, or its ledger or risk state exists."""
+    return bool(client.sismember(keys.agents(), agent) or client.exists(keys.ledger(agent), keys.risk(agent)))
+
+
+def require_agent(client: redis.Redis, keys: Keys, agent: str) -> str:
+    """`agent` when the deployment serves it (`agent_known`), else `UnknownAgent`:
+    "unknown agent 'nosuch': `treasury agent list` shows the agents this treasury serves"."""
+    if not agent_known(client, keys, agent):
+        raise UnknownAgent(f"unknown agent {safe_text(agent)!r}: `treasury agent list` shows the agents this "
+                           f"treasury serves")
+    return agent
+
+
+def os_error_text(exc: OSError) -> str:
+    """An OS error for people: `No such file or directory: /nonexistent` (the reason, then the
+    path), never Python's `[Errno 2] ...` form."""
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
 def report_error(command: str, exc: BaseException) -> int:
     """One line on stderr for an expected failure; exit code 2."""
     print(f"treasury {command}: error: {safe_text(' '.join(str(exc).split()))}", file=sys.stderr)

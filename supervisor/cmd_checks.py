@@ -14,7 +14,7 @@ from typing import Mapping
 from actors.kelly import NAMED_FRACTIONS, KellyInputError, parse_fraction
 from messages.base import validate_agent_id
 from messages.errors import ConfigError
-from supervisor.cli_common import reason_text
+from supervisor.cli_common import reason_text, safe_text
 
 GAME_FLAGS = {"coin_flip": {"side"}, "dice": {"direction", "threshold"}, "multiplier": {"target"}}
 """Which game flags belong to which game; any other given flag is refused."""
@@ -115,6 +115,90 @@ def check_against_policy(body, policy) -> None:
         raise ConfigError(f"--notional {format_usd(body.notional)}: the venue's minimum is {format_usd(MIN_NOTIONAL)}")
 
 
+def check_against_ledger(body, client, keys, agent: str, policy) -> None:
+    """What the actors would refuse from the balances, checked before publishing where the CLI can
+    read them (`ConfigError`, one line, nothing sent): an operator's move of more than its source has
+    available or that would take the reserve under its floor (the rule the rebalancer applies again,
+    `actors.policy.operator_moves.move_problem`), parking more reserve money at the casino than is
+    available, bringing home more than is parked. The actors decide again when the command arrives."""
+    from actors.ledger import read_ledger
+    from actors.policy.operator_moves import move_problem
+    from actors.rebalancer import balances_of
+    from messages.money import format_usd
+    from messages.silo_msgs import MoveFunds, PlaceFunds
+
+    if isinstance(body, MoveFunds):
+        ledger = read_ledger(client, keys, agent)
+        problem = move_problem(body.source, body.dest, body.amount, ledger.available, balances_of(ledger), policy)
+        if problem is not None:
+            raise ConfigError(f"--amount {format_usd(body.amount)}: {problem}")
+    if isinstance(body, PlaceFunds):
+        from actors.silo.records import placement_key
+
+        if body.silo == "casino":
+            have = read_ledger(client, keys, agent).available.get(body.bucket, 0)
+            what = f"the {body.bucket} has only {format_usd(have)} available"
+        else:
+            have = int(client.hget(placement_key(keys, agent), f"{body.bucket}@casino") or 0)
+            what = f"only {format_usd(have)} of the {body.bucket} is parked at the casino"
+        if body.amount > have:
+            raise ConfigError(f"--amount {format_usd(body.amount)}: {what}; nothing was sent")
+
+
+DESCRIPTION_MIN, DESCRIPTION_MAX = 3, 200
+"""An escrow description: the escrow service wants at least 3 characters once spaces at its ends are
+trimmed (`invalid_description`); it sets no maximum, the treasury caps it at 200 characters so the
+` [ref:<message id>]` tag it appends fits (`messages.escrow_msgs.Description`)."""
+
+
+def check_description(text: str) -> None:
+    """`--description`: 3 to 200 characters, at least 3 once trimmed (`ConfigError` otherwise)."""
+    if len(text.strip()) < DESCRIPTION_MIN:
+        raise ConfigError(f"--description {ascii(text)[:60]}: must be {DESCRIPTION_MIN} to {DESCRIPTION_MAX} "
+                          f"characters, at least {DESCRIPTION_MIN} besides spaces at its ends (the escrow service's "
+                          f"rule)")
+    if len(text) > DESCRIPTION_MAX:
+        raise ConfigError(f"--description is {len(text)} characters: must be {DESCRIPTION_MIN} to {DESCRIPTION_MAX} "
+                          f"characters (the treasury appends a reference tag)")
+
+
+def venue_markets(url: str) -> set[str] | None:
+    """The tickers the trading venue at `url` lists (upper case, `BTC`), or None when it cannot be
+    asked (unreachable, an odd answer): then the trading actor decides alone, as it always does."""
+    from venue.client.trading import TradingClient
+    from venue.errors import VenueError
+
+    client = TradingClient(url, timeout_s=5.0, retries=1)
+    try:
+        markets = client.markets()
+    except (VenueError, OSError, ValueError):
+        return None
+    finally:
+        client.close()
+    return {m.coin.replace("xyz:", "").upper() for m in markets} | {m.ticker.upper() for m in markets}
+
+
+def check_trade(body, client, keys, agent: str, venues: dict[str, str]) -> None:
+    """What the trading actor would refuse, checked before sending where the CLI can see it
+    (`ConfigError`, one line, exit 2, nothing sent), with or without `--wait`: `open` of a coin the
+    trading venue does not list; `close` of a position id that is not in the agent's book."""
+    from actors.trading.book import read_positions
+    from messages.trading_msgs import ClosePosition, OpenPosition
+
+    if isinstance(body, OpenPosition) and "trading" in venues:
+        known = venue_markets(venues["trading"])
+        if known is not None and body.coin.replace("xyz:", "").upper() not in known:
+            some = ", ".join(sorted(known)[:8]) + (", ..." if len(known) > 8 else "")
+            raise ConfigError(f"--coin {safe_text(body.coin)!r}: not a market at the trading venue (it lists "
+                              f"{len(known)}: {some})")
+    if isinstance(body, ClosePosition):
+        book = read_positions(client, keys, agent)
+        if body.position_id not in book:
+            held = ", ".join(sorted(book)[:5]) or "none"
+            raise ConfigError(f"no open position {safe_text(body.position_id)!r} for {safe_text(agent)} (open: {held}; "
+                              f"`treasury trade list {safe_text(agent)}` shows them)")
+
+
 def check_cmd_args(a: argparse.Namespace) -> None:
     """Every check of this module that applies to the parsed `treasury cmd` line (mutates `a`)."""
     validate_agent_id(a.agent)
@@ -123,6 +207,8 @@ def check_cmd_args(a: argparse.Namespace) -> None:
     for name in FREE_TEXT:  # the same rule as --reason for every free-text flag
         if getattr(a, name, None) is not None:
             setattr(a, name, reason_text(getattr(a, name), flag="--" + name))
+    if a.cmd == "pay":
+        check_description(a.description)
     if a.cmd == "bet":
         check_bet(a)
     if getattr(a, "timeout", None) is not None and not a.timeout > 0:

@@ -30,6 +30,8 @@ PATTERN_WORDS = {
     r"\S": "needs some visible text",
     r"^[A-Za-z0-9:_-]{1,32}$": "must be 1 to 32 of A-Z a-z 0-9 : _ -",
     r"^[0-9]{1,12}(\.[0-9]{1,18})?$": "must be a plain decimal number, e.g. 0.55",
+    r"^[A-Za-z0-9_.:-]{1,80}$": "must be a position id: 1 to 80 of A-Z a-z 0-9 _ . : - (`treasury trade list` "
+                                "shows them)",
 }
 """The schema's patterns in words; any other pattern is quoted as it is."""
 

@@ -29,8 +29,22 @@ from messages.schema import CoinFlip, Dice, Multiplier, PlaceBet, RetrySpend, Se
 from runtime.clock import SystemClock
 from runtime.journal import JournalFollower
 from runtime.signing import required_scope_for, sign
-from supervisor.cli_common import add_deployment_arguments, connect, data_dir_path, positive_float, safe_text
-from supervisor.cmd_checks import FIELD_FLAGS, check_against_policy, check_cmd_args, check_policy_settings
+from supervisor.cli_common import (
+    add_deployment_arguments,
+    connect,
+    data_dir_path,
+    positive_float,
+    require_agent,
+    safe_text,
+)
+from supervisor.cmd_checks import (
+    FIELD_FLAGS,
+    check_against_ledger,
+    check_against_policy,
+    check_cmd_args,
+    check_policy_settings,
+    check_trade,
+)
 from supervisor.cmd_schema import check_body
 from supervisor.deployment import load_keyring
 from supervisor.key_choice import add_key_arguments, pick_key
@@ -157,7 +171,8 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     pay.add_argument("agent", help="the agent\'s name")
     pay.add_argument("--to", required=True, help="the counterparty's casino agent id (ag_...)")
     pay.add_argument("--amount", required=True, help="USD, plain ASCII decimal, e.g. 12.50")
-    pay.add_argument("--description", required=True, help="what the payment is for: 3 to 200 characters")
+    pay.add_argument("--description", required=True,
+                     help="what the payment is for: 3 to 200 characters, at least 3 besides spaces at its ends")
     pay.add_argument("--timeout-hours", type=int, default=24, help="hours before the escrow expires (default 24)")
     pay.set_defaults(build=_pay)
 
@@ -205,6 +220,22 @@ def _role(body, args: argparse.Namespace) -> str:
     return facts_for(body).role_for(body)
 
 
+def _what(body, policy) -> str:
+    """What a sent escrow will do, for the `sent ...` line: the counterparty is paid net of the fee."""
+    from messages.escrow_msgs import CreateEscrow
+
+    if not isinstance(body, CreateEscrow):
+        return ""
+    from actors.policy.buckets import bp_text
+    from actors.policy.escrow_rules import escrow_fee
+    from messages.money import format_usd
+
+    fee = escrow_fee(body.amount, policy.escrow_fee_bp)
+    return (f": {format_usd(body.amount)} to lock; once released {safe_text(body.counterparty)} gets "
+            f"{format_usd(body.amount - fee)}, net of the escrow service's {bp_text(policy.escrow_fee_bp)} fee "
+            f"({format_usd(fee)})")
+
+
 def cmd_main(args: argparse.Namespace) -> int:
     """Check, sign and publish one command (see the module docstring); every refusal of bad input
     comes before anything is published: as `ConfigError` (one line, exit 2)."""
@@ -219,14 +250,17 @@ def cmd_main(args: argparse.Namespace) -> int:
         args.checked_settings = check_policy_settings(args.settings, read_overrides(client, keys, args.agent))
         body = args.build(args)
         check_body(body, FIELD_FLAGS)
-    check_against_policy(body, effective_policy(client, keys, args.agent))
+    policy = effective_policy(client, keys, args.agent)
+    check_against_policy(body, policy)
     role = _role(body, args)
     now = SystemClock().now_ms()
     envelope = wrap(body, agent=args.agent, now_ms=now, new_id=random_ids())
     decode(encode(envelope))  # validate here, as a worker would: a bad value is refused before it is sent
     key = pick_key(load_keyring(data_dir_path(args.data_dir)), required_scope_for(body), args.key_id, what=args.cmd)
-    if not client.exists(keys.risk(args.agent)):
-        raise ConfigError(f"unknown agent {args.agent!r}: `treasury agent list` shows the agents this treasury serves")
+    require_agent(client, keys, args.agent)
+    check_against_ledger(body, client, keys, args.agent, policy)  # what the balances allow, then the venue's lists
+    if args.command == "trade":
+        check_trade(body, client, keys, args.agent, dep.venues)
     envelope = sign(envelope, key, now_ms=now)
     follower = JournalFollower(client, keys, args.agent)
     follower.last_id = client.xinfo_stream(keys.events(args.agent))["last-generated-id"] \
@@ -236,7 +270,7 @@ def cmd_main(args: argparse.Namespace) -> int:
             "key": key.key_id}
     if not args.wait:
         print(json.dumps(sent) if args.json
-              else f"sent {envelope.type} {envelope.id} to {role} (signed by {key.key_id})")
+              else f"sent {envelope.type} {envelope.id} to {role} (signed by {key.key_id}){_what(body, policy)}")
         return EXIT_DONE
     outcome = wait_outcome(follower, envelope, args.timeout)
     if outcome is None:

@@ -23,7 +23,7 @@ from messages.base import validate_agent_id
 from messages.catalogue import SPEND_ROLES
 from messages.errors import ConfigError
 from runtime.keys import Keys
-from supervisor.cli_common import add_deployment_arguments, connect, positive_int, safe_text
+from supervisor.cli_common import UnknownAgent, add_deployment_arguments, agent_known, connect, positive_int, safe_text
 from supervisor.key_choice import add_key_arguments
 from supervisor.narrow import card, print_table_or_cards
 
@@ -119,6 +119,9 @@ def dead_main(args: argparse.Namespace) -> int:
     if args.dead_cmd == "list":
         agent = validate_agent_id(args.agent) if args.agent else None
         entries, counts = read_dead(client, keys, agent, args.limit)
+        if agent and not counts and not agent_known(client, keys, agent):  # a stranger's dead entries still show
+            raise UnknownAgent(f"unknown agent {safe_text(agent)!r}: `treasury agent list` shows the agents this "
+                               f"treasury serves")
         total = sum(counts.values())
         if args.json:
             print(json.dumps({"total": total, "by_reason": dict(counts.most_common()), "entries": entries}))

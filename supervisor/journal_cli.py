@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from messages.base import validate_agent_id
 from messages.errors import ConfigError
 from runtime.archive import archive_journal
 from runtime.clock import SystemClock
-from supervisor.cli_common import add_deployment_arguments, connect
+from supervisor.cli_common import add_deployment_arguments, connect, require_agent
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -31,6 +32,8 @@ def journal_main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--older-than-days must not be negative (got {args.older_than_days})")
     dep = connect(args)
     client, keys = dep.client, dep.keys
+    for agent in args.agent:
+        require_agent(client, keys, validate_agent_id(agent))
     agents = args.agent or sorted(m.decode() for m in client.smembers(keys.agents()))
     before = SystemClock().now_ms() - int(args.older_than_days * DAY_MS)
     total = 0

@@ -36,16 +36,14 @@ def add_agent(client, keys: Keys, venues: dict[str, str], mode: str, name: str, 
     validate_agent_id(name)
     if capital <= 0:
         raise ConfigError(f"capital for {name} must be more than $0")
+    if client.exists(keys.ledger(name)):  # known: touch nothing at the venues or in Redis
+        return exists_line(client, keys, name, capital)
     steps = AtomicSteps(client, keys)
     result = onboard_agent(steps, name, capital, venues=venues, now_ms=SystemClock().now_ms(), new_id=random_ids(),
                            faucet_limit=faucet_limit)
     client.sadd(keys.agents(), name)
     if result.allocation != "ok":
-        from actors.ledger import read_ledger
-
-        total = read_ledger(client, keys, name).total
-        return (f"agent {name} exists already: nothing was done (--capital {format_usd(capital)} not applied; it "
-                f"holds {format_usd(total)} as before; `treasury agent list` shows it)")
+        return exists_line(client, keys, name, capital)
     if mode == "paper":
         from supervisor.paper import fund_paper_silos
 
@@ -55,6 +53,15 @@ def add_agent(client, keys: Keys, venues: dict[str, str], mode: str, name: str, 
         funded = "deposit the capital to the venues before the agent spends"
     ids = ", ".join(f"{service} {venue_id}" for service, venue_id in sorted(result.venue_agent_ids.items()))
     return f"agent {name}: {ids}; capital {format_usd(capital)} allocated ({result.allocation}); {funded}"
+
+
+def exists_line(client, keys: Keys, name: str, capital: int) -> str:
+    """What `agent add` says for an agent that has a ledger already: nothing was done, and why."""
+    from actors.ledger import read_ledger
+
+    total = read_ledger(client, keys, name).total
+    return (f"agent {name} exists already: nothing was done (--capital {format_usd(capital)} not applied; it "
+            f"holds {format_usd(total)} as before; `treasury agent list` shows it)")
 
 
 @dataclass

@@ -34,17 +34,15 @@ def reconcile_main(args: argparse.Namespace) -> int:
     from actors.silo.venues import AgentVenues
     from messages.base import validate_agent_id
     from messages.envelope import random_ids, wrap
-    from messages.errors import ConfigError
     from runtime.atomic import AtomicSteps
     from runtime.clock import SystemClock
-    from supervisor.cli_common import connect
+    from supervisor.cli_common import connect, require_agent
 
     validate_agent_id(args.agent)
     tolerance = parse_usd(args.tolerance, field="tolerance")
     dep = connect(args)
     client, keys, venues, mode = dep.client, dep.keys, dep.venues, dep.mode
-    if not client.exists(keys.ledger(args.agent)):
-        raise ConfigError(f"no agent {args.agent!r} in this deployment (`treasury agent list` names them)")
+    require_agent(client, keys, args.agent)
     silo_venues = AgentVenues(client, keys, args.agent, venues, paper=mode == "paper")
     try:
         checked = reconcile(client, keys, args.agent, silo_venues, tolerance=tolerance, reason="treasury reconcile")
@@ -93,7 +91,7 @@ def _move(a):
 def _adjust(a):
     from messages.silo_msgs import AdjustLedger
 
-    amount = parse_usd(a.amount, field="amount", allow_negative=True)
+    amount = parse_usd(a.amount, field="--amount", allow_negative=True)
     if amount == 0:
         from messages.errors import ConfigError
 

@@ -199,7 +199,7 @@ def _agent_status(keys: Keys, agent: str, now_ms: int, journal_tail: int, ledger
         "drifted": any(b["drifted"] for b in buckets),
         "risk": risk,
         "reservations": reservation_rows(_hash(resv_raw, "reservations", errors), now_ms),
-        "escrows": record_rows(_hash(escrows_raw, "escrows", errors), "amount"),
+        "escrows": with_net(record_rows(_hash(escrows_raw, "escrows", errors), "amount")),
         "positions": record_rows(_hash(positions_raw, "positions", errors), "margin"),
         "in_transit": transit_rows(_hash(intents_raw, "silo transfers", errors), ledger),
         "journal": {
@@ -364,6 +364,16 @@ def record_rows(raw: dict[str, Any], money_field: str) -> dict:
     return {"count": len(items), money_field: total, "items": items[:MAX_ITEMS]}
 
 
+def with_net(escrows: dict) -> dict:
+    """Each escrow with `net_to_counterparty` (micro-USD): the amount less the escrow service's fee,
+    what the counterparty is paid on release (the locked amount is the gross)."""
+    for item in escrows["items"]:
+        amount, fee = item.get("amount"), item.get("fee")
+        if isinstance(amount, int) and isinstance(fee, int) and "net_to_counterparty" not in item:
+            item["net_to_counterparty"] = amount - fee
+    return escrows
+
+
 def decode_record(data: bytes | str) -> Any:
     """JSON or msgpack (whichever the writer used), made JSON-safe; anything else as text."""
     blob = data.encode() if isinstance(data, str) else data
@@ -449,11 +459,18 @@ def summarize(body: dict, limit: int | None = SUMMARY_CHARS) -> str:
         text = (f"{body.get('side')} {body.get('coin')} closed at {body.get('exit_price')} ({body.get('reason')}), "
                 f"P&L {'+' if pnl >= 0 else ''}{format_usd(pnl)}, fee {format_usd(body['fee'])}")
     elif kind == "EscrowCreated":
-        text = (f"escrow {body.get('escrow_id')}: {format_usd(body['amount'])} to {body.get('counterparty')} "
-                f"(fee {format_usd(body['fee'])}), times out in {body.get('timeout_hours')} h")
+        # the counterparty is paid the amount less the escrow service's fee, never the gross amount
+        net = body.get("net_to_counterparty", body["amount"] - body["fee"])
+        text = (f"escrow {body.get('escrow_id')}: {format_usd(body['amount'])} locked; on release "
+                f"{body.get('counterparty')} gets {format_usd(net)}, net of the escrow service's "
+                f"{format_usd(body['fee'])} fee; times out in {body.get('timeout_hours')} h (then refunded to "
+                f"this agent less the fee)")
     else:
-        text = ", ".join(f"{k}={_money_or_short(k, v)}" for k, v in body.items()
-                         if k != "type" and not _SECRET_NAME.search(str(k)))
+        from supervisor.status_json import money_fields
+
+        money = money_fields(str(kind))
+        text = ", ".join(f"{str(k).removesuffix('_micros')}={_money_or_short(k, v, k in money)}"
+                         for k, v in body.items() if k != "type" and not _SECRET_NAME.search(str(k)))
     line = _one_line(text)
     if limit is not None and len(line) > limit:
         line = line[: max(0, limit - 1)] + "…"
@@ -779,15 +796,21 @@ def _int(value: Any) -> int:
         return 0
 
 
-def _money_or_short(key: str, value: Any) -> str:
-    """A micro-USD field (`status_json.MONEY_KEYS`) in dollars, a small map of plain values (policy
-    settings) as `{name=value, ...}`, anything else as `_short`."""
+def _money_or_short(key: str, value: Any, money: bool = False) -> str:
+    """A micro-USD field (declared so in the message schema, `money`, or named in
+    `status_json.MONEY_KEYS`) in dollars, and a map of them as `{name=$..., ...}`; a small map of
+    plain values (policy settings, whose micro-USD ones are `MONEY_SETTINGS`) as `{name=value, ...}`;
+    anything else as `_short`."""
+    from actors.policy.buckets import MONEY_SETTINGS
     from supervisor.status_json import MONEY_KEYS
 
-    if key in MONEY_KEYS and isinstance(value, int) and not isinstance(value, bool):
+    money = money or key in MONEY_KEYS or key.endswith("_micros")
+    if money and isinstance(value, int) and not isinstance(value, bool):
         return format_usd(value)
     if isinstance(value, dict) and 0 < len(value) <= 8 and all(isinstance(v, (int, str)) for v in value.values()):
-        return "{" + ", ".join(f"{k}={_short(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(
+            f"{k}={format_usd(v) if isinstance(v, int) and (money or k in MONEY_SETTINGS) else _short(v)}"
+            for k, v in value.items()) + "}"
     return _short(value)
 
 

@@ -6,7 +6,8 @@ milliseconds in fields ending `_ms`; shares end `_bp` (basis points). `collect_s
 short internal names (the rich view reads them); this module renames them on the way out:
 
 - money fields (`total`, `available`, `reserved`, `amount`, `margin`, `peak`, ...) holding an
-  integer → `<name>_micros`;
+  integer → `<name>_micros`; one holding a map of integers (a bucket's `held` by kind, even an
+  empty one) → `<name>_micros` too, the unit named once on the map;
 - a worker's `shards` `[first, last, count]` → `{"first": .., "last": .., "count": ..}`, and the
   snapshot's shard count `shards` → `shard_count`;
 - the risk hash's `day` (days since 1970-01-01 UTC) → `day_epoch_days`, with `day_utc`
@@ -49,6 +50,8 @@ def _is_int(value: Any) -> bool:
 def _labelled(key: str, value: Any, parent: str) -> list[tuple[str, Any]]:
     if key in MONEY_KEYS and _is_int(value):
         return [(f"{key}_micros", value)]
+    if key in MONEY_KEYS and isinstance(value, dict) and all(_is_int(v) for v in value.values()):
+        return [(f"{key}_micros", value)]  # a map of amounts (a bucket's `held` by kind) names the unit once
     if key == "shards" and isinstance(value, list) and len(value) == 3:
         first, last, count = value
         return [("shards", {"first": first, "last": last, "count": count})]
@@ -143,6 +146,31 @@ def _by_type(info: Any, value: Any) -> Any:
     if isinstance(info, mi.DictType) and isinstance(value, dict):
         return {k: _by_type(info.value_type, v) for k, v in value.items()}
     return value
+
+
+def money_fields(type_name: str) -> frozenset[str]:
+    """The fields of message type `type_name` declared `Micros` / `SignedMicros` (or a map or list of
+    them), from its schema; empty for an unknown type. What a summary shows in dollars."""
+    return _MONEY_FIELDS.get(type_name, frozenset())
+
+
+def _money_fields_of(cls: type) -> frozenset[str]:
+    out = set()
+    for field in mi.type_info(cls).fields:
+        t = field.type
+        inner = t.value_type if isinstance(t, mi.DictType) else t.item_type if isinstance(t, mi.ListType) else None
+        if _is_micros(t) or (inner is not None and _is_micros(inner)):
+            out.add(field.encode_name)
+    return frozenset(out)
+
+
+def _all_money_fields() -> dict[str, frozenset[str]]:
+    from messages.schema import ALL_MESSAGES
+
+    return {cls.__name__: _money_fields_of(cls) for cls in ALL_MESSAGES}
+
+
+_MONEY_FIELDS = _all_money_fields()
 
 
 def label_message(message: msgspec.Struct) -> dict:

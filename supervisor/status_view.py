@@ -25,7 +25,7 @@ from messages.errors import ConfigError, TreasuryError
 from messages.money import format_usd
 from runtime.clock import Clock, SystemClock
 from runtime.keys import Keys
-from supervisor.cli_common import NoDeployment, add_deployment_arguments, find_redis_url, safe_text
+from supervisor.cli_common import NoDeployment, add_deployment_arguments, find_redis_url, require_agent, safe_text
 from supervisor.deployment import load_deployment
 from supervisor.status import collect_status, open_client, redact_url
 from supervisor.status_json import MONEY_KEYS, with_units
@@ -494,6 +494,12 @@ def prepare(command: str, args: argparse.Namespace) -> redis.Redis:
                            f"with `treasury up` (or give the right --prefix)") from None
     if args.shard_count is None:
         args.shard_count = keys.shards
+    try:
+        for agent in getattr(args, "agent", None) or []:
+            require_agent(client, keys, agent)
+    except TreasuryError:
+        client.close()
+        raise
     args.venues = venues
     return client
 

@@ -20,7 +20,14 @@ from rich.text import Text
 from messages.base import validate_agent_id
 from messages.errors import ConfigError
 from messages.money import format_usd, parse_positive_usd
-from supervisor.cli_common import add_deployment_arguments, connect, positive_float, reason_text, safe_text
+from supervisor.cli_common import (
+    add_deployment_arguments,
+    connect,
+    positive_float,
+    reason_text,
+    require_agent,
+    safe_text,
+)
 from supervisor.key_choice import add_key_arguments
 from supervisor.narrow import card, print_table_or_cards
 
@@ -131,6 +138,7 @@ def trade_main(args: argparse.Namespace) -> int:
     from supervisor.status_view import utc
 
     dep = connect(args)
+    require_agent(dep.client, dep.keys, args.agent)
     rows = position_rows(dep.client, dep.keys, args.agent)
     if args.json:
         print(json.dumps({"agent": args.agent, "positions": rows}))

@@ -126,6 +126,11 @@ def _check_targets(targets_bp: Mapping[str, int]) -> None:
 # ---------------------------------------------------------------- the operator's policy
 
 
+MONEY_SETTINGS = frozenset({"min_move", "referral_reinvest_threshold"})
+"""The `Policy` settings that are amounts of micro-USD (the others name their unit: `*_bp`, `*_ms`,
+`*_hours`, or are plain numbers and words)."""
+
+
 class Policy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Every tunable number of the treasury, with the product's defaults.
 
@@ -180,6 +185,10 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             if isinstance(value, bool) or not isinstance(value, int):
                 raise PolicyConfigError(f"{field}: {value!r} must be an integer")
             if value < low or (high is not None and value > high):
+                if field in MONEY_SETTINGS:  # an amount: in dollars, as a person types it
+                    top = "∞" if high is None else format_usd_exact(high)
+                    raise PolicyConfigError(f"{field}: {format_usd_exact(value)} ({value} micro-USD) must be in "
+                                            f"[{format_usd_exact(low)}, {top}]")
                 raise PolicyConfigError(f"{field}: {value} must be in [{low}, {'∞' if high is None else high}]")
         _check_targets(self.targets_bp)
         if self.reserve_floor_bp > self.reserve_target_bp:

@@ -106,7 +106,8 @@ def handle_silo_leg(owner, delivery: Delivery) -> bool:
     if isinstance(body, AdjustLedger):
         refused = AdjustRefused(bucket=body.bucket, amount=body.amount,
                                 reason=f"{body.bucket} has {format_usd(before)} available: an adjustment of "
-                                       f"{format_usd(body.amount)} would make it negative ({result.reason})")
+                                       f"{format_usd(body.amount)} would make it negative ({body.bucket} would be "
+                                       f"{format_usd(before + body.amount)}, below $0.00)")
         _journal_and_ack(owner, delivery, refused)
         return True
     if isinstance(body, BookFee) and _token(owner, env.agent, body) >= body.amount:

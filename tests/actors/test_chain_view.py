@@ -180,5 +180,7 @@ def test_treasury_balances_prints_unknown_when_a_chain_is_unreadable():
     read = ChainBalances("alice", {}, {}, 0, (), {"base": "usdc: fetch failed", "arbitrum": "usdc: fetch failed"})
     assert balances_title(read).startswith("alice: total unknown (2 chain(s) unreadable: arbitrum, base")
     assert "$0.00 across" not in balances_title(read)
-    whole = ChainBalances("alice", {}, {}, 12_500_000, (), {})
-    assert balances_title(whole) == "alice: $12.50 across 0 chains"
+    from actors.chain_view import ChainHolding
+
+    whole = ChainBalances("alice", {"base": ChainHolding("base", "0xa", 12_500_000, 0, 0)}, {}, 12_500_000, (), {})
+    assert balances_title(whole) == "alice: $12.50 across 1 chains (USDC $12.50 + native coins $0.00)"

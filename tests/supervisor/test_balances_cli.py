@@ -72,4 +72,30 @@ def test_a_chain_the_wallet_failed_to_read_is_unknown_with_the_reason():
     assert states["solana"]["usdc"] == {"status": "unknown", "reason": "usdc: fetch failed"}
     assert states["solana"]["native"] == {"status": "unknown", "reason": "usdc: fetch failed", "symbol": "SOL"}
     assert states["base"]["usdc"] == {"status": "read", "amount_micros": 0}
-    assert states["base"]["native"] == {"status": "read", "amount_units": 1, "symbol": "ETH"}
+    assert states["base"]["native"] == {"status": "read", "amount_units": 1, "amount_coins": "0.000000000000000001",
+                                        "symbol": "ETH"}  # no price known: no value, never a guessed one
+
+
+def test_native_coins_are_shown_in_coins_and_dollars_and_the_headline_adds_up():
+    from decimal import Decimal
+
+    from messages.money import format_usd, parse_usd
+    from supervisor.balances_cli import balances_title
+    from supervisor.balances_view import cell
+
+    held = {name: ChainHolding(name, f"addr-{name}", 0 if CHAINS[name].reads_usdc else None,
+                               0 if CHAINS[name].reads_native else None, 0) for name in CHAINS}
+    held["base"] = ChainHolding("base", "addr-base", 400_000_000, 10**16, 0)  # $400 and 0.01 ETH
+    held["solana"] = ChainHolding("solana", "addr-sol", 1_005_000, 2 * 10**9, 0)  # $1.005 and 2 SOL
+    prices = {"ETH": Decimal("3318.9999"), "SOL": Decimal("150.125")}
+    b = ChainBalances("dora", held, prices, 0, tuple(held))
+    states = token_states(b)
+    assert states["base"]["native"]["value_micros"] == 33_189_999
+    assert cell(states["base"]["native"], format_usd) == "0.01 ETH ($33.18)"
+    assert cell(states["solana"]["native"], format_usd) == "2 SOL ($300.25)"
+    shown = [cell(states[n][t], format_usd) for n in CHAINS for t in ("usdc", "native")]
+    assert not [s for s in shown if "units" in s]
+    title = balances_title(b, states)
+    cells = sum(parse_usd(s.split("(")[-1].rstrip(")")) for s in shown if "$" in s)
+    assert title.startswith(f"dora: {format_usd(cells)} across 8 chains"), (title, cells)
+    assert title == "dora: $734.43 across 8 chains (USDC $401.00 + native coins $333.43)"

@@ -58,6 +58,9 @@ def _with(argv: list[str], flag: str, value: str) -> list[str]:
     (["cmd", "bet", "alice", "--fixed-stake", "0"], "--fixed-stake: '0' must be more than 0"),
     (["cmd", "bet", "alice", "--fixed-stake", "-1"], "--fixed-stake: -1 is negative; it must be positive"),
     (_with(PAY, "--description", "x"), "--description 'x': must be 3 to 200 characters"),
+    (_with(PAY, "--description", "  ab  "), "--description ' ab ': must be 3 to 200 characters, at least 3 "
+                                            "besides spaces at its ends"),
+    (_with(PAY, "--description", "d" * 201), "--description is 201 characters: must be 3 to 200 characters"),
     (_with(PAY, "--description", "two\nlines"), "--description 'two\\nlines' holds control characters"),
     (_with(PAY, "--description", "esc\x1b[31mred"), "--description 'esc\\x1b[31mred' holds control characters"),
     (_with(PAY, "--description", "rtl\u202eoverride"), "holds control characters"),
@@ -235,6 +238,7 @@ def test_adding_an_existing_agent_says_plainly_that_nothing_was_done(deployment)
     again = run("agent", "add", "alice", "--capital", "10")
     assert again.returncode == 0, again.stderr
     assert "alice exists already: nothing was done" in again.stdout and "allocated" not in again.stdout
+    assert "onboarding" not in again.stderr and again.stdout.count("\n") == 1  # said first, and only that
     assert client.hgetall(keys.ledger("alice")) == before
 
 
@@ -283,6 +287,12 @@ TIME_WORDS = frozenset({"hours", "seconds", "wall", "at", "until", "created", "o
                         "time", "hold"})
 COUNTS = frozenset({"agents_total"})
 """Number-valued keys that are counts, not money, whatever their words say (status: how many agents)."""
+TEXT_MAPS = frozenset({"halted_buckets"})
+AMOUNT_MAP_KEYS = frozenset({"reserve", "trading", "casino", "referral", "wallet", "reserved", "locked", "margin",
+                             "in_transit", "unrealized"})
+"""The keys of a map of amounts (by bucket, by silo, by held kind): such a map, even an empty one,
+names its unit on itself (`held_micros`)."""
+"""Maps whose values are text (bucket -> why it is halted), empty when nothing is halted."""
 UNIT_SUFFIXES = ("_micros", "_bp", "_ms", "_units", "_hours", "_epoch_days", "_count")
 
 
@@ -294,8 +304,11 @@ def unlabelled(value, path: str = "", parent_unit: bool = False) -> list[str]:
         for k, v in value.items():
             key = str(k)
             unit = key.endswith(UNIT_SUFFIXES)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and not unit and not parent_unit \
-                    and key not in COUNTS:
+            numbers = isinstance(v, (int, float)) and not isinstance(v, bool)
+            # a map of amounts (even an empty one: `held: {}`) names its unit on the map
+            amounts = isinstance(v, dict) and key not in TEXT_MAPS and set(v) <= AMOUNT_MAP_KEYS \
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in v.values())
+            if (numbers or amounts) and not unit and not parent_unit and key not in COUNTS:
                 if set(key.lower().split("_")) & (MONEY_WORDS | TIME_WORDS):
                     bad.append(f"{path}.{key}")
             bad += unlabelled(v, f"{path}.{key}", unit or parent_unit)
@@ -307,8 +320,10 @@ def unlabelled(value, path: str = "", parent_unit: bool = False) -> list[str]:
 
 def test_the_unit_check_catches_what_it_should():
     assert unlabelled({"buckets": {"casino": 1}, "sizing": {"bankroll": 2}, "wall_seconds": 1.5,
-                       "x": [{"hours": 24.0}]}) == [".buckets.casino", ".sizing.bankroll", ".wall_seconds",
+                       "x": [{"hours": 24.0}]}) == [".buckets", ".buckets.casino", ".sizing.bankroll", ".wall_seconds",
                                                     ".x[0].hours"]
+    assert unlabelled({"buckets": [{"held": {}}, {"held": {"margin": 5}}]}) == [".buckets[0].held", ".buckets[1].held",
+                                                                                ".buckets[1].held.margin"]
     assert unlabelled({"balances_micros": {"casino": 1}, "hold_ms": 5, "placed": 3, "threshold_bp": 10,
                        "held_micros": {"reserve": {"in_transit": 2}}}) == []
 
@@ -363,3 +378,60 @@ def test_event_bodies_are_labelled_from_their_schema():
     allocated = label_message(CapitalAllocated(buckets={"casino": 3}, total=3))
     assert allocated == {"type": "CapitalAllocated", "buckets_micros": {"casino": 3}, "total_micros": 3}
     assert unlabelled(msgspec.to_builtins(refused)) == []
+
+
+def test_status_held_amounts_name_their_unit_even_when_empty():
+    from supervisor.status_json import with_units
+
+    out = with_units({"agents": [{"buckets": [{"bucket": "reserve", "held": {}},
+                                              {"bucket": "trading", "held": {"margin": 5_000_000}}]}]})
+    buckets = out["agents"][0]["buckets"]
+    assert [b["held_micros"] for b in buckets] == [{}, {"margin": 5_000_000}]
+    assert not any("held" in b for b in buckets) and unlabelled(out) == []
+
+
+# ---------------------------------------------------------------- an unknown agent: one line, exit 2, everywhere
+
+UNKNOWN_AGENT_COMMANDS = [
+    ["status", "--agent", "nosuch"],
+    ["status", "--json", "--agent", "nosuch"],
+    ["watch", "--agent", "nosuch"],
+    ["balances", "nosuch"],
+    ["reconcile", "nosuch"],
+    ["trade", "list", "nosuch"],
+    ["trade", "close", "nosuch", "pos1", "--reason", "done"],
+    ["trade", *OPEN[1:2], "nosuch", *OPEN[3:]],
+    ["dead", "list", "--agent", "nosuch"],
+    ["journal", "archive", "--dir", "ARCHIVE", "--agent", "nosuch"],
+    ["cmd", "bet", "nosuch"],
+    ["cmd", "--operator", "move", "nosuch", "--from", "casino", "--to", "reserve", "--amount", "5", "--reason", "x"],
+    ["cmd", "--operator", "adjust", "nosuch", "--bucket", "casino", "--amount", "5", "--reason", "x"],
+    ["cmd", "pause", "nosuch", "--reason", "x", "--hours", "1"],
+]
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("argv", UNKNOWN_AGENT_COMMANDS, ids=lambda a: " ".join(a[:2]))
+def test_an_unknown_agent_is_one_line_and_exit_2_in_every_command(argv, redis_url, prefix, rclient, tmp_path):
+    keys = Keys(prefix, 8)
+    record_deployment(rclient, keys, {}, "paper")
+    rclient.sadd(keys.agents(), "alice")
+    both = f'{generate_key("a", "agent").env_entry()},{generate_key("o", "operator").env_entry()}'
+    env = clean_env(REDIS_URL=redis_url, TREASURY_KEYS=both)  # the right key for each: only the name is wrong
+    argv = [a.replace("ARCHIVE", str(tmp_path)) for a in argv]
+    at = 2 if argv[0] in ("trade", "dead", "journal") else 1
+    line = one_line_error(treasury(*argv[:at], "--prefix", prefix, *argv[at:], env=env))
+    assert "unknown agent 'nosuch'" in line and "treasury agent list" in line, line
+    assert not list(rclient.scan_iter(match=f"{prefix}:*cmd*"))  # nothing published
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["agent", "add-many", "/nonexistent/agents.json"],
+     "agents file /nonexistent/agents.json: no such file or directory"),
+    (["up", "--agents", "/nonexistent/agents.json", "--data-dir", "/nonexistent/d"],
+     "agents file /nonexistent/agents.json: no such file or directory"),
+    (["agent", "add", "bob", "--capital", "99999999999999"], "$99,999,999,999,999.00 is beyond the $1,000,000,000.00"),
+])
+def test_errors_are_readable_lines_with_units(argv, words):
+    line = one_line_error(treasury(*argv, env=NO_REDIS))
+    assert words in line and "Errno" not in line and "micro-USD" not in line, line

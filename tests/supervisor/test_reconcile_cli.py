@@ -53,7 +53,7 @@ def test_bad_input_is_one_line_and_changes_nothing(h, capsys):
     assert code == 2 and err.count("\n") == 1 and "tolerance" in err
     code = main(["reconcile", "nobody", "--redis-url", h.url, "--prefix", h.keys.prefix])
     err = capsys.readouterr().err
-    assert code == 2 and "no agent 'nobody'" in err
+    assert code == 2 and "unknown agent 'nobody'" in err
     before = h.fields()
     for args in (["move", h.agent, "--from", "reserve", "--to", "reserve", "--amount", "5", "--reason", "x"],
                  ["adjust", h.agent, "--bucket", "casino", "--amount", "0", "--reason", "x"],

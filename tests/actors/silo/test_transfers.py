@@ -269,3 +269,53 @@ def test_deposit_never_seen_is_returned_after_the_deadline_with_an_alert(h):
     assert fields["casino:in_transit"] == 0 and fields["reserve"] == usd("500") and fields["casino"] == usd("100")
     alerts = h.client.xrange(f"{h.keys.prefix}:alerts")
     assert any(b"deadline" in f[b"alert"] for _, f in alerts)
+
+
+# ---------------------------------------------------------------- an operator's move is whole or refused
+
+
+def _refusals(h):
+    from messages.schema import CommandRefused
+
+    return [e for e in h.journal(CommandRefused) if e.command == "MoveFunds"]
+
+
+def test_a_move_of_more_than_the_source_holds_is_refused_whole_and_moves_nothing(h):
+    from messages.treasury_msgs import RebalancePlanned
+
+    h.onboard(reserve="500", trading="300", casino="100", referral="100")
+    before = h.fields()
+    h.send(MoveFunds(source="casino", dest="trading", amount=usd("99999"), reason="too much"))
+    h.pump()
+    refused, = _refusals(h)
+    assert "casino has only $100.00 available, less than the $99,999.00 asked for" in refused.reason
+    assert not h.journal(RebalancePlanned) and not h.journal(RebalanceCompleted)
+    assert h.fields() == before
+
+
+def test_a_move_that_would_take_the_reserve_under_its_floor_is_refused(h):
+    from messages.treasury_msgs import RebalancePlanned
+
+    h.onboard(reserve="500", trading="300", casino="100", referral="100")
+    before = h.fields()
+    h.send(MoveFunds(source="reserve", dest="casino", amount=usd("301"), reason="under the floor"))
+    h.pump()
+    refused, = _refusals(h)
+    assert "would take reserve under floor" in refused.reason and "at most $300.00 can leave" in refused.reason
+    assert not h.journal(RebalancePlanned) and h.fields() == before
+    h.send(MoveFunds(source="reserve", dest="casino", amount=usd("300"), reason="down to the floor exactly"))
+    h.pump()
+    assert len(_refusals(h)) == 1 and h.journal(RebalanceCompleted)
+
+
+def test_move_problem_rules():
+    from actors.policy.operator_moves import move_problem, reserve_floor_micros
+
+    avail = {"reserve": usd("500"), "casino": usd("100")}
+    bal = {"reserve": usd("500"), "trading": usd("300"), "casino": usd("100"), "referral": usd("100")}
+    assert move_problem("casino", "reserve", usd("100"), avail, bal) is None
+    assert "only $100.00 available" in move_problem("casino", "reserve", usd("100.01"), avail, bal)
+    assert reserve_floor_micros(usd("1000")) == usd("200")
+    assert move_problem("reserve", "casino", usd("300"), avail, bal) is None
+    assert "under floor" in move_problem("reserve", "casino", usd("300") + 1, avail, bal)
+    assert move_problem("trading", "reserve", usd("1"), {"trading": usd("1")}, bal) is None  # into the reserve

@@ -1,0 +1,85 @@
+"""Every money figure a person reads is dollars with its unit: event summaries (what `status` and
+`cmd --wait` print) format every field the schema declares micro-USD, and every `*_micros` field;
+the schema declares every money field so; errors name limits in dollars."""
+
+from __future__ import annotations
+
+import msgspec.inspect as mi
+import pytest
+
+from messages.errors import MoneyError
+from messages.money import parse_usd
+from messages.schema import ALL_MESSAGES
+from supervisor.status import summarize
+
+NOT_MONEY = ("_ms", "_bp", "_hours", "_seq", "_days", "leverage", "threshold", "moves", "moves_done", "closed",
+             "checked", "released", "refunded", "disputed", "completed", "unchanged", "missing", "unreachable",
+             "_micros", "created_ms", "sends", "tries", "count", "shard", "multiple")
+
+
+def test_every_plain_int_field_of_a_message_is_a_declared_unit_or_money():
+    """A money field declared plain `int` is shown as raw micros (`before=141480000`): none left."""
+    plain = []
+    for cls in ALL_MESSAGES:
+        for field in mi.type_info(cls).fields:
+            t = field.type
+            if isinstance(t, mi.UnionType):
+                members = [m for m in t.types if not isinstance(m, mi.NoneType)]
+                t = members[0] if len(members) == 1 else t
+            if isinstance(t, mi.IntType) and t.le is None and not field.name.endswith(NOT_MONEY) \
+                    and field.name not in NOT_MONEY:
+                plain.append(f"{cls.__name__}.{field.name}")
+    assert plain == []
+
+
+@pytest.mark.parametrize("body, shown, hidden", [
+    ({"type": "LedgerAdjusted", "bucket": "casino", "amount": -1_500_000, "before": 141_480_000,
+      "after": 139_980_000, "reason": "probe"}, "amount=-$1.50, before=$141.48, after=$139.98", "141480000"),
+    ({"type": "ReconciliationChecked", "reason": "scheduled", "silos": [], "clean": True, "tolerance_micros": 10_000,
+      "alerted": False}, "tolerance=$0.01", "10000"),
+    ({"type": "PolicyChanged", "settings": {"min_move": 5_000_000, "drift_bp": 300}, "policy": {}},
+     "min_move=$5.00, drift_bp=300", "5000000"),
+])
+def test_summaries_show_money_in_dollars(body, shown, hidden):
+    line = summarize(body, limit=None)
+    assert shown in line and hidden not in line, line
+
+
+def test_the_money_limit_is_named_in_dollars():
+    with pytest.raises(MoneyError) as err:
+        parse_usd("99999999999999", field="capital")
+    assert str(err.value) == "capital: $99,999,999,999,999.00 is beyond the $1,000,000,000.00 limit"
+
+
+def test_the_escrow_line_says_the_counterparty_is_paid_net_of_the_fee():
+    body = {"type": "EscrowCreated", "escrow_id": "esc_1", "counterparty": "ag_bob1", "amount": 20_000_000,
+            "fee": 200_000, "net_to_counterparty": 19_800_000, "timeout_hours": 24, "auto_release_at": "",
+            "locked_after": 20_000_000, "recovered": False, "fence_seq": 1}
+    line = summarize(body, limit=None)
+    assert "$20.00 locked" in line and "ag_bob1 gets $19.80, net of the escrow service's $0.20 fee" in line, line
+    assert "$20.00 to ag_bob1" not in line
+
+
+def test_status_escrows_show_the_net_to_the_counterparty():
+    from supervisor.status import with_net
+
+    rows = with_net({"count": 1, "amount": 20_000_000, "items": [{"id": "esc_1", "amount": 20_000_000,
+                                                                  "fee": 200_000}]})
+    assert rows["items"][0]["net_to_counterparty"] == 19_800_000
+
+
+def test_a_policy_amount_out_of_range_is_named_in_dollars():
+    from actors.policy.buckets import Policy, PolicyError
+
+    with pytest.raises(PolicyError) as err:
+        Policy(min_move=10**20)
+    assert "min_move: $100,000,000,000,000.00 (" in str(err.value) and "$1,000,000,000.00]" in str(err.value)
+
+
+def test_the_sent_line_of_a_payment_says_net_of_the_fee():
+    from actors.policy.buckets import DEFAULT_POLICY
+    from messages.escrow_msgs import CreateEscrow
+    from supervisor.commands import _what
+
+    text = _what(CreateEscrow(counterparty="ag_bob1", amount=20_000_000, description="for data"), DEFAULT_POLICY)
+    assert text == ": $20.00 to lock; once released ag_bob1 gets $19.80, net of the escrow service's 1.00 % fee ($0.20)"
