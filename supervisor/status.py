@@ -310,17 +310,23 @@ def performance_rows(raw: dict[str, str]) -> dict:
     of 2.7 % against a 5 % limit is 270 of 500), with the reference it measures from. `fired`
     lists the breakers that fired, with when (ms) and what they did.
     """
-    total, peak, day_start = _int(raw.get("total")), _int(raw.get("peak")), _int(raw.get("day_start"))
+    # before RiskGuard's first judgement the hash holds what opening wrote (peak, day start): the
+    # total is then the day start, and `judged` is false (the view says so instead of a 0 % limit)
+    judged = "limit_daily_loss_bp" in raw
+    day_start = _int(raw.get("day_start"))
+    total, peak = _int(raw.get("total", raw.get("day_start"))), _int(raw.get("peak"))
     unrealized = _int(raw.get("unrealized"))
     pnl_today, pnl_start = _int(raw.get("pnl_today")), _int(raw.get("pnl_start"))
     today_unrealized = unrealized - _int(raw.get("day_unrealized"))
-    trading_peak, trading = _int(raw.get("trading_peak")), _int(raw.get("trading_value"))
+    trading_peak = _int(raw.get("trading_peak"))
+    trading = _int(raw.get("trading_value", raw.get("trading_peak")))
     fired = []
     for key, value in raw.items():
         if key.startswith("fired:"):
             at, _, action = value.partition("|")
             fired.append({"breaker": key.removeprefix("fired:"), "at_ms": _int(at), "action": action})
     return {
+        "judged": judged,
         "pnl_today_micros": pnl_today, "pnl_today_realized_micros": pnl_today - today_unrealized,
         "pnl_today_unrealized_micros": today_unrealized,
         "pnl_start_micros": pnl_start, "pnl_start_realized_micros": pnl_start - unrealized,

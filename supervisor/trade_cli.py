@@ -147,7 +147,7 @@ def trade_main(args: argparse.Namespace) -> int:
     if not rows:
         console.print(f"{args.agent}: no open positions")
         return 0
-    t = Table(title=f"{args.agent}: {len(rows)} open positions, margin "
+    t = Table(title=f"{args.agent}: {len(rows)} open position{'' if len(rows) == 1 else 's'}, margin "
                     f"{format_usd(sum(r['margin_micros'] for r in rows))}", title_justify="left")
     for name in ("position", "coin", "side", "entry", "notional", "margin", "lev", "stop-loss", "take-profit",
                  "opened (UTC)"):

@@ -392,3 +392,18 @@ def test_status_shows_pnl_and_the_distance_to_each_breaker_from_riskguards_figur
     assert "trading drawdown 10.0 % of 20 %" in text
     assert "fired: daily_loss (PAUSED) 2026-01-01 23:50" in text
     assert risk_status(raw, 0)["performance"] == perf
+
+
+def test_before_riskguards_first_judgement_status_says_so_instead_of_a_full_loss():
+    """Right after opening, the risk hash holds only what opening wrote: no loss is shown, and the
+    breakers are "not judged yet", never "100 % of 0 %"."""
+    from supervisor.status import performance_rows
+    from supervisor.status_view import performance_text
+
+    raw = {"state": "ACTIVE", "peak": str(USD("1000")), "day_start": str(USD("1000")),
+           "trading_peak": str(USD("350")), "peak_perf": "0", "trading_peak_perf": "0"}
+    perf = performance_rows(raw)
+    assert perf["judged"] is False
+    assert [b["used_bp"] for b in perf["breakers"]] == [0, 0, 0]
+    text = performance_text(perf)
+    assert "not judged yet" in text and "100.0 %" not in text
