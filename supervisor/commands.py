@@ -94,6 +94,12 @@ def _risk(state):
     return build
 
 
+def _resume_bucket(a):
+    from messages.schema import ResumeBucket
+
+    return ResumeBucket(bucket=a.bucket, reason=a.reason)
+
+
 def _pay(a):
     from messages.escrow_msgs import CreateEscrow
 
@@ -166,6 +172,14 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
             s.add_argument("--until-resumed", action="store_true",
                            help="no end: only a resume (operator key) lifts it")
         s.set_defaults(build=_risk(state))
+
+    lift = sub.add_parser("resume-bucket", help="lift a bucket's halt, e.g. trading after its drawdown breaker "
+                                               "(operator key); its next drawdown is measured from here")
+    lift.add_argument("agent", help="the agent\'s name")
+    lift.add_argument("--bucket", required=True, choices=["reserve", "trading", "casino", "referral"],
+                      help="the halted bucket (`treasury status` shows which)")
+    lift.add_argument("--reason", required=True, help="why, for the journal: some text, at most 1 kB")
+    lift.set_defaults(build=_resume_bucket)
 
     pay = sub.add_parser("pay", help="pay another agent through escrow")
     pay.add_argument("agent", help="the agent\'s name")

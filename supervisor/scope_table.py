@@ -11,6 +11,7 @@ EXAMPLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cmd pause", ("cmd", "pause", "a", "--reason", "r", "--hours", "1")),
     ("cmd halt", ("cmd", "halt", "a", "--reason", "r")),
     ("cmd resume", ("cmd", "resume", "a", "--reason", "r")),
+    ("cmd resume-bucket", ("cmd", "resume-bucket", "a", "--bucket", "trading", "--reason", "r")),
     ("cmd pay", ("cmd", "pay", "a", "--to", "ag_0123456789ab", "--amount", "25", "--description", "work")),
     ("cmd release", ("cmd", "release", "a", "esc_1", "--proof", "p")),
     ("cmd dispute", ("cmd", "dispute", "a", "esc_1", "--reason", "r")),

@@ -32,8 +32,8 @@ def test_the_catalogue_says_resume_needs_the_operator_key_and_pause_does_not():
     scopes = {name: scope for name, _, scope in scope_rows()}
     assert scopes["cmd resume"] == "operator" and scopes["cmd pause"] == scopes["cmd halt"] == "agent"
     assert {n for n, s in scopes.items() if s == "operator"} == {
-        "cmd resume", "cmd rebalance", "cmd set-policy", "cmd retry", "dead retry", "cmd move", "cmd park",
-        "cmd adjust"}
+        "cmd resume", "cmd resume-bucket", "cmd rebalance", "cmd set-policy", "cmd retry", "dead retry", "cmd move",
+        "cmd park", "cmd adjust"}
 
 
 def _subcommand_help() -> dict[str, str]:

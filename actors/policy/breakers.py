@@ -116,7 +116,8 @@ def trading_drawdown(trading_peak: int, trading_balance: int, *,
     return BreakerResult(
         "trading_drawdown", "halt_trading",
         f"trading bucket {usd(trading_balance)} is {percent(drop, trading_peak)} below its {usd(trading_peak)} peak, "
-        f"beyond the {bp_text(limit_bp)} limit: closing all positions, trading halted until an operator resumes it",
+        f"beyond the {bp_text(limit_bp)} limit: closing all positions, trading halted until an operator lifts it "
+        f"(resume-bucket)",
         None, "trading")
 
 
