@@ -22,7 +22,7 @@ from actors.base import TreasuryActor, unknown_agent
 from actors.casino_odds import game_id, true_odds, venue_params
 from actors.flows import already_booked, book_flow
 from actors.incoming import incoming_payments
-from actors.kelly import KellyResult, kelly_stake
+from actors.kelly import KellyInputError, KellyResult, kelly_stake
 from actors.ledger import LedgerView, ledger_from, read_ledger, read_risk
 from actors.policy.breakers import casino_session
 from actors.policy.buckets import Policy, bp_text
@@ -176,7 +176,10 @@ class CasinoBucket(TreasuryActor):
         bankroll = max(bankroll, 0)
         # The cap (max_bet_bp) is a share of the casino bucket, whatever bankroll (session) Kelly sizes on.
         cap_share = Fraction(cap, bankroll) if bankroll > cap else Fraction(1)
-        sizing = kelly_stake(win_prob, payout - 1, bankroll, bet.kelly, cap=cap_share)
+        try:
+            sizing = kelly_stake(win_prob, payout - 1, bankroll, bet.kelly, cap=cap_share)
+        except KellyInputError as exc:  # a command that can never be sized: refused with its reason, not retried
+            return self._refuse(delivery, "bad_input", str(exc), None)
         if bet.fixed_stake is not None:
             stake, reason_if_zero = bet.fixed_stake, "fixed stake of 0"
         else:

@@ -67,6 +67,12 @@ def _exact(value: object, name: str) -> Fraction:
     return result
 
 
+def exact_input(value: object, name: str) -> Fraction:
+    """`value` (a number or its text) as the exact fraction sizing uses; `KellyInputError` (naming
+    `name`) for what no bet can be sized with: not a finite number, or over 256 bits (`1e-320`)."""
+    return _exact(value, name)
+
+
 def parse_fraction(value: object) -> Fraction:
     """'full' | 'half' | 'quarter' | a number in (0, 1]: the one syntax of `treasury kelly
     --fraction` and `treasury cmd bet --kelly`."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Mapping
 
-from actors.kelly import NAMED_FRACTIONS, KellyInputError, parse_fraction
+from actors.kelly import NAMED_FRACTIONS, KellyInputError, exact_input, parse_fraction
 from messages.base import validate_agent_id
 from messages.errors import ConfigError
 from supervisor.cli_common import reason_text, safe_text
@@ -59,6 +59,11 @@ def check_bet(a: argparse.Namespace) -> None:
     if a.win_prob is not None and not 0 < a.win_prob < 1:
         raise ConfigError(f"--win-prob {a.win_prob:g}: must be strictly between 0 and 1 (a certain bet is no "
                           f"estimate)")
+    if a.win_prob is not None:
+        try:
+            exact_input(a.win_prob, "--win-prob")
+        except KellyInputError as exc:  # what the casino would refuse: refused here, before anything is sent
+            raise ConfigError(str(exc)) from None
     a.kelly = kelly_fraction(a.kelly)
 
 

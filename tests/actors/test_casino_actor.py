@@ -141,3 +141,17 @@ def test_stakes_are_sized_under_the_venues_own_kelly_limit(casino):
     assert refused.code == "over_cap"
     assert "exceeds the venue's Kelly limit (GET /kelly/limits) of $1.53" in refused.reason
     assert venue.calls == 1
+
+
+@pytest.mark.parametrize("win_prob", [1e-320, 5e-324, 0.1 + 1e-17 * 3])
+def test_a_probability_no_bet_can_be_sized_with_is_refused_once_with_its_reason(casino, win_prob):
+    """A subnormal estimate passes the message schema (0 ≤ p ≤ 1) but cannot be sized exactly: it is
+    refused at once, with the sizing's own words, never retried until its signature expires."""
+    venue, send, events, _, bus, _ = casino
+    send(PlaceBet(game=CoinFlip(), win_prob=win_prob, kelly="half"))
+    refused = events(BetRefused)
+    if win_prob > 1e-300:  # an ordinary float: sized, and refused for having no edge
+        assert [r.code for r in refused] == ["no_edge"]
+    else:
+        assert [r.code for r in refused] == ["bad_input"] and "too large or too precise" in refused[0].reason
+    assert venue.calls == 0 and bus.dead_lettered == 0

@@ -189,6 +189,7 @@ def test_capital_must_be_a_positive_ascii_decimal(capital, words):
     (["bet", "alice", "--game", "dice", "--side", "tails"], "--side does not apply to --game dice"),
     (["bet", "alice", "--win-prob", "1.0"], "--win-prob 1: must be strictly between 0 and 1"),
     (["bet", "alice", "--win-prob", "0"], "--win-prob 0: must be strictly between 0 and 1"),
+    (["bet", "alice", "--win-prob", "1e-320"], "--win-prob: 1e-320 is too large or too precise to size a bet"),
     (["bet", "alice", "--kelly", "2"], "--kelly '2': use full, half, quarter or a number in (0, 1]"),
     (["bet", "alice", "--fixed-stake", "1_0"], "fixed-stake: '1_0' is not a number"),
 ])
