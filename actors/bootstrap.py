@@ -7,6 +7,7 @@ processes at once, allocates once.
 from __future__ import annotations
 
 from actors.policy.buckets import TARGETS_BP, allocate
+from actors.policy.effective import effective_policy
 from messages.envelope import IdFactory, wrap
 from messages.schema import BUCKETS, CapitalAllocated
 from runtime.atomic import AtomicSteps, CommitResult
@@ -30,9 +31,15 @@ def open_treasury(steps: AtomicSteps, agent: str, capital: int, *, now_ms: int, 
     for bucket in BUCKETS:
         commit.hset(keys.flows(agent), f"external:{bucket}", parts.get(bucket, 0))
     risk = keys.risk(agent)
+    policy = effective_policy(steps.client, keys, agent)
     for fld, value in (("state", "ACTIVE"), ("reason", "opened"), ("breaker", ""), ("until_ms", 0),
                        ("peak", total), ("day_start", total), ("day", now_ms // DAY_MS),
-                       ("trading_peak", parts.get("trading", 0)), ("peak_perf", 0), ("trading_peak_perf", 0)):
+                       ("trading_peak", parts.get("trading", 0)), ("peak_perf", 0), ("trading_peak_perf", 0),
+                       ("total", total), ("trading_value", parts.get("trading", 0)),
+                       # the limits RiskGuard will judge by, so status shows them before its first judgement
+                       ("limit_daily_loss_bp", policy.daily_loss_bp),
+                       ("limit_drawdown_bp", policy.treasury_drawdown_bp),
+                       ("limit_trading_drawdown_bp", policy.trading_drawdown_bp)):
         commit.hset(risk, fld, value)
     event = wrap(CapitalAllocated(buckets=parts, total=total), agent=agent, now_ms=now_ms, new_id=new_id)
     commit.emit(keys.events(agent), event)

@@ -312,7 +312,7 @@ def performance_rows(raw: dict[str, str]) -> dict:
     """
     # before RiskGuard's first judgement the hash holds what opening wrote (peak, day start): the
     # total is then the day start, and `judged` is false (the view says so instead of a 0 % limit)
-    judged = "limit_daily_loss_bp" in raw
+    judged = "judged_ms" in raw
     day_start = _int(raw.get("day_start"))
     total, peak = _int(raw.get("total", raw.get("day_start"))), _int(raw.get("peak"))
     unrealized = _int(raw.get("unrealized"))

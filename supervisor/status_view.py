@@ -139,8 +139,9 @@ def performance_text(perf: dict) -> str:
         f" unrealized {_signed_usd(perf['pnl_start_unrealized_micros'])})",
         " · ".join(f"{b['breaker'].replace('_', ' ').replace('treasury ', '')} {b['used_bp'] / 100:.1f} % of "
                    f"{b['limit_bp'] / 100:g} % from {b['from']} {format_usd(b['from_micros'])}"
-                   for b in perf["breakers"]) if perf.get("judged", True)
-        else "breakers: not judged yet (RiskGuard evaluates the agent at its first balance change or tick)",
+                   for b in perf["breakers"])
+        + ("" if perf.get("judged", True) else " (not judged yet: RiskGuard evaluates the agent at its first "
+                                                "balance change or tick)"),
     ]
     if perf["fired"]:
         lines.append("fired: " + ", ".join(f"{f['breaker']} ({f['action']}) {utc(f['at_ms'])}" for f in perf["fired"]))

@@ -407,3 +407,16 @@ def test_before_riskguards_first_judgement_status_says_so_instead_of_a_full_loss
     assert [b["used_bp"] for b in perf["breakers"]] == [0, 0, 0]
     text = performance_text(perf)
     assert "not judged yet" in text and "100.0 %" not in text
+
+
+def test_a_new_agent_shows_its_limits_and_no_loss_before_riskguard_has_judged(rclient, keys):
+    from actors.bootstrap import open_treasury
+    from messages.envelope import seeded_ids
+    from runtime.atomic import AtomicSteps
+    from supervisor.status import performance_rows
+
+    open_treasury(AtomicSteps(rclient, keys), "fresh", USD("1000"), now_ms=0, new_id=seeded_ids(1))
+    raw = {k.decode(): v.decode() for k, v in rclient.hgetall(keys.risk("fresh")).items()}
+    perf = performance_rows(raw)
+    assert perf["judged"] is False
+    assert [(b["used_bp"], b["limit_bp"]) for b in perf["breakers"]] == [(0, 500), (0, 2000), (0, 2000)]
