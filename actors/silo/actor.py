@@ -81,6 +81,13 @@ MAX_ATTEMPTS = 3
 RECONCILE_EVERY_MS = 3_600_000
 
 
+def _fingerprint(checked) -> str:
+    """What a reconciliation found, per silo (status, venue, ledger, in flight, difference): equal
+    for two checks that would tell an operator the same thing."""
+    return ";".join(f"{c.silo}:{c.status}:{c.venue_micros}:{c.ledger_micros}:{c.in_flight_micros}:{c.difference_micros}"
+                    for c in checked.silos)
+
+
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -455,7 +462,12 @@ class SiloExecutor(TreasuryActor):
         commit.hset(state, "last_reconcile_ms", self.clock.now_ms())
         for c in checked.silos:  # what a silo holds beyond its buckets: the planner may use it
             commit.hset(state, f"surplus:{c.silo}", max(0, c.difference_micros or 0) if c.status != "unknown" else 0)
-        self._event(commit, env, checked)
+        # The journal is never trimmed: a scheduled check that finds what the last one found is not
+        # written again (an idle agent's journal stays flat); a change, or a check asked for, is.
+        found = _fingerprint(checked)
+        if reason != "scheduled" or _text(self.client.hget(state, "last_found") or b"") != found:
+            commit.hset(state, "last_found", found)
+            self._event(commit, env, checked)
         self._commit(commit, self.new_id())
         if checked.alerted:
             diffs = ", ".join(f"{c.silo} {format_usd(c.difference_micros)}" for c in checked.silos

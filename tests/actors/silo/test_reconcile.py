@@ -241,3 +241,25 @@ def test_reserve_money_parked_at_the_casino_and_brought_home(h):
     h.send(PlaceFunds(bucket="reserve", silo="wallet", amount=usd("41"), reason="too much"), role="silo")
     h.pump()
     assert len(h.journal(SiloTransferLanded)) == 2 and reconcile(h).clean
+
+
+def test_a_scheduled_reconciliation_that_finds_what_it_found_last_time_writes_nothing(h):
+    """An idle agent reconciled every hour for two days: one `ReconciliationChecked` in the journal
+    (the journal is never trimmed, so an unchanged answer is not written again); a change, or an
+    operator's own `reconcile`, is journaled."""
+    h.onboard(reserve="500", trading="300", casino="100", referral="100")
+    journal_len = h.client.xlen(h.keys.events(h.agent))
+    for _ in range(48):
+        h.advance(3_600_001)
+        h.send(SiloTick(), role="silo")
+        h.pump()
+    assert len(h.journal(ReconciliationChecked)) == 1
+    assert h.client.xlen(h.keys.events(h.agent)) == journal_len + 1
+    base = h.client.hget(addresses_key(h.keys, h.agent), "base").decode()
+    h.admin.fund_wallet("base", base, usd("5"))             # something changes: journaled at the next one
+    h.advance(3_600_001)
+    h.send(SiloTick(), role="silo")
+    h.pump()
+    assert [c.clean for c in h.journal(ReconciliationChecked)] == [True, False]
+    reconcile(h)                                              # asked for: always answered in the journal
+    assert len(h.journal(ReconciliationChecked)) == 3
