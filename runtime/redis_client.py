@@ -62,6 +62,19 @@ def make_client(url: str, *, socket_timeout: float = 10, socket_connect_timeout:
                                 **kwargs)
 
 
+def get_many(client: Client, keys: list[str]) -> list[bytes | None]:
+    """GET of every key in `keys`, in order (None for a missing one): one MGET on a plain Redis;
+    on a cluster, where one MGET may not span slots, one GET per key pipelined per node."""
+    if not keys:
+        return []
+    if not is_cluster(client):
+        return list(client.mget(keys))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.get(key)
+    return list(pipe.execute())
+
+
 def slot_of(key: str | bytes) -> int:
     """The Redis Cluster hash slot of `key` (CRC16 of its `{tag}` if it has one, mod 16384)."""
     return int(key_slot(key.encode() if isinstance(key, str) else key))
