@@ -148,3 +148,16 @@ def test_an_entry_naming_an_agent_of_another_slot_is_dead_lettered_and_journaled
         assert client.xlen(keys.events(agent)) == 1
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("url, words", [
+    ("http://127.0.0.1:6379", "expected a URL starting with redis://"),
+    ("redis+cluster://127.0.0.1:7000/3", "a Redis Cluster has only database 0, not '3'"),
+])
+def test_up_refuses_a_redis_url_it_cannot_use_in_one_line_before_anything_starts(tmp_path, url, words):
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    data = tmp_path / "data"
+    refused = treasury("up", "--redis-url", url, "--data-dir", str(data), env=env)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert len(refused.stderr.strip().splitlines()) == 1 and words in refused.stderr
+    assert not data.exists()
