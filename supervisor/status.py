@@ -75,7 +75,7 @@ def open_client(url: str, timeout_s: float = 3.0) -> redis.Redis:
     """A client that has answered a PING, or `RedisUnreachable` saying why in one line.
 
     A `redis+cluster://` URL gives a cluster client (`runtime.redis_client.make_client`), which
-    reads the slot map when it is made: a cluster that does not answer is unreachable then."""
+    reads the slot map by the PING at the latest: a cluster no node of which answers is unreachable."""
     try:
         client = make_client(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s + 7)
     except (ValueError, ConfigError) as exc:
