@@ -43,7 +43,7 @@ from messages.errors import TreasuryError, one_line
 from messages.schema import CommandRefused, RetrySpend
 from runtime.clock import Clock, SystemClock
 from runtime.keys import Keys
-from runtime.redis_client import is_cluster, make_client
+from runtime.redis_client import is_cluster, make_client, slot_of
 from runtime.redis_faults import Backoff, Fault, classify, is_transient
 from runtime.trim import StreamTrimmer
 
@@ -660,25 +660,42 @@ class StreamBus:
     def dead_letter(self, stream: str, entry_id: str, fields: dict[Any, Any], error: str, deliveries: int,
                     envelope: Envelope | None, journal: bool = True) -> None:
         """Move an entry to the dead stream with its error, acknowledge it, and journal the refusal
-        (unless `journal` is False: an unknown agent gets nothing written under its name)."""
+        (unless `journal` is False: an unknown agent gets nothing written under its name).
+
+        The dead entry, the acknowledgement and the clean-up are one MULTI in the stream's shard.
+        The journal note joins it when the envelope's agent lives in that shard; an entry naming
+        an agent of another shard (another slot on a Redis Cluster, where one MULTI may not span
+        slots) gets its note written just after, so dead-lettering never fails for it: the dead
+        entry (which holds the raw envelope and the error) is written first, and a note that
+        cannot be written is logged, not retried into a second dead entry."""
         error = one_line(error)
         shard = self.streams[stream]
         raw = fields.get(FIELD) or fields.get(FIELD.decode()) or b""
         now = self.clock.now_ms()
+        note: tuple[str, Envelope] | None = None
+        if journal and envelope is not None and envelope.agent:
+            rejected = wrap(CommandRefused(command=envelope.type, reason=error), agent=envelope.agent,
+                            now_ms=now, new_id=self.new_id, cause=envelope)
+            note = (self.keys.events(envelope.agent), rejected)
         pipe = self.client.pipeline(transaction=True)
         pipe.xadd(self.keys.dead(shard), {
             "stream": stream, "entry_id": entry_id, "role": self.role, "error": error,
             "deliveries": deliveries, "at_ms": now, "raw": raw,
             "agent": envelope.agent if envelope else "", "msg_id": envelope.id if envelope else "",
         }, maxlen=DEAD_MAXLEN, approximate=True)
-        if journal and envelope is not None and envelope.agent:
-            rejected = wrap(CommandRefused(command=envelope.type, reason=error), agent=envelope.agent,
-                            now_ms=now, new_id=self.new_id, cause=envelope)
-            pipe.xadd(self.keys.events(envelope.agent), {FIELD: encode(rejected)})
+        same_slot = note is not None and slot_of(note[0]) == slot_of(self.keys.dead(shard))
+        if note is not None and same_slot:
+            pipe.xadd(note[0], {FIELD: encode(note[1])})
         pipe.xack(stream, self.group, entry_id)
         pipe.hdel(self._failures_key(stream), entry_id, self._crash_field(entry_id))
         pipe.hdel(self.keys.parked(shard, self.role), entry_id)
         pipe.execute()
+        if note is not None and not same_slot:
+            try:
+                self.client.xadd(note[0], {FIELD: encode(note[1])})
+            except redis.RedisError as exc:
+                log.warning("bus %s: dead-lettered %s but could not journal the refusal for %s: %s",
+                            self.role, entry_id, ascii(envelope.agent if envelope else ""), exc)
         self.dead_lettered += 1
         log.warning("bus %s: dead-lettered %s from %s: %s", self.role, entry_id, stream, error)
 

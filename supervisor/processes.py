@@ -16,11 +16,13 @@ from supervisor.embedded_redis import EmbeddedRedis
 
 
 @contextlib.contextmanager
-def redis_for_run(data_dir: str | None = None, say=None) -> Iterator[tuple[str, EmbeddedRedis | None]]:
-    """Yields (url, embedded server or None): REDIS_URL when set, else a fresh embedded redis-server
-    (one that a dead owner left on `data_dir` is stopped first; `say(line)` tells the operator;
-    appendfsync from TREASURY_REDIS_APPENDFSYNC: always, the default, everysec or no)."""
-    url = os.environ.get("REDIS_URL")
+def redis_for_run(data_dir: str | None = None, say=None,
+                  url: str | None = None) -> Iterator[tuple[str, EmbeddedRedis | None]]:
+    """Yields (url, embedded server or None): `url` when given, else REDIS_URL when set (either may
+    be a `redis+cluster://` URL), else a fresh embedded redis-server (one that a dead owner left
+    on `data_dir` is stopped first; `say(line)` tells the operator; appendfsync from
+    TREASURY_REDIS_APPENDFSYNC: always, the default, everysec or no)."""
+    url = url or os.environ.get("REDIS_URL")
     if url:
         yield url, None
         return

@@ -39,6 +39,7 @@ from messages.trading_msgs import CheckExits
 from messages.treasury_msgs import RebalanceTick
 from runtime.clock import Clock
 from runtime.keys import Keys
+from runtime.redis_client import get_many
 
 log = logging.getLogger("treasury.scheduler")
 
@@ -171,7 +172,7 @@ class Scheduler:
         agents = self.agents(now)
         if not agents:
             return 0
-        lasts = self.client.mget([self.period_key(t) for t in self.ticks])
+        lasts = get_many(self.client, [self.period_key(t) for t in self.ticks])  # one slot each on a cluster
         sent = 0
         pipe = self.client.pipeline(transaction=False)
         for tick, raw in zip(self.ticks, lasts, strict=True):

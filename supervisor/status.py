@@ -27,10 +27,11 @@ from actors.bootstrap import TARGET_BP
 from actors.ledger import HELD_KINDS, ledger_from
 from messages.catalogue import OUTCOME_KIND_BY_TAG, ROLES
 from messages.codec import FIELD
-from messages.errors import TreasuryError
+from messages.errors import ConfigError, TreasuryError
 from messages.money import format_usd
 from messages.schema import BUCKETS
 from runtime.keys import Keys
+from runtime.redis_client import make_client
 
 BATCH = 500
 """Agents read per pipeline round trip."""
@@ -71,11 +72,16 @@ def redact_url(url: str) -> str:
 
 
 def open_client(url: str, timeout_s: float = 3.0) -> redis.Redis:
-    """A client that has answered a PING, or `RedisUnreachable` saying why in one line."""
+    """A client that has answered a PING, or `RedisUnreachable` saying why in one line.
+
+    A `redis+cluster://` URL gives a cluster client (`runtime.redis_client.make_client`), which
+    reads the slot map by the PING at the latest: a cluster no node of which answers is unreachable."""
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s + 7)
-    except ValueError as exc:
+        client = make_client(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s + 7)
+    except (ValueError, ConfigError) as exc:
         raise RedisUnreachable(f"bad Redis URL {redact_url(url)}: {exc}") from None
+    except (redis.RedisError, OSError) as exc:
+        raise RedisUnreachable(f"cannot reach Redis at {redact_url(url)}: {_one_line(exc)}") from None
     try:
         client.ping()
     except (redis.RedisError, OSError) as exc:

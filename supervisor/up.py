@@ -1,9 +1,10 @@
 """`treasury up`: run a deployment — Redis, the venue (sandbox in paper mode) and the workers.
 
-Without REDIS_URL it starts an embedded redis-server with AOF on in `<data-dir>/redis`; in
-paper mode it starts the sandbox with its state in `<data-dir>/sandbox.sqlite3`. Both survive a
-restart, so a second `treasury up` on the same data dir resumes where the first stopped: the
-ledger, the journal, pending commands and the sandbox's accounts are all still there.
+Without `--redis-url` or REDIS_URL (either may name a Redis Cluster: `redis+cluster://host:port`)
+it starts an embedded redis-server with AOF on in `<data-dir>/redis`; in paper mode it starts
+the sandbox with its state in `<data-dir>/sandbox.sqlite3`. Both survive a restart, so a second
+`treasury up` on the same data dir resumes where the first stopped: the ledger, the journal,
+pending commands and the sandbox's accounts are all still there.
 
 Before anything starts the whole configuration is checked (roles, counts, the agents file); a bad
 value is one line and exit 2. The data directory has one owner at a time (`supervisor.ownership`):
@@ -29,6 +30,7 @@ from rich.text import Text
 from messages.errors import ConfigError
 from runtime.bus import command_client
 from runtime.keys import DEFAULT_SHARDS, Keys
+from runtime.redis_client import CLUSTER_SCHEMES, plain_url
 from runtime.signals import stop_on_signals
 from supervisor.cli_common import non_negative_int, positive_float, positive_int
 from supervisor.deployment import (
@@ -55,6 +57,9 @@ def add_up_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, metavar="DIR",
                    help=f"where Redis's AOF, the sandbox state, keys and the owner lock live "
                         f"(default ${DATA_DIR_ENV}, else .treasury)")
+    p.add_argument("--redis-url", default=None, metavar="URL",
+                   help="an external Redis instead of the embedded one (default $REDIS_URL, else embedded): "
+                        "redis://host:port/db, or redis+cluster://host:port for a Redis Cluster (any one node)")
     p.add_argument("--workers", type=positive_int, default=1, metavar="N",
                    help="worker processes per role, at least 1 (default 1)")
     p.add_argument("--roles", default=None, metavar="LIST",
@@ -106,6 +111,8 @@ def check_up_args(args: argparse.Namespace) -> UpPlan:
     if args.stale_ms < MIN_STALE_MS:
         raise ConfigError(f"--stale-ms {args.stale_ms}: must be at least {MIN_STALE_MS} ms (workers beat every "
                           f"{HEARTBEAT_MS} ms)")
+    if getattr(args, "redis_url", None) is not None:
+        check_redis_url(args.redis_url)
     if args.live and args.venues_from:
         raise ConfigError("--live and --venues-from are exclusive: real services or a sandbox, not both")
     if args.venues_from and not args.venues_from.startswith(("http://", "https://")):
@@ -119,6 +126,23 @@ def check_up_args(args: argparse.Namespace) -> UpPlan:
     if d.exists() and not d.is_dir():
         raise ConfigError(f"--data-dir {d} is a file, not a directory")
     return UpPlan(d, roles, agents)
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
+
+
+def check_redis_url(url: str) -> str:
+    """`url` if it is a Redis URL `up` can use (`REDIS_SCHEMES`; a cluster's only database is 0),
+    else `ConfigError` naming the flag."""
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme not in REDIS_SCHEMES:
+        raise ConfigError(f"--redis-url {ascii(url)}: expected a URL starting with "
+                          f"{', '.join(s + '://' for s in REDIS_SCHEMES)}")
+    try:
+        plain_url(url)
+    except ConfigError as exc:
+        raise ConfigError(f"--redis-url: {exc}") from None
+    return url
 
 
 def start_sandbox_process(seed: int, state: Path,
@@ -163,7 +187,7 @@ def _run(args, plan: UpPlan, d: Path, keyfile: Path, console: Console, say, stop
     roles = plan.roles
     sandbox = None
     sandbox_lock = ChildLock(d / "sandbox.lock", "sandbox")
-    with redis_for_run(str(d / "redis"), say=say) as (url, embedded):
+    with redis_for_run(str(d / "redis"), say=say, url=getattr(args, "redis_url", None)) as (url, embedded):
         where = f"embedded, AOF on (appendfsync {embedded.appendfsync}), in {d / 'redis'}" if embedded else url
         console.print(f"redis     {where}")
         redis_url_file(d).write_text(url)

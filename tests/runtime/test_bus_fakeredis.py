@@ -62,3 +62,23 @@ def test_ledger_and_risk_views(r):
     risk = read_risk(r, KEYS, AGENT)
     assert (risk.state, risk.until_ms, risk.peak, risk.halted_buckets) == ("PAUSED", 7, 20, {"trading": "drawdown"})
     assert not read_risk(r, KEYS, "nobody").known
+
+
+def test_an_entry_naming_an_agent_of_another_shard_is_dead_lettered_then_journaled(r):
+    # on a Redis Cluster the dead stream and that agent's journal are in different slots: one MULTI
+    # may not hold both, so the dead entry goes first and the journal note right after
+    other = next(s for s in range(KEYS.shards) if s != KEYS.shard(AGENT))
+
+    def reject(delivery):
+        raise HandlerRejected("wrong shard")
+
+    bus = StreamBus(None, KEYS, "casino", [other], reject, clients=(r, r), block_ms=1)
+    bus.ensure_groups()
+    env = wrap(BalancesChanged(cause="x"), agent=AGENT, now_ms=1, new_id=seeded_ids(1))
+    stream = KEYS.commands(other, "casino")
+    r.xadd(stream, {FIELD: encode(env)})
+    bus.poll_once()
+    dead = r.xrange(KEYS.dead(other))
+    assert [d[1][b"msg_id"].decode() for d in dead] == [env.id]
+    assert r.xpending(stream, "g:casino")["pending"] == 0
+    assert r.xlen(KEYS.events(AGENT)) == 1
