@@ -14,6 +14,7 @@ from typing import Mapping
 from actors.kelly import NAMED_FRACTIONS, KellyInputError, exact_input, parse_fraction
 from messages.base import validate_agent_id
 from messages.errors import ConfigError
+from messages.money import parse_usd
 from supervisor.cli_common import reason_text, safe_text
 
 GAME_FLAGS = {"coin_flip": {"side"}, "dice": {"direction", "threshold"}, "multiplier": {"target"}}
@@ -67,6 +68,11 @@ def check_bet(a: argparse.Namespace) -> None:
     a.kelly = kelly_fraction(a.kelly)
 
 
+MONEY_SETTINGS = frozenset({"min_move", "referral_reinvest_threshold"})
+"""Policy settings that are amounts of money: given to `set-policy` in USD (`min_move=12.50`),
+kept in micro-USD (the policy's unit inside)."""
+
+
 def check_policy_settings(items: list[str], overrides: Mapping[str, int | str] | None = None) -> dict[str, int | str]:
     """`NAME=VALUE` items as settings, checked against the policy's names and ranges (merged with
     the agent's current overrides, as the rebalancer will) before anything is published."""
@@ -86,9 +92,12 @@ def check_policy_settings(items: list[str], overrides: Mapping[str, int | str] |
         if name == "kelly_fraction":
             settings[name] = str(kelly_fraction(value, "kelly_fraction"))
             continue
+        if name in MONEY_SETTINGS:  # USD, like every other amount of the CLI; stored in micro-USD
+            settings[name] = parse_usd(value, field=name)
+            continue
         if not value.isascii() or not value.lstrip("-").isdigit():
-            raise ConfigError(f"policy setting {name}={value!r}: expected a whole number (bp, micro-USD, ms or "
-                              f"hours, as the name says)")
+            raise ConfigError(f"policy setting {name}={value!r}: expected a whole number (bp, ms or hours, as "
+                              f"the name says)")
         settings[name] = int(value)
     try:
         merge_policy({**(overrides or {}), **settings})  # as the Rebalancer will (actors.policy.effective)

@@ -219,7 +219,7 @@ def add_cmd_arguments(p: argparse.ArgumentParser) -> None:
     policy.add_argument("agent", help="the agent\'s name")
     policy.add_argument("settings", nargs="+", metavar="NAME=VALUE",
                         help="Policy names; units as the name says: *_bp basis points, *_ms milliseconds, "
-                             "*_hours hours, money in micro-USD")
+                             "*_hours hours, money (min_move, referral_reinvest_threshold) in USD, e.g. min_move=12.50")
     policy.set_defaults(build=_set_policy)
 
     from supervisor.reconcile_cli import add_silo_commands

@@ -205,6 +205,8 @@ def test_bad_command_input_is_refused_before_anything_is_sent(argv, words, redis
     ("nosuch=1", "unknown policy setting 'nosuch'"),
     ("daily_loss_bp=0", "daily_loss_bp: 0 must be in [1, 10000]"),
     ("daily_loss_bp=5%", "expected a whole number"),
+    ("min_move=-1", "min_move: -1 is negative"),
+    ("min_move=ten", "min_move: 'ten' is not a number"),
     ("kelly_fraction=2", "kelly_fraction '2': use full, half, quarter"),
     ("reserve_target_bp=9000", "targets must sum to 10000"),
 ])

@@ -113,3 +113,11 @@ def test_set_policy_is_checked_against_the_stored_overrides_before_publishing(rc
         check_policy_settings(change, read_overrides(rclient, keys, "alice"))
     assert check_policy_settings(change, read_overrides(rclient, keys, "bob")) == {  # no stored floor: fine
         "reserve_target_bp": 3000, "trading_target_bp": 4500}
+
+
+def test_money_policy_settings_are_given_in_usd_and_kept_in_micro_usd():
+    """`min_move=1` is one dollar, as every amount of the CLI, not one micro-USD."""
+    from supervisor.cmd_checks import check_policy_settings
+
+    assert check_policy_settings(["min_move=1", "referral_reinvest_threshold=250.50"]) == {
+        "min_move": 1_000_000, "referral_reinvest_threshold": 250_500_000}
