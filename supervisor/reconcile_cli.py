@@ -4,7 +4,7 @@
 compares it with what the ledger says the silo holds (in-flight transfers shown apart), journals
 the result as `ReconciliationChecked` and raises an alert on `<prefix>:alerts` for a difference
 above the tolerance. It changes no balance: a difference is settled by an operator with
-`treasury cmd --key-id OPERATOR adjust AGENT --bucket B --amount USD --reason ...`, which is
+`treasury cmd --operator adjust AGENT --bucket B --amount USD --reason ...`, which is
 journaled with its reason. Exit status: 0 when every silo matches, 1 otherwise.
 """
 
@@ -70,7 +70,7 @@ def reconcile_main(args: argparse.Namespace) -> int:
             print("  " + line)
         if not checked.clean:
             print("  nothing was changed; an operator settles a difference with "
-                  "`treasury cmd --key-id OPERATOR adjust AGENT --bucket B --amount USD --reason ...`", file=sys.stderr)
+                  "`treasury cmd --operator adjust AGENT --bucket B --amount USD --reason ...`", file=sys.stderr)
     return 0 if checked.clean else 1
 
 

@@ -165,7 +165,7 @@ class EscrowManager(TreasuryActor):
         if spare < cmd.amount:
             reason = (f"escrow {usd(cmd.amount)} needs reserve money at the casino: the casino balance "
                       f"{usd(balance)} holds {usd(max(spare, 0))} beyond the casino bucket's {usd(casino_claim)}; "
-                      f"move reserve money to the casino first")
+                      f"park reserve money at the casino first (treasury cmd --operator park AGENT --silo casino)")
             return self._fail(delivery, cmd, reserved, "insufficient_balance", reason, seq)
 
         tagged = tag_description(description, env.id)
