@@ -465,11 +465,12 @@ class SiloExecutor(TreasuryActor):
         # The journal is never trimmed: a scheduled check that finds what the last one found is not
         # written again (an idle agent's journal stays flat); a change, or a check asked for, is.
         found = _fingerprint(checked)
-        if reason != "scheduled" or _text(self.client.hget(state, "last_found") or b"") != found:
+        news = reason != "scheduled" or _text(self.client.hget(state, "last_found") or b"") != found
+        if news:
             commit.hset(state, "last_found", found)
             self._event(commit, env, checked)
         self._commit(commit, self.new_id())
-        if checked.alerted:
+        if checked.alerted and news:  # the same difference is alerted once, not every hour
             diffs = ", ".join(f"{c.silo} {format_usd(c.difference_micros)}" for c in checked.silos
                               if c.status == "differs")
             self._alert(env.agent, "reconciliation", f"venue and ledger differ beyond "

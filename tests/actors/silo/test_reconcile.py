@@ -261,5 +261,12 @@ def test_a_scheduled_reconciliation_that_finds_what_it_found_last_time_writes_no
     h.send(SiloTick(), role="silo")
     h.pump()
     assert [c.clean for c in h.journal(ReconciliationChecked)] == [True, False]
+    alerts = h.client.xlen(f"{h.keys.prefix}:alerts")
+    assert alerts == 1
+    for _ in range(3):                                        # the same difference: alerted once
+        h.advance(3_600_001)
+        h.send(SiloTick(), role="silo")
+        h.pump()
+    assert h.client.xlen(f"{h.keys.prefix}:alerts") == alerts and len(h.journal(ReconciliationChecked)) == 2
     reconcile(h)                                              # asked for: always answered in the journal
     assert len(h.journal(ReconciliationChecked)) == 3
