@@ -10,6 +10,7 @@ looks the bet up at the venue by client seed, and settles it once.
 
 from __future__ import annotations
 
+import collections
 import logging
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from fractions import Fraction
@@ -139,15 +140,20 @@ class CasinoBucket(TreasuryActor):
     # ------------------------------------------------------------------ one bet
 
     def handle_wave(self, deliveries: Sequence[Delivery]) -> list[Exception | None]:
-        """The wave's bets together (`place_bets`: shared round trips), anything else one by one."""
-        bets = [i for i, d in enumerate(deliveries) if type(d.envelope.body) is PlaceBet]
+        """The wave's bets together (`place_bets`: shared round trips), anything else one by one, in
+        order. Only a bet whose agent has nothing else in the wave joins the shared bets (the bus
+        never hands over two entries of one agent together; were it to, they would run in order)."""
+        per_agent = collections.Counter(d.envelope.agent for d in deliveries)
+        bets = [i for i, d in enumerate(deliveries)
+                if type(d.envelope.body) is PlaceBet and per_agent[d.envelope.agent] == 1]
         if len(bets) < 2:
             return super().handle_wave(deliveries)
         outcomes: list[Exception | None] = [None] * len(deliveries)
         for i, error in zip(bets, self.place_bets([deliveries[i] for i in bets]), strict=True):
             outcomes[i] = error
+        shared = set(bets)
         for i, delivery in enumerate(deliveries):
-            if type(delivery.envelope.body) is not PlaceBet:
+            if i not in shared:
                 outcomes[i] = self._outcome(delivery)
         return outcomes
 
@@ -158,7 +164,7 @@ class CasinoBucket(TreasuryActor):
             raise error
 
     def place_bets(self, deliveries: Sequence[Delivery]) -> list[Exception | None]:
-        """Bets of different agents (`PlaceBet` deliveries, at most one per agent), each decided,
+        """Bets of different agents (`PlaceBet` deliveries, one per agent at most), each decided,
         fenced, placed and settled as `place_bet` would, with their Redis round trips shared: one
         pipelined read of every bet's state, one of every fence call (reserve.lua, each atomic on
         its own agent's keys), the venue called per bet, then one of every commit (commit.lua,
