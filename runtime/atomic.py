@@ -287,14 +287,14 @@ class AtomicSteps:
         script cache was flushed, or a cluster node has not seen it yet) is answered by loading
         the script and sending the calls that got it once more (a call refused with NOSCRIPT did
         not run). A connection error or timeout raises."""
-        pipe = self.client.pipeline(transaction=False)
+        pipe: Any = self.client.pipeline(transaction=False)  # its execute_command is untyped in redis-py
         for call in calls:
             pipe.execute_command(*call)
         replies = list(pipe.execute(raise_on_error=False))
         missing = [i for i, r in enumerate(replies) if isinstance(r, redis.exceptions.NoScriptError)]
         if missing:
             self.client.script_load(script.script)
-            again = self.client.pipeline(transaction=False)
+            again: Any = self.client.pipeline(transaction=False)
             for i in missing:
                 again.execute_command(*calls[i])
             for i, reply in zip(missing, again.execute(raise_on_error=False), strict=True):
