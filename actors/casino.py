@@ -197,10 +197,13 @@ class CasinoBucket(TreasuryActor):
             pipe.execute_command("HGETALL", k.ledger(agent))
             pipe.execute_command("HGETALL", self.session_key(agent))
             pipe.execute_command("HGETALL", k.policy(agent))
-        replies = pipe.execute()
+        replies = pipe.execute(raise_on_error=False)  # a connection error still raises: every bet ends with it
         for i, b in enumerate(bets):
-            known, ledger_raw, session_raw, policy_raw = replies[4 * i:4 * i + 4]
+            known, ledger_raw, session_raw, policy_raw = mine = replies[4 * i:4 * i + 4]
             try:
+                for reply in mine:
+                    if isinstance(reply, Exception):
+                        raise reply  # an error reply on this agent's keys: this bet's outcome alone
                 if not known:
                     raise unknown_agent(b.agent)  # nothing written under an unknown name
                 b.ledger = ledger_from(_pairs(ledger_raw))

@@ -150,3 +150,14 @@ def test_fence_and_commit_calls_in_a_pipeline_load_a_script_redis_does_not_know(
     [done] = steps.commit_many([(commit, "m-1", 0)])
     assert done.status == "ok"
     assert read_ledger(steps.client, keys, "w-fresh").held_by("casino", "reserved") == 0
+
+
+def test_an_error_reply_on_one_agents_keys_ends_that_bet_alone(wave, keys, rclient):
+    actor, steps, venues, deliver, pending, events = wave
+    venues["w-win"].script = [("win", 2)]
+    rclient.set(keys.session("w-lost"), "not a hash")  # HGETALL answers WRONGTYPE for this agent only
+    outcomes = actor.handle_wave(deliver({"w-win": BET, "w-lost": BET}))
+    assert outcomes[0] is None and pending("w-win") == 0 and len(events("w-win", BetSettled)) == 1
+    assert isinstance(outcomes[1], redis.ResponseError) and pending("w-lost") == 1
+    assert venues["w-lost"].calls == 0
+    assert read_ledger(steps.client, keys, "w-lost").held_by("casino", "reserved") == 0
