@@ -4,7 +4,9 @@ A role's actor keeps no agent state of its own (everything lives in Redis), so t
 worker's shards can be split between a few instances: an agent is always served by the same one
 (`route`), so its messages are handled one after the other, in order, while another agent's bet
 waits on its venue or on Redis. The bus hands a wave of entries of different agents over with
-`submit` (`runtime.bus.StreamBus`, `submit=`) and waits for them together.
+`submit_wave` (`runtime.bus.StreamBus`, `submit_wave=`: each actor gets its share of the wave as
+one `Wave`, whose bets share their round trips) or entry by entry with `submit`, and waits for
+them together.
 """
 
 from __future__ import annotations
