@@ -14,7 +14,8 @@ and run those (`_emit`, `_commit`, `_ack_only`, `_deny`) come from `actors.commi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pykka
@@ -32,6 +33,14 @@ from runtime.clock import Clock
 from runtime.control import ControlChanged, ControlView
 from runtime.durability import suffix_loss_possible
 from runtime.keys import Keys
+
+
+@dataclass(frozen=True)
+class Wave:
+    """Deliveries of different agents handed to one actor together (`actors.pool.ActorPool.submit_wave`);
+    the actor answers each one's outcome, in order: None, or the exception its handling raised."""
+
+    deliveries: list[Delivery]
 
 
 class TreasuryActor(Committer, pykka.ThreadingActor):
@@ -91,11 +100,25 @@ class TreasuryActor(Committer, pykka.ThreadingActor):
             if isinstance(message.envelope.body, RetrySpend):
                 return self.retry_spend(message, message.envelope.body)
             return self.handle(message)
+        if isinstance(message, Wave):
+            return self.handle_wave(message.deliveries)
         if isinstance(message, ControlChanged):
             if not self.controls.fed_directly:  # else the listener wrote it (and maybe newer ones) already
                 self.controls.update(message.agent, message.control)
             return self.on_control(message.agent, message.control)
         raise TypeError(f"{type(self).__name__} cannot handle {type(message).__name__}")
+
+    def handle_wave(self, deliveries: Sequence[Delivery]) -> list[Exception | None]:
+        """Each delivery (of different agents) handled as if it came alone; the outcome of each, in
+        order: None, or the exception it raised. A role may share round trips across the wave."""
+        return [self._outcome(d) for d in deliveries]
+
+    def _outcome(self, delivery: Delivery) -> Exception | None:
+        try:
+            self.on_receive(delivery)
+        except Exception as exc:  # noqa: BLE001 - the delivery's outcome, concluded by the bus
+            return exc
+        return None
 
     def agent_known(self, agent: str) -> bool:
         """Whether this treasury serves `agent` (its risk hash exists): one round trip."""

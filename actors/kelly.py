@@ -9,6 +9,7 @@ cent (the venues' smallest step).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -54,6 +55,19 @@ _MAX_BITS = 256
 
 
 def _exact(value: object, name: str) -> Fraction:
+    """`value` as an exact `Fraction`, or `KellyInputError` naming `name`. Floats and strings are
+    remembered (`_exact_cached`): a worker sizes bets on the same few odds and fractions all day."""
+    if type(value) in (float, str):
+        return _exact_cached(value, name)
+    return _exact_uncached(value, name)
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _exact_cached(value: float | str, name: str) -> Fraction:
+    return _exact_uncached(value, name)
+
+
+def _exact_uncached(value: object, name: str) -> Fraction:
     if isinstance(value, bool):
         raise KellyInputError(f"{name}: {value!r} is not a number")
     if isinstance(value, str) and len(value) > 40:

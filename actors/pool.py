@@ -4,7 +4,9 @@ A role's actor keeps no agent state of its own (everything lives in Redis), so t
 worker's shards can be split between a few instances: an agent is always served by the same one
 (`route`), so its messages are handled one after the other, in order, while another agent's bet
 waits on its venue or on Redis. The bus hands a wave of entries of different agents over with
-`submit` (`runtime.bus.StreamBus`, `submit=`) and waits for them together.
+`submit_wave` (`runtime.bus.StreamBus`, `submit_wave=`: each actor gets its share of the wave as
+one `Wave`, whose bets share their round trips) or entry by entry with `submit`, and waits for
+them together.
 """
 
 from __future__ import annotations
@@ -14,10 +16,24 @@ from typing import Any, Callable, Sequence
 
 import pykka
 
+from actors.base import Wave
 from runtime.bus import Delivery
 from runtime.control import ControlChanged, ControlView
 
 ASK_TIMEOUT_S = 120
+
+
+class WavePart:
+    """The future of one delivery of a `Wave`: `get` returns once the wave is handled, or raises
+    what this delivery's handling raised (or what the whole wave raised)."""
+
+    def __init__(self, future: pykka.Future, position: int):
+        self.future, self.position = future, position
+
+    def get(self, timeout: float | None = None) -> None:
+        error = self.future.get(timeout=timeout)[self.position]
+        if error is not None:
+            raise error
 
 
 class ActorPool:
@@ -45,6 +61,21 @@ class ActorPool:
     def submit(self, delivery: Delivery) -> pykka.Future:
         """Hand `delivery` to its agent's actor without waiting (`runtime.bus.Submit`)."""
         return self.route(delivery.envelope.agent).ask(delivery, block=False)
+
+    def submit_wave(self, deliveries: list[Delivery]) -> list[Any]:
+        """Hand deliveries of different agents over together (`runtime.bus.SubmitWave`): each actor
+        gets its share as one `Wave` (handled with shared round trips, `TreasuryActor.handle_wave`);
+        one future per delivery, in order, whose `get` raises what that delivery's handling raised."""
+        shares: dict[int, list[int]] = {}
+        n = len(self.refs)
+        for i, delivery in enumerate(deliveries):
+            shares.setdefault(zlib.crc32(delivery.envelope.agent.encode()) % n, []).append(i)
+        out: list[Any] = [None] * len(deliveries)
+        for actor, indices in shares.items():
+            future = self.refs[actor].ask(Wave([deliveries[i] for i in indices]), block=False)
+            for position, i in enumerate(indices):
+                out[i] = WavePart(future, position)
+        return out
 
     def feed_controls_directly(self) -> None:
         """The control listener writes every actor's view itself (`ControlView.fed_directly`)."""

@@ -110,7 +110,7 @@ def bare(url: str, n: int, agents: int, batch: int, key) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def full(url: str, n: int, agents: int, batch: int, key, actors: int | None = None) -> float:
+def full(url: str, n: int, agents: int, batch: int, key, actors: int | None = None, wave: bool = True) -> float:
     client = redis.Redis.from_url(url)
     keys = Keys(f"full{uuid.uuid4().hex[:6]}", 4)
     steps = AtomicSteps(client, keys)
@@ -126,7 +126,7 @@ def full(url: str, n: int, agents: int, batch: int, key, actors: int | None = No
     gate = CommandGate(Keyring([key]), RedisNonceStore(client, keys.prefix, shards=keys.shards), clock,
                        accepted_at_many=lambda envs: reserved_at_many(client, keys, envs))
     bus = StreamBus(url, keys, "casino", range(keys.shards), pool.ask, batch=batch, gate=gate, block_ms=10,
-                    submit=pool.submit if len(pool.refs) > 1 else None)
+                    submit_wave=pool.submit_wave if wave else None)
     bus.ensure_groups()
     fill(client, payloads(keys, names, n, key))
     t0 = time.perf_counter()

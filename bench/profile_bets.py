@@ -1,10 +1,11 @@
 """Where a bet's time goes: cProfile of the bus loop with the casino actor called in the bus thread.
 
-    python bench/profile_bets.py [--bets 2000] [--agents 16] [--top 30]
+    python bench/profile_bets.py [--bets 2000] [--agents 16] [--top 30] [--one-by-one] [--no-profile]
 
 The same signed PlaceBet commands as `bench_bets.py`, through the gate, the bus and the casino
-actor, but with the actor's `on_receive` called directly (no pykka thread), so the profiler sees
-all of it. Prints wall and CPU per bet, Redis commands per bet (INFO commandstats, scripts' own
+actor, but with the actor called directly (no pykka thread), so the profiler sees all of it: a
+wave of different agents' bets at a time (`handle_wave`, as one actor of the pool), or each bet on
+its own with `--one-by-one`. Prints wall and CPU per bet, Redis commands per bet (INFO commandstats, scripts' own
 calls included), round trips per bet (socket sends), Python CPU by package, and the top functions.
 On its own redis-server; no baseline (a profile, not a benchmark).
 """
@@ -39,6 +40,17 @@ from runtime.keys import Keys  # noqa: E402
 from runtime.nonces import RedisNonceStore  # noqa: E402
 
 
+class _Done:
+    """A handled delivery's outcome, as the bus waits for it (`runtime.bus.SubmitWave`)."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def get(self, timeout=None):
+        if self.error is not None:
+            raise self.error
+
+
 def group(file: str, name: str) -> str:
     if "site-packages/" in file:
         return file.split("site-packages/")[1].split("/")[0]
@@ -55,6 +67,9 @@ def main() -> int:
     p.add_argument("--bets", type=int, default=2000)
     p.add_argument("--agents", type=int, default=16)
     p.add_argument("--top", type=int, default=30)
+    p.add_argument("--one-by-one", action="store_true",
+                   help="each bet on its own (no waves: the bus calls the actor per entry)")
+    p.add_argument("--no-profile", action="store_true", help="only wall and CPU per bet, without the profiler")
     args = p.parse_args()
     key = generate_key("bench", "operator")
     with own_redis() as (url, _):
@@ -68,19 +83,30 @@ def main() -> int:
         venue = InstantCasino()
         actor = CasinoBucket(steps, clock, ids, lambda agent: venue)  # not started: called in this thread
         gate = CommandGate(Keyring([key]), RedisNonceStore(client, keys.prefix, shards=keys.shards), clock)
-        bus = StreamBus(url, keys, "casino", range(keys.shards), actor.on_receive, batch=64, gate=gate, block_ms=10)
+        def submit_wave(deliveries):  # the wave handled here and now, as one actor of the pool would
+            return [_Done(error) for error in actor.handle_wave(deliveries)]
+
+        bus = StreamBus(url, keys, "casino", range(keys.shards), actor.on_receive, batch=64, gate=gate, block_ms=10,
+                        submit_wave=None if args.one_by_one else submit_wave)
         bus.ensure_groups()
         fill(client, payloads(keys, names, args.bets, key))
         client.config_resetstat()
         profile = cProfile.Profile()
         t0, c0 = time.perf_counter(), time.process_time()
-        profile.enable()
+        if not args.no_profile:
+            profile.enable()
         while bus.processed + bus.dead_lettered < args.bets:
             bus.poll_once()
-        profile.disable()
+        if not args.no_profile:
+            profile.disable()
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         stats = client.info("commandstats")
     n = args.bets
+    if args.no_profile:
+        print(machine())
+        print(f"{n} bets over {args.agents} agents; dead-lettered {bus.dead_lettered}")
+        print(f"wall {wall / n * 1e3:.3f} ms/bet, CPU {cpu / n * 1e3:.3f} ms/bet (no profiler)")
+        return 0
     ps = pstats.Stats(profile)
     raw = ps.stats  # type: ignore[attr-defined]
     sends = sum(v[1] for k, v in raw.items() if k[2] == "<method 'sendall' of '_socket.socket' objects>")

@@ -239,6 +239,88 @@ class AtomicSteps:
         """An empty commit for one of `agent`'s messages (de-duplicated in its applied set)."""
         return Commit(applied_key=self.keys.applied(agent), agent=agent)
 
+    def commit_many(self, items: Sequence[tuple[Commit, str, int]]) -> list[CommitResult | Exception]:
+        """`commit` of each `(commit, msg_id, now_ms)`, sent in one pipelined round trip (not a
+        transaction): each commit stays its own atomic step (commit.lua), applied or not on its
+        own, exactly as if sent alone; the answer is each one's `CommitResult`, or the Redis error
+        that one call raised. A connection error raises (which of the calls ran is then unknown,
+        as with one lost reply: each is applied at most once, and an entry is acknowledged only by
+        its own commit)."""
+        calls: list[tuple[Any, ...]] = []
+        shapes: list[int] = []  # per item: how many pipeline replies it takes (XACKs), or -1 for a script call
+        for commit, msg_id, now_ms in items:
+            call = self._commit_call(commit, msg_id, now_ms)
+            if call is None:
+                for _, index, group, entry_id in commit.ops:
+                    calls.append(("XACK", commit.keys[index - 2], group, entry_id))
+                shapes.append(len(commit.ops))
+            else:
+                calls.append(("EVALSHA", self._commit.sha, *call))
+                shapes.append(-1)
+        replies = self._run(calls, self._commit)
+        out: list[CommitResult | Exception] = []
+        at = 0
+        for shape in shapes:
+            if shape < 0:
+                reply = replies[at]
+                at += 1
+                out.append(reply if isinstance(reply, Exception) else _commit_result(reply))
+                continue
+            errors = [r for r in replies[at:at + shape] if isinstance(r, Exception)]
+            at += shape
+            out.append(errors[0] if errors else CommitResult("ok", 0))
+        return out
+
+    def reserve_many(self, requests: Sequence[tuple[str, str, str, int, int, int]]) -> list[Reservation | Exception]:
+        """`reserve` of each `(agent, msg_id, bucket, amount, cap, now_ms)`, in one pipelined round
+        trip (not a transaction): each call is the fence on its own, atomic on its own agent's
+        keys; the answer is each one's `Reservation`, or the Redis error that call raised. A
+        connection error raises (some of the calls may have run: a reservation then found by a
+        redelivery proves nothing was placed, as with one lost reply)."""
+        calls = [("EVALSHA", self._reserve.sha, 5, *self._reserve_keys(agent), msg_id, bucket, amount, cap, now_ms,
+                  MARK_MAX_AGE_MS) for agent, msg_id, bucket, amount, cap, now_ms in requests]
+        return [r if isinstance(r, Exception) else _reservation(r) for r in self._run(calls, self._reserve)]
+
+    def _run(self, calls: list[tuple[Any, ...]], script: Any) -> list[Any]:
+        """Send `calls` (commands, among them EVALSHA calls of `script`) in one pipeline (not a
+        transaction), their replies in order, an error in place of a reply; a NOSCRIPT (the
+        script cache was flushed, or a cluster node has not seen it yet) is answered by loading
+        the script and sending the calls that got it once more (a call refused with NOSCRIPT did
+        not run). A connection error or timeout raises."""
+        pipe: Any = self.client.pipeline(transaction=False)  # its execute_command is untyped in redis-py
+        for call in calls:
+            pipe.execute_command(*call)
+        replies = list(pipe.execute(raise_on_error=False))
+        missing = [i for i, r in enumerate(replies) if isinstance(r, redis.exceptions.NoScriptError)]
+        if missing:
+            self.client.script_load(script.script)
+            again: Any = self.client.pipeline(transaction=False)
+            for i in missing:
+                again.execute_command(*calls[i])
+            for i, reply in zip(missing, again.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+                raise reply
+        return replies
+
+    def _commit_call(self, commit: Commit, msg_id: str, now_ms: int) -> list[Any] | None:
+        """EVALSHA's arguments after the sha for `commit`, or None for a commit that only acknowledges."""
+        if commit.ops and all(op[0] == "xack" for op in commit.ops) and not commit.payloads:
+            return None
+        if commit.agent and self.keys.ledger(commit.agent) in commit.keys \
+                and not any(op[0] == "vpoint" for op in commit.ops):
+            k = self.keys  # a commit that touches the ledger adds a point to the value series (`Keys.values`)
+            commit.ops.append(["vpoint", commit._index(k.ledger(commit.agent)), commit._index(k.flows(commit.agent)),
+                               commit._index(k.values(commit.agent))])
+        ops = msgspec.msgpack.encode(commit.ops)
+        return [1 + len(commit.keys), commit.applied_key, *commit.keys,
+                msg_id, now_ms, ops, APPLIED_RETENTION_MS, *commit.payloads]
+
+    def _reserve_keys(self, agent: str) -> list[str]:
+        k = self.keys
+        return [k.risk(agent), k.ledger(agent), k.reservations(agent), k.applied(agent), k.marks(agent)]
+
     def commit(self, commit: Commit, msg_id: str, now_ms: int) -> CommitResult:
         """Apply `commit` for message `msg_id` at most once (commit.lua): every effect, event and ack,
         or none. `now_ms` (epoch ms) stamps the applied record, kept `APPLIED_RETENTION_MS`.
@@ -247,25 +329,15 @@ class AtomicSteps:
         nothing else: its entry is acknowledged and the id is not remembered, since doing nothing
         again is harmless. So an idle agent's ticks leave no trace in Redis.
         """
-        if commit.ops and all(op[0] == "xack" for op in commit.ops) and not commit.payloads:
+        call = self._commit_call(commit, msg_id, now_ms)
+        if call is None:
             pipe = self.client.pipeline(transaction=False)
             for _, index, group, entry_id in commit.ops:
                 pipe.xack(commit.keys[index - 2], group, entry_id)
             pipe.execute()
             return CommitResult("ok", 0)
-        if commit.agent and self.keys.ledger(commit.agent) in commit.keys \
-                and not any(op[0] == "vpoint" for op in commit.ops):
-            k = self.keys  # a commit that touches the ledger adds a point to the value series (`Keys.values`)
-            commit.ops.append(["vpoint", commit._index(k.ledger(commit.agent)), commit._index(k.flows(commit.agent)),
-                               commit._index(k.values(commit.agent))])
-        ops = msgspec.msgpack.encode(commit.ops)
-        result = self._commit(
-            keys=[commit.applied_key, *commit.keys], args=[msg_id, now_ms, ops, APPLIED_RETENTION_MS, *commit.payloads]
-        )
-        status = _text(result[0])
-        if status == "refused":
-            return CommitResult("refused", 0, _text(result[1]))
-        return CommitResult(status, int(result[1]))
+        result = self._commit(keys=call[1:1 + call[0]], args=call[1 + call[0]:])
+        return _commit_result(result)
 
     def reserve(self, agent: str, msg_id: str, bucket: str, amount: int, cap: int, now_ms: int) -> Reservation:
         """The fence: hold `amount` micro-USD of `bucket` for message `msg_id`, or say why not.
@@ -282,9 +354,20 @@ class AtomicSteps:
             keys=[k.risk(agent), k.ledger(agent), k.reservations(agent), k.applied(agent), k.marks(agent)],
             args=[msg_id, bucket, amount, cap, now_ms, MARK_MAX_AGE_MS],
         )
-        status, detail = FenceStatus(_text(result[0])), _text(result[2])
-        record = ReservationRecord.parse(detail) if status == FenceStatus.ALREADY_RESERVED else None
-        return Reservation(status, int(result[1]), detail, record)
+        return _reservation(result)
+
+
+def _commit_result(result: Any) -> CommitResult:
+    status = _text(result[0])
+    if status == "refused":
+        return CommitResult("refused", 0, _text(result[1]))
+    return CommitResult(status, int(result[1]))
+
+
+def _reservation(result: Any) -> Reservation:
+    status, detail = FenceStatus(_text(result[0])), _text(result[2])
+    record = ReservationRecord.parse(detail) if status == FenceStatus.ALREADY_RESERVED else None
+    return Reservation(status, int(result[1]), detail, record)
 
 
 def reserved_at(client: redis.Redis, keys: Keys, agent: str, msg_id: str) -> int | None:

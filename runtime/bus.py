@@ -124,6 +124,10 @@ Submit = Callable[[Delivery], Any]
 """Hands a delivery to its handler without waiting; returns a future whose `get(timeout=s)`
 returns once the handler is done, or raises what it raised (a pykka `ActorRef.ask(..., block=False)`)."""
 
+SubmitWave = Callable[[list[Delivery]], list[Any]]
+"""Hands deliveries of different agents to their handlers together without waiting (so a handler
+may share Redis round trips across them); returns one future per delivery, in order, as `Submit`."""
+
 
 def blocking_client(url: str, block_ms: int) -> redis.Redis:
     """A connection for blocking reads: its socket timeout outlasts the longest block. A
@@ -161,8 +165,9 @@ class StreamBus:
     up to `max_deliveries` (a spend is then parked, never dead-lettered by a count). `gate` checks signatures,
     scope and nonces before the handler (None where every writer is trusted). `submit` (optional) hands a
     delivery over without waiting (`Submit`): new entries of different agents are then handled side by
-    side, a wave at a time, each agent's in order (`_process_in_waves`); `handler_timeout_s` bounds
-    the wait for each. Times are ms.
+    side, a wave at a time, each agent's in order (`_process_in_waves`); `submit_wave` (optional,
+    used when `submit` is not given) hands each such wave over whole (`SubmitWave`), so the handler
+    may share round trips across it; `handler_timeout_s` bounds the wait for each. Times are ms.
     Run it with `run(stop)` (its own thread) or step it with `poll_once()` in tests.
     """
 
@@ -190,6 +195,7 @@ class StreamBus:
         clients: tuple[redis.Redis, redis.Redis] | None = None,
         gate: CommandGate | None = None,
         submit: Submit | None = None,
+        submit_wave: SubmitWave | None = None,
         handler_timeout_s: float = 120.0,
     ):
         self.keys = keys
@@ -214,6 +220,7 @@ class StreamBus:
         self.client, self.reader = clients or (command_client(url), blocking_client(url, block_ms))
         self.gate = gate  # CommandGate, or None where every writer is trusted (unit tests)
         self.submit = submit  # new entries handled in waves across agents (`_process_in_waves`) when given
+        self.submit_wave = submit_wave  # else a whole wave handed over at once, when given
         self.handler_timeout_s = handler_timeout_s
         self.trimmer = StreamTrimmer(self.client)
         self._cluster = is_cluster(self.reader)  # one read per slot there (`_read_each_slot`)
@@ -321,7 +328,7 @@ class StreamBus:
                                            count=self.batch, block=block)
         items = [(stream, entry_id, fields) for stream, entries in _iter_reply(reply) for entry_id, fields in entries]
         prepared = self._prepare(items)
-        if self.submit is not None:
+        if self.submit is not None or self.submit_wave is not None:
             self._process_in_waves(items, prepared)
             return len(items)
         for (stream, entry_id, fields), ready in zip(items, prepared, strict=True):
@@ -541,33 +548,35 @@ class StreamBus:
                 self._clear_in_flight(stream, entry_id, resolved)
 
     def _process_in_waves(self, items: list[tuple[Any, Any, Any]], prepared: list[_Prepared | None]) -> None:
-        """Hand a batch to `submit` a wave at a time: a wave is a run of entries of different
-        agents, all handed over before any is waited for, so their handlers may run side by side
-        (on actors that serve disjoint agents). An entry whose agent is already in the wave (or
-        that names none) starts a new wave once the current one is concluded: one agent's entries
-        are handled one after the other, in stream order, exactly as without waves. Each entry is
-        still acknowledged only by its handler's own commit; outcomes are concluded in order."""
+        """Hand a batch to `submit` (or `submit_wave`) a wave at a time: a wave holds entries of
+        different agents, all handed over before any is waited for, so their handlers may run side
+        by side (on actors that serve disjoint agents). The k-th wave of a run of the batch holds
+        the k-th entry of each agent in it (`_waves`), so an agent's entries are handled one after
+        the other, in stream order, exactly as without waves; an entry that names no agent is
+        handled alone, after everything before it. Each entry is still acknowledged only by its
+        handler's own commit; a wave's outcomes are concluded in order."""
         wave: list[tuple[_Admitted, Any]] = []
-        agents: set[str] = set()
         try:
-            for (stream, entry_id, fields), ready in zip(items, prepared, strict=True):
-                agent = ready.envelope.agent if ready is not None and ready.envelope is not None else None
-                if agent is None or agent in agents:
-                    self._conclude_wave(wave)
-                    wave, agents = [], set()
-                admitted = self._admit(stream, entry_id, fields, 1, ready)
-                if admitted is None:
-                    continue
-                assert self.submit is not None
-                wave.append((admitted, self.submit(admitted.delivery)))
-                agents.add(admitted.delivery.envelope.agent)
+            for entries in _waves(items, prepared):
+                self._conclude_wave(wave)
+                wave = []
+                for stream, entry_id, fields, ready in entries:
+                    admitted = self._admit(stream, entry_id, fields, 1, ready)
+                    if admitted is None:
+                        continue
+                    # with `submit_wave` the wave is handed over whole when it is complete (`_conclude_wave`)
+                    wave.append((admitted, None if self.submit is None else self.submit(admitted.delivery)))
         finally:
             self._conclude_wave(wave)
 
     def _conclude_wave(self, wave: list[tuple[_Admitted, Any]]) -> None:
-        """Wait for every handler of the wave and conclude each, in order; the first error a
-        conclusion raises (a transient Redis fault) is raised once all are concluded."""
+        """Hand the wave over whole if it was not yet (`submit_wave`), wait for every handler of it
+        and conclude each, in order; the first error a conclusion raises (a transient Redis
+        fault) is raised once all are concluded."""
         raised: Exception | None = None
+        if self.submit_wave is not None and wave and wave[0][1] is None:
+            futures = self.submit_wave([admitted.delivery for admitted, _ in wave])
+            wave[:] = [(admitted, future) for (admitted, _), future in zip(wave, futures, strict=True)]
         for admitted, future in wave:
             error: Exception | None = None
             try:
@@ -703,6 +712,29 @@ class StreamBus:
         """Close both Redis connections."""
         self.client.close()
         self.reader.close()
+
+
+def _waves(items: list[tuple[Any, Any, Any]], prepared: list[_Prepared | None]) -> list[list[tuple[Any, ...]]]:
+    """A batch as waves of `(stream, entry_id, fields, prepared)`: cut at each entry that names no
+    agent (not decoded, no fields: a wave of its own), each run between such cuts spread so that
+    its k-th wave holds the k-th entry of every agent of the run, in stream order."""
+    out: list[list[tuple[Any, ...]]] = []
+    rounds: list[list[tuple[Any, ...]]] = []
+    seen: dict[str, int] = {}
+    for (stream, entry_id, fields), ready in zip(items, prepared, strict=True):
+        agent = ready.envelope.agent if ready is not None and ready.envelope is not None else None
+        if agent is None:
+            out.extend(rounds)
+            out.append([(stream, entry_id, fields, ready)])
+            rounds, seen = [], {}
+            continue
+        k = seen.get(agent, 0)
+        seen[agent] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append((stream, entry_id, fields, ready))
+    out.extend(rounds)
+    return out
 
 
 def _error_text(exc: BaseException) -> str:

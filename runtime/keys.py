@@ -6,6 +6,7 @@ touches for an agent live in one slot. The shard count is fixed when a deploymen
 
 from __future__ import annotations
 
+import functools
 import inspect
 import zlib
 from dataclasses import dataclass
@@ -19,6 +20,12 @@ def shard_of(agent: str, shards: int = DEFAULT_SHARDS) -> int:
     """A stable hash of the agent id (CRC-32, same on every machine and Python run)."""
     if shards <= 0:
         raise ValueError("shard count must be positive")
+    return _shard_of(agent, shards)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _shard_of(agent: str, shards: int) -> int:
+    # remembered: every key name of an agent needs its shard, a bet a dozen times
     return zlib.crc32(agent.encode()) % shards
 
 

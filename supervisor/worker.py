@@ -76,7 +76,7 @@ class Worker:
         self.actors = ActorPool.start(lambda: build_actor(role, self.steps, self.clock, random_ids(), venues), size)
         self.actors.feed_controls_directly()
         self.bus = StreamBus(url, keys, role, shards, self._dispatch, consumer=consumer, claim_idle_ms=claim_idle_ms,
-                             clock=self.clock, gate=gate, submit=self.actors.submit if size > 1 else None)
+                             clock=self.clock, gate=gate, submit_wave=self.actors.submit_wave if size > 1 else None)
         # every worker hears every shard's broadcasts: leased shards move, the fan-out must not miss one
         self.control = ControlListener(url, keys, range(keys.shards), self._on_control) if role != "risk" else None
         self.stop_event = threading.Event()

@@ -95,3 +95,16 @@ def test_a_redis_fault_in_a_wave_concludes_the_others_and_leaves_its_entry_pendi
     bus.submit = None
     assert bus.drain_own_pending() == 1  # as after any outage: it is handled once, now
     assert all(int(rclient.hget(keys.ledger(e.agent), "applied")) == 1 for e in sent)
+
+
+def test_a_batch_spreads_into_waves_of_each_agents_kth_entry_cut_where_an_entry_names_no_agent():
+    from runtime.bus import _Prepared, _waves
+
+    def ready(agent):
+        return _Prepared(wrap(BalancesChanged(cause="t"), agent=agent, now_ms=1, new_id=seeded_ids(1)), None, None)
+
+    order = ["a", "a", "b", "c", "b", None, "a", "b"]  # None: an entry that did not decode
+    items = [("s", f"1-{i}", {b"m": b"x"}) for i in range(len(order))]
+    prepared = [ready(agent) if agent else _Prepared(None, ValueError("bad"), None) for agent in order]
+    waves = [[entry_id for _, entry_id, _, _ in wave] for wave in _waves(items, prepared)]
+    assert waves == [["1-0", "1-2", "1-3"], ["1-1", "1-4"], ["1-5"], ["1-6", "1-7"]]
