@@ -596,10 +596,14 @@ class StreamBus:
         """Count a handler failure; retry with backoff; past `max_deliveries` dead-letter it — or,
         for a spend, park it (still pending, retried every `park_retry_ms`, alerted past
         `park_alert_ms`), because its money may be at the venue or reserved."""
-        failures = self.client.hincrby(self._failures_key(stream), entry_id, 1)
-        log.warning("bus %s: %s %s failed (%d/%d): %s", self.role, envelope.type, envelope.id,
-                    failures, self.max_deliveries, exc)
         error = f"{type(exc).__name__}: {exc}"
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hincrby(self._failures_key(stream), entry_id, 1)
+        pipe.hset(self._failures_key(stream), self._error_field(entry_id), one_line(error)[:500])
+        failures = int(pipe.execute()[0])
+        log.warning("bus %s: %s %s failed (%d/%d%s): %s", self.role, envelope.type, envelope.id,
+                    failures, self.max_deliveries, ", parked" if spend and failures >= self.max_deliveries else "",
+                    exc)
         if failures >= self.max_deliveries and not spend:
             self.dead_letter(stream, entry_id, fields, error, deliveries, envelope)
             return
@@ -637,6 +641,9 @@ class StreamBus:
 
     # ------------------------------------------------------------------ crash tracing
 
+    def _error_field(self, entry_id: str) -> str:
+        return f"{entry_id}:error"
+
     def _crash_field(self, entry_id: str) -> str:
         return f"crash:{entry_id}"
 
@@ -654,10 +661,12 @@ class StreamBus:
         """The attempt finished (in any way but the process dying): it is no crash. `resolved`: the
         entry is done with (applied or set aside), so it is no longer parked either."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.hincrby(self._failures_key(stream), self._crash_field(entry_id), -1)
-        pipe.hdel(self.keys.suspects(), self.consumer)
-        if resolved:
+        if resolved:  # done with: nothing of it is kept (its failure count, last error, crash mark)
+            pipe.hdel(self._failures_key(stream), entry_id, self._error_field(entry_id), self._crash_field(entry_id))
             pipe.hdel(self.keys.parked(self.streams[stream], self.role), entry_id)
+        else:
+            pipe.hincrby(self._failures_key(stream), self._crash_field(entry_id), -1)
+        pipe.hdel(self.keys.suspects(), self.consumer)
         try:
             pipe.execute()
         except redis.RedisError as exc:
@@ -678,6 +687,9 @@ class StreamBus:
         entry (which holds the raw envelope and the error) is written first, and a note that
         cannot be written is logged, not retried into a second dead entry."""
         error = one_line(error)
+        earlier = _s(self.client.hget(self._failures_key(stream), self._error_field(entry_id)) or b"")
+        if earlier and earlier not in error:  # e.g. a signature that expired while a failing spend was retried
+            error = f"{error} (after it failed: {earlier})"
         shard = self.streams[stream]
         raw = fields.get(FIELD) or fields.get(FIELD.decode()) or b""
         now = self.clock.now_ms()
@@ -696,7 +708,7 @@ class StreamBus:
         if note is not None and same_slot:
             pipe.xadd(note[0], {FIELD: encode(note[1])})
         pipe.xack(stream, self.group, entry_id)
-        pipe.hdel(self._failures_key(stream), entry_id, self._crash_field(entry_id))
+        pipe.hdel(self._failures_key(stream), entry_id, self._crash_field(entry_id), self._error_field(entry_id))
         pipe.hdel(self.keys.parked(shard, self.role), entry_id)
         pipe.execute()
         if note is not None and not same_slot:

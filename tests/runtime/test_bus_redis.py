@@ -16,7 +16,7 @@ from messages.codec import FIELD, decode, encode
 from messages.envelope import seeded_ids, wrap
 from messages.schema import BalancesChanged, CommandRefused
 from runtime.atomic import AtomicSteps
-from runtime.bus import StreamBus, command_client
+from runtime.bus import HandlerRejected, StreamBus, command_client
 from tests.kit.bus import CountingHandler
 
 pytestmark = pytest.mark.redis
@@ -208,3 +208,55 @@ def test_a_blocked_read_wakes_up_for_new_work(redis_url, keys, rclient):
     assert bus.poll_once() == 1
     timer.join()
 
+
+
+def _run_until(bus, done, seconds=10):
+    stop = threading.Event()
+    thread = threading.Thread(target=bus.run, args=(stop,))
+    thread.start()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not done():
+        time.sleep(0.02)
+    stop.set()
+    thread.join(5)
+
+
+def test_an_entry_that_failed_then_succeeded_leaves_nothing_behind(redis_url, keys, rclient):
+    """Its failure count, last error and crash mark go once it is applied: a busy deployment's
+    retries do not pile up in the failures hash."""
+    steps = AtomicSteps(command_client(redis_url), keys)
+    (env,) = publish(rclient, keys, 1)
+    inner = CountingHandler(steps)
+    tries = []
+
+    def flaky(delivery):
+        tries.append(delivery.deliveries)
+        if len(tries) < 3:
+            raise RuntimeError("the venue hiccuped")
+        inner(delivery)
+
+    bus = make_bus(redis_url, keys, flaky, max_deliveries=5, retry_backoff_ms=1)
+    _run_until(bus, lambda: counts(rclient, keys).get("applied") == 1)
+    assert counts(rclient, keys) == {"applied": 1, f"id:{env.id}": 1} and len(tries) == 3
+    stream = keys.agent_commands(AGENT, "casino")
+    assert rclient.hgetall(bus._failures_key(stream)) == {}
+
+
+def test_a_dead_letter_after_failures_keeps_the_first_cause(redis_url, keys, rclient):
+    """An entry that failed, then was set aside for another reason (here its handler's refusal;
+    for a signed spend, a signature that expired while it was retried), is dead-lettered with both."""
+    (env,) = publish(rclient, keys, 1)
+    tries = []
+
+    def failing_then_refusing(delivery):
+        tries.append(1)
+        if len(tries) < 3:
+            raise ValueError("win_prob 1e-320 is too precise")
+        raise HandlerRejected("command refused (expired): signature expired 7605 ms ago")
+
+    bus = make_bus(redis_url, keys, failing_then_refusing, max_deliveries=5, retry_backoff_ms=1)
+    _run_until(bus, lambda: rclient.xlen(keys.dead(keys.shard(AGENT))) > 0)
+    (entry,) = rclient.xrange(keys.dead(keys.shard(AGENT)))
+    error = entry[1][b"error"].decode()
+    assert "signature expired" in error and "after it failed: ValueError: win_prob 1e-320 is too precise" in error
+    assert rclient.hgetall(bus._failures_key(keys.agent_commands(AGENT, "casino"))) == {}
