@@ -27,7 +27,14 @@ def describe(outcome: Outcome) -> str:
     (`supervisor.status.summarize`: money in dollars; a refusal as `refused (code): reason`), whole:
     never cut, however long the reason."""
     body = outcome.event.body
-    return f"{type(body).__name__}: {summarize(msgspec.to_builtins(body), limit=None)}"
+    line = f"{type(body).__name__}: {summarize(msgspec.to_builtins(body), limit=None)}"
+    held = getattr(body, "held", 0)
+    if type(body).__name__ == "RebalanceCompleted" and isinstance(held, int) and held > 0:
+        from messages.money import format_usd
+
+        line += (f" — booked; {format_usd(held)} of it still travels between venues and may yet come back "
+                 f"(silo transfers: `treasury status` and `treasury reconcile` follow them)")
+    return line
 
 
 def wait_outcome(follower: JournalFollower, envelope: Envelope, timeout_s: float) -> Outcome | None:

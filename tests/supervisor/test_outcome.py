@@ -27,3 +27,12 @@ def test_money_is_in_dollars_and_settings_are_spelled_out():
     assert "moved=$15.00" in text and "15000000" not in text and "\n" not in text
     assert line("done", PolicyChanged(settings={"max_bet_bp": 100}, policy={"max_bet_bp": 100})) == \
         "PolicyChanged: settings={max_bet_bp=100}, policy={max_bet_bp=100}"
+
+
+def test_a_rebalance_whose_money_still_travels_says_it_may_come_back():
+    """`--wait rebalance` ends at the booking; money moving between venues is not there yet."""
+    travelling = line("done", RebalanceCompleted(saga="s1", reason="drift", moves=3, moved=131_570_000,
+                                                 held=131_570_000))
+    assert "$131.57 of it still travels between venues and may yet come back" in travelling
+    settled = line("done", RebalanceCompleted(saga="s1", reason="drift", moves=1, moved=10_000_000, held=0))
+    assert "travels" not in settled
