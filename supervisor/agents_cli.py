@@ -45,12 +45,12 @@ def read_agents_file(path: str | Path) -> list[tuple[str, int]]:
         raise ConfigError(f"agents file {p}: expected a list under 'agents'")
     out: list[tuple[str, int]] = []
     seen: set[str] = set()
-    for i, entry in enumerate(agents):
+    for i, entry in enumerate(agents, start=1):  # entries counted from 1, as a person counts them
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or "capital" not in entry:
             raise ConfigError(f"agents file {p}: entry {i} needs a name and a capital")
         try:
             name = validate_agent_id(entry["name"])
-            capital = parse_positive_usd(entry["capital"], field=f"agents[{i}].capital")
+            capital = parse_positive_usd(entry["capital"], field="capital")
         except TreasuryError as exc:
             raise ConfigError(f"agents file {p}: entry {i}: {exc}") from None
         if name in seen:

@@ -14,8 +14,9 @@ def test_json_and_toml_agents_files(tmp_path):
 
 
 @pytest.mark.parametrize("text, words", [
-    ('{"agents": [{"name": "x", "capital": "-5"}]}', "agents\\[0\\].capital: -5 is negative"),
-    ('{"agents": [{"name": "x"}]}', "entry 0 needs a name and a capital"),
+    ('{"agents": [{"name": "x", "capital": "-5"}]}', "entry 1: capital: -5 is negative"),
+    ('{"agents": [{"name": "x"}]}', "entry 1 needs a name and a capital"),
+    ('{"agents": [{"name": "x", "capital": "10"}, {"name": "y", "capital": 0}]}', "entry 2: capital: 0 must be"),
     ('{"agent": []}', "expected a list under 'agents'"),
     ("not json", "agents file"),
 ])

@@ -69,7 +69,7 @@ def test_agents_file_with_one_bad_name_onboards_nobody(tmp_path, redis_url, pref
     proc = treasury("up", "--data-dir", str(tmp_path / "d"), "--prefix", prefix, "--agents", str(f),
                     env=clean_env(REDIS_URL=redis_url))
     line = one_line_error(proc)
-    assert "entry 1: agent name 'ba d' is not valid" in line
+    assert "entry 2: agent name 'ba d' is not valid" in line
     assert not list(rclient.scan_iter(match=f"{prefix}:*"))  # nothing registered, funded or recorded
     assert not (tmp_path / "d").exists()  # nothing started
 
