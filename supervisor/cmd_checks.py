@@ -106,6 +106,10 @@ def check_policy_settings(items: list[str], overrides: Mapping[str, int | str] |
     return settings
 
 
+CASINO_MIN_BET = 10_000
+"""The casino's smallest stake, micro-USD ($0.01: `amount` ≥ 0.01 on every game, purple-flea-api.md)."""
+
+
 def check_against_policy(body, policy) -> None:
     """The limits the actors would refuse a well-formed command for, checked against the agent's
     effective `policy` before publishing (`ConfigError`): an escrow under the service's minimum or
@@ -127,6 +131,13 @@ def check_against_policy(body, policy) -> None:
                               f"{policy.escrow_max_timeout_hours} hours (the agent's policy)")
     if isinstance(body, OpenPosition) and body.notional is not None and body.notional < MIN_NOTIONAL:
         raise ConfigError(f"--notional {format_usd(body.notional)}: the venue's minimum is {format_usd(MIN_NOTIONAL)}")
+    from messages.schema import PlaceBet
+
+    if isinstance(body, PlaceBet) and body.fixed_stake is not None and body.fixed_stake < CASINO_MIN_BET:
+        from messages.money import format_usd_exact
+
+        raise ConfigError(f"--fixed-stake {format_usd_exact(body.fixed_stake)}: the casino's minimum bet is "
+                          f"{format_usd(CASINO_MIN_BET)}")
 
 
 def check_against_ledger(body, client, keys, agent: str, policy) -> None:

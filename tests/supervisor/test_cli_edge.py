@@ -192,6 +192,7 @@ def test_capital_must_be_a_positive_ascii_decimal(capital, words):
     (["bet", "alice", "--win-prob", "1e-320"], "--win-prob: 1e-320 is too large or too precise to size a bet"),
     (["bet", "alice", "--kelly", "2"], "--kelly '2': use full, half, quarter or a number in (0, 1]"),
     (["bet", "alice", "--fixed-stake", "1_0"], "fixed-stake: '1_0' is not a number"),
+    (["bet", "alice", "--fixed-stake", "0.001"], "--fixed-stake $0.001: the casino's minimum bet is $0.01"),
 ])
 def test_bad_command_input_is_refused_before_anything_is_sent(argv, words, redis_url, prefix, rclient):
     record_deployment(rclient, Keys(prefix, 8), {}, "paper")
