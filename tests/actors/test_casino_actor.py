@@ -155,3 +155,18 @@ def test_a_probability_no_bet_can_be_sized_with_is_refused_once_with_its_reason(
     else:
         assert [r.code for r in refused] == ["bad_input"] and "too large or too precise" in refused[0].reason
     assert venue.calls == 0 and bus.dead_lettered == 0
+
+
+def test_a_busy_agent_reads_its_casino_ledger_before_bets_push_a_payout_out_of_its_50_rows(casino):
+    """`GET /auth/ledger` answers the newest 50 rows and each bet writes up to two: every 20th
+    reservation asks for a `ScanIncoming` in its own settle commit, besides the minute tick."""
+    from actors.casino import SCAN_EVERY_RESERVATIONS
+    from messages.flow_msgs import ScanIncoming
+
+    venue, send, events, commands, *_ = casino
+    for _ in range(2 * SCAN_EVERY_RESERVATIONS + 5):
+        venue.script = [("lose",)]
+        send(PlaceBet(game=CoinFlip(), win_prob=0.5, kelly="full", fixed_stake=parse_usd("0.10")))
+    assert len(events(BetSettled)) == 2 * SCAN_EVERY_RESERVATIONS + 5
+    assert sum(isinstance(c, ScanIncoming) for c in commands("casino")) == 2
+    assert venue.scans == 2  # and each was carried out

@@ -41,6 +41,13 @@ class ScriptedCasino:
             raise VenueUnavailable("casino", "timed out", code="outcome_unknown", status=0)
         return result
 
+    scans = 0
+    """How often the casino ledger was read (`ScanIncoming`)."""
+
+    def ledger(self):
+        self.scans += 1
+        return []
+
     down = False
 
     def lookup_bet(self, client_seed, *, since_ms):
