@@ -1,9 +1,9 @@
 """The probe's path end to end (real Redis, the sandbox, the real Rebalancer, SiloExecutor and
-RiskGuard): the reserve under its floor asks for an emergency rebalance, the open position is
-closed (a small real loss), money leaves trading for the reserve, the trading -> wallet transfer
-is impossible and the held part comes back. RiskGuard evaluates after every single step, and also
-with the next step landing in the middle of its evaluation: the trading drawdown sees the real
-loss only, never the move."""
+RiskGuard): money leaves trading for the reserve after a small real trading loss, the trading ->
+wallet transfer is impossible and the held part comes back. RiskGuard evaluates after every single
+step, and also with each step landing in the middle of its evaluation: the trading drawdown sees
+the real loss only, never the move. And the planner no longer plans such a move at all: an
+emergency rebalance that could only take money out of trading closes no position and moves nothing."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import actors.risk_guard as risk_guard_module
 from actors.risk_guard import RiskGuard
 from messages.envelope import seeded_ids
 from messages.schema import BalancesChanged, BucketHalted
-from messages.silo_msgs import HeldReturned
-from messages.treasury_msgs import FundsDebited, RebalancePlanned
+from messages.silo_msgs import HeldReturned, MoveFunds
+from messages.treasury_msgs import FundsDebited, RebalancePlanned, RebalanceSkipped
 from runtime.journal import group_caught_up
 from tests.kit.rebalancer import usd
 from tests.kit.silo import SILO_ROLES, SiloHarness
@@ -39,7 +39,6 @@ def open_with_a_position(h) -> None:
     c = h.steps.new_commit(h.agent)  # a position open: $100 of trading posted as margin
     c.incr(h.keys.ledger(h.agent), "trading", -usd("100")).incr(h.keys.ledger(h.agent), "trading:margin", usd("100"))
     h.steps.commit(c, "open-position", h.clock.now_ms())
-    h.send(BalancesChanged(cause="operator adjustment"), role="risk")
 
 
 def step_by_step(h, racing: bool, monkeypatch) -> int:
@@ -78,19 +77,29 @@ def risk_micros(h, name: str) -> int:
 
 
 @pytest.mark.parametrize("racing", [False, True], ids=["sequential", "racing"])
-def test_an_emergency_move_out_of_trading_that_is_returned_is_not_a_trading_loss(h, racing, monkeypatch):
-    open_with_a_position(h)
+def test_a_move_out_of_trading_that_is_returned_is_not_a_trading_loss(h, racing, monkeypatch):
+    h.onboard(reserve="400", trading="500", casino="100", referral="100")
+    c = h.steps.new_commit(h.agent)  # a position closed at a real loss
+    c.incr(h.keys.ledger(h.agent), "trading", -LOSS)
+    h.steps.commit(c, "closed-at-a-loss", h.clock.now_ms())
+    h.send(BalancesChanged(cause="position closed"), role="risk")
+    h.send(MoveFunds(source="trading", dest="reserve", amount=usd("200.59"), reason="operator derisks"))
     step_by_step(h, racing, monkeypatch)
-    planned = h.journal(RebalancePlanned)
-    assert planned and planned[0].close_positions_first, str([type(b).__name__ for b in h.journal()])
     out = [d for d in h.journal(FundsDebited) if d.source == "trading"]
-    assert out, "the plan moved nothing out of trading"
     returned = [r for r in h.journal(HeldReturned) if r.source == "trading"]
-    assert sum(r.amount for r in returned) > 0  # trading -> wallet has no API: the held part came back
+    assert sum(d.amount for d in out) == sum(r.amount for r in returned) == usd("200.59")  # no API: returned
     assert h.journal(BucketHalted) == []
     value, peak = risk_micros(h, "trading_value"), risk_micros(h, "trading_peak")
-    assert value == h.ledger().bucket("trading")
-    # the only trading loss is the closed position's: the peak is the value plus that loss, less
-    # whatever of the move was not returned (a credited free part is a transfer, not a loss)
-    moved_for_good = sum(d.amount for d in out) - sum(r.amount for r in returned)
-    assert peak - value == LOSS, (peak, value, moved_for_good)
+    assert value == h.ledger().bucket("trading") == usd("500") - LOSS
+    assert peak - value == LOSS  # the only trading loss is the real one, not $200.59 more
+
+
+def test_an_emergency_rebalance_plans_no_move_out_of_trading_and_closes_no_position(h, monkeypatch):
+    open_with_a_position(h)
+    h.send(BalancesChanged(cause="operator adjustment"), role="risk")
+    step_by_step(h, False, monkeypatch)
+    skipped, = h.journal(RebalanceSkipped)
+    assert "trading -> reserve" in skipped.reason and "no collateral withdrawal API" in skipped.reason
+    assert h.journal(RebalancePlanned) == [] and h.trading.closes == 0
+    assert h.fields()["trading:margin"] == usd("100")  # the position stays open: nothing could move
+    assert h.journal(BucketHalted) == []
