@@ -47,7 +47,7 @@ from actors.policy.drift import (
 )
 from actors.policy.effective import effective_policy, merge_policy, read_overrides
 from actors.policy.operator_moves import move_problem
-from actors.silo.planning import assign_legs, cover_transfers, weigh_moves
+from actors.silo.planning import assign_legs, cover_transfers, impossible_transfer, weigh_moves
 from actors.silo.records import HeldLeg, encode_legs, intents_key, silo_state_key, xfer_key
 from actors.transfers import LegFacts, open_leg, read_leg, saga_key
 from messages.catalogue import role_of
@@ -271,6 +271,21 @@ def allowed_moves(moves: tuple[Move, ...] | list[Move], state: str, halted: dict
         kept.append(Move(m.source, m.dest, amount, m.reason))
         positions.append(i)
     return kept, dropped, positions
+
+
+def physically_possible(moves: tuple[Move, ...] | list[Move]) -> tuple[list[Move], list[str]]:
+    """The planned moves whose money can physically reach the destination's silo, and why each
+    other one was dropped: money out of trading cannot leave Hyperliquid (no collateral withdrawal
+    API), so such a move would only be returned after the fact, and closing the open positions
+    for it would realize their losses and fees for nothing."""
+    kept, dropped = [], []
+    for m in moves:
+        why = impossible_transfer(HOME_SILO[m.source], HOME_SILO[m.dest])
+        if why is None:
+            kept.append(m)
+        else:
+            dropped.append(f"{m.source} -> {m.dest} {usd(m.amount)}: {why}")
+    return kept, dropped
 
 
 # ---------------------------------------------------------------- the actor
@@ -511,11 +526,12 @@ class Rebalancer(TreasuryActor):
             reason = f"{reason}; {drift_reason(balances, self.policy_for(agent))}"
         margin = ledger.held_by("trading", "margin")
         plan = plan_rebalance(balances, self.policy_for(agent), reason=reason, open_trading_margin=margin)
+        planned_moves, impossible = physically_possible(plan.moves) if self.hold_physical else (list(plan.moves), [])
         saga = self.new_id()
         skey = saga_key(k, agent, saga)
         # Closing is allowed in every state; it is asked for only if a move out of trading is allowed.
         if plan.close_positions_first and any(m.source == "trading" and (state == "ACTIVE" or m.dest == "reserve")
-                                              and m.dest not in risk.halted_buckets for m in plan.moves):
+                                              and m.dest not in risk.halted_buckets for m in planned_moves):
             if CloseAllPositions is None:
                 return self._skip(commit, env, trigger, "positions must be closed first, and the trading messages "
                                                         "are not installed: no move")
@@ -528,12 +544,13 @@ class Rebalancer(TreasuryActor):
             commit.emit(k.events(agent), self._wrap(planned, env))
             self._close_positions(commit, env, saga, margin)
             return None
-        self._begin_moves(commit, env, saga, trigger, reason, plan.moves, ledger, risk, state, first=True)
+        self._begin_moves(commit, env, saga, trigger, reason, planned_moves, ledger, risk, state, first=True,
+                          dropped_before=impossible)
 
     def _begin_moves(self, commit: Commit, env: Envelope, saga: str, trigger: str, reason: str,
                      planned_moves: tuple[Move, ...] | list[Move], ledger: LedgerView, risk: RiskView, state: str,
                      first: bool, min_move: int | None = None, origins: list[str] | None = None,
-                     weigh_fees: bool = True) -> None:
+                     weigh_fees: bool = True, dropped_before: list[str] | None = None) -> None:
         """Send the first debit of the moves the state allows; `origins` names, per planned move,
         the silo its money physically leaves from (default: the source bucket's home silo).
         `weigh_fees`: drop planned moves whose transfer fees exceed the policy's share (not for
@@ -542,6 +559,7 @@ class Rebalancer(TreasuryActor):
         skey = saga_key(k, agent, saga)
         moves, dropped, positions = allowed_moves(planned_moves, state, risk.halted_buckets, dict(ledger.available),
                                                   self.policy_for(agent), min_move)
+        dropped = [*(dropped_before or ()), *dropped]
         if not moves:
             why = "nothing to move: every bucket is within its minimum move of its target"
             if dropped:
@@ -685,11 +703,13 @@ class Rebalancer(TreasuryActor):
             state = effective_state(risk, now)
             reason = record.get("reason", "") + "; positions closed"
             plan = plan_rebalance(balances_of(ledger), self.policy_for(agent), reason=reason, open_trading_margin=0)
+            planned_moves, impossible = (physically_possible(plan.moves) if self.hold_physical
+                                         else (list(plan.moves), []))
             if state not in ("ACTIVE", "PAUSED", "HALTED"):
                 return self._finish(commit, env, saga, "failed", RebalanceFailed(
                     saga=saga, stage="plan", moves_done=0, reason="no readable risk state after closing: no move"))
-            return self._begin_moves(commit, env, saga, record.get("trigger", ""), reason, plan.moves, ledger, risk,
-                                     state, first=False)
+            return self._begin_moves(commit, env, saga, record.get("trigger", ""), reason, planned_moves, ledger,
+                                     risk, state, first=False, dropped_before=impossible)
         if closed_reply or (stalled and sends >= self.max_resends):
             return self._finish(commit, env, saga, "failed", RebalanceFailed(
                 saga=saga, stage="close_positions", moves_done=0,

@@ -28,9 +28,11 @@ from actors.policy.breakers import (
     DAY_MS,
     MAX_PAUSE_MS,
     ORIGIN,
+    BreakerResult,
     Performance,
     ValuePoint,
     judge_point,
+    judge_trading,
     reserve_floor,
     trading_drawdown,
     utc_day,
@@ -107,14 +109,27 @@ class RiskGuard(TreasuryActor):
         return Performance(int(peak) if peak else latest.performance if latest is not ORIGIN else 0,
                            int(_text(raw, "rearm_day", "-1")), int(_text(raw, "rearm_level", "0")))
 
-    def _trading(self, raw: dict, ledger, agent: str) -> tuple[int, int, int]:
-        """(trading value, its peak level in performance units, what performance is measured against)."""
+    def _trading_now(self, ledger, agent: str) -> tuple[int, int]:
+        """(trading value, what its performance is measured against) read now: only for a series
+        whose points do not record the trading bucket yet (written before they did)."""
         flows = self.client.hmget(self.keys.flows(agent), "trading", "external:trading")
-        base = int(flows[0] or 0) + int(flows[1] or 0)  # transfers in + external flows in
-        value = ledger.bucket("trading")
+        return ledger.bucket("trading"), int(flows[0] or 0) + int(flows[1] or 0)
+
+    def _trading(self, raw: dict, latest: ValuePoint, ledger, agent: str,
+                 policy) -> tuple[int, int, int, BreakerResult | None]:
+        """(trading value, its peak level in performance units, what performance is measured
+        against, the trading drawdown if it fired), all micro-USD.
+
+        Value and base come from the latest point of the value series, both written in the commit
+        that last moved money (so a transfer and its flow are seen together or not at all, however
+        the evaluation interleaves with the bucket actors' commits)."""
         stored = _text(raw, "trading_peak_perf")
+        if latest.trading is not None:
+            level, fired = judge_trading(int(stored) if stored else None, latest, policy)
+            return latest.trading, level, latest.trading_base, fired
+        value, base = self._trading_now(ledger, agent)  # a series written before points carried trading
         level = max(int(stored), value - base) if stored else value - base
-        return value, level, base
+        return value, level, base, trading_drawdown(level + base, value, limit_bp=policy.trading_drawdown_bp)
 
     # ------------------------------------------------------------------ evaluation
 
@@ -145,7 +160,8 @@ class RiskGuard(TreasuryActor):
         day_start = day_level + latest.flows
         peak = marks.peak + latest.flows
         total = latest.total if latest is not ORIGIN else ledger.total
-        trading, trading_level, trading_base = self._trading(raw, ledger, agent)
+        trading, trading_level, trading_base, trading_fired = self._trading(raw, latest, ledger, agent,
+                                                                            policy)
 
         commit = self.steps.new_commit(agent)
         rk = self.keys.risk(agent)
@@ -162,8 +178,7 @@ class RiskGuard(TreasuryActor):
                            ("limit_trading_drawdown_bp", policy.trading_drawdown_bp)):
             commit.hset(rk, fld, value)
 
-        bucket_results = [r for r in (trading_drawdown(trading_level + trading_base, trading,
-                                                       limit_bp=policy.trading_drawdown_bp),
+        bucket_results = [r for r in (trading_fired,
                                       reserve_floor(ledger.bucket("reserve"), ledger.total,
                                                     floor_bp=policy.reserve_floor_bp)) if r is not None]
         # Bucket-level breakers act in every state: closing positions is right even while paused.
@@ -250,7 +265,11 @@ class RiskGuard(TreasuryActor):
         if cmd.bucket in risk.halted_buckets:
             commit.hdel(k.risk(agent), f"halt:{cmd.bucket}")
             if cmd.bucket == "trading":  # measure the next drawdown from here, not from the old peak
-                value, _, base = self._trading({}, read_ledger(self.client, k, agent), agent)
+                latest = self._latest(agent)
+                if latest.trading is not None:
+                    value, base = latest.trading, latest.trading_base
+                else:
+                    value, base = self._trading_now(read_ledger(self.client, k, agent), agent)
                 commit.hset(k.risk(agent), "trading_peak_perf", value - base).hset(k.risk(agent), "trading_peak", value)
             commit.emit(k.events(agent), wrap(BucketResumed(bucket=cmd.bucket, reason=cmd.reason), agent=agent,
                                               now_ms=now, new_id=self.new_id, cause=env))

@@ -111,9 +111,9 @@ class Keys:
         return self._k(self.shard(agent), "flows", agent)
 
     def values(self, agent: str) -> str:
-        """Sorted set. The agent's value series: one point `<at_ms>|<seq>|<total>|<flows>|<unrealized>`
-        (micro-USD) per commit that changed its ledger, scored by the commit's time (commit.lua; read by
-        RiskGuard)."""
+        """Sorted set. The agent's value series: one point
+        `<at_ms>|<seq>|<total>|<flows>|<unrealized>|<trading>|<trading_base>` (micro-USD) per commit
+        that changed its ledger, scored by the commit's time (commit.lua; read by RiskGuard)."""
         return self._k(self.shard(agent), "values", agent)
 
     def marks(self, agent: str) -> str:

@@ -279,16 +279,27 @@ class ValuePoint:
     flows: int
     unrealized: int = 0
     """Of `total`, the open positions' unrealized P&L at their marks."""
+    trading: int | None = None
+    """The trading bucket's value (available and every held kind, positions at their mark); None on
+    a point written before the series carried it."""
+    trading_base: int = 0
+    """What the trading bucket's performance is measured against, read in the same commit as
+    `trading`: net transfers into trading (flows `trading`) plus its external flows."""
 
     @property
     def performance(self) -> int:
         """What was won or lost since opening: total less net external flows."""
         return self.total - self.flows
 
+    @property
+    def trading_performance(self) -> int | None:
+        """What trading won or lost: its value less what was moved or paid into it (None: not recorded)."""
+        return None if self.trading is None else self.trading - self.trading_base
+
     @classmethod
     def parse(cls, member: bytes | str) -> ValuePoint:
-        """A point from its series member `"<at_ms>|<seq>|<total>|<flows>|<unrealized>"` (see
-        `runtime/lua/commit.lua`)."""
+        """A point from its series member `"<at_ms>|<seq>|<total>|<flows>|<unrealized>|<trading>|<trading_base>"`
+        (see `runtime/lua/commit.lua`); the last two are absent on older points."""
         text = member.decode() if isinstance(member, bytes) else member
         return cls(*(int(part) for part in text.split("|")))
 
@@ -338,3 +349,21 @@ def judge_point(point: ValuePoint, marks: Performance, boundary: ValuePoint, now
         treasury_drawdown(peak, point.total, limit_bp=policy.treasury_drawdown_bp),
     ]
     return marks, sorted((r for r in fired if r is not None), key=lambda r: SEVERITY.index(r.action)), day_start, peak
+
+
+
+def judge_trading(level: int | None, point: ValuePoint, policy: Policy = DEFAULT_POLICY
+                  ) -> tuple[int, BreakerResult | None]:
+    """Judge the trading drawdown at `point`, which records the trading bucket (`point.trading`).
+
+    `level` is the trading peak in performance units (value − net transfers in − external flows
+    in, micro-USD; None: none yet). Value and base come from the same point, written in the same
+    commit as the money moved (`runtime/lua/commit.lua`), so a transfer out of trading, or its
+    return, moves the peak by exactly its amount and is never a loss or a gain. Returns the level
+    after the point and the breaker's result (None if it does not fire).
+    """
+    perf = point.trading_performance
+    if perf is None or point.trading is None:
+        raise ValueError("the point does not record the trading bucket")
+    level = perf if level is None else max(level, perf)
+    return level, trading_drawdown(level + point.trading_base, point.trading, limit_bp=policy.trading_drawdown_bp)

@@ -34,6 +34,19 @@ HOPS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
 }
 """The venue operations a transfer takes: casino and trading meet only through the wallet."""
 
+NO_API_HOPS: dict[tuple[str, str], str] = {
+    ("trading", "wallet"): "the trading venue has no collateral withdrawal API",
+}
+"""Hops no venue call can make: a transfer that needs one is always returned (`docs/rebalancing.md`)."""
+
+
+def impossible_transfer(from_silo: str, to_silo: str) -> str | None:
+    """Why no transfer from `from_silo` to `to_silo` can be made (a hop of it has no API), or None."""
+    if from_silo == to_silo:
+        return None
+    return next((f"the {a} -> {b} transfer has no API ({NO_API_HOPS[(a, b)]})"
+                 for a, b in HOPS[(from_silo, to_silo)] if (a, b) in NO_API_HOPS), None)
+
 
 def assign_legs(held: list[HeldLeg], transfers: list[tuple[str, str, int]], home: dict[str, str]
                 ) -> list[list[HeldLeg]]:

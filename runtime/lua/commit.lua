@@ -16,11 +16,15 @@
 --                                             ARGV[argv_index] (MAXLEN ~ when maxlen > 0)
 --   {"vpoint", ledger_index, flows_index, values_index}
 --                                             after every write: add a point to the value series,
---                                             member "<now>|<seq 12 digits>|<total>|<flows>|<unrealized>", scored by
---                                             now; total = the sum of the ledger's bucket fields
+--                                             member "<now>|<seq 12 digits>|<total>|<flows>|<unrealized>|<trading>|<trading_base>",
+--                                             scored by now; total = the sum of the ledger's bucket fields
 --                                             (available and every held kind, marks included),
 --                                             flows = the flows hash's "external" field, unrealized =
---                                             the open positions' marks (the "unrealized" fields)
+--                                             the open positions' marks (the "unrealized" fields),
+--                                             trading = the trading bucket's value (its fields summed
+--                                             the same way), trading_base = the flows hash's "trading"
+--                                             (net transfers in) + "external:trading": value and base
+--                                             read in the same step, so a transfer moves both or neither
 -- ARGV[4]   retention of the applied set in ms
 -- ARGV[5..] binary payloads (encoded envelopes) named by xadd ops: Redis's msgpack library
 --           predates the bin type, so raw bytes travel as plain arguments
@@ -93,18 +97,21 @@ for _, op in ipairs(ops) do
 end
 if vpoint then
   local flat = redis.call("HGETALL", KEYS[vpoint[2]])
-  local total, unrealized = 0, 0
+  local total, unrealized, trading = 0, 0, 0
   for i = 1, #flat, 2 do
     local bucket, kind = string.match(flat[i], "^([^:]+):?(.*)$")
     if bucket and BUCKET_NAMES[bucket] and VALUE_KINDS[kind] then
       total = total + tonumber(flat[i + 1])
       if kind == "unrealized" then unrealized = unrealized + tonumber(flat[i + 1]) end
+      if bucket == "trading" then trading = trading + tonumber(flat[i + 1]) end
     end
   end
-  local flows = tonumber(redis.call("HGET", KEYS[vpoint[3]], "external") or "0")
+  local f = redis.call("HMGET", KEYS[vpoint[3]], "external", "trading", "external:trading")
+  local flows = tonumber(f[1] or "0")
+  local trading_base = tonumber(f[2] or "0") + tonumber(f[3] or "0")
   local n = redis.call("HINCRBY", KEYS[vpoint[3]], "points", 1)
   redis.call("ZADD", KEYS[vpoint[4]], now,
-    string.format("%.0f|%012d|%.0f|%.0f|%.0f", now, n, total, flows, unrealized))
+    string.format("%.0f|%012d|%.0f|%.0f|%.0f|%.0f|%.0f", now, n, total, flows, unrealized, trading, trading_base))
 end
 redis.call("ZADD", KEYS[1], now, msg_id)
 if retention > 0 then redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", now - retention) end

@@ -174,3 +174,17 @@ def test_marks_shift_with_transfers_so_moving_money_is_not_a_loss():
     marks = RiskMarks.first(350 * USD, NOW).shifted(-100 * USD)
     assert (marks.peak, marks.day_start) == (250 * USD, 250 * USD)
     assert trading_drawdown(marks.peak, 250 * USD) is None
+
+
+def test_a_value_point_records_the_trading_bucket_and_older_points_still_parse():
+    from actors.policy.breakers import ValuePoint, judge_trading
+
+    old = ValuePoint.parse(b"1767258000000|000000000007|1000000000|1000000000|0")
+    assert old.trading is None and old.trading_performance is None
+    point = ValuePoint.parse("1767258000000|000000000008|1000000000|1000000000|0|299410000|299410000")
+    assert (point.trading, point.trading_base, point.trading_performance) == (299_410_000, 299_410_000, 0)
+    # $200.59 moved out of a $500 trading bucket: the base fell with the value, nothing was lost
+    assert judge_trading(0, point) == (0, None)
+    lost = ValuePoint(1, 9, 0, 0, 0, 239_528_000, 299_410_000)  # then a real loss of exactly 20 %
+    assert judge_trading(0, lost) == (0, None)  # the peak level stays; the value is $59.882 under it
+    assert judge_trading(0, ValuePoint(1, 10, 0, 0, 0, 239_527_999, 299_410_000))[1] is not None

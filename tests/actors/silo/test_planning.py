@@ -158,3 +158,20 @@ def test_a_surplus_covers_one_transfer_only(redis_url, keys):
         assert [t.amount for t in h.transfers()] == [usd("40")]
     finally:
         h.close()
+
+
+def test_moves_out_of_the_trading_silo_are_not_planned_the_others_are():
+    from actors.rebalancer import physically_possible
+    from actors.silo.planning import impossible_transfer
+
+    assert impossible_transfer("trading", "wallet") and impossible_transfer("trading", "casino")
+    assert impossible_transfer("wallet", "trading") is None and impossible_transfer("casino", "trading") is None
+    assert impossible_transfer("casino", "wallet") is None and impossible_transfer("trading", "trading") is None
+    moves = [Move("trading", "reserve", usd("50"), "r"), Move("casino", "reserve", usd("150"), "r"),
+             Move("reserve", "trading", usd("20"), "r"), Move("trading", "referral", usd("10"), "r")]
+    kept, dropped = physically_possible(moves)
+    assert kept == [moves[1], moves[2]]
+    assert dropped == ["trading -> reserve $50.00: the trading -> wallet transfer has no API (the trading venue "
+                       "has no collateral withdrawal API)",
+                       "trading -> referral $10.00: the trading -> wallet transfer has no API (the trading venue "
+                       "has no collateral withdrawal API)"]
