@@ -68,17 +68,12 @@ def check_bet(a: argparse.Namespace) -> None:
     a.kelly = kelly_fraction(a.kelly)
 
 
-MONEY_SETTINGS = frozenset({"min_move", "referral_reinvest_threshold"})
-"""Policy settings that are amounts of money: given to `set-policy` in USD (`min_move=12.50`),
-kept in micro-USD (the policy's unit inside)."""
-
-
 def check_policy_settings(items: list[str], overrides: Mapping[str, int | str] | None = None) -> dict[str, int | str]:
     """`NAME=VALUE` items as settings, checked against the policy's names and ranges (merged with
     the agent's current overrides, as the rebalancer will) before anything is published."""
     import msgspec
 
-    from actors.policy.buckets import Policy, PolicyError
+    from actors.policy.buckets import MONEY_SETTINGS, Policy, PolicyError
     from actors.policy.effective import merge_policy
 
     settings: dict[str, int | str] = {}

@@ -15,6 +15,7 @@ import msgspec
 from messages.catalogue import Outcome, facts_for, outcome_of
 from messages.envelope import Envelope
 from messages.schema import CommandRefused
+from messages.treasury_msgs import RebalanceCompleted
 from runtime.journal import JournalFollower
 from supervisor.status import summarize
 
@@ -28,11 +29,10 @@ def describe(outcome: Outcome) -> str:
     never cut, however long the reason."""
     body = outcome.event.body
     line = f"{type(body).__name__}: {summarize(msgspec.to_builtins(body), limit=None)}"
-    held = getattr(body, "held", 0)
-    if type(body).__name__ == "RebalanceCompleted" and isinstance(held, int) and held > 0:
+    if isinstance(body, RebalanceCompleted) and body.held > 0:
         from messages.money import format_usd
 
-        line += (f" — booked; {format_usd(held)} of it still travels between venues and may yet come back "
+        line += (f" — booked; {format_usd(body.held)} of it still travels between venues and may yet come back "
                  f"(silo transfers: `treasury status` and `treasury reconcile` follow them)")
     return line
 
