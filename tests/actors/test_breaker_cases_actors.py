@@ -6,24 +6,14 @@ from __future__ import annotations
 import pytest
 
 from actors.casino import CasinoBucket
-from actors.ledger import read_risk
-from messages.codec import FIELD, decode, encode
+from messages.codec import FIELD, encode
 from messages.envelope import seeded_ids, wrap
 from messages.money import MICRO
 from messages.schema import CoinFlip, PlaceBet
-from runtime.bus import Delivery, StreamBus
+from runtime.bus import StreamBus
 
 pytestmark = pytest.mark.redis
 USD = MICRO
-
-
-def drain_risk(w, agent, guard):
-    """Hand every queued RiskGuard message of `agent` to the actor, as the bus would."""
-    stream = w.keys.agent_commands(agent, "risk")
-    for entry_id, fields in w.client.xrange(stream):
-        w.client.xdel(stream, entry_id)
-        guard.ask(Delivery(stream, "g:risk", entry_id.decode(), decode(fields[FIELD]), 1))
-    return read_risk(w.client, w.keys, agent)
 
 
 # ---------------------------------------------------------------- case 6

@@ -27,3 +27,17 @@ class CountingHandler:
         commit.incr(self.counts_key(env.agent), f"id:{env.id}", 1)
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         self.steps.commit(commit, env.id, 0)
+
+
+def drain_risk(w, agent, guard):
+    """Hand every queued RiskGuard message of `agent` to the actor, as the bus would; return the
+    agent's risk view after. `w` has `client` and `keys` (a test world)."""
+    from actors.ledger import read_risk
+    from messages.codec import FIELD, decode
+    from runtime.bus import Delivery
+
+    stream = w.keys.agent_commands(agent, "risk")
+    for entry_id, fields in w.client.xrange(stream):
+        w.client.xdel(stream, entry_id)
+        guard.ask(Delivery(stream, "g:risk", entry_id.decode(), decode(fields[FIELD]), 1))
+    return read_risk(w.client, w.keys, agent)

@@ -7,7 +7,7 @@ import pytest
 
 from actors.bootstrap import open_treasury
 from actors.casino import CasinoBucket, casino_client_factory
-from actors.ledger import read_ledger, read_risk
+from actors.ledger import read_ledger
 from actors.risk_guard import RiskGuard
 from messages.codec import FIELD, decode, encode
 from messages.envelope import seeded_ids, wrap
@@ -17,19 +17,11 @@ from messages.money import MICRO
 from messages.schema import BalancesChanged, RiskStateChanged
 from runtime.bus import Delivery
 from supervisor.status import collect_agents
+from tests.kit.bus import drain_risk
 from tests.kit.escrow import AGENT
 
 pytestmark = pytest.mark.redis
 USD = MICRO
-
-
-def drain_risk(w, agent, guard):
-    """Hand every queued RiskGuard message of `agent` to the actor, as the bus would."""
-    stream = w.keys.agent_commands(agent, "risk")
-    for entry_id, fields in w.client.xrange(stream):
-        w.client.xdel(stream, entry_id)
-        guard.ask(Delivery(stream, "g:risk", entry_id.decode(), decode(fields[FIELD]), 1))
-    return read_risk(w.client, w.keys, agent)
 
 
 # ---------------------------------------------------------------- case 2 through the escrow manager
