@@ -37,7 +37,7 @@ from messages.codec import FIELD, encode  # noqa: E402
 from messages.envelope import seeded_ids, wrap  # noqa: E402
 from messages.schema import Multiplier, PlaceBet  # noqa: E402
 from runtime.atomic import AtomicSteps, reserved_at_many  # noqa: E402
-from runtime.bus import StreamBus  # noqa: E402
+from runtime.bus import StreamBus, command_client  # noqa: E402
 from runtime.clock import SystemClock  # noqa: E402
 from runtime.command_gate import CommandGate  # noqa: E402
 from runtime.keyring import Keyring, generate_key  # noqa: E402
@@ -67,6 +67,9 @@ class InstantCasino:
 
     def max_stake(self, game, params):
         return None  # no venue-side Kelly limit: the treasury's own cap applies
+
+    def ledger(self):
+        return []  # nothing paid in from elsewhere (the settle commit asks for a ScanIncoming now and then)
 
 
 def payloads(keys: Keys, agents: list[str], n: int, key) -> list[tuple[str, bytes]]:
@@ -111,7 +114,7 @@ def bare(url: str, n: int, agents: int, batch: int, key) -> float:
 
 
 def full(url: str, n: int, agents: int, batch: int, key, actors: int | None = None, wave: bool = True) -> float:
-    client = redis.Redis.from_url(url)
+    client = command_client(url)  # as the worker makes it (supervisor/worker.py)
     keys = Keys(f"full{uuid.uuid4().hex[:6]}", 4)
     steps = AtomicSteps(client, keys)
     clock = SystemClock()

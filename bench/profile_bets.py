@@ -24,7 +24,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-import redis  # noqa: E402
 from bench_bets import InstantCasino, fill, payloads  # noqa: E402
 from common import machine, own_redis  # noqa: E402
 
@@ -32,7 +31,7 @@ from actors.bootstrap import open_treasury  # noqa: E402
 from actors.casino import CasinoBucket  # noqa: E402
 from messages.envelope import seeded_ids  # noqa: E402
 from runtime.atomic import AtomicSteps  # noqa: E402
-from runtime.bus import StreamBus  # noqa: E402
+from runtime.bus import StreamBus, command_client  # noqa: E402
 from runtime.clock import SystemClock  # noqa: E402
 from runtime.command_gate import CommandGate  # noqa: E402
 from runtime.keyring import Keyring, generate_key  # noqa: E402
@@ -73,7 +72,7 @@ def main() -> int:
     args = p.parse_args()
     key = generate_key("bench", "operator")
     with own_redis() as (url, _):
-        client = redis.Redis.from_url(url)
+        client = command_client(url)  # as the worker makes it (supervisor/worker.py)
         keys = Keys("prof", 4)
         steps = AtomicSteps(client, keys)
         clock, ids = SystemClock(), seeded_ids(6)

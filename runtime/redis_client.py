@@ -21,6 +21,7 @@ from redis.crc import key_slot
 from redis.exceptions import RedisClusterUnreachableError
 
 from messages.errors import ConfigError
+from runtime.packing import CONNECTION_FOR_SCHEME
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
@@ -136,11 +137,15 @@ class TreasuryCluster(RedisCluster):
 def make_client(url: str, *, socket_timeout: float = 10, socket_connect_timeout: float = 5, **kwargs: Any) -> Client:
     """A client for `url`: `RedisCluster` for a `redis+cluster://` URL, else `redis.Redis`.
 
+    Connections pack commands with `runtime.packing.FastPacker` (the same bytes, less CPU).
     Timeouts are in seconds. Errors: `ConfigError` for a cluster URL naming a database other
     than 0. Neither client needs its server up to be made: a cluster one (`TreasuryCluster`)
     reads the slot map at its first command if it cannot at once, and raises `ClusterUnreachable`
     until then; redis errors (a node not in cluster mode) when a node answers wrongly.
     """
+    connection_class = CONNECTION_FOR_SCHEME.get(urlsplit(plain_url(url)).scheme)
+    if connection_class is not None:
+        kwargs.setdefault("connection_class", connection_class)  # packs without redis-py's encoder loop
     if is_cluster_url(url):
         kwargs.pop("health_check_interval", None)
         return TreasuryCluster.from_url(plain_url(url), socket_timeout=socket_timeout,
