@@ -5,6 +5,7 @@ The treasury sizes bets against these: a bet whose only edge is the house's gets
 
 from __future__ import annotations
 
+import functools
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
@@ -15,6 +16,7 @@ def _round4(value: Fraction) -> Fraction:
     return Fraction(Decimal(value.numerator / value.denominator).quantize(Decimal("0.0001"), ROUND_HALF_UP))
 
 
+@functools.lru_cache(maxsize=1024)  # games are frozen structs; a bet stream repeats a few of them
 def true_odds(game: AnyGame) -> tuple[Fraction, Fraction]:
     """(probability of a paying result, gross payout multiple) for one bet on `game`."""
     if isinstance(game, CoinFlip):

@@ -98,6 +98,37 @@ def parse_fraction(value: object) -> Fraction:
     return fraction
 
 
+_Edge = tuple[Fraction, Fraction, Fraction, Fraction, Fraction]
+_CACHEABLE = (float, str, int, Fraction)
+
+
+def _edge(win_prob: object, net_odds: object, fraction: object) -> _Edge:
+    """(p, b, f*, multiplier, max(f*, 0) × multiplier) of one bet's inputs, checked; remembered for
+    the inputs a bet stream repeats (the same game, probability and fraction, bet after bet)."""
+    if type(win_prob) in _CACHEABLE and type(net_odds) in _CACHEABLE and type(fraction) in _CACHEABLE:
+        return _edge_cached(win_prob, net_odds, fraction)
+    return _edge_uncached(win_prob, net_odds, fraction)
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _edge_cached(win_prob: object, net_odds: object, fraction: object) -> _Edge:
+    return _edge_uncached(win_prob, net_odds, fraction)
+
+
+def _edge_uncached(win_prob: object, net_odds: object, fraction: object) -> _Edge:
+    p = _exact(win_prob, "win-prob")
+    if not 0 <= p <= 1:
+        raise KellyInputError(f"win-prob: {win_prob!r} is outside [0, 1]")
+    b = _exact(net_odds, "net-odds")
+    if b <= 0:
+        raise KellyInputError(f"net-odds: {net_odds!r} must be greater than 0")
+    if not MIN_NET_ODDS <= b <= MAX_NET_ODDS:
+        raise KellyInputError(f"net-odds: {net_odds!r} is outside [0.000001, 1000000]")
+    multiplier = parse_fraction(fraction)
+    full = p - (1 - p) / b
+    return p, b, full, multiplier, max(full, Fraction(0)) * multiplier
+
+
 def kelly_stake(
     win_prob: object,
     net_odds: object,
@@ -111,23 +142,15 @@ def kelly_stake(
     `bankroll` is micro-USD; `cap` is the largest share of the bankroll one bet may take.
     A bet without an edge (f* ≤ 0) gets stake 0 and a reason saying so.
     """
-    p = _exact(win_prob, "win-prob")
-    if not 0 <= p <= 1:
-        raise KellyInputError(f"win-prob: {win_prob!r} is outside [0, 1]")
-    b = _exact(net_odds, "net-odds")
-    if b <= 0:
-        raise KellyInputError(f"net-odds: {net_odds!r} must be greater than 0")
-    if not MIN_NET_ODDS <= b <= MAX_NET_ODDS:
-        raise KellyInputError(f"net-odds: {net_odds!r} is outside [0.000001, 1000000]")
+    p, b, full, multiplier, applied = _edge(win_prob, net_odds, fraction)
     if isinstance(bankroll, bool) or not isinstance(bankroll, int) or not 0 <= bankroll <= MAX_MICROS:
         raise KellyInputError(f"bankroll: {bankroll!r} must be a non-negative integer of micro-USD")
-    multiplier = parse_fraction(fraction)
     cap_share = _exact(cap, "cap")
     if not 0 < cap_share <= 1:
         raise KellyInputError(f"cap: {cap!r} must be in (0, 1]")
 
-    full = p - (1 - p) / b
-    cap_micros = floor_to_cent(int(bankroll * cap_share))
+    # bankroll ≥ 0 and both shares > 0: the integer floor is int() of the exact product
+    cap_micros = floor_to_cent(bankroll * cap_share.numerator // cap_share.denominator)
     if full <= 0:
         edge = p * (b + 1) - 1
         return KellyResult(
@@ -142,8 +165,7 @@ def kelly_stake(
             f"no edge: expected return {float(edge):+.4%} per unit staked "
             f"(p={float(p):.4f}, b={float(b):.4f}), Kelly says 0",
         )
-    applied = full * multiplier
-    raw = floor_to_cent(int(bankroll * applied))
+    raw = floor_to_cent(bankroll * applied.numerator // applied.denominator)
     stake = min(raw, cap_micros)
     capped = raw > cap_micros
     if stake == 0:

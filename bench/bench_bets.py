@@ -92,8 +92,30 @@ def fill(client, items) -> None:
     pipe.execute()
 
 
-def bare(url: str, n: int, agents: int, batch: int, key) -> float:
+def redis_cpu_s(client) -> float:
+    """The server's own CPU so far (user + system, every thread), in seconds."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+class CpuMeter:
+    """CPU spent by this process (every thread) and by the Redis server between `start` and
+    `stop`, in microseconds per item: a cost that other jobs on the machine do not change."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def start(self) -> None:
+        self.own, self.server = time.process_time(), redis_cpu_s(self.client)
+
+    def stop(self, n: int) -> tuple[float, float]:
+        own, server = time.process_time() - self.own, redis_cpu_s(self.client) - self.server
+        return own / n * 1e6, server / n * 1e6
+
+
+def bare(url: str, n: int, agents: int, batch: int, key) -> tuple[float, tuple[float, float]]:
     client = redis.Redis.from_url(url)
+    meter = CpuMeter(client)
     keys = Keys(f"bare{uuid.uuid4().hex[:6]}", 4)
     names = [f"a{i}" for i in range(agents)]
     items = payloads(keys, names, n, key)
@@ -101,6 +123,7 @@ def bare(url: str, n: int, agents: int, batch: int, key) -> float:
     for s in streams:
         client.xgroup_create(s, "g", id="0", mkstream=True)
     fill(client, items)
+    meter.start()
     t0 = time.perf_counter()
     done = 0
     while done < n:
@@ -110,10 +133,12 @@ def bare(url: str, n: int, agents: int, batch: int, key) -> float:
                 client.xack(stream, "g", entry_id)
                 client.xadd(stream.decode().replace(":cmd:", ":events:"), {FIELD: fields[FIELD]})
                 done += 1
-    return n / (time.perf_counter() - t0)
+    rate = n / (time.perf_counter() - t0)
+    return rate, meter.stop(n)
 
 
-def full(url: str, n: int, agents: int, batch: int, key, actors: int | None = None, wave: bool = True) -> float:
+def full(url: str, n: int, agents: int, batch: int, key, actors: int | None = None,
+         wave: bool = True) -> tuple[float, tuple[float, float]]:
     client = command_client(url)  # as the worker makes it (supervisor/worker.py)
     keys = Keys(f"full{uuid.uuid4().hex[:6]}", 4)
     steps = AtomicSteps(client, keys)
@@ -132,6 +157,8 @@ def full(url: str, n: int, agents: int, batch: int, key, actors: int | None = No
                     submit_wave=pool.submit_wave if wave else None)
     bus.ensure_groups()
     fill(client, payloads(keys, names, n, key))
+    meter = CpuMeter(client)
+    meter.start()
     t0 = time.perf_counter()
     idle = 0
     while bus.processed + bus.dead_lettered < n:
@@ -139,10 +166,11 @@ def full(url: str, n: int, agents: int, batch: int, key, actors: int | None = No
         if idle > 100:  # a second with nothing new: the handler is failing (retries wait for the run loop)
             raise SystemExit(f"only {bus.processed} of {n} bets handled: the full path is broken")
     rate = n / (time.perf_counter() - t0)
+    cpu = meter.stop(n)
     pool.stop()
     if bus.dead_lettered:
         raise SystemExit(f"{bus.dead_lettered} bets dead-lettered: the full path is broken")
-    return rate
+    return rate, cpu
 
 
 def first_bet(url: str, bets: int = 10) -> dict:
@@ -196,22 +224,29 @@ def main() -> int:
     with own_redis() as (url, _):
         client = redis.Redis.from_url(url)
         version = client.info("server")["redis_version"]
-        bare_rates, full_rates = [], []
+        bare_runs, full_runs = [], []
         for _ in range(args.runs):
-            bare_rates.append(bare(url, args.bets, args.agents, args.batch, key))
-            full_rates.append(full(url, args.bets, args.agents, args.batch, key, args.actors))
+            bare_runs.append(bare(url, args.bets, args.agents, args.batch, key))
+            full_runs.append(full(url, args.bets, args.agents, args.batch, key, args.actors))
         http = first_bet(url)
-    b, f = statistics.median(bare_rates), statistics.median(full_rates)
+    b, f = statistics.median(r for r, _ in bare_runs), statistics.median(r for r, _ in full_runs)
+    b_own, b_server = (statistics.median(c[i] for _, c in bare_runs) for i in (0, 1))
+    f_own, f_server = (statistics.median(c[i] for _, c in full_runs) for i in (0, 1))
+    b_cpu, f_cpu = b_own + b_server, f_own + f_server
     print(machine())
     print(f"Redis {version}; {args.bets} bets over {args.agents} agents, batch {args.batch}, median of {args.runs}")
-    print(f"{'path':<48}{'per s':>10}")
-    print(f"{'baseline: bare XREADGROUP -> XACK -> XADD':<48}{b:>10.0f}")
-    print(f"{'full: gate -> bus -> casino -> fence -> settle':<48}{f:>10.0f}")
-    print(f"{'ratio full / baseline':<48}{f / b:>10.2f}")
+    print(f"{'path':<48}{'per s':>10}{'CPU µs/bet: client':>20}{'server':>8}{'both':>8}")
+    print(f"{'baseline: bare XREADGROUP -> XACK -> XADD':<48}{b:>10.0f}{b_own:>20.0f}{b_server:>8.0f}{b_cpu:>8.0f}")
+    print(f"{'full: gate -> bus -> casino -> fence -> settle':<48}{f:>10.0f}{f_own:>20.0f}{f_server:>8.0f}"
+          f"{f_cpu:>8.0f}")
+    print(f"{'ratio full / baseline':<48}{f / b:>10.2f}{'(CPU: baseline / full)':>28}{b_cpu / f_cpu:>8.2f}")
     print(f"first bet of an agent {http['first_ms']} ms, later bets {http['later_ms']} ms "
           f"(ratio {http['first_ms'] / http['later_ms']:.2f})")
     print(json.dumps({"bench": "bets", "bets": args.bets, "agents": args.agents, "baseline_per_s": round(b),
-                      "full_per_s": round(f), "ratio": round(f / b, 3), **http,
+                      "full_per_s": round(f), "ratio": round(f / b, 3),
+                      "baseline_cpu_us": round(b_cpu), "full_cpu_us": round(f_cpu),
+                      "full_client_cpu_us": round(f_own), "full_server_cpu_us": round(f_server),
+                      "cpu_ratio": round(b_cpu / f_cpu, 3), **http,
                       "first_over_later": round(http["first_ms"] / http["later_ms"], 2)}))
     return 0
 

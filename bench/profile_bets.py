@@ -29,6 +29,7 @@ from common import machine, own_redis  # noqa: E402
 
 from actors.bootstrap import open_treasury  # noqa: E402
 from actors.casino import CasinoBucket  # noqa: E402
+from actors.pool import ActorPool  # noqa: E402
 from messages.envelope import seeded_ids  # noqa: E402
 from runtime.atomic import AtomicSteps  # noqa: E402
 from runtime.bus import StreamBus, command_client  # noqa: E402
@@ -69,7 +70,11 @@ def main() -> int:
     p.add_argument("--one-by-one", action="store_true",
                    help="each bet on its own (no waves: the bus calls the actor per entry)")
     p.add_argument("--no-profile", action="store_true", help="only wall and CPU per bet, without the profiler")
+    p.add_argument("--pool", type=int, default=0,
+                   help="hand the waves to a pool of this many started actors (as the worker does) instead of "
+                        "calling one in this thread; implies --no-profile (the profiler sees one thread)")
     args = p.parse_args()
+    args.no_profile = args.no_profile or args.pool > 0
     key = generate_key("bench", "operator")
     with own_redis() as (url, _):
         client = command_client(url)  # as the worker makes it (supervisor/worker.py)
@@ -84,6 +89,11 @@ def main() -> int:
         gate = CommandGate(Keyring([key]), RedisNonceStore(client, keys.prefix, shards=keys.shards), clock)
         def submit_wave(deliveries):  # the wave handled here and now, as one actor of the pool would
             return [_Done(error) for error in actor.handle_wave(deliveries)]
+
+        pool = None
+        if args.pool:
+            pool = ActorPool.start(lambda: CasinoBucket.start(steps, clock, ids, lambda agent: venue), args.pool)
+            submit_wave = pool.submit_wave
 
         bus = StreamBus(url, keys, "casino", range(keys.shards), actor.on_receive, batch=64, gate=gate, block_ms=10,
                         submit_wave=None if args.one_by_one else submit_wave)
@@ -100,10 +110,13 @@ def main() -> int:
             profile.disable()
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         stats = client.info("commandstats")
+        if pool is not None:
+            pool.stop()
     n = args.bets
     if args.no_profile:
         print(machine())
-        print(f"{n} bets over {args.agents} agents; dead-lettered {bus.dead_lettered}")
+        print(f"{n} bets over {args.agents} agents; dead-lettered {bus.dead_lettered}; "
+              + (f"a pool of {args.pool} actors" if args.pool else "one actor called in the bus thread"))
         print(f"wall {wall / n * 1e3:.3f} ms/bet, CPU {cpu / n * 1e3:.3f} ms/bet (no profiler)")
         return 0
     ps = pstats.Stats(profile)

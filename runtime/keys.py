@@ -29,6 +29,11 @@ def _shard_of(agent: str, shards: int) -> int:
     return zlib.crc32(agent.encode()) % shards
 
 
+@functools.lru_cache(maxsize=65_536)
+def _agent_tag(prefix: str, shards: int, agent: str) -> str:
+    return f"{prefix}:{{{shard_of(agent, shards)}}}"
+
+
 @dataclass(frozen=True)
 class Keys:
     """Every Redis key of one deployment, given its prefix and shard count.
@@ -47,6 +52,10 @@ class Keys:
 
     def _k(self, shard: int | str, *parts: str) -> str:
         return ":".join((self.prefix, f"{{{shard}}}", *parts))
+
+    def _ak(self, agent: str, *parts: str) -> str:
+        # an agent's key: its "<prefix>:{<shard>}" remembered (a bet names a dozen of its keys)
+        return ":".join((_agent_tag(self.prefix, self.shards, agent), *parts))
 
     # ---------------------------------------------------------------- per shard
 
@@ -79,119 +88,119 @@ class Keys:
     def events(self, agent: str) -> str:
         """Stream. The agent's journal: every event (every actor, through commits); never trimmed
         but by `treasury journal archive`, which moves old entries to files first."""
-        return self._k(self.shard(agent), "events", agent)
+        return self._ak(agent, "events", agent)
 
     def risk(self, agent: str) -> str:
         """Hash. Risk state (`state`, `until_ms`, `reason`, `halt:<bucket>`), `fence_seq`, peak and
         day-start totals (RiskGuard; read by the fence)."""
-        return self._k(self.shard(agent), "risk", agent)
+        return self._ak(agent, "risk", agent)
 
     def ledger(self, agent: str) -> str:
         """Hash. Buckets' available micro-USD (`<bucket>`) and what is held (`<bucket>:reserved`,
         `trading:margin`, `referral:in_transit`, ...); each field has one writing actor."""
-        return self._k(self.shard(agent), "ledger", agent)
+        return self._ak(agent, "ledger", agent)
 
     def reservations(self, agent: str) -> str:
         """Hash. Message id → `bucket|amount|seq|at_ms`: spends the fence reserved, not yet settled."""
-        return self._k(self.shard(agent), "resv", agent)
+        return self._ak(agent, "resv", agent)
 
     def applied(self, agent: str) -> str:
         """Sorted set. Message ids already committed (score: when), for exactly-once commits; kept
         one hour, as long as a duplicate can still come."""
-        return self._k(self.shard(agent), "applied", agent)
+        return self._ak(agent, "applied", agent)
 
     def credentials(self, agent: str) -> str:
         """Hash. The agent's venue ids and API keys (`<service>_key`, `<service>_agent_id`; written
         by onboarding). Protect Redis with ACLs/TLS in production."""
-        return self._k(self.shard(agent), "venue", agent)
+        return self._ak(agent, "venue", agent)
 
     def flows(self, agent: str) -> str:
         """Hash. Net transfers into each bucket (signed micro-USD; not money the agent holds, so not in
         the ledger; transfer legs write it, RiskGuard reads it for the trading drawdown)."""
-        return self._k(self.shard(agent), "flows", agent)
+        return self._ak(agent, "flows", agent)
 
     def values(self, agent: str) -> str:
         """Sorted set. The agent's value series: one point
         `<at_ms>|<seq>|<total>|<flows>|<unrealized>|<trading>|<trading_base>` (micro-USD) per commit
         that changed its ledger, scored by the commit's time (commit.lua; read by RiskGuard)."""
-        return self._k(self.shard(agent), "values", agent)
+        return self._ak(agent, "values", agent)
 
     def marks(self, agent: str) -> str:
         """Hash. When the agent's open positions were last marked (`at_ms`) and how many are open
         (`open`) (TradingBucket; read by the fence)."""
-        return self._k(self.shard(agent), "marks", agent)
+        return self._ak(agent, "marks", agent)
 
     def session(self, agent: str) -> str:
         """Hash. The casino session: `id`, `budget` and `pnl` (micro-USD), `state`, `reason` (CasinoBucket)."""
-        return self._k(self.shard(agent), "session", agent)
+        return self._ak(agent, "session", agent)
 
     def rebalance(self, agent: str) -> str:
         """Hash. The active saga id and the last run (Rebalancer)."""
-        return self._k(self.shard(agent), "rebal", agent)
+        return self._ak(agent, "rebal", agent)
 
     def policy(self, agent: str) -> str:
         """Hash. The agent's `set-policy` overrides of the default policy (Rebalancer); every actor reads
         them through `actors.policy.effective.effective_policy`."""
-        return self._k(self.shard(agent), "policy", agent)
+        return self._ak(agent, "policy", agent)
 
     def saga(self, agent: str, saga: str) -> str:
         """Hash. One rebalance saga: its moves, cursor, state, and each leg's progress (Rebalancer
         and the bucket actors' transfer legs)."""
-        return self._k(self.shard(agent), "saga", agent, saga)
+        return self._ak(agent, "saga", agent, saga)
 
     def silo_intents(self, agent: str) -> str:
         """Hash. `<saga>:<n>` → `source|dest|amount|status`: physical moves between venues a saga
         needs (Rebalancer)."""
-        return self._k(self.shard(agent), "silo_intents", agent)
+        return self._ak(agent, "silo_intents", agent)
 
     def positions(self, agent: str) -> str:
         """Hash. Position id → booked position record (msgpack) of open trading positions (TradingBucket)."""
-        return self._k(self.shard(agent), "positions", agent)
+        return self._ak(agent, "positions", agent)
 
     def trade_plans(self, agent: str) -> str:
         """Hash. Message id → the order plan of an open in flight (TradingBucket)."""
-        return self._k(self.shard(agent), "trade_plans", agent)
+        return self._ak(agent, "trade_plans", agent)
 
     def escrows(self, agent: str) -> str:
         """Hash. Escrow id → record of the agent's open escrows (EscrowManager)."""
-        return self._k(self.shard(agent), "escrows", agent)
+        return self._ak(agent, "escrows", agent)
 
     def escrows_closed(self, agent: str) -> str:
         """Hash. Escrow id → record of released or refunded escrows (EscrowManager)."""
-        return self._k(self.shard(agent), "escrows_closed", agent)
+        return self._ak(agent, "escrows_closed", agent)
 
     def escrow_creating(self, agent: str) -> str:
         """Hash. Message id → intent of an escrow creation in flight, for the look-up after a crash
         (EscrowManager)."""
-        return self._k(self.shard(agent), "escrow_creating", agent)
+        return self._ak(agent, "escrow_creating", agent)
 
     def referral(self, agent: str) -> str:
         """Hash. Per-source watermarks of referral income already counted (ReferralBucket)."""
-        return self._k(self.shard(agent), "referral", agent)
+        return self._ak(agent, "referral", agent)
 
     def archived(self, agent: str) -> str:
         """Hash. Where the journal's archived part is: `dir` and `last_id`, the last entry moved to
         the day files (`treasury journal archive`; read by every reader of the whole journal)."""
-        return self._k(self.shard(agent), "archived", agent)
+        return self._ak(agent, "archived", agent)
 
     def onboarding(self, agent: str) -> str:
         """Hash. Onboarding step → outcome, so a resumed onboarding skips what is done."""
-        return self._k(self.shard(agent), "onboard", agent)
+        return self._ak(agent, "onboard", agent)
 
     def addresses(self, agent: str) -> str:
         """Hash. Chain → the agent's public wallet address (onboarding)."""
-        return self._k(self.shard(agent), "addr", agent)
+        return self._ak(agent, "addr", agent)
 
     def chains(self, agent: str) -> str:
         """Hash. Chain → cached balance reading with its time (ChainView)."""
-        return self._k(self.shard(agent), "chains", agent)
+        return self._ak(agent, "chains", agent)
 
     def nonce(self, key_id: str, nonce: str, agent: str | None = None) -> str:
         """String. A command signature's nonce, claimed once, expiring after its window (the command
         gate). In the agent's shard; without an agent, outside any shard."""
         if agent is None:
             return f"{self.prefix}:nonce:{key_id}:{nonce}"
-        return self._k(self.shard(agent), "nonce", key_id, nonce)
+        return self._ak(agent, "nonce", key_id, nonce)
 
     def agent_commands(self, agent: str, role: str) -> str:
         """Stream. `commands` of the agent's shard for `role`."""

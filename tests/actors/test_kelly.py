@@ -61,3 +61,31 @@ def test_stake_never_exceeds_the_cap_or_kelly_and_is_whole_cents(p, b, bankroll,
         assert r.stake == 0
     else:
         assert r.stake <= bankroll * r.applied_fraction
+
+
+def _oracle_stake(p: Fraction, b: Fraction, bankroll: int, multiplier: Fraction, cap: Fraction) -> int:
+    """Kelly from its definition, in whole cents: min(⌊bankroll·max(f*, 0)·m⌋, ⌊bankroll·cap⌋)."""
+    def cents(x: Fraction) -> int:
+        return (x.numerator // x.denominator) // 10_000 * 10_000
+
+    f_star = p - (1 - p) / b
+    return min(cents(bankroll * max(f_star, Fraction(0)) * multiplier), cents(bankroll * cap))
+
+
+_MULTIPLIERS = {"full": Fraction(1), "half": Fraction(1, 2), "quarter": Fraction(1, 4)}
+
+
+@given(st.lists(st.tuples(
+    st.sampled_from([0.6, "0.55", 0.5, "0.497", 0.99, 0]),
+    st.sampled_from([Fraction(99, 100), Fraction(1), Fraction(199, 100), 2.0, "0.5"]),
+    st.integers(min_value=0, max_value=10**12),
+    st.sampled_from(["full", "half", "quarter"]),
+    st.fractions(min_value=Fraction(1, 10_000), max_value=1)), min_size=1, max_size=30))
+def test_a_stream_of_bets_sizes_each_as_the_definition_says(bets):
+    """Bets repeat their game, probability and fraction (what sizing remembers) while the bankroll
+    and cap change: each stake is the definition's, whatever came before it."""
+    for win_prob, net_odds, bankroll, fraction, cap in bets:
+        r = kelly_stake(win_prob, net_odds, bankroll, fraction, cap=cap)
+        p, b = Fraction(str(win_prob)), Fraction(str(net_odds))
+        assert r.stake == _oracle_stake(p, b, bankroll, _MULTIPLIERS[fraction], cap)
+        assert (r.win_prob, r.net_odds, r.bankroll) == (p, b, bankroll)
