@@ -43,6 +43,23 @@ class Wave:
     deliveries: list[Delivery]
 
 
+class VenuePace:
+    """How long this actor's venue calls take: an exponentially weighted mean, in seconds, of the
+    latest calls (`observe`). Written by the actor's thread, read by its pool's (a float
+    assignment: no lock needed); `calls` is 0 until the first one."""
+
+    WEIGHT = 0.2
+    """The newest call's weight in the mean."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+
+    def observe(self, seconds: float) -> None:
+        self.seconds = seconds if self.calls == 0 else self.seconds + self.WEIGHT * (seconds - self.seconds)
+        self.calls += 1
+
+
 class TreasuryActor(Committer, pykka.ThreadingActor):
     """Base of the role actors (a pykka actor: one thread, one message at a time).
 
@@ -74,6 +91,9 @@ class TreasuryActor(Committer, pykka.ThreadingActor):
         self.clock = clock
         self.new_id = new_id
         self.controls = ControlView()
+        self.venue_pace = VenuePace()
+        """The pace of this actor's venue calls (a spending role observes them): its pool splits a
+        wave between its actors only while the venue is slow enough for that to pay."""
         self._lossy: bool | None = None
 
     def must_look_up(self, delivery: Delivery, reserved_before: bool) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any, Callable, Sequence
@@ -316,8 +317,12 @@ class CasinoBucket(TreasuryActor):
                     if stopped is not None:  # provably not placed, and spending has stopped since
                         return self._release(b, *stopped)
             if result is None:
-                result = casino.place_bet_once(game, stake, venue_params(bet.game), client_seed=env.id,
-                                               idempotency_key=env.id, since_ms=since_ms)
+                started = time.perf_counter()
+                try:
+                    result = casino.place_bet_once(game, stake, venue_params(bet.game), client_seed=env.id,
+                                                   idempotency_key=env.id, since_ms=since_ms)
+                finally:  # a call that failed or timed out counts too: that venue is slow
+                    self.venue_pace.observe(time.perf_counter() - started)
         except VenueRejected as exc:
             return self._release(b, exc.code, str(exc))
         # VenueUnavailable propagates: the bus retries later; the reservation stays until settled.

@@ -7,6 +7,14 @@ waits on its venue or on Redis. The bus hands a wave of entries of different age
 `submit_wave` (`runtime.bus.StreamBus`, `submit_wave=`: each actor gets its share of the wave as
 one `Wave`, whose bets share their round trips) or entry by entry with `submit`, and waits for
 them together.
+
+Splitting a wave pays only while its handlers wait on their venue: the actors share one
+interpreter lock, so a wave of work that is all Python and Redis runs no faster on four threads,
+and each share costs its own round trips and thread hand-overs. The pool watches its actors'
+venue calls (`VenuePace`): while every actor's recent calls take under `FAST_VENUE_S`, a wave goes
+whole to one actor; once any is slower, waves are split again. Either way the bus hands over the
+next wave only when this one is done, so an agent's entries stay in order whichever actor takes
+them.
 """
 
 from __future__ import annotations
@@ -16,11 +24,15 @@ from typing import Any, Callable, Sequence
 
 import pykka
 
-from actors.base import Wave
+from actors.base import VenuePace, Wave
 from runtime.bus import Delivery
 from runtime.control import ControlChanged, ControlView
 
 ASK_TIMEOUT_S = 120
+
+FAST_VENUE_S = 0.0005
+"""Venue calls faster than this (a mean over each actor's latest ones) are not worth a split wave:
+an in-process or cached venue answers in microseconds, a venue over HTTP in milliseconds."""
 
 
 class WavePart:
@@ -44,6 +56,7 @@ class ActorPool:
             raise ValueError("an actor pool needs at least one actor")
         self.refs = list(refs)
         self.controls: list[ControlView] = [ref.proxy().controls.get() for ref in self.refs]
+        self.paces: list[VenuePace] = [ref.proxy().venue_pace.get() for ref in self.refs]
 
     @classmethod
     def start(cls, build: Callable[[], pykka.ActorRef], size: int) -> ActorPool:
@@ -64,18 +77,27 @@ class ActorPool:
 
     def submit_wave(self, deliveries: list[Delivery]) -> list[Any]:
         """Hand deliveries of different agents over together (`runtime.bus.SubmitWave`): each actor
-        gets its share as one `Wave` (handled with shared round trips, `TreasuryActor.handle_wave`);
-        one future per delivery, in order, whose `get` raises what that delivery's handling raised."""
-        shares: dict[int, list[int]] = {}
+        gets its share as one `Wave` (handled with shared round trips, `TreasuryActor.handle_wave`),
+        or one actor all of it while the venue is fast (`venue_is_fast`); one future per delivery,
+        in order, whose `get` raises what that delivery's handling raised."""
         n = len(self.refs)
-        for i, delivery in enumerate(deliveries):
-            shares.setdefault(zlib.crc32(delivery.envelope.agent.encode()) % n, []).append(i)
+        shares: dict[int, list[int]] = {}
+        if deliveries and self.venue_is_fast():  # one share: the whole wave on its first agent's actor
+            shares[zlib.crc32(deliveries[0].envelope.agent.encode()) % n] = list(range(len(deliveries)))
+        else:
+            for i, delivery in enumerate(deliveries):
+                shares.setdefault(zlib.crc32(delivery.envelope.agent.encode()) % n, []).append(i)
         out: list[Any] = [None] * len(deliveries)
         for actor, indices in shares.items():
             future = self.refs[actor].ask(Wave([deliveries[i] for i in indices]), block=False)
             for position, i in enumerate(indices):
                 out[i] = WavePart(future, position)
         return out
+
+    def venue_is_fast(self) -> bool:
+        """True when every actor has called its venue and its recent calls took under
+        `FAST_VENUE_S` on average: a wave is then handled whole by one actor (see the module)."""
+        return len(self.refs) > 1 and all(p.calls and p.seconds < FAST_VENUE_S for p in self.paces)
 
     def feed_controls_directly(self) -> None:
         """The control listener writes every actor's view itself (`ControlView.fed_directly`)."""

@@ -161,3 +161,15 @@ def test_an_error_reply_on_one_agents_keys_ends_that_bet_alone(wave, keys, rclie
     assert isinstance(outcomes[1], redis.ResponseError) and pending("w-lost") == 1
     assert venues["w-lost"].calls == 0
     assert read_ledger(steps.client, keys, "w-lost").held_by("casino", "reserved") == 0
+
+
+def test_the_actor_times_its_venue_calls_for_its_pool(wave):
+    """What `ActorPool.venue_is_fast` reads: each bet placed at the venue counts in the pace."""
+    actor, steps, venues, deliver, pending, events = wave
+    venues["w-win"].script = [("win", 100)]
+    venues["w-lost"].script = [("lose",)]
+    venues["w-reject"].script = [("lost",)]  # no answer: a failed call counts as well
+    assert actor.venue_pace.calls == 0
+    outcomes = actor.handle_wave(deliver({"w-win": BET, "w-lost": BET, "w-reject": BET}))
+    assert outcomes[:2] == [None, None] and isinstance(outcomes[2], VenueUnavailable)
+    assert actor.venue_pace.calls == 3 and 0 < actor.venue_pace.seconds < 5
