@@ -11,8 +11,9 @@ them together.
 Splitting a wave pays only while its handlers wait on their venue: the actors share one
 interpreter lock, so a wave of work that is all Python and Redis runs no faster on four threads,
 and each share costs its own round trips and thread hand-overs. The pool watches its actors'
-venue calls (`VenuePace`): while every actor's recent calls take under `FAST_VENUE_S`, a wave goes
-whole to one actor; once any is slower, waves are split again. Either way the bus hands over the
+venue calls (`VenuePace`): while every actor's recent calls take under `FAST_VENUE_S`, a wave is
+shared by `FAST_VENUE_SHARES` actors only (two: one computes while Redis runs the other's round
+trip); once any is slower, waves are split between all of them again. Either way the bus hands over the
 next wave only when this one is done, so an agent's entries stay in order whichever actor takes
 them.
 """
@@ -33,6 +34,10 @@ ASK_TIMEOUT_S = 120
 FAST_VENUE_S = 0.0005
 """Venue calls faster than this (a mean over each actor's latest ones) are not worth a split wave:
 an in-process or cached venue answers in microseconds, a venue over HTTP in milliseconds."""
+
+FAST_VENUE_SHARES = 2
+"""How many actors share a wave while the venue is fast: two, so that one computes while Redis
+runs the other's round trip (the machine's second core), without the hand-overs of four."""
 
 
 class WavePart:
@@ -78,15 +83,14 @@ class ActorPool:
     def submit_wave(self, deliveries: list[Delivery]) -> list[Any]:
         """Hand deliveries of different agents over together (`runtime.bus.SubmitWave`): each actor
         gets its share as one `Wave` (handled with shared round trips, `TreasuryActor.handle_wave`),
-        or one actor all of it while the venue is fast (`venue_is_fast`); one future per delivery,
+        between `FAST_VENUE_SHARES` of them while the venue is fast (`venue_is_fast`); one future per delivery,
         in order, whose `get` raises what that delivery's handling raised."""
         n = len(self.refs)
         shares: dict[int, list[int]] = {}
-        if deliveries and self.venue_is_fast():  # one share: the whole wave on its first agent's actor
-            shares[zlib.crc32(deliveries[0].envelope.agent.encode()) % n] = list(range(len(deliveries)))
-        else:
-            for i, delivery in enumerate(deliveries):
-                shares.setdefault(zlib.crc32(delivery.envelope.agent.encode()) % n, []).append(i)
+        if self.venue_is_fast():
+            n = min(n, FAST_VENUE_SHARES)
+        for i, delivery in enumerate(deliveries):
+            shares.setdefault(zlib.crc32(delivery.envelope.agent.encode()) % n, []).append(i)
         out: list[Any] = [None] * len(deliveries)
         for actor, indices in shares.items():
             future = self.refs[actor].ask(Wave([deliveries[i] for i in indices]), block=False)
@@ -96,7 +100,7 @@ class ActorPool:
 
     def venue_is_fast(self) -> bool:
         """True when every actor has called its venue and its recent calls took under
-        `FAST_VENUE_S` on average: a wave is then handled whole by one actor (see the module)."""
+        `FAST_VENUE_S` on average: a wave is then shared by `FAST_VENUE_SHARES` actors (see the module)."""
         return len(self.refs) > 1 and all(p.calls and p.seconds < FAST_VENUE_S for p in self.paces)
 
     def feed_controls_directly(self) -> None:
