@@ -8,7 +8,9 @@ scheduler read a Redis clock (`--clock redis:<key>`) that this script moves `--s
 than real time for `--minutes` of real time (`--speed 24`, 60 minutes: a day of ticks). CPU of the
 supervisor, its workers and redis-server is measured over the first and the last minute; memory
 per agent (MEMORY USAGE of every key of the deployment, less the deployment with no agent) at the
-start and the end. The start is the baseline of this run: the goal is flat memory, idle CPU.
+start and the end, and the resident memory (RSS) of the supervisor's worker processes, less what
+they held before any agent was onboarded. The start is the baseline of this run: the goal is
+flat memory, idle CPU, and workers within 50 KB per agent.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import redis  # noqa: E402
-from common import cpu_seconds, descendants, machine, own_redis, prefix_memory  # noqa: E402
+from common import cpu_seconds, descendants, machine, memory_by_kind, own_redis, prefix_memory, rss_kb  # noqa: E402
 
 from messages.money import parse_usd  # noqa: E402
 from runtime.clock import RedisClock, SystemClock  # noqa: E402
@@ -40,6 +42,11 @@ from supervisor.roles import available_roles  # noqa: E402
 from supervisor.scheduler import Scheduler  # noqa: E402
 from supervisor.supervise import Supervisor, SupervisorConfig  # noqa: E402
 from supervisor.up import start_sandbox_process  # noqa: E402
+
+
+def workers_rss(skip: set[int]) -> int:
+    """RSS of every process below this one (the supervisor's workers), but those in `skip`."""
+    return sum(rss_kb(pid) * 1024 for pid in descendants(os.getpid()) if pid not in skip)
 
 
 def cpu_pct(pids: list[int], seconds: float) -> float:
@@ -77,6 +84,8 @@ def main() -> int:
             runner.start()
             time.sleep(8)
             empty, _ = prefix_memory(client, keys.prefix)
+            skip = {os.getpid(), sandbox.pid}
+            rss_empty = workers_rss(skip)
             t = time.perf_counter()
             agents = [(f"s{i}", parse_usd("100")) for i in range(args.agents)]
             report = onboard_many(client, keys, venues, "paper", agents, parallel=args.parallel)
@@ -98,12 +107,16 @@ def main() -> int:
             redis_pid = redis_proc.pid
             pids = descendants(os.getpid()) + [redis_pid]
             mem_start = (prefix_memory(client, keys.prefix)[0] - empty) // max(n, 1)
+            kinds_start = memory_by_kind(client, keys.prefix)
             cpu_start = cpu_pct(pids, args.window_s)
+            rss_start = workers_rss(skip)
             sim_start = clock.now_ms()
             time.sleep(max(0.0, args.minutes * 60 - 2 * args.window_s))
             cpu_end = cpu_pct(descendants(os.getpid()) + [redis_pid], args.window_s)
             sim_hours = (clock.now_ms() - sim_start) / 3_600_000
             mem_end = (prefix_memory(client, keys.prefix)[0] - empty) // max(n, 1)
+            rss_end = workers_rss(skip)
+            kinds_end = memory_by_kind(client, keys.prefix)
             beats = client.hgetall(f"{keys.prefix}:workers").values()
             processed = sum(json.loads(v).get("processed", 0) for v in beats)
             dead = sum(client.xlen(keys.dead(s)) for s in range(keys.shards))
@@ -117,13 +130,21 @@ def main() -> int:
     print(f"{n} agents onboarded in {onboard_s:.0f} s ({n / onboard_s:.1f}/s); {len(roles)} workers; "
           f"clock x{args.speed:g}: {sim_hours:.1f} simulated hours in {args.minutes:g} min; "
           f"{processed} messages handled, {dead} dead-lettered")
-    print(f"{'':<8}{'Redis bytes/agent':>20}{'CPU % (all processes)':>24}")
-    print(f"{'start':<8}{mem_start:>20}{cpu_start:>24}")
-    print(f"{'end':<8}{mem_end:>20}{cpu_end:>24}")
+    before = {k: kinds_start.get(k, (0, 0))[0] // max(n, 1) for k in kinds_end}
+    after = {k: size // max(n, 1) for k, (size, _) in kinds_end.items()}
+    grew = sorted(kinds_end, key=lambda k: before[k] - after[k])[:5]
+    print("grew most (bytes per agent, start -> end): "
+          + ", ".join(f"{k} {before[k]} -> {after[k]}" for k in grew if after[k] > before[k]))
+    per = {when: (rss - rss_empty) // max(n, 1) for when, rss in (("start", rss_start), ("end", rss_end))}
+    print(f"workers' RSS with no agent {rss_empty / 2**20:.0f} MiB; at the end {rss_end / 2**20:.0f} MiB")
+    print(f"{'':<8}{'Redis bytes/agent':>20}{'CPU % (all processes)':>24}{'worker RSS bytes/agent':>25}")
+    print(f"{'start':<8}{mem_start:>20}{cpu_start:>24}{per['start']:>25}")
+    print(f"{'end':<8}{mem_end:>20}{cpu_end:>24}{per['end']:>25}")
     print(json.dumps({"bench": "soak", "agents": n, "speed": args.speed, "simulated_hours": round(sim_hours, 2),
                       "bytes_per_agent_start": mem_start, "bytes_per_agent_end": mem_end, "cpu_pct_start": cpu_start,
                       "cpu_pct_end": cpu_end, "messages": processed, "dead_lettered": dead,
-                      "onboard_per_s": round(n / onboard_s, 1)}))
+                      "onboard_per_s": round(n / onboard_s, 1), "workers_rss_empty": rss_empty,
+                      "worker_rss_bytes_per_agent_start": per["start"], "worker_rss_bytes_per_agent_end": per["end"]}))
     return 0
 
 

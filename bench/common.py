@@ -109,6 +109,18 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
+def memory_by_kind(client: redis.Redis, prefix: str) -> dict[str, tuple[int, int]]:
+    """Kind of key (its name without prefix, shard tag and agent: `events`, `values`, ...) ->
+    (bytes by MEMORY USAGE, keys), for seeing what grows."""
+    out: dict[str, tuple[int, int]] = {}
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        parts = key.decode().split(":")
+        kind = parts[2] if len(parts) > 2 and parts[1].startswith("{") else parts[1]
+        size, n = out.get(kind, (0, 0))
+        out[kind] = (size + int(client.memory_usage(key, samples=0) or 0), n + 1)
+    return out
+
+
 def prefix_memory(client: redis.Redis, prefix: str) -> tuple[int, int]:
     """(bytes, keys) of every key under `prefix:` by MEMORY USAGE (exact: SAMPLES 0)."""
     total = n = 0
