@@ -9,6 +9,9 @@ the period, so a restarted scheduler, or two supervisors at once, cannot apply t
 Cheap at scale:
 - a tick may name the key whose existence means the agent has work (`needs`): an agent with no
   open position gets no exit check, one with no open escrow no escrow sync;
+- a tick may come less often to an idle agent (`idle_every_ms`): one whose ledger has not changed
+  for `IDLE_AFTER_MS` (the newest point of its value series) gets the minute's income scans once
+  every 15 minutes, and the minute rate back from its next ledger change;
 - ticks are spread over their period: each agent has its own phase (a hash of tick and agent),
   so 10,000 agents get their 15 s exit checks a few at a time, never all at once at start;
 - the agent list is cached and re-read only when the agent count changes or once a minute, and
@@ -64,6 +67,9 @@ class Tick:
     command: type[Message]
     needs: NeedsKey | None = None
     """The key whose existence means the agent has work for this tick; None: every agent."""
+    idle_every_ms: int | None = None
+    """For an idle agent (no ledger change for `IDLE_AFTER_MS`), the tick once per this period (a
+    multiple of `every_ms`) instead of every `every_ms`; None: the same for every agent."""
 
     @property
     def facts(self) -> CommandFacts:
@@ -83,13 +89,23 @@ class Tick:
 DEFAULT_TICKS = (
     Tick("exits", 15_000, CheckExits, needs=_positions),
     Tick("escrows", 300_000, SyncEscrows, needs=_open_escrows),
-    Tick("incoming", 60_000, ScanIncoming),
+    Tick("incoming", 60_000, ScanIncoming, idle_every_ms=900_000),
     Tick("rebalance", 3_600_000, RebalanceTick),
     Tick("referrals", 6 * 3_600_000, SweepReferrals),
     Tick("reinvest", 24 * 3_600_000, ReinvestReferrals),
     Tick("risk", 3_600_000, BalancesChanged),
-    Tick("silos", 60_000, SiloTick),
+    Tick("silos", 60_000, SiloTick, idle_every_ms=900_000),
 )
+"""The ticks. Income scans (`incoming`: escrow payouts in the casino ledger; `silos`: transfers in
+flight, deposits and payments from outside, the hourly reconciliation) run every minute for an
+agent whose money moved in the last `IDLE_AFTER_MS`, every 15 minutes for an idle one: an idle
+agent's casino ledger gains rows only from what is paid in, so nothing scrolls out of its 50-row
+window meanwhile (a betting agent also asks for a scan every 20th bet: `actors.casino`), and a
+transfer in flight is watched every minute from the ledger change that started it."""
+
+IDLE_AFTER_MS = 2 * 3_600_000
+"""An agent whose ledger has not changed for this long is idle for `Tick.idle_every_ms` (longer
+than a transfer's 30-minute deposit deadline: a transfer is watched every minute to its end)."""
 
 AGENTS_REFRESH_MS = 60_000
 
@@ -158,6 +174,26 @@ class Scheduler:
             return agents[bisect.bisect_right(phases, lo):bisect.bisect_right(phases, hi)]
         return agents[bisect.bisect_right(phases, lo):] + agents[:bisect.bisect_right(phases, hi)]
 
+    def _busy_or_idle_turn(self, tick: Tick, due: list[str], now: int,
+                           last_change: dict[str, int | None]) -> list[str]:
+        """Of `due`, the agents whose ledger changed in the last `IDLE_AFTER_MS`, and the idle ones
+        whose turn it is (one period of `tick` in every `idle_every_ms`). `last_change` caches each
+        agent's newest value-series time for this run (one pipelined read for what it lacks)."""
+        unknown = [a for a in due if a not in last_change]
+        if unknown:
+            probe = self.client.pipeline(transaction=False)
+            for agent in unknown:
+                probe.zrevrange(self.keys.values(agent), 0, 0, withscores=True)
+            for agent, newest in zip(unknown, probe.execute(), strict=True):
+                last_change[agent] = int(newest[0][1]) if newest else None
+        every = max(1, (tick.idle_every_ms or tick.every_ms) // tick.every_ms)
+        out = []
+        for agent in due:
+            changed = last_change[agent]
+            if (changed is not None and now - changed < IDLE_AFTER_MS) or period_of(tick, agent, now) % every == 0:
+                out.append(agent)
+        return out
+
     def run_once(self) -> int:
         """Publish every agent's ticks whose phase was crossed since the last run; returns how many.
 
@@ -173,6 +209,7 @@ class Scheduler:
         if not agents:
             return 0
         lasts = get_many(self.client, [self.period_key(t) for t in self.ticks])  # one slot each on a cluster
+        last_change: dict[str, int | None] = {}  # agent -> its ledger's last change (ms), read once a run
         sent = 0
         pipe = self.client.pipeline(transaction=False)
         for tick, raw in zip(self.ticks, lasts, strict=True):
@@ -189,6 +226,8 @@ class Scheduler:
                 for agent in due:
                     probe.exists(tick.needs(self.keys, agent))
                 due = [a for a, has in zip(due, probe.execute(), strict=True) if has]
+            if due and tick.idle_every_ms is not None:
+                due = self._busy_or_idle_turn(tick, due, now, last_change)
             if due or now - last >= tick.every_ms // 2:
                 # the window is stored when ticks went out, and at least twice a period (so it never
                 # looks like a pause); between, the next run looks at it again and finds nothing new
