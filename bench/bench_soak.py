@@ -63,6 +63,9 @@ def main() -> int:
     p.add_argument("--window-s", type=float, default=60.0, help="CPU measuring window at the start and the end")
     p.add_argument("--parallel", type=int, default=16)
     p.add_argument("--shards", type=int, default=64)
+    p.add_argument("--idle-hours", type=float, default=0.0,
+                   help="move the clock this far right after onboarding: agents idle that long already "
+                        "(their ledgers last changed at onboarding)")
     args = p.parse_args()
     state = Path(tempfile.mkdtemp(prefix="bench-soak-")) / "sandbox.sqlite3"
     sandbox, venues = start_sandbox_process(13, state)
@@ -96,11 +99,13 @@ def main() -> int:
             n = len(report.done)
             ticking = threading.Event()
 
-            def run_clock() -> None:
+            clock.advance(int(args.idle_hours * 3_600_000))
+
+            def run_clock() -> None:  # the clock key moves only when written: `--speed` ms per real ms
                 last = time.monotonic()
                 while not ticking.wait(0.2):
                     now = time.monotonic()
-                    clock.advance(int((now - last) * 1000 * (args.speed - 1)))
+                    clock.advance(int((now - last) * 1000 * args.speed))
                     last = now
 
             threading.Thread(target=run_clock, daemon=True).start()
@@ -128,7 +133,8 @@ def main() -> int:
         sandbox.wait(10)
     print(machine())
     print(f"{n} agents onboarded in {onboard_s:.0f} s ({n / onboard_s:.1f}/s); {len(roles)} workers; "
-          f"clock x{args.speed:g}: {sim_hours:.1f} simulated hours in {args.minutes:g} min; "
+          f"idle {args.idle_hours:g} h before; clock x{args.speed:g}: {sim_hours:.1f} simulated hours "
+          f"in {args.minutes:g} min; "
           f"{processed} messages handled, {dead} dead-lettered")
     before = {k: kinds_start.get(k, (0, 0))[0] // max(n, 1) for k in kinds_end}
     after = {k: size // max(n, 1) for k, (size, _) in kinds_end.items()}
@@ -140,7 +146,8 @@ def main() -> int:
     print(f"{'':<8}{'Redis bytes/agent':>20}{'CPU % (all processes)':>24}{'worker RSS bytes/agent':>25}")
     print(f"{'start':<8}{mem_start:>20}{cpu_start:>24}{per['start']:>25}")
     print(f"{'end':<8}{mem_end:>20}{cpu_end:>24}{per['end']:>25}")
-    print(json.dumps({"bench": "soak", "agents": n, "speed": args.speed, "simulated_hours": round(sim_hours, 2),
+    print(json.dumps({"bench": "soak", "agents": n, "speed": args.speed, "idle_hours": args.idle_hours,
+                      "simulated_hours": round(sim_hours, 2),
                       "bytes_per_agent_start": mem_start, "bytes_per_agent_end": mem_end, "cpu_pct_start": cpu_start,
                       "cpu_pct_end": cpu_end, "messages": processed, "dead_lettered": dead,
                       "onboard_per_s": round(n / onboard_s, 1), "workers_rss_empty": rss_empty,
