@@ -259,6 +259,9 @@ class _Template(Keys):
     def shard(self, agent: str) -> int:
         return "S"  # type: ignore[return-value]
 
+    def _ak(self, agent: str, *parts: str) -> str:
+        return self._k(self.shard(agent), *parts)
+
 
 _PLACEHOLDERS = {"shard": "S", "agent": "<agent>", "role": "<role>", "saga": "<saga>", "key_id": "<key_id>",
                  "nonce": "<nonce>", "tick": "<tick>"}
