@@ -46,7 +46,23 @@ from supervisor.up import start_sandbox_process  # noqa: E402
 
 def workers_rss(skip: set[int]) -> int:
     """RSS of every process below this one (the supervisor's workers), but those in `skip`."""
-    return sum(rss_kb(pid) * 1024 for pid in descendants(os.getpid()) if pid not in skip)
+    return sum(rss_by_role(skip).values())
+
+
+def rss_by_role(skip: set[int]) -> dict[str, int]:
+    """RSS (bytes) of each worker process below this one, by its `--role`."""
+    out: dict[str, int] = {}
+    for pid in descendants(os.getpid()):
+        if pid in skip:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        role = argv[argv.index("--role") + 1] if "--role" in argv[:-1] else f"pid {pid}"
+        out[role] = out.get(role, 0) + rss_kb(pid) * 1024
+    return out
 
 
 def cpu_pct(pids: list[int], seconds: float) -> float:
@@ -89,6 +105,7 @@ def main() -> int:
             empty, _ = prefix_memory(client, keys.prefix)
             skip = {os.getpid(), sandbox.pid}
             rss_empty = workers_rss(skip)
+            roles_empty = rss_by_role(skip)
             t = time.perf_counter()
             agents = [(f"s{i}", parse_usd("100")) for i in range(args.agents)]
             report = onboard_many(client, keys, venues, "paper", agents, parallel=args.parallel)
@@ -121,6 +138,7 @@ def main() -> int:
             sim_hours = (clock.now_ms() - sim_start) / 3_600_000
             mem_end = (prefix_memory(client, keys.prefix)[0] - empty) // max(n, 1)
             rss_end = workers_rss(skip)
+            roles_end = rss_by_role(skip)
             kinds_end = memory_by_kind(client, keys.prefix)
             beats = client.hgetall(f"{keys.prefix}:workers").values()
             processed = sum(json.loads(v).get("processed", 0) for v in beats)
@@ -142,7 +160,9 @@ def main() -> int:
     print("grew most (bytes per agent, start -> end): "
           + ", ".join(f"{k} {before[k]} -> {after[k]}" for k in grew if after[k] > before[k]))
     per = {when: (rss - rss_empty) // max(n, 1) for when, rss in (("start", rss_start), ("end", rss_end))}
-    print(f"workers' RSS with no agent {rss_empty / 2**20:.0f} MiB; at the end {rss_end / 2**20:.0f} MiB")
+    print(f"workers' RSS with no agent {rss_empty / 2**20:.0f} MiB; at the end {rss_end / 2**20:.0f} MiB; "
+          "bytes per agent by role at the end: " + ", ".join(
+              f"{role} {(rss - roles_empty.get(role, 0)) // max(n, 1)}" for role, rss in sorted(roles_end.items())))
     print(f"{'':<8}{'Redis bytes/agent':>20}{'CPU % (all processes)':>24}{'worker RSS bytes/agent':>25}")
     print(f"{'start':<8}{mem_start:>20}{cpu_start:>24}{per['start']:>25}")
     print(f"{'end':<8}{mem_end:>20}{cpu_end:>24}{per['end']:>25}")
