@@ -178,21 +178,19 @@ class Scheduler:
                            last_change: dict[str, int | None]) -> list[str]:
         """Of `due`, the agents whose ledger changed in the last `IDLE_AFTER_MS`, and the idle ones
         whose turn it is (one period of `tick` in every `idle_every_ms`). `last_change` caches each
-        agent's newest value-series time for this run (one pipelined read for what it lacks)."""
-        unknown = [a for a in due if a not in last_change]
+        agent's newest value-series time for this run (one pipelined read for the agents it lacks
+        whose turn it is not)."""
+        every = max(1, (tick.idle_every_ms or tick.every_ms) // tick.every_ms)
+        turn = {a for a in due if period_of(tick, a, now) % every == 0}
+        unknown = [a for a in due if a not in turn and a not in last_change]
         if unknown:
             probe = self.client.pipeline(transaction=False)
             for agent in unknown:
                 probe.zrevrange(self.keys.values(agent), 0, 0, withscores=True)
             for agent, newest in zip(unknown, probe.execute(), strict=True):
                 last_change[agent] = int(newest[0][1]) if newest else None
-        every = max(1, (tick.idle_every_ms or tick.every_ms) // tick.every_ms)
-        out = []
-        for agent in due:
-            changed = last_change[agent]
-            if (changed is not None and now - changed < IDLE_AFTER_MS) or period_of(tick, agent, now) % every == 0:
-                out.append(agent)
-        return out
+        return [a for a in due if a in turn or ((changed := last_change[a]) is not None
+                                                and now - changed < IDLE_AFTER_MS)]
 
     def run_once(self) -> int:
         """Publish every agent's ticks whose phase was crossed since the last run; returns how many.
