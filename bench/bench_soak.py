@@ -49,26 +49,39 @@ def workers_rss(skip: set[int]) -> int:
     return sum(rss_by_role(skip).values())
 
 
+def name_of(pid: int, names: dict[int, str]) -> str:
+    """A process's name for the tables: from `names`, else its worker `--role`, else its pid."""
+    if pid in names:
+        return names[pid]
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return f"pid {pid}"
+    return argv[argv.index("--role") + 1] if "--role" in argv[:-1] else f"pid {pid}"
+
+
 def rss_by_role(skip: set[int]) -> dict[str, int]:
     """RSS (bytes) of each worker process below this one, by its `--role`."""
     out: dict[str, int] = {}
     for pid in descendants(os.getpid()):
-        if pid in skip:
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        role = argv[argv.index("--role") + 1] if "--role" in argv[:-1] else f"pid {pid}"
-        out[role] = out.get(role, 0) + rss_kb(pid) * 1024
+        if pid not in skip:
+            role = name_of(pid, {})
+            out[role] = out.get(role, 0) + rss_kb(pid) * 1024
     return out
 
 
-def cpu_pct(pids: list[int], seconds: float) -> float:
-    c0, t0 = sum(cpu_seconds(p) for p in pids), time.monotonic()
+def cpu_by_process(names: dict[int, str], seconds: float) -> dict[str, float]:
+    """% of one core used over `seconds` by every process below this one (and this one), by name."""
+    pids = descendants(os.getpid())
+    c0, t0 = {p: cpu_seconds(p) for p in pids}, time.monotonic()
     time.sleep(seconds)
-    return round(100 * (sum(cpu_seconds(p) for p in pids) - c0) / (time.monotonic() - t0), 2)
+    elapsed = time.monotonic() - t0
+    out: dict[str, float] = {}
+    for pid in pids:
+        name = name_of(pid, names)
+        out[name] = out.get(name, 0.0) + round(100 * (cpu_seconds(pid) - c0[pid]) / elapsed, 2)
+    return out
 
 
 def main() -> int:
@@ -103,7 +116,8 @@ def main() -> int:
             runner.start()
             time.sleep(8)
             empty, _ = prefix_memory(client, keys.prefix)
-            skip = {os.getpid(), sandbox.pid}
+            skip = {os.getpid(), sandbox.pid, redis_proc.pid}
+            names = {os.getpid(): "supervisor+scheduler", sandbox.pid: "sandbox", redis_proc.pid: "redis-server"}
             rss_empty = workers_rss(skip)
             roles_empty = rss_by_role(skip)
             t = time.perf_counter()
@@ -126,15 +140,15 @@ def main() -> int:
                     last = now
 
             threading.Thread(target=run_clock, daemon=True).start()
-            redis_pid = redis_proc.pid
-            pids = descendants(os.getpid()) + [redis_pid]
             mem_start = (prefix_memory(client, keys.prefix)[0] - empty) // max(n, 1)
             kinds_start = memory_by_kind(client, keys.prefix)
-            cpu_start = cpu_pct(pids, args.window_s)
+            cpu_start_by = cpu_by_process(names, args.window_s)
+            cpu_start = round(sum(cpu_start_by.values()), 2)
             rss_start = workers_rss(skip)
             sim_start = clock.now_ms()
             time.sleep(max(0.0, args.minutes * 60 - 2 * args.window_s))
-            cpu_end = cpu_pct(descendants(os.getpid()) + [redis_pid], args.window_s)
+            cpu_end_by = cpu_by_process(names, args.window_s)
+            cpu_end = round(sum(cpu_end_by.values()), 2)
             sim_hours = (clock.now_ms() - sim_start) / 3_600_000
             mem_end = (prefix_memory(client, keys.prefix)[0] - empty) // max(n, 1)
             rss_end = workers_rss(skip)
@@ -159,6 +173,7 @@ def main() -> int:
     grew = sorted(kinds_end, key=lambda k: before[k] - after[k])[:5]
     print("grew most (bytes per agent, start -> end): "
           + ", ".join(f"{k} {before[k]} -> {after[k]}" for k in grew if after[k] > before[k]))
+    print("CPU % at the end by process: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(cpu_end_by.items())))
     per = {when: (rss - rss_empty) // max(n, 1) for when, rss in (("start", rss_start), ("end", rss_end))}
     print(f"workers' RSS with no agent {rss_empty / 2**20:.0f} MiB; at the end {rss_end / 2**20:.0f} MiB; "
           "bytes per agent by role at the end: " + ", ".join(
@@ -169,7 +184,9 @@ def main() -> int:
     print(json.dumps({"bench": "soak", "agents": n, "speed": args.speed, "idle_hours": args.idle_hours,
                       "simulated_hours": round(sim_hours, 2),
                       "bytes_per_agent_start": mem_start, "bytes_per_agent_end": mem_end, "cpu_pct_start": cpu_start,
-                      "cpu_pct_end": cpu_end, "messages": processed, "dead_lettered": dead,
+                      "cpu_pct_end": cpu_end,
+                      "cpu_pct_end_without_sandbox": round(cpu_end - cpu_end_by.get("sandbox", 0.0), 2),
+                      "messages": processed, "dead_lettered": dead,
                       "onboard_per_s": round(n / onboard_s, 1), "workers_rss_empty": rss_empty,
                       "worker_rss_bytes_per_agent_start": per["start"], "worker_rss_bytes_per_agent_end": per["end"]}))
     return 0
