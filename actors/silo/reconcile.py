@@ -4,10 +4,25 @@ Pure arithmetic (`expected_by_silo`, `compare`) plus the read (`reconcile`). The
 for a silo is the whole value of the buckets whose home it is (`rebalancer.HOME_SILO`), corrected
 for silo transfers not finished: money the ledger already counts at the destination but that has
 not left the origin is added back to the origin; money sent and not yet landed is in flight,
-shown separately and counted in neither silo. Reserve money may be parked in the casino balance
-(`PlaceFunds`, where escrows are funded from); what escrows lock sits at the escrow service, in no
-silo. A balance that cannot be read is `unknown`, never 0. Nothing here changes
-the ledger: a difference is an operator's decision (`AdjustLedger`).
+shown separately and counted in neither silo.
+
+Money that moves at a venue outside a silo transfer is counted where it physically went. Income
+(escrow payouts received, payments, casino referral commissions, unexplained deposits) is booked
+to a bucket whose home is the silo it arrived in (casino), so it needs no correction. Escrows are
+the exception: the reserve's bucket lives in the wallet, but escrows are paid from the casino
+balance. So the reserve has a **position at the casino**:
+
+    parked (net landed `PlaceFunds`, the paper float)
+    − every escrow amount the venue debited at creation     (open ones are `reserve:locked`)
+    + every refund the venue credited back (amount − fee)
+
+which is `parked − locked − escrow_spent` (escrow_spent: released amounts and refund fees, from
+the journal). It is counted whether or not anything was parked: an escrow funded from casino
+money that was not parked reserve money (an unbooked surplus there) makes the position negative,
+i.e. the reserve owes the casino silo, and the reserve's money still in the wallet is counted
+there. What escrows lock sits at the escrow service, in no silo. A balance that cannot be read is
+`unknown`, never 0. Nothing here changes the ledger: a difference is an operator's decision
+(`AdjustLedger`).
 """
 
 from __future__ import annotations
@@ -30,8 +45,9 @@ def expected_by_silo(ledger, transfers, parked: int = 0, escrow_spent: int = 0
     """(ledger figure per silo, in flight per destination silo, notes per silo).
 
     `parked`: the reserve's money parked at the casino (net landed `PlaceFunds`, the paper float);
-    `escrow_spent`: what escrows took out of it for good (released amounts, refund fees). Escrows
-    are funded from the casino balance, so what is locked comes out of the parked money."""
+    `escrow_spent`: what escrows took out of the casino balance for good (released amounts, refund
+    fees). Escrows are funded from the casino balance, so what is locked and spent comes out of the
+    reserve's position there, which goes negative when escrows took more than was parked."""
     expected = {s: 0 for s in SILOS}
     for bucket, silo in HOME.items():
         expected[silo] += ledger.bucket(bucket)
@@ -42,8 +58,11 @@ def expected_by_silo(ledger, transfers, parked: int = 0, escrow_spent: int = 0
     float_left = parked - locked - escrow_spent
     expected["wallet"] -= locked + float_left
     expected["casino"] += float_left
-    if parked:
+    if float_left > 0:
         notes["casino"].append(f"{format_usd(float_left)} of the reserve is parked here")
+    elif float_left < 0:
+        notes["casino"].append(f"escrows took {format_usd(-float_left)} here beyond the reserve's parked money "
+                               f"(the reserve's share of it is still in the wallet)")
     in_flight = {s: 0 for s in SILOS}
     for t in transfers:
         if t.state in ("landed", "returned"):
@@ -61,12 +80,15 @@ def expected_by_silo(ledger, transfers, parked: int = 0, escrow_spent: int = 0
 
 
 def escrow_outflows(client, keys, agent: str) -> int:
-    """What escrows took out of the reserve's parked money for good, from the journal: released
-    amounts and the fees kept on refunds."""
+    """What escrows took out of the casino balance for good, from the journal: released amounts and
+    the fees kept on refunds. An agent that never had an escrow (no open or closed record) costs no
+    journal read."""
     from messages.escrow_msgs import EscrowRefunded, EscrowReleased
     from runtime.journal import replay_events
 
     spent = 0
+    if not client.exists(keys.escrows(agent), keys.escrows_closed(agent)):
+        return spent
     for event in replay_events(client, keys, agent, (EscrowReleased, EscrowRefunded)):
         body = event.body
         if isinstance(body, EscrowReleased):
@@ -120,7 +142,7 @@ def reconcile(client, keys, agent: str, venues, *, tolerance: int = DEFAULT_TOLE
             unread[silo] = note
     ledger = read_ledger(client, keys, agent)
     parked = int(client.hget(placement_key(keys, agent), "reserve@casino") or 0)
-    spent = escrow_outflows(client, keys, agent) if parked else 0
+    spent = escrow_outflows(client, keys, agent)  # parked or not: escrows are paid from the casino balance
     transfers = list_transfers(client, keys, agent)
     expected, in_flight, notes = expected_by_silo(ledger, transfers, parked, spent)
     for silo, why in unread.items():
