@@ -69,3 +69,36 @@ def test_a_wallet_commission_asked_for_paid_and_counted_is_never_a_difference(h)
         assert found["wallet"].ledger_micros == found["wallet"].venue_micros
     finally:
         actor.stop()
+
+
+def test_an_escrow_referral_commission_is_referral_income_booked_once(h):
+    """An agent that registered with this agent's referral code pays someone through escrow: on
+    the release the escrow service credits this agent's casino balance 15 % of its fee
+    (`escrow_referral_commission: <id>`). The silo role books it once as referral income, and the
+    casino silo matches (it differed by the commission, unbooked, before)."""
+    from messages.silo_msgs import IncomeBooked, SiloTick
+    from tests.kit.escrow_silo import FAST
+    from venue.client import CasinoClient, EscrowClient
+
+    h.onboard(reserve="500", trading="300", casino="100", referral="100")
+    h.send(SiloTick(), role="silo")  # watching starts: what is there now was booked at opening
+    h.pump()
+    urls = h.sandbox.urls
+    with CasinoClient(urls["casino"], h.creds()["casino_key"], **FAST) as mine:
+        code = mine.referral_code().referral_code
+    with CasinoClient(urls["casino"], **FAST) as referred:
+        payer = referred.register(referral_code=code)
+    h.admin.credit(payer.agent_id, usd("100"))
+    with EscrowClient(urls["escrow"], payer.api_key.reveal(), casino_url=urls["casino"], **FAST) as escrow:
+        created = escrow.create(h.counterparty, usd("40"), "a referred agent's job", idempotency_key="k1")
+        escrow.release(created.escrow_id)
+    commission = usd("0.06")  # 15 % of the $0.40 fee
+    assert h.casino_balance() == usd("200") + commission
+    for _ in range(2):  # a second look books nothing more
+        h.send(SiloTick(), role="silo")
+        h.pump()
+    income, = h.journal(IncomeBooked)
+    assert income.bucket == "referral" and income.amount == commission
+    assert h.fields()["referral"] == usd("100") + commission
+    found = reconcile(h)
+    assert all(c.status == "match" and c.difference_micros == 0 for c in found.values()), found
