@@ -35,7 +35,7 @@ from actors.base import TreasuryActor
 from actors.ledger import read_ledger
 from actors.silo import venues as v
 from actors.silo.planning import HOPS
-from actors.silo.reconcile import DEFAULT_TOLERANCE, reconcile
+from actors.silo.reconcile import DEFAULT_TOLERANCE, parked_left, reconcile
 from actors.silo.records import (
     OPEN_STATES,
     Transfer,
@@ -146,7 +146,7 @@ class SiloExecutor(TreasuryActor):
         ledger leg: the bucket keeps it, the placement record says where it sits once it landed."""
         home = HOME[cmd.bucket]
         if cmd.silo == home:  # bring parked money home
-            parked = int(self.client.hget(placement_key(self.keys, env.agent), f"{cmd.bucket}@casino") or 0)
+            parked = parked_left(self.client, self.keys, env.agent, cmd.bucket)  # net of what escrows took
             if parked < cmd.amount:
                 raise HandlerRejected(f"only {format_usd(parked)} of the {cmd.bucket} is parked at the casino, "
                                       f"not {format_usd(cmd.amount)}")

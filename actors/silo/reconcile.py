@@ -117,6 +117,17 @@ def escrow_outflows(client, keys, agent: str) -> int:
     return spent
 
 
+def parked_left(client, keys, agent: str, bucket: str = "reserve") -> int:
+    """What of `bucket`'s money parked at the casino is still there (never below 0): the reserve's
+    position at the casino, net of what escrows locked and spent (the most that can be brought
+    home without taking another bucket's money)."""
+    parked = int(client.hget(placement_key(keys, agent), f"{bucket}@casino") or 0)
+    if bucket != "reserve":
+        return parked
+    locked = read_ledger(client, keys, agent).held_by("reserve", "locked")
+    return max(0, parked - locked - escrow_outflows(client, keys, agent))
+
+
 def compare(venue: dict[str, int | None], expected: dict[str, int], in_flight: dict[str, int],
             notes: dict[str, str], tolerance: int, arriving: dict[str, list[int]] | None = None
             ) -> tuple[SiloCheck, ...]:

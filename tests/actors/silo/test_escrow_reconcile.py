@@ -181,3 +181,27 @@ def test_reconciliation_stays_clean_over_any_sequence_of_escrows(redis_url, pref
             assert abs(found["casino"].difference_micros - surplus) <= TOLERANCE, (ops, found)
     finally:
         h.close()
+
+
+def test_parked_money_an_escrow_spent_cannot_be_brought_home(h):
+    """$50 parked, a $30 escrow released: $20 of the reserve is left at the casino. Bringing home
+    $30 would take the casino bucket's money: refused, nothing sent; $20 comes home, and the books
+    stay clean. (The casino's withdrawal fee is taken on top, from the casino balance, and booked
+    to the reserve: its position there is then −$0.50, which reconciliation counts.)"""
+    from messages.silo_msgs import SiloTransferLanded
+
+    h.onboard(reserve="500", trading="300", casino="100", referral="100")
+    park(h, "50")
+    created = pay(h, "30")
+    assert isinstance(created, EscrowCreated)
+    h.send(ReleaseEscrow(escrow_id=created.escrow_id, proof="delivered"), role="escrow")
+    h.pump()
+    landed = len(h.journal(SiloTransferLanded))
+    h.send(PlaceFunds(bucket="reserve", silo="wallet", amount=usd("30"), reason="too much"), role="silo")
+    h.pump()
+    assert h.casino_balance() == usd("220") and len(h.journal(SiloTransferLanded)) == landed
+    h.send(PlaceFunds(bucket="reserve", silo="wallet", amount=usd("20"), reason="the rest"), role="silo")
+    h.pump()
+    assert len(h.journal(SiloTransferLanded)) == landed + 1
+    assert h.casino_balance() == usd("199.50")  # the casino's $0.50 withdrawal fee, booked to the reserve
+    assert all(c.status == "match" for c in reconcile(h).values())
