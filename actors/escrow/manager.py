@@ -25,7 +25,16 @@ import msgspec
 import pykka
 
 from actors.base import TreasuryActor
-from actors.escrow.money import CASINO_HOMED, LedgerMove, lock_cap, on_created, on_failed, on_refunded, on_released, to_reserve
+from actors.escrow.money import (
+    CASINO_HOMED,
+    LedgerMove,
+    lock_cap,
+    on_created,
+    on_failed,
+    on_refunded,
+    on_released,
+    to_reserve,
+)
 from actors.escrow.recovery import CreationUnresolved, find_or_prove_absent, ledger_head
 from actors.escrow.store import (
     RELEASABLE,

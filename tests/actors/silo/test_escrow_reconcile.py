@@ -154,8 +154,8 @@ def test_reconciliation_stays_clean_over_any_sequence_of_escrows(redis_url, pref
             elif kind == "pay":
                 pay(h, str(n))
             elif kind in ("release", "dispute"):
-                open_ids = sorted(e.escrow_id for e in h.journal(EscrowCreated)
-                                  if e.escrow_id not in {r.escrow_id for r in h.journal(EscrowReleased, EscrowRefunded)})
+                closed = {r.escrow_id for r in h.journal(EscrowReleased, EscrowRefunded)}
+                open_ids = sorted(e.escrow_id for e in h.journal(EscrowCreated) if e.escrow_id not in closed)
                 if open_ids:
                     escrow_id = open_ids[n % len(open_ids)]
                     body = (ReleaseEscrow(escrow_id=escrow_id, proof="delivered") if kind == "release"

@@ -13,8 +13,8 @@ from messages.envelope import seeded_ids, wrap
 from messages.referral_msgs import ReferralSwept, SweepReferrals
 from messages.silo_msgs import Reconcile, ReconciliationChecked
 from tests.kit.escrow_silo import EscrowSiloHarness
-from tests.kit.referral import deliver
 from tests.kit.rebalancer import usd
+from tests.kit.referral import deliver
 
 WEEK_MS = 7 * 24 * 3_600_000
 
