@@ -153,13 +153,13 @@ def check_against_ledger(body, client, keys, agent: str, policy) -> None:
         if problem is not None:
             raise ConfigError(f"--amount {format_usd(body.amount)}: {problem}")
     if isinstance(body, PlaceFunds):
-        from actors.silo.records import placement_key
+        from actors.silo.reconcile import parked_left
 
         if body.silo == "casino":
             have = read_ledger(client, keys, agent).available.get(body.bucket, 0)
             what = f"the {body.bucket} has only {format_usd(have)} available"
         else:
-            have = int(client.hget(placement_key(keys, agent), f"{body.bucket}@casino") or 0)
+            have = parked_left(client, keys, agent, body.bucket)  # net of what escrows locked and spent
             what = f"only {format_usd(have)} of the {body.bucket} is parked at the casino"
         if body.amount > have:
             raise ConfigError(f"--amount {format_usd(body.amount)}: {what}; nothing was sent")

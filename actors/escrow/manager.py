@@ -25,7 +25,16 @@ import msgspec
 import pykka
 
 from actors.base import TreasuryActor
-from actors.escrow.money import LedgerMove, lock_cap, on_created, on_failed, on_refunded, on_released, to_reserve
+from actors.escrow.money import (
+    CASINO_HOMED,
+    LedgerMove,
+    lock_cap,
+    on_created,
+    on_failed,
+    on_refunded,
+    on_released,
+    to_reserve,
+)
 from actors.escrow.recovery import CreationUnresolved, find_or_prove_absent, ledger_head
 from actors.escrow.store import (
     RELEASABLE,
@@ -157,15 +166,17 @@ class EscrowManager(TreasuryActor):
                          reserved: int, seq: int | None) -> None:
         env = delivery.envelope
         agent = env.agent
-        # The casino balance is shared with the casino bucket: only what is beyond the bucket's
-        # claim is reserve money the escrow may take.
+        # The casino balance is shared with the buckets whose home it is (casino, and referral:
+        # its commissions land there): only what is beyond their claims may the escrow take.
         balance = venue.casino.balance().balance
-        casino_claim = read_ledger(self.client, self.keys, agent).bucket("casino")
+        ledger = read_ledger(self.client, self.keys, agent)
+        casino_claim = sum(ledger.bucket(b) for b in CASINO_HOMED)
         spare = balance - casino_claim
         if spare < cmd.amount:
             reason = (f"escrow {usd(cmd.amount)} needs reserve money at the casino: the casino balance "
-                      f"{usd(balance)} holds {usd(max(spare, 0))} beyond the casino bucket's {usd(casino_claim)}; "
-                      f"park reserve money at the casino first (treasury cmd --operator park AGENT --silo casino)")
+                      f"{usd(balance)} holds {usd(max(spare, 0))} beyond what the casino bucket and the referral "
+                      f"bucket own there ({usd(casino_claim)}); park reserve money at the casino first "
+                      f"(treasury cmd --operator park AGENT --silo casino)")
             return self._fail(delivery, cmd, reserved, "insufficient_balance", reason, seq)
 
         tagged = tag_description(description, env.id)

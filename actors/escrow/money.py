@@ -28,6 +28,12 @@ AVAILABLE = BUCKET
 RESERVED = f"{BUCKET}:reserved"
 LOCKED = f"{BUCKET}:locked"
 
+CASINO_HOMED = ("casino", "referral")
+"""The buckets whose money lives in the casino balance (`rebalancer.HOME_SILO`): the casino
+bucket bets from it, casino referral commissions land in it. An escrow, paid from that same
+balance, may take only what is beyond their claims (the reserve's parked money, or money nothing
+booked); reconciliation counts what it took against the reserve (`actors/silo/reconcile.py`)."""
+
 
 def to_reserve(amount: int, policy: Policy = DEFAULT_POLICY) -> int:
     """What the fence reserves for a new escrow: the amount plus its fee (rounded up)."""

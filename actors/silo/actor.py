@@ -35,7 +35,7 @@ from actors.base import TreasuryActor
 from actors.ledger import read_ledger
 from actors.silo import venues as v
 from actors.silo.planning import HOPS
-from actors.silo.reconcile import DEFAULT_TOLERANCE, reconcile
+from actors.silo.reconcile import DEFAULT_TOLERANCE, parked_left, reconcile
 from actors.silo.records import (
     OPEN_STATES,
     Transfer,
@@ -48,6 +48,7 @@ from actors.silo.records import (
     silo_state_key,
     xfer_key,
 )
+from messages.catalogue import BUCKET_ROLE
 from messages.envelope import Envelope, IdFactory, wrap
 from messages.money import format_usd
 from messages.silo_msgs import (
@@ -145,7 +146,7 @@ class SiloExecutor(TreasuryActor):
         ledger leg: the bucket keeps it, the placement record says where it sits once it landed."""
         home = HOME[cmd.bucket]
         if cmd.silo == home:  # bring parked money home
-            parked = int(self.client.hget(placement_key(self.keys, env.agent), f"{cmd.bucket}@casino") or 0)
+            parked = parked_left(self.client, self.keys, env.agent, cmd.bucket)  # net of what escrows took
             if parked < cmd.amount:
                 raise HandlerRejected(f"only {format_usd(parked)} of the {cmd.bucket} is parked at the casino, "
                                       f"not {format_usd(cmd.amount)}")
@@ -420,10 +421,11 @@ class SiloExecutor(TreasuryActor):
     # ------------------------------------------------------------------ outside income
 
     def watch_income(self, env: Envelope, venues: v.AgentVenues) -> None:
-        """Casino deposits that no transfer explains, escrow releases from other agents and casino
-        payments to this agent are money paid in from outside: income of the casino bucket (the
-        casino balance holds them), booked once per venue reference. The first look only records
-        what is there (the deposits that funded the agent were booked when its treasury was opened)."""
+        """Casino deposits that no transfer explains, casino payments to this agent and escrow
+        referral commissions are money paid in from outside: income of a bucket whose home is the
+        casino balance that holds them (casino; referral for commissions), booked once per venue
+        reference. The first look only records what is there (the deposits that funded the agent
+        were booked when its treasury was opened)."""
         agent, k = env.agent, self.keys
         if any(t.state in OPEN_STATES and t.to_silo == "casino" for t in list_transfers(self.client, k, agent)):
             return  # a deposit of ours may be on its way: nothing is income until it is explained
@@ -434,17 +436,17 @@ class SiloExecutor(TreasuryActor):
             return
         state = silo_state_key(k, agent)
         seen = {_text(x) for x in self.client.hkeys(seen_key(k, agent))}
-        fresh = [(ref, amount, why) for ref, amount, why in found if ref not in seen]
+        fresh = [item for item in found if item[0] not in seen]
         if not self.client.hexists(state, "watch_from_ms"):
             if fresh:  # there before watching started: booked when the treasury was opened
-                self.client.hset(seen_key(k, agent), mapping={ref: "before-watch" for ref, _, _ in fresh})
+                self.client.hset(seen_key(k, agent), mapping={item[0]: "before-watch" for item in fresh})
             self.client.hset(state, "watch_from_ms", self.clock.now_ms())
             return
-        for ref, amount, why in fresh:
+        for ref, amount, why, bucket in fresh:
             commit = self.steps.new_commit(agent)
             commit.hset(income_key(k, agent), ref, amount).hset(seen_key(k, agent), ref, "income")
-            self._to(commit, env, "casino", BookIncome(silo="casino", bucket="casino", amount=amount, ref=ref,
-                                                       reason=f"{why}: paid in from outside"))
+            self._to(commit, env, BUCKET_ROLE[bucket], BookIncome(silo="casino", bucket=bucket, amount=amount, ref=ref,
+                                                                  reason=f"{why}: paid in from outside"))
             self._commit(commit, f"income:{agent}:{ref}")
 
     # ------------------------------------------------------------------ reconciliation

@@ -4,15 +4,37 @@ Pure arithmetic (`expected_by_silo`, `compare`) plus the read (`reconcile`). The
 for a silo is the whole value of the buckets whose home it is (`rebalancer.HOME_SILO`), corrected
 for silo transfers not finished: money the ledger already counts at the destination but that has
 not left the origin is added back to the origin; money sent and not yet landed is in flight,
-shown separately and counted in neither silo. Reserve money may be parked in the casino balance
-(`PlaceFunds`, where escrows are funded from); what escrows lock sits at the escrow service, in no
-silo. A balance that cannot be read is `unknown`, never 0. Nothing here changes
-the ledger: a difference is an operator's decision (`AdjustLedger`).
+shown separately and counted in neither silo.
+
+Money that moves at a venue outside a silo transfer is counted where it physically went. Income
+(escrow payouts received, payments, casino referral commissions, unexplained deposits) is booked
+to a bucket whose home is the silo it arrived in (casino), so it needs no correction. Two kinds
+are not:
+
+- wallet and trading referral commissions are referral income, but they are paid out to the
+  wallet: what the referral actor counts as landed there (`at:chain`) is counted in the wallet,
+  and what it asked for and was not paid yet (`<source>:in_transit`) in no silo (in flight to
+  the wallet; a payout the wallet shows before the weekly sweep counts it is not a difference);
+- escrows: the reserve's bucket lives in the wallet, but escrows are paid from the casino
+  balance. So the reserve has a **position at the casino**:
+
+    parked (net landed `PlaceFunds`, the paper float)
+    − every escrow amount the venue debited at creation     (open ones are `reserve:locked`)
+    + every refund the venue credited back (amount − fee)
+
+which is `parked − locked − escrow_spent` (escrow_spent: released amounts and refund fees, from
+the journal). It is counted whether or not anything was parked: an escrow funded from casino
+money that was not parked reserve money (an unbooked surplus there) makes the position negative,
+i.e. the reserve owes the casino silo, and the reserve's money still in the wallet is counted
+there. What escrows lock sits at the escrow service, in no silo. A balance that cannot be read is
+`unknown`, never 0. Nothing here changes the ledger: a difference is an operator's decision
+(`AdjustLedger`).
 """
 
 from __future__ import annotations
 
 from actors.ledger import read_ledger
+from actors.referral import read_state as read_referral_state
 from actors.silo.planning import HOPS
 from actors.silo.records import list_transfers, placement_key
 from messages.money import format_usd
@@ -25,13 +47,18 @@ DEFAULT_TOLERANCE = 10_000
 HOME = {"reserve": "wallet", "trading": "trading", "casino": "casino", "referral": "casino"}
 
 
-def expected_by_silo(ledger, transfers, parked: int = 0, escrow_spent: int = 0
-                     ) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:
+def expected_by_silo(ledger, transfers, parked: int = 0, escrow_spent: int = 0, referral_chain: int = 0,
+                     referral_payouts: int = 0) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:
     """(ledger figure per silo, in flight per destination silo, notes per silo).
 
     `parked`: the reserve's money parked at the casino (net landed `PlaceFunds`, the paper float);
-    `escrow_spent`: what escrows took out of it for good (released amounts, refund fees). Escrows
-    are funded from the casino balance, so what is locked comes out of the parked money."""
+    `escrow_spent`: what escrows took out of the casino balance for good (released amounts, refund
+    fees). Escrows are funded from the casino balance, so what is locked and spent comes out of the
+    reserve's position there, which goes negative when escrows took more than was parked.
+    `referral_chain`: referral income paid out to the wallet (wallet and trading commissions) and
+    not moved on yet; `referral_payouts`: commissions asked for and not paid yet, waiting at those
+    services (in no silo, shown in flight to the wallet). The referral bucket counts both, but
+    neither is in the casino balance."""
     expected = {s: 0 for s in SILOS}
     for bucket, silo in HOME.items():
         expected[silo] += ledger.bucket(bucket)
@@ -42,9 +69,20 @@ def expected_by_silo(ledger, transfers, parked: int = 0, escrow_spent: int = 0
     float_left = parked - locked - escrow_spent
     expected["wallet"] -= locked + float_left
     expected["casino"] += float_left
-    if parked:
+    if float_left > 0:
         notes["casino"].append(f"{format_usd(float_left)} of the reserve is parked here")
+    elif float_left < 0:
+        notes["casino"].append(f"escrows took {format_usd(-float_left)} here beyond the reserve's parked money "
+                               f"(the reserve's share of it is still in the wallet)")
     in_flight = {s: 0 for s in SILOS}
+    if referral_chain:
+        expected["casino"] -= referral_chain
+        expected["wallet"] += referral_chain
+        notes["wallet"].append(f"{format_usd(referral_chain)} of referral commissions was paid out here")
+    if referral_payouts:
+        expected["casino"] -= referral_payouts
+        in_flight["wallet"] += referral_payouts
+        notes["wallet"].append(f"{format_usd(referral_payouts)} of referral commissions is being paid out to here")
     for t in transfers:
         if t.state in ("landed", "returned"):
             continue
@@ -61,12 +99,15 @@ def expected_by_silo(ledger, transfers, parked: int = 0, escrow_spent: int = 0
 
 
 def escrow_outflows(client, keys, agent: str) -> int:
-    """What escrows took out of the reserve's parked money for good, from the journal: released
-    amounts and the fees kept on refunds."""
+    """What escrows took out of the casino balance for good, from the journal: released amounts and
+    the fees kept on refunds. An agent that never had an escrow (no open or closed record) costs no
+    journal read."""
     from messages.escrow_msgs import EscrowRefunded, EscrowReleased
     from runtime.journal import replay_events
 
     spent = 0
+    if not client.exists(keys.escrows(agent), keys.escrows_closed(agent)):
+        return spent
     for event in replay_events(client, keys, agent, (EscrowReleased, EscrowRefunded)):
         body = event.body
         if isinstance(body, EscrowReleased):
@@ -74,6 +115,17 @@ def escrow_outflows(client, keys, agent: str) -> int:
         elif isinstance(body, EscrowRefunded):
             spent += body.fee
     return spent
+
+
+def parked_left(client, keys, agent: str, bucket: str = "reserve") -> int:
+    """What of `bucket`'s money parked at the casino is still there (never below 0): the reserve's
+    position at the casino, net of what escrows locked and spent (the most that can be brought
+    home without taking another bucket's money)."""
+    parked = int(client.hget(placement_key(keys, agent), f"{bucket}@casino") or 0)
+    if bucket != "reserve":
+        return parked
+    locked = read_ledger(client, keys, agent).held_by("reserve", "locked")
+    return max(0, parked - locked - escrow_outflows(client, keys, agent))
 
 
 def compare(venue: dict[str, int | None], expected: dict[str, int], in_flight: dict[str, int],
@@ -120,15 +172,19 @@ def reconcile(client, keys, agent: str, venues, *, tolerance: int = DEFAULT_TOLE
             unread[silo] = note
     ledger = read_ledger(client, keys, agent)
     parked = int(client.hget(placement_key(keys, agent), "reserve@casino") or 0)
-    spent = escrow_outflows(client, keys, agent) if parked else 0
+    spent = escrow_outflows(client, keys, agent)  # parked or not: escrows are paid from the casino balance
+    referral = read_referral_state(client, keys, agent)
+    payouts = [amount for amount in referral.in_transit.values() if amount > 0]
     transfers = list_transfers(client, keys, agent)
-    expected, in_flight, notes = expected_by_silo(ledger, transfers, parked, spent)
+    expected, in_flight, notes = expected_by_silo(ledger, transfers, parked, spent,
+                                                  referral.held_at.get("chain", 0), sum(payouts))
     for silo, why in unread.items():
         notes[silo] = "; ".join(filter(None, [f"balance unknown: {why}", notes.get(silo, "")]))
     arriving: dict[str, list[int]] = {}
     for t in transfers:
         if t.state in ("sent", "review", "sending", "unknown"):
             arriving.setdefault(t.to_silo, []).append(t.amount)
+    arriving.setdefault("wallet", []).extend(payouts)  # a payout the wallet has and the sweep has not counted
     checks = compare(balances, expected, in_flight, notes, tolerance, arriving)
     clean = all(c.status == "match" for c in checks)
     alerted = any(c.status == "differs" for c in checks)

@@ -34,9 +34,12 @@ FOUND, ABSENT, UNKNOWN = "FOUND", "ABSENT", "UNKNOWN"
 PAGE = 50
 """Rows the casino's deposit and withdrawal lists return at most."""
 
-INCOME_REASONS = ("payment_received",)
-"""Casino ledger credits paid by another agent that this role books as income, as the real casino
-names them (`payment_received` for `POST /stats/pay`). Escrow payouts to the agent
+INCOME_REASONS: dict[str, str] = {"payment_received": "casino", "escrow_referral_commission:": "referral"}
+"""Casino ledger credits from outside that this role books as income, by reason prefix, and the
+bucket each is income of: a payment by another agent (`payment_received`, `POST /stats/pay`) is
+the casino bucket's; the escrow service's 15 % of its fee on an escrow of an agent this one
+referred (`escrow_referral_commission: <id>`) is referral income (the referral sweep counts only
+the casino's own `referral_commission_l<n>:` credits). Escrow payouts to the agent
 (`escrow_release: <id>`) are not among them: the casino role books those, once, as a flow with
 the escrow as its reference (`actors/incoming.py`); booking them here too counted them twice."""
 
@@ -258,15 +261,18 @@ class AgentVenues:
                 return Lookup(FOUND, ref=str(row.id), row=row, detail=f"deposit {row.id} credited {row.amount}")
         return Lookup(ABSENT, window=f"{len(rows)} newest deposits", detail="no matching credited deposit")
 
-    def outside_income(self) -> list[tuple[str, int, str]]:
-        """(reference, micro-USD, what it is) for every credited casino deposit and every casino
-        ledger credit another agent paid us by `POST /stats/pay`, among the 50 newest of each
+    def outside_income(self) -> list[tuple[str, int, str, str]]:
+        """(reference, micro-USD, what it is, the bucket it is income of) for every credited casino
+        deposit and every casino ledger credit of `INCOME_REASONS`, among the 50 newest of each
         (escrow payouts are the casino role's: `actors/incoming.py`). Raises `VenueError` when
         either list is unreadable."""
-        out = [(str(r.id), int(r.amount), f"casino deposit {r.id} that no transfer of the treasury explains")
+        out = [(str(r.id), int(r.amount), f"casino deposit {r.id} that no transfer of the treasury explains", "casino")
                for r in self.casino.deposits() if r.status == "credited"]
         for e in self.casino.ledger():
             reason = e.reason or ""
-            if getattr(e, "type", "credit") == "credit" and reason.startswith(INCOME_REASONS):
-                out.append((f"ledger:{e.id}", int(e.amount), f"casino credit {reason!r}"))
+            if getattr(e, "type", "credit") != "credit":
+                continue
+            bucket = next((b for prefix, b in INCOME_REASONS.items() if reason.startswith(prefix)), None)
+            if bucket is not None:
+                out.append((f"ledger:{e.id}", int(e.amount), f"casino credit {reason!r}", bucket))
         return out

@@ -65,3 +65,12 @@ def test_commands_decode_and_malformed_ones_do_not():
                 msgspec.structs.replace(good, description="  ")):
         with pytest.raises(MessageDecodeError):
             _roundtrip(bad)
+
+
+def test_the_buckets_an_escrow_may_not_take_from_are_those_homed_at_the_casino():
+    from actors.escrow.money import CASINO_HOMED
+    from actors.rebalancer import HOME_SILO
+    from actors.silo.reconcile import HOME
+
+    assert set(CASINO_HOMED) == {b for b, silo in HOME_SILO.items() if silo == "casino"}
+    assert HOME == HOME_SILO

@@ -29,7 +29,7 @@ def test_an_escrow_payout_is_booked_by_one_role_only():
     ledger = [_entry("u1", "escrow_release: esc_abc", 24_750_000), _entry("u2", "payment_received", 5_000_000)]
     venues = object.__new__(AgentVenues)
     venues.casino = _Casino(ledger)
-    silo_refs = {ref for ref, _, _ in venues.outside_income()}
+    silo_refs = {ref for ref, *_ in venues.outside_income()}
     casino_role = incoming_payments(ledger)
     assert [p.amount_micros for p in casino_role] == [24_750_000]
     assert silo_refs == {"ledger:u2"}, "the silo role books the casino payment and nothing the casino role books"
