@@ -219,6 +219,7 @@ class Scheduler:
             if last >= now:
                 continue
             due = self.due(tick, last, now)
+            looked = bool(due)  # agents whose phase was crossed: the window moves past them, ticked or not
             if due and tick.needs is not None:
                 probe = self.client.pipeline(transaction=False)
                 for agent in due:
@@ -226,8 +227,9 @@ class Scheduler:
                 due = [a for a, has in zip(due, probe.execute(), strict=True) if has]
             if due and tick.idle_every_ms is not None:
                 due = self._busy_or_idle_turn(tick, due, now, last_change)
-            if due or now - last >= tick.every_ms // 2:
-                # the window is stored when ticks went out, and at least twice a period (so it never
+            if looked or now - last >= tick.every_ms // 2:
+                # the window is stored once an agent's phase was crossed in it (else the next run
+                # would look at the same agents again), and at least twice a period (so it never
                 # looks like a pause); between, the next run looks at it again and finds nothing new
                 pipe.set(self.period_key(tick), now)
             if not due:

@@ -126,3 +126,43 @@ def test_income_scans_slow_down_only_for_idle_agents_by_default():
     assert set(slowed) == {"incoming", "silos"}
     assert all(every % 60_000 == 0 and every <= 900_000 for every in slowed.values())
     assert scheduler_module.IDLE_AFTER_MS > 30 * 60_000  # a transfer in flight is watched every minute to its deadline
+
+
+class CountingClient:
+    """The test's Redis client, counting the EXISTS and ZREVRANGE probes sent through pipelines."""
+
+    def __init__(self, client):
+        self.client, self.probes = client, 0
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def pipeline(self, *args, **kwargs):
+        pipe, outer = self.client.pipeline(*args, **kwargs), self
+
+        class Counting:
+            def __getattr__(self, name):
+                if name in ("exists", "zrevrange"):
+                    outer.probes += 1
+                return getattr(pipe, name)
+
+        return Counting()
+
+
+def test_each_crossed_phase_is_looked_at_once_whether_or_not_it_is_ticked(rclient, keys):
+    """An agent with nothing to do (no position; idle, not its turn) is probed once per period, not
+    at every run until the window is stored again."""
+    rclient.sadd(keys.agents(), *AGENTS)
+    counting = CountingClient(rclient)
+    clock = ManualClock(5_000_000)
+    sched = Scheduler(counting, keys, clock, ["trading", "casino"], ticks=(EXITS, SCAN))
+    sched.run_once()
+    for _ in range(60):
+        clock.advance(1_000)
+        sched.run_once()
+    end = clock.now_ms()
+    crossings = sum(period_of(t, a, end) - period_of(t, a, 5_000_000) for t in (EXITS, SCAN) for a in AGENTS)
+    turns = sum(1 for a in AGENTS for p in range(period_of(SCAN, a, 5_000_000) + 1, period_of(SCAN, a, end) + 1)
+                if p % 4 == 0)
+    assert counting.probes == crossings - turns  # an idle agent on its turn needs no probe
+    assert published(rclient, keys, "trading") == []
