@@ -6,7 +6,8 @@ shared accelerated clock runs their ticks; Redis memory per agent and CPU at the
 Agents are onboarded on a sandbox process (`treasury agent add-many`'s path). The workers and the
 scheduler read a Redis clock (`--clock redis:<key>`) that this script moves `--speed` times faster
 than real time for `--minutes` of real time (`--speed 24`, 60 minutes: a day of ticks). CPU of the
-supervisor, its workers and redis-server is measured over the first and the last minute; memory
+supervisor, its workers and redis-server is measured over the first and the last minute (each
+process once, by process; the sandbox, which plays the venues, apart); memory
 per agent (MEMORY USAGE of every key of the deployment, less the deployment with no agent) at the
 start and the end. The start is the baseline of this run: the goal is flat memory, idle CPU.
 """
@@ -42,10 +43,35 @@ from supervisor.supervise import Supervisor, SupervisorConfig  # noqa: E402
 from supervisor.up import start_sandbox_process  # noqa: E402
 
 
-def cpu_pct(pids: list[int], seconds: float) -> float:
-    c0, t0 = sum(cpu_seconds(p) for p in pids), time.monotonic()
+def cpu_pct(pids: list[int], seconds: float, sandbox_pid: int) -> tuple[float, float, dict[str, float]]:
+    """(deployment CPU %, sandbox CPU %, deployment CPU % by process) over `seconds`; each pid once.
+    The sandbox plays the venues (outside services in production): counted apart."""
+    pids = sorted(set(pids))
+    c0, t0 = {p: cpu_seconds(p) for p in pids}, time.monotonic()
     time.sleep(seconds)
-    return round(100 * (sum(cpu_seconds(p) for p in pids) - c0) / (time.monotonic() - t0), 2)
+    c1, dt = {p: cpu_seconds(p) for p in pids}, time.monotonic() - t0
+    by: dict[str, float] = {}
+    for p in pids:
+        name = _name(p)
+        by[name] = round(by.get(name, 0.0) + 100 * (c1[p] - c0[p]) / dt, 2)
+    sandbox = round(sum(100 * (c1[p] - c0[p]) / dt for p in pids if p == sandbox_pid or _name(p) == "sandbox"), 2)
+    total = round(sum(100 * (c1[p] - c0[p]) / dt for p in pids) - sandbox, 2)
+    return total, sandbox, {k: v for k, v in by.items() if k != "sandbox"}
+
+
+def _name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            text = [a.decode(errors="replace") for a in f.read().split(b"\0")]
+    except OSError:
+        return "?"
+    if "--role" in text:
+        return "worker " + text[text.index("--role") + 1]
+    if pid == os.getpid():
+        return "supervisor (bench process)"
+    if any("redis-server" in a for a in text[:1]):
+        return "redis-server"
+    return "sandbox" if any("sandbox" in a for a in text) else os.path.basename(text[0])
 
 
 def main() -> int:
@@ -98,10 +124,10 @@ def main() -> int:
             redis_pid = redis_proc.pid
             pids = descendants(os.getpid()) + [redis_pid]
             mem_start = (prefix_memory(client, keys.prefix)[0] - empty) // max(n, 1)
-            cpu_start = cpu_pct(pids, args.window_s)
+            cpu_start, sandbox_start, by_start = cpu_pct(pids, args.window_s, sandbox.pid)
             sim_start = clock.now_ms()
             time.sleep(max(0.0, args.minutes * 60 - 2 * args.window_s))
-            cpu_end = cpu_pct(descendants(os.getpid()) + [redis_pid], args.window_s)
+            cpu_end, sandbox_end, by_end = cpu_pct(descendants(os.getpid()) + [redis_pid], args.window_s, sandbox.pid)
             sim_hours = (clock.now_ms() - sim_start) / 3_600_000
             mem_end = (prefix_memory(client, keys.prefix)[0] - empty) // max(n, 1)
             beats = client.hgetall(f"{keys.prefix}:workers").values()
@@ -117,12 +143,15 @@ def main() -> int:
     print(f"{n} agents onboarded in {onboard_s:.0f} s ({n / onboard_s:.1f}/s); {len(roles)} workers; "
           f"clock x{args.speed:g}: {sim_hours:.1f} simulated hours in {args.minutes:g} min; "
           f"{processed} messages handled, {dead} dead-lettered")
-    print(f"{'':<8}{'Redis bytes/agent':>20}{'CPU % (all processes)':>24}")
-    print(f"{'start':<8}{mem_start:>20}{cpu_start:>24}")
-    print(f"{'end':<8}{mem_end:>20}{cpu_end:>24}")
+    print(f"{'':<8}{'Redis bytes/agent':>20}{'CPU % (deployment)':>20}{'CPU % (sandbox)':>17}")
+    print(f"{'start':<8}{mem_start:>20}{cpu_start:>20}{sandbox_start:>17}")
+    print(f"{'end':<8}{mem_end:>20}{cpu_end:>20}{sandbox_end:>17}")
+    for label, by in (("start", by_start), ("end", by_end)):
+        print(f"{label:<8}CPU % by process: " + ", ".join(f"{k} {v}" for k, v in sorted(by.items())))
     print(json.dumps({"bench": "soak", "agents": n, "speed": args.speed, "simulated_hours": round(sim_hours, 2),
                       "bytes_per_agent_start": mem_start, "bytes_per_agent_end": mem_end, "cpu_pct_start": cpu_start,
-                      "cpu_pct_end": cpu_end, "messages": processed, "dead_lettered": dead,
+                      "cpu_pct_end": cpu_end, "sandbox_cpu_pct_start": sandbox_start,
+                      "sandbox_cpu_pct_end": sandbox_end, "messages": processed, "dead_lettered": dead,
                       "onboard_per_s": round(n / onboard_s, 1)}))
     return 0
 
