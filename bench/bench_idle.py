@@ -123,7 +123,16 @@ def cpu_run(url: str, seconds: float) -> dict:
     stop = threading.Event()
     thread = threading.Thread(target=sup.run, args=(stop,), daemon=True)
     thread.start()
-    time.sleep(8)  # workers started, groups created, leases settled
+    # every worker started and beating (the supervisor starts them one after the other, each in a
+    # second or more on a loaded machine: a fixed wait counted late starters' start-up, or missed
+    # them), then a few seconds for groups, control positions and leases to settle
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        beats = client.hgetall(keys.workers())
+        if all(slot.process is not None and slot.consumer.encode() in beats for slot in sup.slots):
+            break
+        time.sleep(0.2)
+    time.sleep(5)
     redis_pid = int(client.info("server")["process_id"])
     # own_redis's server is a child of this process too: counted once
     pids = sorted(set(descendants(os.getpid())) | {redis_pid})
