@@ -117,7 +117,8 @@ def main() -> int:
                 last = time.monotonic()
                 while not ticking.wait(0.2):
                     now = time.monotonic()
-                    clock.advance(int((now - last) * 1000 * (args.speed - 1)))
+                    # the Redis clock is a stored time that moves only when moved: `speed` × real time
+                    clock.advance(int((now - last) * 1000 * args.speed))
                     last = now
 
             threading.Thread(target=run_clock, daemon=True).start()
