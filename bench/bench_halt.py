@@ -52,7 +52,7 @@ def child(url: str, prefix: str, shards: int, mode: str, expect: int) -> None:
             if len(seen) >= expect:
                 done.set()
 
-        listener = ControlListener(url, keys, range(shards), on, block_ms=1000)
+        listener = ControlListener(url, keys, range(shards), on)  # the worker's block
         stop = threading.Event()
         threading.Thread(target=listener.run, args=(stop,), daemon=True).start()
         print("ready", flush=True)

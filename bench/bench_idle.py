@@ -7,7 +7,8 @@ process while a manual clock runs the scheduler's ticks for `--days` days (15 s 
 Redis memory per agent (MEMORY USAGE of every key of the deployment) after onboarding (day 0,
 the baseline of this run) and at the end of each day; the goal is <= 20 KB, flat.
 Part 2, CPU: a supervisor with one worker per role and no agents, idle for `--cpu-seconds`;
-CPU of the supervisor, its workers and redis-server, in % of one core (goal < 2 %).
+CPU of the supervisor, its workers and redis-server, in % of one core (goal < 2 %), and Redis
+commands/s by kind (INFO commandstats over the idle window; usec: the server's time in them).
 With `--baseline-code DIR` (a checkout of an earlier version, e.g. main), both parts run again
 with that code in a child process, and its figures are printed beside these: the same run.
 """
@@ -122,9 +123,20 @@ def cpu_run(url: str, seconds: float) -> dict:
     stop = threading.Event()
     thread = threading.Thread(target=sup.run, args=(stop,), daemon=True)
     thread.start()
-    time.sleep(8)  # workers started, groups created, leases settled
+    # every worker started and beating (the supervisor starts them one after the other, each in a
+    # second or more on a loaded machine: a fixed wait counted late starters' start-up, or missed
+    # them), then a few seconds for groups, control positions and leases to settle
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        beats = client.hgetall(keys.workers())
+        if all(slot.process is not None and slot.consumer.encode() in beats for slot in sup.slots):
+            break
+        time.sleep(0.2)
+    time.sleep(5)
     redis_pid = int(client.info("server")["process_id"])
-    pids = descendants(os.getpid()) + [redis_pid]
+    # own_redis's server is a child of this process too: counted once
+    pids = sorted(set(descendants(os.getpid())) | {redis_pid})
+    client.config_resetstat()  # commandstats over the idle window only (it zeroes the command count too)
     cmds0 = client.info("stats")["total_commands_processed"]
     per0 = {p: cpu_seconds(p) for p in pids}
     c0, w0 = sum(per0.values()), time.monotonic()
@@ -150,12 +162,15 @@ def cpu_run(url: str, seconds: float) -> dict:
         key = name(pid)
         by_process[key] = round(by_process.get(key, 0) + 100 * (per1[pid] - per0[pid]) / (w1 - w0), 2)
     cmds1 = client.info("stats")["total_commands_processed"]
+    by_command = {name.removeprefix("cmdstat_"): {"per_s": round(stat["calls"] / (w1 - w0), 2),
+                                                   "usec_per_s": round(stat["usec"] / (w1 - w0))}
+                  for name, stat in client.info("commandstats").items() if name != "cmdstat_config|resetstat"}
     redis_cpu = cpu_seconds(redis_pid)
     stop.set()
     thread.join(60)
     return {"workers": len(roles), "cpu_pct": round(100 * (c1 - c0) / (w1 - w0), 2),
             "redis_cmds_per_s": round((cmds1 - cmds0) / (w1 - w0), 1), "redis_cpu_s_total": redis_cpu,
-            "cpu_pct_by_process": by_process}
+            "cpu_pct_by_process": by_process, "redis_commands": by_command}
 
 
 def child(args) -> dict:
@@ -208,6 +223,11 @@ def main() -> int:
     for name, run in runs.items():
         print(f"{name:<10}CPU % by process: " + ", ".join(f"{k} {v}" for k, v in
                                                         sorted(run["cpu"]["cpu_pct_by_process"].items())))
+    for name, run in runs.items():
+        commands = sorted(run["cpu"].get("redis_commands", {}).items(), key=lambda kv: -kv[1]["per_s"])
+        if commands:
+            print(f"{name:<10}Redis commands/s (server usec/s): " + ", ".join(
+                f"{k} {v['per_s']} ({v['usec_per_s']})" for k, v in commands))
     summary = {"bench": "idle", "agents": args.agents}
     for name, run in runs.items():
         days = run["memory"]["days"]

@@ -228,6 +228,9 @@ class StreamBus:
         self._dirty: set[str] = set()  # streams with entries handled since the last trim
         self._wanted_shards: set[int] | None = None
         self.last_loop = time.monotonic()  # liveness: a loop stuck longer than a handler timeout is hung
+        self._waiting_s = 0.0  # the block of the blocking read under way (0: none): not a stall (`stalled_s`)
+        self._reader_id: int | None = None  # the reader's connection id on the server, for `wake`
+        self._reading = False  # a blocking read is under way on it
         self._shard_lock = threading.Lock()
         self._retry_at: float | None = None
         self.processed = 0
@@ -247,9 +250,34 @@ class StreamBus:
     # ------------------------------------------------------------------ shard leases
 
     def request_shards(self, shards: Iterable[int]) -> None:
-        """Ask the bus (from another thread) to serve exactly these shards from its next poll."""
+        """Ask the bus (from another thread) to serve exactly these shards from its next poll,
+        ending the blocking read under way (`wake`) so that is now."""
         with self._shard_lock:
             self._wanted_shards = set(shards)
+        self.wake()
+
+    def wake(self) -> None:
+        """End the loop's blocking read now (from another thread): a stop or new shards are
+        acted on at once, not when an idle read would time out. Best effort: if it cannot, the
+        read ends by itself within `block_ms`."""
+        reader_id = self._reader_id
+        try:
+            for _ in range(3):
+                if reader_id is None or not self._reading:
+                    return
+                if self.client.client_unblock(reader_id):
+                    return
+                time.sleep(0.01)  # the read may be on its way to the server: once more
+        except redis.RedisError as exc:
+            log.debug("bus %s: could not wake the reader: %s", self.role, exc)
+            return
+        if self._reading:
+            self._reader_id = None  # another connection than we thought: asked again at the next read
+
+    def stalled_s(self) -> float:
+        """How long the loop has gone without a turn (seconds), not counting the wait of a blocking
+        read within its block: an idle bus is not a stuck one, however long it blocks."""
+        return max(0.0, time.monotonic() - self.last_loop - self._waiting_s)
 
     def _apply_requested_shards(self) -> None:
         with self._shard_lock:
@@ -288,8 +316,11 @@ class StreamBus:
                     recovering = False
                     next_claim = time.monotonic() + self.claim_every_ms / 1000  # drained just above
                 self._apply_requested_shards()
-                if not self.streams:
-                    stop.wait(self.block_ms / 1000)
+                if not self.streams:  # no shard leased yet: look again for new ones every second at most
+                    self._waiting_s = min(self.block_ms, 1000) / 1000
+                    stop.wait(self._waiting_s)
+                    self.last_loop = time.monotonic()
+                    self._waiting_s = 0.0
                     continue
                 now = time.monotonic()
                 if now >= next_claim:
@@ -297,7 +328,9 @@ class StreamBus:
                     next_claim = now + self.claim_every_ms / 1000
                 if self._retry_at is not None and now >= self._retry_at:
                     self.drain_own_pending()
-                self.poll_once()
+                # an idle read waits up to `block_ms`, but never past the loop's own next chore
+                due = min(next_claim, self._retry_at or next_claim, next_trim if self._dirty else next_claim)
+                self.poll_once(max(1, min(self.block_ms, int((due - time.monotonic()) * 1000) + 1)))
                 if self._dirty and time.monotonic() >= next_trim:
                     self.trim_acknowledged()
                     next_trim = time.monotonic() + self.trim_every_ms / 1000
@@ -324,8 +357,20 @@ class StreamBus:
         if self._cluster and len(self.streams) > 1:
             reply = self._read_each_slot(block)
         else:
-            reply = self.reader.xreadgroup(self.group, self.consumer, {s: ">" for s in self.streams},
-                                           count=self.batch, block=block)
+            if block and self._reader_id is None and not self._cluster:
+                self._reader_id = int(self.reader.client_id())  # the connection the read below blocks on
+            self._waiting_s = (block or 0) / 1000
+            self._reading = bool(block)
+            try:
+                reply = self.reader.xreadgroup(self.group, self.consumer, {s: ">" for s in self.streams},
+                                               count=self.batch, block=block)
+            except redis.RedisError:
+                self._reader_id = None  # a new connection may serve the next read
+                raise
+            finally:
+                self._reading = False
+                self.last_loop = time.monotonic()
+                self._waiting_s = 0.0
         items = [(stream, entry_id, fields) for stream, entries in _iter_reply(reply) for entry_id, fields in entries]
         prepared = self._prepare(items)
         if self.submit is not None or self.submit_wave is not None:
@@ -414,7 +459,7 @@ class StreamBus:
         """Take over entries a dead consumer left pending longer than `claim_idle_ms`."""
         handled = 0
         idle = self.claim_idle_ms if min_idle_ms is None else min_idle_ms
-        for stream in list(self.streams if streams is None else streams):
+        for stream in self._with_pending(list(self.streams if streams is None else streams)):
             start = "0-0"
             for _ in range(100):  # bounded: at most 100 batches per call
                 next_start, entries, deleted = _autoclaim(self.client, stream, self.group, self.consumer,
@@ -433,6 +478,16 @@ class StreamBus:
                     break
                 start = next_start
         return handled
+
+    def _with_pending(self, streams: list[str]) -> list[str]:
+        """The streams whose group has pending entries at all, asked of all in one round trip (an
+        idle bus looks at its 64 streams every `claim_every_ms`: one call, not 64)."""
+        if len(streams) < 2:
+            return streams
+        pipe = self.client.pipeline(transaction=False)
+        for stream in streams:
+            pipe.xpending(stream, self.group)
+        return [stream for stream, summary in zip(streams, pipe.execute(), strict=True) if summary["pending"]]
 
     def _ack_deleted(self, stream: str, start: str, present: set[str]) -> None:
         """Acknowledge claimed entries that were deleted while pending.

@@ -81,8 +81,15 @@ class ControlView:
             return len(self._blocked)
 
 
+CONTROL_BLOCK_MS = 5000
+"""How long one read of the control streams waits for a broadcast. A broadcast ends the wait at
+once, so this is no latency: it is how often an idle listener asks again (each ask re-registers
+the read on every shard's stream, in the server too)."""
+
+
 class ControlListener:
-    def __init__(self, url: str, keys: Keys, shards: Iterable[int], listener: Listener, block_ms: int = 1000):
+    def __init__(self, url: str, keys: Keys, shards: Iterable[int], listener: Listener,
+                 block_ms: int = CONTROL_BLOCK_MS):
         self.client = blocking_client(url, block_ms)
         self.block_ms = block_ms
         self.listener = listener

@@ -67,6 +67,11 @@ class SupervisorConfig:
     base_backoff_s: float = 0.5
     max_backoff_s: float = 30.0
     check_every_s: float = 0.25
+    """How often the worker processes are looked at (a local wait, no Redis call): an exit is seen within it."""
+    redis_every_s: float = 1.0
+    """How often Redis is asked (the heartbeats, which also tell whether it answers): workers beat
+    once a second, so reading them more often finds nothing new. While Redis does not answer, or
+    the embedded server's process is gone, it is asked on every check."""
     ticks: bool = True
     redis_restart_backoff_s: float = 1.0
 
@@ -91,6 +96,7 @@ class Supervisor:
         self.redis_outages = 0
         self._redis_restart_at = 0.0
         self._judge_after = 0.0  # after an outage: heartbeats not judged, restarts not counted
+        self._next_redis_check = 0.0
         self.steps = AtomicSteps(self.client, keys)
         self.new_id = random_ids()
         host = socket.gethostname()
@@ -158,16 +164,21 @@ class Supervisor:
     # ------------------------------------------------------------------ watching
 
     def check_once(self) -> None:
+        """Restart exited workers; every `redis_every_s`, also read the heartbeats and kill hung ones."""
         now = time.monotonic()
-        if not self.redis_answers(now):
-            return
-        beats = self._heartbeats()
+        beats: dict[str, dict] | None = None  # None: heartbeats not read (nor judged) this time
+        server_gone = self.redis_server is not None and not self.redis_server.alive()
+        if now >= self._next_redis_check or self.redis_down_since is not None or server_gone:
+            self._next_redis_check = now + self.config.redis_every_s
+            beats = self._read_heartbeats(now)
+            if beats is None:
+                return
         for slot in self.slots:
             proc = slot.process
             if proc is not None and not proc.alive():
                 slot.last_exit = f"exited with {proc.process.returncode}"
                 self._schedule_restart(slot, now)
-            elif proc is not None:
+            elif proc is not None and beats is not None:
                 problem = self._hung(slot, beats.get(slot.consumer))
                 if problem:
                     log.warning("worker %s (pid %s) %s: killing it", slot.consumer, proc.pid, problem)
@@ -180,19 +191,24 @@ class Supervisor:
 
     # ------------------------------------------------------------------ Redis outages
 
-    def redis_answers(self, now: float) -> bool:
-        """PING Redis; while it does not answer, bring an embedded one back and judge nobody."""
+    def _read_heartbeats(self, now: float) -> dict[str, dict] | None:
+        """The workers' heartbeats, read on the probe's connection (short timeouts): one round trip
+        that also tells whether Redis answers. None while it does not: an embedded server is then
+        brought back, and nobody is judged."""
         try:
-            self.probe.ping()
+            raw = self.probe.hgetall(self.keys.workers())
         except redis.RedisError as exc:
-            if self.redis_down_since is None:
-                self.redis_down_since = now
-                log.error("Redis does not answer (%s): heartbeats not judged until it is back", exc)
-            self._revive_redis(now)
-            return False
+            self._redis_unanswered(now, exc)
+            return None
         if self.redis_down_since is not None:
             self._redis_back(now)
-        return True
+        return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    def _redis_unanswered(self, now: float, exc: redis.RedisError) -> None:
+        if self.redis_down_since is None:
+            self.redis_down_since = now
+            log.error("Redis does not answer (%s): heartbeats not judged until it is back", exc)
+        self._revive_redis(now)
 
     def _revive_redis(self, now: float) -> None:
         server = self.redis_server
@@ -231,14 +247,6 @@ class Supervisor:
         if int(beat.get("loop_age_ms", 0)) > self.config.hung_ms:
             return f"bus loop stuck for {beat['loop_age_ms']} ms"
         return ""
-
-    def _heartbeats(self) -> dict[str, dict]:
-        try:
-            raw = self.client.hgetall(self.keys.workers())
-        except redis.RedisError as exc:
-            log.warning("cannot read heartbeats: %s", exc)
-            return {}
-        return {k.decode(): json.loads(v) for k, v in raw.items()}
 
     def _schedule_restart(self, slot: WorkerSlot, now: float) -> None:
         slot.process = None

@@ -36,6 +36,15 @@ log = logging.getLogger("treasury.worker")
 
 HEARTBEAT_MS = 1000
 
+BUS_BLOCK_MS = 5000
+"""The longest an idle bus's read of its command streams waits. New entries end it at once, and so
+do new shards and a stop (`StreamBus.wake`): it is only how often an idle worker asks again."""
+
+LEASE_ROUNDS = 5
+"""Lease rounds (renew, rebalance, take over: `ShardLeases.refresh`) per lease length, on the
+heartbeat thread and never more often than it beats: every 2 s for the default 10 s leases. A
+round costs the Redis server a script over every shard of the role, so it is not run on each beat."""
+
 ACTORS_PER_ROLE = {"casino": 4}
 """Roles whose actor runs as several instances, each serving its own agents (`actors.pool`): a
 bet waiting on its venue does not hold up other agents' bets. Every other role: one actor."""
@@ -76,7 +85,8 @@ class Worker:
         self.actors = ActorPool.start(lambda: build_actor(role, self.steps, self.clock, random_ids(), venues), size)
         self.actors.feed_controls_directly()
         self.bus = StreamBus(url, keys, role, shards, self._dispatch, consumer=consumer, claim_idle_ms=claim_idle_ms,
-                             clock=self.clock, gate=gate, submit_wave=self.actors.submit_wave if size > 1 else None)
+                             clock=self.clock, gate=gate, submit_wave=self.actors.submit_wave if size > 1 else None,
+                             block_ms=BUS_BLOCK_MS)
         # every worker hears every shard's broadcasts: leased shards move, the fan-out must not miss one
         self.control = ControlListener(url, keys, range(keys.shards), self._on_control) if role != "risk" else None
         self.stop_event = threading.Event()
@@ -94,14 +104,19 @@ class Worker:
     def heartbeat(self) -> None:
         key = self.keys.workers()
         parent = int(os.environ.get("TREASURY_PARENT_PID", "0"))
+        lease_every_s = max(HEARTBEAT_MS, self.leases.lease_ms // LEASE_ROUNDS if self.leases else 0) / 1000
+        next_round = time.monotonic() + lease_every_s  # `run` made the first round
         while not self.stop_event.wait(HEARTBEAT_MS / 1000):
             if parent and os.getppid() != parent:
                 log.warning("the supervisor (pid %d) is gone: draining and exiting", parent)
                 self.stop_event.set()
                 break
-            self.refresh_leases()
+            if time.monotonic() >= next_round - HEARTBEAT_MS / 2000:  # half a beat early: no round skipped by jitter
+                next_round = time.monotonic() + lease_every_s
+                self.refresh_leases()
             self.reload_keys()
             self.beat(key)
+        self.bus.wake()  # stopping: the bus's idle read ends now, not when its block runs out
 
     def reload_keys(self) -> None:
         """Swap in the key file's keys when it changed (`treasury keys new|rotate|revoke`)."""
@@ -116,7 +131,8 @@ class Worker:
             self.key_watch.last_error = ""
 
     def loop_age_ms(self) -> int:
-        return int((time.monotonic() - self.bus.last_loop) * 1000)
+        """How long the bus loop has been stuck (an idle blocking read is not)."""
+        return int(self.bus.stalled_s() * 1000)
 
     def refresh_leases(self) -> None:
         if self.leases is None:

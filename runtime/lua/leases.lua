@@ -13,13 +13,23 @@ local owner, lease, n, start = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), to
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
+-- A value is "owner|expires_ms" (the owner may itself hold a "|": the last one splits). This
+-- owner's own leases are told apart by their prefix and digits alone (a round runs every
+-- second or two over every shard of the role: most values are its own), the others parsed.
 local held = redis.call("HGETALL", KEYS[1])
+local own_prefix = owner .. "|"
+local own_len = #own_prefix
 local holder, expires = {}, {}
+local sub, find, match = string.sub, string.find, string.match
 for i = 1, #held, 2 do
-  local shard = tonumber(held[i])
-  local who, exp = string.match(held[i + 1], "^(.*)|(%d+)$")
-  holder[shard] = who
-  expires[shard] = tonumber(exp)
+  local shard, v = tonumber(held[i]), held[i + 1]
+  if sub(v, 1, own_len) == own_prefix and find(v, "^%d+$", own_len + 1) then
+    holder[shard] = owner
+  else
+    local who, exp = match(v, "^(.*)|(%d+)$")
+    holder[shard] = who
+    expires[shard] = tonumber(exp)
+  end
 end
 
 if ARGV[5] == "release" then
@@ -35,31 +45,31 @@ redis.call("ZREMRANGEBYSCORE", KEYS[2], "-inf", now - lease)
 local members = math.max(1, redis.call("ZCARD", KEYS[2]))
 local fair = math.ceil(n / members)
 
-local mine = {}
+local mine, count = {}, 0
 for shard = 0, n - 1 do
-  if holder[shard] == owner then table.insert(mine, shard) end
+  if holder[shard] == owner then count = count + 1; mine[count] = shard end
 end
 -- above the fair share: give back the highest shards
-while #mine > fair do
-  local shard = table.remove(mine)
-  redis.call("HDEL", KEYS[1], shard)
+while count > fair do
+  redis.call("HDEL", KEYS[1], mine[count])
+  mine[count] = nil
+  count = count - 1
 end
 local value = owner .. "|" .. tostring(now + lease)
 -- below it: take free or expired shards, starting at this owner's offset
-local count = #mine
 local i = 0
 while count < fair and i < n do
   local shard = (start + i) % n
   if holder[shard] ~= owner and (holder[shard] == nil or expires[shard] <= now) then
-    table.insert(mine, shard)
     count = count + 1
+    mine[count] = shard
   end
   i = i + 1
 end
 -- renew and take in one HSET
-if #mine > 0 then
+if count > 0 then
   local args = {}
-  for _, shard in ipairs(mine) do table.insert(args, shard); table.insert(args, value) end
+  for k = 1, count do args[2 * k - 1] = mine[k]; args[2 * k] = value end
   redis.call("HSET", KEYS[1], unpack(args))
 end
 return mine

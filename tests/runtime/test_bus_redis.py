@@ -210,6 +210,36 @@ def test_a_blocked_read_wakes_up_for_new_work(redis_url, keys, rclient):
 
 
 
+def test_new_shards_and_a_stop_end_a_long_idle_read_at_once(redis_url, keys, rclient):
+    """An idle bus's read blocks long (a worker's: 5 s, few calls to Redis); a shard handed to it,
+    or a stop, ends the read under way (`wake`) instead of waiting for its block to run out, and
+    the wait itself is no stall (`stalled_s`, what the heartbeat reports)."""
+    steps = AtomicSteps(command_client(redis_url), keys)
+    other = (keys.shard(AGENT) + 1) % keys.shards
+    bus = StreamBus(redis_url, keys, "casino", [other], CountingHandler(steps), block_ms=600_000,
+                    claim_every_ms=600_000)
+    stop = threading.Event()
+    thread = threading.Thread(target=bus.run, args=(stop,), daemon=True)
+    thread.start()
+    wait_until(lambda: bus._reading, "the bus to block")
+    assert bus.stalled_s() == 0.0
+    publish(rclient, keys, 1)
+    bus.request_shards([other, keys.shard(AGENT)])
+    wait_until(lambda: counts(rclient, keys).get("applied") == 1, "the new shard's entry")  # not in 600 s
+    wait_until(lambda: bus._reading, "the bus to block again")
+    stop.set()
+    bus.wake()
+    thread.join(60)
+    assert not thread.is_alive()
+
+
+def wait_until(predicate, what, seconds=60):
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
 def _run_until(bus, done, seconds=10):
     stop = threading.Event()
     thread = threading.Thread(target=bus.run, args=(stop,))

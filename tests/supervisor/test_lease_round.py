@@ -27,3 +27,18 @@ def test_two_workers_split_eight_shards_and_one_takes_over_when_the_other_lapses
     assert b.owned == set(range(8))
     b.release_all()
     assert lease_holders(rclient, prefix, "casino") == {}
+
+
+def test_an_owner_whose_name_starts_with_another_owners_and_a_bar_is_told_apart(rclient, prefix):
+    # "w|x|<expiry>" is w|x's lease, not w's: the round's fast path for its own leases must not take it
+    short = ShardLeases(rclient, prefix, "casino", 4, "w", lease_ms=60_000)
+    long = ShardLeases(rclient, prefix, "casino", 4, "w|x", lease_ms=60_000)
+    long.refresh()
+    short.refresh()
+    long.refresh()
+    short.refresh()
+    assert len(short.owned) == 2 and len(long.owned) == 2 and not short.owned & long.owned
+    assert lease_holders(rclient, prefix, "casino") == {**{s: "w" for s in short.owned},
+                                                        **{s: "w|x" for s in long.owned}}
+    short.release_all()
+    assert lease_holders(rclient, prefix, "casino") == {s: "w|x" for s in long.owned}
