@@ -84,6 +84,8 @@ def check_policy_settings(items: list[str], overrides: Mapping[str, int | str] |
             raise ConfigError(f"policy setting {item!r} is not NAME=VALUE")
         if name not in known:
             raise ConfigError(f"unknown policy setting {name!r}; known: {', '.join(sorted(known))}")
+        if name in settings:  # the last one would win silently: say which value was meant
+            raise ConfigError(f"policy setting {name!r} is given twice; give each setting once")
         if name == "kelly_fraction":
             settings[name] = str(kelly_fraction(value, "kelly_fraction"))
             continue
