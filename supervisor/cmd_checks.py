@@ -116,18 +116,19 @@ def check_against_policy(body, policy) -> None:
     from actors.policy.escrow_rules import timeout_problem as escrow_timeout_problem
     from actors.trading.sizing import MIN_NOTIONAL
     from messages.escrow_msgs import CreateEscrow
-    from messages.money import format_usd
+    from messages.money import format_usd, format_usd_exact
     from messages.trading_msgs import OpenPosition
 
     if isinstance(body, CreateEscrow):
         if body.amount < ESCROW_MIN:
-            raise ConfigError(f"--amount {format_usd(body.amount)}: the escrow service's minimum is "
+            raise ConfigError(f"--amount {format_usd_exact(body.amount)}: the escrow service's minimum is "
                               f"{format_usd(ESCROW_MIN)}")
         if escrow_timeout_problem(body.timeout_hours, policy) is not None:
             raise ConfigError(f"--timeout-hours {body.timeout_hours}: must be between 1 and "
                               f"{policy.escrow_max_timeout_hours} hours (the agent's policy)")
     if isinstance(body, OpenPosition) and body.notional is not None and body.notional < MIN_NOTIONAL:
-        raise ConfigError(f"--notional {format_usd(body.notional)}: the venue's minimum is {format_usd(MIN_NOTIONAL)}")
+        raise ConfigError(f"--notional {format_usd_exact(body.notional)}: the venue's minimum is "
+                          f"{format_usd(MIN_NOTIONAL)}")
     from messages.schema import PlaceBet
 
     if isinstance(body, PlaceBet) and body.fixed_stake is not None and body.fixed_stake < CASINO_MIN_BET:

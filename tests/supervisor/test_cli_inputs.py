@@ -159,6 +159,7 @@ def test_argument_errors_name_the_subcommand(argv, prog, extra):
     ("--timeout-hours", "-1", "--timeout-hours -1: must be between 1 and 72 hours"),
     ("--timeout-hours", "100000", "--timeout-hours 100000: must be between 1 and 72 hours"),
     ("--amount", "0.05", "--amount $0.05: the escrow service's minimum is $0.10"),
+    ("--amount", "0.000001", "--amount $0.000001: the escrow service's minimum is $0.10"),  # not "$0.00"
 ])
 def test_the_actors_limits_are_refused_before_publishing(flag, value, words, redis_url, prefix, rclient):
     keys = Keys(prefix, 8)
