@@ -203,6 +203,11 @@ def transit_block(transit: dict) -> RenderableType:
     text = Text(f"in transit between silos: {format_usd(transit['amount'])}", style="bold yellow")
     if per_bucket:
         text.append(f" (held for {per_bucket})")
+    sent = sum(r["amount"] for r in transit["items"])
+    if len(transit["items"]) == transit["count"] and sent > transit["amount"]:
+        # a park moves reserve money with no ledger leg: it stays counted in its bucket, not held in transit
+        text.append(f"; {format_usd(sent)} sent in all, {format_usd(sent - transit['amount'])} of it still counted "
+                    f"in its bucket (parked money) until it lands")
     for r in transit["items"]:
         text.append(f"\n  {r['from_silo']} → {r['to_silo']} {format_usd(r['amount'])} {r['state']}, transfer ")
         text.append(r["transfer"], style="dim")
