@@ -155,6 +155,12 @@ def check_against_ledger(body, client, keys, agent: str, policy) -> None:
         problem = move_problem(body.source, body.dest, body.amount, ledger.available, balances_of(ledger), policy)
         if problem is not None:
             raise ConfigError(f"--amount {format_usd(body.amount)}: {problem}")
+        from actors.silo.reconcile import HOME
+
+        if HOME[body.source] == "casino" != HOME[body.dest]:
+            _check_casino_withdrawal(body.amount, f"a move from {body.source} to {body.dest}", "moved")
+    if isinstance(body, PlaceFunds) and body.silo == "wallet":
+        _check_casino_withdrawal(body.amount, "bringing parked money home", "sent")
     if isinstance(body, PlaceFunds):
         from actors.silo.reconcile import parked_left
 
@@ -166,6 +172,17 @@ def check_against_ledger(body, client, keys, agent: str, policy) -> None:
             what = f"only {format_usd(have)} of the {body.bucket} is parked at the casino"
         if body.amount > have:
             raise ConfigError(f"--amount {format_usd(body.amount)}: {what}; nothing was sent")
+
+
+def _check_casino_withdrawal(amount: int, what: str, verb: str) -> None:
+    """Money leaving the casino silo is a casino withdrawal: under its minimum the silo actor would
+    fail the transfer after the move was booked, so it is refused here (`ConfigError`)."""
+    from actors.silo.planning import CASINO_MIN_WITHDRAW
+    from messages.money import format_usd, format_usd_exact
+
+    if amount < CASINO_MIN_WITHDRAW:
+        raise ConfigError(f"--amount {format_usd_exact(amount)}: {what} is a casino withdrawal, and the casino's "
+                          f"minimum withdrawal is {format_usd(CASINO_MIN_WITHDRAW)}; nothing was {verb}")
 
 
 DESCRIPTION_MIN, DESCRIPTION_MAX = 3, 200
