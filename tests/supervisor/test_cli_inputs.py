@@ -77,6 +77,8 @@ def _with(argv: list[str], flag: str, value: str) -> list[str]:
     (_with(OPEN, "--notional", "-3"), "--notional: -3 is negative; it must be positive"),
     (["agent", "add", "alice", "--capital", " 10"], "capital: ' 10' has spaces around the number"),
     (["agent", "add", "alice", "--capital", "10 "], "capital: '10 ' has spaces around the number"),
+    (["journal", "archive", "--dir", "/nonexistent/a", "--older-than-days", "-1"],  # named "journal archive"
+     "--older-than-days must not be negative"),
     (["watch", "--interval", "abc"], "--interval: 'abc' is not a number of seconds"),  # not argparse's type name
     (["watch", "--interval", "inf"], "--interval: inf is not a positive number of seconds up to 86400"),
     (["watch", "--interval", "1e999"], "--interval: 1e999 is not a positive number of seconds up to 86400"),
