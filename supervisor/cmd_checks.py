@@ -143,7 +143,9 @@ def check_against_ledger(body, client, keys, agent: str, policy) -> None:
     read them (`ConfigError`, one line, nothing sent): an operator's move of more than its source has
     available or that would take the reserve under its floor (the rule the rebalancer applies again,
     `actors.policy.operator_moves.move_problem`), parking more reserve money at the casino than is
-    available, bringing home more than is parked. The actors decide again when the command arrives."""
+    available, bringing home more than is parked, money leaving the casino silo under its minimum
+    withdrawal, an adjustment that would take a bucket's available balance below 0. The actors decide
+    again when the command arrives."""
     from actors.ledger import read_ledger
     from actors.policy.operator_moves import move_problem
     from actors.rebalancer import balances_of
@@ -161,6 +163,13 @@ def check_against_ledger(body, client, keys, agent: str, policy) -> None:
             _check_casino_withdrawal(body.amount, f"a move from {body.source} to {body.dest}", "moved")
     if isinstance(body, PlaceFunds) and body.silo == "wallet":
         _check_casino_withdrawal(body.amount, "bringing parked money home", "sent")
+    from messages.silo_msgs import AdjustLedger
+
+    if isinstance(body, AdjustLedger) and body.amount < 0:  # the bucket's actor refuses it again on arrival
+        have = read_ledger(client, keys, agent).available.get(body.bucket, 0)
+        if have + body.amount < 0:
+            raise ConfigError(f"--amount {format_usd(body.amount)}: {body.bucket} has only {format_usd(have)} "
+                              f"available; the adjustment would make it negative; nothing was sent")
     if isinstance(body, PlaceFunds):
         from actors.silo.reconcile import parked_left
 

@@ -66,3 +66,14 @@ def test_a_park_of_more_than_is_there_is_refused_before_it_is_sent(alice, argv, 
     line = one_line_error(run("cmd", "--operator", "park", "alice", *argv, "--reason", "probe"))
     assert words in line, line
     _nothing_sent(rclient, prefix, keys)
+
+
+@pytest.mark.redis
+def test_an_adjustment_below_zero_is_refused_before_it_is_sent(alice, rclient, prefix):
+    """Bad input is exit 2 with nothing sent, not a published command the actor then refuses (exit 1)."""
+    run, keys = alice
+    proc = run("cmd", "--operator", "adjust", "alice", "--bucket", "casino", "--amount", "-150.01", "--reason", "probe")
+    line = one_line_error(proc)
+    assert line == ("treasury cmd adjust: error: --amount -$150.01: casino has only $150.00 available; the "
+                    "adjustment would make it negative; nothing was sent"), line
+    _nothing_sent(rclient, prefix, keys)
