@@ -107,8 +107,9 @@ def risk_block(risk: dict) -> Text:
     if risk["effective"] != risk["state"]:
         line.append("  (pause over: spends allowed)" if risk["effective"] == "ACTIVE" else f"  ({risk['effective']})",
                     style="yellow")
-    if risk["breaker"]:
-        line.append(f"  breaker {risk['breaker']}", style="bold")
+    if risk["breaker"]:  # who set it: a breaker by name, or a command's key (actors.risk_guard.is_manual)
+        manual = risk["breaker"].startswith("key ") or risk["breaker"] in ("operator", "agent", "pause_expired")
+        line.append(f"  {'set by' if manual else 'breaker'} {risk['breaker']}", style="bold")
     if risk["reason"]:
         line.append(f"  — {risk['reason']}")
     if risk["until_ms"]:
