@@ -64,7 +64,8 @@ def _as_decimal(value: object, field: str) -> Decimal:
             raise MoneyError(f"{field}: {special} is not a finite amount")
         raise MoneyError(f"{field}: {ascii(value)[:80]} is not a number: write ASCII digits with an optional "
                          f"decimal point, e.g. 12.50")
-    raise MoneyError(f"{field}: expected an amount, got {type(value).__name__}")
+    kinds = {type(None): "no value (null)", list: "a list", tuple: "a list", dict: "an object"}
+    raise MoneyError(f"{field}: expected an amount, got {kinds.get(type(value), type(value).__name__)}")
 
 
 def _checked(amount: Decimal, field: str, allow_negative: bool) -> Decimal:

@@ -251,7 +251,8 @@ def chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 
 def _command_name(args) -> str:
     sub = getattr(args, "agent_cmd", None) or getattr(args, "keys_cmd", None) or getattr(args, "dead_cmd", None) \
-        or getattr(args, "trade_cmd", None) or (args.cmd if args.command == "cmd" else None)
+        or getattr(args, "trade_cmd", None) or getattr(args, "journal_cmd", None) \
+        or (args.cmd if args.command == "cmd" else None)
     return f"{args.command} {sub}" if sub else args.command
 
 

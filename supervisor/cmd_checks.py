@@ -84,6 +84,8 @@ def check_policy_settings(items: list[str], overrides: Mapping[str, int | str] |
             raise ConfigError(f"policy setting {item!r} is not NAME=VALUE")
         if name not in known:
             raise ConfigError(f"unknown policy setting {name!r}; known: {', '.join(sorted(known))}")
+        if name in settings:  # the last one would win silently: say which value was meant
+            raise ConfigError(f"policy setting {name!r} is given twice; give each setting once")
         if name == "kelly_fraction":
             settings[name] = str(kelly_fraction(value, "kelly_fraction"))
             continue
@@ -114,18 +116,19 @@ def check_against_policy(body, policy) -> None:
     from actors.policy.escrow_rules import timeout_problem as escrow_timeout_problem
     from actors.trading.sizing import MIN_NOTIONAL
     from messages.escrow_msgs import CreateEscrow
-    from messages.money import format_usd
+    from messages.money import format_usd, format_usd_exact
     from messages.trading_msgs import OpenPosition
 
     if isinstance(body, CreateEscrow):
         if body.amount < ESCROW_MIN:
-            raise ConfigError(f"--amount {format_usd(body.amount)}: the escrow service's minimum is "
+            raise ConfigError(f"--amount {format_usd_exact(body.amount)}: the escrow service's minimum is "
                               f"{format_usd(ESCROW_MIN)}")
         if escrow_timeout_problem(body.timeout_hours, policy) is not None:
             raise ConfigError(f"--timeout-hours {body.timeout_hours}: must be between 1 and "
                               f"{policy.escrow_max_timeout_hours} hours (the agent's policy)")
     if isinstance(body, OpenPosition) and body.notional is not None and body.notional < MIN_NOTIONAL:
-        raise ConfigError(f"--notional {format_usd(body.notional)}: the venue's minimum is {format_usd(MIN_NOTIONAL)}")
+        raise ConfigError(f"--notional {format_usd_exact(body.notional)}: the venue's minimum is "
+                          f"{format_usd(MIN_NOTIONAL)}")
     from messages.schema import PlaceBet
 
     if isinstance(body, PlaceBet) and body.fixed_stake is not None and body.fixed_stake < CASINO_MIN_BET:
@@ -140,7 +143,9 @@ def check_against_ledger(body, client, keys, agent: str, policy) -> None:
     read them (`ConfigError`, one line, nothing sent): an operator's move of more than its source has
     available or that would take the reserve under its floor (the rule the rebalancer applies again,
     `actors.policy.operator_moves.move_problem`), parking more reserve money at the casino than is
-    available, bringing home more than is parked. The actors decide again when the command arrives."""
+    available, bringing home more than is parked, money leaving the casino silo under its minimum
+    withdrawal, an adjustment that would take a bucket's available balance below 0. The actors decide
+    again when the command arrives."""
     from actors.ledger import read_ledger
     from actors.policy.operator_moves import move_problem
     from actors.rebalancer import balances_of
@@ -152,6 +157,19 @@ def check_against_ledger(body, client, keys, agent: str, policy) -> None:
         problem = move_problem(body.source, body.dest, body.amount, ledger.available, balances_of(ledger), policy)
         if problem is not None:
             raise ConfigError(f"--amount {format_usd(body.amount)}: {problem}")
+        from actors.silo.reconcile import HOME
+
+        if HOME[body.source] == "casino" != HOME[body.dest]:
+            _check_casino_withdrawal(body.amount, f"a move from {body.source} to {body.dest}", "moved")
+    if isinstance(body, PlaceFunds) and body.silo == "wallet":
+        _check_casino_withdrawal(body.amount, "bringing parked money home", "sent")
+    from messages.silo_msgs import AdjustLedger
+
+    if isinstance(body, AdjustLedger) and body.amount < 0:  # the bucket's actor refuses it again on arrival
+        have = read_ledger(client, keys, agent).available.get(body.bucket, 0)
+        if have + body.amount < 0:
+            raise ConfigError(f"--amount {format_usd(body.amount)}: {body.bucket} has only {format_usd(have)} "
+                              f"available; the adjustment would make it negative; nothing was sent")
     if isinstance(body, PlaceFunds):
         from actors.silo.reconcile import parked_left
 
@@ -163,6 +181,17 @@ def check_against_ledger(body, client, keys, agent: str, policy) -> None:
             what = f"only {format_usd(have)} of the {body.bucket} is parked at the casino"
         if body.amount > have:
             raise ConfigError(f"--amount {format_usd(body.amount)}: {what}; nothing was sent")
+
+
+def _check_casino_withdrawal(amount: int, what: str, verb: str) -> None:
+    """Money leaving the casino silo is a casino withdrawal: under its minimum the silo actor would
+    fail the transfer after the move was booked, so it is refused here (`ConfigError`)."""
+    from actors.silo.planning import CASINO_MIN_WITHDRAW
+    from messages.money import format_usd, format_usd_exact
+
+    if amount < CASINO_MIN_WITHDRAW:
+        raise ConfigError(f"--amount {format_usd_exact(amount)}: {what} is a casino withdrawal, and the casino's "
+                          f"minimum withdrawal is {format_usd(CASINO_MIN_WITHDRAW)}; nothing was {verb}")
 
 
 DESCRIPTION_MIN, DESCRIPTION_MAX = 3, 200

@@ -242,12 +242,12 @@ def _what(body, policy) -> str:
         return ""
     from actors.policy.buckets import bp_text
     from actors.policy.escrow_rules import escrow_fee
-    from messages.money import format_usd
+    from messages.money import format_usd_exact
 
-    fee = escrow_fee(body.amount, policy.escrow_fee_bp)
-    return (f": {format_usd(body.amount)} to lock; once released {safe_text(body.counterparty)} gets "
-            f"{format_usd(body.amount - fee)}, net of the escrow service's {bp_text(policy.escrow_fee_bp)} fee "
-            f"({format_usd(fee)})")
+    fee = escrow_fee(body.amount, policy.escrow_fee_bp)  # sub-cent figures shown exactly, so the three add up
+    return (f": {format_usd_exact(body.amount)} to lock; once released {safe_text(body.counterparty)} gets "
+            f"{format_usd_exact(body.amount - fee)}, net of the escrow service's {bp_text(policy.escrow_fee_bp)} fee "
+            f"({format_usd_exact(fee)})")
 
 
 def cmd_main(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from actors.ledger import HELD_KINDS, ledger_from
 from messages.catalogue import OUTCOME_KIND_BY_TAG, ROLES
 from messages.codec import FIELD
 from messages.errors import ConfigError, TreasuryError
-from messages.money import format_usd
+from messages.money import format_usd, format_usd_exact
 from messages.schema import BUCKETS
 from runtime.keys import Keys
 from runtime.redis_client import make_client
@@ -473,9 +473,9 @@ def summarize(body: dict, limit: int | None = SUMMARY_CHARS) -> str:
     elif kind == "EscrowCreated":
         # the counterparty is paid the amount less the escrow service's fee, never the gross amount
         net = body.get("net_to_counterparty", body["amount"] - body["fee"])
-        text = (f"escrow {body.get('escrow_id')}: {format_usd(body['amount'])} locked; on release "
-                f"{body.get('counterparty')} gets {format_usd(net)}, net of the escrow service's "
-                f"{format_usd(body['fee'])} fee; times out in {body.get('timeout_hours')} h (then refunded to "
+        text = (f"escrow {body.get('escrow_id')}: {format_usd_exact(body['amount'])} locked; on release "
+                f"{body.get('counterparty')} gets {format_usd_exact(net)}, net of the escrow service's "
+                f"{format_usd_exact(body['fee'])} fee; times out in {body.get('timeout_hours')} h (then refunded to "
                 f"this agent less the fee)")
     else:
         from supervisor.status_json import money_fields

@@ -107,8 +107,9 @@ def risk_block(risk: dict) -> Text:
     if risk["effective"] != risk["state"]:
         line.append("  (pause over: spends allowed)" if risk["effective"] == "ACTIVE" else f"  ({risk['effective']})",
                     style="yellow")
-    if risk["breaker"]:
-        line.append(f"  breaker {risk['breaker']}", style="bold")
+    if risk["breaker"]:  # who set it: a breaker by name, or a command's key (actors.risk_guard.is_manual)
+        manual = risk["breaker"].startswith("key ") or risk["breaker"] in ("operator", "agent", "pause_expired")
+        line.append(f"  {'set by' if manual else 'breaker'} {risk['breaker']}", style="bold")
     if risk["reason"]:
         line.append(f"  — {risk['reason']}")
     if risk["until_ms"]:
@@ -203,6 +204,11 @@ def transit_block(transit: dict) -> RenderableType:
     text = Text(f"in transit between silos: {format_usd(transit['amount'])}", style="bold yellow")
     if per_bucket:
         text.append(f" (held for {per_bucket})")
+    sent = sum(r["amount"] for r in transit["items"])
+    if len(transit["items"]) == transit["count"] and sent > transit["amount"]:
+        # a park moves reserve money with no ledger leg: it stays counted in its bucket, not held in transit
+        text.append(f"; {format_usd(sent)} sent in all, {format_usd(sent - transit['amount'])} of it still counted "
+                    f"in its bucket (parked money) until it lands")
     for r in transit["items"]:
         text.append(f"\n  {r['from_silo']} → {r['to_silo']} {format_usd(r['amount'])} {r['state']}, transfer ")
         text.append(r["transfer"], style="dim")

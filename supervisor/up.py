@@ -125,7 +125,20 @@ def check_up_args(args: argparse.Namespace) -> UpPlan:
     d = Path(args.data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
     if d.exists() and not d.is_dir():
         raise ConfigError(f"--data-dir {d} is a file, not a directory")
+    if getattr(args, "redis_url", None) is not None:  # last, once everything that needs no network is right
+        check_redis_reachable(args.redis_url)
     return UpPlan(d, roles, agents)
+
+
+def check_redis_reachable(url: str) -> None:
+    """`ConfigError` naming `--redis-url` when no Redis answers there: found before the sandbox and
+    the data directory's files, not as "lost the connection" after they were started."""
+    from supervisor.status import RedisUnreachable, open_client
+
+    try:
+        open_client(url).close()
+    except RedisUnreachable as exc:
+        raise ConfigError(f"--redis-url: {exc}") from None
 
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)

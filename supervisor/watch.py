@@ -34,17 +34,24 @@ from supervisor.status_view import (
     utc,
 )
 
+MAX_INTERVAL_S = 86_400.0
+"""The longest pause between refreshes `--interval` takes (a day)."""
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+
+def _interval_seconds(text: str) -> float:
+    """argparse type of `--interval`: seconds, above 0 and at most a day (`inf` cannot be slept)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= MAX_INTERVAL_S:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds up to {MAX_INTERVAL_S:g}")
     return value
 
 
 def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection_arguments(parser)
-    parser.add_argument("--interval", type=_positive_float, default=2.0, help="seconds between refreshes (default 2)")
+    parser.add_argument("--interval", type=_interval_seconds, default=2.0, help="seconds between refreshes (default 2)")
     parser.add_argument("--iterations", type=positive_int, default=None,
                         help="stop after this many refreshes (default: until Ctrl-C)")
     parser.add_argument("--json", action="store_true",

@@ -26,6 +26,7 @@ only place this table is applied: RiskGuard calls it for every state change, bre
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 RANK = {"ACTIVE": 0, "PAUSED": 1, "HALTED": 2}
@@ -74,6 +75,12 @@ def may_change(state: str, until_ms: int, new_state: str, new_until_ms: int, aut
         return None if who in TIGHTEN else f"{who} may not change the risk state"
     if who in RELAX:
         return None
-    target = new_state if new_state != "PAUSED" or new_until_ms == NO_END else f"PAUSED until {new_until_ms}"
-    return (f"{current} -> {target} relaxes the risk state and needs an operator key "
-            f"(this command carries {who} authority)")
+    return (f"{_label(current, current_until)} -> {_label(new_state, new_until_ms)} relaxes the risk state and needs "
+            f"an operator key (this command carries {who} authority)")
+
+
+def _label(state: str, until_ms: int) -> str:
+    """A state for a reason sentence: a pause with an end names it as a UTC time, not epoch ms."""
+    if state != "PAUSED" or until_ms == NO_END:
+        return state
+    return f"PAUSED until {datetime.fromtimestamp(until_ms / 1000, tz=UTC):%Y-%m-%d %H:%M:%S} UTC"

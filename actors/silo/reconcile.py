@@ -4,7 +4,8 @@ Pure arithmetic (`expected_by_silo`, `compare`) plus the read (`reconcile`). The
 for a silo is the whole value of the buckets whose home it is (`rebalancer.HOME_SILO`), corrected
 for silo transfers not finished: money the ledger already counts at the destination but that has
 not left the origin is added back to the origin; money sent and not yet landed is in flight,
-shown separately and counted in neither silo.
+shown separately and counted in neither silo. The trading figure leaves out the open positions'
+unrealized P&L: the venue's figure is collateral plus posted margin, and the mark is not in it.
 
 Money that moves at a venue outside a silo transfer is counted where it physically went. Income
 (escrow payouts received, payments, casino referral commissions, unexplained deposits) is booked
@@ -63,6 +64,11 @@ def expected_by_silo(ledger, transfers, parked: int = 0, escrow_spent: int = 0, 
     for bucket, silo in HOME.items():
         expected[silo] += ledger.bucket(bucket)
     notes: dict[str, list[str]] = {s: [] for s in SILOS}
+    unrealized = ledger.held_by("trading", "unrealized")
+    if unrealized:  # the open positions' mark: in the bucket's value, not in the venue's collateral and margin
+        expected["trading"] -= unrealized
+        notes["trading"].append(f"open positions' unrealized P&L of {format_usd(unrealized)} is not counted: it "
+                                f"is not in the venue's collateral until they close")
     locked = ledger.held_by("reserve", "locked")
     if locked:
         notes["wallet"].append(f"{format_usd(locked)} locked in escrow is at the escrow service")

@@ -32,7 +32,9 @@ def test_parse_usd_is_exact(text, micros):
         ("abc", "not a number"),
         (True, "boolean"),
         (float("nan"), "finite"),
-        (None, "expected an amount"),
+        (None, "expected an amount, got no value"),  # an agents file's `null`, not Python's NoneType
+        ([1], "expected an amount, got a list"),
+        ({"usd": 1}, "expected an amount, got an object"),
         ("1e20", "not a number"),
         (str(10**10), "beyond"),
         ("1_000", "not a number"),

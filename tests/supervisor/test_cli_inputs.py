@@ -77,6 +77,11 @@ def _with(argv: list[str], flag: str, value: str) -> list[str]:
     (_with(OPEN, "--notional", "-3"), "--notional: -3 is negative; it must be positive"),
     (["agent", "add", "alice", "--capital", " 10"], "capital: ' 10' has spaces around the number"),
     (["agent", "add", "alice", "--capital", "10 "], "capital: '10 ' has spaces around the number"),
+    (["journal", "archive", "--dir", "/nonexistent/a", "--older-than-days", "-1"],  # named "journal archive"
+     "--older-than-days must not be negative"),
+    (["watch", "--interval", "abc"], "--interval: 'abc' is not a number of seconds"),  # not argparse's type name
+    (["watch", "--interval", "inf"], "--interval: inf is not a positive number of seconds up to 86400"),
+    (["watch", "--interval", "1e999"], "--interval: 1e999 is not a positive number of seconds up to 86400"),
 ])
 def test_bad_input_is_one_plain_line_before_anything_is_reached(argv, words):
     line = one_line_error(treasury(*argv, env=NO_REDIS))
@@ -156,6 +161,7 @@ def test_argument_errors_name_the_subcommand(argv, prog, extra):
     ("--timeout-hours", "-1", "--timeout-hours -1: must be between 1 and 72 hours"),
     ("--timeout-hours", "100000", "--timeout-hours 100000: must be between 1 and 72 hours"),
     ("--amount", "0.05", "--amount $0.05: the escrow service's minimum is $0.10"),
+    ("--amount", "0.000001", "--amount $0.000001: the escrow service's minimum is $0.10"),  # not "$0.00"
 ])
 def test_the_actors_limits_are_refused_before_publishing(flag, value, words, redis_url, prefix, rclient):
     keys = Keys(prefix, 8)

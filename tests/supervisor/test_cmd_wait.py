@@ -121,3 +121,13 @@ def test_money_policy_settings_are_given_in_usd_and_kept_in_micro_usd():
 
     assert check_policy_settings(["min_move=1", "referral_reinvest_threshold=250.50"]) == {
         "min_move": 1_000_000, "referral_reinvest_threshold": 250_500_000}
+
+
+def test_a_policy_setting_given_twice_is_refused_rather_than_the_last_one_winning():
+    from messages.errors import ConfigError
+    from supervisor.cmd_checks import check_policy_settings
+
+    with pytest.raises(ConfigError, match="policy setting 'max_bet_bp' is given twice"):
+        check_policy_settings(["max_bet_bp=200", "max_bet_bp=100"])
+    with pytest.raises(ConfigError, match="'min_move' is given twice"):
+        check_policy_settings(["min_move=1", "min_move=1"])

@@ -83,3 +83,34 @@ def test_the_sent_line_of_a_payment_says_net_of_the_fee():
 
     text = _what(CreateEscrow(counterparty="ag_bob1", amount=20_000_000, description="for data"), DEFAULT_POLICY)
     assert text == ": $20.00 to lock; once released ag_bob1 gets $19.80, net of the escrow service's 1.00 % fee ($0.20)"
+
+
+def test_sub_cent_escrow_figures_are_shown_exactly_so_they_add_up():
+    """$0.50 with a 1 % fee: $0.495 to the counterparty and a $0.005 fee, not "$0.49" and "$0.00"."""
+    from actors.policy.buckets import DEFAULT_POLICY
+    from messages.escrow_msgs import CreateEscrow
+    from supervisor.commands import _what
+
+    body = {"type": "EscrowCreated", "escrow_id": "esc_1", "counterparty": "ag_bob1", "amount": 500_000,
+            "fee": 5_000, "net_to_counterparty": 495_000, "timeout_hours": 24, "auto_release_at": "",
+            "locked_after": 500_000, "recovered": False, "fence_seq": 1}
+    line = summarize(body, limit=None)
+    assert "$0.50 locked" in line and "ag_bob1 gets $0.495, net of the escrow service's $0.005 fee" in line, line
+    text = _what(CreateEscrow(counterparty="ag_bob1", amount=500_000, description="for data"), DEFAULT_POLICY)
+    assert text == ": $0.50 to lock; once released ag_bob1 gets $0.495, net of the escrow service's 1.00 % fee ($0.005)"
+
+
+def test_an_amount_under_a_venue_minimum_is_named_exactly():
+    """A refusal for being under the minimum never shows the amount as "$0.00"."""
+    from actors.policy.buckets import DEFAULT_POLICY
+    from messages.errors import ConfigError
+    from messages.escrow_msgs import CreateEscrow
+    from messages.trading_msgs import OpenPosition
+    from supervisor.cmd_checks import check_against_policy
+
+    with pytest.raises(ConfigError, match=r"--amount \$0\.000001: the escrow service's minimum is \$0\.10"):
+        check_against_policy(CreateEscrow(counterparty="ag_bob1", amount=1, description="for data"), DEFAULT_POLICY)
+    position = OpenPosition(coin="BTC", side="long", win_rate="0.55", win_loss_ratio="2", stop_distance="0.02",
+                            leverage=2, notional=4_000)
+    with pytest.raises(ConfigError, match=r"--notional \$0\.004: the venue's minimum is \$10\.00"):
+        check_against_policy(position, DEFAULT_POLICY)

@@ -420,3 +420,18 @@ def test_a_new_agent_shows_its_limits_and_no_loss_before_riskguard_has_judged(rc
     perf = performance_rows(raw)
     assert perf["judged"] is False
     assert [(b["used_bp"], b["limit_bp"]) for b in perf["breakers"]] == [(0, 500), (0, 2000), (0, 2000)]
+
+
+@pytest.mark.parametrize("breaker, words", [
+    ("key local-agent", "risk HALTED  set by key local-agent  — check"),  # a command, not a breaker
+    ("operator", "risk HALTED  set by operator  — check"),
+    ("treasury_drawdown", "risk HALTED  breaker treasury_drawdown  — check"),
+])
+def test_the_risk_line_names_a_breaker_only_when_a_breaker_set_it(breaker, words):
+    from actors.risk_guard import is_manual
+    from supervisor.status_view import risk_block
+
+    assert is_manual(breaker) == (breaker != "treasury_drawdown")  # the same rule as RiskGuard's
+    risk = {"state": "HALTED", "effective": "HALTED", "breaker": breaker, "reason": "check", "until_ms": 0,
+            "peak": 0, "day_start": 0, "fence_seq": 0, "halted_buckets": {}}
+    assert risk_block(risk).plain.splitlines()[0] == words

@@ -70,3 +70,18 @@ def test_nothing_in_transit_says_so(rclient, keys, in_flight):
     console = Console(file=io.StringIO(), width=80, record=True)
     render_status(status, console)
     assert "nothing in transit between silos" in console.export_text()
+
+
+def test_a_park_in_flight_is_not_shown_as_nothing_in_transit():
+    """A park has no ledger leg (the money stays the reserve's): the heading must not read "$0.00"
+    above a $100.00 transfer with no word on where the $100.00 is."""
+    from supervisor.status_view import transit_block
+
+    transit = {"count": 1, "amount": 0, "by_bucket_micros": {}, "items": [
+        {"transfer": "place:8ee3", "from_silo": "wallet", "to_silo": "casino", "amount": USD(100), "state": "sent"}]}
+    console = Console(file=io.StringIO(), width=200, record=True)
+    console.print(transit_block(transit))
+    text = console.export_text()
+    assert ("in transit between silos: $0.00; $100.00 sent in all, $100.00 of it still counted in its bucket "
+            "(parked money) until it lands") in text, text
+    assert "wallet → casino $100.00 sent, transfer place:8ee3" in text

@@ -153,6 +153,7 @@ def test_an_entry_naming_an_agent_of_another_slot_is_dead_lettered_and_journaled
 @pytest.mark.parametrize("url, words", [
     ("http://127.0.0.1:6379", "expected a URL starting with redis://"),
     ("redis+cluster://127.0.0.1:7000/3", "a Redis Cluster has only database 0, not '3'"),
+    ("redis://127.0.0.1:1/0", "--redis-url: cannot reach Redis at redis://127.0.0.1:1/0"),  # before the sandbox
 ])
 def test_up_refuses_a_redis_url_it_cannot_use_in_one_line_before_anything_starts(tmp_path, url, words):
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}

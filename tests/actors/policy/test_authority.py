@@ -41,3 +41,14 @@ def test_an_ended_pause_lapses_to_active_by_expiry_and_counts_as_active():
 
 def test_a_bus_without_a_gate_is_a_trusted_writer():
     assert may_change("HALTED", 0, "ACTIVE", 0, None, NOW) is None
+
+
+def test_a_refusal_names_a_pause_end_as_a_utc_time_not_epoch_ms():
+    end = 1_796_433_106_169  # 2026-12-05 01:11:46.169 UTC
+    verdict = may_change("HALTED", 0, "PAUSED", end, "agent", end - 3_600_000)
+    assert verdict == ("HALTED -> PAUSED until 2026-12-05 01:11:46 UTC relaxes the risk state and needs an operator "
+                       "key (this command carries agent authority)")
+    verdict = may_change("PAUSED", end, "PAUSED", end - 60_000, "agent", end - 3_600_000)
+    assert verdict is not None and verdict.startswith(
+        "PAUSED until 2026-12-05 01:11:46 UTC -> PAUSED until 2026-12-05 01:10:46 UTC relaxes"), verdict
+    assert str(end) not in verdict

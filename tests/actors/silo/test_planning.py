@@ -130,6 +130,22 @@ def test_reconciliation_figures_add_up_to_the_ledger(buckets, locked, parked, sp
     assert sum(in_flight.values()) == moving
 
 
+def test_an_open_positions_unrealized_pnl_is_not_a_difference_at_the_trading_venue():
+    """The venue's trading figure is collateral plus posted margin; the ledger's trading bucket also
+    carries the open positions' mark (`unrealized`). A position marked at -$1.27 is no difference."""
+    from actors.silo.reconcile import compare
+
+    ledger = LedgerView(available={"reserve": usd("400"), "trading": usd("314.94"), "casino": usd("150"),
+                                   "referral": usd("100")},
+                        held={"trading": {"margin": usd("35"), "unrealized": -usd("1.27")}})
+    expected, in_flight, notes = expected_by_silo(ledger, [])
+    assert expected["trading"] == usd("349.94")  # what the venue holds: collateral $314.94 + margin $35.00
+    assert "unrealized P&L of -$1.27" in notes["trading"]
+    venue = {"wallet": usd("400"), "casino": usd("250"), "trading": usd("349.94")}
+    checks = {c.silo: c for c in compare(venue, expected, in_flight, notes, 10_000)}
+    assert checks["trading"].status == "match", checks["trading"]
+
+
 def test_a_credited_deposit_not_yet_landed_is_not_a_difference():
     from actors.silo.reconcile import compare
 
