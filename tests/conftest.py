@@ -46,6 +46,13 @@ def pytest_configure(config):
         compileall.compile_dir(root / package, quiet=2)
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: two workers per core (`--maxprocesses` caps it). Much of the suite waits on
+    subprocesses (`treasury` commands, workers, `treasury up`), so one worker per core leaves
+    the cores idle for a good part of the run."""
+    return 2 * len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2 * (os.cpu_count() or 1)
+
+
 LONG_FIRST = ("tests/supervisor/", "tests/faults/", "tests/actors/silo/")
 """Modules of end-to-end tests (CLI and worker subprocesses, `treasury up`, scenario stories)."""
 
