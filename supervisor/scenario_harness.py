@@ -40,6 +40,8 @@ AGENT = "scenario-agent"
 SESSION_MONEY = frozenset({"budget", "pnl"})
 """The casino session hash's micro-USD fields."""
 START_MS = 1_767_258_000_000  # 2026-01-01T09:00:00Z
+SETTLE_POLL_S = 0.02
+"""How long `ScenarioRun.settle` waits between two looks at the consumer groups (tests look more often)."""
 
 
 class ScenarioRun:
@@ -140,7 +142,7 @@ class ScenarioRun:
                 quiet += 1
             else:
                 quiet = 0
-            time.sleep(0.02)
+            time.sleep(SETTLE_POLL_S)
 
     def advance(self, ms: int) -> None:
         now = self.clock.advance(ms)

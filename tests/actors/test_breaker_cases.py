@@ -60,7 +60,7 @@ class Guard:
         return self.drain() if judge else None
 
     def drain(self):
-        while self.bus.poll_once(block_ms=20):
+        while self.bus.poll_once(wait=False):
             pass
         return read_risk(self.rclient, self.keys, AGENT)
 

@@ -36,7 +36,7 @@ def test_case6_a_bet_for_an_unknown_agent_is_refused_as_unknown_and_writes_nothi
     try:
         env = wrap(PlaceBet(game=CoinFlip(), win_prob=0.6), agent="nosuchagent", now_ms=1, new_id=seeded_ids(6))
         rclient.xadd(keys.agent_commands("nosuchagent", "casino"), {FIELD: encode(env)})
-        while bus.poll_once(block_ms=20):
+        while bus.poll_once(wait=False):
             pass
         dead = rclient.xrange(keys.dead(keys.shard("nosuchagent")))
         assert len(dead) == 1 and b"unknown agent 'nosuchagent'" in dead[0][1][b"error"]

@@ -177,7 +177,7 @@ def breakers_fire_exactly_when_the_oracle_says(redis_url, script, lag):
     def judge():
         client.xadd(risk_stream, {FIELD: encode(wrap(BalancesChanged(cause="tick"), agent=agent,
                                                      now_ms=clock.now_ms(), new_id=ids))})
-        while bus.poll_once(block_ms=5):
+        while bus.poll_once(wait=False):
             pass
         oracle.judge(clock.now_ms())
         RUNS["judgements"] += 1
@@ -227,7 +227,7 @@ def breakers_fire_exactly_when_the_oracle_says(redis_url, script, lag):
             elif kind == "resume":
                 client.xadd(risk_stream, {FIELD: encode(wrap(SetRisk(state="ACTIVE", reason="r"), agent=agent,
                                                              now_ms=now, new_id=ids))})
-                while bus.poll_once(block_ms=5):
+                while bus.poll_once(wait=False):
                     pass
                 oracle.resume(now)
                 continue

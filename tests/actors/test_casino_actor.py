@@ -45,7 +45,7 @@ def casino(redis_url, keys, rclient):
     def send(body):
         rclient.xadd(keys.agent_commands(AGENT, "casino"),
                      {FIELD: encode(wrap(body, agent=AGENT, now_ms=0, new_id=ids))})
-        while bus.poll_once(block_ms=20):
+        while bus.poll_once(wait=False):
             pass
 
     def events(kind):

@@ -67,7 +67,7 @@ def world(redis_url, keys, rclient):
     def send(body):
         env = wrap(body, agent=AGENT, now_ms=0, new_id=ids)
         rclient.xadd(keys.agent_commands(AGENT, "casino"), {FIELD: encode(env)})
-        while bus.poll_once(block_ms=20):
+        while bus.poll_once(wait=False):
             pass
         return env
 

@@ -66,7 +66,7 @@ def test_a_halt_landing_mid_batch_refuses_every_queued_bet_before_the_fence(worl
     busy.script = [("lose",)] * 5
     venue.place_bet_once = busy.place_bet_once
     publish(5)
-    while bus.poll_once(block_ms=20):
+    while bus.poll_once(wait=False):
         pass
     assert len(events(BetSettled)) == 1  # the bet in hand was placed before the halt: settled
     refused = events(BetRefused)
@@ -93,7 +93,7 @@ def test_resume_lets_bets_through_again(world):
     view.update(AGENT, RiskControl(state="ACTIVE", reason="operator resumed"))
     venue.script = [("lose",)]
     publish(1)
-    while bus.poll_once(block_ms=20):
+    while bus.poll_once(wait=False):
         pass
     assert len(events(BetSettled)) == 1
 
@@ -103,7 +103,7 @@ def test_the_typed_message_updates_an_actor_no_listener_feeds(world):
     view.fed_directly = False  # e.g. a test harness: only the mailbox carries broadcasts
     actor.ask(ControlChanged(AGENT, RiskControl(state="PAUSED", reason="cool-off", until_ms=60_000)))
     publish(1)
-    while bus.poll_once(block_ms=20):
+    while bus.poll_once(wait=False):
         pass
     assert [r.code for r in events(BetRefused)] == ["paused"] and venue.calls == 0
 

@@ -56,7 +56,7 @@ def guard(redis_url, keys):
         def send(self, body):
             steps.client.xadd(keys.agent_commands(AGENT, "risk"),
                               {FIELD: encode(wrap(body, agent=AGENT, now_ms=clock.now_ms(), new_id=ids))})
-            while bus.poll_once(block_ms=20):
+            while bus.poll_once(wait=False):
                 pass
             return read_risk(steps.client, keys, AGENT)
 

@@ -63,7 +63,7 @@ class Rig:
         role = "risk" if isinstance(body, SetRisk) else "casino"
         self.client.xadd(self.keys.agent_commands(AGENT, role), {FIELD: encode(env)})
         if role == "casino":
-            while self.bus.poll_once(block_ms=20):
+            while self.bus.poll_once(wait=False):
                 pass
         return env
 
@@ -152,7 +152,7 @@ def test_a_spend_verified_once_stays_verified_after_its_signature_expires(redis_
         late = sign(wrap(BET, agent=AGENT, now_ms=rig.clock.now_ms() - 120_000, new_id=rig.ids), KEY,
                     now_ms=rig.clock.now_ms() - 120_000, ttl_ms=60_000)
         rig.client.xadd(keys.agent_commands(AGENT, "casino"), {FIELD: encode(late)})
-        while rig.bus.poll_once(block_ms=20):
+        while rig.bus.poll_once(wait=False):
             pass
         [rejected] = rig.events(CommandRefused)
         assert "expired" in rejected.reason and env.id != late.id
@@ -172,7 +172,7 @@ def test_on_a_redis_that_may_lose_writes_every_bet_is_looked_up_before_it_is_pla
             # what the venue remembers of the attempt Redis forgot
             rig.venue.placed[env.id] = rig.venue._result(env.id, "multiplier", parse_usd("3"), False, 0)
             rig.client.xadd(rig.keys.agent_commands(AGENT, "casino"), {FIELD: encode(env)})
-            while rig.bus.poll_once(block_ms=20):
+            while rig.bus.poll_once(wait=False):
                 pass
             [settled] = rig.events(BetSettled)
             assert rig.venue.calls == 0  # looked up, found, booked: not placed a second time

@@ -67,7 +67,7 @@ class Guard:
         self.steps.client.xadd(self.keys.agent_commands(AGENT, "risk"),
                                {FIELD: encode(wrap(BalancesChanged(cause="test"), agent=AGENT,
                                                    now_ms=self.clock.now_ms(), new_id=self.ids))})
-        while self.bus.poll_once(block_ms=20):
+        while self.bus.poll_once(wait=False):
             pass
         return read_risk(self.steps.client, self.keys, AGENT)
 

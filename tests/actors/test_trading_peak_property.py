@@ -104,7 +104,7 @@ def trading_drawdown_fires_iff_the_real_loss_does(redis_url, monkeypatch, script
     def judge():
         client.xadd(keys.agent_commands(agent, "risk"),
                     {FIELD: encode(wrap(BalancesChanged(cause="p"), agent=agent, now_ms=clock.now_ms(), new_id=ids))})
-        while bus.poll_once(block_ms=5):
+        while bus.poll_once(wait=False):
             pass
 
     try:

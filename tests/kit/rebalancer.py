@@ -16,7 +16,7 @@ from messages.money import parse_usd
 from runtime.atomic import AtomicSteps
 from runtime.bus import Delivery, HandlerRejected, StreamBus, command_client
 from runtime.clock import ManualClock
-from runtime.journal import group_caught_up, read_journal
+from runtime.journal import read_journal
 
 try:
     from messages.trading_msgs import CloseAllPositions, PositionsClosedAll
@@ -121,10 +121,9 @@ class Harness:
         return env
 
     def pump_role(self, role: str) -> int:
-        stream = self.keys.agent_commands(self.agent, role)
-        if group_caught_up(self.client, stream, f"g:{role}"):
-            return 0  # nothing new: skip the blocking read (Redis times blocks out at its cron tick)
-        return self.buses[role].poll_once(block_ms=1)
+        # Not blocking: every entry is written before the pump reads, and a blocking read of an
+        # empty stream only returns at Redis's next cron tick (up to 100 ms at hz 10).
+        return self.buses[role].poll_once(wait=False)
 
     def pump(self, roles=ROLES, max_rounds: int = 100) -> int:
         """Deliver until no listed role has anything left; returns how many entries were handled."""

@@ -48,7 +48,7 @@ def publish(rclient, keys, env):
 
 
 def drain(bus):
-    while bus.poll_once(block_ms=20):
+    while bus.poll_once(wait=False):
         pass
 
 

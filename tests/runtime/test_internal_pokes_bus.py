@@ -45,7 +45,7 @@ def rebalancer(redis_url, keys, rclient):
 
     def send(env):
         rclient.xadd(keys.agent_commands(AGENT, "rebalancer"), {FIELD: encode(env)})
-        while bus.poll_once(block_ms=20):
+        while bus.poll_once(wait=False):
             pass
         return [decode(f[FIELD]) for _, f in rclient.xrange(keys.events(AGENT))]
 

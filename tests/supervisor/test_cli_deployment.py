@@ -47,6 +47,7 @@ def _outcome(rclient, keys: Keys, agent: str, msg_id: str, timeout_s: float = 20
     raise AssertionError(f"no outcome for {msg_id}")
 
 
+@pytest.mark.timeout(300)  # some thirty `treasury` commands in a row: more than the 120 s hang guard when loaded
 def test_operator_commands_on_a_running_deployment(tmp_path, redis_url, prefix, rclient):
     d = tmp_path / "deploy"
     up = Up(d, clean_env(REDIS_URL=redis_url), "--prefix", prefix, "--shard-count", "8", "--roles",

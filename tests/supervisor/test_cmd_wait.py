@@ -30,8 +30,17 @@ def treasury(*args, env, timeout=60):
                           timeout=timeout, check=False)
 
 
-@pytest.fixture
-def up(tmp_path, redis_url, prefix, rclient):
+@pytest.fixture(scope="module")
+def up(tmp_path_factory, redis_url):
+    """One `treasury up` for the module's tests (each starts the real CLI against it): alice is
+    added once; no test depends on what another did to her (see each test's own before/after)."""
+    import uuid
+
+    import redis
+
+    tmp_path = tmp_path_factory.mktemp("up")
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    rclient = redis.Redis.from_url(redis_url)
     env = {**os.environ, "REDIS_URL": redis_url, "TREASURY_DATA_DIR": str(tmp_path)}
     env.pop("TREASURY_KEYS", None), env.pop("TREASURY_KEYS_FILE", None)
     proc = subprocess.Popen([sys.executable, "-m", "supervisor.cli", "up", "--data-dir", str(tmp_path),
@@ -51,6 +60,7 @@ def up(tmp_path, redis_url, prefix, rclient):
         def cmd(*argv):
             return treasury("cmd", "--prefix", prefix, "--timeout", "30", *argv, env=env)
 
+        cmd.prefix = prefix
         yield cmd
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -58,6 +68,10 @@ def up(tmp_path, redis_url, prefix, rclient):
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        keys = list(rclient.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            rclient.delete(*keys)
+        rclient.close()
 
 
 def test_a_bet_over_the_overridden_cap_is_refused_with_the_effective_number_and_exits_1(up):
@@ -88,8 +102,8 @@ def test_wait_rebalance_returns_its_outcome_and_exits_0(up):
     print(f"rebalance --wait answered in {took:.2f} s (process start included)")
 
 
-def test_set_policy_with_an_unknown_or_out_of_range_setting_is_refused_before_publishing(up, rclient, prefix):
-    keys = Keys(prefix, 8)
+def test_set_policy_with_an_unknown_or_out_of_range_setting_is_refused_before_publishing(up, rclient):
+    keys = Keys(up.prefix, 8)
     stream = keys.agent_commands("alice", "rebalancer")
     before = rclient.xlen(stream)
     for setting, words in (("max_bet_percent=1", "unknown policy setting 'max_bet_percent'"),

@@ -85,7 +85,7 @@ def treasury(redis_url, keys, rclient):
             while busy:
                 busy = False
                 for role in ("rebalancer", "casino", "risk"):  # the rebalancer's legs are not needed here
-                    while buses[role].poll_once(block_ms=10):
+                    while buses[role].poll_once(wait=False):
                         busy = True
 
         def lose(self, usd: str):

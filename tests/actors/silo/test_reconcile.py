@@ -25,7 +25,11 @@ from venue.errors import VenueUnavailable
 
 
 @pytest.fixture
-def h(redis_url, keys):
+def h(redis_url, keys, monkeypatch):
+    # These agents hold USDC only, so no price enters a reconciliation: the sandbox's markets walk at
+    # most 10 steps per catch-up instead of 5,000 (an hour of clock is 3,600 one-second steps for
+    # each of 17 instruments; two simulated days of hourly ticks would spend ~40 s walking prices).
+    monkeypatch.setattr("sandbox.prices.MAX_CATCH_UP_STEPS", 10)
     harness = SiloHarness(redis_url, keys)
     yield harness
     harness.close()
