@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from actors.escrow.manager import EscrowManager
 from actors.escrow.venue import escrow_venue_factory
 from messages.envelope import seeded_ids
+from messages.silo_msgs import Reconcile, ReconciliationChecked
 from tests.kit.silo import SILO_ROLES, SiloHarness
 from venue.client import CasinoClient
 
@@ -55,6 +56,12 @@ class EscrowSiloHarness(SiloHarness):
         credits = sum(r["amount"] for r in rows if r["type"] == "credit" and r["reason"].startswith("escrow_"))
         return VenueView(wallet=self.wallet_usdc(), casino=self.casino_balance(),
                          escrowed=int(escrowed), escrow_debits=int(debits), escrow_credits=int(credits))
+
+    def reconcile(self) -> dict:
+        """Reconcile now (`Reconcile` to the silo role, pumped): the check's answer per silo, by name."""
+        self.send(Reconcile(reason="test"), role="silo")
+        self.pump()
+        return {c.silo: c for c in self.journal(ReconciliationChecked)[-1].silos}
 
     def close(self) -> None:
         if self.escrow.is_alive():

@@ -20,7 +20,7 @@ from messages.escrow_msgs import (
     ReleaseEscrow,
     SyncEscrows,
 )
-from messages.silo_msgs import PlaceFunds, Reconcile, ReconciliationChecked
+from messages.silo_msgs import PlaceFunds
 from runtime.keys import Keys
 from tests.kit.escrow_silo import EscrowSiloHarness
 from tests.kit.rebalancer import usd
@@ -35,14 +35,8 @@ def h(redis_url, keys):
     harness.close()
 
 
-def reconcile(h) -> dict:
-    h.send(Reconcile(reason="test"), role="silo")
-    h.pump()
-    return {c.silo: c for c in h.journal(ReconciliationChecked)[-1].silos}
-
-
 def differences(h) -> dict[str, int]:
-    return {silo: c.difference_micros for silo, c in reconcile(h).items()}
+    return {silo: c.difference_micros for silo, c in h.reconcile().items()}
 
 
 def pay(h, amount: str):
@@ -55,7 +49,7 @@ def park(h, amount: str) -> None:
     h.send(PlaceFunds(bucket="reserve", silo="casino", amount=usd(amount), reason="escrow float"), role="silo")
     h.pump()
     h.advance(61_000)  # the casino credits the deposit; the next silo message lands it
-    reconcile(h)
+    h.reconcile()
 
 
 def test_escrow_paid_from_unparked_casino_money_reconciles_through_release(h):
@@ -107,7 +101,7 @@ def test_an_escrow_does_not_take_the_referral_buckets_money(h):
     assert isinstance(refused, EscrowRefused) and refused.code == "insufficient_balance"
     assert "referral" in refused.reason
     assert h.casino_balance() == usd("200")
-    assert all(c.status == "match" for c in reconcile(h).values())
+    assert all(c.status == "match" for c in h.reconcile().values())
 
 
 # ---------------------------------------------------------------- property
@@ -175,7 +169,7 @@ def test_reconciliation_stays_clean_over_any_sequence_of_escrows(redis_url, pref
             reserve_at_casino = venue.casino - homed_at_casino - surplus
             assert abs(venue.wallet + reserve_at_casino + venue.escrowed - ledger.bucket("reserve")) <= TOLERANCE
             # and reconciliation says the same: the wallet matches, the casino is off by the unbooked credits
-            found = reconcile(h)
+            found = h.reconcile()
             assert found["wallet"].status == "match", (ops, found)
             assert found["trading"].status == "match", (ops, found)
             assert abs(found["casino"].difference_micros - surplus) <= TOLERANCE, (ops, found)
@@ -204,4 +198,4 @@ def test_parked_money_an_escrow_spent_cannot_be_brought_home(h):
     h.pump()
     assert len(h.journal(SiloTransferLanded)) == landed + 1
     assert h.casino_balance() == usd("199.50")  # the casino's $0.50 withdrawal fee, booked to the reserve
-    assert all(c.status == "match" for c in reconcile(h).values())
+    assert all(c.status == "match" for c in h.reconcile().values())

@@ -11,7 +11,6 @@ from actors.chain_view import addresses_key
 from actors.referral import build
 from messages.envelope import seeded_ids, wrap
 from messages.referral_msgs import ReferralSwept, SweepReferrals
-from messages.silo_msgs import Reconcile, ReconciliationChecked
 from tests.kit.escrow_silo import EscrowSiloHarness
 from tests.kit.rebalancer import usd
 from tests.kit.referral import deliver
@@ -24,12 +23,6 @@ def h(redis_url, keys):
     harness = EscrowSiloHarness(redis_url, keys)
     yield harness
     harness.close()
-
-
-def reconcile(h) -> dict:
-    h.send(Reconcile(reason="test"), role="silo")
-    h.pump()
-    return {c.silo: c for c in h.journal(ReconciliationChecked)[-1].silos}
 
 
 def sweep(h, actor, seed: int) -> ReferralSwept:
@@ -49,7 +42,7 @@ def test_a_wallet_commission_asked_for_paid_and_counted_is_never_a_difference(h)
             (wallet_id, usd("24"), usd("2.40"), h.clock.now_ms()))
         asked = sweep(h, actor, 1)
         assert asked.withdrawals == {"wallet": usd("2.40")} and h.fields()["referral:in_transit"] == usd("2.40")
-        found = reconcile(h)
+        found = h.reconcile()
         assert all(c.status == "match" for c in found.values()), found
         assert found["wallet"].in_flight_micros == usd("2.40")
 
@@ -58,13 +51,13 @@ def test_a_wallet_commission_asked_for_paid_and_counted_is_never_a_difference(h)
                                     "WHERE referrer_id = ?", (wallet_id,))
         base = h.client.hget(addresses_key(h.keys, h.agent), "base").decode()
         h.admin.fund_wallet("base", base, usd("2.40"))
-        found = reconcile(h)
+        found = h.reconcile()
         assert all(c.status == "match" for c in found.values()), found
 
         h.advance(WEEK_MS + 60_000)
         landed = sweep(h, actor, 2)
         assert landed.landed == {"wallet": usd("2.40")} and h.fields()["referral"] == usd("102.40")
-        found = reconcile(h)
+        found = h.reconcile()
         assert all(c.status == "match" and c.difference_micros == 0 for c in found.values()), found
         assert found["wallet"].ledger_micros == found["wallet"].venue_micros
     finally:
@@ -100,5 +93,5 @@ def test_an_escrow_referral_commission_is_referral_income_booked_once(h):
     income, = h.journal(IncomeBooked)
     assert income.bucket == "referral" and income.amount == commission
     assert h.fields()["referral"] == usd("100") + commission
-    found = reconcile(h)
+    found = h.reconcile()
     assert all(c.status == "match" and c.difference_micros == 0 for c in found.values()), found
