@@ -51,11 +51,15 @@ def test_the_money_limit_is_named_in_dollars():
     assert str(err.value) == "capital: $99,999,999,999,999.00 is beyond the $1,000,000,000.00 limit"
 
 
+def escrow_created(amount: int, fee: int) -> dict:
+    """An `EscrowCreated` event body as the journal holds it (micro-USD)."""
+    return {"type": "EscrowCreated", "escrow_id": "esc_1", "counterparty": "ag_bob1", "amount": amount, "fee": fee,
+            "net_to_counterparty": amount - fee, "timeout_hours": 24, "auto_release_at": "", "locked_after": amount,
+            "recovered": False, "fence_seq": 1}
+
+
 def test_the_escrow_line_says_the_counterparty_is_paid_net_of_the_fee():
-    body = {"type": "EscrowCreated", "escrow_id": "esc_1", "counterparty": "ag_bob1", "amount": 20_000_000,
-            "fee": 200_000, "net_to_counterparty": 19_800_000, "timeout_hours": 24, "auto_release_at": "",
-            "locked_after": 20_000_000, "recovered": False, "fence_seq": 1}
-    line = summarize(body, limit=None)
+    line = summarize(escrow_created(20_000_000, 200_000), limit=None)
     assert "$20.00 locked" in line and "ag_bob1 gets $19.80, net of the escrow service's $0.20 fee" in line, line
     assert "$20.00 to ag_bob1" not in line
 
@@ -91,10 +95,7 @@ def test_sub_cent_escrow_figures_are_shown_exactly_so_they_add_up():
     from messages.escrow_msgs import CreateEscrow
     from supervisor.commands import _what
 
-    body = {"type": "EscrowCreated", "escrow_id": "esc_1", "counterparty": "ag_bob1", "amount": 500_000,
-            "fee": 5_000, "net_to_counterparty": 495_000, "timeout_hours": 24, "auto_release_at": "",
-            "locked_after": 500_000, "recovered": False, "fence_seq": 1}
-    line = summarize(body, limit=None)
+    line = summarize(escrow_created(500_000, 5_000), limit=None)
     assert "$0.50 locked" in line and "ag_bob1 gets $0.495, net of the escrow service's $0.005 fee" in line, line
     text = _what(CreateEscrow(counterparty="ag_bob1", amount=500_000, description="for data"), DEFAULT_POLICY)
     assert text == ": $0.50 to lock; once released ag_bob1 gets $0.495, net of the escrow service's 1.00 % fee ($0.005)"
