@@ -48,6 +48,7 @@ from messages.schema import (
     SessionStopped,
     StartSession,
 )
+from messages.silo_msgs import SiloTick
 from runtime.atomic import AtomicSteps, Commit, FenceStatus
 from runtime.bus import Delivery
 from runtime.clock import Clock
@@ -383,9 +384,12 @@ class CasinoBucket(TreasuryActor):
                 agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         if b.seq and b.seq % SCAN_EVERY_RESERVATIONS == 0:
             # the casino ledger answers its newest 50 rows only, and a bet writes up to two: a busy
-            # agent's escrow payouts are looked for before they leave that window, not only each minute
-            commit.emit(k.agent_commands(agent, role_of(ScanIncoming)),
-                        wrap(ScanIncoming(), agent=agent, now_ms=now, new_id=self.new_id, cause=env))
+            # agent's credits from outside are looked for before they leave that window, not only
+            # on the schedule: escrow payouts by this role, payments from other agents and
+            # unexplained deposits by the silo role's watch
+            for poke in (ScanIncoming(), SiloTick()):
+                commit.emit(k.agent_commands(agent, role_of(type(poke))),
+                            wrap(poke, agent=agent, now_ms=now, new_id=self.new_id, cause=env))
         commit.ack(delivery.stream, delivery.group, delivery.entry_id)
         b.commit, b.commit_ms = commit, now
 
@@ -434,9 +438,10 @@ class CasinoBucket(TreasuryActor):
 
 
 SCAN_EVERY_RESERVATIONS = 20
-"""A bet whose fence sequence number is a multiple of this asks for a `ScanIncoming` in its settle
-commit: at most 20 reservations (40 casino ledger rows) between two scans, inside the 50 rows
-`GET /auth/ledger` answers."""
+"""A bet whose fence sequence number is a multiple of this asks for a `ScanIncoming` (escrow
+payouts, this role) and a `SiloTick` (payments from other agents, unexplained deposits: the silo
+role's income watch) in its settle commit: at most 20 reservations (40 casino ledger rows)
+between two scans, inside the 50 rows `GET /auth/ledger` answers."""
 
 
 class _Bet:

@@ -159,9 +159,11 @@ def test_a_probability_no_bet_can_be_sized_with_is_refused_once_with_its_reason(
 
 def test_a_busy_agent_reads_its_casino_ledger_before_bets_push_a_payout_out_of_its_50_rows(casino):
     """`GET /auth/ledger` answers the newest 50 rows and each bet writes up to two: every 20th
-    reservation asks for a `ScanIncoming` in its own settle commit, besides the minute tick."""
+    reservation asks for a `ScanIncoming` (escrow payouts) and a `SiloTick` (payments from other
+    agents, the silo role's income watch) in its own settle commit, besides the scheduled ticks."""
     from actors.casino import SCAN_EVERY_RESERVATIONS
     from messages.flow_msgs import ScanIncoming
+    from messages.silo_msgs import SiloTick
 
     venue, send, events, commands, *_ = casino
     for _ in range(2 * SCAN_EVERY_RESERVATIONS + 5):
@@ -169,4 +171,5 @@ def test_a_busy_agent_reads_its_casino_ledger_before_bets_push_a_payout_out_of_i
         send(PlaceBet(game=CoinFlip(), win_prob=0.5, kelly="full", fixed_stake=parse_usd("0.10")))
     assert len(events(BetSettled)) == 2 * SCAN_EVERY_RESERVATIONS + 5
     assert sum(isinstance(c, ScanIncoming) for c in commands("casino")) == 2
+    assert sum(isinstance(c, SiloTick) for c in commands("silo")) == 2
     assert venue.scans == 2  # and each was carried out
