@@ -123,11 +123,17 @@ def escrow_outflows(client, keys, agent: str) -> int:
     return spent
 
 
+def parked_at_casino(client, keys, agent: str, bucket: str = "reserve") -> int:
+    """`bucket`'s money parked at the casino (net landed `PlaceFunds`; the paper float), micro-USD,
+    before anything escrows took of it."""
+    return int(client.hget(placement_key(keys, agent), f"{bucket}@casino") or 0)
+
+
 def parked_left(client, keys, agent: str, bucket: str = "reserve") -> int:
     """What of `bucket`'s money parked at the casino is still there (never below 0): the reserve's
     position at the casino, net of what escrows locked and spent (the most that can be brought
     home without taking another bucket's money)."""
-    parked = int(client.hget(placement_key(keys, agent), f"{bucket}@casino") or 0)
+    parked = parked_at_casino(client, keys, agent, bucket)
     if bucket != "reserve":
         return parked
     locked = read_ledger(client, keys, agent).held_by("reserve", "locked")
@@ -177,7 +183,7 @@ def reconcile(client, keys, agent: str, venues, *, tolerance: int = DEFAULT_TOLE
         if value is None:
             unread[silo] = note
     ledger = read_ledger(client, keys, agent)
-    parked = int(client.hget(placement_key(keys, agent), "reserve@casino") or 0)
+    parked = parked_at_casino(client, keys, agent)
     spent = escrow_outflows(client, keys, agent)  # parked or not: escrows are paid from the casino balance
     referral = read_referral_state(client, keys, agent)
     payouts = [amount for amount in referral.in_transit.values() if amount > 0]
