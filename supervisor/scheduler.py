@@ -24,7 +24,7 @@ import bisect
 import logging
 import zlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import redis
 
@@ -174,23 +174,25 @@ class Scheduler:
             return agents[bisect.bisect_right(phases, lo):bisect.bisect_right(phases, hi)]
         return agents[bisect.bisect_right(phases, lo):] + agents[:bisect.bisect_right(phases, hi)]
 
-    def _busy_or_idle_turn(self, tick: Tick, due: list[str], now: int,
-                           last_change: dict[str, int | None]) -> list[str]:
-        """Of `due`, the agents whose ledger changed in the last `IDLE_AFTER_MS`, and the idle ones
-        whose turn it is (one period of `tick` in every `idle_every_ms`). `last_change` caches each
-        agent's newest value-series time for this run (one pipelined read for the agents it lacks
-        whose turn it is not)."""
+    def _each(self, agents: list[str], read: Callable[[Any, str], Any]) -> list[Any]:
+        """`read(pipeline, agent)` for each agent, in one pipelined round trip; the replies in order."""
+        if not agents:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for agent in agents:
+            read(pipe, agent)
+        return list(pipe.execute())
+
+    def _busy_or_idle_turn(self, tick: Tick, due: list[str], now: int) -> list[str]:
+        """Of `due`, the idle agents whose turn it is (one period of `tick` in every
+        `idle_every_ms`: no read), and the others whose ledger changed in the last `IDLE_AFTER_MS`
+        (the newest point of the value series, one pipelined read)."""
         every = max(1, (tick.idle_every_ms or tick.every_ms) // tick.every_ms)
         turn = {a for a in due if period_of(tick, a, now) % every == 0}
-        unknown = [a for a in due if a not in turn and a not in last_change]
-        if unknown:
-            probe = self.client.pipeline(transaction=False)
-            for agent in unknown:
-                probe.zrevrange(self.keys.values(agent), 0, 0, withscores=True)
-            for agent, newest in zip(unknown, probe.execute(), strict=True):
-                last_change[agent] = int(newest[0][1]) if newest else None
-        return [a for a in due if a in turn or ((changed := last_change[a]) is not None
-                                                and now - changed < IDLE_AFTER_MS)]
+        others = [a for a in due if a not in turn]
+        newest = self._each(others, lambda pipe, a: pipe.zrevrange(self.keys.values(a), 0, 0, withscores=True))
+        busy = {a for a, point in zip(others, newest, strict=True) if point and now - int(point[0][1]) < IDLE_AFTER_MS}
+        return [a for a in due if a in turn or a in busy]
 
     def run_once(self) -> int:
         """Publish every agent's ticks whose phase was crossed since the last run; returns how many.
@@ -207,7 +209,6 @@ class Scheduler:
         if not agents:
             return 0
         lasts = get_many(self.client, [self.period_key(t) for t in self.ticks])  # one slot each on a cluster
-        last_change: dict[str, int | None] = {}  # agent -> its ledger's last change (ms), read once a run
         sent = 0
         pipe = self.client.pipeline(transaction=False)
         for tick, raw in zip(self.ticks, lasts, strict=True):
@@ -221,12 +222,10 @@ class Scheduler:
             due = self.due(tick, last, now)
             looked = bool(due)  # agents whose phase was crossed: the window moves past them, ticked or not
             if due and tick.needs is not None:
-                probe = self.client.pipeline(transaction=False)
-                for agent in due:
-                    probe.exists(tick.needs(self.keys, agent))
-                due = [a for a, has in zip(due, probe.execute(), strict=True) if has]
+                has = self._each(due, lambda pipe, a, needs=tick.needs: pipe.exists(needs(self.keys, a)))
+                due = [a for a, there in zip(due, has, strict=True) if there]
             if due and tick.idle_every_ms is not None:
-                due = self._busy_or_idle_turn(tick, due, now, last_change)
+                due = self._busy_or_idle_turn(tick, due, now)
             if looked or now - last >= tick.every_ms // 2:
                 # the window is stored once an agent's phase was crossed in it (else the next run
                 # would look at the same agents again), and at least twice a period (so it never
