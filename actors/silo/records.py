@@ -33,7 +33,7 @@ OPEN_STATES = ("pending", "sending", "sent", "review", "unknown", "failed")
 
 
 def xfer_key(keys: Keys, agent: str, transfer: str) -> str:
-    return keys._k(keys.shard(agent), "silo_xfer", agent, transfer)
+    return keys._ak(agent, "silo_xfer", agent, transfer)
 
 
 def intents_key(keys: Keys, agent: str) -> str:
@@ -41,22 +41,22 @@ def intents_key(keys: Keys, agent: str) -> str:
 
 
 def income_key(keys: Keys, agent: str) -> str:
-    return keys._k(keys.shard(agent), "silo_income", agent)
+    return keys._ak(agent, "silo_income", agent)
 
 
 def seen_key(keys: Keys, agent: str) -> str:
-    return keys._k(keys.shard(agent), "silo_seen", agent)
+    return keys._ak(agent, "silo_seen", agent)
 
 
 def placement_key(keys: Keys, agent: str) -> str:
     """`<bucket>@<silo>` → micro-USD of the bucket's money parked away from its home silo (landed
     `PlaceFunds` transfers, net; the paper float), written by the silo actor and paper onboarding."""
-    return keys._k(keys.shard(agent), "silo_place", agent)
+    return keys._ak(agent, "silo_place", agent)
 
 
 def silo_state_key(keys: Keys, agent: str) -> str:
     """The silo actor's own per-agent fields: `watch_from_ms`, `last_reconcile_ms`."""
-    return keys._k(keys.shard(agent), "silo", agent)
+    return keys._ak(agent, "silo", agent)
 
 
 @dataclass(frozen=True)
