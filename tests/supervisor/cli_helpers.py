@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -32,3 +33,13 @@ def one_line_error(proc: subprocess.CompletedProcess, code: int = 2) -> str:
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     return lines[0]
+
+
+def stop_up(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop a `treasury up` started by a test as an operator would (SIGTERM: it drains its workers
+    and exits), killing it only if it has not exited after `timeout` seconds."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()

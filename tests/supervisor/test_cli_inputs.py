@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from runtime.keys import Keys
 from supervisor.cmd_schema import check_body
 from supervisor.deployment import record_deployment
 from supervisor.status import SUMMARY_CHARS, dead_reasons
-from tests.supervisor.cli_helpers import DEAD_REDIS, clean_env, one_line_error, treasury
+from tests.supervisor.cli_helpers import DEAD_REDIS, clean_env, one_line_error, stop_up, treasury
 
 NO_REDIS = clean_env(REDIS_URL=DEAD_REDIS)
 """Refused before Redis is reached: with nothing listening, nothing can have been published."""
@@ -228,11 +227,7 @@ def deployment(tmp_path_factory):
         assert "capital $1,000.00 allocated" in added.stdout, added.stderr
         yield run, client, Keys(prefix, 8), tmp
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_up(proc)
         for key in client.scan_iter(match=f"{prefix}:*"):
             client.delete(key)
 

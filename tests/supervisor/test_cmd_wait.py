@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,15 +18,11 @@ import time
 import pytest
 
 from runtime.keys import Keys
+from tests.supervisor.cli_helpers import stop_up, treasury
 
 pytestmark = pytest.mark.redis
 
 ROLES = "casino,risk,rebalancer,reserve"
-
-
-def treasury(*args, env, timeout=60):
-    return subprocess.run([sys.executable, "-m", "supervisor.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +58,7 @@ def up(tmp_path_factory, redis_url):
         cmd.prefix = prefix
         yield cmd
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_up(proc)
         keys = list(rclient.scan_iter(match=f"{prefix}:*", count=1000))
         if keys:
             rclient.delete(*keys)

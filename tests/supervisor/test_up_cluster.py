@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from messages.schema import BalancesChanged
 from runtime.bus import HandlerRejected, StreamBus
 from runtime.keys import Keys
 from runtime.redis_client import make_client, slot_of
+from tests.supervisor.cli_helpers import stop_up, treasury
 
 ROLES = "casino,risk"
 PREFIX = "tr"
@@ -42,11 +42,6 @@ def cluster_url():
         pytest.skip(f"cannot start a Redis Cluster here: {exc}")
     yield url
     cluster.stop()
-
-
-def treasury(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "supervisor.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
 
 
 def test_a_deployment_runs_on_a_cluster_onboards_bets_and_conserves_money(cluster_url, tmp_path):
@@ -116,11 +111,7 @@ def test_a_deployment_runs_on_a_cluster_onboards_bets_and_conserves_money(cluste
 
         assert proc.poll() is None, "the supervisor stopped"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_up(proc)
         client.close()
     assert proc.returncode == 0
 
